@@ -1,0 +1,275 @@
+//! Test harness: starts the real `camwall` binary and real sources (GStreamer RTSP server,
+//! ffmpeg) on 127.0.0.1 with ports picked at run time, and stops them by PID on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running camwall with its own config in a temporary directory.
+pub struct Camwall {
+    pub child: Option<Child>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `config` (JSON, `server.public_dir` pointed at the repository's `public/`) into a
+/// fresh directory and starts camwall on a free port.
+pub fn start_camwall(config: Value) -> Camwall {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config;
+    let public = repo_root().join("public");
+    config["server"]["public_dir"] = Value::String(public.to_string_lossy().into_owned());
+    let config_path = dir.path().join("cameras.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    start_with_config_file(dir, config_path)
+}
+
+pub fn camwall_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_camwall")
+}
+
+pub fn start_with_config_file(dir: tempfile::TempDir, config_path: PathBuf) -> Camwall {
+    let mut child = Command::new(camwall_bin())
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env("CAMWALL_LOG", "debug,warp=info,hyper=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start camwall");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stderr);
+        let mut line = String::new();
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            if let Some(url) = line.trim().strip_prefix("camwall listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+            line.clear();
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("camwall did not start; log:\n{}", log.lock().unwrap()));
+    Camwall {
+        child: Some(child),
+        base,
+        dir,
+        config_path,
+        stderr: log,
+    }
+}
+
+impl Camwall {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub async fn status(&self) -> Value {
+        reqwest::get(self.url("/api/ip-cameras/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn camera(&self, id: &str) -> Value {
+        let s = self.status().await;
+        s["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no camera {id} in {s}"))
+    }
+
+    /// Polls the status until `pred` holds for camera `id` (bounded by `timeout`).
+    pub async fn wait_camera(
+        &self,
+        id: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = Instant::now() + timeout;
+        loop {
+            let c = self.camera(id).await;
+            if pred(&c) {
+                return c;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "camera {id} never reached the condition; last status {c}\nlogs:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM and returns how long the process took to exit, and its status.
+    pub fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (t0.elapsed(), st);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("camwall did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Camwall {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GStreamer's RTSP server serving a live H.264 test pattern at `rtsp://127.0.0.1:PORT/cam`.
+pub struct RtspServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RtspServer {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_on(0, args)
+    }
+
+    pub fn start_on(port: u16, args: &[&str]) -> Self {
+        let script = repo_root().join("scripts/rtsp_test_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the RTSP test server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+            let mut rest = Vec::new();
+            let _ = stdout.read_to_end(&mut rest);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("RTSP test server did not start: {line:?} {err}")
+            });
+        RtspServer {
+            child: Some(child),
+            port,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Decodes a JPEG to RGB: (width, height, pixels).
+pub fn decode_rgb(data: &[u8]) -> (usize, usize, Vec<u8>) {
+    let img = turbojpeg::decompress(data, turbojpeg::PixelFormat::RGB).expect("valid JPEG");
+    (img.width, img.height, img.pixels)
+}
+
+pub async fn get_frame(cam: &Camwall, id: &str, query: &str) -> reqwest::Response {
+    reqwest::get(cam.url(&format!("/api/ip-cameras/frame/{id}{query}")))
+        .await
+        .unwrap()
+}
+
+/// A listener that accepts TCP connections and never answers: a camera stuck connecting.
+pub fn silent_listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

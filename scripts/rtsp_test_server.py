@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""A pull-mode RTSP test camera on 127.0.0.1, from GStreamer's RTSP server (Debian packages).
+
+Prints "PORT <n>" on stdout once it is listening (port 0 picks a free one), then serves until
+killed. Used by the integration tests and the benchmarks; run it with Debian's /usr/bin/python3,
+which has the `gi` bindings.
+
+  rtsp_test_server.py --port 0 --pattern smpte100 --size 640x360 --fps 15
+  rtsp_test_server.py --port 0 --clip clip.h264        (a pre-encoded H.264 stream, looped)
+"""
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--path", default="/cam")
+    ap.add_argument("--pattern", default="smpte100")
+    ap.add_argument("--size", default="640x360")
+    ap.add_argument("--fps", type=int, default=15)
+    ap.add_argument("--clip", help="raw H.264 Annex B file served in a loop instead of a live encode")
+    ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
+    ap.add_argument("--password")
+    args = ap.parse_args()
+
+    Gst.init(None)
+    w, h = args.size.split("x")
+    if args.clip:
+        launch = (
+            f"( multifilesrc location={args.clip} loop=true ! h264parse ! "
+            f"video/x-h264,framerate={args.fps}/1 ! identity sync=true ! "
+            f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+        )
+    else:
+        launch = (
+            f"( videotestsrc is-live=true pattern={args.pattern} ! "
+            f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
+            f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
+            f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+        )
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        server.set_auth(auth)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role_from_structure(
+            Gst.Structure.new_from_string("user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
+        )
+        factory.set_permissions(perms)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        print("cannot listen", file=sys.stderr)
+        sys.exit(1)
+    print(f"PORT {server.get_bound_port()}", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()

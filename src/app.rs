@@ -1,0 +1,95 @@
+//! Wiring: start the camera workers, serve the routes, and shut both down on one signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::web::{routes, WebState};
+
+/// How long open connections get to finish after shutdown starts.
+pub const CONNECTION_DRAIN: Duration = Duration::from_millis(1000);
+/// How long camera workers get to stop after shutdown starts.
+pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
+
+/// A running camwall: cameras started, not yet serving.
+pub struct App {
+    pub hub: Arc<Hub>,
+    pub public_dir: PathBuf,
+    cancel: CancellationToken,
+    cameras: TaskTracker,
+}
+
+impl App {
+    /// Starts a worker for every enabled camera. `public_dir` is already resolved.
+    pub fn start(config: &Config, public_dir: PathBuf) -> Self {
+        let hub = Arc::new(Hub::new(config));
+        let cancel = CancellationToken::new();
+        let cameras = TaskTracker::new();
+        for cam in hub.cameras() {
+            if cam.config.enabled {
+                cameras.spawn(crate::camera::worker::run(cam, cancel.child_token()));
+            }
+        }
+        cameras.close();
+        Self {
+            hub,
+            public_dir,
+            cancel,
+            cameras,
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops everything: open connections
+    /// get [`CONNECTION_DRAIN`], cameras [`CAMERA_STOP`]; whatever is still stuck after that
+    /// (a camera blocked in a DNS lookup, say) is abandoned so the process can exit.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let state = WebState {
+            hub: self.hub.clone(),
+            public_dir: self.public_dir.clone(),
+        };
+        let cancel = self.cancel.clone();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+        let server_cancel = cancel.clone();
+        let server = warp::serve(routes(state))
+            .incoming(listener)
+            .graceful(async move { server_cancel.cancelled().await })
+            .run();
+        let server = tokio::spawn(server);
+        cancel.cancelled().await;
+        info!("shutting down");
+        if tokio::time::timeout(CONNECTION_DRAIN, server)
+            .await
+            .is_err()
+        {
+            warn!("connections still open after {CONNECTION_DRAIN:?}; closing them");
+        }
+        if tokio::time::timeout(CAMERA_STOP, self.cameras.wait())
+            .await
+            .is_err()
+        {
+            warn!("some cameras did not stop within {CAMERA_STOP:?}; leaving them");
+        }
+    }
+}
+
+/// Binds the listen address, with a readable error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,4 @@
+//! Camera ingest: opening sources with FFmpeg and the per-camera worker that keeps them running.
+
+pub mod source;
+pub mod worker;

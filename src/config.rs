@@ -1,0 +1,443 @@
+//! The configuration file (`config/cameras.json`): serde types, documented defaults and validation.
+//!
+//! Loading never stops at the first problem: a parse error names the file, line, column and the
+//! JSON path of the field; validation errors name the camera id and the field, all of them at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::redact::redact_url;
+
+/// Listen address used when neither `--listen` nor `server.listen` gives one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server settings. Default: all defaults.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The cameras. Default: none.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `server` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `HOST:PORT` to listen on. Default `127.0.0.1:8000`; `--listen` overrides it.
+    pub listen: Option<String>,
+    /// Directory of the web pages. Relative paths are taken from the config file's directory.
+    /// Default `../public` (the repository's `public/` next to `config/`).
+    pub public_dir: PathBuf,
+    /// How long an encoded JPEG is served again to pollers before a newer frame is encoded.
+    /// Default 16 (the seed's frame cache).
+    pub frame_cache_ttl_ms: u64,
+    /// JPEG quality tiers, best first. The first one is the default quality of a snapshot.
+    /// Default `[85, 80, 70]` (the seed's steps).
+    pub quality_tiers: Vec<u8>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            public_dir: PathBuf::from("../public"),
+            frame_cache_ttl_ms: 16,
+            quality_tiers: vec![85, 80, 70],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `server.limits` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most cameras a config may hold. Default 256.
+    pub max_cameras: usize,
+    /// Most distinct encoded qualities kept per camera for pollers; the least recently used one
+    /// is dropped beyond it. Default 8.
+    pub max_cached_qualities: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_cameras: 256,
+            max_cached_qualities: 8,
+        }
+    }
+}
+
+/// One entry of `cameras`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Unique, URL-safe id: 1 to 64 of `A-Z a-z 0-9 _ -`, starting with a letter or digit. Required.
+    pub id: String,
+    /// Display name. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Anything FFmpeg opens: `rtsp://`, `http://` (MJPEG), a file, `/dev/videoN`, or
+    /// `lavfi:<filtergraph>` for a synthetic source. Required.
+    pub url: String,
+    /// Whether camwall runs this camera. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// FFmpeg input options (`-option value` of the ffmpeg CLI), e.g. `{"rtsp_transport": "udp"}`.
+    /// Default: none; camwall sets `rtsp_transport=tcp` for RTSP unless given here.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Time allowed to open the source before giving up. Default 10000.
+    #[serde(default = "default_open_timeout_ms")]
+    pub open_timeout_ms: u64,
+    /// A source that sends no packet for this long is treated as lost. Default 5000.
+    #[serde(default = "default_stall_timeout_ms")]
+    pub stall_timeout_ms: u64,
+    /// Cap on frames per second taken from the source (extra frames are dropped after decode).
+    /// Default: no cap.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_open_timeout_ms() -> u64 {
+    10_000
+}
+fn default_stall_timeout_ms() -> u64 {
+    5_000
+}
+
+impl CameraConfig {
+    /// Display name: `name`, else the id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// `line:column` of a syntax or type error, when known.
+    pub position: Option<(usize, usize)>,
+    /// Camera id (or `cameras[i]` when the id itself is the problem).
+    pub camera: Option<String>,
+    /// Field path, e.g. `cameras[1].max_fps` or `server.listen`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything wrong with a config file, with the file's name.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.path.display())?;
+            if let Some((line, col)) = issue.position {
+                write!(f, ":{line}:{col}")?;
+            }
+            write!(f, ": ")?;
+            if let Some(cam) = &issue.camera {
+                write!(f, "camera {cam:?}: ")?;
+            }
+            write!(f, "field `{}`: {}", issue.field, issue.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let fail = |issues| ConfigError {
+        path: path.to_path_buf(),
+        issues,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(vec![ConfigIssue {
+            position: None,
+            camera: None,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&text).map_err(fail)
+}
+
+/// Parses and validates config text.
+pub fn parse(text: &str) -> Result<Config, Vec<ConfigIssue>> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        let field = match e.path().to_string() {
+            p if p == "." => "(document)".to_string(),
+            p => p,
+        };
+        vec![ConfigIssue {
+            position: Some((inner.line(), inner.column())),
+            camera: None,
+            field,
+            // serde_json appends " at line L column C"; the position is reported separately.
+            message: strip_position(&inner.to_string()),
+        }]
+    })?;
+    let issues = validate(&config);
+    if issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(issues)
+    }
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Whether `id` is safe in a URL path segment, a file name and a log line.
+pub fn is_safe_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+}
+
+/// Checks one camera alone (not uniqueness). Returns (field, message) pairs.
+pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !is_safe_id(&cam.id) {
+        out.push((
+            "id",
+            format!(
+                "{:?} is not a safe id: use 1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit",
+                cam.id
+            ),
+        ));
+    }
+    if cam.url.trim().is_empty() {
+        out.push(("url", "must not be empty".into()));
+    } else if cam.url.starts_with("lavfi:") && cam.url.len() == "lavfi:".len() {
+        out.push((
+            "url",
+            "lavfi: needs a filtergraph, e.g. lavfi:testsrc2".into(),
+        ));
+    } else if cam.url.chars().any(|c| c.is_control()) {
+        out.push((
+            "url",
+            format!("{} contains control characters", redact_url(&cam.url)),
+        ));
+    }
+    if cam.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        out.push(("name", "must not be empty when given".into()));
+    }
+    if let Some(fps) = cam.max_fps {
+        if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
+            out.push(("max_fps", format!("{fps} is not in 0 < max_fps <= 240")));
+        }
+    }
+    if !(100..=600_000).contains(&cam.open_timeout_ms) {
+        out.push(("open_timeout_ms", "must be between 100 and 600000".into()));
+    }
+    if !(100..=600_000).contains(&cam.stall_timeout_ms) {
+        out.push(("stall_timeout_ms", "must be between 100 and 600000".into()));
+    }
+    for key in cam.options.keys() {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            out.push(("options", format!("{key:?} is not an FFmpeg option name")));
+        }
+    }
+    out
+}
+
+fn validate(config: &Config) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    let server = |field: &str, message: String| ConfigIssue {
+        position: None,
+        camera: None,
+        field: format!("server.{field}"),
+        message,
+    };
+    let s = &config.server;
+    if let Some(listen) = &s.listen {
+        if listen.parse::<SocketAddr>().is_err() {
+            issues.push(server(
+                "listen",
+                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"),
+            ));
+        }
+    }
+    if s.frame_cache_ttl_ms > 60_000 {
+        issues.push(server("frame_cache_ttl_ms", "must be at most 60000".into()));
+    }
+    if s.quality_tiers.is_empty() {
+        issues.push(server("quality_tiers", "needs at least one quality".into()));
+    }
+    if s.quality_tiers.iter().any(|q| !(1..=100).contains(q)) {
+        issues.push(server(
+            "quality_tiers",
+            "every quality must be between 1 and 100".into(),
+        ));
+    }
+    if s.quality_tiers.windows(2).any(|w| w[0] <= w[1]) {
+        issues.push(server(
+            "quality_tiers",
+            "qualities must be listed best first, strictly decreasing".into(),
+        ));
+    }
+    if s.limits.max_cached_qualities == 0 {
+        issues.push(server(
+            "limits.max_cached_qualities",
+            "must be at least 1".into(),
+        ));
+    }
+    if config.cameras.len() > s.limits.max_cameras {
+        issues.push(ConfigIssue {
+            position: None,
+            camera: None,
+            field: "cameras".into(),
+            message: format!(
+                "{} cameras exceed server.limits.max_cameras = {}",
+                config.cameras.len(),
+                s.limits.max_cameras
+            ),
+        });
+    }
+    let mut seen = HashSet::new();
+    for (i, cam) in config.cameras.iter().enumerate() {
+        let who = if is_safe_id(&cam.id) {
+            cam.id.clone()
+        } else {
+            format!("cameras[{i}]")
+        };
+        for (field, message) in validate_camera(cam) {
+            issues.push(ConfigIssue {
+                position: None,
+                camera: Some(who.clone()),
+                field: format!("cameras[{i}].{field}"),
+                message,
+            });
+        }
+        if !seen.insert(cam.id.as_str()) {
+            issues.push(ConfigIssue {
+                position: None,
+                camera: Some(who),
+                field: format!("cameras[{i}].id"),
+                message: "duplicate id: ids must be unique".into(),
+            });
+        }
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues(text: &str) -> Vec<ConfigIssue> {
+        parse(text).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = parse(r#"{"cameras":[{"id":"a","url":"lavfi:testsrc2"}]}"#).unwrap();
+        assert_eq!(c.server.frame_cache_ttl_ms, 16);
+        assert_eq!(c.server.quality_tiers, vec![85, 80, 70]);
+        assert!(c.cameras[0].enabled);
+        assert_eq!(c.cameras[0].display_name(), "a");
+        assert_eq!(c.cameras[0].stall_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = issues("{\n  \"cameras\": [\n    {\"id\": \"a\",, }\n  ]\n}");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].position.map(|p| p.0), Some(3));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let e = issues(r#"{"cameras":[{"id":"a","url":"x","fps":3}]}"#);
+        assert_eq!(e[0].field, "cameras[0].fps");
+        assert!(e[0].message.contains("unknown field `fps`"), "{:?}", e[0]);
+        let e = issues(r#"{"server":{"listen":"x","bogus":1}}"#);
+        assert!(e[0].message.contains("bogus"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = issues(r#"{"cameras":[{"id":"a","url":"x","max_fps":"ten"}]}"#);
+        assert_eq!(e[0].field, "cameras[0].max_fps");
+        assert!(e[0].position.is_some());
+    }
+
+    #[test]
+    fn all_validation_errors_are_reported_at_once() {
+        let e = issues(
+            r#"{"server":{"quality_tiers":[70,80]},"cameras":[
+                {"id":"a","url":""},
+                {"id":"a","url":"lavfi:testsrc2"},
+                {"id":"../x","url":"y"},
+                {"id":"b","url":"y","max_fps":0}
+            ]}"#,
+        );
+        let fields: Vec<_> = e.iter().map(|i| i.field.as_str()).collect();
+        assert!(fields.contains(&"server.quality_tiers"));
+        assert!(fields.contains(&"cameras[0].url"));
+        assert!(fields.contains(&"cameras[1].id"));
+        assert!(fields.contains(&"cameras[2].id"));
+        assert!(fields.contains(&"cameras[3].max_fps"));
+        let dup = e.iter().find(|i| i.field == "cameras[1].id").unwrap();
+        assert_eq!(dup.camera.as_deref(), Some("a"));
+        let bad = e.iter().find(|i| i.field == "cameras[2].id").unwrap();
+        assert_eq!(bad.camera.as_deref(), Some("cameras[2]"));
+    }
+
+    #[test]
+    fn safe_ids() {
+        assert!(is_safe_id("cam-1_A"));
+        for bad in ["", "-a", "a/b", "a b", "a.b", "é", &"x".repeat(65)] {
+            assert!(!is_safe_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_display_names_file_line_and_field() {
+        let err = ConfigError {
+            path: "config/cameras.json".into(),
+            issues: issues(r#"{"cameras":[{"id":"a","url":"x","max_fps":"ten"}]}"#),
+        };
+        let s = err.to_string();
+        assert!(s.starts_with("config/cameras.json:1:"), "{s}");
+        assert!(s.contains("cameras[0].max_fps"), "{s}");
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cameras.json");
+        let c = load(&path).unwrap();
+        assert_eq!(c.cameras.len(), 4);
+    }
+}

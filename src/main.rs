@@ -1,0 +1,169 @@
+//! The `camwall` binary: command line, config loading, signals and exit codes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info, warn};
+
+use camwall::config::{self, Config, DEFAULT_LISTEN};
+use camwall::logging::{self, LogFormat};
+use camwall::redact::redact_url;
+
+/// Exit status for a bad config or bad arguments.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for a runtime failure (cannot bind, FFmpeg missing).
+const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "camwall",
+    version,
+    about = "Watch many cameras live in a browser"
+)]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, default_value = "config/cameras.json")]
+    config: PathBuf,
+    /// Listen address HOST:PORT (default: server.listen from the config, else 127.0.0.1:8000).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the config and print its cameras; exit 2 if it is invalid.
+    CheckConfig,
+}
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("camwall: invalid config\n{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("{}: OK, {} camera(s)", path.display(), config.cameras.len());
+    for cam in &config.cameras {
+        println!(
+            "  {:<20} {:<8} {:<24} {}",
+            cam.id,
+            if cam.enabled { "enabled" } else { "disabled" },
+            cam.display_name(),
+            redact_url(&cam.url)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig) = cli.command {
+        return check_config(&cli.config);
+    }
+    logging::init(cli.log_format);
+    let config = match load_config(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listen = match cli.listen {
+        Some(a) => a,
+        None => {
+            let s = config.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+            match s.parse() {
+                Ok(a) => a,
+                Err(_) => {
+                    eprintln!(
+                        "camwall: {}: field `server.listen`: {s:?} is not HOST:PORT",
+                        cli.config.display()
+                    );
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+    };
+    let config_dir = cli.config.parent().unwrap_or(Path::new("."));
+    let public_dir = config_dir.join(&config.server.public_dir);
+    if !public_dir.join("index.html").is_file() {
+        warn!(dir = %public_dir.display(), "no index.html in the public directory; pages will 404");
+    }
+    if let Err(e) = camwall::init_ffmpeg() {
+        eprintln!("camwall: cannot initialize FFmpeg: {e}");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("camwall: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let code = rt.block_on(async move {
+        let listener = match camwall::app::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(%listen, error = %e, "cannot listen");
+                eprintln!("camwall: cannot listen on {listen}: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        let local = listener.local_addr().unwrap_or(listen);
+        let app = camwall::app::App::start(&config, public_dir);
+        info!(
+            cameras = config.cameras.len(),
+            "camwall listening on http://{local}"
+        );
+        // Tests and scripts read this line to learn the port when started with port 0.
+        println!("camwall listening on http://{local}");
+        app.serve(listener, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    });
+    // Blocking threads stuck inside FFmpeg (a DNS lookup cannot be interrupted) must not hold
+    // the process: give them a moment, then leave.
+    rt.shutdown_timeout(Duration::from_millis(300));
+    code
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
+async fn shutdown_signal() {
+    wait_signal().await;
+    info!("signal received: stopping (send it again to exit at once)");
+    tokio::spawn(async {
+        wait_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
