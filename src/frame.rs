@@ -97,8 +97,15 @@ impl std::fmt::Debug for Frame {
 impl Frame {
     /// Encodes this frame at `quality` and downscale `scale`. Returns the JPEG and whether
     /// libjpeg-turbo ran (false when a source JPEG was passed through as it is).
+    /// `full_quality` is the server's best tier: a source JPEG is passed through to anyone
+    /// asking for that much or for at least the source's own quality.
     /// Blocking: call from a blocking thread.
-    pub fn encode(&self, quality: u8, scale: u8) -> Result<(Jpeg, bool), EncodeError> {
+    pub fn encode(
+        &self,
+        quality: u8,
+        scale: u8,
+        full_quality: u8,
+    ) -> Result<(Jpeg, bool), EncodeError> {
         match &self.picture {
             Picture::Yuv(v) => Ok((jpeg::encode_planes(&v.planes(), quality, scale)?, true)),
             Picture::Jpeg {
@@ -107,7 +114,8 @@ impl Frame {
             } => {
                 // Re-encoding a JPEG at a quality near or above its own only loses detail and
                 // costs CPU: pass it through unless the client wants it clearly smaller.
-                let passthrough = scale <= 1 && src_q.is_none_or(|sq| quality + 2 >= sq);
+                let passthrough =
+                    scale <= 1 && src_q.is_none_or(|sq| quality + 2 >= sq.min(full_quality));
                 if passthrough {
                     Ok((
                         Jpeg {

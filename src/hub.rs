@@ -194,6 +194,11 @@ impl Camera {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Frames published since camwall started.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
     pub fn state(&self) -> CameraState {
         self.live().state
     }
@@ -342,9 +347,10 @@ impl Camera {
         }
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let f = frame.clone();
+        let full = self.full_quality();
         // libjpeg-turbo blocks for milliseconds: keep it off the async workers.
         let (jpeg, encoded) =
-            tokio::task::spawn_blocking(move || f.encode(tier.quality, tier.scale))
+            tokio::task::spawn_blocking(move || f.encode(tier.quality, tier.scale, full))
                 .await
                 .map_err(|e| FrameError::Encode(e.to_string()))?
                 .map_err(|e| FrameError::Encode(e.to_string()))?;
@@ -361,6 +367,11 @@ impl Camera {
         };
         *entry = Some(out.clone());
         Ok(out)
+    }
+
+    /// The best quality tier: what "full quality" means for passing source JPEGs through.
+    pub fn full_quality(&self) -> u8 {
+        self.settings.quality_tiers.first().copied().unwrap_or(85)
     }
 
     fn retry_after_s(&self) -> u64 {

@@ -273,3 +273,92 @@ pub fn silent_listener() -> (TcpListener, u16) {
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// An HTTP MJPEG camera: the ffmpeg CLI encoding a lavfi pattern and serving it as
+/// `multipart/x-mixed-replace` to one client at a time (restarted when that client leaves).
+pub struct MjpegServer {
+    child: Option<Child>,
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl MjpegServer {
+    /// `graph` is a lavfi filtergraph; `qscale` the MJPEG -q:v (2 = best).
+    pub fn start(graph: &str, qscale: u32) -> Self {
+        let port = free_port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pid = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (graph, s, p) = (graph.to_string(), stop.clone(), pid.clone());
+        // ffmpeg's HTTP server takes one client and exits: serve again while the test runs.
+        std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                let child = Command::new("ffmpeg")
+                    .args(["-loglevel", "error", "-re", "-f", "lavfi", "-i", &graph])
+                    .args([
+                        "-c:v",
+                        "mjpeg",
+                        "-q:v",
+                        &qscale.to_string(),
+                        "-f",
+                        "mpjpeg",
+                        "-listen",
+                        "1",
+                    ])
+                    .arg(format!("http://127.0.0.1:{port}/stream.mjpg"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                let Ok(mut child) = child else { return };
+                p.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        // Wait until it listens.
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // That probe connection consumed ffmpeg's one client; the loop starts a new one.
+        std::thread::sleep(Duration::from_millis(300));
+        MjpegServer {
+            child: None,
+            port,
+            stop,
+            pid,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/stream.mjpg", self.port)
+    }
+}
+
+impl Drop for MjpegServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        if pid != 0 {
+            signal(pid, "KILL");
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+        }
+    }
+}
+
+/// Runs the ffmpeg CLI with `args`, panicking with its stderr on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg CLI");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

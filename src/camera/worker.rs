@@ -15,6 +15,9 @@ use crate::hub::Camera;
 use crate::jpeg;
 use crate::redact::redact_url;
 
+/// Shortest time between two plays of a looping file.
+const MIN_LOOP: Duration = Duration::from_millis(200);
+
 /// Why a session ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -41,7 +44,7 @@ pub enum SessionError {
     Stalled(Duration),
     #[error("read failed: {0}")]
     Read(ffmpeg::Error),
-    #[error("the source ended right after it opened")]
+    #[error("the source ended before its first frame")]
     EndedTooSoon,
 }
 
@@ -64,6 +67,7 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
             }
             cam.set_connecting();
             let started = Instant::now();
+            let frames_before = cam.frames_in();
             let (c, tok) = (cam.clone(), cancel.clone());
             let span = tracing::Span::current();
             // FFmpeg blocks: the whole session lives on a blocking thread.
@@ -72,8 +76,15 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
             let session = started.elapsed();
             let (msg, slow) = match res {
                 Ok(Ok(SessionEnd::Cancelled)) => break,
-                Ok(Ok(SessionEnd::Eof)) if session >= Duration::from_secs(1) => {
+                Ok(Ok(SessionEnd::Eof)) if cam.frames_in() > frames_before => {
                     debug!("source ended; playing it again");
+                    // A one-frame file would otherwise be reopened in a tight loop.
+                    if let Some(rest) = MIN_LOOP.checked_sub(session) {
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(rest) => {}
+                        }
+                    }
                     continue;
                 }
                 Ok(Ok(SessionEnd::Eof)) => (SessionError::EndedTooSoon.to_string(), false),
@@ -101,20 +112,31 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
 }
 
 /// Paces sources that have no clock of their own (files, lavfi) to their timestamps.
+#[derive(Default)]
 struct Pacer {
+    /// Wall time and timestamp (seconds) the clock counts from.
     origin: Option<(Instant, f64)>,
+    last_pts: f64,
 }
 
 impl Pacer {
     /// Sleeps until `pts_s` is due. Returns false if cancelled meanwhile.
     fn wait(&mut self, pts_s: f64, cancel: &CancellationToken) -> bool {
         let now = Instant::now();
-        let (t0, p0) = *self.origin.get_or_insert((now, pts_s));
+        let jumped = pts_s < self.last_pts || pts_s - self.last_pts > 10.0;
+        self.last_pts = pts_s;
+        let (t0, p0) = match self.origin {
+            Some(o) if !jumped => o,
+            // First packet, or a timestamp jump (a loop, a concatenated file, a broken
+            // timestamp): restart the clock here instead of sleeping long or bursting.
+            _ => {
+                self.origin = Some((now, pts_s));
+                return true;
+            }
+        };
         let ahead = pts_s - p0;
-        let drift = ahead - now.duration_since(t0).as_secs_f64();
-        // A jump back (a loop), far ahead (a broken timestamp) or far behind (the reader was
-        // held up) restarts the clock instead of sleeping long or bursting to catch up.
-        if ahead < 0.0 || !(-1.0..=10.0).contains(&drift) {
+        if ahead - now.duration_since(t0).as_secs_f64() < -1.0 {
+            // More than a second late (the reader was held up): do not burst to catch up.
             self.origin = Some((now, pts_s));
             return true;
         }
@@ -191,7 +213,7 @@ pub fn run_once(cam: &Camera, cancel: &CancellationToken) -> Result<SessionEnd, 
     info!(codec = codec_id.name(), "source opened");
 
     let tb = f64::from(time_base.numerator()) / f64::from(time_base.denominator().max(1));
-    let mut pacer = kind.needs_pacing().then_some(Pacer { origin: None });
+    let mut pacer = kind.needs_pacing().then(Pacer::default);
     let min_interval = cfg.max_fps.map(|f| Duration::from_secs_f64(0.9 / f));
     let mut last_published: Option<Instant> = None;
     let mut converter: Option<Converter> = None;

@@ -1,0 +1,85 @@
+//! End-to-end tests of other source kinds: HTTP MJPEG (passed through, not re-encoded) and
+//! H.264 files whose picture size changes mid-stream.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn http_mjpeg_frames_pass_through_without_reencoding() {
+    let src = MjpegServer::start("testsrc2=size=320x240:rate=10", 2);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "mj", "url": src.url()}]}));
+    let c = cw
+        .wait_camera("mj", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    assert_eq!(c["codec"], "mjpeg");
+    // Default quality (85) is below the source's: served as the camera sent it.
+    for _ in 0..5 {
+        let r = get_frame(&cw, "mj", "").await;
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        assert_eq!(decode_rgb(&body).0, 320);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    assert_eq!(cw.camera("mj").await["jpeg_encodes"], 0);
+    // A clearly lower quality is transcoded (once per frame).
+    let r = get_frame(&cw, "mj", "?quality=30").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-jpeg-quality"], "30");
+    let small = r.bytes().await.unwrap();
+    assert_eq!(decode_rgb(&small).0, 320);
+    assert_eq!(cw.camera("mj").await["jpeg_encodes"], 1);
+}
+
+#[tokio::test]
+async fn h264_file_with_a_resolution_change_keeps_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.ts");
+    let b = dir.path().join("b.ts");
+    for (path, size) in [(&a, "320x240"), (&b, "480x272")] {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=10"),
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            path.to_str().unwrap(),
+        ]);
+    }
+    // MPEG-TS segments concatenate byte-wise into one stream that changes size mid-way.
+    let both = dir.path().join("both.ts");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes.extend(std::fs::read(&b).unwrap());
+    std::fs::write(&both, bytes).unwrap();
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "f", "url": path_str(&both)}]}));
+    cw.wait_camera("f", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let mut sizes = HashSet::new();
+    let end = Instant::now() + Duration::from_secs(8);
+    while sizes.len() < 2 && Instant::now() < end {
+        let r = get_frame(&cw, "f", "").await;
+        if r.status() == 200 {
+            let (w, h, _) = decode_rgb(&r.bytes().await.unwrap());
+            sizes.insert((w, h));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sizes, HashSet::from([(320, 240), (480, 272)]));
+    let c = cw.camera("f").await;
+    assert_eq!(c["codec"], "h264");
+    // The file plays in a loop: reaching its end is not a failure.
+    assert_eq!(c["reconnects"], 0, "{c}");
+}
