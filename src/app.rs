@@ -59,6 +59,7 @@ impl App {
         let state = WebState {
             hub: self.hub.clone(),
             public_dir: self.public_dir.clone(),
+            shutdown: self.cancel.clone(),
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();
@@ -89,7 +90,21 @@ impl App {
     }
 }
 
-/// Binds the listen address, with a readable error.
+/// Kernel send buffer of every connection, in bytes (Linux doubles it). Autotuned buffers
+/// grow to megabytes: a slow viewer would then hold seconds of stale video in the kernel
+/// before camwall sees any backpressure. A fixed buffer keeps "bytes in flight" small, so
+/// adaptation and latest-wins skipping act within a few frames.
+pub const SOCKET_SEND_BUFFER: u32 = 256 * 1024;
+
+/// Binds the listen address. Accepted sockets inherit the listener's send buffer size.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(SOCKET_SEND_BUFFER)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }

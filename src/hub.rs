@@ -105,6 +105,9 @@ pub struct Camera {
     cache_misses: AtomicU64,
     latest: watch::Sender<Option<Arc<Frame>>>,
     tiers: Mutex<HashMap<Tier, Arc<TierSlot>>>,
+    /// Live fan-out: one broadcast channel per tier somebody watches (see `fanout`).
+    pub(crate) channels:
+        Mutex<HashMap<Tier, tokio::sync::broadcast::Sender<Arc<crate::fanout::Published>>>>,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     pub kick: Notify,
     epoch: Instant,
@@ -180,6 +183,7 @@ impl Camera {
             cache_misses: AtomicU64::new(0),
             latest: watch::Sender::new(None),
             tiers: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
             kick: Notify::new(),
             epoch: Instant::now(),
         }
@@ -192,6 +196,25 @@ impl Camera {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         // A poisoned lock only means a panic elsewhere mid-update of plain counters: keep going.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Width of the newest frame (0 before the first).
+    pub fn status_width(&self) -> u32 {
+        self.live().width
+    }
+
+    /// Measured frame rate (0 when frames stopped).
+    pub fn status_fps(&self) -> f64 {
+        let l = self.live();
+        match l.last_frame_at {
+            Some(t) if t.elapsed() < Duration::from_secs(2) => l.fps,
+            _ => 0.0,
+        }
+    }
+
+    /// The last session error, redacted.
+    pub fn last_error(&self) -> Option<String> {
+        self.live().last_error.clone()
     }
 
     /// Frames published since camwall started.
@@ -325,6 +348,16 @@ impl Camera {
     /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
     /// same tier share one encode; a frame is never encoded twice at the same tier.
     pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        self.encode_tier(tier, None).await
+    }
+
+    /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the
+    /// TTL: what live streams use, so that every source frame reaches them.
+    pub async fn jpeg_at_least(&self, tier: Tier, min_seq: u64) -> Result<Encoded, FrameError> {
+        self.encode_tier(tier, Some(min_seq)).await
+    }
+
+    async fn encode_tier(&self, tier: Tier, min_seq: Option<u64>) -> Result<Encoded, FrameError> {
         if self.latest.borrow().is_none() {
             return Err(FrameError::NoFrameYet {
                 retry_after_s: self.retry_after_s(),
@@ -338,9 +371,11 @@ impl Camera {
             return Err(FrameError::NoFrameYet { retry_after_s: 1 });
         };
         if let Some(cached) = entry.as_ref() {
-            if cached.seq == frame.seq
-                || cached.encoded_at.elapsed() < self.settings.frame_cache_ttl
-            {
+            let fresh = match min_seq {
+                Some(min) => cached.seq >= min,
+                None => cached.encoded_at.elapsed() < self.settings.frame_cache_ttl,
+            };
+            if cached.seq == frame.seq || fresh {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(cached.clone());
             }

@@ -9,12 +9,14 @@ pub mod app;
 pub mod backoff;
 pub mod camera;
 pub mod config;
+pub mod fanout;
 pub mod frame;
 pub mod hub;
 pub mod jpeg;
 pub mod logging;
 pub mod redact;
 pub mod web;
+pub mod ws;
 
 /// Initializes FFmpeg once: registers devices (lavfi, v4l2) and keeps its own log quiet, since
 /// its lines may repeat a camera URL with credentials; camwall reports errors itself.

@@ -18,6 +18,8 @@ use crate::hub::{CameraState, FrameError, Hub, Tier};
 pub struct WebState {
     pub hub: Arc<Hub>,
     pub public_dir: PathBuf,
+    /// Fires at shutdown: long-lived connections (WebSocket) close themselves.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// An error on its way to becoming a JSON answer.
@@ -94,6 +96,20 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state.clone())
         .then(frame);
 
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::addr::remote())
+        .and(with_state.clone())
+        .map(
+            |ws: warp::ws::Ws, peer: Option<std::net::SocketAddr>, s: WebState| {
+                let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+                ws.max_message_size(crate::ws::MAX_WS_MESSAGE)
+                    .max_frame_size(crate::ws::MAX_WS_MESSAGE)
+                    .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.shutdown, peer))
+                    .into_response()
+            },
+        );
+
     let index = warp::path::end()
         .and(warp::get())
         .and(warp::fs::file(state.public_dir.join("index.html")));
@@ -108,6 +124,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(initialize)
         .unify()
         .or(frame)
+        .unify()
+        .or(ws)
         .unify()
         .or(index.or(advanced).or(files).map(Reply::into_response))
         .unify()

@@ -46,7 +46,10 @@ pub fn start_with_config_file(dir: tempfile::TempDir, config_path: PathBuf) -> C
         .arg(&config_path)
         .arg("--listen")
         .arg("127.0.0.1:0")
-        .env("CAMWALL_LOG", "debug,warp=info,hyper=info")
+        .env(
+            "CAMWALL_LOG",
+            "debug,camwall::ws=trace,warp=info,hyper=info",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -361,4 +364,130 @@ pub fn ffmpeg(args: &[&str]) {
         "ffmpeg {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A frame received over the WebSocket: its header and JPEG.
+#[derive(Debug, Clone)]
+pub struct WsFrame {
+    pub header: Value,
+    pub jpeg: Vec<u8>,
+}
+
+impl WsFrame {
+    pub fn camera(&self) -> &str {
+        self.header["camera"].as_str().unwrap()
+    }
+    pub fn seq(&self) -> u64 {
+        self.header["seq"].as_u64().unwrap()
+    }
+}
+
+/// Splits a binary frame message: version byte, u16 header length, JSON header, JPEG.
+pub fn parse_frame(data: &[u8]) -> WsFrame {
+    assert_eq!(data[0], 1, "protocol version");
+    let n = u16::from_be_bytes([data[1], data[2]]) as usize;
+    let header: Value = serde_json::from_slice(&data[3..3 + n]).expect("JSON header");
+    let jpeg = data[3 + n..].to_vec();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "JPEG starts at SOI");
+    WsFrame { header, jpeg }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(cw: &Camwall) -> Ws {
+    let url = cw.base.replace("http://", "ws://") + "/ws";
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    ws
+}
+
+/// Connects over a socket with a small receive buffer, so that a client that reads slowly
+/// pushes back on the server quickly.
+pub async fn ws_connect_small_buffer(
+    cw: &Camwall,
+    rcvbuf: u32,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let addr: std::net::SocketAddr = cw.base.trim_start_matches("http://").parse().unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(rcvbuf).unwrap();
+    let stream = sock.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/ws");
+    let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("ws handshake");
+    ws
+}
+
+/// Reads messages until a frame arrives (texts are collected into `texts`), bounded by `timeout`.
+pub async fn next_frame<S>(ws: &mut S, texts: &mut Vec<Value>, timeout: Duration) -> Option<WsFrame>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let msg = tokio::time::timeout_at(end, ws.next()).await.ok()??.ok()?;
+        match msg {
+            Message::Binary(b) => return Some(parse_frame(&b)),
+            Message::Text(t) => texts.push(serde_json::from_str(&t).expect("server text is JSON")),
+            _ => {}
+        }
+    }
+}
+
+/// Reads text messages until one satisfies `pred` (frames are counted and dropped).
+pub async fn next_text<S>(
+    ws: &mut S,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<Value>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let msg = tokio::time::timeout_at(end, ws.next()).await.ok()??.ok()?;
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("server text is JSON");
+            if pred(&v) {
+                return Some(v);
+            }
+        }
+    }
+}
+
+pub async fn ws_send<S>(ws: &mut S, v: Value)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
+        .await
+        .unwrap();
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -1,0 +1,367 @@
+//! End-to-end tests of the live wall WebSocket with tokio-tungstenite clients.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+fn lavfi(id: &str, graph: &str) -> Value {
+    json!({"id": id, "url": format!("lavfi:{graph}")})
+}
+
+async fn tier_stats(cw: &Camwall, id: &str, quality: u64, scale: u64) -> (u64, u64) {
+    let c = cw.camera(id).await;
+    let encodes = c["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["quality"] == quality && t["scale"] == scale)
+        .map_or(0, |t| t["jpeg_encodes"].as_u64().unwrap());
+    (encodes, c["frames_in"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn several_clients_get_increasing_valid_frames_at_the_source_rate() {
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        lavfi("a", "testsrc2=size=320x240:rate=10"),
+        lavfi("b", "testsrc=size=160x120:rate=15")
+    ]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 5.0
+    })
+    .await;
+    cw.wait_camera("b", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 5.0
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let mut ws = ws_connect(&cw).await;
+        tasks.push(tokio::spawn(async move {
+            let mut texts = Vec::new();
+            ws_send(
+                &mut ws,
+                json!({"type": "subscribe", "cameras": ["*"], "quality": "auto"}),
+            )
+            .await;
+            let mut frames: HashMap<String, Vec<WsFrame>> = HashMap::new();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Some(f) = next_frame(&mut ws, &mut texts, Duration::from_secs(2)).await {
+                    frames.entry(f.camera().to_string()).or_default().push(f);
+                }
+            }
+            (frames, texts)
+        }));
+    }
+    for t in tasks {
+        let (frames, texts) = t.await.unwrap();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t["type"] == "hello" && t["version"] == 1),
+            "{texts:?}"
+        );
+        assert!(texts
+            .iter()
+            .any(|t| t["type"] == "tier" && t["camera"] == "a"));
+        for (id, rate, w, h) in [("a", 10.0, 320, 240), ("b", 15.0, 160, 120)] {
+            let fs = &frames[id];
+            // Source rate over 3 s, minus scheduling slack.
+            assert!(
+                fs.len() as f64 >= rate * 3.0 * 0.8,
+                "{id}: only {} frames",
+                fs.len()
+            );
+            assert!(
+                fs.windows(2).all(|p| p[1].seq() > p[0].seq()),
+                "{id}: sequence not increasing"
+            );
+            for f in fs.iter().step_by(7) {
+                let (dw, dh, _) = decode_rgb(&f.jpeg);
+                assert_eq!((dw, dh), (w, h));
+                assert_eq!(f.header["width"], w);
+                assert!(f.header["ts"].as_u64().unwrap() > 0);
+                assert_eq!(f.header["quality"], 85);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn encodes_per_tier_are_the_same_for_1_and_20_clients() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=320x240:rate=10")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let mut per_frame = Vec::new();
+    for clients in [1usize, 20] {
+        let mut socks = Vec::new();
+        for _ in 0..clients {
+            let mut ws = ws_connect(&cw).await;
+            ws_send(
+                &mut ws,
+                json!({"type": "subscribe", "cameras": ["a"], "quality": 60}),
+            )
+            .await;
+            socks.push(ws);
+        }
+        // Let every client get going, then count over a fixed window.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (e0, f0) = tier_stats(&cw, "a", 60, 1).await;
+        let readers: Vec<_> = socks
+            .into_iter()
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    let mut texts = Vec::new();
+                    let end = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < end {
+                        if next_frame(&mut ws, &mut texts, Duration::from_millis(500))
+                            .await
+                            .is_some()
+                        {
+                            n += 1;
+                        }
+                    }
+                    (n, ws)
+                })
+            })
+            .collect();
+        let mut received = Vec::new();
+        let mut keep = Vec::new();
+        for r in readers {
+            let (n, ws) = r.await.unwrap();
+            received.push(n);
+            keep.push(ws);
+        }
+        let (e1, f1) = tier_stats(&cw, "a", 60, 1).await;
+        let (encodes, frames) = ((e1 - e0) as f64, (f1 - f0) as f64);
+        assert!(frames >= 15.0, "{frames} frames in 2 s");
+        for n in &received {
+            assert!(
+                *n as f64 >= frames * 0.8,
+                "{clients} clients: one got {n} of {frames}"
+            );
+        }
+        per_frame.push(encodes / frames);
+        drop(keep);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // One encode per source frame, with 1 client or 20.
+    for r in &per_frame {
+        assert!((0.85..=1.15).contains(r), "encodes per frame {per_frame:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_messages_get_error_events_and_the_socket_stays_usable() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=160x120:rate=10")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let mut ws = ws_connect(&cw).await;
+    let t = Duration::from_secs(5);
+    let is_error = |code: &'static str| move |v: &Value| v["type"] == "error" && v["code"] == code;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text("this is not json")).await.unwrap();
+    assert!(next_text(&mut ws, t, is_error("bad_json")).await.is_some());
+    ws_send(&mut ws, json!({"type": "dance"})).await;
+    assert!(next_text(&mut ws, t, is_error("unknown_type"))
+        .await
+        .is_some());
+    ws_send(&mut ws, json!({"type": "subscribe", "cameras": ["nope"]})).await;
+    let e = next_text(&mut ws, t, is_error("unknown_camera"))
+        .await
+        .unwrap();
+    assert_eq!(e["camera"], "nope");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": 500}),
+    )
+    .await;
+    assert!(next_text(&mut ws, t, is_error("bad_message"))
+        .await
+        .is_some());
+    ws.send(Message::text(format!(
+        r#"{{"type":"ack","camera":"{}","seq":1}}"#,
+        "x".repeat(10_000)
+    )))
+    .await
+    .unwrap();
+    assert!(next_text(&mut ws, t, is_error("oversized")).await.is_some());
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert!(next_text(&mut ws, t, is_error("bad_message"))
+        .await
+        .is_some());
+    // Still usable: a valid subscription streams frames.
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": 50, "max_width": 100}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    let f = next_frame(&mut ws, &mut texts, t)
+        .await
+        .expect("frames after errors");
+    assert_eq!(f.camera(), "a");
+    assert_eq!(
+        f.header["width"], 80,
+        "max_width 100 on a 160 px camera gives the 1/2 tier"
+    );
+    // Unsubscribe stops frames.
+    ws_send(&mut ws, json!({"type": "unsubscribe", "cameras": ["a"]})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), ws.next()).await {}
+    assert!(next_frame(&mut ws, &mut texts, Duration::from_millis(700))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn stalled_clients_cost_bounded_memory_and_never_slow_a_fast_one() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("hd", "testsrc2=size=1280x720:rate=25")]}),
+    );
+    cw.wait_camera("hd", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 20.0
+    })
+    .await;
+    // Ten clients that subscribe and then never read a byte.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut ws = ws_connect_small_buffer(&cw, 4096).await;
+        ws_send(
+            &mut ws,
+            json!({"type": "subscribe", "cameras": ["hd"], "quality": 85}),
+        )
+        .await;
+        stalled.push(ws);
+    }
+    let mut fast = ws_connect(&cw).await;
+    ws_send(
+        &mut fast,
+        json!({"type": "subscribe", "cameras": ["hd"], "quality": 85}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    // Warm up, then measure over 5 s.
+    let warm = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < warm {
+        next_frame(&mut fast, &mut texts, Duration::from_secs(1)).await;
+    }
+    let rss0 = rss_kib(cw.pid());
+    let f0 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
+    let mut got = 0u64;
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if next_frame(&mut fast, &mut texts, Duration::from_secs(1))
+            .await
+            .is_some()
+        {
+            got += 1;
+        }
+    }
+    let f1 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
+    let rss1 = rss_kib(cw.pid());
+    let frames = f1 - f0;
+    assert!(
+        got as f64 >= frames as f64 * 0.9,
+        "fast client got {got} of {frames}"
+    );
+    // Unbounded queues would hold 10 clients x 125 frames x ~60 KiB = ~75 MB by now.
+    let grew = rss1.saturating_sub(rss0);
+    assert!(
+        grew < 20 * 1024,
+        "RSS grew by {grew} KiB with stalled clients"
+    );
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn a_throttled_client_moves_down_the_tiers_and_back_up() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=640x360:rate=25")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 20.0
+    })
+    .await;
+    let mut ws = ws_connect_small_buffer(&cw, 4096).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": "auto"}),
+    )
+    .await;
+    let first = next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "tier")
+        .await
+        .unwrap();
+    assert_eq!(first["level"], 0);
+    assert_eq!(first["quality"], 85);
+    // Throttled: read (and acknowledge, as the wall page does) one message every 150 ms, a
+    // ~6 fps link for a 25 fps camera.
+    let mut lowest = first.clone();
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "tier" && v["level"].as_u64() > lowest["level"].as_u64() {
+                    lowest = v;
+                }
+            }
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b)))) => {
+                let f = parse_frame(&b);
+                ws_send(
+                    &mut ws,
+                    json!({"type": "ack", "camera": "a", "seq": f.seq()}),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        lowest["level"].as_u64().unwrap() >= 1,
+        "never stepped down: {lowest}\n{}",
+        cw.logs()
+            .lines()
+            .filter(|l| l.contains("window"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(lowest["quality"].as_u64().unwrap() < 85 || lowest["scale"].as_u64().unwrap() > 1);
+    // Recovered: reading and acknowledging at full speed, it climbs back to the top tier.
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut back = None;
+    while Instant::now() < end && back.is_none() {
+        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "tier" && v["level"] == 0 {
+                    back = Some(v);
+                }
+            }
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b)))) => {
+                let f = parse_frame(&b);
+                ws_send(
+                    &mut ws,
+                    json!({"type": "ack", "camera": "a", "seq": f.seq()}),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    let back = back.expect("client never returned to the top tier");
+    assert_eq!(back["quality"], 85);
+    assert_eq!(back["scale"], 1);
+}
