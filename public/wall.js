@@ -1,69 +1,252 @@
-// camwall wall page: one tile per camera, each drawing the newest JPEG of its camera.
-// Frames come from the snapshot endpoint with ETag revalidation (a 304 draws nothing).
+// camwall live wall: one WebSocket for every camera (protocol: docs/PROTOCOL.md). Each tile
+// subscribes while visible, draws the newest frame on a canvas, and acknowledges it so the
+// server can fit quality, size and frame rate to this browser's link and screen.
 
 const wall = document.getElementById("wall");
+const connBadge = document.getElementById("conn");
 const summary = document.getElementById("summary");
-const tiles = new Map();
+const token = new URLSearchParams(location.search).get("token");
 
-function tile(cam) {
-  let t = tiles.get(cam.id);
-  if (t) return t;
+const tiles = new Map(); // camera id -> tile state
+let ws = null;
+let retryMs = 500;
+let focused = null;
+
+function wsUrl() {
+  const u = new URL("/ws", location.href);
+  u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  if (token) u.searchParams.set("token", token);
+  return u.href;
+}
+
+function send(msg) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+}
+
+function makeTile(cam) {
   const el = document.createElement("div");
   el.className = "tile";
-  el.innerHTML = `<canvas></canvas><div class="label"><span class="name"></span>
-    <span class="badge"></span><span class="fps"></span></div>`;
+  el.innerHTML = `<canvas></canvas><div class="msg"></div>
+    <div class="bar"><span class="name"></span><span class="badge"></span>
+    <span class="stats"></span></div>`;
   el.querySelector(".name").textContent = cam.name;
+  const t = {
+    srcWidth: cam.width || 0,
+    id: cam.id, el, canvas: el.querySelector("canvas"), msg: el.querySelector(".msg"),
+    badge: el.querySelector(".badge"), stats: el.querySelector(".stats"),
+    visible: false, subscribed: false, maxWidth: 0, pending: null, drawing: false,
+    frames: [], latency: 0, tier: null, state: cam.state, error: null,
+  };
+  el.addEventListener("click", () => toggleFocus(t));
   wall.appendChild(el);
-  t = { el, canvas: el.querySelector("canvas"), etag: null, busy: false };
+  observer.observe(el);
   tiles.set(cam.id, t);
+  setState(t, cam.state, null);
   return t;
 }
 
-async function pull(id, t) {
-  if (t.busy || document.hidden) return;
-  t.busy = true;
-  try {
-    const headers = t.etag ? { "If-None-Match": t.etag } : {};
-    const r = await fetch(`/api/ip-cameras/frame/${encodeURIComponent(id)}`, { headers });
-    if (r.status === 200) {
-      t.etag = r.headers.get("etag");
-      const bmp = await createImageBitmap(await r.blob());
-      if (t.canvas.width !== bmp.width) t.canvas.width = bmp.width;
-      if (t.canvas.height !== bmp.height) t.canvas.height = bmp.height;
+function setState(t, state, error) {
+  t.state = state;
+  t.error = error;
+  const [cls, label] = state === "streaming" ? ["live", "live"]
+    : state === "backoff" || state === "connecting" ? ["reconnecting", "reconnecting"]
+    : ["offline", state === "disabled" ? "disabled" : "offline"];
+  t.badge.className = `badge ${cls}`;
+  t.badge.textContent = label;
+  t.badge.title = error || "";
+  t.msg.textContent = state === "streaming" ? "" : (error ? `${label}: ${error}` : label);
+}
+
+// Largest picture worth sending to this tile, in device pixels: the smallest of the
+// camera's full, 1/2 and 1/4 sizes that still covers the tile (the server caps at this).
+function wantedWidth(t) {
+  const need = (t.el.clientWidth || 320) * (window.devicePixelRatio || 1);
+  if (!t.srcWidth) return Math.round(need);
+  for (const s of [4, 2]) {
+    const w = Math.ceil(t.srcWidth / s);
+    if (w >= need) return w;
+  }
+  return t.srcWidth;
+}
+
+function updateSubscription(t) {
+  const want = !document.hidden && t.visible && (!focused || focused === t);
+  if (!want) {
+    if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
+    t.subscribed = false;
+    return;
+  }
+  const maxWidth = wantedWidth(t);
+  // Resubscribe only when the size changes enough to matter (tiers are 1, 1/2, 1/4).
+  if (t.subscribed && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
+  t.maxWidth = maxWidth;
+  t.subscribed = true;
+  send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth });
+}
+
+function updateAll() {
+  for (const t of tiles.values()) updateSubscription(t);
+}
+
+const observer = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const t = [...tiles.values()].find((x) => x.el === e.target);
+    if (t) { t.visible = e.isIntersecting; updateSubscription(t); }
+  }
+}, { threshold: 0.01 });
+
+function toggleFocus(t) {
+  focused = focused === t ? null : t;
+  document.body.classList.toggle("focused", !!focused);
+  for (const x of tiles.values()) x.el.classList.toggle("focus", x === focused);
+  layout();
+  // Sizes change with focus: let layout settle, then ask for the right tiers.
+  requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
+}
+
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && focused) toggleFocus(focused); });
+document.addEventListener("visibilitychange", updateAll);
+
+// Grid that fits the window: pick the column count that gives the largest 16:9 tiles.
+function layout() {
+  const n = Math.max(1, tiles.size);
+  const W = wall.clientWidth - 8, H = wall.clientHeight - 8;
+  let best = { cols: 1, h: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const w = W / cols;
+    const h = Math.min(w * 9 / 16, H / rows);
+    if (h > best.h) best = { cols, h };
+  }
+  // On narrow screens scroll instead of shrinking tiles to stamps.
+  const rowH = Math.max(best.h, Math.min(180, W * 9 / 16));
+  wall.style.setProperty("--cols", best.cols);
+  wall.style.setProperty("--row-h", `${Math.floor(rowH)}px`);
+}
+window.addEventListener("resize", () => { layout(); clearTimeout(layout.t); layout.t = setTimeout(updateAll, 300); });
+
+// Frames: [u8 version][u16 header length][JSON header][JPEG].
+const decoder = new TextDecoder();
+function onFrame(buf) {
+  const view = new DataView(buf);
+  if (view.getUint8(0) !== 1) return;
+  const n = view.getUint16(1);
+  const header = JSON.parse(decoder.decode(new Uint8Array(buf, 3, n)));
+  const t = tiles.get(header.camera);
+  if (!t) return;
+  // Latest wins: a frame that arrives while the previous one decodes replaces any waiting one.
+  t.pending = { header, blob: new Blob([new Uint8Array(buf, 3 + n)], { type: "image/jpeg" }) };
+  if (!t.drawing) draw(t);
+}
+
+async function draw(t) {
+  t.drawing = true;
+  while (t.pending) {
+    const { header, blob } = t.pending;
+    t.pending = null;
+    try {
+      const bmp = await createImageBitmap(blob);
+      if (t.canvas.width !== bmp.width || t.canvas.height !== bmp.height) {
+        t.canvas.width = bmp.width;
+        t.canvas.height = bmp.height;
+      }
       t.canvas.getContext("2d").drawImage(bmp, 0, 0);
       bmp.close();
+      const now = Date.now();
+      const latency = Math.max(0, now - header.ts);
+      t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
+      t.frames.push(now);
+      send({ type: "ack", camera: header.camera, seq: header.seq, latency_ms: latency });
+      t.size = `${header.width}×${header.height}`;
+      const src = header.width * header.scale;
+      if (Math.abs(src - t.srcWidth) > header.scale) {
+        // First frame, or the camera changed size: ask again for the right tier.
+        t.srcWidth = src;
+        t.maxWidth = 0;
+        updateSubscription(t);
+      }
+      t.quality = header.quality;
+    } catch (_) {
+      // A corrupt frame: skip it, the next one replaces it.
     }
-  } catch (_) {
-    // The server restarts or the network blips: the next round tries again.
-  } finally {
-    t.busy = false;
+  }
+  t.drawing = false;
+}
+
+function refreshStats() {
+  const now = Date.now();
+  let live = 0;
+  for (const t of tiles.values()) {
+    t.frames = t.frames.filter((x) => now - x < 2000);
+    const fps = t.frames.length / 2;
+    if (t.state === "streaming") live++;
+    t.stats.textContent = t.subscribed && t.size
+      ? `${fps.toFixed(0)} fps · ${Math.round(t.latency)} ms · q${t.quality} · ${t.size}`
+      : "";
+  }
+  summary.textContent = `${live} of ${tiles.size} live`;
+}
+setInterval(refreshStats, 500);
+
+function onText(msg) {
+  switch (msg.type) {
+    case "hello": {
+      const ids = new Set(msg.cameras.map((c) => c.id));
+      for (const [id, t] of tiles) if (!ids.has(id)) { observer.unobserve(t.el); t.el.remove(); tiles.delete(id); }
+      for (const cam of msg.cameras) {
+        const t = tiles.get(cam.id) || makeTile(cam);
+        setState(t, cam.state, null);
+        t.subscribed = false;
+        t.maxWidth = 0;
+      }
+      layout();
+      requestAnimationFrame(updateAll);
+      break;
+    }
+    case "state": {
+      const t = tiles.get(msg.camera);
+      if (t) setState(t, msg.state, msg.error);
+      break;
+    }
+    case "tier": {
+      const t = tiles.get(msg.camera);
+      if (t) t.tier = msg;
+      break;
+    }
+    case "camera_added": {
+      if (!tiles.has(msg.camera.id)) { makeTile(msg.camera); layout(); requestAnimationFrame(updateAll); }
+      break;
+    }
+    case "camera_removed": {
+      const t = tiles.get(msg.camera);
+      if (t) { observer.unobserve(t.el); t.el.remove(); tiles.delete(msg.camera); layout(); }
+      break;
+    }
+    case "error":
+      console.warn("camwall:", msg.code, msg.message);
+      break;
   }
 }
 
-async function refreshStatus() {
-  try {
-    const s = await (await fetch("/api/ip-cameras/status")).json();
-    let live = 0;
-    for (const cam of s.cameras) {
-      const t = tile(cam);
-      const badge = t.el.querySelector(".badge");
-      badge.className = `badge ${cam.state}`;
-      badge.textContent = cam.state === "backoff" ? `retrying: ${cam.last_error ?? ""}` : cam.state;
-      t.el.querySelector(".fps").textContent = cam.state === "streaming" ? `${cam.fps} fps ${cam.width}x${cam.height}` : "";
-      t.state = cam.state;
-      if (cam.state === "streaming") live++;
-    }
-    summary.textContent = `${live} of ${s.cameras.length} cameras live`;
-  } catch (_) {
-    summary.textContent = "server unreachable, retrying";
-  }
+function connect() {
+  connBadge.textContent = "connecting";
+  connBadge.className = "badge reconnecting";
+  ws = new WebSocket(wsUrl());
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    retryMs = 500;
+    connBadge.textContent = "connected";
+    connBadge.className = "badge live";
+  };
+  ws.onmessage = (e) => (typeof e.data === "string" ? onText(JSON.parse(e.data)) : onFrame(e.data));
+  ws.onclose = () => {
+    for (const t of tiles.values()) t.subscribed = false;
+    connBadge.textContent = `reconnecting in ${(retryMs / 1000).toFixed(1)} s`;
+    connBadge.className = "badge reconnecting";
+    // Server restarts: back off (with jitter) and the wall rebuilds itself from `hello`.
+    setTimeout(connect, retryMs * (0.8 + Math.random() * 0.4));
+    retryMs = Math.min(retryMs * 2, 15000);
+  };
 }
 
-function loop() {
-  for (const [id, t] of tiles) if (t.state === "streaming") pull(id, t);
-  setTimeout(loop, 40);
-}
-
-refreshStatus();
-setInterval(refreshStatus, 2000);
-loop();
+connect();
