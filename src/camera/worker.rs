@@ -123,7 +123,9 @@ impl Pacer {
     /// Sleeps until `pts_s` is due. Returns false if cancelled meanwhile.
     fn wait(&mut self, pts_s: f64, cancel: &CancellationToken) -> bool {
         let now = Instant::now();
-        let jumped = pts_s < self.last_pts || pts_s - self.last_pts > 10.0;
+        // Forward jumps up to a minute are real (a timelapse source at one frame per 20 s);
+        // beyond that the timestamp is broken and waiting for it would freeze the camera.
+        let jumped = pts_s < self.last_pts || pts_s - self.last_pts > 60.0;
         self.last_pts = pts_s;
         let (t0, p0) = match self.origin {
             Some(o) if !jumped => o,
@@ -171,12 +173,19 @@ pub fn run_once(cam: &Camera, cancel: &CancellationToken) -> Result<SessionEnd, 
         Err(e) => return Err(SessionError::Open(e)),
     };
 
-    let (index, params, time_base) = {
+    let (index, params, time_base, nominal_fps) = {
         let stream = input
             .streams()
             .best(ffmpeg::media::Type::Video)
             .ok_or(SessionError::NoVideo)?;
-        (stream.index(), stream.parameters(), stream.time_base())
+        let rate = stream.avg_frame_rate();
+        let fps = f64::from(rate.numerator()) / f64::from(rate.denominator().max(1));
+        let fps = if fps.is_finite() && fps > 0.0 && fps <= 240.0 {
+            fps
+        } else {
+            25.0
+        };
+        (stream.index(), stream.parameters(), stream.time_base(), fps)
     };
     // Only the video stream is read: audio and data packets are dropped inside libavformat.
     // SAFETY: `input` owns a valid context; `streams` holds `nb_streams` valid pointers.
@@ -260,10 +269,13 @@ pub fn run_once(cam: &Camera, cancel: &CancellationToken) -> Result<SessionEnd, 
             continue;
         }
         if let Some(p) = pacer.as_mut() {
-            if let Some(ts) = packet.pts().or(packet.dts()) {
-                if !p.wait(ts as f64 * tb, cancel) {
-                    return Ok(SessionEnd::Cancelled);
-                }
+            // Without timestamps, pace at the stream's nominal rate: never read flat out.
+            let at = match packet.pts().or(packet.dts()) {
+                Some(ts) => ts as f64 * tb,
+                None => p.last_pts + 1.0 / nominal_fps,
+            };
+            if !p.wait(at, cancel) {
+                return Ok(SessionEnd::Cancelled);
             }
         }
         match decoder.as_mut() {

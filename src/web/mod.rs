@@ -1,5 +1,8 @@
-//! HTTP routes (warp 0.4): health, camera status, initialize, JPEG frames, the pages; and the
-//! one place where errors become JSON answers.
+//! HTTP routes (warp 0.4): health, camera status, initialize, the pages, and the wiring of
+//! the frame, MJPEG and WebSocket routes; the one place where errors become JSON answers.
+
+mod frame;
+mod mjpeg;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -11,7 +14,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::hub::{CameraState, FrameError, Hub, Tier};
+use crate::hub::{CameraState, Hub};
 
 /// What the routes share.
 #[derive(Clone)]
@@ -89,12 +92,41 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state.clone())
         .map(|s: WebState| initialize(&s));
 
+    let get = || warp::get().or(warp::head()).unify();
+    let query = || warp::query::<HashMap<String, String>>();
     let frame = warp::path!("api" / "ip-cameras" / "frame" / String)
-        .and(warp::get().or(warp::head()).unify())
-        .and(warp::query::<HashMap<String, String>>())
+        .and(get())
+        .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(with_state.clone())
-        .then(frame);
+        .then(frame::frame);
+    // go2rtc's paths, so tools written for go2rtc work unchanged.
+    let frame_alias = warp::path!("api" / "frame.jpeg")
+        .and(get())
+        .and(query())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(with_state.clone())
+        .then(|q: HashMap<String, String>, inm, s| async move {
+            match q.get("src") {
+                Some(id) => frame::frame(id.clone(), q, inm, s).await,
+                None => missing_src(),
+            }
+        });
+    let mjpeg = warp::path!("api" / "ip-cameras" / "mjpeg" / String)
+        .and(get())
+        .and(query())
+        .and(with_state.clone())
+        .then(mjpeg::mjpeg);
+    let mjpeg_alias = warp::path!("api" / "stream.mjpeg")
+        .and(get())
+        .and(query())
+        .and(with_state.clone())
+        .then(|q: HashMap<String, String>, s| async move {
+            match q.get("src") {
+                Some(id) => mjpeg::mjpeg(id.clone(), q, s).await,
+                None => missing_src(),
+            }
+        });
 
     let ws = warp::path!("ws")
         .and(warp::ws())
@@ -125,6 +157,12 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify()
         .or(frame)
         .unify()
+        .or(frame_alias)
+        .unify()
+        .or(mjpeg)
+        .unify()
+        .or(mjpeg_alias)
+        .unify()
         .or(ws)
         .unify()
         .or(index.or(advanced).or(files).map(Reply::into_response))
@@ -132,6 +170,14 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .recover(handle_rejection)
         .unify()
         .with(warp::trace::request())
+}
+
+fn missing_src() -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "missing_src",
+        "src=<camera id> is required",
+    )
 }
 
 async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
@@ -231,137 +277,4 @@ fn initialize(s: &WebState) -> Response {
         restarted,
         status: status_body(&s.hub),
     })
-}
-
-/// Parses `quality` (1..100); other parameters (cache busters such as `t=`) are ignored.
-fn parse_quality(q: &HashMap<String, String>, default: u8) -> Result<u8, ApiError> {
-    match q.get("quality") {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<u8>() {
-            Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_quality",
-                format!(
-                    "quality must be an integer from 1 to 100, got {:?}",
-                    truncate(v, 32)
-                ),
-            )),
-        },
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
-fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
-    let Some(h) = if_none_match else { return false };
-    h.split(',').map(str::trim).any(|t| {
-        let t = t.strip_prefix("W/").unwrap_or(t);
-        t == "*" || t == etag
-    })
-}
-
-async fn frame(
-    id: String,
-    query: HashMap<String, String>,
-    if_none_match: Option<String>,
-    s: WebState,
-) -> Response {
-    let Some(cam) = s.hub.get(&id) else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "unknown_camera",
-            format!("no camera with id {:?}", truncate(&id, 64)),
-        );
-    };
-    let quality = match parse_quality(&query, s.hub.default_quality()) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    if !cam.config.enabled {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "camera_disabled",
-            "this camera is disabled",
-        );
-    }
-    let tier = Tier { quality, scale: 1 };
-    let enc = match cam.jpeg(tier).await {
-        Ok(e) => e,
-        Err(FrameError::NoFrameYet { retry_after_s }) => {
-            let mut res = json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_frame_yet",
-                format!("camera {id} has no frame yet (state: {:?})", cam.state()).to_lowercase(),
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            return res;
-        }
-        Err(e) => {
-            tracing::warn!(camera = %id, error = %e, "encode failed");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encode_failed",
-                "the frame could not be encoded",
-            );
-        }
-    };
-    let not_modified = etag_matches(if_none_match.as_deref(), &enc.etag);
-    let mut res = if not_modified {
-        let mut r = Response::new(bytes::Bytes::new().into());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        let mut r = Response::new(enc.jpeg.data.clone().into());
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-        r
-    };
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&enc.etag) {
-        h.insert(header::ETAG, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-frame-seq", HeaderValue::from(enc.seq));
-    h.insert("x-capture-time", HeaderValue::from(enc.captured_unix_ms));
-    h.insert("x-frame-width", HeaderValue::from(enc.jpeg.width));
-    h.insert("x-frame-height", HeaderValue::from(enc.jpeg.height));
-    h.insert(
-        "x-jpeg-quality",
-        HeaderValue::from(u16::from(enc.jpeg.quality)),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(
-            "etag, x-frame-seq, x-capture-time, x-frame-width, x-frame-height, x-jpeg-quality",
-        ),
-    );
-    res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_matching() {
-        assert!(etag_matches(Some("\"a\""), "\"a\""));
-        assert!(etag_matches(Some("\"b\", W/\"a\""), "\"a\""));
-        assert!(etag_matches(Some("*"), "\"a\""));
-        assert!(!etag_matches(Some("\"b\""), "\"a\""));
-        assert!(!etag_matches(None, "\"a\""));
-    }
-
-    #[test]
-    fn quality_parsing() {
-        let q = |v: &str| HashMap::from([("quality".to_string(), v.to_string())]);
-        assert_eq!(parse_quality(&HashMap::new(), 85).ok(), Some(85));
-        assert_eq!(parse_quality(&q("70"), 85).ok(), Some(70));
-        for bad in ["0", "101", "abc", "-5", ""] {
-            assert!(parse_quality(&q(bad), 85).is_err(), "{bad}");
-        }
-    }
 }

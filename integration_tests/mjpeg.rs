@@ -1,0 +1,289 @@
+//! End-to-end tests of MJPEG streams, long-poll and the go2rtc-compatible paths.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn lavfi(id: &str, graph: &str) -> Value {
+    json!({"id": id, "url": format!("lavfi:{graph}")})
+}
+
+/// Counts complete JPEG parts in a multipart body read for `dur`, checking each one decodes.
+async fn read_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>>) {
+    let mut res = reqwest::get(&url).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        ct.starts_with("multipart/x-mixed-replace; boundary=camwallframe"),
+        "{ct}"
+    );
+    let mut buf: Vec<u8> = Vec::new();
+    let mut parts = Vec::new();
+    let end = tokio::time::Instant::now() + dur;
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(end, res.chunk()).await {
+        buf.extend_from_slice(&chunk);
+        // Parse as many complete parts as the buffer holds.
+        while let Some(h_end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..h_end]).to_string();
+            assert!(head.starts_with("--camwallframe"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .expect("Content-Length")
+                .trim()
+                .parse()
+                .unwrap();
+            if buf.len() < h_end + 4 + len + 2 {
+                break;
+            }
+            parts.push(buf[h_end + 4..h_end + 4 + len].to_vec());
+            buf.drain(..h_end + 4 + len + 2);
+        }
+    }
+    (parts.len(), parts)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn ffmpeg_cli_decodes_the_mjpeg_stream() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=320x240:rate=10")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f%02d.png");
+    let url = cw.url("/api/ip-cameras/mjpeg/a");
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args([
+                "20",
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                &url,
+                "-frames:v",
+                "8",
+            ])
+            .arg(&out)
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "ffmpeg failed: {status:?}");
+    let n = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(n, 8, "ffmpeg decoded {n} frames");
+    // The go2rtc path plays the same way.
+    let url = cw.url("/api/stream.mjpeg?src=a");
+    let dir2 = tempfile::tempdir().unwrap();
+    let out2 = dir2.path().join("g%02d.png");
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args([
+                "20",
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                &url,
+                "-frames:v",
+                "3",
+            ])
+            .arg(&out2)
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn ten_readers_get_the_source_rate_with_one_encode_per_frame() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=320x240:rate=10")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 5.0
+    })
+    .await;
+    let before = cw.camera("a").await;
+    let readers: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(read_parts(
+                cw.url("/api/ip-cameras/mjpeg/a?quality=65"),
+                Duration::from_secs(3),
+            ))
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for r in readers {
+        let (n, parts) = r.await.unwrap();
+        for p in parts.iter().step_by(5) {
+            assert_eq!(decode_rgb(p).0, 320);
+        }
+        counts.push(n);
+    }
+    let after = cw.camera("a").await;
+    let frames = after["frames_in"].as_u64().unwrap() - before["frames_in"].as_u64().unwrap();
+    for n in &counts {
+        assert!(
+            *n as f64 >= frames as f64 * 0.8,
+            "reader got {n} of {frames}: {counts:?}"
+        );
+    }
+    let tier = after["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["quality"] == 65)
+        .unwrap()
+        .clone();
+    let encodes = tier["jpeg_encodes"].as_u64().unwrap();
+    // One encode per source frame for ten readers (plus the first frame each reader got).
+    assert!(
+        encodes as f64 <= frames as f64 * 1.15 + 2.0,
+        "{encodes} encodes for {frames} frames"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_reader_does_not_slow_the_others() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("hd", "testsrc2=size=1280x720:rate=25")]}),
+    );
+    cw.wait_camera("hd", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 20.0
+    })
+    .await;
+    // A reader that sends its request and then never reads.
+    let addr = cw.base.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /api/ip-cameras/mjpeg/hd HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let mut first = [0u8; 16];
+        s.read_exact(&mut first).unwrap();
+        stalled.push(s);
+    }
+    let rss0 = rss_kib(cw.pid());
+    let f0 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
+    let (n, _) = read_parts(cw.url("/api/ip-cameras/mjpeg/hd"), Duration::from_secs(4)).await;
+    let f1 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
+    assert!(
+        n as f64 >= (f1 - f0) as f64 * 0.85,
+        "fast reader got {n} of {}",
+        f1 - f0
+    );
+    let grew = rss_kib(cw.pid()).saturating_sub(rss0);
+    assert!(grew < 20 * 1024, "RSS grew by {grew} KiB");
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn long_poll_answers_on_a_newer_frame_and_304_after_the_wait() {
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        lavfi("a", "testsrc2=size=160x120:rate=10"),
+        lavfi("slow", "testsrc2=size=160x120:rate=1/20")
+    ]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let first = get_frame(&cw, "a", "").await;
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    let seq: u64 = first.headers()["x-frame-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t0 = Instant::now();
+    let q = format!("?after={}&wait_ms=20000", urlencode(&tag));
+    let next = get_frame(&cw, "a", &q).await;
+    assert_eq!(next.status(), 200);
+    assert_ne!(next.headers()["etag"].to_str().unwrap(), tag);
+    let seq2: u64 = next.headers()["x-frame-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seq2 > seq);
+    // Answered by the next frame, long before the 20 s budget.
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    // A camera with no new frame: 304 once the wait is over, with the same tag.
+    cw.wait_camera("slow", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let s1 = get_frame(&cw, "slow", "").await;
+    let stag = s1.headers()["etag"].to_str().unwrap().to_string();
+    let t1 = Instant::now();
+    let q = format!("?after={}&wait_ms=400", urlencode(&stag));
+    let r = get_frame(&cw, "slow", &q).await;
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), stag);
+    assert!(t1.elapsed() >= Duration::from_millis(400));
+    assert_eq!(
+        get_frame(&cw, "a", "?after=x&wait_ms=999999")
+            .await
+            .status(),
+        400
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('"', "%22")
+}
+
+#[tokio::test]
+async fn go2rtc_paths_answer_like_the_originals() {
+    let cw = start_camwall(
+        json!({"server": {"frame_cache_ttl_ms": 2000}, "cameras": [lavfi("a", "testsrc2=size=160x120:rate=5")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let orig = get_frame(&cw, "a", "").await;
+    let alias = reqwest::get(cw.url("/api/frame.jpeg?src=a")).await.unwrap();
+    assert_eq!(alias.status(), 200);
+    assert_eq!(alias.headers()["content-type"], "image/jpeg");
+    // Same frame from the same cache: same tag and bytes.
+    assert_eq!(alias.headers()["etag"], orig.headers()["etag"]);
+    assert_eq!(alias.bytes().await.unwrap(), orig.bytes().await.unwrap());
+    for (path, status) in [
+        ("/api/frame.jpeg", 400),
+        ("/api/frame.jpeg?src=nope", 404),
+        ("/api/stream.mjpeg?src=nope", 404),
+        ("/api/stream.mjpeg", 400),
+        ("/api/ip-cameras/mjpeg/nope", 404),
+        ("/api/ip-cameras/mjpeg/a?max_fps=0", 400),
+    ] {
+        let r = reqwest::get(cw.url(path)).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}");
+    }
+    let (n, parts) = read_parts(
+        cw.url("/api/stream.mjpeg?src=a&max_width=80"),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(n >= 1);
+    assert_eq!(decode_rgb(&parts[0]).0, 80);
+}
