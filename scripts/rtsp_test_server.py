@@ -22,6 +22,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--path", default="/cam")
+    ap.add_argument("--mounts", type=int, default=1,
+                    help="serve this many cameras: PATH0 .. PATHn-1 (PATH itself when 1)")
     ap.add_argument("--pattern", default="smpte100")
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=15)
@@ -62,7 +64,15 @@ def main():
             Gst.Structure.new_from_string("user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
         )
         factory.set_permissions(perms)
-    server.get_mount_points().add_factory(args.path, factory)
+    mounts = server.get_mount_points()
+    if args.mounts == 1:
+        mounts.add_factory(args.path, factory)
+    else:
+        for i in range(args.mounts):
+            f = GstRtspServer.RTSPMediaFactory()
+            f.set_launch(launch)
+            f.set_shared(True)
+            mounts.add_factory(f"{args.path}{i}", f)
     if server.attach(None) == 0:
         print("cannot listen", file=sys.stderr)
         sys.exit(1)
