@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::manage::Manager;
 use crate::web::{routes, WebState};
 
 /// How long open connections get to finish after shutdown starts.
@@ -23,28 +23,28 @@ pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
 /// A running camwall: cameras started, not yet serving.
 pub struct App {
     pub hub: Arc<Hub>,
+    pub manager: Arc<Manager>,
     pub public_dir: PathBuf,
     cancel: CancellationToken,
-    cameras: TaskTracker,
 }
 
 impl App {
-    /// Starts a worker for every enabled camera. `public_dir` is already resolved.
-    pub fn start(config: &Config, public_dir: PathBuf) -> Self {
+    /// Starts a worker for every enabled camera. `public_dir` is already resolved;
+    /// `config_path` is where runtime changes are written, `doc` that file's JSON.
+    pub fn start(
+        config: &Config,
+        public_dir: PathBuf,
+        config_path: PathBuf,
+        doc: serde_json::Value,
+    ) -> Self {
         let hub = Arc::new(Hub::new(config));
         let cancel = CancellationToken::new();
-        let cameras = TaskTracker::new();
-        for cam in hub.cameras() {
-            if cam.config.enabled {
-                cameras.spawn(crate::camera::worker::run(cam, cancel.child_token()));
-            }
-        }
-        cameras.close();
+        let manager = Manager::start(hub.clone(), config_path, doc, cancel.clone());
         Self {
             hub,
+            manager,
             public_dir,
             cancel,
-            cameras,
         }
     }
 
@@ -60,6 +60,7 @@ impl App {
             hub: self.hub.clone(),
             public_dir: self.public_dir.clone(),
             shutdown: self.cancel.clone(),
+            manager: self.manager.clone(),
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();
@@ -81,7 +82,7 @@ impl App {
         {
             warn!("connections still open after {CONNECTION_DRAIN:?}; closing them");
         }
-        if tokio::time::timeout(CAMERA_STOP, self.cameras.wait())
+        if tokio::time::timeout(CAMERA_STOP, self.manager.stopped())
             .await
             .is_err()
         {

@@ -79,7 +79,7 @@ impl Default for Limits {
 }
 
 /// One entry of `cameras`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Unique, URL-safe id: 1 to 64 of `A-Z a-z 0-9 _ -`, starting with a letter or digit. Required.
@@ -214,6 +214,9 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// Ids that would collide with API paths under `/api/ip-cameras/`.
+pub const RESERVED_IDS: [&str; 4] = ["status", "initialize", "frame", "mjpeg"];
+
 /// Whether `id` is safe in a URL path segment, a file name and a log line.
 pub fn is_safe_id(id: &str) -> bool {
     let bytes = id.as_bytes();
@@ -228,7 +231,12 @@ pub fn is_safe_id(id: &str) -> bool {
 /// Checks one camera alone (not uniqueness). Returns (field, message) pairs.
 pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if !is_safe_id(&cam.id) {
+    if RESERVED_IDS.contains(&cam.id.as_str()) {
+        out.push((
+            "id",
+            format!("{:?} is reserved (it names an API path)", cam.id),
+        ));
+    } else if !is_safe_id(&cam.id) {
         out.push((
             "id",
             format!(

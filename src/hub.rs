@@ -92,9 +92,24 @@ pub struct HubSettings {
     pub max_cached_tiers: usize,
 }
 
+/// What a viewer needs to show a camera.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraInfo {
+    pub id: String,
+    pub name: String,
+    pub state: CameraState,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// One camera: config, status, latest frame, encoded tiers.
 pub struct Camera {
-    pub config: CameraConfig,
+    id: String,
+    /// Swapped whole when the camera is reconfigured at runtime; the id never changes.
+    config: std::sync::RwLock<Arc<CameraConfig>>,
+    /// Bumped each time the camera's worker is replaced: a stopping worker from an older
+    /// generation neither publishes frames nor overwrites the state.
+    generation: AtomicU64,
     settings: Arc<HubSettings>,
     boot_id: u32,
     live: Mutex<Live>,
@@ -160,7 +175,9 @@ impl Camera {
             CameraState::Disabled
         };
         Self {
-            config,
+            id: config.id.clone(),
+            config: std::sync::RwLock::new(Arc::new(config)),
+            generation: AtomicU64::new(0),
             settings,
             boot_id,
             live: Mutex::new(Live {
@@ -190,7 +207,53 @@ impl Camera {
     }
 
     pub fn id(&self) -> &str {
-        &self.config.id
+        &self.id
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<CameraConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration (same id). The caller restarts the worker.
+    pub fn set_config(&self, config: CameraConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        let mut l = self.live();
+        l.last_error = None;
+        l.codec = None;
+    }
+
+    /// Starts a new worker generation and returns it.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether `generation` is still the camera's current worker.
+    pub fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    /// `enabled: false`.
+    pub fn set_disabled(&self) {
+        let mut l = self.live();
+        l.state = CameraState::Disabled;
+        l.fps = 0.0;
+        l.next_retry_at = None;
+    }
+
+    /// Id, name, state and size, for viewers.
+    pub fn info(&self) -> CameraInfo {
+        let l = self.live();
+        CameraInfo {
+            id: self.id.clone(),
+            name: self.config().display_name().to_string(),
+            state: l.state,
+            width: l.width,
+            height: l.height,
+        }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -312,7 +375,7 @@ impl Camera {
     pub fn etag(&self, seq: u64, tier: Tier) -> String {
         format!(
             "\"{:08x}-{}-{}-q{}s{}\"",
-            self.boot_id, self.config.id, seq, tier.quality, tier.scale
+            self.boot_id, self.id, seq, tier.quality, tier.scale
         )
     }
 
@@ -422,6 +485,7 @@ impl Camera {
 
     pub fn status(&self) -> CameraStatus {
         let l = self.live().clone();
+        let config = self.config();
         let age = l.last_frame_at.map(|t| t.elapsed());
         // A camera that stopped sending has no fps, whatever the last window said.
         let fps = match age {
@@ -441,10 +505,10 @@ impl Camera {
             .collect();
         tiers.sort_by_key(|t| (std::cmp::Reverse(t.quality), t.scale));
         CameraStatus {
-            id: self.config.id.clone(),
-            name: self.config.display_name().to_string(),
-            url: redact_url(&self.config.url),
-            enabled: self.config.enabled,
+            id: self.id.clone(),
+            name: config.display_name().to_string(),
+            url: redact_url(&config.url),
+            enabled: config.enabled,
             state: l.state,
             fps,
             width: l.width,
@@ -468,6 +532,7 @@ impl Camera {
 /// All cameras, by id, in config order.
 pub struct Hub {
     pub settings: Arc<HubSettings>,
+    server: crate::config::ServerConfig,
     cameras: DashMap<String, Arc<Camera>>,
     order: Mutex<Vec<String>>,
     pub boot_id: u32,
@@ -484,6 +549,7 @@ impl Hub {
         let boot_id = fastrand::u32(..);
         let hub = Self {
             settings,
+            server: config.server.clone(),
             cameras: DashMap::new(),
             order: Mutex::new(Vec::new()),
             boot_id,
@@ -495,7 +561,33 @@ impl Hub {
         hub
     }
 
-    fn insert(&self, config: CameraConfig) -> Arc<Camera> {
+    /// The `server` section camwall started with.
+    pub fn server_config(&self) -> &crate::config::ServerConfig {
+        &self.server
+    }
+
+    /// Takes a camera out; its viewers keep their handle until they let go.
+    pub fn remove(&self, id: &str) -> Option<Arc<Camera>> {
+        self.order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| x != id);
+        self.cameras.remove(id).map(|(_, c)| c)
+    }
+
+    /// Sets the listing order (ids not in `ids` keep their place at the end).
+    pub fn reorder(&self, ids: Vec<String>) {
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let rest: Vec<String> = order.iter().filter(|i| !ids.contains(i)).cloned().collect();
+        *order = ids
+            .into_iter()
+            .filter(|i| self.cameras.contains_key(i))
+            .chain(rest)
+            .collect();
+    }
+
+    /// Adds a camera (not started: the manager starts workers).
+    pub fn insert(&self, config: CameraConfig) -> Arc<Camera> {
         let id = config.id.clone();
         let cam = Arc::new(Camera::new(config, self.settings.clone(), self.boot_id));
         self.cameras.insert(id.clone(), cam.clone());

@@ -14,6 +14,7 @@ pub mod frame;
 pub mod hub;
 pub mod jpeg;
 pub mod logging;
+pub mod manage;
 pub mod redact;
 pub mod web;
 pub mod ws;

@@ -123,7 +123,24 @@ fn main() -> ExitCode {
             }
         };
         let local = listener.local_addr().unwrap_or(listen);
-        let app = camwall::app::App::start(&config, public_dir);
+        // The file was just validated; keep its JSON so runtime edits change only what they touch.
+        let doc = std::fs::read_to_string(&cli.config)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({"cameras": []}));
+        let app = camwall::app::App::start(&config, public_dir, cli.config.clone(), doc);
+        let manager = app.manager.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                info!("SIGHUP: reloading the config");
+                let _ = manager.reload().await;
+            }
+        });
         info!(
             cameras = config.cameras.len(),
             "camwall listening on http://{local}"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -325,17 +325,14 @@ impl Sub {
     }
 }
 
-#[derive(Serialize)]
-struct CameraInfo {
-    id: String,
-    name: String,
-    state: CameraState,
-    width: u32,
-    height: u32,
-}
-
 /// Serves one WebSocket connection until it closes, dies, or the server shuts down.
-pub async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, peer: String) {
+pub async fn serve(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    mut events: tokio::sync::broadcast::Receiver<crate::manage::HubEvent>,
+    peer: String,
+) {
     let span = info_span!("ws", %peer);
     async move {
         debug!("connected");
@@ -369,20 +366,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken
             streams: StreamMap::new(),
             out: Vec::new(),
         };
-        let cams: Vec<CameraInfo> = hub
-            .cameras()
-            .iter()
-            .map(|c| {
-                let s = c.status();
-                CameraInfo {
-                    id: s.id,
-                    name: s.name,
-                    state: s.state,
-                    width: s.width,
-                    height: s.height,
-                }
-            })
-            .collect();
+        let cams: Vec<crate::hub::CameraInfo> = hub.cameras().iter().map(|c| c.info()).collect();
         conn.text(json!({
             "type": "hello",
             "version": PROTOCOL_VERSION,
@@ -393,6 +377,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_window = Instant::now();
         let mut last_ping = Instant::now();
+        let mut events_open = true;
         'conn: loop {
             // Control answers first; they are small and bounded by the client's own messages.
             for m in conn.out.drain(..) {
@@ -406,6 +391,20 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken
                     let _ = tx.send(Message::close_with(1001u16, "server shutting down")).await;
                     break;
                 }
+                ev = events.recv(), if events_open => match ev {
+                    Ok(crate::manage::HubEvent::Added(info)) => conn.text(json!({"type": "camera_added", "camera": info})),
+                    Ok(crate::manage::HubEvent::Removed(id)) => {
+                        conn.subs.remove(&id);
+                        conn.streams.remove(&id);
+                        conn.text(json!({"type": "camera_removed", "camera": id}));
+                    }
+                    // Missed some: the client re-reads the whole list.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let cams: Vec<crate::hub::CameraInfo> = conn.hub.cameras().iter().map(|c| c.info()).collect();
+                        conn.text(json!({"type": "hello", "version": PROTOCOL_VERSION, "cameras": cams, "quality_tiers": conn.hub.settings.quality_tiers}));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => events_open = false,
+                },
                 cmd = cmd_rx.recv() => match cmd {
                     None => break,
                     Some(Ok(text)) => conn.handle_text(&text).await,

@@ -56,11 +56,12 @@ impl SessionError {
 }
 
 /// Keeps `cam` running until `cancel` fires: connect, stream, back off, and again.
-pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
+/// `generation` identifies this worker; a replaced worker stops touching the camera.
+pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
     let span = tracing::info_span!("camera", id = %cam.id());
     async move {
         let mut backoff = Backoff::new();
-        info!(url = %redact_url(&cam.config.url), "camera starting");
+        info!(url = %redact_url(&cam.config().url), "camera starting");
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -71,8 +72,10 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
             let (c, tok) = (cam.clone(), cancel.clone());
             let span = tracing::Span::current();
             // FFmpeg blocks: the whole session lives on a blocking thread.
-            let res =
-                tokio::task::spawn_blocking(move || span.in_scope(|| run_once(&c, &tok))).await;
+            let res = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| run_once(&c, &tok, generation))
+            })
+            .await;
             let session = started.elapsed();
             let (msg, slow) = match res {
                 Ok(Ok(SessionEnd::Cancelled)) => break,
@@ -104,7 +107,9 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken) {
                 _ = cam.kick.notified() => debug!("backoff cut short by initialize"),
             }
         }
-        cam.set_stopped();
+        if cam.is_current(generation) {
+            cam.set_stopped();
+        }
         debug!("camera stopped");
     }
     .instrument(span)
@@ -154,8 +159,12 @@ impl Pacer {
 }
 
 /// One session: open, then read, decode and publish until an error, the end, or shutdown.
-pub fn run_once(cam: &Camera, cancel: &CancellationToken) -> Result<SessionEnd, SessionError> {
-    let cfg = &cam.config;
+pub fn run_once(
+    cam: &Camera,
+    cancel: &CancellationToken,
+    generation: u64,
+) -> Result<SessionEnd, SessionError> {
+    let cfg = cam.config();
     let kind = SourceKind::of(&cfg.url);
     let open_timeout = Duration::from_millis(cfg.open_timeout_ms);
     let stall_timeout = Duration::from_millis(cfg.stall_timeout_ms);
@@ -230,6 +239,9 @@ pub fn run_once(cam: &Camera, cancel: &CancellationToken) -> Result<SessionEnd, 
     let mut decode_errors = 0u32;
 
     let mut publish = |width: u32, height: u32, picture: Picture| {
+        if !cam.is_current(generation) {
+            return;
+        }
         if let (Some(min), Some(last)) = (min_interval, last_published) {
             if last.elapsed() < min {
                 return;

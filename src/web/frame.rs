@@ -119,7 +119,7 @@ pub fn lookup(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
             ),
         )
     })?;
-    if !cam.config.enabled {
+    if !cam.config().enabled {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "camera_disabled",

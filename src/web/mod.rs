@@ -1,6 +1,7 @@
 //! HTTP routes (warp 0.4): health, camera status, initialize, the pages, and the wiring of
 //! the frame, MJPEG and WebSocket routes; the one place where errors become JSON answers.
 
+mod cameras;
 mod frame;
 mod mjpeg;
 
@@ -23,6 +24,8 @@ pub struct WebState {
     pub public_dir: PathBuf,
     /// Fires at shutdown: long-lived connections (WebSocket) close themselves.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Runtime camera changes.
+    pub manager: Arc<crate::manage::Manager>,
 }
 
 /// An error on its way to becoming a JSON answer.
@@ -31,6 +34,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The offending field of a request body, when there is one.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -39,11 +44,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
     }
 
     pub fn into_response(self) -> Response {
-        json_error(self.status, self.code, self.message)
+        let mut res = json_error(self.status, self.code, self.message.clone());
+        if let Some(field) = self.field {
+            let body =
+                serde_json::json!({"error": self.code, "message": self.message, "field": field});
+            res = warp::reply::json(&body).into_response();
+            *res.status_mut() = self.status;
+        }
+        res
     }
 }
 
@@ -128,6 +141,46 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
             }
         });
 
+    let body = || warp::body::content_length_limit(cameras::MAX_BODY).and(warp::body::bytes());
+    let cams_list = warp::path!("api" / "ip-cameras")
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(cameras::list);
+    let cams_add = warp::path!("api" / "ip-cameras")
+        .and(warp::post())
+        .and(body())
+        .and(with_state.clone())
+        .then(cameras::add);
+    let cams_get = warp::path!("api" / "ip-cameras" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(cameras::get_one);
+    let cams_put = warp::path!("api" / "ip-cameras" / String)
+        .and(warp::put())
+        .and(body())
+        .and(with_state.clone())
+        .then(cameras::replace);
+    let cams_patch = warp::path!("api" / "ip-cameras" / String)
+        .and(warp::patch())
+        .and(body())
+        .and(with_state.clone())
+        .then(cameras::patch);
+    let cams_delete = warp::path!("api" / "ip-cameras" / String)
+        .and(warp::delete())
+        .and(with_state.clone())
+        .then(cameras::remove);
+    let manage = cams_list
+        .or(cams_add)
+        .unify()
+        .or(cams_get)
+        .unify()
+        .or(cams_put)
+        .unify()
+        .or(cams_patch)
+        .unify()
+        .or(cams_delete)
+        .unify();
+
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(warp::addr::remote())
@@ -137,7 +190,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
                 let peer = peer.map(|p| p.to_string()).unwrap_or_default();
                 ws.max_message_size(crate::ws::MAX_WS_MESSAGE)
                     .max_frame_size(crate::ws::MAX_WS_MESSAGE)
-                    .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.shutdown, peer))
+                    .on_upgrade(move |socket| {
+                        let events = s.manager.events();
+                        crate::ws::serve(socket, s.hub, s.shutdown, events, peer)
+                    })
                     .into_response()
             },
         );
@@ -164,6 +220,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(mjpeg_alias)
         .unify()
         .or(ws)
+        .unify()
+        .or(manage)
         .unify()
         .or(index.or(advanced).or(files).map(Reply::into_response))
         .unify()
@@ -194,6 +252,18 @@ async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this path does not take that method",
+        )
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        )
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        json_error(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length",
         )
     } else if err.find::<warp::reject::InvalidHeader>().is_some() {
         json_error(
@@ -238,7 +308,7 @@ fn health(s: &WebState) -> Response {
         uptime_s: s.hub.started_at.elapsed().as_secs(),
         cameras: HealthCameras {
             total: cams.len(),
-            enabled: cams.iter().filter(|c| c.config.enabled).count(),
+            enabled: cams.iter().filter(|c| c.config().enabled).count(),
             streaming,
         },
     })

@@ -1,0 +1,371 @@
+//! End-to-end tests of runtime camera management: the API, persistence, SIGHUP, SIGKILL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn lavfi(id: &str, graph: &str) -> Value {
+    json!({"id": id, "url": format!("lavfi:{graph}")})
+}
+
+fn file_cameras(cw: &Camwall) -> Vec<Value> {
+    let text = std::fs::read_to_string(&cw.config_path).unwrap();
+    let v: Value = serde_json::from_str(&text).expect("the config file is valid JSON");
+    v["cameras"].as_array().unwrap().clone()
+}
+
+fn file_ids(cw: &Camwall) -> Vec<String> {
+    file_cameras(cw)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        lavfi("watched", "testsrc2=size=160x120:rate=10"),
+        lavfi("other", "testsrc=size=160x120:rate=5")
+    ]}));
+    cw.wait_camera("watched", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    // A viewer of "watched" records every sequence number while the others change.
+    let mut ws = ws_connect(&cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["watched"], "quality": 50}),
+    )
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let viewer = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        let mut texts = Vec::new();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(f) = next_frame(&mut ws, &mut texts, Duration::from_millis(500)).await {
+                seqs.push(f.seq());
+            }
+        }
+        (seqs, texts)
+    });
+    let client = reqwest::Client::new();
+    let api = cw.url("/api/ip-cameras");
+
+    // Add.
+    let r = client
+        .post(&api)
+        .json(&lavfi("new", "testsrc2=size=320x240:rate=10"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    cw.wait_camera("new", Duration::from_secs(15), |c| {
+        c["state"] == "streaming" && c["width"] == 320
+    })
+    .await;
+    assert_eq!(file_ids(&cw), ["watched", "other", "new"]);
+    let listed: Value = client.get(&api).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["cameras"].as_array().unwrap().len(), 3);
+
+    // Let the viewer run across every step.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Replace: new URL, same id.
+    let r = client
+        .put(format!("{api}/new"))
+        .json(&json!({"url": "rtsp://user:pw@127.0.0.1:1/x", "name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("pw@"), "credential echoed: {body}");
+    cw.wait_camera("new", Duration::from_secs(15), |c| {
+        c["state"] == "backoff" && c["name"] == "Renamed"
+    })
+    .await;
+    let stored = file_cameras(&cw)[2].clone();
+    assert_eq!(
+        stored["url"], "rtsp://user:pw@127.0.0.1:1/x",
+        "stored as given"
+    );
+    let one: Value = client
+        .get(format!("{api}/new"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["url"], "rtsp://***@127.0.0.1:1/x");
+
+    // Let the viewer run across every step.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Patch: disable another camera.
+    let r = client
+        .patch(format!("{api}/other"))
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    cw.wait_camera("other", Duration::from_secs(5), |c| {
+        c["state"] == "disabled"
+    })
+    .await;
+    assert_eq!(file_cameras(&cw)[1]["enabled"], false);
+    let r = client
+        .patch(format!("{api}/other"))
+        .json(&json!({"enabled": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    cw.wait_camera("other", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    assert!(file_cameras(&cw)[1].get("enabled").is_none());
+
+    // Let the viewer run across every step.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Remove.
+    let r = client.delete(format!("{api}/new")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{api}/new"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(file_ids(&cw), ["watched", "other"]);
+    let bak = cw.config_path.with_file_name("cameras.json.bak");
+    let bak: Value = serde_json::from_str(&std::fs::read_to_string(bak).unwrap()).unwrap();
+    assert_eq!(
+        bak["cameras"].as_array().unwrap().len(),
+        3,
+        "the previous version is kept"
+    );
+
+    // Let the viewer run across every step.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Refusals, each naming what is wrong; nothing changes.
+    let cases = [
+        (
+            client.post(&api).json(&lavfi("watched", "testsrc2")),
+            409,
+            "duplicate_id",
+        ),
+        (
+            client
+                .post(&api)
+                .json(&json!({"id": "x", "url": "lavfi:testsrc2", "fps": 1})),
+            400,
+            "invalid_camera",
+        ),
+        (
+            client.post(&api).json(&json!({"id": "x", "url": ""})),
+            400,
+            "invalid_camera",
+        ),
+        (
+            client
+                .post(&api)
+                .json(&json!({"id": "status", "url": "lavfi:testsrc2"})),
+            400,
+            "invalid_camera",
+        ),
+        (client.post(&api).body("{not json"), 400, "bad_json"),
+        (
+            client
+                .patch(format!("{api}/nope"))
+                .json(&json!({"enabled": false})),
+            404,
+            "unknown_camera",
+        ),
+        (
+            client
+                .patch(format!("{api}/watched"))
+                .json(&json!({"max_fps": "x"})),
+            400,
+            "invalid_camera",
+        ),
+        (
+            client
+                .put(format!("{api}/watched"))
+                .json(&json!({"id": "other", "url": "x"})),
+            400,
+            "invalid_camera",
+        ),
+        (client.delete(format!("{api}/nope")), 404, "unknown_camera"),
+    ];
+    for (req, status, code) in cases {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], code, "{v}");
+        if code == "invalid_camera" {
+            assert!(v["field"].is_string(), "{v}");
+        }
+    }
+    assert_eq!(file_ids(&cw), ["watched", "other"]);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seqs, texts) = viewer.await.unwrap();
+    assert!(seqs.len() > 20, "viewer got {} frames", seqs.len());
+    let gaps: Vec<_> = seqs.windows(2).filter(|w| w[1] != w[0] + 1).collect();
+    assert!(
+        gaps.is_empty(),
+        "frame gaps while other cameras changed: {gaps:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t["type"] == "camera_added" && t["camera"]["id"] == "new"),
+        "{texts:?}"
+    );
+    assert!(texts
+        .iter()
+        .any(|t| t["type"] == "camera_removed" && t["camera"] == "new"));
+}
+
+#[tokio::test]
+async fn concurrent_changes_all_land_in_a_valid_file() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("base", "testsrc2=size=64x48:rate=2")]}),
+    );
+    let client = reqwest::Client::new();
+    let api = cw.url("/api/ip-cameras");
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (c, a) = (client.clone(), api.clone());
+            tokio::spawn(async move {
+                let r = c
+                    .post(&a)
+                    .json(&json!({"id": format!("c{i}"), "url": "lavfi:testsrc2=size=64x48:rate=2", "enabled": false}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let r = c.patch(format!("{a}/c{i}")).json(&json!({"name": format!("Camera {i}")})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let cams = file_cameras(&cw);
+    assert_eq!(cams.len(), 13);
+    for i in 0..12 {
+        let c = cams
+            .iter()
+            .find(|c| c["id"] == format!("c{i}"))
+            .expect("every change is in the file");
+        assert_eq!(c["name"], format!("Camera {i}"));
+    }
+    let out = std::process::Command::new(camwall_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cw.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn sigkill_during_a_burst_of_changes_leaves_a_valid_config() {
+    let mut cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("base", "testsrc2=size=64x48:rate=2")]}),
+    );
+    let api = cw.url("/api/ip-cameras");
+    let burst = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for i in 0..200 {
+            let body = json!({"id": format!("b{i}"), "url": "lavfi:testsrc2=size=64x48:rate=2", "enabled": false});
+            if client.post(&api).json(&body).send().await.is_err() {
+                return i;
+            }
+        }
+        200
+    });
+    // Kill while the burst runs.
+    let end = Instant::now() + Duration::from_secs(10);
+    while file_cameras(&cw).len() < 10 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(cw.pid(), "KILL");
+    let sent = burst.await.unwrap();
+    assert!(sent < 200, "the burst finished before the kill");
+    let config_path = cw.config_path.clone();
+    let out = std::process::Command::new(camwall_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And it starts again from that file.
+    let dir = std::mem::replace(&mut cw.dir, tempfile::tempdir().unwrap());
+    cw.child.take();
+    let again = start_with_config_file(dir, config_path);
+    let s = again.status().await;
+    assert!(s["cameras"].as_array().unwrap().len() >= 10);
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        lavfi("a", "testsrc2=size=64x48:rate=5"),
+        lavfi("b", "testsrc2=size=64x48:rate=5")
+    ]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let good = std::fs::read_to_string(&cw.config_path).unwrap();
+    std::fs::write(
+        &cw.config_path,
+        "{ \"cameras\": [ {\"id\": \"a\", \"url\": \"\"} ] }",
+    )
+    .unwrap();
+    signal(cw.pid(), "HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = cw.status().await;
+    assert_eq!(
+        s["cameras"].as_array().unwrap().len(),
+        2,
+        "invalid file changed the cameras"
+    );
+    assert_eq!(cw.camera("a").await["state"], "streaming");
+    assert!(cw.logs().contains("reload refused"), "{}", cw.logs());
+    // A valid edit: b removed, c added, a changed.
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    v["cameras"] = json!([
+        lavfi("a", "testsrc2=size=96x64:rate=5"),
+        lavfi("c", "testsrc2=size=64x48:rate=5")
+    ]);
+    std::fs::write(&cw.config_path, v.to_string()).unwrap();
+    signal(cw.pid(), "HUP");
+    cw.wait_camera("c", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["width"] == 96)
+        .await;
+    let ids: Vec<Value> = cw.status().await["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a"), json!("c")]);
+}
