@@ -65,7 +65,7 @@ async fn every_camera_streams_and_frames_decode_to_their_size() {
         })
         .await;
     let fps = c["fps"].as_f64().unwrap();
-    assert!((12.0..=18.0).contains(&fps), "fps {fps}");
+    assert!((10.0..=20.0).contains(&fps), "fps {fps}");
 }
 
 #[tokio::test]
