@@ -24,6 +24,8 @@ pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
 pub struct App {
     pub hub: Arc<Hub>,
     pub manager: Arc<Manager>,
+    pub auth: Arc<crate::auth::Auth>,
+    pub limits: Arc<crate::auth::ClientLimits>,
     pub public_dir: PathBuf,
     cancel: CancellationToken,
 }
@@ -40,9 +42,22 @@ impl App {
         let hub = Arc::new(Hub::new(config));
         let cancel = CancellationToken::new();
         let manager = Manager::start(hub.clone(), config_path, doc, cancel.clone());
+        let s = &config.server;
+        let auth = Arc::new(crate::auth::Auth::new(
+            &s.auth.viewer_tokens,
+            &s.auth.admin_tokens,
+            std::env::var("CAMWALL_TOKEN").ok(),
+        ));
+        let limits = crate::auth::ClientLimits::new(
+            s.limits.max_ws_clients,
+            s.limits.max_mjpeg_clients,
+            s.limits.max_clients_per_ip,
+        );
         Self {
             hub,
             manager,
+            auth,
+            limits,
             public_dir,
             cancel,
         }
@@ -61,6 +76,9 @@ impl App {
             public_dir: self.public_dir.clone(),
             shutdown: self.cancel.clone(),
             manager: self.manager.clone(),
+            auth: self.auth.clone(),
+            limits: self.limits.clone(),
+            allowed_origins: Arc::new(self.hub.server_config().allowed_origins.clone()),
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();

@@ -28,7 +28,7 @@ pub struct Config {
 }
 
 /// `server` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// `HOST:PORT` to listen on. Default `127.0.0.1:8000`; `--listen` overrides it.
@@ -44,6 +44,21 @@ pub struct ServerConfig {
     pub quality_tiers: Vec<u8>,
     /// Resource limits.
     pub limits: Limits,
+    /// Access tokens. Default: none, and everything is open (fine on the loopback default).
+    pub auth: AuthConfig,
+    /// Origins (`scheme://host[:port]`) besides camwall's own whose pages may open the
+    /// WebSocket, e.g. a dashboard served elsewhere. Default: none.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `server.auth` section. `CAMWALL_TOKEN` in the environment adds one admin token.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Tokens that may watch: frames, streams, status, metrics, the camera list.
+    pub viewer_tokens: Vec<String>,
+    /// Tokens that may also change things: initialize, add, change and remove cameras.
+    pub admin_tokens: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -54,12 +69,14 @@ impl Default for ServerConfig {
             frame_cache_ttl_ms: 16,
             quality_tiers: vec![85, 80, 70],
             limits: Limits::default(),
+            auth: AuthConfig::default(),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
 /// `server.limits` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Most cameras a config may hold. Default 256.
@@ -67,6 +84,12 @@ pub struct Limits {
     /// Most distinct encoded qualities kept per camera for pollers; the least recently used one
     /// is dropped beyond it. Default 8.
     pub max_cached_qualities: usize,
+    /// Most WebSocket clients at once. Default 256.
+    pub max_ws_clients: usize,
+    /// Most MJPEG stream clients at once. Default 256.
+    pub max_mjpeg_clients: usize,
+    /// Most WebSocket plus MJPEG clients from one IP address. Default 32.
+    pub max_clients_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +97,9 @@ impl Default for Limits {
         Self {
             max_cameras: 256,
             max_cached_qualities: 8,
+            max_ws_clients: 256,
+            max_mjpeg_clients: 256,
+            max_clients_per_ip: 32,
         }
     }
 }
@@ -314,6 +340,24 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             "quality_tiers",
             "qualities must be listed best first, strictly decreasing".into(),
         ));
+    }
+    for t in s.auth.viewer_tokens.iter().chain(&s.auth.admin_tokens) {
+        if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            issues.push(server(
+                "auth",
+                "tokens must be at least 16 characters with no spaces (the token is not shown)"
+                    .into(),
+            ));
+            break;
+        }
+    }
+    for o in &s.allowed_origins {
+        if !(o.starts_with("http://") || o.starts_with("https://")) {
+            issues.push(server(
+                "allowed_origins",
+                format!("{o:?} is not an origin like https://wall.example"),
+            ));
+        }
     }
     if s.limits.max_cached_qualities == 0 {
         issues.push(server(

@@ -6,6 +6,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod app;
+pub mod auth;
 pub mod backoff;
 pub mod camera;
 pub mod config;

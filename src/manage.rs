@@ -414,9 +414,7 @@ impl Manager {
         }
         self.hub
             .reorder(new.cameras.iter().map(|c| c.id.clone()).collect());
-        if serde_json::to_value(&new.server).ok()
-            != serde_json::to_value(self.hub.server_config()).ok()
-        {
+        if new.server != *self.hub.server_config() {
             warn!("server settings changed in the file: they take effect at the next start");
         }
         file.doc = doc;

@@ -640,3 +640,31 @@ impl Drop for Browser {
         }
     }
 }
+
+impl Camwall {
+    /// Waits until camera `id` streams, reading the status with a token.
+    pub async fn wait_camera_with_token(&self, id: &str, token: &str) {
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            let s: Value = reqwest::Client::new()
+                .get(self.url("/api/ip-cameras/status"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if s["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == id && c["state"] == "streaming")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("camera {id} never streamed");
+    }
+}

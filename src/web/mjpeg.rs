@@ -40,6 +40,8 @@ fn part(e: &Encoded) -> [Bytes; 3] {
 }
 
 struct StreamState {
+    /// This client's place under the caps, given back when the stream ends.
+    _slot: crate::auth::ClientSlot,
     tier: Tier,
     frames: BroadcastStream<Arc<crate::fanout::Published>>,
     last: Option<Encoded>,
@@ -49,7 +51,12 @@ struct StreamState {
     shutdown: tokio_util::sync::CancellationToken,
 }
 
-pub async fn mjpeg(id: String, query: HashMap<String, String>, s: WebState) -> Response {
+pub async fn mjpeg(
+    id: String,
+    query: HashMap<String, String>,
+    peer: Option<std::net::SocketAddr>,
+    s: WebState,
+) -> Response {
     let cam = match lookup(&s.hub, &id) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
@@ -62,6 +69,9 @@ pub async fn mjpeg(id: String, query: HashMap<String, String>, s: WebState) -> R
         quality: p.quality,
         scale: crate::ws::scale_for_width(cam.status_width(), p.max_width),
     };
+    let Some(slot) = s.limits.acquire(crate::auth::ClientKind::Mjpeg, peer) else {
+        return super::too_many_clients();
+    };
     // The newest frame goes out first, so players show a picture at once.
     let first = match cam.jpeg(tier).await {
         Ok(e) => e,
@@ -69,6 +79,7 @@ pub async fn mjpeg(id: String, query: HashMap<String, String>, s: WebState) -> R
     };
     let frames = BroadcastStream::new(crate::fanout::subscribe(&cam, tier));
     let state = StreamState {
+        _slot: slot,
         tier,
         frames,
         last: Some(first),

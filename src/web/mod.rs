@@ -2,6 +2,7 @@
 //! the frame, MJPEG and WebSocket routes; the one place where errors become JSON answers.
 
 mod cameras;
+mod files;
 mod frame;
 mod mjpeg;
 
@@ -15,6 +16,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::auth::Role;
 use crate::hub::{CameraState, Hub};
 
 /// What the routes share.
@@ -26,6 +28,9 @@ pub struct WebState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Runtime camera changes.
     pub manager: Arc<crate::manage::Manager>,
+    pub auth: Arc<crate::auth::Auth>,
+    pub limits: Arc<crate::auth::ClientLimits>,
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 /// An error on its way to becoming a JSON answer.
@@ -89,6 +94,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         let s = state.clone();
         warp::any().map(move || s.clone())
     };
+    let viewer = || crate::auth::require(state.auth.clone(), Role::Viewer);
+    let admin = || crate::auth::require(state.auth.clone(), Role::Admin);
 
     let health = warp::path!("health")
         .and(warp::get())
@@ -97,11 +104,13 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
 
     let status = warp::path!("api" / "ip-cameras" / "status")
         .and(warp::get())
+        .and(viewer())
         .and(with_state.clone())
         .map(|s: WebState| json_ok(&status_body(&s.hub)));
 
     let initialize = warp::path!("api" / "ip-cameras" / "initialize")
         .and(warp::post())
+        .and(admin())
         .and(with_state.clone())
         .map(|s: WebState| initialize(&s));
 
@@ -109,6 +118,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     let query = || warp::query::<HashMap<String, String>>();
     let frame = warp::path!("api" / "ip-cameras" / "frame" / String)
         .and(get())
+        .and(viewer())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(with_state.clone())
@@ -116,6 +126,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     // go2rtc's paths, so tools written for go2rtc work unchanged.
     let frame_alias = warp::path!("api" / "frame.jpeg")
         .and(get())
+        .and(viewer())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(with_state.clone())
@@ -127,16 +138,20 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         });
     let mjpeg = warp::path!("api" / "ip-cameras" / "mjpeg" / String)
         .and(get())
+        .and(viewer())
         .and(query())
+        .and(warp::addr::remote())
         .and(with_state.clone())
         .then(mjpeg::mjpeg);
     let mjpeg_alias = warp::path!("api" / "stream.mjpeg")
         .and(get())
+        .and(viewer())
         .and(query())
+        .and(warp::addr::remote())
         .and(with_state.clone())
-        .then(|q: HashMap<String, String>, s| async move {
+        .then(|q: HashMap<String, String>, peer, s| async move {
             match q.get("src") {
-                Some(id) => mjpeg::mjpeg(id.clone(), q, s).await,
+                Some(id) => mjpeg::mjpeg(id.clone(), q, peer, s).await,
                 None => missing_src(),
             }
         });
@@ -144,29 +159,35 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     let body = || warp::body::content_length_limit(cameras::MAX_BODY).and(warp::body::bytes());
     let cams_list = warp::path!("api" / "ip-cameras")
         .and(warp::get())
+        .and(viewer())
         .and(with_state.clone())
         .then(cameras::list);
     let cams_add = warp::path!("api" / "ip-cameras")
         .and(warp::post())
+        .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(cameras::add);
     let cams_get = warp::path!("api" / "ip-cameras" / String)
         .and(warp::get())
+        .and(viewer())
         .and(with_state.clone())
         .then(cameras::get_one);
     let cams_put = warp::path!("api" / "ip-cameras" / String)
         .and(warp::put())
+        .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(cameras::replace);
     let cams_patch = warp::path!("api" / "ip-cameras" / String)
         .and(warp::patch())
+        .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(cameras::patch);
     let cams_delete = warp::path!("api" / "ip-cameras" / String)
         .and(warp::delete())
+        .and(admin())
         .and(with_state.clone())
         .then(cameras::remove);
     let manage = cams_list
@@ -182,29 +203,53 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify();
 
     let ws = warp::path!("ws")
+        .and(viewer())
         .and(warp::ws())
         .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
         .and(with_state.clone())
         .map(
-            |ws: warp::ws::Ws, peer: Option<std::net::SocketAddr>, s: WebState| {
+            |ws: warp::ws::Ws,
+             peer: Option<std::net::SocketAddr>,
+             origin: Option<String>,
+             host: Option<String>,
+             s: WebState| {
+                // A page on another site must not watch the cameras with this browser's access.
+                if !crate::auth::origin_allowed(
+                    origin.as_deref(),
+                    host.as_deref(),
+                    &s.allowed_origins,
+                ) {
+                    return json_error(
+                        StatusCode::FORBIDDEN,
+                        "bad_origin",
+                        "this origin may not open the WebSocket (see server.allowed_origins)",
+                    );
+                }
+                let Some(slot) = s.limits.acquire(crate::auth::ClientKind::WebSocket, peer) else {
+                    return too_many_clients();
+                };
                 let peer = peer.map(|p| p.to_string()).unwrap_or_default();
                 ws.max_message_size(crate::ws::MAX_WS_MESSAGE)
                     .max_frame_size(crate::ws::MAX_WS_MESSAGE)
                     .on_upgrade(move |socket| {
                         let events = s.manager.events();
-                        crate::ws::serve(socket, s.hub, s.shutdown, events, peer)
+                        async move {
+                            crate::ws::serve(socket, s.hub, s.shutdown, events, peer).await;
+                            drop(slot);
+                        }
                     })
                     .into_response()
             },
         );
 
-    let index = warp::path::end()
-        .and(warp::get())
-        .and(warp::fs::file(state.public_dir.join("index.html")));
-    let advanced = warp::path!("advanced_test")
-        .and(warp::get())
-        .and(warp::fs::file(state.public_dir.join("advanced_test.html")));
-    let files = warp::get().and(warp::fs::dir(state.public_dir.clone()));
+    let files = {
+        let root = state.public_dir.clone();
+        warp::get()
+            .and(warp::path::full())
+            .and_then(move |p| files::serve(root.clone(), p))
+    };
 
     health
         .or(status)
@@ -223,11 +268,23 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify()
         .or(manage)
         .unify()
-        .or(index.or(advanced).or(files).map(Reply::into_response))
+        .or(files)
         .unify()
         .recover(handle_rejection)
         .unify()
         .with(warp::trace::request())
+}
+
+/// Over a client cap: refused, nothing else disturbed.
+pub fn too_many_clients() -> Response {
+    let mut res = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_clients",
+        "too many streaming clients; try again later",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    res
 }
 
 fn missing_src() -> Response {
@@ -239,7 +296,25 @@ fn missing_src() -> Response {
 }
 
 async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
-    Ok(if err.is_not_found() {
+    Ok(if let Some(d) = err.find::<crate::auth::Denied>() {
+        match d {
+            crate::auth::Denied::Unauthorized => {
+                let mut r = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid token is required (Authorization: Bearer <token>, or ?token=)",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+            crate::auth::Denied::Forbidden => json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token may watch but not change anything",
+            ),
+        }
+    } else if err.is_not_found() {
         json_error(StatusCode::NOT_FOUND, "not_found", "no such path")
     } else if err.find::<warp::reject::InvalidQuery>().is_some() {
         json_error(

@@ -1,0 +1,271 @@
+//! End-to-end tests of access control: tokens and roles, WebSocket origins, client caps,
+//! static files that cannot escape `public/`, and credentials that never show.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const VIEWER: &str = "viewer-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789ab";
+
+fn lavfi(id: &str, graph: &str) -> Value {
+    json!({"id": id, "url": format!("lavfi:{graph}")})
+}
+
+async fn ws_status(cw: &Camwall, query: &str, origin: Option<&str>) -> Result<(), u16> {
+    let url = cw.base.replace("http://", "ws://") + "/ws" + query;
+    let mut req = url.into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_gate_viewers_and_admins() {
+    let cw = start_camwall(json!({
+        "server": {"auth": {"viewer_tokens": [VIEWER], "admin_tokens": [ADMIN]}},
+        "cameras": [lavfi("a", "testsrc2=size=160x120:rate=5")]
+    }));
+    let c = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = c.get(cw.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    // Open: health and the pages (they hold no data; the data needs a token).
+    assert_eq!(get("/health", None).await.unwrap().status(), 200);
+    assert_eq!(get("/", None).await.unwrap().status(), 200);
+    // Viewer paths.
+    let r = get("/api/ip-cameras/status", None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
+    assert_eq!(
+        get("/api/ip-cameras/status", Some("wrong-token-0123456789"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        get("/api/ip-cameras/status", Some(VIEWER))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get("/api/ip-cameras/status", Some(ADMIN))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get(&format!("/api/ip-cameras/status?token={VIEWER}"), None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let s = get(&format!("/api/ip-cameras/status?token={VIEWER}"), None)
+        .await
+        .unwrap();
+    assert_eq!(s.status(), 200);
+    // Admin paths: a viewer is refused with 403, an admin passes.
+    let r = c
+        .post(cw.url("/api/ip-cameras/initialize"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "forbidden");
+    let r = c
+        .post(cw.url("/api/ip-cameras/initialize"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = lavfi("b", "testsrc2=size=64x48:rate=2");
+    assert_eq!(
+        c.post(cw.url("/api/ip-cameras"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.post(cw.url("/api/ip-cameras"))
+            .bearer_auth(VIEWER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        c.post(cw.url("/api/ip-cameras"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Streams take the token in the query, as <img> and WebSocket must.
+    cw.wait_camera_with_token("a", VIEWER).await;
+    assert_eq!(
+        get("/api/ip-cameras/frame/a", None).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        get(&format!("/api/ip-cameras/frame/a?token={VIEWER}"), None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = get(&format!("/api/ip-cameras/mjpeg/a?token={VIEWER}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(r);
+    assert_eq!(ws_status(&cw, "", None).await, Err(401));
+    assert_eq!(
+        ws_status(&cw, &format!("?token={VIEWER}"), None).await,
+        Ok(())
+    );
+    // Tokens never reach the logs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = cw.logs();
+    assert!(
+        !logs.contains(VIEWER) && !logs.contains(ADMIN),
+        "token in logs"
+    );
+}
+
+#[tokio::test]
+async fn websocket_origins_and_client_caps() {
+    let cw = start_camwall(json!({
+        "server": {
+            "allowed_origins": ["https://dash.example"],
+            "limits": {"max_ws_clients": 2, "max_mjpeg_clients": 1}
+        },
+        "cameras": [lavfi("a", "testsrc2=size=160x120:rate=5")]
+    }));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let own = cw.base.clone();
+    assert_eq!(
+        ws_status(&cw, "", Some("http://evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(ws_status(&cw, "", Some("null")).await, Err(403));
+    assert_eq!(ws_status(&cw, "", Some(&own)).await, Ok(()));
+    assert_eq!(
+        ws_status(&cw, "", Some("https://dash.example")).await,
+        Ok(())
+    );
+    // Caps: two WebSocket clients at once, the third is refused, then admitted once one leaves.
+    let first = ws_connect(&cw).await;
+    let _second = ws_connect(&cw).await;
+    assert_eq!(ws_status(&cw, "", None).await, Err(503));
+    drop(first);
+    let mut admitted = false;
+    for _ in 0..50 {
+        if ws_status(&cw, "", None).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(admitted, "a freed slot was never given back");
+    // One MJPEG client: the second gets a JSON 503 and the first keeps streaming.
+    let mut one = reqwest::get(cw.url("/api/ip-cameras/mjpeg/a"))
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let two = reqwest::get(cw.url("/api/ip-cameras/mjpeg/a"))
+        .await
+        .unwrap();
+    assert_eq!(two.status(), 503);
+    assert!(two.headers().contains_key("retry-after"));
+    assert_eq!(
+        two.json::<Value>().await.unwrap()["error"],
+        "too_many_clients"
+    );
+    assert!(one.chunk().await.unwrap().is_some());
+    // Snapshots are not capped.
+    assert_eq!(get_frame(&cw, "a", "").await.status(), 200);
+}
+
+#[tokio::test]
+async fn static_files_never_escape_public() {
+    let cw = start_camwall(json!({"server": {}, "cameras": []}));
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(cw.url("/")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(cw.url("/advanced_test"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(cw.url("/wall.js")).send().await.unwrap().headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    // reqwest normalizes "..": send raw requests so the server sees them as written.
+    let addr = cw.base.trim_start_matches("http://").to_string();
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/%2E%2E%2FCargo.toml",
+        "/..%2f..%2fetc%2fpasswd",
+        "/public/../../Cargo.toml",
+        "/.%2e/config/cameras.json",
+        "/..\\Cargo.toml",
+    ] {
+        let raw = raw_get(&addr, path);
+        assert!(
+            raw.starts_with("HTTP/1.1 404") || raw.starts_with("HTTP/1.1 400"),
+            "{path}: {raw}"
+        );
+        assert!(
+            !raw.contains("[package]") && !raw.contains("root:"),
+            "{path} leaked a file"
+        );
+    }
+}
+
+fn raw_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

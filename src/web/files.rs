@@ -1,0 +1,142 @@
+//! The pages in `public/`: `/` is index.html, `/advanced_test` the polling page, everything else
+//! by name. A request can never leave the directory: `..`, encoded dots, backslashes and NULs
+//! are refused, and the resolved path (symlinks followed) must still lie inside it.
+
+use std::path::{Path, PathBuf};
+
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::json_error;
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "ico" => "image/x-icon",
+        "webmanifest" => "application/manifest+json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The file a request path names inside `root`, or `None` if it names nothing safe.
+pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode(request_path.trim_start_matches('/'))?;
+    let rel = match decoded.as_str() {
+        "" => "index.html".to_string(),
+        "advanced_test" => "advanced_test.html".to_string(),
+        other => other.to_string(),
+    };
+    let mut path = root.to_path_buf();
+    for seg in rel.split('/') {
+        if seg.is_empty()
+            || seg == "."
+            || seg == ".."
+            || seg.starts_with('.')
+            || seg.contains(['\\', '\0'])
+        {
+            return None;
+        }
+        path.push(seg);
+    }
+    // Symlinks may point anywhere: what counts is where the path really leads.
+    let real = path.canonicalize().ok()?;
+    let real_root = root.canonicalize().ok()?;
+    (real.starts_with(&real_root) && real.is_file()).then_some(real)
+}
+
+pub async fn serve(
+    root: PathBuf,
+    full_path: warp::path::FullPath,
+) -> Result<Response, warp::Rejection> {
+    let Some(path) = resolve(&root, full_path.as_str()) else {
+        return Err(warp::reject::not_found());
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut res = Response::new(bytes.into());
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(&path)),
+            );
+            // Pages change with camwall's version: always revalidate.
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read a public file");
+            Ok(json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such path",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("public");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("index.html"), "i").unwrap();
+        std::fs::write(root.join("advanced_test.html"), "a").unwrap();
+        std::fs::write(root.join("sub/x.js"), "x").unwrap();
+        std::fs::write(dir.path().join("secret.json"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.json"), root.join("link.json")).unwrap();
+        assert!(resolve(&root, "/").unwrap().ends_with("index.html"));
+        assert!(resolve(&root, "/advanced_test")
+            .unwrap()
+            .ends_with("advanced_test.html"));
+        assert!(resolve(&root, "/sub/x.js").is_some());
+        assert!(resolve(&root, "/sub%2fx.js").is_some());
+        for bad in [
+            "/../secret.json",
+            "/%2e%2e/secret.json",
+            "/%2E%2E%2Fsecret.json",
+            "/sub/../../secret.json",
+            "/..%5csecret.json",
+            "/link.json",
+            "/.hidden",
+            "/sub",
+            "/nope.html",
+            "/%zz",
+            "/a%00b",
+        ] {
+            assert!(resolve(&root, bad).is_none(), "{bad}");
+        }
+    }
+}
