@@ -387,3 +387,56 @@ fn bad_config_exits_2_and_names_file_line_and_field() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("demo-720p"));
 }
+
+#[tokio::test]
+async fn metrics_expose_cameras_clients_and_requests() {
+    let closed = free_port();
+    let cw = start_camwall(json!({
+        "server": {},
+        "cameras": [
+            lavfi("a", "testsrc2=size=160x120:rate=10"),
+            {"id": "locked", "url": format!("rtsp://admin:s3cretPW@127.0.0.1:{closed}/x")}
+        ]
+    }));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    assert_eq!(get_frame(&cw, "a", "").await.status(), 200);
+    let mut ws = ws_connect(&cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": 60}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        next_frame(&mut ws, &mut texts, Duration::from_secs(5))
+            .await
+            .expect("frame");
+    }
+    let r = reqwest::get(cw.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for needle in [
+        "camwall_camera_state{camera=\"a\",state=\"streaming\"} 1",
+        "camwall_camera_frames_in_total{camera=\"a\"}",
+        "camwall_camera_fps{camera=\"a\"}",
+        "camwall_jpeg_encodes_total{camera=\"a\",quality=\"85\",scale=\"1\"}",
+        "camwall_jpeg_encodes_total{camera=\"a\",quality=\"60\",scale=\"1\"}",
+        "camwall_http_requests_total{route=\"/api/ip-cameras/frame/{id}\",method=\"GET\",status=\"200\"} 1",
+        "camwall_clients{kind=\"websocket\"} 1",
+        "camwall_frames_sent_total{kind=\"websocket\"}",
+        "camwall_encode_seconds_bucket{",
+        "camwall_decode_seconds_count{camera=\"a\"}",
+        "camwall_cache_misses_total{camera=\"a\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    assert!(
+        !text.contains("s3cretPW") && !text.contains("admin:"),
+        "credential in metrics"
+    );
+}

@@ -447,11 +447,18 @@ impl Camera {
         let f = frame.clone();
         let full = self.full_quality();
         // libjpeg-turbo blocks for milliseconds: keep it off the async workers.
-        let (jpeg, encoded) =
-            tokio::task::spawn_blocking(move || f.encode(tier.quality, tier.scale, full))
-                .await
-                .map_err(|e| FrameError::Encode(e.to_string()))?
-                .map_err(|e| FrameError::Encode(e.to_string()))?;
+        let id = self.id.clone();
+        let (jpeg, encoded) = tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            let r = f.encode(tier.quality, tier.scale, full);
+            if matches!(r, Ok((_, true))) {
+                crate::metrics::observe_encode(&id, t0.elapsed());
+            }
+            r
+        })
+        .await
+        .map_err(|e| FrameError::Encode(e.to_string()))?
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
         if encoded {
             self.jpeg_encodes.fetch_add(1, Ordering::Relaxed);
             slot.encodes.fetch_add(1, Ordering::Relaxed);

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod jpeg;
 pub mod logging;
 pub mod manage;
+pub mod metrics;
 pub mod redact;
 pub mod web;
 pub mod ws;

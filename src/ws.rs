@@ -431,10 +431,14 @@ pub async fn serve(
                         Ok(p) => {
                             if let Some(msg) = conn.admit(&id, &p) {
                                 let Some(took) = send_timed(&mut tx, msg).await else { break };
+                                crate::metrics::frame_sent(crate::auth::ClientKind::WebSocket, p.ws_message.len());
                                 conn.sent(&id, p.encoded.seq, took);
                             }
                         }
-                        Err(BroadcastStreamRecvError::Lagged(n)) => conn.skipped(&id, n),
+                        Err(BroadcastStreamRecvError::Lagged(n)) => {
+                            crate::metrics::frames_skipped(crate::auth::ClientKind::WebSocket, n);
+                            conn.skipped(&id, n);
+                        }
                     }
                 }
             }

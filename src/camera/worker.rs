@@ -314,6 +314,7 @@ pub fn run_once(
                 }
             }
             Some(dec) => {
+                let t0 = Instant::now();
                 if let Err(e) = dec.send_packet(&packet) {
                     // Corrupt packets happen on real networks: skip them, keep the session.
                     decode_errors += 1;
@@ -322,10 +323,13 @@ pub fn run_once(
                     }
                     continue;
                 }
+                let mut frames = Vec::new();
                 while dec.receive_frame(&mut decoded).is_ok() {
-                    if let Some((w, h, pic)) = to_picture(&mut decoded, &mut converter) {
-                        publish(w, h, pic);
-                    }
+                    frames.extend(to_picture(&mut decoded, &mut converter));
+                }
+                crate::metrics::observe_decode(cam.id(), t0.elapsed());
+                for (w, h, pic) in frames {
+                    publish(w, h, pic);
                 }
             }
         }

@@ -125,7 +125,10 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
             }
             Ok(None) => return None,
             // Lagged: a newer frame is already waiting; take that one.
-            Ok(Some(Err(_))) => continue,
+            Ok(Some(Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)))) => {
+                crate::metrics::frames_skipped(crate::auth::ClientKind::Mjpeg, n);
+                continue;
+            }
             Ok(Some(Ok(published))) => {
                 let e = &published.encoded;
                 if st.last.as_ref().is_some_and(|l| l.seq >= e.seq) || published.tier != st.tier {
@@ -138,6 +141,7 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
                 }
                 st.last_sent_at = Some(Instant::now());
                 st.last = Some(e.clone());
+                crate::metrics::frame_sent(crate::auth::ClientKind::Mjpeg, e.jpeg.data.len());
                 return Some((part(e), st));
             }
         }

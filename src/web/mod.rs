@@ -244,6 +244,19 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
             },
         );
 
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(viewer())
+        .and(with_state.clone())
+        .map(|s: WebState| {
+            let mut r = Response::new(crate::metrics::render(&s.hub, &s.limits).into());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        });
+
     let files = {
         let root = state.public_dir.clone();
         warp::get()
@@ -252,6 +265,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     };
 
     health
+        .or(metrics)
+        .unify()
         .or(status)
         .unify()
         .or(initialize)
@@ -272,6 +287,14 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify()
         .recover(handle_rejection)
         .unify()
+        .with(warp::log::custom(|info: warp::log::Info<'_>| {
+            crate::metrics::observe_http(
+                info.path(),
+                info.method().as_str(),
+                info.status().as_u16(),
+                info.elapsed(),
+            );
+        }))
         .with(warp::trace::request())
 }
 

@@ -1,0 +1,297 @@
+//! Prometheus metrics for `GET /metrics`: instruments updated where things happen (HTTP
+//! requests, decode and encode times, frames sent and skipped per client kind) and per-camera
+//! values read from the hub at scrape time.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::auth::{ClientKind, ClientLimits};
+use crate::hub::Hub;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraLabels {
+    pub camera: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: &'static str,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    camera: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    camera: String,
+    quality: u8,
+    scale: u8,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 0.1 ms to ~3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.5, 12))
+}
+
+/// Instruments that live as long as the process.
+pub struct Metrics {
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub decode_seconds: Family<CameraLabels, Histogram, fn() -> Histogram>,
+    pub encode_seconds: Family<CameraLabels, Histogram, fn() -> Histogram>,
+    pub frames_sent: Family<KindLabels, Counter>,
+    pub frames_skipped: Family<KindLabels, Counter>,
+    pub bytes_sent: Family<KindLabels, Counter>,
+}
+
+/// The process's instruments.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| Metrics {
+        http_requests: Family::default(),
+        http_seconds: Family::new_with_constructor(seconds_histogram),
+        decode_seconds: Family::new_with_constructor(seconds_histogram),
+        encode_seconds: Family::new_with_constructor(seconds_histogram),
+        frames_sent: Family::default(),
+        frames_skipped: Family::default(),
+        bytes_sent: Family::default(),
+    })
+}
+
+/// Label value of a client kind.
+pub fn kind_label(kind: ClientKind) -> &'static str {
+    match kind {
+        ClientKind::WebSocket => "websocket",
+        ClientKind::Mjpeg => "mjpeg",
+    }
+}
+
+/// Records a frame sent to (or skipped for) a client.
+pub fn frame_sent(kind: ClientKind, bytes: usize) {
+    let l = KindLabels {
+        kind: kind_label(kind),
+    };
+    metrics().frames_sent.get_or_create(&l).inc();
+    metrics().bytes_sent.get_or_create(&l).inc_by(bytes as u64);
+}
+
+pub fn frames_skipped(kind: ClientKind, n: u64) {
+    metrics()
+        .frames_skipped
+        .get_or_create(&KindLabels {
+            kind: kind_label(kind),
+        })
+        .inc_by(n);
+}
+
+pub fn observe_decode(camera: &str, d: Duration) {
+    metrics()
+        .decode_seconds
+        .get_or_create(&CameraLabels {
+            camera: camera.to_string(),
+        })
+        .observe(d.as_secs_f64());
+}
+
+pub fn observe_encode(camera: &str, d: Duration) {
+    metrics()
+        .encode_seconds
+        .get_or_create(&CameraLabels {
+            camera: camera.to_string(),
+        })
+        .observe(d.as_secs_f64());
+}
+
+/// The route template of a request path: bounded label values, no camera ids or tokens.
+pub fn route_of(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        "/ws" => "/ws",
+        "/api/ip-cameras" => "/api/ip-cameras",
+        "/api/ip-cameras/status" => "/api/ip-cameras/status",
+        "/api/ip-cameras/initialize" => "/api/ip-cameras/initialize",
+        "/api/frame.jpeg" => "/api/frame.jpeg",
+        "/api/stream.mjpeg" => "/api/stream.mjpeg",
+        p if p.starts_with("/api/ip-cameras/frame/") => "/api/ip-cameras/frame/{id}",
+        p if p.starts_with("/api/ip-cameras/mjpeg/") => "/api/ip-cameras/mjpeg/{id}",
+        p if p.starts_with("/api/ip-cameras/") => "/api/ip-cameras/{id}",
+        p if p.starts_with("/api/") => "/api/other",
+        _ => "static",
+    }
+}
+
+/// Records one HTTP request (status and time to the response head).
+pub fn observe_http(path: &str, method: &str, status: u16, elapsed: Duration) {
+    let route = route_of(path);
+    let m = metrics();
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method: method.to_string(),
+            status,
+        })
+        .inc();
+    m.http_seconds
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// The text exposition of every metric.
+pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
+    let mut reg = Registry::with_prefix("camwall");
+    let m = metrics();
+    reg.register(
+        "http_requests",
+        "HTTP requests by route, method and status",
+        m.http_requests.clone(),
+    );
+    reg.register(
+        "http_request_seconds",
+        "Time to the response head, by route",
+        m.http_seconds.clone(),
+    );
+    reg.register(
+        "decode_seconds",
+        "Time to decode one packet, by camera",
+        m.decode_seconds.clone(),
+    );
+    reg.register(
+        "encode_seconds",
+        "Time to encode one JPEG, by camera",
+        m.encode_seconds.clone(),
+    );
+    reg.register(
+        "frames_sent",
+        "Frames sent to live clients, by kind",
+        m.frames_sent.clone(),
+    );
+    reg.register(
+        "frames_skipped",
+        "Frames a live client skipped because it had not taken the previous one, by kind",
+        m.frames_skipped.clone(),
+    );
+    reg.register(
+        "bytes_sent",
+        "Frame bytes sent to live clients, by kind",
+        m.bytes_sent.clone(),
+    );
+
+    let state = Family::<StateLabels, Gauge>::default();
+    let frames_in = Family::<CameraLabels, Counter>::default();
+    let fps = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let reconnects = Family::<CameraLabels, Counter>::default();
+    let age = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let encodes = Family::<TierLabels, Counter>::default();
+    let hits = Family::<CameraLabels, Counter>::default();
+    let misses = Family::<CameraLabels, Counter>::default();
+    for cam in hub.cameras() {
+        let s = cam.status();
+        let c = CameraLabels {
+            camera: s.id.clone(),
+        };
+        for st in ["connecting", "streaming", "backoff", "disabled", "stopped"] {
+            let v = serde_json::to_value(s.state).ok();
+            let on = v.as_ref().and_then(|v| v.as_str()) == Some(st);
+            state
+                .get_or_create(&StateLabels {
+                    camera: s.id.clone(),
+                    state: st.into(),
+                })
+                .set(i64::from(on));
+        }
+        frames_in.get_or_create(&c).inc_by(s.frames_in);
+        fps.get_or_create(&c).set(s.fps);
+        reconnects.get_or_create(&c).inc_by(s.reconnects);
+        age.get_or_create(&c).set(
+            s.last_frame_age_ms
+                .map_or(f64::NAN, |ms| ms as f64 / 1000.0),
+        );
+        hits.get_or_create(&c).inc_by(s.cache_hits);
+        misses.get_or_create(&c).inc_by(s.cache_misses);
+        for t in &s.tiers {
+            encodes
+                .get_or_create(&TierLabels {
+                    camera: s.id.clone(),
+                    quality: t.quality,
+                    scale: t.scale,
+                })
+                .inc_by(t.jpeg_encodes);
+        }
+    }
+    reg.register("camera_state", "1 for the state each camera is in", state);
+    reg.register(
+        "camera_frames_in",
+        "Frames received from each camera",
+        frames_in,
+    );
+    reg.register("camera_fps", "Measured frame rate of each camera", fps);
+    reg.register(
+        "camera_reconnects",
+        "Failed sessions of each camera",
+        reconnects,
+    );
+    reg.register(
+        "camera_last_frame_age_seconds",
+        "Age of each camera's newest frame",
+        age,
+    );
+    reg.register("jpeg_encodes", "JPEG encodes by camera and tier", encodes);
+    reg.register("cache_hits", "Frame requests served from the cache", hits);
+    reg.register(
+        "cache_misses",
+        "Frame requests that needed an encode",
+        misses,
+    );
+    let clients = Family::<KindLabels, Gauge>::default();
+    for kind in [ClientKind::WebSocket, ClientKind::Mjpeg] {
+        clients
+            .get_or_create(&KindLabels {
+                kind: kind_label(kind),
+            })
+            .set(limits.count(kind) as i64);
+    }
+    reg.register("clients", "Connected live clients by kind", clients);
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates() {
+        assert_eq!(
+            route_of("/api/ip-cameras/frame/door"),
+            "/api/ip-cameras/frame/{id}"
+        );
+        assert_eq!(route_of("/api/ip-cameras/door"), "/api/ip-cameras/{id}");
+        assert_eq!(route_of("/api/ip-cameras/status"), "/api/ip-cameras/status");
+        assert_eq!(route_of("/wall.js"), "static");
+        assert_eq!(route_of("/api/zzz"), "/api/other");
+    }
+}
