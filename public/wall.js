@@ -50,6 +50,7 @@ function setState(t, state, error) {
   t.error = error;
   const [cls, label] = state === "streaming" ? ["live", "live"]
     : state === "backoff" || state === "connecting" ? ["reconnecting", "reconnecting"]
+    : state === "unauthorized" ? ["reconnecting", "wrong credentials"]
     : ["offline", state === "disabled" ? "disabled" : "offline"];
   t.badge.className = `badge ${cls}`;
   t.badge.textContent = label;

@@ -28,6 +28,8 @@ pub enum CameraState {
     Streaming,
     /// The last session failed; waiting before the next attempt (`last_error` says why).
     Backoff,
+    /// The camera refused the credentials; retried, more slowly than other failures.
+    Unauthorized,
     /// `enabled: false` in the config.
     Disabled,
     /// camwall is shutting down.
@@ -303,9 +305,13 @@ impl Camera {
 
     /// The last session failed; the worker waits `delay` before trying again. Every such
     /// failure counts as a reconnect.
-    pub fn set_backoff(&self, error: &str, delay: Duration) {
+    pub fn set_backoff(&self, error: &str, delay: Duration, unauthorized: bool) {
         let mut l = self.live();
-        l.state = CameraState::Backoff;
+        l.state = if unauthorized {
+            CameraState::Unauthorized
+        } else {
+            CameraState::Backoff
+        };
         l.last_error = Some(redact_text(error));
         l.next_retry_at = Some(Instant::now() + delay);
         l.fps = 0.0;

@@ -212,7 +212,14 @@ pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
         let c = CameraLabels {
             camera: s.id.clone(),
         };
-        for st in ["connecting", "streaming", "backoff", "disabled", "stopped"] {
+        for st in [
+            "connecting",
+            "streaming",
+            "backoff",
+            "unauthorized",
+            "disabled",
+            "stopped",
+        ] {
             let v = serde_json::to_value(s.state).ok();
             let on = v.as_ref().and_then(|v| v.as_str()) == Some(st);
             state

@@ -77,7 +77,7 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
             })
             .await;
             let session = started.elapsed();
-            let (msg, slow) = match res {
+            let (msg, slow, unauthorized) = match res {
                 Ok(Ok(SessionEnd::Cancelled)) => break,
                 Ok(Ok(SessionEnd::Eof)) if cam.frames_in() > frames_before => {
                     debug!("source ended; playing it again");
@@ -90,16 +90,20 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
                     }
                     continue;
                 }
-                Ok(Ok(SessionEnd::Eof)) => (SessionError::EndedTooSoon.to_string(), false),
-                Ok(Err(e)) => (e.to_string(), e.is_slow()),
-                Err(join) => (format!("worker panicked: {join}"), false),
+                Ok(Ok(SessionEnd::Eof)) => (SessionError::EndedTooSoon.to_string(), false, false),
+                Ok(Err(e)) => (
+                    e.to_string(),
+                    e.is_slow(),
+                    matches!(e, SessionError::Unauthorized),
+                ),
+                Err(join) => (format!("worker panicked: {join}"), false, false),
             };
             if cancel.is_cancelled() {
                 break;
             }
             let delay = backoff.next_delay(session, slow);
             warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "camera session ended");
-            cam.set_backoff(&msg, delay);
+            cam.set_backoff(&msg, delay, unauthorized);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,

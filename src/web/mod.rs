@@ -436,7 +436,10 @@ fn initialize(s: &WebState) -> Response {
     for cam in s.hub.cameras() {
         // Only a camera waiting out a backoff is woken; one connecting or streaming is left
         // alone, so calling this twice changes nothing.
-        if cam.state() == CameraState::Backoff {
+        if matches!(
+            cam.state(),
+            CameraState::Backoff | CameraState::Unauthorized
+        ) {
             cam.kick.notify_one();
             restarted.push(cam.id().to_string());
         }
