@@ -86,11 +86,9 @@ impl App {
             shutdown.await;
             stop.cancel();
         });
-        let server_cancel = cancel.clone();
-        let server = warp::serve(routes(state))
-            .incoming(listener)
-            .graceful(async move { server_cancel.cancelled().await })
-            .run();
+        let header_timeout =
+            Duration::from_millis(self.hub.server_config().limits.header_timeout_ms);
+        let server = crate::server::serve(listener, routes(state), header_timeout, cancel.clone());
         let server = tokio::spawn(server);
         cancel.cancelled().await;
         info!("shutting down");

@@ -90,6 +90,9 @@ pub struct Limits {
     pub max_mjpeg_clients: usize,
     /// Most WebSocket plus MJPEG clients from one IP address. Default 32.
     pub max_clients_per_ip: usize,
+    /// A client must send a whole request head within this time or be cut off (slowloris).
+    /// Default 10000.
+    pub header_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -100,6 +103,7 @@ impl Default for Limits {
             max_ws_clients: 256,
             max_mjpeg_clients: 256,
             max_clients_per_ip: 32,
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -358,6 +362,12 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
                 format!("{o:?} is not an origin like https://wall.example"),
             ));
         }
+    }
+    if !(100..=600_000).contains(&s.limits.header_timeout_ms) {
+        issues.push(server(
+            "limits.header_timeout_ms",
+            "must be between 100 and 600000".into(),
+        ));
     }
     if s.limits.max_cached_qualities == 0 {
         issues.push(server(

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod manage;
 pub mod metrics;
 pub mod redact;
+pub mod server;
 pub mod web;
 pub mod ws;
 

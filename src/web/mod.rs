@@ -95,6 +95,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         warp::any().map(move || s.clone())
     };
     let viewer = || crate::auth::require(state.auth.clone(), Role::Viewer);
+    let peer = || {
+        warp::ext::optional::<crate::server::PeerAddr>()
+            .map(|p: Option<crate::server::PeerAddr>| p.map(|p| p.0))
+    };
     let admin = || crate::auth::require(state.auth.clone(), Role::Admin);
 
     let health = warp::path!("health")
@@ -140,14 +144,14 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(get())
         .and(viewer())
         .and(query())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(with_state.clone())
         .then(mjpeg::mjpeg);
     let mjpeg_alias = warp::path!("api" / "stream.mjpeg")
         .and(get())
         .and(viewer())
         .and(query())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(with_state.clone())
         .then(|q: HashMap<String, String>, peer, s| async move {
             match q.get("src") {
@@ -205,7 +209,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     let ws = warp::path!("ws")
         .and(viewer())
         .and(warp::ws())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(with_state.clone())
