@@ -327,3 +327,222 @@ async fn slowloris_is_cut_and_huge_requests_are_refused_without_harm() {
     );
     assert_eq!(get_frame(&cw, "a", "").await.status(), 200);
 }
+
+/// nginx from Debian in front of camwall, configured as the README says.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(upstream: &str) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = free_port();
+    let conf = format!(
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass {upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection \"upgrade\";
+      proxy_set_header Host $http_host;
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+    }}
+  }}
+}}
+"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = std::process::Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(&path)
+        .arg("-p")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start /usr/sbin/nginx (Debian package nginx)");
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn behind_nginx_the_pages_websocket_and_streams_work() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=160x120:rate=10")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let nginx = start_nginx(&cw.base);
+    let front = format!("http://127.0.0.1:{}", nginx.port);
+    assert_eq!(
+        reqwest::get(format!("{front}/")).await.unwrap().status(),
+        200
+    );
+    let r = reqwest::get(format!("{front}/api/ip-cameras/frame/a"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(decode_rgb(&r.bytes().await.unwrap()).0, 160);
+    // WebSocket through the proxy, from a page on the proxy's origin.
+    let mut req = format!("ws://127.0.0.1:{}/ws", nginx.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("origin", front.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("WebSocket through nginx");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": 70}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    let mut seqs = Vec::new();
+    for _ in 0..5 {
+        seqs.push(
+            next_frame(&mut ws, &mut texts, Duration::from_secs(5))
+                .await
+                .expect("frame via nginx")
+                .seq(),
+        );
+    }
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]));
+    // MJPEG arrives frame by frame, not buffered by the proxy.
+    let mut r = reqwest::get(format!("{front}/api/ip-cameras/mjpeg/a"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut boundaries = 0;
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    while boundaries < 3 {
+        let chunk = tokio::time::timeout_at(end, r.chunk())
+            .await
+            .expect("MJPEG via nginx")
+            .unwrap()
+            .unwrap();
+        boundaries += chunk.windows(14).filter(|w| w == b"--camwallframe").count();
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_appear_in_any_output() {
+    const SECRET: &str = "Sup3rSecretPw";
+    let closed = free_port();
+    let url = format!("rtsp://admin:{SECRET}@127.0.0.1:{closed}/stream");
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "cam", "url": url, "options": {"rtsp_transport": "tcp"}},
+        {"id": "http", "url": format!("http://127.0.0.1:{closed}/video.cgi?user=admin&pwd={SECRET}")}
+    ]}));
+    cw.wait_camera("cam", Duration::from_secs(15), |c| c["state"] == "backoff")
+        .await;
+    cw.wait_camera("http", Duration::from_secs(15), |c| c["state"] == "backoff")
+        .await;
+    let c = reqwest::Client::new();
+    let mut outputs = Vec::new();
+    for path in [
+        "/health",
+        "/metrics",
+        "/api/ip-cameras/status",
+        "/api/ip-cameras",
+        "/api/ip-cameras/cam",
+        "/api/ip-cameras/http",
+        "/api/ip-cameras/frame/cam",
+    ] {
+        outputs.push((
+            path.to_string(),
+            c.get(cw.url(path))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        ));
+    }
+    outputs.push((
+        "initialize".into(),
+        c.post(cw.url("/api/ip-cameras/initialize"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    ));
+    outputs.push((
+        "patch".into(),
+        c.patch(cw.url("/api/ip-cameras/cam"))
+            .json(&json!({"name": "Door"}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    ));
+    let bad = json!({"url": format!("rtsp://admin:{SECRET}@host/\u{7}")});
+    outputs.push((
+        "bad patch".into(),
+        c.patch(cw.url("/api/ip-cameras/cam"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    ));
+    let mut ws = ws_connect(&cw).await;
+    ws_send(&mut ws, json!({"type": "subscribe", "cameras": ["*"]})).await;
+    let mut texts = Vec::new();
+    let _ = next_frame(&mut ws, &mut texts, Duration::from_secs(2)).await;
+    outputs.push(("websocket".into(), format!("{texts:?}")));
+    let check = std::process::Command::new(camwall_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cw.config_path)
+        .output()
+        .unwrap();
+    outputs.push((
+        "check-config".into(),
+        String::from_utf8_lossy(&check.stdout).into_owned(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    outputs.push(("logs".into(), cw.logs()));
+    for (what, text) in &outputs {
+        assert!(
+            !text.contains(SECRET),
+            "{what} shows the credential:\n{text}"
+        );
+    }
+    // The redacted URLs are there, so the grep looked at the right text.
+    let all: String = outputs.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(all.contains("rtsp://***@127.0.0.1"));
+    assert!(all.contains("pwd=***"));
+}

@@ -49,6 +49,20 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// S2-like load for a long time with cameras killed and restarted at random; samples
+    /// camwall's RSS, descriptors and threads each minute and says whether they stayed flat.
+    Soak {
+        #[arg(long)]
+        clips: PathBuf,
+        #[arg(long)]
+        camwall: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        #[arg(long, default_value_t = 16)]
+        cameras: usize,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -100,11 +114,21 @@ fn repo_root() -> PathBuf {
 
 /// GStreamer's RTSP server looping a pre-encoded clip on `mounts` paths /cam0.. .
 fn start_rtsp(clip: &Path, mounts: usize) -> (Proc, u16) {
+    start_rtsp_port(clip, mounts, 0)
+}
+
+/// The same on a given port (a restart after a kill).
+fn start_rtsp_on(clip: &Path, mounts: usize, port: u16) -> Proc {
+    start_rtsp_port(clip, mounts, port).0
+}
+
+fn start_rtsp_port(clip: &Path, mounts: usize, port: u16) -> (Proc, u16) {
+    let port = port.to_string();
     let mut child = Command::new("/usr/bin/python3")
         .arg(repo_root().join("scripts/rtsp_test_server.py"))
         .args([
             "--port",
-            "0",
+            &port,
             "--fps",
             "25",
             "--mounts",
@@ -893,15 +917,195 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+fn threads(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("Threads:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// Sends one HTTP request with a JSON body (the runtime camera API); returns the status.
+async fn http_json(base: &str, method: &str, path: &str, body: &Value) -> u16 {
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let b = body.to_string();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// S2-like load for `minutes` with chaos: the RTSP server killed and restarted, cameras
+/// disabled and enabled, cameras replaced. Samples camwall each minute.
+async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u64, n: usize) {
+    std::fs::create_dir_all(&out).unwrap();
+    let clip = clips.join("clip720.h264");
+    let (mut rtsp, port) = start_rtsp(&clip, n);
+    // The RTSP server restarts on the same port: camwall's URLs stay valid.
+    let cw = start_camwall(&camwall_bin, rtsp_cams(port, n));
+    if !wait_streaming(&cw.base, n, Duration::from_secs(60)).await {
+        eprintln!("cameras did not stream");
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let auto = json!({"type": "subscribe", "cameras": ["*"], "quality": "auto"});
+    let clients: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(soak_client(cw.base.clone(), auto.clone(), stop.clone())))
+        .collect();
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    let mut next_sample = Duration::ZERO;
+    let mut next_chaos = Duration::from_secs(20);
+    let mut events = Vec::new();
+    while t0.elapsed() < Duration::from_secs(minutes * 60) {
+        if t0.elapsed() >= next_sample {
+            let s = status(&cw.base).await;
+            let streaming = s["cameras"].as_array().map_or(0, |c| {
+                c.iter().filter(|c| c["state"] == "streaming").count()
+            });
+            let row = json!({
+                "minute": next_sample.as_secs() / 60,
+                "rss_mb": status_kib(cw.pid, "VmRSS:") as f64 / 1024.0,
+                "rss_anon_mb": status_kib(cw.pid, "RssAnon:") as f64 / 1024.0,
+                "fds": fds(cw.pid),
+                "threads": threads(cw.pid),
+                "streaming": streaming,
+            });
+            eprintln!("soak {row}");
+            rows.push(row);
+            next_sample += Duration::from_secs(60);
+        }
+        if t0.elapsed() >= next_chaos {
+            let cam = format!("cam{}", fastrand::usize(..n));
+            match fastrand::u8(..3) {
+                0 => {
+                    // Every camera loses its source at once, then it comes back.
+                    drop(rtsp);
+                    tokio::time::sleep(Duration::from_secs(fastrand::u64(2..8))).await;
+                    rtsp = start_rtsp_on(&clip, n, port);
+                    events.push(format!(
+                        "{}s: RTSP server killed and restarted",
+                        t0.elapsed().as_secs()
+                    ));
+                }
+                1 => {
+                    let path = format!("/api/ip-cameras/{cam}");
+                    let a = http_json(&cw.base, "PATCH", &path, &json!({"enabled": false})).await;
+                    tokio::time::sleep(Duration::from_secs(fastrand::u64(2..10))).await;
+                    let b = http_json(&cw.base, "PATCH", &path, &json!({"enabled": null})).await;
+                    events.push(format!(
+                        "{}s: {cam} disabled and enabled ({a}, {b})",
+                        t0.elapsed().as_secs()
+                    ));
+                }
+                _ => {
+                    let body = json!({"url": format!("rtsp://127.0.0.1:{port}/{cam}")});
+                    let a =
+                        http_json(&cw.base, "PUT", &format!("/api/ip-cameras/{cam}"), &body).await;
+                    events.push(format!("{}s: {cam} replaced ({a})", t0.elapsed().as_secs()));
+                }
+            }
+            next_chaos = t0.elapsed() + Duration::from_secs(fastrand::u64(20..60));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut frames = 0;
+    for c in clients {
+        frames += c.await.unwrap_or(0);
+    }
+    // Flat: the end against minute 3 (after warm-up), with room for allocator noise.
+    let base = rows
+        .iter()
+        .find(|r| r["minute"] == 3)
+        .or(rows.first())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let last = rows.last().cloned().unwrap_or(Value::Null);
+    let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let flat = num(&last, "rss_anon_mb") <= num(&base, "rss_anon_mb") * 1.15 + 2.0
+        && num(&last, "fds") <= num(&base, "fds") + 5.0
+        && num(&last, "threads") <= num(&base, "threads") + 5.0;
+    let mut md = format!(
+        "Soak: {minutes} min, {n} cameras 720p25 RTSP, 4 wall clients (auto), {} chaos events, {frames} frames delivered. Flat: {}.\n\n| minute | RSS MB | anon MB | fds | threads | streaming |\n|---|---|---|---|---|---|\n",
+        events.len(),
+        if flat { "yes" } else { "NO" }
+    );
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {} | {} | {} |\n",
+            r["minute"],
+            num(r, "rss_mb"),
+            num(r, "rss_anon_mb"),
+            r["fds"],
+            r["threads"],
+            r["streaming"]
+        ));
+    }
+    md.push_str("\nEvents:\n");
+    for e in &events {
+        md.push_str(&format!("- {e}\n"));
+    }
+    std::fs::write(out.join("soak.md"), &md).unwrap();
+    let doc = json!({"rows": rows, "events": events, "flat": flat});
+    std::fs::write(
+        out.join("soak.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    println!("{md}");
+}
+
+/// A wall client for the soak: reads and acknowledges frames, reconnecting if dropped;
+/// returns how many frames it got.
+async fn soak_client(base: String, sub: Value, stop: Arc<AtomicBool>) -> u64 {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let st = ws_client(base.clone(), sub.clone(), stop.clone(), None).await;
+        n += st.frames.values().map(|v| v.len() as u64).sum::<u64>();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    n
+}
+
 #[tokio::main]
 async fn main() {
-    let Cmd::All {
-        clips,
-        camwall,
-        out,
-        quick,
-        only,
-    } = Cli::parse().cmd;
+    let (clips, camwall, out, quick, only) = match Cli::parse().cmd {
+        Cmd::All {
+            clips,
+            camwall,
+            out,
+            quick,
+            only,
+        } => (clips, camwall, out, quick, only),
+        Cmd::Soak {
+            clips,
+            camwall,
+            out,
+            minutes,
+            cameras,
+        } => {
+            return soak(clips, camwall, out, minutes, cameras).await;
+        }
+    };
     let want = |id: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(id)))
