@@ -369,3 +369,45 @@ async fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
         .collect();
     assert_eq!(ids, [json!("a"), json!("c")]);
 }
+
+#[tokio::test]
+async fn removing_a_camera_ends_its_streams() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("gone", "testsrc2=size=64x48:rate=10")]}),
+    );
+    cw.wait_camera("gone", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let mut mjpeg = reqwest::get(cw.url("/api/ip-cameras/mjpeg/gone"))
+        .await
+        .unwrap();
+    assert_eq!(mjpeg.status(), 200);
+    assert!(mjpeg.chunk().await.unwrap().is_some());
+    let mut ws = ws_connect(&cw).await;
+    ws_send(&mut ws, json!({"type": "subscribe", "cameras": ["gone"]})).await;
+    let mut texts = Vec::new();
+    next_frame(&mut ws, &mut texts, Duration::from_secs(5))
+        .await
+        .expect("a frame");
+    let r = reqwest::Client::new()
+        .delete(cw.url("/api/ip-cameras/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The MJPEG stream ends (after whatever was already on its way).
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), mjpeg.chunk()).await {
+            Ok(Ok(Some(_))) if Instant::now() < end => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            other => panic!("the MJPEG stream of a removed camera did not end: {other:?}"),
+        }
+    }
+    let removed = next_text(&mut ws, Duration::from_secs(5), |v| {
+        v["type"] == "camera_removed"
+    })
+    .await;
+    assert_eq!(removed.expect("camera_removed event")["camera"], "gone");
+}

@@ -96,6 +96,16 @@ const observer = new IntersectionObserver((entries) => {
   }
 }, { threshold: 0.01 });
 
+// Removes a tile; if it was the focused one, the wall returns to the grid.
+function removeTile(id) {
+  const t = tiles.get(id);
+  if (!t) return;
+  if (focused === t) toggleFocus(t);
+  observer.unobserve(t.el);
+  t.el.remove();
+  tiles.delete(id);
+}
+
 function toggleFocus(t) {
   focused = focused === t ? null : t;
   document.body.classList.toggle("focused", !!focused);
@@ -193,7 +203,7 @@ function onText(msg) {
   switch (msg.type) {
     case "hello": {
       const ids = new Set(msg.cameras.map((c) => c.id));
-      for (const [id, t] of tiles) if (!ids.has(id)) { observer.unobserve(t.el); t.el.remove(); tiles.delete(id); }
+      for (const id of [...tiles.keys()]) if (!ids.has(id)) removeTile(id);
       for (const cam of msg.cameras) {
         const t = tiles.get(cam.id) || makeTile(cam);
         setState(t, cam.state, null);
@@ -218,11 +228,10 @@ function onText(msg) {
       if (!tiles.has(msg.camera.id)) { makeTile(msg.camera); layout(); requestAnimationFrame(updateAll); }
       break;
     }
-    case "camera_removed": {
-      const t = tiles.get(msg.camera);
-      if (t) { observer.unobserve(t.el); t.el.remove(); tiles.delete(msg.camera); layout(); }
+    case "camera_removed":
+      removeTile(msg.camera);
+      layout();
       break;
-    }
     case "error":
       console.warn("camwall:", msg.code, msg.message);
       break;

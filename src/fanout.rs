@@ -6,6 +6,7 @@
 //! A tier nobody watches has no channel and no pump, so nothing is encoded for it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -13,6 +14,9 @@ use tokio::sync::broadcast;
 use tracing::debug;
 
 use crate::hub::{Camera, Encoded, Tier};
+
+/// How often a pump counts its viewers when no frame arrives.
+const VIEWER_CHECK: Duration = Duration::from_secs(5);
 
 /// Wire format version of binary frame messages (see docs/PROTOCOL.md).
 pub const FRAME_MESSAGE_VERSION: u8 = 1;
@@ -85,12 +89,18 @@ pub fn viewers(cam: &Camera, tier: Tier) -> usize {
 async fn pump(cam: Arc<Camera>, tier: Tier, tx: broadcast::Sender<Arc<Published>>) {
     let mut frames = cam.subscribe();
     let mut last_seq = 0;
+    // Viewers are also counted on a timer, so a pump of a camera that stopped sending frames
+    // does not outlive its last viewer.
+    let mut check = tokio::time::interval(VIEWER_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if frames.changed().await.is_err() {
-            break;
-        }
-        let Some(seq) = frames.borrow_and_update().as_ref().map(|f| f.seq) else {
-            continue;
+        let seq = tokio::select! {
+            _ = cam.removed.cancelled() => break,
+            _ = check.tick() => None,
+            r = frames.changed() => match r {
+                Err(_) => break,
+                Ok(()) => frames.borrow_and_update().as_ref().map(|f| f.seq),
+            },
         };
         {
             // Under the map lock, so that a new viewer either finds this channel alive or
@@ -102,6 +112,7 @@ async fn pump(cam: Arc<Camera>, tier: Tier, tx: broadcast::Sender<Arc<Published>
                 return;
             }
         }
+        let Some(seq) = seq else { continue };
         if seq <= last_seq {
             continue;
         }

@@ -127,6 +127,8 @@ pub struct Camera {
         Mutex<HashMap<Tier, tokio::sync::broadcast::Sender<Arc<crate::fanout::Published>>>>,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     pub kick: Notify,
+    /// Fires when the camera is removed: its tier pumps and streams end.
+    pub removed: tokio_util::sync::CancellationToken,
     epoch: Instant,
 }
 
@@ -204,6 +206,7 @@ impl Camera {
             tiers: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             kick: Notify::new(),
+            removed: tokio_util::sync::CancellationToken::new(),
             epoch: Instant::now(),
         }
     }
@@ -220,12 +223,16 @@ impl Camera {
             .clone()
     }
 
-    /// Replaces the configuration (same id). The caller restarts the worker.
+    /// Replaces the configuration (same id). The caller restarts the worker. The old
+    /// source's last picture is dropped: it no longer shows what this camera is.
     pub fn set_config(&self, config: CameraConfig) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        let mut l = self.live();
-        l.last_error = None;
-        l.codec = None;
+        {
+            let mut l = self.live();
+            l.last_error = None;
+            l.codec = None;
+        }
+        self.latest.send_replace(None);
     }
 
     /// Starts a new worker generation and returns it.
@@ -238,12 +245,15 @@ impl Camera {
         self.generation.load(Ordering::SeqCst) == generation
     }
 
-    /// `enabled: false`.
+    /// `enabled: false`: no picture is served any more.
     pub fn set_disabled(&self) {
-        let mut l = self.live();
-        l.state = CameraState::Disabled;
-        l.fps = 0.0;
-        l.next_retry_at = None;
+        {
+            let mut l = self.live();
+            l.state = CameraState::Disabled;
+            l.fps = 0.0;
+            l.next_retry_at = None;
+        }
+        self.latest.send_replace(None);
     }
 
     /// Id, name, state and size, for viewers.
@@ -392,10 +402,19 @@ impl Camera {
             slot.last_used_ms.store(now_ms, Ordering::Relaxed);
             return slot.clone();
         }
-        // Bounded: beyond the limit, drop the least recently used tier.
+        // Bounded: beyond the limit, drop the least recently used tier, but never one that
+        // live viewers take or one being encoded right now (either would be encoded twice).
+        let live: Vec<Tier> = self
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
         while tiers.len() >= self.settings.max_cached_tiers {
             let oldest = tiers
                 .iter()
+                .filter(|(k, s)| !live.contains(k) && s.entry.try_lock().is_ok())
                 .min_by_key(|(_, s)| s.last_used_ms.load(Ordering::Relaxed))
                 .map(|(k, _)| *k);
             match oldest {

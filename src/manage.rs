@@ -127,6 +127,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
+        // The file may hold camera passwords: keep the permissions the owner gave it (a
+        // fresh file would get the umask's, often world-readable).
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -211,14 +216,18 @@ impl Manager {
     }
 
     /// Validates `doc` as a whole config and writes it.
-    fn commit(file: &mut FileState, doc: Value) -> Result<(), ChangeError> {
+    async fn commit(file: &mut FileState, doc: Value) -> Result<(), ChangeError> {
         let text =
             serde_json::to_string_pretty(&doc).map_err(|e| ChangeError::Io(e.to_string()))?;
         if let Err(issues) = config::parse(&text) {
             let i = &issues[0];
             return Err(invalid(i.field.clone(), i.message.clone()));
         }
-        write_atomic(&file.path, format!("{text}\n").as_bytes())
+        // fsyncs and renames block: off the async workers.
+        let path = file.path.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&path, format!("{text}\n").as_bytes()))
+            .await
+            .map_err(|e| ChangeError::Io(e.to_string()))?
             .map_err(|e| ChangeError::Io(e.to_string()))?;
         file.doc = doc;
         Ok(())
@@ -261,7 +270,7 @@ impl Manager {
         }
         let mut doc = file.doc.clone();
         Self::cameras_mut(&mut doc).push(body);
-        Self::commit(&mut file, doc)?;
+        Self::commit(&mut file, doc).await?;
         let c = self.hub.insert(cam.clone());
         self.start_worker(&c);
         info!(camera = %cam.id, "camera added");
@@ -335,7 +344,7 @@ impl Manager {
             Some(pos) => Self::cameras_mut(&mut doc)[pos] = body,
             None => Self::cameras_mut(&mut doc).push(body),
         }
-        Self::commit(file, doc)?;
+        Self::commit(file, doc).await?;
         self.reconfigure(&existing, cam.clone());
         Ok(CameraView::of(&cam))
     }
@@ -362,7 +371,7 @@ impl Manager {
         if let Some(pos) = Self::position(&doc, id) {
             Self::cameras_mut(&mut doc).remove(pos);
         }
-        Self::commit(&mut file, doc)?;
+        Self::commit(&mut file, doc).await?;
         self.drop_camera(id);
         Ok(())
     }
@@ -372,6 +381,8 @@ impl Manager {
         if let Some(cam) = self.hub.remove(id) {
             cam.next_generation();
             cam.set_stopped();
+            // Its tier pumps and MJPEG streams end; WebSocket viewers get camera_removed.
+            cam.removed.cancel();
         }
         info!(camera = %id, "camera removed");
         let _ = self.events.send(HubEvent::Removed(id.to_string()));
@@ -381,7 +392,8 @@ impl Manager {
     /// file is refused and the running set stays as it was.
     pub async fn reload(&self) -> Result<(), String> {
         let mut file = self.file.lock().await;
-        let text = std::fs::read_to_string(&file.path)
+        let text = tokio::fs::read_to_string(&file.path)
+            .await
             .map_err(|e| format!("{}: {e}", file.path.display()))?;
         let new = match config::parse(&text) {
             Ok(c) => c,

@@ -28,7 +28,7 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: &'static str,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -150,7 +150,17 @@ pub fn observe_http(path: &str, method: &str, status: u16, elapsed: Duration) {
     m.http_requests
         .get_or_create(&HttpLabels {
             route,
-            method: method.to_string(),
+            // Any method name is accepted on the wire: label values must stay a fixed set.
+            method: match method {
+                "GET" => "GET",
+                "HEAD" => "HEAD",
+                "POST" => "POST",
+                "PUT" => "PUT",
+                "PATCH" => "PATCH",
+                "DELETE" => "DELETE",
+                "OPTIONS" => "OPTIONS",
+                _ => "other",
+            },
             status,
         })
         .inc();

@@ -12,19 +12,25 @@ pub fn redact_url(url: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail
-            .find(|c: char| {
-                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'' || c == '"'
-            })
+        // The userinfo ends at the last '@' of this URL (a password may hold '/', '#', '?'
+        // or '@'); a '@' later in a path or query only makes the redaction wider.
+        let token_end = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
+        let host_end = tail[..token_end].find(['/', '?', '#']).unwrap_or(token_end);
+        let end = match tail[..token_end].rfind('@') {
             Some(at) => {
                 out.push_str("***@");
-                out.push_str(&authority[at + 1..]);
+                let after = &tail[at + 1..token_end];
+                let host_len = after.find(['/', '?', '#']).unwrap_or(after.len());
+                out.push_str(&after[..host_len]);
+                at + 1 + host_len
             }
-            None => out.push_str(authority),
-        }
+            None => {
+                out.push_str(&tail[..host_end]);
+                host_end
+            }
+        };
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -86,6 +92,26 @@ mod tests {
         let r = redact_url("http://u:p@ss@cam.local/video.cgi?user=u&pwd=hunter2&x=1");
         assert!(!r.contains("hunter2") && !r.contains("p@ss"), "{r}");
         assert!(r.contains("cam.local/video.cgi?user=u&pwd=***&x=1"), "{r}");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters() {
+        for url in [
+            "rtsp://admin:p#ss@h/x",
+            "rtsp://admin:p/ss@h/x",
+            "rtsp://a:p?x@h:554/s",
+            "rtsp://a:p@ss@h/s",
+        ] {
+            let r = redact_url(url);
+            assert!(
+                !r.contains("p#ss")
+                    && !r.contains("p/ss")
+                    && !r.contains("p?x")
+                    && !r.contains("p@ss"),
+                "{url} -> {r}"
+            );
+            assert!(r.starts_with("rtsp://***@h"), "{url} -> {r}");
+        }
     }
 
     #[test]

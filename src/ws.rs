@@ -576,7 +576,12 @@ impl Conn {
             },
             fps_cap: None,
             src_width,
-            last_sent_seq: prev.as_ref().map_or(0, |p| p.last_sent_seq),
+            // Sequence numbers belong to one camera object: a camera removed and added again
+            // starts over.
+            last_sent_seq: prev
+                .as_ref()
+                .filter(|p| Arc::ptr_eq(&p.cam, &cam))
+                .map_or(0, |p| p.last_sent_seq),
             last_sent_at: None,
             window: WindowStats::default(),
             in_flight: VecDeque::new(),
@@ -591,6 +596,9 @@ impl Conn {
         // otherwise keep a new tile blank for up to a second).
         let Some(sub) = self.subs.get(id) else { return };
         let tier = sub.tier;
+        if !cam.config().enabled {
+            return;
+        }
         if let Ok(e) = cam.jpeg(tier).await {
             if let Some(sub) = self.subs.get_mut(id) {
                 if e.seq > sub.last_sent_seq {

@@ -63,7 +63,8 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
         let mut backoff = Backoff::new();
         info!(url = %redact_url(&cam.config().url), "camera starting");
         loop {
-            if cancel.is_cancelled() {
+            // A replaced worker leaves the camera to its successor.
+            if cancel.is_cancelled() || !cam.is_current(generation) {
                 break;
             }
             cam.set_connecting();
@@ -71,11 +72,19 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
             let frames_before = cam.frames_in();
             let (c, tok) = (cam.clone(), cancel.clone());
             let span = tracing::Span::current();
-            // FFmpeg blocks: the whole session lives on a blocking thread.
-            let res = tokio::task::spawn_blocking(move || {
-                span.in_scope(|| run_once(&c, &tok, generation))
-            })
-            .await;
+            // FFmpeg blocks for the whole session: a thread of its own, so sessions never
+            // take the blocking pool that JPEG encodes and file I/O share.
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name(format!("cam-{}", cam.id()))
+                .spawn(move || {
+                    let r = span.in_scope(|| run_once(&c, &tok, generation));
+                    let _ = done_tx.send(r);
+                });
+            let res = match spawned {
+                Ok(_) => done_rx.await.map_err(|_| "the session thread panicked".to_string()),
+                Err(e) => Err(format!("cannot start a session thread: {e}")),
+            };
             let session = started.elapsed();
             let (msg, slow, unauthorized) = match res {
                 Ok(Ok(SessionEnd::Cancelled)) => break,
@@ -96,13 +105,13 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
                     e.is_slow(),
                     matches!(e, SessionError::Unauthorized),
                 ),
-                Err(join) => (format!("worker panicked: {join}"), false, false),
+                Err(e) => (e, false, false),
             };
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || !cam.is_current(generation) {
                 break;
             }
             let delay = backoff.next_delay(session, slow);
-            warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "camera session ended");
+            warn!(error = %crate::redact::redact_text(&msg), retry_in_ms = delay.as_millis() as u64, "camera session ended");
             cam.set_backoff(&msg, delay, unauthorized);
             tokio::select! {
                 biased;
@@ -255,8 +264,8 @@ pub fn run_once(
         cam.publish(width, height, picture);
     };
 
+    deadline.extend(stall_timeout);
     loop {
-        deadline.extend(stall_timeout);
         // A fresh packet each time: av_read_frame does not free what a packet still holds.
         let mut packet = ffmpeg::Packet::empty();
         match packet.read(&mut input) {
@@ -281,12 +290,15 @@ pub fn run_once(
             Err(_) if deadline.expired() => return Err(SessionError::Stalled(stall_timeout)),
             Err(e) => return Err(SessionError::Read(e)),
         }
+        // Only a packet counts as life: a source that keeps answering EAGAIN still stalls.
+        deadline.extend(stall_timeout);
         if packet.stream() != index {
             continue;
         }
         if let Some(p) = pacer.as_mut() {
             // Without timestamps, pace at the stream's nominal rate: never read flat out.
-            let at = match packet.pts().or(packet.dts()) {
+            // Decode order: B-frames make pts go back and forth, dts only goes forward.
+            let at = match packet.dts().or(packet.pts()) {
                 Some(ts) => ts as f64 * tb,
                 None => p.last_pts + 1.0 / nominal_fps,
             };

@@ -73,7 +73,10 @@ pub async fn serve(
     root: PathBuf,
     full_path: warp::path::FullPath,
 ) -> Result<Response, warp::Rejection> {
-    let Some(path) = resolve(&root, full_path.as_str()) else {
+    // canonicalize and stat are file system calls: off the async workers.
+    let request = full_path.as_str().to_string();
+    let resolved = tokio::task::spawn_blocking(move || resolve(&root, &request)).await;
+    let Ok(Some(path)) = resolved else {
         return Err(warp::reject::not_found());
     };
     match tokio::fs::read(&path).await {

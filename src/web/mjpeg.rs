@@ -40,6 +40,7 @@ fn part(e: &Encoded) -> [Bytes; 3] {
 }
 
 struct StreamState {
+    removed: tokio_util::sync::CancellationToken,
     /// This client's place under the caps, given back when the stream ends.
     _slot: crate::auth::ClientSlot,
     tier: Tier,
@@ -79,6 +80,7 @@ pub async fn mjpeg(
     };
     let frames = BroadcastStream::new(crate::fanout::subscribe(&cam, tier));
     let state = StreamState {
+        removed: cam.removed.clone(),
         _slot: slot,
         tier,
         frames,
@@ -115,6 +117,8 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
     loop {
         let next = tokio::select! {
             _ = st.shutdown.cancelled() => return None,
+            // The camera was removed: the stream ends.
+            _ = st.removed.cancelled() => return None,
             n = tokio::time::timeout(KEEPALIVE_AFTER_IDLE, st.frames.next()) => n,
         };
         match next {
