@@ -129,6 +129,21 @@ pub fn lookup(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
     Ok(cam)
 }
 
+/// The camera, parameters and tier a frame or stream request asks for.
+pub fn resolve_request(
+    hub: &Hub,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Result<(Arc<Camera>, FrameParams, Tier), ApiError> {
+    let cam = lookup(hub, id)?;
+    let p = FrameParams::parse(query, hub.default_quality())?;
+    let tier = Tier {
+        quality: p.quality,
+        scale: crate::ws::scale_for_width(cam.status_width(), p.max_width),
+    };
+    Ok((cam, p, tier))
+}
+
 /// The JSON answer for a frame that cannot be had.
 pub fn frame_error(cam: &Camera, e: FrameError) -> Response {
     match e {
@@ -173,17 +188,9 @@ pub async fn frame(
     if_none_match: Option<String>,
     s: WebState,
 ) -> Response {
-    let cam = match lookup(&s.hub, &id) {
-        Ok(c) => c,
+    let (cam, p, tier) = match resolve_request(&s.hub, &id, &query) {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
-    };
-    let p = match FrameParams::parse(&query, s.hub.default_quality()) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let tier = Tier {
-        quality: p.quality,
-        scale: crate::ws::scale_for_width(cam.status_width(), p.max_width),
     };
     let enc = match p.after.as_deref() {
         Some(after) if !p.wait.is_zero() => match newer_than(&cam, tier, after, p.wait).await {

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
-use super::frame::{frame_error, lookup, FrameParams};
+use super::frame::{frame_error, resolve_request};
 use super::WebState;
 use crate::hub::{Encoded, Tier};
 
@@ -58,17 +58,9 @@ pub async fn mjpeg(
     peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
-    let cam = match lookup(&s.hub, &id) {
-        Ok(c) => c,
+    let (cam, p, tier) = match resolve_request(&s.hub, &id, &query) {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
-    };
-    let p = match FrameParams::parse(&query, s.hub.default_quality()) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let tier = Tier {
-        quality: p.quality,
-        scale: crate::ws::scale_for_width(cam.status_width(), p.max_width),
     };
     let Some(slot) = s.limits.acquire(crate::auth::ClientKind::Mjpeg, peer) else {
         return super::too_many_clients();
