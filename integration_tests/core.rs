@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
-
 #[tokio::test]
 async fn every_camera_streams_and_frames_decode_to_their_size() {
     let cw = start_camwall(json!({

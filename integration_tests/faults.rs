@@ -8,11 +8,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
-
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
+use serde_json::json;
 
 /// A fake HTTP camera: each connection gets `respond(stream)`; runs until the test ends.
 fn fake_http_camera(respond: fn(std::net::TcpStream)) -> u16 {

@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
-
 fn file_cameras(cw: &Camwall) -> Vec<Value> {
     let text = std::fs::read_to_string(&cw.config_path).unwrap();
     let v: Value = serde_json::from_str(&text).expect("the config file is valid JSON");

@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
-
 /// Counts complete JPEG parts in a multipart body read for `dur`, checking each one decodes.
 async fn read_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>>) {
     let mut res = reqwest::get(&url).await.unwrap();
@@ -58,55 +54,30 @@ async fn ffmpeg_cli_decodes_the_mjpeg_stream() {
     );
     cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("f%02d.png");
-    let url = cw.url("/api/ip-cameras/mjpeg/a");
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .args([
-                "20",
-                "ffmpeg",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                &url,
-                "-frames:v",
-                "8",
-            ])
-            .arg(&out)
-            .status()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let (status, n) = ffmpeg_grab(cw.url("/api/ip-cameras/mjpeg/a"), 8).await;
     assert!(status.success(), "ffmpeg failed: {status:?}");
-    let n = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(n, 8, "ffmpeg decoded {n} frames");
     // The go2rtc path plays the same way.
-    let url = cw.url("/api/stream.mjpeg?src=a");
-    let dir2 = tempfile::tempdir().unwrap();
-    let out2 = dir2.path().join("g%02d.png");
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .args([
-                "20",
-                "ffmpeg",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                &url,
-                "-frames:v",
-                "3",
-            ])
-            .arg(&out2)
+    let (status, n) = ffmpeg_grab(cw.url("/api/stream.mjpeg?src=a"), 3).await;
+    assert!(status.success(), "ffmpeg failed: {status:?}");
+    assert_eq!(n, 3);
+}
+
+/// Has the ffmpeg CLI decode `frames` frames of `url` into PNG files; its exit status and the
+/// number of files written.
+async fn ffmpeg_grab(url: String, frames: u32) -> (std::process::ExitStatus, usize) {
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("timeout")
+            .args(["20", "ffmpeg", "-loglevel", "error", "-y", "-i", &url])
+            .args(["-frames:v", &frames.to_string()])
+            .arg(dir.path().join("f%02d.png"))
             .status()
-            .unwrap()
+            .unwrap();
+        (status, std::fs::read_dir(dir.path()).unwrap().count())
     })
     .await
-    .unwrap();
-    assert!(status.success());
+    .unwrap()
 }
 
 #[tokio::test]

@@ -12,10 +12,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const VIEWER: &str = "viewer-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789ab";
 
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
-
 async fn ws_status(cw: &Camwall, query: &str, origin: Option<&str>) -> Result<(), u16> {
     let url = cw.base.replace("http://", "ws://") + "/ws" + query;
     let mut req = url.into_client_request().unwrap();

@@ -9,10 +9,6 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-fn lavfi(id: &str, graph: &str) -> Value {
-    json!({"id": id, "url": format!("lavfi:{graph}")})
-}
-
 async fn tier_stats(cw: &Camwall, id: &str, quality: u64, scale: u64) -> (u64, u64) {
     let c = cw.camera(id).await;
     let encodes = c["tiers"]
@@ -311,22 +307,10 @@ async fn a_throttled_client_moves_down_the_tiers_and_back_up() {
     let end = Instant::now() + Duration::from_secs(6);
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "tier" && v["level"].as_u64() > lowest["level"].as_u64() {
-                    lowest = v;
-                }
+        if let Some(v) = read_acking(&mut ws).await {
+            if v["type"] == "tier" && v["level"].as_u64() > lowest["level"].as_u64() {
+                lowest = v;
             }
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b)))) => {
-                let f = parse_frame(&b);
-                ws_send(
-                    &mut ws,
-                    json!({"type": "ack", "camera": "a", "seq": f.seq()}),
-                )
-                .await;
-            }
-            _ => {}
         }
     }
     assert!(
@@ -343,25 +327,42 @@ async fn a_throttled_client_moves_down_the_tiers_and_back_up() {
     let end = Instant::now() + Duration::from_secs(40);
     let mut back = None;
     while Instant::now() < end && back.is_none() {
-        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "tier" && v["level"] == 0 {
-                    back = Some(v);
-                }
+        if let Some(v) = read_acking(&mut ws).await {
+            if v["type"] == "tier" && v["level"] == 0 {
+                back = Some(v);
             }
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b)))) => {
-                let f = parse_frame(&b);
-                ws_send(
-                    &mut ws,
-                    json!({"type": "ack", "camera": "a", "seq": f.seq()}),
-                )
-                .await;
-            }
-            _ => {}
         }
     }
     let back = back.expect("client never returned to the top tier");
     assert_eq!(back["quality"], 85);
     assert_eq!(back["scale"], 1);
+}
+
+/// Reads one message (waiting up to 1 s): a frame is acknowledged, as the wall page does; a
+/// text event is returned.
+async fn read_acking<S>(ws: &mut S) -> Option<Value>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + futures_util::Sink<tokio_tungstenite::tungstenite::Message>
+        + Unpin,
+    <S as futures_util::Sink<tokio_tungstenite::tungstenite::Message>>::Error: std::fmt::Debug,
+{
+    use tokio_tungstenite::tungstenite::Message;
+    match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).ok(),
+        Ok(Some(Ok(Message::Binary(b)))) => {
+            let f = parse_frame(&b);
+            ws_send(
+                ws,
+                json!({"type": "ack", "camera": f.camera(), "seq": f.seq()}),
+            )
+            .await;
+            None
+        }
+        _ => None,
+    }
 }

@@ -668,3 +668,8 @@ impl Camwall {
         panic!("camera {id} never streamed");
     }
 }
+
+/// A camera entry for a synthetic FFmpeg source.
+pub fn lavfi(id: &str, graph: &str) -> Value {
+    serde_json::json!({"id": id, "url": format!("lavfi:{graph}")})
+}
