@@ -179,20 +179,20 @@ async fn websocket_origins_and_client_caps() {
         ws_status(&cw, "", Some("https://dash.example")).await,
         Ok(())
     );
+    // The probes above closed their sockets; the server gives their slots back when it sees
+    // the close. Wait for that before counting.
+    wait_ws_clients(&cw, 0).await;
     // Caps: two WebSocket clients at once, the third is refused, then admitted once one leaves.
     let first = ws_connect(&cw).await;
     let _second = ws_connect(&cw).await;
     assert_eq!(ws_status(&cw, "", None).await, Err(503));
     drop(first);
-    let mut admitted = false;
-    for _ in 0..50 {
-        if ws_status(&cw, "", None).await.is_ok() {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(admitted, "a freed slot was never given back");
+    wait_ws_clients(&cw, 1).await;
+    assert_eq!(
+        ws_status(&cw, "", None).await,
+        Ok(()),
+        "a freed slot was given back"
+    );
     // One MJPEG client: the second gets a JSON 503 and the first keeps streaming.
     let mut one = reqwest::get(cw.url("/api/ip-cameras/mjpeg/a"))
         .await
@@ -541,4 +541,22 @@ async fn credentials_never_appear_in_any_output() {
     let all: String = outputs.iter().map(|(_, t)| t.as_str()).collect();
     assert!(all.contains("rtsp://***@127.0.0.1"));
     assert!(all.contains("pwd=***"));
+}
+
+/// Waits (bounded) until camwall counts `n` WebSocket clients.
+async fn wait_ws_clients(cw: &Camwall, n: u64) {
+    let want = format!("camwall_clients{{kind=\"websocket\"}} {n}");
+    for _ in 0..100 {
+        let m = reqwest::get(cw.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines().any(|l| l == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("camwall never counted {n} WebSocket clients");
 }
