@@ -336,7 +336,7 @@ async fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
     )
     .unwrap();
     signal(cw.pid(), "HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    cw.wait_log("reload refused", Duration::from_secs(10)).await;
     let s = cw.status().await;
     assert_eq!(
         s["cameras"].as_array().unwrap().len(),
@@ -344,7 +344,6 @@ async fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
         "invalid file changed the cameras"
     );
     assert_eq!(cw.camera("a").await["state"], "streaming");
-    assert!(cw.logs().contains("reload refused"), "{}", cw.logs());
     // A valid edit: b removed, c added, a changed.
     let mut v: Value = serde_json::from_str(&good).unwrap();
     v["cameras"] = json!([

@@ -102,6 +102,18 @@ impl Camwall {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits (bounded) until the server's log contains `needle`; logging is asynchronous to
+    /// the requests and signals that cause it.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !self.logs().contains(needle) {
+            if Instant::now() > end {
+                panic!("log never showed {needle:?}:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn status(&self) -> Value {
         reqwest::get(self.url("/api/ip-cameras/status"))
             .await
@@ -131,13 +143,21 @@ impl Camwall {
     ) -> Value {
         let end = Instant::now() + timeout;
         loop {
-            let c = self.camera(id).await;
-            if pred(&c) {
-                return c;
+            // A camera may not exist yet (added by a reload or an API call still under way):
+            // that is "not yet", not a failure.
+            let s = self.status().await;
+            let c = s["cameras"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["id"] == id))
+                .cloned();
+            if let Some(c) = &c {
+                if pred(c) {
+                    return c.clone();
+                }
             }
             if Instant::now() > end {
                 panic!(
-                    "camera {id} never reached the condition; last status {c}\nlogs:\n{}",
+                    "camera {id} never reached the condition; last status {s}\nlogs:\n{}",
                     self.logs()
                 );
             }
