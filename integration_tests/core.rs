@@ -423,6 +423,9 @@ async fn metrics_expose_cameras_clients_and_requests() {
         "camwall_jpeg_encodes_total{camera=\"a\",quality=\"60\",scale=\"1\"}",
         "camwall_http_requests_total{route=\"/api/ip-cameras/frame/{id}\",method=\"GET\",status=\"200\"} 1",
         "camwall_clients{kind=\"websocket\"} 1",
+        // The one frame request above, from this address, within the last 10 s.
+        "camwall_clients{kind=\"polling\"} 1",
+        "camwall_frames_sent_total{kind=\"polling\"} 1",
         "camwall_frames_sent_total{kind=\"websocket\"}",
         "camwall_encode_seconds_bucket{",
         "camwall_decode_seconds_count{camera=\"a\"}",

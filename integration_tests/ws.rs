@@ -156,6 +156,89 @@ async fn encodes_per_tier_are_the_same_for_1_and_20_clients() {
 }
 
 #[tokio::test]
+async fn an_fps_cap_thins_frames_before_they_are_encoded() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=160x120:rate=25")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 20.0
+    })
+    .await;
+    // Two viewers with the same cap share one lane; a third, uncapped, on another tier.
+    let mut capped = Vec::new();
+    for _ in 0..2 {
+        let mut ws = ws_connect(&cw).await;
+        ws_send(
+            &mut ws,
+            json!({"type": "subscribe", "cameras": ["a"], "quality": 40, "max_fps": 5}),
+        )
+        .await;
+        capped.push(ws);
+    }
+    let mut full = ws_connect(&cw).await;
+    ws_send(
+        &mut full,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": 50}),
+    )
+    .await;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    // Readers run from the start; only frames captured inside the measured window count, so
+    // nothing queued before it inflates the rate.
+    let read = |mut ws: Ws| {
+        tokio::spawn(async move {
+            let mut ts = Vec::new();
+            let mut texts = Vec::new();
+            let end = Instant::now() + Duration::from_millis(4000);
+            while Instant::now() < end {
+                if let Some(f) = next_frame(&mut ws, &mut texts, Duration::from_millis(500)).await {
+                    ts.push(f.header["ts"].as_u64().unwrap());
+                }
+            }
+            (ts, ws)
+        })
+    };
+    let tasks: Vec<_> = capped.into_iter().chain([full]).map(read).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (e0, f0) = tier_stats(&cw, "a", 40, 1).await;
+    let t0 = now_ms();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (e1, f1) = tier_stats(&cw, "a", 40, 1).await;
+    let t1 = now_ms();
+    let mut got = Vec::new();
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (ts, ws) = t.await.unwrap();
+        got.push(ts.iter().filter(|&&t| t >= t0 && t < t1).count() as u64);
+        keep.push(ws);
+    }
+    let (encodes, frames) = (e1 - e0, f1 - f0);
+    assert!(frames >= 55, "{frames} source frames in 3 s");
+    // 5 fps over 3 s: about 15 frames for each capped viewer, and the capped tier encoded
+    // about that often, not once per source frame.
+    for n in &got[..2] {
+        assert!(
+            (11..=17).contains(n),
+            "capped viewer got {n} frames: {got:?}"
+        );
+    }
+    assert!(
+        got[2] >= frames * 8 / 10,
+        "uncapped viewer got {} of {frames}",
+        got[2]
+    );
+    assert!(
+        (11..=18).contains(&encodes),
+        "capped tier encoded {encodes} times for {frames} source frames"
+    );
+    drop(keep);
+}
+
+#[tokio::test]
 async fn bad_messages_get_error_events_and_the_socket_stays_usable() {
     let cw = start_camwall(
         json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=160x120:rate=10")]}),

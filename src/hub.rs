@@ -122,9 +122,11 @@ pub struct Camera {
     cache_misses: AtomicU64,
     latest: watch::Sender<Option<Arc<Frame>>>,
     tiers: Mutex<HashMap<Tier, Arc<TierSlot>>>,
-    /// Live fan-out: one broadcast channel per tier somebody watches (see `fanout`).
-    pub(crate) channels:
-        Mutex<HashMap<Tier, tokio::sync::broadcast::Sender<Arc<crate::fanout::Published>>>>,
+    /// Live fan-out: one broadcast channel per lane (tier and fps cap) somebody watches (see
+    /// `fanout`).
+    pub(crate) channels: Mutex<
+        HashMap<crate::fanout::Lane, tokio::sync::broadcast::Sender<Arc<crate::fanout::Published>>>,
+    >,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     pub kick: Notify,
     /// Fires when the camera is removed: its tier pumps and streams end.
@@ -409,7 +411,7 @@ impl Camera {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
-            .copied()
+            .map(|l| l.tier)
             .collect();
         while tiers.len() >= self.settings.max_cached_tiers {
             let oldest = tiers

@@ -2,8 +2,11 @@
 //! requests, decode and encode times, frames sent and skipped per client kind) and per-camera
 //! values read from the hub at scrape time.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -78,6 +81,67 @@ pub fn metrics() -> &'static Metrics {
         frames_skipped: Family::default(),
         bytes_sent: Family::default(),
     })
+}
+
+/// How recently an address must have polled a frame to count as a polling client.
+pub const POLLER_WINDOW: Duration = Duration::from_secs(10);
+/// Most polling addresses remembered; beyond it the gauge saturates instead of growing memory.
+const MAX_POLLERS: usize = 4096;
+
+/// Polling clients hold no connection to count, so a polling client is an address that asked
+/// for a frame within [`POLLER_WINDOW`]. Bounded to [`MAX_POLLERS`] addresses.
+pub struct Pollers {
+    seen: DashMap<IpAddr, Instant>,
+    max: usize,
+}
+
+impl Pollers {
+    pub fn new(max: usize) -> Self {
+        Self {
+            seen: DashMap::new(),
+            max,
+        }
+    }
+
+    /// Records a frame request from `ip` at `now`.
+    pub fn seen(&self, ip: IpAddr, now: Instant) {
+        if self.seen.len() >= self.max && !self.seen.contains_key(&ip) {
+            self.prune(now);
+            if self.seen.len() >= self.max {
+                return;
+            }
+        }
+        self.seen.insert(ip, now);
+    }
+
+    /// Addresses that polled within the window before `now`.
+    pub fn active(&self, now: Instant) -> usize {
+        self.prune(now);
+        self.seen.len()
+    }
+
+    fn prune(&self, now: Instant) {
+        self.seen
+            .retain(|_, at| now.saturating_duration_since(*at) < POLLER_WINDOW);
+    }
+}
+
+fn pollers() -> &'static Pollers {
+    static P: OnceLock<Pollers> = OnceLock::new();
+    P.get_or_init(|| Pollers::new(MAX_POLLERS))
+}
+
+/// Records a polled frame request: the client for the gauge, and the frame and its bytes when
+/// a picture was sent (not for a 304).
+pub fn polled(peer: Option<std::net::SocketAddr>, sent_bytes: Option<usize>) {
+    if let Some(p) = peer {
+        pollers().seen(p.ip(), Instant::now());
+    }
+    if let Some(bytes) = sent_bytes {
+        let l = KindLabels { kind: "polling" };
+        metrics().frames_sent.get_or_create(&l).inc();
+        metrics().bytes_sent.get_or_create(&l).inc_by(bytes as u64);
+    }
 }
 
 /// Label value of a client kind.
@@ -290,7 +354,14 @@ pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
             })
             .set(limits.count(kind) as i64);
     }
-    reg.register("clients", "Connected live clients by kind", clients);
+    clients
+        .get_or_create(&KindLabels { kind: "polling" })
+        .set(pollers().active(Instant::now()) as i64);
+    reg.register(
+        "clients",
+        "Connected live clients by kind; polling: addresses that polled in the last 10 s",
+        clients,
+    );
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
     out
@@ -310,5 +381,20 @@ mod tests {
         assert_eq!(route_of("/api/ip-cameras/status"), "/api/ip-cameras/status");
         assert_eq!(route_of("/wall.js"), "static");
         assert_eq!(route_of("/api/zzz"), "/api/other");
+    }
+
+    #[test]
+    fn pollers_expire_and_stay_bounded() {
+        let p = Pollers::new(2);
+        let t0 = Instant::now();
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        p.seen(ip(1), t0);
+        p.seen(ip(1), t0);
+        p.seen(ip(2), t0);
+        p.seen(ip(3), t0);
+        assert_eq!(p.active(t0), 2, "full: a third address is not remembered");
+        let later = t0 + POLLER_WINDOW + Duration::from_millis(1);
+        p.seen(ip(3), later);
+        assert_eq!(p.active(later), 1, "old addresses expire");
     }
 }

@@ -286,7 +286,6 @@ struct Sub {
     fps_cap: Option<f64>,
     src_width: u32,
     last_sent_seq: u64,
-    last_sent_at: Option<Instant>,
     window: WindowStats,
     in_flight: VecDeque<u64>,
     last_state: Option<CameraState>,
@@ -307,8 +306,10 @@ impl Sub {
             ),
             QualityReq::Auto => {
                 let rung = ladder[self.adapter.level.min(ladder.len() - 1)];
-                let fps =
-                    (rung.fps_factor < 1.0 && src_fps > 0.0).then_some(src_fps * rung.fps_factor);
+                // From the rounded source rate, so that viewers on the same rung share one
+                // lane (measured rates wobble: 24.9, 25.1).
+                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
+                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
                 let cap = match (fps, self.max_fps) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -582,7 +583,6 @@ impl Conn {
                 .as_ref()
                 .filter(|p| Arc::ptr_eq(&p.cam, &cam))
                 .map_or(0, |p| p.last_sent_seq),
-            last_sent_at: None,
             window: WindowStats::default(),
             in_flight: VecDeque::new(),
             last_state: None,
@@ -603,7 +603,6 @@ impl Conn {
             if let Some(sub) = self.subs.get_mut(id) {
                 if e.seq > sub.last_sent_seq {
                     sub.last_sent_seq = e.seq;
-                    sub.last_sent_at = Some(Instant::now());
                     self.out
                         .push(Message::binary(fanout::frame_message(id, tier, &e)));
                 }
@@ -621,11 +620,11 @@ impl Conn {
         if !force && tier == sub.tier && cap == sub.fps_cap {
             return;
         }
-        let moved = tier != sub.tier;
+        let moved = tier != sub.tier || cap != sub.fps_cap;
         sub.tier = tier;
         sub.fps_cap = cap;
         if moved || force {
-            let rx = fanout::subscribe(&sub.cam, tier);
+            let rx = fanout::subscribe(&sub.cam, fanout::Lane::new(tier, cap));
             self.streams
                 .insert(id.to_string(), BroadcastStream::new(rx));
         }
@@ -646,13 +645,9 @@ impl Conn {
     /// Whether a published frame goes to this client now; the message if so.
     fn admit(&mut self, id: &str, p: &Published) -> Option<Message> {
         let sub = self.subs.get_mut(id)?;
+        // The lane already thinned to the fps cap (before encoding).
         if p.tier != sub.tier || p.encoded.seq <= sub.last_sent_seq {
             return None;
-        }
-        if let (Some(cap), Some(last)) = (sub.fps_cap, sub.last_sent_at) {
-            if last.elapsed().as_secs_f64() < 0.9 / cap {
-                return None;
-            }
         }
         Some(Message::binary(p.ws_message.clone()))
     }
@@ -662,7 +657,6 @@ impl Conn {
             return;
         };
         sub.last_sent_seq = seq;
-        sub.last_sent_at = Some(Instant::now());
         sub.window.sent += 1;
         sub.window.send_time += took;
         if sub.window.acking {

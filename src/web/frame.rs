@@ -186,6 +186,7 @@ pub async fn frame(
     id: String,
     query: HashMap<String, String>,
     if_none_match: Option<String>,
+    peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
     let (cam, p, tier) = match resolve_request(&s.hub, &id, &query) {
@@ -203,7 +204,9 @@ pub async fn frame(
         },
     };
     let known = if_none_match.as_deref().or(p.after.as_deref());
-    jpeg_response(&enc, etag_matches(known, &enc.etag))
+    let not_modified = etag_matches(known, &enc.etag);
+    crate::metrics::polled(peer, (!not_modified).then_some(enc.jpeg.data.len()));
+    jpeg_response(&enc, not_modified)
 }
 
 /// Waits up to `wait` for a frame whose tag differs from `after`; the current one if none came.

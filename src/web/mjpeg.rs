@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -46,8 +46,6 @@ struct StreamState {
     tier: Tier,
     frames: BroadcastStream<Arc<crate::fanout::Published>>,
     last: Option<Encoded>,
-    last_sent_at: Option<Instant>,
-    max_fps: Option<f64>,
     first: bool,
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -70,15 +68,15 @@ pub async fn mjpeg(
         Ok(e) => e,
         Err(e) => return frame_error(&cam, e),
     };
-    let frames = BroadcastStream::new(crate::fanout::subscribe(&cam, tier));
+    // The lane thins to `max_fps` before encoding.
+    let lane = crate::fanout::Lane::new(tier, p.max_fps);
+    let frames = BroadcastStream::new(crate::fanout::subscribe(&cam, lane));
     let state = StreamState {
         removed: cam.removed.clone(),
         _slot: slot,
         tier,
         frames,
         last: Some(first),
-        last_sent_at: None,
-        max_fps: p.max_fps,
         first: true,
         shutdown: s.shutdown.clone(),
     };
@@ -102,7 +100,6 @@ pub async fn mjpeg(
 async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
     if st.first {
         st.first = false;
-        st.last_sent_at = Some(Instant::now());
         let p = part(st.last.as_ref()?);
         return Some((p, st));
     }
@@ -130,12 +127,6 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
                 if st.last.as_ref().is_some_and(|l| l.seq >= e.seq) || published.tier != st.tier {
                     continue;
                 }
-                if let (Some(cap), Some(at)) = (st.max_fps, st.last_sent_at) {
-                    if at.elapsed().as_secs_f64() < 0.9 / cap {
-                        continue;
-                    }
-                }
-                st.last_sent_at = Some(Instant::now());
                 st.last = Some(e.clone());
                 crate::metrics::frame_sent(crate::auth::ClientKind::Mjpeg, e.jpeg.data.len());
                 return Some((part(e), st));

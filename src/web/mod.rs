@@ -125,6 +125,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(viewer())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
+        .and(peer())
         .and(with_state.clone())
         .then(frame::frame);
     // go2rtc's paths, so tools written for go2rtc work unchanged.
@@ -133,10 +134,11 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(viewer())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
+        .and(peer())
         .and(with_state.clone())
-        .then(|q: HashMap<String, String>, inm, s| async move {
+        .then(|q: HashMap<String, String>, inm, peer, s| async move {
             match q.get("src") {
-                Some(id) => frame::frame(id.clone(), q, inm, s).await,
+                Some(id) => frame::frame(id.clone(), q, inm, peer, s).await,
                 None => missing_src(),
             }
         });
