@@ -1,5 +1,6 @@
 //! End-to-end tests of other source kinds: HTTP MJPEG (passed through, not re-encoded) and
-//! H.264 files whose picture size changes mid-stream.
+//! H.264 files whose picture size changes mid-stream, and FFmpeg device libraries loaded only
+//! when a device camera needs them.
 
 mod common;
 
@@ -82,4 +83,37 @@ async fn h264_file_with_a_resolution_change_keeps_streaming() {
     assert_eq!(c["codec"], "h264");
     // The file plays in a loop: reaching its end is not a failure.
     assert_eq!(c["reconnects"], 0, "{c}");
+}
+
+fn maps_contain(pid: u32, lib: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .contains(lib)
+}
+
+#[tokio::test]
+async fn device_libraries_load_only_when_a_device_camera_needs_them() {
+    let src = MjpegServer::start("testsrc2=size=160x120:rate=10", 2);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "net", "url": src.url()}]}));
+    cw.wait_camera("net", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    assert!(
+        !maps_contain(cw.pid(), "libavdevice"),
+        "a network camera alone loaded libavdevice"
+    );
+    let r = reqwest::Client::new()
+        .post(cw.url("/api/ip-cameras"))
+        .json(&lavfi("synth", "testsrc2=size=64x48:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    cw.wait_camera("synth", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    assert!(maps_contain(cw.pid(), "libavdevice"));
+    assert_eq!(cw.camera("net").await["state"], "streaming");
 }

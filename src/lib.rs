@@ -22,8 +22,9 @@ pub mod server;
 pub mod web;
 pub mod ws;
 
-/// Initializes FFmpeg once: registers devices (lavfi, v4l2) and keeps its own log quiet, since
-/// its lines may repeat a camera URL with credentials; camwall reports errors itself.
+/// Initializes FFmpeg once and keeps its own log quiet, since its lines may repeat a camera URL
+/// with credentials; camwall reports errors itself. Devices (lavfi, V4L2) are loaded on first
+/// use (`camera::devices`).
 pub fn init_ffmpeg() -> Result<(), ffmpeg_next::Error> {
     ffmpeg_next::init()?;
     let level = match std::env::var("CAMWALL_FFMPEG_LOG").as_deref() {

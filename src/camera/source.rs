@@ -95,6 +95,8 @@ pub enum OpenError {
     Ffmpeg(#[from] ffmpeg::Error),
     #[error("FFmpeg has no input format {0:?} (is libavdevice built with it?)")]
     NoFormat(&'static str),
+    #[error("{0}")]
+    NoDevices(String),
     #[error("URL contains a NUL byte")]
     BadUrl,
 }
@@ -136,6 +138,9 @@ pub fn open(
         SourceKind::Device => (Some("v4l2"), url),
         _ => (None, url),
     };
+    if format_name.is_some() {
+        super::devices::ensure_loaded().map_err(OpenError::NoDevices)?;
+    }
     let target = CString::new(target).map_err(|_| OpenError::BadUrl)?;
     // SAFETY: plain libavformat calls in the documented order; on failure avformat_open_input
     // frees the context itself, and on success ownership passes to `Input`, which closes it.
