@@ -125,13 +125,7 @@ impl Camwall {
 
     pub async fn camera(&self, id: &str) -> Value {
         let s = self.status().await;
-        s["cameras"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no camera {id} in {s}"))
+        find_camera(&s, id).unwrap_or_else(|| panic!("no camera {id} in {s}"))
     }
 
     /// Polls the status until `pred` holds for camera `id` (bounded by `timeout`).
@@ -146,14 +140,8 @@ impl Camwall {
             // A camera may not exist yet (added by a reload or an API call still under way):
             // that is "not yet", not a failure.
             let s = self.status().await;
-            let c = s["cameras"]
-                .as_array()
-                .and_then(|a| a.iter().find(|c| c["id"] == id))
-                .cloned();
-            if let Some(c) = &c {
-                if pred(c) {
-                    return c.clone();
-                }
+            if let Some(c) = find_camera(&s, id).filter(|c| pred(c)) {
+                return c;
             }
             if Instant::now() > end {
                 panic!(
@@ -692,4 +680,13 @@ impl Camwall {
 /// A camera entry for a synthetic FFmpeg source.
 pub fn lavfi(id: &str, graph: &str) -> Value {
     serde_json::json!({"id": id, "url": format!("lavfi:{graph}")})
+}
+
+/// Camera `id` in a status answer, if it is there.
+fn find_camera(status: &Value, id: &str) -> Option<Value> {
+    status["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
 }
