@@ -10,9 +10,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::access::auth::Auth;
+use crate::access::limits::ClientLimits;
 use crate::config::Config;
+use crate::control::Manager;
 use crate::hub::Hub;
-use crate::manage::Manager;
 use crate::web::{routes, WebState};
 
 /// How long open connections get to finish after shutdown starts.
@@ -24,8 +26,8 @@ pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
 pub struct App {
     pub hub: Arc<Hub>,
     pub manager: Arc<Manager>,
-    pub auth: Arc<crate::auth::Auth>,
-    pub limits: Arc<crate::auth::ClientLimits>,
+    pub auth: Arc<Auth>,
+    pub limits: Arc<ClientLimits>,
     pub public_dir: PathBuf,
     cancel: CancellationToken,
 }
@@ -43,12 +45,12 @@ impl App {
         let cancel = CancellationToken::new();
         let manager = Manager::start(hub.clone(), config_path, doc, cancel.clone());
         let s = &config.server;
-        let auth = Arc::new(crate::auth::Auth::new(
+        let auth = Arc::new(Auth::new(
             &s.auth.viewer_tokens,
             &s.auth.admin_tokens,
             std::env::var("CAMWALL_TOKEN").ok(),
         ));
-        let limits = crate::auth::ClientLimits::new(
+        let limits = ClientLimits::new(
             s.limits.max_ws_clients,
             s.limits.max_mjpeg_clients,
             s.limits.max_clients_per_ip,
@@ -88,7 +90,8 @@ impl App {
         });
         let header_timeout =
             Duration::from_millis(self.hub.server_config().limits.header_timeout_ms);
-        let server = crate::server::serve(listener, routes(state), header_timeout, cancel.clone());
+        let server =
+            crate::web::server::serve(listener, routes(state), header_timeout, cancel.clone());
         let server = tokio::spawn(server);
         cancel.cancelled().await;
         info!("shutting down");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::redact::redact_url;
+use crate::obs::redact::redact_url;
 
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -292,8 +292,8 @@ pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
         out.push(("name", "must not be empty when given".into()));
     }
     if let Some(fps) = cam.max_fps {
-        if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
-            out.push(("max_fps", format!("{fps} is not in 0 < max_fps <= 240")));
+        if let Err(e) = crate::media::tier::check_max_fps(fps) {
+            out.push(("max_fps", e.to_string()));
         }
     }
     if !(100..=600_000).contains(&cam.open_timeout_ms) {
@@ -333,7 +333,10 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     if s.quality_tiers.is_empty() {
         issues.push(server("quality_tiers", "needs at least one quality".into()));
     }
-    if s.quality_tiers.iter().any(|q| !(1..=100).contains(q)) {
+    if s.quality_tiers
+        .iter()
+        .any(|q| !crate::media::tier::QUALITY_RANGE.contains(q))
+    {
         issues.push(server(
             "quality_tiers",
             "every quality must be between 1 and 100".into(),

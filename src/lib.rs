@@ -1,26 +1,22 @@
 //! camwall: many cameras in (FFmpeg), JPEG frames out (libjpeg-turbo), served over HTTP.
 //!
-//! Data flows one way: `camera` (ingest workers) → `hub` (latest frame, lazy encodes, cache)
-//! → `web` (routes). `app` wires them and owns shutdown.
+//! Data flows one way: `camera` (ingest workers) → `hub` (cameras: status, newest frame, tier
+//! cache, live lanes) → `web` (routes and clients). `media` holds the pure picture rules,
+//! `control` supervises workers and applies config changes, `access` decides who may come in,
+//! `obs` observes. `app` wires them and owns shutdown. docs/ARCHITECTURE.md draws it.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod access;
 pub mod app;
-pub mod auth;
 pub mod backoff;
 pub mod camera;
 pub mod config;
-pub mod fanout;
-pub mod frame;
+pub mod control;
 pub mod hub;
-pub mod jpeg;
-pub mod logging;
-pub mod manage;
-pub mod metrics;
-pub mod redact;
-pub mod server;
+pub mod media;
+pub mod obs;
 pub mod web;
-pub mod ws;
 
 /// Initializes FFmpeg once and keeps its own log quiet, since its lines may repeat a camera URL
 /// with credentials; camwall reports errors itself. Devices (lavfi, V4L2) are loaded on first

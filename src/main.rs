@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
 use camwall::config::{self, Config, DEFAULT_LISTEN};
-use camwall::logging::{self, LogFormat};
-use camwall::redact::redact_url;
+use camwall::obs::logging::{self, LogFormat};
+use camwall::obs::redact::redact_url;
 
 /// Exit status for a bad config or bad arguments.
 const EXIT_CONFIG: u8 = 2;

@@ -498,9 +498,9 @@ fn floor_ms_per_frame(clip: &Path, quality: u8, max_frames: usize) -> f64 {
     let mut n = 0usize;
     let mut frame = ffmpeg::frame::Video::empty();
     let encode = |f: &ffmpeg::frame::Video| {
-        let (ss, full) = camwall::frame::subsamp_of(f.format()).expect("yuv");
-        let v = camwall::frame::DecodedVideo::new(f.clone(), ss, !full);
-        let j = camwall::jpeg::encode_planes(&v.planes(), quality, 1).unwrap();
+        let (ss, full) = camwall::media::frame::subsamp_of(f.format()).expect("yuv");
+        let v = camwall::media::frame::DecodedVideo::new(f.clone(), ss, !full);
+        let j = camwall::media::jpeg::encode_planes(&v.planes(), quality, 1).unwrap();
         std::hint::black_box(j);
     };
     for (s, packet) in input.packets() {

@@ -10,10 +10,10 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::camera::source::{self, Deadline, OpenError, SourceKind};
-use crate::frame::{subsamp_of, DecodedVideo, Picture};
-use crate::hub::Camera;
-use crate::jpeg;
-use crate::redact::redact_url;
+use crate::hub::{Camera, SessionFailure};
+use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
+use crate::media::jpeg;
+use crate::obs::redact::redact_url;
 
 /// Shortest time between two plays of a looping file.
 const MIN_LOOP: Duration = Duration::from_millis(200);
@@ -86,7 +86,7 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
                 Err(e) => Err(format!("cannot start a session thread: {e}")),
             };
             let session = started.elapsed();
-            let (msg, slow, unauthorized) = match res {
+            let (msg, slow, unauthorized): (String, bool, bool) = match res {
                 Ok(Ok(SessionEnd::Cancelled)) => break,
                 Ok(Ok(SessionEnd::Eof)) if cam.frames_in() > frames_before => {
                     debug!("source ended; playing it again");
@@ -111,13 +111,13 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
                 break;
             }
             let delay = backoff.next_delay(session, slow);
-            warn!(error = %crate::redact::redact_text(&msg), retry_in_ms = delay.as_millis() as u64, "camera session ended");
-            cam.set_backoff(&msg, delay, unauthorized);
+            warn!(error = %redact_url(&msg), retry_in_ms = delay.as_millis() as u64, "camera session ended");
+            cam.set_backoff(&Failed(msg, unauthorized), delay);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
-                _ = cam.kick.notified() => debug!("backoff cut short by initialize"),
+                _ = cam.kicked() => debug!("backoff cut short by initialize"),
             }
         }
         if cam.is_current(generation) {
@@ -127,6 +127,21 @@ pub async fn run(cam: Arc<Camera>, cancel: CancellationToken, generation: u64) {
     }
     .instrument(span)
     .await
+}
+
+/// A failed session as the status records it.
+struct Failed(String, bool);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl SessionFailure for Failed {
+    fn is_unauthorized(&self) -> bool {
+        self.1
+    }
 }
 
 /// Paces sources that have no clock of their own (files, lavfi) to their timestamps.
@@ -343,7 +358,7 @@ pub fn run_once(
                 while dec.receive_frame(&mut decoded).is_ok() {
                     frames.extend(to_picture(&mut decoded, &mut converter));
                 }
-                crate::metrics::observe_decode(cam.id(), t0.elapsed());
+                crate::obs::metrics::observe_decode(cam.id(), t0.elapsed());
                 for (w, h, pic) in frames {
                     publish(w, h, pic);
                 }

@@ -1,5 +1,5 @@
 //! `/api/ip-cameras[/{id}]`: list, read, add (POST), replace (PUT), change (PATCH) and remove
-//! (DELETE) cameras at runtime. Changes go through `manage::Manager`, which persists them.
+//! (DELETE) cameras at runtime. Changes go through `control::Manager`, which persists them.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -8,37 +8,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
-use super::{ApiError, WebState};
-use crate::manage::{CameraView, ChangeError};
+use super::error::ApiError;
+use super::state::WebState;
+use crate::control::{CameraView, ChangeError};
 
 /// Largest accepted request body.
 pub const MAX_BODY: u64 = 64 * 1024;
-
-impl From<ChangeError> for ApiError {
-    fn from(e: ChangeError) -> Self {
-        match e {
-            ChangeError::Invalid { field, message } => ApiError {
-                message: format!("field `{field}`: {message}"),
-                field: Some(field),
-                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_camera", "")
-            },
-            ChangeError::Duplicate(_) => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
-            }
-            ChangeError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
-            }
-            ChangeError::Io(_) => {
-                tracing::error!(error = %e, "config write failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "config_write_failed",
-                    e.to_string(),
-                )
-            }
-        }
-    }
-}
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {

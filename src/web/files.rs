@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
-use super::json_error;
+use super::error::ApiError;
 
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -97,11 +97,7 @@ pub async fn serve(
         }
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "cannot read a public file");
-            Ok(json_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such path",
-            ))
+            Ok(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path").into_response())
         }
     }
 }

@@ -14,12 +14,17 @@ use tokio_stream::wrappers::BroadcastStream;
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
-use super::frame::{frame_error, resolve_request};
-use super::WebState;
-use crate::hub::{Encoded, Tier};
+use super::error::ApiError;
+use super::params::resolve_request;
+use super::state::WebState;
+use crate::access::limits::{ClientKind, ClientSlot};
+use crate::hub::{Encoded, Published};
+use crate::media::tier::{Lane, Tier};
 
 /// Multipart boundary.
 pub const BOUNDARY: &str = "camwallframe";
+/// The stream's content type; names [`BOUNDARY`] (a test checks they agree).
+const CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=camwallframe";
 /// With no new frame for this long the last one is sent again, so that clients with read
 /// timeouts (browsers, home-automation integrations) keep the stream open.
 pub const KEEPALIVE_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -42,9 +47,9 @@ fn part(e: &Encoded) -> [Bytes; 3] {
 struct StreamState {
     removed: tokio_util::sync::CancellationToken,
     /// This client's place under the caps, given back when the stream ends.
-    _slot: crate::auth::ClientSlot,
+    _slot: ClientSlot,
     tier: Tier,
-    frames: BroadcastStream<Arc<crate::fanout::Published>>,
+    frames: BroadcastStream<Arc<Published>>,
     last: Option<Encoded>,
     first: bool,
     shutdown: tokio_util::sync::CancellationToken,
@@ -60,21 +65,32 @@ pub async fn mjpeg(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let Some(slot) = s.limits.acquire(crate::auth::ClientKind::Mjpeg, peer) else {
-        return super::too_many_clients();
+    let Some(fanout) = s.hub.fanout(&id) else {
+        return ApiError::unknown_camera(&id).into_response();
     };
+    let Some(slot) = s.limits.acquire(ClientKind::Mjpeg, peer) else {
+        return ApiError::too_many_clients().into_response();
+    };
+    // A live lane: the quality snapped to a rung, thinned to `max_fps` before encoding; the
+    // fan-out may serve a nearby lane when the camera has as many as it may.
+    let want = Lane::new(
+        Tier {
+            quality: s.hub.qualities().snap(tier.quality),
+            ..tier
+        },
+        p.max_fps,
+    );
+    let (lane, rx) = fanout.subscribe(want);
     // The newest frame goes out first, so players show a picture at once.
-    let first = match cam.jpeg(tier).await {
+    let first = match cam.jpeg(lane.tier).await {
         Ok(e) => e,
-        Err(e) => return frame_error(&cam, e),
+        Err(e) => return ApiError::frame(&cam, e).into_response(),
     };
-    // The lane thins to `max_fps` before encoding.
-    let lane = crate::fanout::Lane::new(tier, p.max_fps);
-    let frames = BroadcastStream::new(crate::fanout::subscribe(&cam, lane));
+    let frames = BroadcastStream::new(rx);
     let state = StreamState {
-        removed: cam.removed.clone(),
+        removed: cam.removed().clone(),
         _slot: slot,
-        tier,
+        tier: lane.tier,
         frames,
         last: Some(first),
         first: true,
@@ -85,10 +101,7 @@ pub async fn mjpeg(
     });
     let mut res = warp::Reply::into_response(warp::reply::stream(body));
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("multipart/x-mixed-replace; boundary=camwallframe"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store"),
@@ -119,7 +132,7 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
             Ok(None) => return None,
             // Lagged: a newer frame is already waiting; take that one.
             Ok(Some(Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)))) => {
-                crate::metrics::frames_skipped(crate::auth::ClientKind::Mjpeg, n);
+                crate::obs::metrics::frames_skipped(ClientKind::Mjpeg.label(), n);
                 continue;
             }
             Ok(Some(Ok(published))) => {
@@ -128,9 +141,19 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
                     continue;
                 }
                 st.last = Some(e.clone());
-                crate::metrics::frame_sent(crate::auth::ClientKind::Mjpeg, e.jpeg.data.len());
+                crate::obs::metrics::frame_sent(ClientKind::Mjpeg.label(), e.jpeg.data.len());
                 return Some((part(e), st));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_names_the_boundary() {
+        assert!(CONTENT_TYPE.ends_with(&format!("boundary={BOUNDARY}")));
     }
 }

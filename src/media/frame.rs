@@ -1,13 +1,12 @@
 //! Frames as cameras publish them: a decoded picture or a source JPEG, with sequence and time.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 use turbojpeg::Subsamp;
 
-use crate::jpeg::{self, EncodeError, Jpeg, YuvPlanes};
+use super::jpeg::{self, EncodeError, Jpeg, YuvPlanes};
 
 /// A decoded picture kept as the decoder made it (refcounted buffers, no copy).
 pub struct DecodedVideo {
@@ -78,7 +77,8 @@ pub struct Frame {
     pub seq: u64,
     /// Capture time (arrival at camwall) in milliseconds since the Unix epoch.
     pub captured_unix_ms: u64,
-    pub captured_at: Instant,
+    /// tokio's clock, so that thinning and fps follow paused time in tests.
+    pub captured_at: tokio::time::Instant,
     pub width: u32,
     pub height: u32,
     pub picture: Picture,

@@ -12,21 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{self, CameraConfig};
-use crate::hub::{Camera, CameraInfo, Hub};
-use crate::redact::redact_url;
-
-/// Cameras appearing and disappearing, for live viewers.
-#[derive(Debug, Clone)]
-pub enum HubEvent {
-    Added(CameraInfo),
-    Removed(String),
-}
+use crate::hub::{Camera, Hub};
+use crate::obs::redact::redact_url;
 
 /// Why a change was refused. Maps to an HTTP status in `web`.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +77,6 @@ pub struct Manager {
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,
     file: tokio::sync::Mutex<FileState>,
-    events: broadcast::Sender<HubEvent>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -150,24 +141,17 @@ impl Manager {
     /// Starts a worker for every enabled camera of `hub`. `path` is the config file, `doc` its
     /// JSON as loaded.
     pub fn start(hub: Arc<Hub>, path: PathBuf, doc: Value, root: CancellationToken) -> Arc<Self> {
-        let (events, _) = broadcast::channel(64);
         let m = Arc::new(Self {
             hub: hub.clone(),
             root,
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
             file: tokio::sync::Mutex::new(FileState { path, doc }),
-            events,
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
         }
         m
-    }
-
-    /// Live camera additions and removals.
-    pub fn events(&self) -> broadcast::Receiver<HubEvent> {
-        self.events.subscribe()
     }
 
     /// Waits for every worker to stop (after the root token was cancelled).
@@ -274,7 +258,6 @@ impl Manager {
         let c = self.hub.insert(cam.clone());
         self.start_worker(&c);
         info!(camera = %cam.id, "camera added");
-        let _ = self.events.send(HubEvent::Added(c.info()));
         Ok(CameraView::of(&cam))
     }
 
@@ -356,7 +339,7 @@ impl Manager {
             return;
         }
         self.stop_worker(cam.id());
-        cam.set_config(config);
+        self.hub.reconfigure(cam, config);
         self.start_worker(cam);
         info!(camera = %cam.id(), "camera reconfigured");
     }
@@ -378,14 +361,9 @@ impl Manager {
 
     fn drop_camera(&self, id: &str) {
         self.stop_worker(id);
-        if let Some(cam) = self.hub.remove(id) {
-            cam.next_generation();
-            cam.set_stopped();
-            // Its tier pumps and MJPEG streams end; WebSocket viewers get camera_removed.
-            cam.removed.cancel();
-        }
+        // Its lanes and MJPEG streams end; WebSocket viewers get camera_removed.
+        self.hub.remove(id);
         info!(camera = %id, "camera removed");
-        let _ = self.events.send(HubEvent::Removed(id.to_string()));
     }
 
     /// Reloads the config file (SIGHUP): applies the difference camera by camera. An invalid
@@ -420,7 +398,6 @@ impl Manager {
                 None => {
                     let cam = self.hub.insert(c.clone());
                     self.start_worker(&cam);
-                    let _ = self.events.send(HubEvent::Added(cam.info()));
                 }
             }
         }

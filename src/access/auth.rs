@@ -1,13 +1,10 @@
-//! Access control: viewer and admin tokens compared in constant time, WebSocket `Origin`
-//! checks, and caps on long-lived clients (WebSocket, MJPEG) in total and per IP.
+//! Who may do what: viewer and admin tokens compared in constant time, and WebSocket `Origin`
+//! checks. Admission (how many clients) lives in `limits`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use warp::{Filter, Rejection};
 
 /// What a token may do. Admin includes everything a viewer may.
@@ -134,98 +131,6 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
     host.is_some_and(|h| !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(h))
 }
 
-/// Kinds of long-lived clients that are capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    WebSocket,
-    Mjpeg,
-}
-
-/// Counts long-lived clients; a [`ClientSlot`] is held for each one.
-pub struct ClientLimits {
-    ws: AtomicUsize,
-    mjpeg: AtomicUsize,
-    per_ip: DashMap<IpAddr, usize>,
-    pub max_ws: usize,
-    pub max_mjpeg: usize,
-    pub max_per_ip: usize,
-}
-
-/// A client's place under the caps, given back on drop.
-pub struct ClientSlot {
-    limits: Arc<ClientLimits>,
-    kind: ClientKind,
-    ip: Option<IpAddr>,
-}
-
-impl ClientLimits {
-    pub fn new(max_ws: usize, max_mjpeg: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(Self {
-            ws: AtomicUsize::new(0),
-            mjpeg: AtomicUsize::new(0),
-            per_ip: DashMap::new(),
-            max_ws,
-            max_mjpeg,
-            max_per_ip,
-        })
-    }
-
-    fn counter(&self, kind: ClientKind) -> (&AtomicUsize, usize) {
-        match kind {
-            ClientKind::WebSocket => (&self.ws, self.max_ws),
-            ClientKind::Mjpeg => (&self.mjpeg, self.max_mjpeg),
-        }
-    }
-
-    /// Current count of one kind.
-    pub fn count(&self, kind: ClientKind) -> usize {
-        self.counter(kind).0.load(Ordering::Relaxed)
-    }
-
-    /// A slot for a new client, or `None` if a cap is reached.
-    pub fn acquire(
-        self: &Arc<Self>,
-        kind: ClientKind,
-        peer: Option<SocketAddr>,
-    ) -> Option<ClientSlot> {
-        let (count, max) = self.counter(kind);
-        if count.fetch_add(1, Ordering::SeqCst) >= max {
-            count.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        let ip = peer.map(|p| p.ip());
-        if let Some(ip) = ip {
-            let mut n = self.per_ip.entry(ip).or_insert(0);
-            if *n >= self.max_per_ip {
-                drop(n);
-                count.fetch_sub(1, Ordering::SeqCst);
-                return None;
-            }
-            *n += 1;
-        }
-        Some(ClientSlot {
-            limits: self.clone(),
-            kind,
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.limits
-            .counter(self.kind)
-            .0
-            .fetch_sub(1, Ordering::SeqCst);
-        if let Some(ip) = self.ip {
-            self.limits.per_ip.remove_if_mut(&ip, |_, n| {
-                *n -= 1;
-                *n == 0
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,26 +169,5 @@ mod tests {
             Some("h:1"),
             &["https://wall.example".into()]
         ));
-    }
-
-    #[test]
-    fn caps_total_and_per_ip() {
-        let l = ClientLimits::new(3, 1, 2);
-        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "10.0.0.2:1".parse().unwrap();
-        let s1 = l.acquire(ClientKind::WebSocket, Some(a)).unwrap();
-        let _s2 = l.acquire(ClientKind::WebSocket, Some(a)).unwrap();
-        assert!(
-            l.acquire(ClientKind::WebSocket, Some(a)).is_none(),
-            "per-IP cap"
-        );
-        let _s3 = l.acquire(ClientKind::WebSocket, Some(b)).unwrap();
-        assert!(
-            l.acquire(ClientKind::WebSocket, Some(b)).is_none(),
-            "total cap"
-        );
-        drop(s1);
-        assert!(l.acquire(ClientKind::WebSocket, Some(b)).is_some());
-        assert_eq!(l.count(ClientKind::Mjpeg), 0);
     }
 }

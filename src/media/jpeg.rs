@@ -50,9 +50,6 @@ pub struct YuvPlanes<'a> {
     pub limited_range: bool,
 }
 
-/// Smallest allowed downscale factor, largest, and those in between (powers of two).
-pub const SCALES: [u8; 3] = [1, 2, 4];
-
 thread_local! {
     // One compressor and scratch planes per blocking thread: no allocation per frame once warm.
     static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };

@@ -1,6 +1,9 @@
 //! Prometheus metrics for `GET /metrics`: instruments updated where things happen (HTTP
-//! requests, decode and encode times, frames sent and skipped per client kind) and per-camera
-//! values read from the hub at scrape time.
+//! requests, decode and encode times, frames sent and skipped per client kind), and the text
+//! exposition of those plus the per-camera values the caller samples at scrape time.
+//!
+//! A leaf module: it reads nothing of the hub, the clients or the web layer; whoever scrapes
+//! hands it a [`Scrape`]. Series of a removed camera are dropped with [`forget_camera`].
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -14,9 +17,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-use crate::auth::{ClientKind, ClientLimits};
-use crate::hub::Hub;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CameraLabels {
@@ -144,30 +144,29 @@ pub fn polled(peer: Option<std::net::SocketAddr>, sent_bytes: Option<usize>) {
     }
 }
 
-/// Label value of a client kind.
-pub fn kind_label(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::WebSocket => "websocket",
-        ClientKind::Mjpeg => "mjpeg",
-    }
-}
-
-/// Records a frame sent to (or skipped for) a client.
-pub fn frame_sent(kind: ClientKind, bytes: usize) {
-    let l = KindLabels {
-        kind: kind_label(kind),
-    };
+/// Records a frame sent to a live client of `kind` (a fixed label: `websocket`, `mjpeg`).
+pub fn frame_sent(kind: &'static str, bytes: usize) {
+    let l = KindLabels { kind };
     metrics().frames_sent.get_or_create(&l).inc();
     metrics().bytes_sent.get_or_create(&l).inc_by(bytes as u64);
 }
 
-pub fn frames_skipped(kind: ClientKind, n: u64) {
+/// Records frames a live client of `kind` skipped because it had not taken the previous one.
+pub fn frames_skipped(kind: &'static str, n: u64) {
     metrics()
         .frames_skipped
-        .get_or_create(&KindLabels {
-            kind: kind_label(kind),
-        })
+        .get_or_create(&KindLabels { kind })
         .inc_by(n);
+}
+
+/// Drops the series of a removed camera, so that cameras coming and going do not grow the
+/// exposition forever.
+pub fn forget_camera(camera: &str) {
+    let l = CameraLabels {
+        camera: camera.to_string(),
+    };
+    metrics().decode_seconds.remove(&l);
+    metrics().encode_seconds.remove(&l);
 }
 
 pub fn observe_decode(camera: &str, d: Duration) {
@@ -233,8 +232,42 @@ pub fn observe_http(path: &str, method: &str, status: u16, elapsed: Duration) {
         .observe(elapsed.as_secs_f64());
 }
 
+/// One camera's values at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct CameraSample {
+    pub id: String,
+    /// The state's name as the status API spells it.
+    pub state: &'static str,
+    pub frames_in: u64,
+    pub fps: f64,
+    pub reconnects: u64,
+    pub last_frame_age_ms: Option<u64>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// (quality, scale, encodes) per tier.
+    pub tiers: Vec<(u8, u8, u64)>,
+}
+
+/// Every camera state a sample may name (each gets a 0/1 series).
+pub const CAMERA_STATES: [&str; 6] = [
+    "connecting",
+    "streaming",
+    "backoff",
+    "unauthorized",
+    "disabled",
+    "stopped",
+];
+
+/// What the caller samples for a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub cameras: Vec<CameraSample>,
+    /// Connected live clients by kind label.
+    pub clients: Vec<(&'static str, usize)>,
+}
+
 /// The text exposition of every metric.
-pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
+pub fn render(scrape: &Scrape) -> String {
     let mut reg = Registry::with_prefix("camwall");
     let m = metrics();
     reg.register(
@@ -281,21 +314,12 @@ pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
     let encodes = Family::<TierLabels, Counter>::default();
     let hits = Family::<CameraLabels, Counter>::default();
     let misses = Family::<CameraLabels, Counter>::default();
-    for cam in hub.cameras() {
-        let s = cam.status();
+    for s in &scrape.cameras {
         let c = CameraLabels {
             camera: s.id.clone(),
         };
-        for st in [
-            "connecting",
-            "streaming",
-            "backoff",
-            "unauthorized",
-            "disabled",
-            "stopped",
-        ] {
-            let v = serde_json::to_value(s.state).ok();
-            let on = v.as_ref().and_then(|v| v.as_str()) == Some(st);
+        for st in CAMERA_STATES {
+            let on = s.state == st;
             state
                 .get_or_create(&StateLabels {
                     camera: s.id.clone(),
@@ -312,14 +336,14 @@ pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
         );
         hits.get_or_create(&c).inc_by(s.cache_hits);
         misses.get_or_create(&c).inc_by(s.cache_misses);
-        for t in &s.tiers {
+        for &(quality, scale, n) in &s.tiers {
             encodes
                 .get_or_create(&TierLabels {
                     camera: s.id.clone(),
-                    quality: t.quality,
-                    scale: t.scale,
+                    quality,
+                    scale,
                 })
-                .inc_by(t.jpeg_encodes);
+                .inc_by(n);
         }
     }
     reg.register("camera_state", "1 for the state each camera is in", state);
@@ -347,12 +371,8 @@ pub fn render(hub: &Hub, limits: &ClientLimits) -> String {
         misses,
     );
     let clients = Family::<KindLabels, Gauge>::default();
-    for kind in [ClientKind::WebSocket, ClientKind::Mjpeg] {
-        clients
-            .get_or_create(&KindLabels {
-                kind: kind_label(kind),
-            })
-            .set(limits.count(kind) as i64);
+    for &(kind, n) in &scrape.clients {
+        clients.get_or_create(&KindLabels { kind }).set(n as i64);
     }
     clients
         .get_or_create(&KindLabels { kind: "polling" })
@@ -381,6 +401,27 @@ mod tests {
         assert_eq!(route_of("/api/ip-cameras/status"), "/api/ip-cameras/status");
         assert_eq!(route_of("/wall.js"), "static");
         assert_eq!(route_of("/api/zzz"), "/api/other");
+    }
+
+    #[test]
+    fn removed_cameras_leave_the_exposition() {
+        observe_encode("gone-cam", Duration::from_millis(1));
+        observe_decode("gone-cam", Duration::from_millis(1));
+        let sample = |id: &str| CameraSample {
+            id: id.into(),
+            state: "streaming",
+            ..Default::default()
+        };
+        let text = render(&Scrape {
+            cameras: vec![sample("gone-cam")],
+            clients: vec![("websocket", 2)],
+        });
+        assert!(text.contains("camwall_encode_seconds_count{camera=\"gone-cam\"}"));
+        assert!(text.contains("camwall_camera_state{camera=\"gone-cam\",state=\"streaming\"} 1"));
+        assert!(text.contains("camwall_clients{kind=\"websocket\"} 2"));
+        forget_camera("gone-cam");
+        let text = render(&Scrape::default());
+        assert!(!text.contains("gone-cam"), "{text}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Camera URLs carry `user:password@`; FFmpeg error strings and logs may repeat the URL. Anything
 //! shown in a log line, the status API or an error passes through here first.
 
-/// Replaces the `userinfo@` part of a URL with `***@`, and masks `password=`/`pass=`/`pwd=`/
-/// `token=` style query values.
+/// Replaces the `userinfo@` part of every URL in `url` (a URL, or free text such as an FFmpeg
+/// error that quotes one) with `***@`, and masks `password=`/`pass=`/`pwd=`/`token=` style
+/// query values.
 pub fn redact_url(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     let mut rest = url;
@@ -35,11 +36,6 @@ pub fn redact_url(url: &str) -> String {
     }
     out.push_str(rest);
     mask_query_secrets(&out)
-}
-
-/// Redacts credentials in free text such as an error message (same rules as [`redact_url`]).
-pub fn redact_text(text: &str) -> String {
-    redact_url(text)
 }
 
 fn mask_query_secrets(s: &str) -> String {
@@ -116,7 +112,7 @@ mod tests {
 
     #[test]
     fn urls_inside_error_text() {
-        let r = redact_text("error opening 'rtsp://a:b@h/x': 401 Unauthorized, then http://c:d@e/");
+        let r = redact_url("error opening 'rtsp://a:b@h/x': 401 Unauthorized, then http://c:d@e/");
         assert!(!r.contains("a:b") && !r.contains("c:d"), "{r}");
     }
 }

@@ -1,0 +1,624 @@
+//! One camera as the rest of camwall sees it: its configuration, its status machine and fps
+//! meter, its newest frame, and its tier cache.
+//!
+//! The ingest worker writes here (state changes, published frames); outputs and the web layer
+//! read. A camera knows nothing of its viewers: live lanes live in `fanout`, which reads the
+//! camera, never the other way round.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::cache::{Encoded, FrameError, TierCache};
+use crate::config::CameraConfig;
+use crate::media::frame::{Frame, Picture};
+use crate::media::tier::{Qualities, Tier};
+use crate::obs::redact::redact_url;
+
+/// Lifecycle state of a camera, as the status API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// Opening the source (first time or after a backoff).
+    Connecting,
+    /// Frames are arriving.
+    Streaming,
+    /// The last session failed; waiting before the next attempt (`last_error` says why).
+    Backoff,
+    /// The camera refused the credentials; retried, more slowly than other failures.
+    Unauthorized,
+    /// `enabled: false` in the config.
+    Disabled,
+    /// camwall is shutting down.
+    Stopped,
+}
+
+impl CameraState {
+    /// The name the status API and metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Streaming => "streaming",
+            Self::Backoff => "backoff",
+            Self::Unauthorized => "unauthorized",
+            Self::Disabled => "disabled",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// What the status needs to know of a failed session (the ingest's error implements it).
+pub trait SessionFailure: std::fmt::Display {
+    /// The camera refused the credentials: state `unauthorized`, retried more slowly.
+    fn is_unauthorized(&self) -> bool;
+}
+
+/// Mutable status of a camera, behind a mutex nothing awaits under.
+#[derive(Debug, Clone)]
+struct Live {
+    state: CameraState,
+    last_error: Option<String>,
+    codec: Option<String>,
+    width: u32,
+    height: u32,
+    fps: f64,
+    reconnects: u64,
+    last_frame_at: Option<Instant>,
+    next_retry_at: Option<Instant>,
+    fps_window_start: Option<Instant>,
+    fps_window_frames: u32,
+}
+
+/// Hub-wide settings taken from `server`.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    pub frame_cache_ttl: Duration,
+    pub qualities: Qualities,
+    pub max_cached_tiers: usize,
+}
+
+/// What a viewer needs to show a camera.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraInfo {
+    pub id: String,
+    pub name: String,
+    pub state: CameraState,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A camera's status as the API shows it. No field carries a credential.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatus {
+    pub id: String,
+    pub name: String,
+    /// The camera URL with credentials replaced by `***`.
+    pub url: String,
+    pub enabled: bool,
+    pub state: CameraState,
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub codec: Option<String>,
+    pub frames_in: u64,
+    pub jpeg_encodes: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+    pub last_frame_age_ms: Option<u64>,
+    pub retry_in_ms: Option<u64>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub tiers: Vec<TierStatus>,
+}
+
+/// Encodes done for one tier.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierStatus {
+    pub quality: u8,
+    pub scale: u8,
+    pub jpeg_encodes: u64,
+}
+
+/// A measured rate older than this means the camera stopped sending.
+const FPS_FRESH: Duration = Duration::from_secs(2);
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One camera: config, status, latest frame, encoded tiers.
+pub struct Camera {
+    id: String,
+    /// Swapped whole when the camera is reconfigured at runtime; the id never changes.
+    config: std::sync::RwLock<Arc<CameraConfig>>,
+    /// Bumped each time the camera's worker is replaced: a stopping worker from an older
+    /// generation neither publishes frames nor overwrites the state.
+    generation: AtomicU64,
+    live: Mutex<Live>,
+    seq: AtomicU64,
+    frames_in: AtomicU64,
+    latest: watch::Sender<Option<Arc<Frame>>>,
+    cache: TierCache,
+    /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
+    kick: Notify,
+    /// Fires when the camera is removed: its lanes and streams end.
+    removed: CancellationToken,
+}
+
+impl Camera {
+    pub(crate) fn new(config: CameraConfig, settings: &HubSettings, boot_id: u32) -> Self {
+        let state = if config.enabled {
+            CameraState::Connecting
+        } else {
+            CameraState::Disabled
+        };
+        Self {
+            id: config.id.clone(),
+            cache: TierCache::new(
+                &config.id,
+                boot_id,
+                settings.frame_cache_ttl,
+                settings.max_cached_tiers,
+                settings.qualities.best(),
+            ),
+            config: std::sync::RwLock::new(Arc::new(config)),
+            generation: AtomicU64::new(0),
+            live: Mutex::new(Live {
+                state,
+                last_error: None,
+                codec: None,
+                width: 0,
+                height: 0,
+                fps: 0.0,
+                reconnects: 0,
+                last_frame_at: None,
+                next_retry_at: None,
+                fps_window_start: None,
+                fps_window_frames: 0,
+            }),
+            seq: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            latest: watch::Sender::new(None),
+            kick: Notify::new(),
+            removed: CancellationToken::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<CameraConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration (same id); the hub tells viewers, the manager restarts the
+    /// worker. The old source's last picture is dropped: it no longer shows what this camera is.
+    pub(crate) fn set_config(&self, config: CameraConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        {
+            let mut l = self.live();
+            l.last_error = None;
+            l.codec = None;
+        }
+        self.latest.send_replace(None);
+    }
+
+    /// Starts a new worker generation and returns it.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether `generation` is still the camera's current worker.
+    pub fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    /// Resolves when `initialize` asks a waiting camera to retry now.
+    pub async fn kicked(&self) {
+        self.kick.notified().await
+    }
+
+    /// Cuts the camera's backoff wait short (`initialize`).
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Fires when the camera is removed.
+    pub fn removed(&self) -> &CancellationToken {
+        &self.removed
+    }
+
+    /// `enabled: false`: no picture is served any more.
+    pub fn set_disabled(&self) {
+        {
+            let mut l = self.live();
+            l.state = CameraState::Disabled;
+            l.fps = 0.0;
+            l.next_retry_at = None;
+        }
+        self.latest.send_replace(None);
+    }
+
+    /// Id, name, state and size, for viewers.
+    pub fn info(&self) -> CameraInfo {
+        let l = self.live();
+        CameraInfo {
+            id: self.id.clone(),
+            name: self.config().display_name().to_string(),
+            state: l.state,
+            width: l.width,
+            height: l.height,
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        // A poisoned lock only means a panic elsewhere mid-update of plain counters: keep going.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Width of the newest frame (0 before the first).
+    pub fn width(&self) -> u32 {
+        self.live().width
+    }
+
+    /// Measured frame rate at `now` (0 when frames stopped).
+    pub fn fps_at(&self, now: Instant) -> f64 {
+        let l = self.live();
+        match l.last_frame_at {
+            Some(t) if now.saturating_duration_since(t) < FPS_FRESH => l.fps,
+            _ => 0.0,
+        }
+    }
+
+    /// The last session error, redacted.
+    pub fn last_error(&self) -> Option<String> {
+        self.live().last_error.clone()
+    }
+
+    /// Frames published since camwall started.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    pub fn state(&self) -> CameraState {
+        self.live().state
+    }
+
+    /// The worker is (re)opening the source.
+    pub fn set_connecting(&self) {
+        let mut l = self.live();
+        l.state = CameraState::Connecting;
+        l.next_retry_at = None;
+    }
+
+    /// The source opened and its codec is known.
+    pub fn set_codec(&self, codec: &str) {
+        self.live().codec = Some(codec.to_string());
+    }
+
+    /// The last session failed; the worker waits `retry_in` before trying again. Every such
+    /// failure counts as a reconnect.
+    pub fn set_backoff(&self, failure: &dyn SessionFailure, retry_in: Duration) {
+        let mut l = self.live();
+        l.state = if failure.is_unauthorized() {
+            CameraState::Unauthorized
+        } else {
+            CameraState::Backoff
+        };
+        l.last_error = Some(redact_url(&failure.to_string()));
+        l.next_retry_at = Some(Instant::now() + retry_in);
+        l.fps = 0.0;
+        l.fps_window_start = None;
+        l.reconnects += 1;
+    }
+
+    pub fn set_stopped(&self) {
+        let mut l = self.live();
+        if l.state != CameraState::Disabled {
+            l.state = CameraState::Stopped;
+        }
+    }
+
+    /// Publishes a new frame: it becomes the latest, and waiters are woken.
+    pub fn publish(&self, width: u32, height: u32, picture: Picture) -> u64 {
+        let now = Instant::now();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut l = self.live();
+            l.state = CameraState::Streaming;
+            l.width = width;
+            l.height = height;
+            l.last_frame_at = Some(now);
+            l.next_retry_at = None;
+            // fps over windows of at least one second.
+            match l.fps_window_start {
+                Some(start) => {
+                    l.fps_window_frames += 1;
+                    let el = now.duration_since(start);
+                    if el >= Duration::from_secs(1) {
+                        l.fps = f64::from(l.fps_window_frames) / el.as_secs_f64();
+                        l.fps_window_start = Some(now);
+                        l.fps_window_frames = 0;
+                    }
+                }
+                None => {
+                    l.fps_window_start = Some(now);
+                    l.fps_window_frames = 0;
+                }
+            }
+        }
+        let frame = Frame {
+            seq,
+            captured_unix_ms: unix_ms_now(),
+            captured_at: now,
+            width,
+            height,
+            picture,
+        };
+        self.latest.send_replace(Some(Arc::new(frame)));
+        seq
+    }
+
+    /// The latest frame, if any.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.latest.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new frame (latest wins; nothing queues).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
+        self.latest.subscribe()
+    }
+
+    /// The cache's tier bookkeeping (pins for live lanes).
+    pub(crate) fn cache(&self) -> &TierCache {
+        &self.cache
+    }
+
+    /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
+    /// same tier share one encode; a frame is never encoded twice at the same tier.
+    pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        self.encode_tier(tier, None).await
+    }
+
+    /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the
+    /// TTL: what live streams use, so that every source frame reaches them.
+    pub async fn jpeg_at_least(&self, tier: Tier, min_seq: u64) -> Result<Encoded, FrameError> {
+        self.encode_tier(tier, Some(min_seq)).await
+    }
+
+    async fn encode_tier(&self, tier: Tier, min_seq: Option<u64>) -> Result<Encoded, FrameError> {
+        if self.latest.borrow().is_none() {
+            return Err(FrameError::NoFrameYet {
+                retry_after_s: self.retry_after_s(),
+            });
+        }
+        self.cache.get(tier, min_seq, || self.latest()).await
+    }
+
+    fn retry_after_s(&self) -> u64 {
+        let l = self.live();
+        match l.next_retry_at {
+            Some(t) => t
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .clamp(1, 30),
+            None => 1,
+        }
+    }
+
+    pub fn status(&self) -> CameraStatus {
+        let l = self.live().clone();
+        let config = self.config();
+        let now = Instant::now();
+        let age = l.last_frame_at.map(|t| now.saturating_duration_since(t));
+        // A camera that stopped sending has no fps, whatever the last window said.
+        let fps = match age {
+            Some(a) if a < FPS_FRESH => (l.fps * 10.0).round() / 10.0,
+            _ => 0.0,
+        };
+        let cache = self.cache.stats();
+        CameraStatus {
+            id: self.id.clone(),
+            name: config.display_name().to_string(),
+            url: redact_url(&config.url),
+            enabled: config.enabled,
+            state: l.state,
+            fps,
+            width: l.width,
+            height: l.height,
+            codec: l.codec,
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            jpeg_encodes: cache.jpeg_encodes,
+            reconnects: l.reconnects,
+            last_error: l.last_error,
+            last_frame_age_ms: age.map(|a| a.as_millis() as u64),
+            retry_in_ms: l
+                .next_retry_at
+                .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+            cache_hits: cache.hits,
+            cache_misses: cache.misses,
+            tiers: cache
+                .tiers
+                .into_iter()
+                .map(|(t, n)| TierStatus {
+                    quality: t.quality,
+                    scale: t.scale,
+                    jpeg_encodes: n,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    pub(crate) fn jpeg_bytes() -> Bytes {
+        let y = vec![128u8; 16 * 16];
+        let c = vec![128u8; 8 * 8];
+        let p = crate::media::jpeg::YuvPlanes {
+            planes: [&y, &c, &c],
+            strides: [16, 8, 8],
+            width: 16,
+            height: 16,
+            subsamp: turbojpeg::Subsamp::Sub2x2,
+            limited_range: false,
+        };
+        crate::media::jpeg::encode_planes(&p, 90, 1).unwrap().data
+    }
+
+    fn camera(ttl_ms: u64) -> Camera {
+        let cfg: CameraConfig =
+            serde_json::from_str(r#"{"id":"a","url":"lavfi:testsrc2"}"#).unwrap();
+        let settings = HubSettings {
+            frame_cache_ttl: Duration::from_millis(ttl_ms),
+            qualities: Qualities::new(&[85, 80, 70]),
+            max_cached_tiers: 8,
+        };
+        Camera::new(cfg, &settings, 7)
+    }
+
+    fn publish(cam: &Camera) {
+        cam.publish(
+            16,
+            16,
+            Picture::Jpeg {
+                data: jpeg_bytes(),
+                quality: Some(90),
+            },
+        );
+    }
+
+    const T50: Tier = Tier {
+        quality: 50,
+        scale: 1,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_cache_serves_the_same_jpeg_until_it_expires() {
+        let cam = camera(16);
+        assert!(matches!(
+            cam.jpeg(T50).await,
+            Err(FrameError::NoFrameYet { .. })
+        ));
+        publish(&cam);
+        let a = cam.jpeg(T50).await.unwrap();
+        assert_eq!(cam.status().jpeg_encodes, 1);
+        // A newer frame within the TTL: the cached JPEG is served again.
+        publish(&cam);
+        let b = cam.jpeg(T50).await.unwrap();
+        assert_eq!(a.seq, b.seq);
+        assert_eq!(cam.status().jpeg_encodes, 1);
+        // After the TTL, the newer frame is encoded.
+        tokio::time::advance(Duration::from_millis(17)).await;
+        let c = cam.jpeg(T50).await.unwrap();
+        assert_eq!(c.seq, a.seq + 1);
+        assert_eq!(cam.status().jpeg_encodes, 2);
+        // Same frame, long after the TTL: still no second encode.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let d = cam.jpeg(T50).await.unwrap();
+        assert_eq!(d.etag, c.etag);
+        assert_eq!(cam.status().jpeg_encodes, 2);
+        assert_eq!(cam.status().cache_hits, 2);
+        // Live streams ask for "at least this frame" and ignore the TTL.
+        publish(&cam);
+        let e = cam.jpeg_at_least(T50, d.seq + 1).await.unwrap();
+        assert_eq!(e.seq, d.seq + 1);
+    }
+
+    #[tokio::test]
+    async fn passthrough_does_not_encode_and_tiers_are_bounded() {
+        let cam = camera(0);
+        publish(&cam);
+        let e = cam
+            .jpeg(Tier {
+                quality: 90,
+                scale: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(e.jpeg.data, jpeg_bytes());
+        assert_eq!(cam.status().jpeg_encodes, 0);
+        for q in 1..=20 {
+            cam.jpeg(Tier {
+                quality: q,
+                scale: 1,
+            })
+            .await
+            .unwrap();
+        }
+        assert!(cam.status().tiers.len() <= 8);
+    }
+
+    #[tokio::test]
+    async fn pinned_tiers_stay_and_the_bound_is_hard() {
+        let cam = camera(0);
+        publish(&cam);
+        let pins: Vec<_> = (1..=8)
+            .map(|q| {
+                let t = Tier {
+                    quality: q * 10,
+                    scale: 1,
+                };
+                assert!(cam.cache().can_pin(t));
+                cam.cache().pin(t)
+            })
+            .collect();
+        assert_eq!(cam.cache().pinned_tiers(), 8);
+        assert!(!cam.cache().can_pin(Tier {
+            quality: 5,
+            scale: 1
+        }));
+        // A snapshot at a ninth tier is still answered, without growing the cache.
+        cam.jpeg(Tier {
+            quality: 5,
+            scale: 2,
+        })
+        .await
+        .unwrap();
+        assert_eq!(cam.status().tiers.len(), 8);
+        drop(pins);
+        assert_eq!(cam.cache().pinned_tiers(), 0);
+    }
+
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("rtsp://u:secret@h/x said 401")
+        }
+    }
+    impl SessionFailure for Refused {
+        fn is_unauthorized(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_state_is_redacted_and_counts() {
+        let cam = camera(0);
+        cam.set_backoff(&Refused, Duration::from_secs(2));
+        let s = cam.status();
+        assert_eq!(s.state, CameraState::Unauthorized);
+        assert_eq!(s.reconnects, 1);
+        assert_eq!(s.retry_in_ms, Some(2000));
+        assert!(!s.last_error.unwrap_or_default().contains("secret"));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(cam.status().retry_in_ms, Some(1500));
+    }
+}

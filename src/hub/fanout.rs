@@ -1,0 +1,298 @@
+//! Live fan-out of one camera: per lane in demand (a tier plus a frame-rate cap, see
+//! `media::tier`), one pump task encodes each new frame once and publishes it on a tokio
+//! broadcast channel that every live viewer of that lane reads.
+//!
+//! A capped lane thins the source *before* encoding, so a wall of small tiles at 5 fps costs 5
+//! encodes a second, not the camera's 25. Lanes of the same tier share the tier's cache, so a
+//! frame that two lanes both take is still encoded once. Lanes per camera are bounded
+//! ([`MAX_LANES_PER_CAMERA`], and the cache's tier bound): beyond it a request is served from
+//! the nearest existing lane.
+//!
+//! The channel holds one frame: a viewer that falls behind gets `Lagged` and skips to the
+//! newest, so a slow viewer costs at most that one shared frame and never slows the pump. A
+//! lane nobody watches has no channel and no pump, so nothing is encoded for it. This module
+//! owns its lanes; it reads the camera and never writes to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use super::cache::{Encoded, Pin};
+use super::camera::Camera;
+use crate::media::tier::{Lane, Tier, MAX_LANES_PER_CAMERA};
+
+/// How often a pump counts its viewers when no frame arrives.
+const VIEWER_CHECK: Duration = Duration::from_secs(5);
+
+/// A frame as published to live viewers.
+#[derive(Debug)]
+pub struct Published {
+    pub tier: Tier,
+    pub encoded: Encoded,
+    /// The frame as one output's wire message, built by the first viewer of that output and
+    /// shared by the rest (so a WebSocket header is serialized once per frame, not per viewer).
+    wire: OnceLock<Bytes>,
+}
+
+impl Published {
+    pub fn new(tier: Tier, encoded: Encoded) -> Self {
+        Self {
+            tier,
+            encoded,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The wire message, built once by `build` for every viewer.
+    pub fn wire(&self, build: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.wire.get_or_init(|| build(self)).clone()
+    }
+}
+
+struct LaneEntry {
+    tx: broadcast::Sender<Arc<Published>>,
+    /// Keeps the lane's tier in the camera's cache while the lane lives.
+    _pin: Pin,
+}
+
+/// The live lanes of one camera.
+pub struct Fanout {
+    cam: Arc<Camera>,
+    lanes: Mutex<HashMap<Lane, LaneEntry>>,
+}
+
+impl Fanout {
+    pub fn new(cam: Arc<Camera>) -> Arc<Self> {
+        Arc::new(Self {
+            cam,
+            lanes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn camera(&self) -> &Arc<Camera> {
+        &self.cam
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<Lane, LaneEntry>> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lanes with a pump right now.
+    pub fn lane_count(&self) -> usize {
+        self.lanes().len()
+    }
+
+    /// Subscribes to `want`, starting its pump if nobody watched it yet. Returns the lane
+    /// actually served: `want`, or the nearest existing lane when the camera has as many
+    /// lanes (or pinned tiers) as it may.
+    pub fn subscribe(self: &Arc<Self>, want: Lane) -> (Lane, broadcast::Receiver<Arc<Published>>) {
+        let mut lanes = self.lanes();
+        if let Some(e) = lanes.get(&want) {
+            return (want, e.tx.subscribe());
+        }
+        let full = lanes.len() >= MAX_LANES_PER_CAMERA || !self.cam.cache().can_pin(want.tier);
+        if full {
+            let nearest = lanes
+                .iter()
+                .min_by_key(|(l, _)| want.distance(l))
+                .map(|(l, e)| (*l, e.tx.subscribe()));
+            if let Some(found) = nearest {
+                debug!(camera = %self.cam.id(), ?want, lane = ?found.0, "lane cap reached; nearest lane serves");
+                return found;
+            }
+        }
+        // Capacity 1: latest wins. Viewers never queue more than the newest frame.
+        let (tx, rx) = broadcast::channel(1);
+        lanes.insert(
+            want,
+            LaneEntry {
+                tx: tx.clone(),
+                _pin: self.cam.cache().pin(want.tier),
+            },
+        );
+        drop(lanes);
+        tokio::spawn(self.clone().pump(want, tx));
+        (want, rx)
+    }
+
+    /// Drops `lane` if nobody watches it. Under the map lock, so that a new viewer either finds
+    /// the channel alive or finds it gone and starts a new pump.
+    fn release_if_unwatched(&self, lane: Lane, tx: &broadcast::Sender<Arc<Published>>) -> bool {
+        let mut lanes = self.lanes();
+        if tx.receiver_count() == 0 {
+            lanes.remove(&lane);
+            return true;
+        }
+        false
+    }
+
+    /// Encodes every new frame that `lane`'s cap lets through once and publishes it, until
+    /// nobody watches or the camera is removed.
+    async fn pump(self: Arc<Self>, lane: Lane, tx: broadcast::Sender<Arc<Published>>) {
+        let cam = self.cam.clone();
+        let mut thinner = lane.thinner();
+        let mut frames = cam.subscribe();
+        let mut last_seq = 0;
+        // Viewers are also counted on a timer, so a pump of a camera that stopped sending frames
+        // does not outlive its last viewer.
+        let mut check = tokio::time::interval(VIEWER_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = tokio::select! {
+                _ = cam.removed().cancelled() => break,
+                _ = check.tick() => None,
+                r = frames.changed() => match r {
+                    Err(_) => break,
+                    Ok(()) => frames.borrow_and_update().as_ref().map(|f| (f.seq, f.captured_at)),
+                },
+            };
+            if self.release_if_unwatched(lane, &tx) {
+                debug!(camera = %cam.id(), ?lane, "no viewers left; lane pump stops");
+                return;
+            }
+            let Some((seq, captured_at)) = next else {
+                continue;
+            };
+            // Thinned before the encode: a frame no viewer of this lane takes costs nothing.
+            if seq <= last_seq || !thinner.admit(captured_at) {
+                continue;
+            }
+            match cam.jpeg_at_least(lane.tier, seq).await {
+                Ok(encoded) => {
+                    last_seq = encoded.seq;
+                    let _ = tx.send(Arc::new(Published::new(lane.tier, encoded)));
+                }
+                Err(e) => debug!(camera = %cam.id(), error = %e, "lane pump skipped a frame"),
+            }
+        }
+        self.lanes().remove(&lane);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::camera::HubSettings;
+    use crate::media::frame::Picture;
+    use crate::media::tier::Qualities;
+
+    fn camera() -> Arc<Camera> {
+        let cfg = serde_json::from_str(r#"{"id":"a","url":"lavfi:testsrc2"}"#).unwrap();
+        let settings = HubSettings {
+            frame_cache_ttl: Duration::from_millis(16),
+            qualities: Qualities::new(&[85, 80, 70]),
+            max_cached_tiers: 8,
+        };
+        Arc::new(Camera::new(cfg, &settings, 1))
+    }
+
+    fn publish(cam: &Camera) -> u64 {
+        cam.publish(
+            16,
+            16,
+            Picture::Jpeg {
+                data: crate::hub::camera::tests::jpeg_bytes(),
+                quality: Some(90),
+            },
+        )
+    }
+
+    const T: Tier = Tier {
+        quality: 90,
+        scale: 1,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn pump_publishes_each_frame_once_and_stops_without_viewers() {
+        let cam = camera();
+        let fan = Fanout::new(cam.clone());
+        let (lane, mut a) = fan.subscribe(Lane::new(T, None));
+        let (_, mut b) = fan.subscribe(lane);
+        assert_eq!(fan.lane_count(), 1);
+        tokio::task::yield_now().await;
+        let seq = publish(&cam);
+        let pa = a.recv().await.unwrap();
+        let pb = b.recv().await.unwrap();
+        assert_eq!((pa.encoded.seq, pb.encoded.seq), (seq, seq));
+        assert!(Arc::ptr_eq(&pa, &pb), "one publish shared by both viewers");
+        // The wire message is built once.
+        let mut builds = 0;
+        let w1 = pa.wire(|_| {
+            builds += 1;
+            Bytes::from_static(b"x")
+        });
+        let w2 = pb.wire(|_| {
+            builds += 1;
+            Bytes::from_static(b"y")
+        });
+        assert_eq!(
+            (w1, w2, builds),
+            (Bytes::from_static(b"x"), Bytes::from_static(b"x"), 1)
+        );
+        drop((a, b));
+        // The pump notices at its next wake-up (a frame or the viewer check).
+        tokio::time::advance(VIEWER_CHECK + Duration::from_millis(1)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(fan.lane_count(), 0);
+        assert_eq!(cam.cache().pinned_tiers(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn capped_lane_thins_before_encoding() {
+        let cam = camera();
+        let fan = Fanout::new(cam.clone());
+        let (_, mut rx) = fan.subscribe(Lane::new(T, Some(5.0)));
+        tokio::task::yield_now().await;
+        let mut got = 0;
+        // 25 fps for one second into a 5 fps lane.
+        let t0 = tokio::time::Instant::now();
+        for i in 0..25u32 {
+            tokio::time::sleep_until(t0 + Duration::from_millis(40) * i).await;
+            publish(&cam);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
+                got += 1;
+            }
+        }
+        assert!((4..=6).contains(&got), "{got} frames through a 5 fps lane");
+    }
+
+    #[tokio::test]
+    async fn lanes_are_capped_and_overflow_goes_to_the_nearest() {
+        let cam = camera();
+        let fan = Fanout::new(cam.clone());
+        let mut keep = Vec::new();
+        for q in 1..=40u8 {
+            let want = Lane::new(
+                Tier {
+                    quality: q,
+                    scale: 1,
+                },
+                Some(5.0),
+            );
+            let (got, rx) = fan.subscribe(want);
+            if q <= 8 {
+                assert_eq!(got, want);
+            }
+            keep.push(rx);
+        }
+        assert!(fan.lane_count() <= MAX_LANES_PER_CAMERA);
+        assert!(cam.cache().pinned_tiers() <= 8);
+        let (got, _rx) = fan.subscribe(Lane::new(
+            Tier {
+                quality: 40,
+                scale: 1,
+            },
+            Some(5.0),
+        ));
+        assert_eq!(
+            got.tier.quality, 8,
+            "nearest quality among the existing lanes"
+        );
+    }
+}

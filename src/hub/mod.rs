@@ -1,0 +1,199 @@
+//! The hub: every camera by id in config order, each with its status, newest frame and tier
+//! cache (`camera`, `cache`) and its live lanes (`fanout`), plus the events that tell viewers
+//! when cameras come, change and go.
+//!
+//! Ingest workers write into cameras; outputs and the web layer read. The hub never starts or
+//! stops workers (that is `control`) and knows nothing of HTTP, WebSockets or clients.
+
+pub mod cache;
+pub mod camera;
+pub mod fanout;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+
+use crate::config::{CameraConfig, Config, ServerConfig};
+use crate::media::tier::Qualities;
+pub use cache::{Encoded, FrameError};
+pub use camera::{Camera, CameraInfo, CameraState, CameraStatus, HubSettings, SessionFailure};
+pub use fanout::{Fanout, Published};
+
+/// Cameras appearing, changing (name, size, state as viewers see it) and disappearing.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Added(CameraInfo),
+    Changed(CameraInfo),
+    Removed(String),
+}
+
+/// Events buffered per listener; a listener that falls further behind re-reads the list.
+const EVENT_BACKLOG: usize = 64;
+
+#[derive(Clone)]
+struct Entry {
+    camera: Arc<Camera>,
+    fanout: Arc<Fanout>,
+}
+
+/// All cameras, by id, in config order.
+pub struct Hub {
+    settings: HubSettings,
+    server: ServerConfig,
+    cameras: DashMap<String, Entry>,
+    order: Mutex<Vec<String>>,
+    events: broadcast::Sender<HubEvent>,
+    boot_id: u32,
+    started_at: tokio::time::Instant,
+}
+
+impl Hub {
+    /// The cameras of `config`, none started.
+    pub fn new(config: &Config) -> Self {
+        let s = &config.server;
+        let hub = Self {
+            settings: HubSettings {
+                frame_cache_ttl: Duration::from_millis(s.frame_cache_ttl_ms),
+                qualities: Qualities::new(&s.quality_tiers),
+                max_cached_tiers: s.limits.max_cached_qualities,
+            },
+            server: s.clone(),
+            cameras: DashMap::new(),
+            order: Mutex::new(Vec::new()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            boot_id: fastrand::u32(..),
+            started_at: tokio::time::Instant::now(),
+        };
+        for cam in &config.cameras {
+            hub.insert(cam.clone());
+        }
+        hub
+    }
+
+    /// The `server` section camwall started with.
+    pub fn server_config(&self) -> &ServerConfig {
+        &self.server
+    }
+
+    /// The quality tiers (best first) and the rules derived from them.
+    pub fn qualities(&self) -> &Qualities {
+        &self.settings.qualities
+    }
+
+    /// Time since camwall started.
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
+    }
+
+    /// Cameras coming, changing and going.
+    pub fn events(&self) -> broadcast::Receiver<HubEvent> {
+        self.events.subscribe()
+    }
+
+    fn order(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a camera (not started: `control` starts workers) and tells viewers.
+    pub fn insert(&self, config: CameraConfig) -> Arc<Camera> {
+        let id = config.id.clone();
+        let camera = Arc::new(Camera::new(config, &self.settings, self.boot_id));
+        let fanout = Fanout::new(camera.clone());
+        self.cameras.insert(
+            id.clone(),
+            Entry {
+                camera: camera.clone(),
+                fanout,
+            },
+        );
+        self.order().push(id);
+        let _ = self.events.send(HubEvent::Added(camera.info()));
+        camera
+    }
+
+    /// Gives `cam` a new configuration and tells viewers (a rename reaches open walls).
+    pub fn reconfigure(&self, cam: &Camera, config: CameraConfig) {
+        cam.set_config(config);
+        let _ = self.events.send(HubEvent::Changed(cam.info()));
+    }
+
+    /// Takes a camera out: its lanes and streams end, viewers are told, its metric series go.
+    pub fn remove(&self, id: &str) -> Option<Arc<Camera>> {
+        self.order().retain(|x| x != id);
+        let (_, entry) = self.cameras.remove(id)?;
+        entry.camera.next_generation();
+        entry.camera.set_stopped();
+        entry.camera.removed().cancel();
+        crate::obs::metrics::forget_camera(id);
+        let _ = self.events.send(HubEvent::Removed(id.to_string()));
+        Some(entry.camera)
+    }
+
+    /// Sets the listing order (ids not in `ids` keep their place at the end).
+    pub fn reorder(&self, ids: Vec<String>) {
+        let mut order = self.order();
+        let rest: Vec<String> = order.iter().filter(|i| !ids.contains(i)).cloned().collect();
+        *order = ids
+            .into_iter()
+            .filter(|i| self.cameras.contains_key(i))
+            .chain(rest)
+            .collect();
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Camera>> {
+        self.cameras.get(id).map(|e| e.camera.clone())
+    }
+
+    /// The live lanes of camera `id`.
+    pub fn fanout(&self, id: &str) -> Option<Arc<Fanout>> {
+        self.cameras.get(id).map(|e| e.fanout.clone())
+    }
+
+    /// Cameras in config order.
+    pub fn cameras(&self) -> Vec<Arc<Camera>> {
+        let order = self.order().clone();
+        order.iter().filter_map(|id| self.get(id)).collect()
+    }
+
+    /// What viewers need of every camera, in order.
+    pub fn infos(&self) -> Vec<CameraInfo> {
+        self.cameras().iter().map(|c| c.info()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn registry_tells_viewers_about_changes() {
+        let cfg = crate::config::parse(
+            r#"{"cameras":[{"id":"a","url":"lavfi:testsrc2"},{"id":"b","url":"lavfi:testsrc2"}]}"#,
+        )
+        .unwrap();
+        let hub = Hub::new(&cfg);
+        let mut ev = hub.events();
+        let ids = |h: &Hub| {
+            h.cameras()
+                .iter()
+                .map(|c| c.id().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&hub), ["a", "b"]);
+        let a = hub.get("a").unwrap();
+        let mut renamed = (*a.config()).clone();
+        renamed.name = Some("Front door".into());
+        hub.reconfigure(&a, renamed);
+        assert!(matches!(ev.recv().await, Ok(HubEvent::Changed(i)) if i.name == "Front door"));
+        hub.insert(serde_json::from_str(r#"{"id":"c","url":"x"}"#).unwrap());
+        assert!(matches!(ev.recv().await, Ok(HubEvent::Added(i)) if i.id == "c"));
+        let removed = hub.remove("a").unwrap();
+        assert!(removed.removed().is_cancelled());
+        assert!(matches!(ev.recv().await, Ok(HubEvent::Removed(id)) if id == "a"));
+        assert!(hub.get("a").is_none() && hub.fanout("a").is_none());
+        hub.reorder(vec!["c".into()]);
+        assert_eq!(ids(&hub), ["c", "b"]);
+    }
+}

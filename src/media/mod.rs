@@ -1,0 +1,6 @@
+//! Pictures and their rules: decoded frames, pure JPEG work with libjpeg-turbo, and the tier
+//! rules (quality, size, frame rate). No I/O, no async, no knowledge of cameras or clients.
+
+pub mod frame;
+pub mod jpeg;
+pub mod tier;

@@ -1,0 +1,243 @@
+//! The one place where errors become HTTP answers: JSON `{"error": code, "message": text}`
+//! (plus `field` for a bad request body) with the matching status, for domain errors
+//! (parameters, frames, camera changes) and for warp's rejections.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use crate::access::auth::Denied;
+use crate::control::ChangeError;
+use crate::hub::{Camera, FrameError};
+use crate::media::tier::ParamError;
+
+/// An error on its way to becoming a JSON answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The offending field of a request body, when there is one.
+    pub field: Option<String>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after_s: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after_s: None,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut res = warp::reply::json(&Body {
+            error: self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+        })
+        .into_response();
+        *res.status_mut() = self.status;
+        if let Some(s) = self.retry_after_s {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+
+    /// Over a client cap: refused, nothing else disturbed.
+    pub fn too_many_clients() -> Self {
+        Self {
+            retry_after_s: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_clients",
+                "too many streaming clients; try again later",
+            )
+        }
+    }
+
+    pub fn missing_src() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "missing_src",
+            "src=<camera id> is required",
+        )
+    }
+
+    pub fn unknown_camera(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_camera",
+            format!(
+                "no camera with id {:?}",
+                id.chars().take(64).collect::<String>()
+            ),
+        )
+    }
+
+    /// A frame of `cam` that cannot be had.
+    pub fn frame(cam: &Camera, e: FrameError) -> Self {
+        match e {
+            FrameError::NoFrameYet { retry_after_s } => Self {
+                retry_after_s: Some(retry_after_s),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_frame_yet",
+                    format!(
+                        "camera {} has no frame yet (state: {})",
+                        cam.id(),
+                        cam.state().name()
+                    ),
+                )
+            },
+            e => {
+                tracing::warn!(camera = %cam.id(), error = %e, "encode failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encode_failed",
+                    "the frame could not be encoded",
+                )
+            }
+        }
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        let code = match e {
+            ParamError::Quality(_) => "bad_quality",
+            ParamError::MaxWidth(_) | ParamError::MaxFps(_) => "bad_parameter",
+        };
+        Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Invalid { field, message } => ApiError {
+                message: format!("field `{field}`: {message}"),
+                field: Some(field),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_camera", "")
+            },
+            ChangeError::Duplicate(_) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
+            }
+            ChangeError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
+            }
+            ChangeError::Io(_) => {
+                tracing::error!(error = %e, "config write failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "config_write_failed",
+                    e.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid token is required (Authorization: Bearer <token>, or ?token=)",
+            ),
+            Denied::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token may watch but not change anything",
+            ),
+        }
+    }
+}
+
+/// Turns every rejection (no route, bad query, no token...) into a JSON answer.
+pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
+    let e = if let Some(d) = err.find::<Denied>() {
+        ApiError::from(*d)
+    } else if err.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+    } else if err.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "the query string is malformed",
+        )
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        )
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length",
+        )
+    } else if err.find::<warp::reject::InvalidHeader>().is_some() {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            "a request header is malformed",
+        )
+    } else {
+        tracing::debug!(?err, "unhandled rejection");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request was not understood",
+        )
+    };
+    Ok(e.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_json_with_their_status() {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_camera", "field `url`: x");
+        e.field = Some("url".into());
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let res = ApiError::too_many_clients().into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        let res = ApiError::from(Denied::Unauthorized).into_response();
+        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let e = ApiError::from(ParamError::Quality("0".into()));
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_quality"));
+    }
+}

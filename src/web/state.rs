@@ -1,0 +1,25 @@
+//! What every route shares: the hub, the manager, access settings and the shutdown token.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::access::auth::Auth;
+use crate::access::limits::ClientLimits;
+use crate::control::Manager;
+use crate::hub::Hub;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct WebState {
+    pub hub: Arc<Hub>,
+    pub public_dir: PathBuf,
+    /// Fires at shutdown: long-lived connections (WebSocket, MJPEG) close themselves.
+    pub shutdown: CancellationToken,
+    /// Runtime camera changes.
+    pub manager: Arc<Manager>,
+    pub auth: Arc<Auth>,
+    pub limits: Arc<ClientLimits>,
+    pub allowed_origins: Arc<Vec<String>>,
+}

@@ -1,0 +1,135 @@
+//! Status answers: `GET /health`, `GET /api/ip-cameras/status`, `POST .../initialize` and the
+//! `GET /metrics` scrape (sampling the hub and the client caps for the metrics module).
+
+use serde::Serialize;
+use warp::http::{header, HeaderValue};
+use warp::reply::Response;
+use warp::Reply;
+
+use super::state::WebState;
+use crate::access::limits::ClientKind;
+use crate::hub::{CameraState, CameraStatus, Hub};
+use crate::obs::metrics::{self, CameraSample, Scrape};
+
+/// A JSON answer that must not be cached.
+pub fn json_ok<T: Serialize>(value: &T) -> Response {
+    let mut res = warp::reply::json(value).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+    cameras: HealthCameras,
+}
+
+#[derive(Serialize)]
+struct HealthCameras {
+    total: usize,
+    enabled: usize,
+    streaming: usize,
+}
+
+pub fn health(s: &WebState) -> Response {
+    let cams = s.hub.cameras();
+    let streaming = cams
+        .iter()
+        .filter(|c| c.state() == CameraState::Streaming)
+        .count();
+    json_ok(&Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: s.hub.uptime().as_secs(),
+        cameras: HealthCameras {
+            total: cams.len(),
+            enabled: cams.iter().filter(|c| c.config().enabled).count(),
+            streaming,
+        },
+    })
+}
+
+#[derive(Serialize)]
+pub struct StatusBody {
+    uptime_s: u64,
+    /// The tier rules, so that pages need not copy them.
+    quality_tiers: Vec<u8>,
+    scales: [u8; 3],
+    cameras: Vec<CameraStatus>,
+}
+
+pub fn status_body(hub: &Hub) -> StatusBody {
+    StatusBody {
+        uptime_s: hub.uptime().as_secs(),
+        quality_tiers: hub.qualities().as_slice().to_vec(),
+        scales: crate::media::tier::SCALES,
+        cameras: hub.cameras().iter().map(|c| c.status()).collect(),
+    }
+}
+
+pub fn initialize(s: &WebState) -> Response {
+    #[derive(Serialize)]
+    struct Body {
+        restarted: Vec<String>,
+        #[serde(flatten)]
+        status: StatusBody,
+    }
+    let mut restarted = Vec::new();
+    for cam in s.hub.cameras() {
+        // Only a camera waiting out a backoff is woken; one connecting or streaming is left
+        // alone, so calling this twice changes nothing.
+        if matches!(
+            cam.state(),
+            CameraState::Backoff | CameraState::Unauthorized
+        ) {
+            cam.kick();
+            restarted.push(cam.id().to_string());
+        }
+    }
+    json_ok(&Body {
+        restarted,
+        status: status_body(&s.hub),
+    })
+}
+
+/// The Prometheus text exposition.
+pub fn metrics(s: &WebState) -> Response {
+    let scrape = Scrape {
+        cameras: s
+            .hub
+            .cameras()
+            .iter()
+            .map(|c| {
+                let st = c.status();
+                CameraSample {
+                    state: st.state.name(),
+                    frames_in: st.frames_in,
+                    fps: st.fps,
+                    reconnects: st.reconnects,
+                    last_frame_age_ms: st.last_frame_age_ms,
+                    cache_hits: st.cache_hits,
+                    cache_misses: st.cache_misses,
+                    tiers: st
+                        .tiers
+                        .iter()
+                        .map(|t| (t.quality, t.scale, t.jpeg_encodes))
+                        .collect(),
+                    id: st.id,
+                }
+            })
+            .collect(),
+        clients: ClientKind::ALL
+            .into_iter()
+            .map(|k| (k.label(), s.limits.count(k)))
+            .collect(),
+    };
+    let mut r = Response::new(metrics::render(&scrape).into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}

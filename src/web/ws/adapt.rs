@@ -1,0 +1,176 @@
+//! The adaptation policy of a live client: judge each one-second window of sending (skips,
+//! unacknowledged frames, send time, latency) and move along the ladder with hysteresis.
+//! Pure: the connection feeds it numbers; it reads no clock and touches no socket.
+
+use std::time::Duration;
+
+/// What one window of sending looked like for one subscription.
+#[derive(Debug, Default, Clone)]
+pub struct WindowStats {
+    pub sent: u32,
+    pub skipped: u32,
+    pub send_time: Duration,
+    pub max_in_flight: usize,
+    pub acking: bool,
+    pub latency_sum_ms: f64,
+    pub latency_n: u32,
+}
+
+/// Verdict on a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    Bad,
+    Ok,
+    Good,
+}
+
+impl WindowStats {
+    pub fn verdict(&self) -> Drain {
+        let offered = self.sent + self.skipped;
+        let avg_send_ms = if self.sent > 0 {
+            self.send_time.as_secs_f64() * 1000.0 / self.sent as f64
+        } else {
+            0.0
+        };
+        let latency = (self.latency_n > 0).then(|| self.latency_sum_ms / self.latency_n as f64);
+        let bad = (self.skipped > 0 && self.skipped * 5 >= offered)
+            || (self.acking && self.max_in_flight >= 4)
+            || avg_send_ms > 50.0
+            || latency.is_some_and(|l| l > 300.0);
+        let good = self.skipped == 0
+            && (!self.acking || self.max_in_flight <= 2)
+            && avg_send_ms < 10.0
+            && latency.is_none_or(|l| l < 150.0);
+        if bad {
+            Drain::Bad
+        } else if good {
+            Drain::Good
+        } else {
+            Drain::Ok
+        }
+    }
+}
+
+/// Moves a client along the ladder with hysteresis: down one rung on a bad window, up one
+/// after `up_after` good windows in a row; flapping (down soon after an up) doubles
+/// `up_after`, up to 30 s.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub level: usize,
+    max_level: usize,
+    good_run: u32,
+    up_after: u32,
+    windows_since_up: u32,
+}
+
+impl Adapter {
+    pub fn new(max_level: usize) -> Self {
+        Self {
+            level: 0,
+            max_level,
+            good_run: 0,
+            up_after: 3,
+            windows_since_up: u32::MAX,
+        }
+    }
+
+    /// Feeds one window's verdict; returns true if the level changed.
+    pub fn feed(&mut self, d: Drain) -> bool {
+        self.windows_since_up = self.windows_since_up.saturating_add(1);
+        match d {
+            Drain::Bad => {
+                self.good_run = 0;
+                if self.level < self.max_level {
+                    if self.windows_since_up <= 5 {
+                        self.up_after = (self.up_after * 2).min(30);
+                    }
+                    self.level += 1;
+                    return true;
+                }
+            }
+            Drain::Good => {
+                self.good_run += 1;
+                if self.good_run >= self.up_after && self.level > 0 {
+                    self.level -= 1;
+                    self.good_run = 0;
+                    self.windows_since_up = 0;
+                    return true;
+                }
+                if self.windows_since_up > 60 {
+                    self.up_after = 3;
+                }
+            }
+            Drain::Ok => self.good_run = 0,
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        let good = WindowStats {
+            sent: 25,
+            ..Default::default()
+        };
+        assert_eq!(good.verdict(), Drain::Good);
+        let lagging = WindowStats {
+            sent: 10,
+            skipped: 15,
+            ..Default::default()
+        };
+        assert_eq!(lagging.verdict(), Drain::Bad);
+        let backlog = WindowStats {
+            sent: 25,
+            acking: true,
+            max_in_flight: 6,
+            ..Default::default()
+        };
+        assert_eq!(backlog.verdict(), Drain::Bad);
+        let slow_send = WindowStats {
+            sent: 2,
+            send_time: Duration::from_millis(200),
+            ..Default::default()
+        };
+        assert_eq!(slow_send.verdict(), Drain::Bad);
+        let meh = WindowStats {
+            sent: 25,
+            skipped: 1,
+            ..Default::default()
+        };
+        assert_eq!(meh.verdict(), Drain::Ok);
+    }
+
+    #[test]
+    fn adapter_steps_down_fast_and_up_slowly_without_flapping() {
+        let mut a = Adapter::new(6);
+        assert!(a.feed(Drain::Bad));
+        assert!(a.feed(Drain::Bad));
+        assert_eq!(a.level, 2);
+        assert!(!a.feed(Drain::Good));
+        assert!(!a.feed(Drain::Good));
+        assert!(a.feed(Drain::Good));
+        assert_eq!(a.level, 1);
+        // Bad right after stepping up: back down, and the next step up takes longer.
+        assert!(a.feed(Drain::Bad));
+        let mut n = 0;
+        while !a.feed(Drain::Good) {
+            n += 1;
+        }
+        assert!(n >= 5, "stepped up after {n} good windows");
+        // Ok windows break a good run.
+        let mut b = Adapter::new(6);
+        b.feed(Drain::Bad);
+        b.feed(Drain::Good);
+        b.feed(Drain::Good);
+        b.feed(Drain::Ok);
+        assert!(!b.feed(Drain::Good));
+        for _ in 0..10 {
+            b.feed(Drain::Bad);
+        }
+        assert_eq!(b.level, 6);
+    }
+}

@@ -1,0 +1,342 @@
+//! The live wall's wire protocol (docs/PROTOCOL.md): client messages and their parsing, the
+//! protocol's error type and its one mapping to `error` events, the server's JSON events, and
+//! the binary frame message. Pure: no sockets, no clock, no hub.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::hub::{CameraInfo, CameraState, Encoded};
+use crate::media::tier::{self, ParamError, Qualities, Tier};
+
+/// Protocol version announced in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Wire format version of binary frame messages.
+pub const FRAME_MESSAGE_VERSION: u8 = 1;
+/// Control messages above this size get an `oversized` error (the socket stays open).
+pub const MAX_CONTROL_MESSAGE: usize = 8 * 1024;
+/// Messages above this size close the socket (tungstenite's limit: memory protection).
+pub const MAX_WS_MESSAGE: usize = 64 * 1024;
+/// Ids in one subscribe or unsubscribe message beyond this are ignored.
+pub const MAX_IDS_PER_MESSAGE: usize = 1024;
+
+/// `quality` in a subscribe message: `"auto"` or a fixed JPEG quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QualityReq {
+    Auto,
+    Fixed(u8),
+}
+
+impl<'de> Deserialize<'de> for QualityReq {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bad = || serde::de::Error::custom("quality must be \"auto\" or 1..100");
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "auto" => Ok(Self::Auto),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|q| tier::check_quality(q).ok())
+                .map(Self::Fixed)
+                .ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn default_quality() -> QualityReq {
+    QualityReq::Auto
+}
+
+/// Messages a client sends (JSON text).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Subscribe {
+        cameras: Vec<String>,
+        #[serde(default = "default_quality")]
+        quality: QualityReq,
+        #[serde(default)]
+        max_width: Option<u64>,
+        #[serde(default)]
+        max_fps: Option<f64>,
+    },
+    Unsubscribe {
+        cameras: Vec<String>,
+    },
+    /// The client drew frame `seq` of `camera`; `latency_ms` is capture to display.
+    Ack {
+        camera: String,
+        seq: u64,
+        #[serde(default)]
+        latency_ms: Option<f64>,
+    },
+}
+
+/// Why a client message was refused; sent back as an `error` event, the socket stays open.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("control messages are limited to {MAX_CONTROL_MESSAGE} bytes")]
+    Oversized,
+    #[error("not JSON: {0}")]
+    BadJson(String),
+    #[error("unknown message type {0:?}; expected subscribe, unsubscribe or ack")]
+    UnknownType(String),
+    #[error("{0}")]
+    BadMessage(String),
+    #[error("{0}")]
+    Param(#[from] ParamError),
+    #[error("binary messages are not accepted; send JSON text")]
+    Binary,
+    #[error("no camera with id {0:?}")]
+    UnknownCamera(String),
+}
+
+impl ProtocolError {
+    /// The event's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Oversized => "oversized",
+            Self::BadJson(_) => "bad_json",
+            Self::UnknownType(_) => "unknown_type",
+            Self::BadMessage(_) | Self::Param(_) | Self::Binary => "bad_message",
+            Self::UnknownCamera(_) => "unknown_camera",
+        }
+    }
+
+    /// The `error` event for this error (the only place errors become events).
+    pub fn event(&self) -> Value {
+        let mut v = json!({"type": "error", "code": self.code(), "message": self.to_string()});
+        if let Self::UnknownCamera(id) = self {
+            v["camera"] = json!(id);
+        }
+        v
+    }
+}
+
+/// A subscription request, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscribeReq {
+    pub cameras: Vec<String>,
+    pub quality: QualityReq,
+    pub max_width: Option<u32>,
+    pub max_fps: Option<f64>,
+}
+
+/// A client message, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Subscribe(SubscribeReq),
+    Unsubscribe(Vec<String>),
+    Ack {
+        camera: String,
+        seq: u64,
+        latency_ms: Option<f64>,
+    },
+}
+
+fn capped(mut ids: Vec<String>) -> Vec<String> {
+    ids.truncate(MAX_IDS_PER_MESSAGE);
+    ids
+}
+
+/// Parses and checks one client text message (tier parameters by `media::tier`'s rules, the
+/// same as over HTTP).
+pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
+    if text.len() > MAX_CONTROL_MESSAGE {
+        return Err(ProtocolError::Oversized);
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ProtocolError::BadJson(e.to_string()))?;
+    let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
+    if !matches!(kind, "subscribe" | "unsubscribe" | "ack") {
+        return Err(ProtocolError::UnknownType(kind.chars().take(32).collect()));
+    }
+    let msg: ClientMsg =
+        serde_json::from_value(value).map_err(|e| ProtocolError::BadMessage(e.to_string()))?;
+    Ok(match msg {
+        ClientMsg::Subscribe {
+            cameras,
+            quality,
+            max_width,
+            max_fps,
+        } => Request::Subscribe(SubscribeReq {
+            cameras: capped(cameras),
+            quality,
+            max_width: max_width.map(tier::check_max_width).transpose()?,
+            max_fps: max_fps.map(tier::check_max_fps).transpose()?,
+        }),
+        ClientMsg::Unsubscribe { cameras } => Request::Unsubscribe(capped(cameras)),
+        ClientMsg::Ack {
+            camera,
+            seq,
+            latency_ms,
+        } => Request::Ack {
+            camera,
+            seq,
+            latency_ms: latency_ms.filter(|l| l.is_finite() && *l >= 0.0),
+        },
+    })
+}
+
+/// `hello`: the protocol version, every camera, and the tier rules the page may need.
+pub fn hello(cameras: &[CameraInfo], qualities: &Qualities) -> Value {
+    json!({
+        "type": "hello",
+        "version": PROTOCOL_VERSION,
+        "cameras": cameras,
+        "quality_tiers": qualities.as_slice(),
+        "scales": tier::SCALES,
+    })
+}
+
+/// `tier`: what a subscription now receives.
+#[derive(Debug, Serialize)]
+pub struct TierEvent<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub camera: &'a str,
+    pub quality: u8,
+    pub scale: u8,
+    pub width: u32,
+    pub max_fps: Option<f64>,
+    pub auto: bool,
+    pub level: usize,
+}
+
+/// `state`: a watched camera's state changed.
+pub fn state(camera: &str, state: CameraState, error: Option<String>) -> Value {
+    json!({"type": "state", "camera": camera, "state": state, "error": error})
+}
+
+pub fn camera_added(info: &CameraInfo) -> Value {
+    json!({"type": "camera_added", "camera": info})
+}
+
+pub fn camera_changed(info: &CameraInfo) -> Value {
+    json!({"type": "camera_changed", "camera": info})
+}
+
+pub fn camera_removed(id: &str) -> Value {
+    json!({"type": "camera_removed", "camera": id})
+}
+
+#[derive(Serialize)]
+struct FrameHeader<'a> {
+    camera: &'a str,
+    seq: u64,
+    ts: u64,
+    quality: u8,
+    scale: u8,
+    width: u32,
+    height: u32,
+}
+
+/// The binary message of a frame: `[version][u16 BE header length][JSON header][JPEG]`; the
+/// JPEG starts with its SOI marker (FF D8).
+pub fn frame_message(camera: &str, tier: Tier, e: &Encoded) -> Bytes {
+    let header = serde_json::to_vec(&FrameHeader {
+        camera,
+        seq: e.seq,
+        ts: e.captured_unix_ms,
+        quality: e.jpeg.quality,
+        scale: tier.scale,
+        width: e.jpeg.width,
+        height: e.jpeg.height,
+    })
+    .unwrap_or_default();
+    let mut buf = BytesMut::with_capacity(3 + header.len() + e.jpeg.data.len());
+    buf.put_u8(FRAME_MESSAGE_VERSION);
+    buf.put_u16(header.len() as u16);
+    buf.put_slice(&header);
+    buf.put_slice(&e.jpeg.data);
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::jpeg::Jpeg;
+
+    #[test]
+    fn parses_and_refuses_client_messages() {
+        assert!(matches!(
+            parse_client(
+                r#"{"type":"subscribe","cameras":["a"],"quality":"auto","max_width":320}"#
+            ),
+            Ok(Request::Subscribe(SubscribeReq {
+                quality: QualityReq::Auto,
+                max_width: Some(320),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse_client(r#"{"type":"subscribe","cameras":["*"],"quality":70}"#),
+            Ok(Request::Subscribe(SubscribeReq {
+                quality: QualityReq::Fixed(70),
+                ..
+            }))
+        ));
+        let code = |t: &str| parse_client(t).unwrap_err().code();
+        assert_eq!(code("nope"), "bad_json");
+        assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
+        assert_eq!(code(r#"[1,2]"#), "unknown_type");
+        assert_eq!(
+            code(r#"{"type":"subscribe","cameras":["a"],"quality":0}"#),
+            "bad_message"
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","cameras":["a"],"extra":1}"#),
+            "bad_message"
+        );
+        // The same limits as over HTTP.
+        assert_eq!(
+            parse_client(r#"{"type":"subscribe","cameras":["a"],"max_width":0}"#).unwrap_err(),
+            ProtocolError::Param(ParamError::MaxWidth("0".into()))
+        );
+        assert!(matches!(
+            parse_client(r#"{"type":"subscribe","cameras":["a"],"max_fps":1000}"#),
+            Err(ProtocolError::Param(ParamError::MaxFps(_)))
+        ));
+        let big = format!(
+            r#"{{"type":"ack","camera":"{}","seq":1}}"#,
+            "x".repeat(9000)
+        );
+        assert_eq!(code(&big), "oversized");
+        let ev = ProtocolError::UnknownCamera("zz".into()).event();
+        assert_eq!(
+            (ev["code"].as_str(), ev["camera"].as_str()),
+            (Some("unknown_camera"), Some("zz"))
+        );
+    }
+
+    #[test]
+    fn frame_message_layout() {
+        let e = Encoded {
+            seq: 7,
+            captured_unix_ms: 1234,
+            jpeg: Jpeg {
+                data: Bytes::from_static(&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9]),
+                width: 640,
+                height: 360,
+                quality: 80,
+            },
+            encoded_at: tokio::time::Instant::now(),
+            etag: String::new(),
+        };
+        let m = frame_message(
+            "cam-1",
+            Tier {
+                quality: 80,
+                scale: 2,
+            },
+            &e,
+        );
+        assert_eq!(m[0], FRAME_MESSAGE_VERSION);
+        let n = u16::from_be_bytes([m[1], m[2]]) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&m[3..3 + n]).unwrap();
+        assert_eq!(header["camera"], "cam-1");
+        assert_eq!(header["seq"], 7);
+        assert_eq!(header["ts"], 1234);
+        assert_eq!(header["scale"], 2);
+        assert_eq!(&m[3 + n..3 + n + 2], &[0xFF, 0xD8]);
+    }
+}

@@ -1,0 +1,400 @@
+//! One live-wall connection's logic, without the socket: subscriptions, acknowledgements,
+//! retargeting along the ladder, camera events, and which published frames go out.
+//!
+//! Sans-I/O: the connection loop (`upgrade`) feeds it client text, hub events, frames from
+//! its lanes and clock ticks (`now` is an input), and sends what [`Session::take_output`]
+//! returns. Unit tests drive it with paused time and no socket.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
+
+use super::adapt::{Adapter, WindowStats};
+use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
+use crate::hub::{Camera, CameraState, Fanout, Hub, HubEvent, Published};
+use crate::media::tier::{self, Lane, Rung, Tier};
+
+/// Adaptation looks at windows of this length.
+pub const WINDOW: Duration = Duration::from_secs(1);
+/// Sent-but-unacknowledged sequence numbers remembered per camera.
+const MAX_TRACKED_IN_FLIGHT: usize = 64;
+
+/// Something to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    Text(String),
+    Binary(Bytes),
+}
+
+/// What the lanes delivered for one camera.
+pub type LaneItem = Result<Arc<Published>, BroadcastStreamRecvError>;
+
+/// One camera a connection watches.
+struct Sub {
+    cam: Arc<Camera>,
+    fanout: Arc<Fanout>,
+    quality: QualityReq,
+    max_width: Option<u32>,
+    max_fps: Option<f64>,
+    adapter: Adapter,
+    /// The lane this subscription reads now (`None` before the first retarget).
+    lane: Option<Lane>,
+    src_width: u32,
+    last_sent_seq: u64,
+    window: WindowStats,
+    in_flight: VecDeque<u64>,
+    last_state: Option<CameraState>,
+}
+
+impl Sub {
+    /// The lane wanted for the current settings and level; `src_fps` is the camera's
+    /// measured rate.
+    fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Lane {
+        let min_scale = tier::scale_for_width(self.src_width, self.max_width);
+        match self.quality {
+            QualityReq::Fixed(q) => Lane::new(
+                Tier {
+                    quality: hub.qualities().snap(q),
+                    scale: min_scale,
+                },
+                self.max_fps,
+            ),
+            QualityReq::Auto => {
+                let rung = ladder[self.adapter.level.min(ladder.len() - 1)];
+                // From the rounded source rate, so that viewers on the same rung share one
+                // lane (measured rates wobble: 24.9, 25.1).
+                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
+                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
+                let cap = match (fps, self.max_fps) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Lane::new(
+                    Tier {
+                        quality: rung.quality,
+                        scale: rung.scale.max(min_scale),
+                    },
+                    cap,
+                )
+            }
+        }
+    }
+}
+
+/// The state of one connection.
+pub struct Session {
+    hub: Arc<Hub>,
+    ladder: Vec<Rung>,
+    subs: HashMap<String, Sub>,
+    streams: StreamMap<String, BroadcastStream<Arc<Published>>>,
+    out: Vec<Out>,
+    last_window: Instant,
+}
+
+impl Session {
+    /// A new connection: `hello` is the first thing out.
+    pub fn new(hub: Arc<Hub>, now: Instant) -> Self {
+        let mut s = Self {
+            ladder: hub.qualities().ladder(),
+            hub,
+            subs: HashMap::new(),
+            streams: StreamMap::new(),
+            out: Vec::new(),
+            last_window: now,
+        };
+        s.hello();
+        s
+    }
+
+    fn hello(&mut self) {
+        let v = protocol::hello(&self.hub.infos(), self.hub.qualities());
+        self.text(v);
+    }
+
+    /// What to send now, in order.
+    pub fn take_output(&mut self) -> Vec<Out> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn text(&mut self, v: impl serde::Serialize) {
+        if let Ok(t) = serde_json::to_string(&v) {
+            self.out.push(Out::Text(t));
+        }
+    }
+
+    /// A message the client sent that cannot be taken.
+    pub fn refuse(&mut self, e: ProtocolError) {
+        self.text(e.event());
+    }
+
+    /// Cameras watched now.
+    pub fn watching(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// One client text message.
+    pub async fn on_text(&mut self, text: &str, now: Instant) {
+        match protocol::parse_client(text) {
+            Err(e) => self.refuse(e),
+            Ok(Request::Subscribe(req)) => self.subscribe(req, now).await,
+            Ok(Request::Unsubscribe(ids)) => {
+                for id in self.expand(&ids) {
+                    self.subs.remove(&id);
+                    self.streams.remove(&id);
+                }
+            }
+            Ok(Request::Ack {
+                camera,
+                seq,
+                latency_ms,
+            }) => {
+                if let Some(sub) = self.subs.get_mut(&camera) {
+                    sub.window.acking = true;
+                    while sub.in_flight.front().is_some_and(|&s| s <= seq) {
+                        sub.in_flight.pop_front();
+                    }
+                    if let Some(l) = latency_ms {
+                        sub.window.latency_sum_ms += l;
+                        sub.window.latency_n += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A camera came, changed or went; a listener that lagged gets the whole list again.
+    pub fn on_event(&mut self, ev: Result<HubEvent, RecvError>) {
+        match ev {
+            Ok(HubEvent::Added(info)) => self.text(protocol::camera_added(&info)),
+            Ok(HubEvent::Changed(info)) => self.text(protocol::camera_changed(&info)),
+            Ok(HubEvent::Removed(id)) => {
+                self.subs.remove(&id);
+                self.streams.remove(&id);
+                self.text(protocol::camera_removed(&id));
+            }
+            Err(RecvError::Lagged(_)) => self.hello(),
+            Err(RecvError::Closed) => {}
+        }
+    }
+
+    /// `["*"]` means every camera; unknown ids get an error event each.
+    fn expand(&mut self, ids: &[String]) -> Vec<String> {
+        if ids.iter().any(|i| i == "*") {
+            return self
+                .hub
+                .cameras()
+                .iter()
+                .map(|c| c.id().to_string())
+                .collect();
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            if self.hub.get(id).is_some() {
+                out.push(id.clone());
+            } else {
+                self.refuse(ProtocolError::UnknownCamera(id.chars().take(64).collect()));
+            }
+        }
+        out
+    }
+
+    async fn subscribe(&mut self, req: SubscribeReq, now: Instant) {
+        let ids = self.expand(&req.cameras);
+        for id in &ids {
+            let (Some(cam), Some(fanout)) = (self.hub.get(id), self.hub.fanout(id)) else {
+                continue;
+            };
+            let prev = self.subs.remove(id);
+            let mut sub = Sub {
+                src_width: cam.width(),
+                // Sequence numbers belong to one camera object: a camera removed and added
+                // again starts over.
+                last_sent_seq: prev
+                    .as_ref()
+                    .filter(|p| Arc::ptr_eq(&p.cam, &cam))
+                    .map_or(0, |p| p.last_sent_seq),
+                cam,
+                fanout,
+                quality: req.quality,
+                max_width: req.max_width,
+                max_fps: req.max_fps,
+                adapter: Adapter::new(self.ladder.len() - 1),
+                lane: None,
+                window: WindowStats::default(),
+                in_flight: VecDeque::new(),
+                last_state: None,
+            };
+            if let (Some(p), QualityReq::Auto) = (&prev, req.quality) {
+                sub.adapter = p.adapter.clone();
+            }
+            self.subs.insert(id.clone(), sub);
+            self.retarget(id, now);
+        }
+        // The newest frame of each right away, not at the camera's next frame (a 1 fps camera
+        // would otherwise keep a new tile blank for up to a second), fetched concurrently so
+        // a wall of many cameras fills at once.
+        let wanted: Vec<(String, Arc<Camera>, Tier)> = ids
+            .iter()
+            .filter_map(|id| {
+                let sub = self.subs.get(id)?;
+                let lane = sub.lane?;
+                sub.cam
+                    .config()
+                    .enabled
+                    .then(|| (id.clone(), sub.cam.clone(), lane.tier))
+            })
+            .collect();
+        let firsts = futures_util::future::join_all(
+            wanted
+                .iter()
+                .map(|(_, cam, tier)| async move { cam.jpeg(*tier).await.ok() }),
+        )
+        .await;
+        for ((id, _, tier), first) in wanted.into_iter().zip(firsts) {
+            let (Some(e), Some(sub)) = (first, self.subs.get_mut(&id)) else {
+                continue;
+            };
+            if e.seq > sub.last_sent_seq {
+                sub.last_sent_seq = e.seq;
+                self.out
+                    .push(Out::Binary(protocol::frame_message(&id, tier, &e)));
+            }
+        }
+    }
+
+    /// Recomputes the lane of `id`; on a change (or the first time), moves to the new lane's
+    /// channel and tells the client.
+    fn retarget(&mut self, id: &str, now: Instant) {
+        let Some(sub) = self.subs.get_mut(id) else {
+            return;
+        };
+        let want = sub.target(&self.ladder, &self.hub, sub.cam.fps_at(now));
+        if sub.lane == Some(want) {
+            return;
+        }
+        // The fan-out may serve a nearby lane when the camera has as many as it may.
+        let (lane, rx) = sub.fanout.subscribe(want);
+        if sub.lane == Some(lane) {
+            return;
+        }
+        sub.lane = Some(lane);
+        self.streams
+            .insert(id.to_string(), BroadcastStream::new(rx));
+        let ev = TierEvent {
+            kind: "tier",
+            camera: id,
+            quality: lane.tier.quality,
+            scale: lane.tier.scale,
+            width: sub.src_width.div_ceil(u32::from(lane.tier.scale)),
+            max_fps: lane.max_fps(),
+            auto: sub.quality == QualityReq::Auto,
+            level: sub.adapter.level,
+        };
+        if let Ok(t) = serde_json::to_string(&ev) {
+            self.out.push(Out::Text(t));
+        }
+    }
+
+    /// The next frame from any watched lane (pending forever while nothing is watched).
+    pub async fn next_frame(&mut self) -> Option<(String, LaneItem)> {
+        if self.streams.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        self.streams.next().await
+    }
+
+    /// Whether a published frame goes to this client now; the message if so.
+    pub fn admit(&mut self, id: &str, p: &Published) -> Option<Bytes> {
+        let sub = self.subs.get(id)?;
+        // The lane already thinned to its rate cap (before encoding).
+        if Some(p.tier) != sub.lane.map(|l| l.tier) || p.encoded.seq <= sub.last_sent_seq {
+            return None;
+        }
+        Some(p.wire(|p| protocol::frame_message(id, p.tier, &p.encoded)))
+    }
+
+    /// A frame went out in `took`.
+    pub fn sent(&mut self, id: &str, seq: u64, took: Duration) {
+        let Some(sub) = self.subs.get_mut(id) else {
+            return;
+        };
+        sub.last_sent_seq = seq;
+        sub.window.sent += 1;
+        sub.window.send_time += took;
+        if sub.window.acking {
+            if sub.in_flight.len() >= MAX_TRACKED_IN_FLIGHT {
+                sub.in_flight.pop_front();
+            }
+            sub.in_flight.push_back(seq);
+            sub.window.max_in_flight = sub.window.max_in_flight.max(sub.in_flight.len());
+        }
+    }
+
+    /// The client had not taken `n` frames of `id` when newer ones came.
+    pub fn skipped(&mut self, id: &str, n: u64) {
+        if let Some(sub) = self.subs.get_mut(id) {
+            sub.window.skipped = sub
+                .window
+                .skipped
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// A clock tick: state events for watched cameras, and once per [`WINDOW`] the adaptation.
+    pub fn on_tick(&mut self, now: Instant) {
+        self.poll_states();
+        if now.saturating_duration_since(self.last_window) >= WINDOW {
+            self.last_window = now;
+            self.adapt(now);
+        }
+    }
+
+    /// Judges each subscription's window and moves auto ones along the ladder.
+    fn adapt(&mut self, now: Instant) {
+        let ids: Vec<String> = self.subs.keys().cloned().collect();
+        for id in ids {
+            let Some(sub) = self.subs.get_mut(&id) else {
+                continue;
+            };
+            let acking = sub.window.acking;
+            let window = std::mem::take(&mut sub.window);
+            sub.window.acking = acking;
+            let w = sub.cam.width();
+            let size_changed = w != sub.src_width;
+            sub.src_width = w;
+            let verdict = window.verdict();
+            let changed = sub.quality == QualityReq::Auto && sub.adapter.feed(verdict);
+            tracing::trace!(camera = %id, ?window, ?verdict, level = sub.adapter.level, "window");
+            if changed || size_changed {
+                self.retarget(&id, now);
+            }
+        }
+    }
+
+    /// A state event for each watched camera whose state changed.
+    fn poll_states(&mut self) {
+        let mut events = Vec::new();
+        for (id, sub) in self.subs.iter_mut() {
+            let state = sub.cam.state();
+            if sub.last_state != Some(state) {
+                sub.last_state = Some(state);
+                events.push(protocol::state(id, state, sub.cam.last_error()));
+            }
+        }
+        for e in events {
+            self.text(e);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

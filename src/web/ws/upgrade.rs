@@ -1,0 +1,188 @@
+//! `GET /ws`: the upgrade (origin check, client caps) and the connection loop that moves bytes
+//! between the socket and the sans-I/O [`Session`]: a reader task for client messages and
+//! pongs, and a writer loop that sends the session's output, pings, and drops dead clients.
+//!
+//! A receiver that lags skips to the newest frame, so a client never has more than one frame
+//! pending per camera and a slow client never holds up the lanes or other clients.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, Instrument};
+use warp::ws::{Message, WebSocket};
+
+use super::protocol::{ProtocolError, MAX_WS_MESSAGE};
+use super::session::{Out, Session, WINDOW};
+use crate::access::limits::{ClientKind, ClientSlot};
+use crate::hub::Hub;
+use crate::obs::metrics;
+
+/// A ping goes out this often; a client silent for [`DEAD_AFTER`] is dropped.
+pub const PING_EVERY: Duration = Duration::from_secs(10);
+pub const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// A single send blocked this long means the client is gone.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bounded queue from the reader task to the writer.
+const CONTROL_QUEUE: usize = 32;
+
+/// Upgrades to the live wall's WebSocket; `slot` is the client's place under the caps.
+pub fn upgrade(
+    ws: warp::ws::Ws,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    slot: ClientSlot,
+    peer: String,
+) -> warp::reply::Response {
+    use warp::Reply;
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            serve(socket, hub, shutdown, peer).await;
+            drop(slot);
+        })
+        .into_response()
+}
+
+/// Sends one message; `None` if the client is gone or stalled past [`SEND_TIMEOUT`].
+async fn send_timed(tx: &mut SplitSink<WebSocket, Message>, msg: Message) -> Option<Duration> {
+    let t0 = Instant::now();
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await {
+        Ok(Ok(())) => Some(t0.elapsed()),
+        _ => None,
+    }
+}
+
+fn message(o: Out) -> Message {
+    match o {
+        Out::Text(t) => Message::text(t),
+        Out::Binary(b) => Message::binary(b),
+    }
+}
+
+/// Serves one WebSocket connection until it closes, dies, or the server shuts down.
+async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, peer: String) {
+    let span = info_span!("ws", %peer);
+    async move {
+        debug!("connected");
+        let mut events = hub.events();
+        let (mut tx, mut rx) = socket.split();
+        let epoch = Instant::now();
+        let last_heard = Arc::new(AtomicU64::new(0));
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Result<String, ProtocolError>>(CONTROL_QUEUE);
+        let heard = last_heard.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(msg)) = rx.next().await {
+                heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let item = if msg.is_text() {
+                    Ok(msg.to_str().unwrap_or_default().to_string())
+                } else if msg.is_binary() {
+                    Err(ProtocolError::Binary)
+                } else if msg.is_close() {
+                    break;
+                } else {
+                    continue;
+                };
+                if cmd_tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut session = Session::new(hub, Instant::now());
+        let mut ticker = tokio::time::interval(WINDOW / 2);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_ping = Instant::now();
+        let mut events_open = true;
+        'conn: loop {
+            // Control answers first; they are small and bounded by the client's own messages.
+            for o in session.take_output() {
+                if send_timed(&mut tx, message(o)).await.is_none() {
+                    break 'conn;
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    let _ = tx.send(Message::close_with(1001u16, "server shutting down")).await;
+                    break;
+                }
+                ev = events.recv(), if events_open => {
+                    events_open = !matches!(ev, Err(tokio::sync::broadcast::error::RecvError::Closed));
+                    session.on_event(ev);
+                }
+                cmd = cmd_rx.recv() => match cmd {
+                    None => break,
+                    Some(Ok(text)) => session.on_text(&text, Instant::now()).await,
+                    Some(Err(e)) => session.refuse(e),
+                },
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    session.on_tick(now);
+                    if now.saturating_duration_since(last_ping) >= PING_EVERY {
+                        last_ping = now;
+                        let silent = epoch.elapsed().saturating_sub(Duration::from_millis(last_heard.load(Ordering::Relaxed)));
+                        if silent > DEAD_AFTER {
+                            debug!("no answer to pings; dropping");
+                            break;
+                        }
+                        if send_timed(&mut tx, Message::ping(Vec::new())).await.is_none() {
+                            break;
+                        }
+                    }
+                }
+                Some((id, item)) = session.next_frame() => match item {
+                    Ok(p) => {
+                        if let Some(bytes) = session.admit(&id, &p) {
+                            let n = bytes.len();
+                            let Some(took) = send_timed(&mut tx, Message::binary(bytes)).await else { break };
+                            metrics::frame_sent(ClientKind::WebSocket.label(), n);
+                            session.sent(&id, p.encoded.seq, took);
+                        }
+                    }
+                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                        metrics::frames_skipped(ClientKind::WebSocket.label(), n);
+                        session.skipped(&id, n);
+                    }
+                },
+            }
+        }
+        reader.abort();
+        debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+/// `GET /ws` after the token check: refuses foreign origins and clients over the caps, else
+/// upgrades.
+pub fn handle(
+    ws: warp::ws::Ws,
+    peer: Option<std::net::SocketAddr>,
+    origin: Option<String>,
+    host: Option<String>,
+    s: crate::web::state::WebState,
+) -> warp::reply::Response {
+    use crate::web::error::ApiError;
+    // A page on another site must not watch the cameras with this browser's access.
+    if !crate::access::auth::origin_allowed(origin.as_deref(), host.as_deref(), &s.allowed_origins)
+    {
+        return ApiError::new(
+            warp::http::StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not open the WebSocket (see server.allowed_origins)",
+        )
+        .into_response();
+    }
+    let Some(slot) = s.limits.acquire(ClientKind::WebSocket, peer) else {
+        return ApiError::too_many_clients().into_response();
+    };
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    upgrade(ws, s.hub, s.shutdown, slot, peer)
+}
