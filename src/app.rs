@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::control::{ConfigStore, Manager};
 use crate::hub::Hub;
-use crate::manage::Manager;
 use crate::web::{routes, WebState};
 
 /// How long open connections get to finish after shutdown starts.
@@ -31,17 +31,12 @@ pub struct App {
 }
 
 impl App {
-    /// Starts a worker for every enabled camera. `public_dir` is already resolved;
-    /// `config_path` is where runtime changes are written, `doc` that file's JSON.
-    pub fn start(
-        config: &Config,
-        public_dir: PathBuf,
-        config_path: PathBuf,
-        doc: serde_json::Value,
-    ) -> Self {
+    /// Starts a worker for every enabled camera. `public_dir` is already resolved; `store`
+    /// holds the config file `config` was read from, where runtime changes are written.
+    pub fn start(config: &Config, public_dir: PathBuf, store: ConfigStore) -> Self {
         let hub = Arc::new(Hub::new(config));
         let cancel = CancellationToken::new();
-        let manager = Manager::start(hub.clone(), config_path, doc, cancel.clone());
+        let manager = Manager::start(hub.clone(), store, cancel.clone());
         let s = &config.server;
         let auth = Arc::new(crate::auth::Auth::new(
             &s.auth.viewer_tokens,

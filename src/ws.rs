@@ -331,7 +331,7 @@ pub async fn serve(
     socket: WebSocket,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
-    mut events: tokio::sync::broadcast::Receiver<crate::manage::HubEvent>,
+    mut events: tokio::sync::broadcast::Receiver<crate::control::HubEvent>,
     peer: String,
 ) {
     let span = info_span!("ws", %peer);
@@ -393,8 +393,8 @@ pub async fn serve(
                     break;
                 }
                 ev = events.recv(), if events_open => match ev {
-                    Ok(crate::manage::HubEvent::Added(info)) => conn.text(json!({"type": "camera_added", "camera": info})),
-                    Ok(crate::manage::HubEvent::Removed(id)) => {
+                    Ok(crate::control::HubEvent::Added(info)) => conn.text(json!({"type": "camera_added", "camera": info})),
+                    Ok(crate::control::HubEvent::Removed(id)) => {
                         conn.subs.remove(&id);
                         conn.streams.remove(&id);
                         conn.text(json!({"type": "camera_removed", "camera": id}));

@@ -1,5 +1,5 @@
 //! `/api/ip-cameras[/{id}]`: list, read, add (POST), replace (PUT), change (PATCH) and remove
-//! (DELETE) cameras at runtime. Changes go through `manage::Manager`, which persists them.
+//! (DELETE) cameras at runtime. Changes go through `control::Manager`, which persists them.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::{ApiError, WebState};
-use crate::manage::{CameraView, ChangeError};
+use crate::control::{CameraView, ChangeError};
 
 /// Largest accepted request body.
 pub const MAX_BODY: u64 = 64 * 1024;
@@ -28,7 +28,15 @@ impl From<ChangeError> for ApiError {
             ChangeError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
             }
-            ChangeError::Io(_) => {
+            ChangeError::ChangedOnDisk { .. } => {
+                tracing::warn!(error = %e, "change refused");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "config_changed_on_disk",
+                    e.to_string(),
+                )
+            }
+            ChangeError::Io { .. } => {
                 tracing::error!(error = %e, "config write failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

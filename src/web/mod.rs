@@ -27,7 +27,7 @@ pub struct WebState {
     /// Fires at shutdown: long-lived connections (WebSocket) close themselves.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Runtime camera changes.
-    pub manager: Arc<crate::manage::Manager>,
+    pub manager: Arc<crate::control::Manager>,
     pub auth: Arc<crate::auth::Auth>,
     pub limits: Arc<crate::auth::ClientLimits>,
     pub allowed_origins: Arc<Vec<String>>,
