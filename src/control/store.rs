@@ -31,8 +31,8 @@ pub enum StoreError {
     },
 }
 
-/// The config file and what camwall knows is in it.
-#[derive(Debug)]
+/// The config file and what camwall knows is in it. No `Debug`: the content holds camera
+/// passwords.
 pub struct ConfigStore {
     path: PathBuf,
     /// The document as last read or written: edits touch only the camera they change, so
