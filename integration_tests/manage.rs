@@ -406,3 +406,137 @@ async fn removing_a_camera_ends_its_streams() {
     .await;
     assert_eq!(removed.expect("camera_removed event")["camera"], "gone");
 }
+
+/// Ids in the order the status API lists them.
+async fn status_ids(cw: &Camwall) -> Vec<String> {
+    cw.status().await["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The first log line that holds every one of `needles`, if any.
+fn log_line_with(cw: &Camwall, needles: &[&str]) -> Option<String> {
+    cw.logs()
+        .lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn an_api_change_never_overwrites_a_hand_edit() {
+    let cw =
+        start_camwall(json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=64x48:rate=5")]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    // Someone adds a camera to the file by hand while camwall runs.
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cw.config_path).unwrap()).unwrap();
+    v["cameras"]
+        .as_array_mut()
+        .unwrap()
+        .push(lavfi("by-hand", "testsrc2=size=64x48:rate=5"));
+    let edited = serde_json::to_string_pretty(&v).unwrap();
+    std::fs::write(&cw.config_path, &edited).unwrap();
+
+    let client = reqwest::Client::new();
+    let api = cw.url("/api/ip-cameras");
+    let refused = [
+        client
+            .post(&api)
+            .json(&lavfi("by-api", "testsrc2=size=64x48:rate=5")),
+        client.patch(format!("{api}/a")).json(&json!({"name": "A"})),
+        client.delete(format!("{api}/a")),
+    ];
+    for req in refused {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 409);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "config_changed_on_disk", "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("kill -HUP"), "{body}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&cw.config_path).unwrap(),
+        edited,
+        "the hand edit was overwritten"
+    );
+    assert_eq!(status_ids(&cw).await, ["a"], "a refused change was applied");
+    assert!(cw.camera("a").await.get("name") != Some(&json!("A")));
+
+    // Once reloaded, changes go through again and the file keeps both.
+    signal(cw.pid(), "HUP");
+    cw.wait_camera("by-hand", Duration::from_secs(15), |_| true)
+        .await;
+    let r = client
+        .post(&api)
+        .json(&lavfi("by-api", "testsrc2=size=64x48:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(file_ids(&cw), ["a", "by-hand", "by-api"]);
+    assert_eq!(status_ids(&cw).await, ["a", "by-hand", "by-api"]);
+}
+
+#[tokio::test]
+async fn sighup_with_an_invalid_file_logs_the_file_and_the_field() {
+    let cw =
+        start_camwall(json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=64x48:rate=5")]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    std::fs::write(
+        &cw.config_path,
+        r#"{"cameras": [{"id": "a", "url": "lavfi:testsrc2", "max_fps": "ten"}]}"#,
+    )
+    .unwrap();
+    signal(cw.pid(), "HUP");
+    let path = cw.config_path.display().to_string();
+    let needles = ["ERROR", path.as_str(), "cameras[0].max_fps"];
+    let end = Instant::now() + Duration::from_secs(10);
+    while log_line_with(&cw, &needles).is_none() {
+        assert!(
+            Instant::now() < end,
+            "no error line naming the file and the field:\n{}",
+            cw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_ids(&cw).await, ["a"]);
+    assert_eq!(cw.camera("a").await["state"], "streaming");
+}
+
+#[tokio::test]
+async fn sighup_with_an_unreadable_file_logs_an_error() {
+    let cw =
+        start_camwall(json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=64x48:rate=5")]}));
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    // Deleting works as the test user and as root alike (root reads through chmod 000).
+    std::fs::remove_file(&cw.config_path).unwrap();
+    signal(cw.pid(), "HUP");
+    let path = cw.config_path.display().to_string();
+    let needles = ["ERROR", path.as_str()];
+    let end = Instant::now() + Duration::from_secs(10);
+    while log_line_with(&cw, &needles).is_none() {
+        assert!(
+            Instant::now() < end,
+            "no error line naming the unreadable file:\n{}",
+            cw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_ids(&cw).await, ["a"]);
+    // A deleted file counts as edited: the API does not write a new one over the deletion.
+    let r = reqwest::Client::new()
+        .post(cw.url("/api/ip-cameras"))
+        .json(&lavfi("b", "testsrc2=size=64x48:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(!cw.config_path.exists());
+    assert_eq!(status_ids(&cw).await, ["a"]);
+}

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::access::auth::Auth;
 use crate::access::limits::ClientLimits;
 use crate::config::Config;
-use crate::control::Manager;
+use crate::control::{ConfigStore, Manager};
 use crate::hub::Hub;
 use crate::web::{routes, WebState};
 
@@ -33,17 +33,12 @@ pub struct App {
 }
 
 impl App {
-    /// Starts a worker for every enabled camera. `public_dir` is already resolved;
-    /// `config_path` is where runtime changes are written, `doc` that file's JSON.
-    pub fn start(
-        config: &Config,
-        public_dir: PathBuf,
-        config_path: PathBuf,
-        doc: serde_json::Value,
-    ) -> Self {
+    /// Starts a worker for every enabled camera. `public_dir` is already resolved; `store`
+    /// holds the config file `config` was read from, where runtime changes are written.
+    pub fn start(config: &Config, public_dir: PathBuf, store: ConfigStore) -> Self {
         let hub = Arc::new(Hub::new(config));
         let cancel = CancellationToken::new();
-        let manager = Manager::start(hub.clone(), config_path, doc, cancel.clone());
+        let manager = Manager::start(hub.clone(), store, cancel.clone());
         let s = &config.server;
         let auth = Arc::new(Auth::new(
             &s.auth.viewer_tokens,

@@ -195,21 +195,48 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Reads and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let fail = |issues| ConfigError {
+/// A config file as read once: the validated config, its JSON document (key order kept, so
+/// runtime changes touch only what they change) and the exact text (so a later edit by hand
+/// can be told apart from what camwall read).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub doc: serde_json::Value,
+    pub text: String,
+}
+
+impl LoadedConfig {
+    /// Validates `text`, read from `path` (named in errors).
+    pub fn from_text(path: &Path, text: String) -> Result<Self, ConfigError> {
+        let fail = |issues| ConfigError {
+            path: path.to_path_buf(),
+            issues,
+        };
+        let config = parse(&text).map_err(fail)?;
+        let doc = serde_json::from_str(&text).map_err(|e| {
+            fail(vec![ConfigIssue {
+                position: Some((e.line(), e.column())),
+                camera: None,
+                field: "(document)".into(),
+                message: strip_position(&e.to_string()),
+            }])
+        })?;
+        Ok(Self { config, doc, text })
+    }
+}
+
+/// Reads and validates a config file, once: everything later works from what this returns.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         path: path.to_path_buf(),
-        issues,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(vec![ConfigIssue {
+        issues: vec![ConfigIssue {
             position: None,
             camera: None,
             field: "(file)".into(),
             message: format!("cannot read: {e}"),
-        }])
+        }],
     })?;
-    parse(&text).map_err(fail)
+    LoadedConfig::from_text(path, text)
 }
 
 /// Parses and validates config text.
@@ -503,6 +530,8 @@ mod tests {
     fn shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cameras.json");
         let c = load(&path).unwrap();
-        assert_eq!(c.cameras.len(), 4);
+        assert_eq!(c.config.cameras.len(), 4);
+        assert_eq!(c.doc["cameras"].as_array().map(Vec::len), Some(4));
+        assert_eq!(c.text, std::fs::read_to_string(&path).unwrap());
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use camwall::config::{self, Config, DEFAULT_LISTEN};
+use camwall::config::{self, LoadedConfig, DEFAULT_LISTEN};
+use camwall::control::ConfigStore;
 use camwall::obs::logging::{self, LogFormat};
 use camwall::obs::redact::redact_url;
 
@@ -43,7 +44,7 @@ enum Command {
     CheckConfig,
 }
 
-fn load_config(path: &Path) -> Result<Config, ExitCode> {
+fn load_config(path: &Path) -> Result<LoadedConfig, ExitCode> {
     config::load(path).map_err(|e| {
         eprintln!("camwall: invalid config\n{e}");
         ExitCode::from(EXIT_CONFIG)
@@ -52,7 +53,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 
 fn check_config(path: &Path) -> ExitCode {
     let config = match load_config(path) {
-        Ok(c) => c,
+        Ok(c) => c.config,
         Err(code) => return code,
     };
     println!("{}: OK, {} camera(s)", path.display(), config.cameras.len());
@@ -74,10 +75,13 @@ fn main() -> ExitCode {
         return check_config(&cli.config);
     }
     logging::init(cli.log_format);
-    let config = match load_config(&cli.config) {
-        Ok(c) => c,
+    // The one read of the file: the store keeps exactly what was validated here.
+    let loaded = match load_config(&cli.config) {
+        Ok(l) => l,
         Err(code) => return code,
     };
+    let store = ConfigStore::new(cli.config.clone(), &loaded);
+    let config = loaded.config;
     let listen = match cli.listen {
         Some(a) => a,
         None => {
@@ -123,22 +127,22 @@ fn main() -> ExitCode {
             }
         };
         let local = listener.local_addr().unwrap_or(listen);
-        // The file was just validated; keep its JSON so runtime edits change only what they touch.
-        let doc = std::fs::read_to_string(&cli.config)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_else(|| serde_json::json!({"cameras": []}));
-        let app = camwall::app::App::start(&config, public_dir, cli.config.clone(), doc);
+        let app = camwall::app::App::start(&config, public_dir, store);
         let manager = app.manager.clone();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             else {
+                error!("cannot listen for SIGHUP: config reloads are off");
                 return;
             };
             while hup.recv().await.is_some() {
                 info!("SIGHUP: reloading the config");
-                let _ = manager.reload().await;
+                // Every outcome is logged here, and only here.
+                match manager.reload().await {
+                    Ok(cameras) => info!(cameras, "config reloaded"),
+                    Err(e) => error!("reload refused, cameras unchanged: {e}"),
+                }
             }
         });
         info!(

@@ -1,22 +1,22 @@
-//! Runtime camera management: add, replace, patch and remove cameras while the others stream,
-//! each accepted change written to the config file atomically (previous version kept as
-//! `.bak`), and SIGHUP reloading the file camera by camera.
+//! The camera workers and the changes applied to them: start and stop workers, add, replace,
+//! patch and remove cameras while the others stream, and reload the file on SIGHUP.
 //!
-//! One async mutex serializes changes, so concurrent API calls and reloads each see and write
-//! a file that contains every change before them.
+//! One async mutex around the [`ConfigStore`] serializes changes, so concurrent API calls and
+//! reloads each see and write a file that contains every change before them. A change is
+//! written first and applied to the hub only once written: a refused write changes nothing.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::config::{self, CameraConfig};
+use super::store::{ConfigStore, StoreError};
+use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
 
@@ -29,8 +29,51 @@ pub enum ChangeError {
     Duplicate(String),
     #[error("no camera with id {0:?}")]
     NotFound(String),
-    #[error("cannot write the config file: {0}")]
-    Io(String),
+    /// The file holds an edit made by hand since camwall last read or wrote it.
+    #[error(
+        "the config file {} was changed on disk since camwall last read or wrote it; nothing \
+         was changed: reload it first with SIGHUP (`kill -HUP <pid>`), then retry",
+        path.display()
+    )]
+    ChangedOnDisk { path: PathBuf },
+    #[error("cannot {action} the config file {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<StoreError> for ChangeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ChangedOnDisk { path } => ChangeError::ChangedOnDisk { path },
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => ChangeError::Io {
+                action,
+                path,
+                source,
+            },
+        }
+    }
+}
+
+/// Why a reload (SIGHUP) was refused; the running cameras stay as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file names itself and every problem in it.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
 }
 
 /// A camera's configuration as the API shows it: credentials redacted.
@@ -63,20 +106,13 @@ impl CameraView {
     }
 }
 
-struct FileState {
-    path: PathBuf,
-    /// The file as last written or read, as JSON with its key order: edits touch only the
-    /// camera they change, so everything else (order, fields left at defaults) stays as is.
-    doc: Value,
-}
-
-/// Owns the camera workers and the config file.
+/// Owns the camera workers and, through the store, the config file.
 pub struct Manager {
     pub hub: Arc<Hub>,
     root: CancellationToken,
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,
-    file: tokio::sync::Mutex<FileState>,
+    store: tokio::sync::Mutex<ConfigStore>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -103,50 +139,16 @@ pub fn parse_camera(body: &Value) -> Result<CameraConfig, ChangeError> {
     Ok(cam)
 }
 
-/// Writes `bytes` to `path` so that a crash at any moment leaves the old or the new file:
-/// temporary file in the same directory, fsync, copy the old file to `<name>.bak`, rename,
-/// fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cameras.json".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        // The file may hold camera passwords: keep the permissions the owner gave it (a
-        // fresh file would get the umask's, often world-readable).
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    if path.exists() {
-        let bak_tmp = dir.join(format!(".{name}.bak.tmp-{}", std::process::id()));
-        std::fs::copy(path, &bak_tmp)?;
-        std::fs::File::open(&bak_tmp)?.sync_all()?;
-        std::fs::rename(&bak_tmp, dir.join(format!("{name}.bak")))?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 impl Manager {
-    /// Starts a worker for every enabled camera of `hub`. `path` is the config file, `doc` its
-    /// JSON as loaded.
-    pub fn start(hub: Arc<Hub>, path: PathBuf, doc: Value, root: CancellationToken) -> Arc<Self> {
+    /// Starts a worker for every enabled camera of `hub`. `store` holds the config file as it
+    /// was read to build `hub`.
+    pub fn start(hub: Arc<Hub>, store: ConfigStore, root: CancellationToken) -> Arc<Self> {
         let m = Arc::new(Self {
             hub: hub.clone(),
             root,
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
-            file: tokio::sync::Mutex::new(FileState { path, doc }),
+            store: tokio::sync::Mutex::new(store),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -199,22 +201,18 @@ impl Manager {
             .collect()
     }
 
-    /// Validates `doc` as a whole config and writes it.
-    async fn commit(file: &mut FileState, doc: Value) -> Result<(), ChangeError> {
-        let text =
-            serde_json::to_string_pretty(&doc).map_err(|e| ChangeError::Io(e.to_string()))?;
+    /// Validates `doc` as a whole config and writes it, unless the file was edited by hand.
+    async fn commit(store: &mut ConfigStore, doc: Value) -> Result<(), ChangeError> {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| ChangeError::Io {
+            action: "serialize",
+            path: store.path().to_path_buf(),
+            source: e.into(),
+        })?;
         if let Err(issues) = config::parse(&text) {
             let i = &issues[0];
             return Err(invalid(i.field.clone(), i.message.clone()));
         }
-        // fsyncs and renames block: off the async workers.
-        let path = file.path.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, format!("{text}\n").as_bytes()))
-            .await
-            .map_err(|e| ChangeError::Io(e.to_string()))?
-            .map_err(|e| ChangeError::Io(e.to_string()))?;
-        file.doc = doc;
-        Ok(())
+        Ok(store.write(doc).await?)
     }
 
     fn cameras_mut(doc: &mut Value) -> &mut Vec<Value> {
@@ -248,13 +246,13 @@ impl Manager {
     /// Adds a camera (`POST /api/ip-cameras`).
     pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
         let cam = parse_camera(&body)?;
-        let mut file = self.file.lock().await;
+        let mut store = self.store.lock().await;
         if self.hub.get(&cam.id).is_some() {
             return Err(ChangeError::Duplicate(cam.id));
         }
-        let mut doc = file.doc.clone();
+        let mut doc = store.doc().clone();
         Self::cameras_mut(&mut doc).push(body);
-        Self::commit(&mut file, doc).await?;
+        Self::commit(&mut store, doc).await?;
         let c = self.hub.insert(cam.clone());
         self.start_worker(&c);
         info!(camera = %cam.id, "camera added");
@@ -278,8 +276,8 @@ impl Manager {
             }
         }
         let cam = parse_camera(&body)?;
-        let mut file = self.file.lock().await;
-        self.apply_replace(&mut file, id, body, cam).await
+        let mut store = self.store.lock().await;
+        self.apply_replace(&mut store, id, body, cam).await
     }
 
     /// Changes some fields (`PATCH /api/ip-cameras/{id}`, JSON merge patch: `null` removes a
@@ -294,10 +292,10 @@ impl Manager {
         if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(invalid("id", "ids cannot change"));
         }
-        let mut file = self.file.lock().await;
+        let mut store = self.store.lock().await;
         let pos =
-            Self::position(&file.doc, id).ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-        let mut body = file.doc["cameras"][pos].clone();
+            Self::position(store.doc(), id).ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
+        let mut body = store.doc()["cameras"][pos].clone();
         if let Some(o) = body.as_object_mut() {
             for (k, v) in patch {
                 if v.is_null() {
@@ -308,12 +306,12 @@ impl Manager {
             }
         }
         let cam = parse_camera(&body)?;
-        self.apply_replace(&mut file, id, body, cam).await
+        self.apply_replace(&mut store, id, body, cam).await
     }
 
     async fn apply_replace(
         &self,
-        file: &mut FileState,
+        store: &mut ConfigStore,
         id: &str,
         body: Value,
         cam: CameraConfig,
@@ -322,12 +320,12 @@ impl Manager {
             .hub
             .get(id)
             .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-        let mut doc = file.doc.clone();
+        let mut doc = store.doc().clone();
         match Self::position(&doc, id) {
             Some(pos) => Self::cameras_mut(&mut doc)[pos] = body,
             None => Self::cameras_mut(&mut doc).push(body),
         }
-        Self::commit(file, doc).await?;
+        Self::commit(store, doc).await?;
         self.reconfigure(&existing, cam.clone());
         Ok(CameraView::of(&cam))
     }
@@ -346,15 +344,15 @@ impl Manager {
 
     /// Removes a camera (`DELETE /api/ip-cameras/{id}`).
     pub async fn remove(&self, id: &str) -> Result<(), ChangeError> {
-        let mut file = self.file.lock().await;
+        let mut store = self.store.lock().await;
         if self.hub.get(id).is_none() {
             return Err(ChangeError::NotFound(id.to_string()));
         }
-        let mut doc = file.doc.clone();
+        let mut doc = store.doc().clone();
         if let Some(pos) = Self::position(&doc, id) {
             Self::cameras_mut(&mut doc).remove(pos);
         }
-        Self::commit(&mut file, doc).await?;
+        Self::commit(&mut store, doc).await?;
         self.drop_camera(id);
         Ok(())
     }
@@ -366,25 +364,18 @@ impl Manager {
         info!(camera = %id, "camera removed");
     }
 
-    /// Reloads the config file (SIGHUP): applies the difference camera by camera. An invalid
-    /// file is refused and the running set stays as it was.
-    pub async fn reload(&self) -> Result<(), String> {
-        let mut file = self.file.lock().await;
-        let text = tokio::fs::read_to_string(&file.path)
-            .await
-            .map_err(|e| format!("{}: {e}", file.path.display()))?;
-        let new = match config::parse(&text) {
-            Ok(c) => c,
-            Err(issues) => {
-                let err = config::ConfigError {
-                    path: file.path.clone(),
-                    issues,
-                };
-                error!("reload refused, cameras unchanged:\n{err}");
-                return Err(err.to_string());
-            }
+    /// Reloads the config file (SIGHUP): applies the difference camera by camera and returns
+    /// how many cameras the file holds. A file that cannot be read or is invalid is refused and
+    /// the running set stays as it was; the caller reports why.
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
+        let mut store = self.store.lock().await;
+        let path = store.path().to_path_buf();
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(source) => return Err(ReloadError::Read { path, source }),
         };
-        let doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let loaded = LoadedConfig::from_text(&path, text)?;
+        let new = &loaded.config;
         let wanted: HashMap<&str, &CameraConfig> =
             new.cameras.iter().map(|c| (c.id.as_str(), c)).collect();
         for cam in self.hub.cameras() {
@@ -406,35 +397,14 @@ impl Manager {
         if new.server != *self.hub.server_config() {
             warn!("server settings changed in the file: they take effect at the next start");
         }
-        file.doc = doc;
-        info!(cameras = new.cameras.len(), "config reloaded");
-        Ok(())
+        store.reloaded(&loaded);
+        Ok(new.cameras.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_keeps_a_backup() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("cameras.json");
-        write_atomic(&p, b"one").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"one");
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            std::fs::read(dir.path().join("cameras.json.bak")).unwrap(),
-            b"one"
-        );
-        // No temporary files left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-    }
 
     #[test]
     fn camera_bodies_are_checked_with_the_field_named() {

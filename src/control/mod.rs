@@ -1,6 +1,12 @@
-//! Control: supervising the camera workers and applying configuration changes (API calls,
-//! SIGHUP reloads) to the hub and the config file. Never serves a client or touches a frame.
+//! Runtime control of the camera set: the manager that supervises camera workers and applies
+//! changes (API calls, SIGHUP reloads) to the hub, and the store that owns the config file.
+//!
+//! Nothing here serves HTTP or touches frames: `web` maps these results to responses, and
+//! `hub` and `camera` do the streaming. Nothing here may write the config file except through
+//! the store, which refuses to overwrite an edit made by hand.
 
-pub mod manager;
+mod manager;
+mod store;
 
-pub use manager::{CameraView, ChangeError, Manager};
+pub use manager::{parse_camera, CameraView, ChangeError, Manager, ReloadError};
+pub use store::{write_atomic, ConfigStore, StoreError};

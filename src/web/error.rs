@@ -146,7 +146,15 @@ impl From<ChangeError> for ApiError {
             ChangeError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
             }
-            ChangeError::Io(_) => {
+            ChangeError::ChangedOnDisk { .. } => {
+                tracing::warn!(error = %e, "change refused");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "config_changed_on_disk",
+                    e.to_string(),
+                )
+            }
+            ChangeError::Io { .. } => {
                 tracing::error!(error = %e, "config write failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
