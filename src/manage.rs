@@ -192,7 +192,7 @@ impl Manager {
             old.cancel();
         }
         self.tracker
-            .spawn(crate::camera::worker::run(cam.clone(), token, generation));
+            .spawn(crate::ingest::worker::run(cam.clone(), token, generation));
     }
 
     fn stop_worker(&self, id: &str) {

@@ -8,8 +8,8 @@ use ffmpeg_next as ffmpeg;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::backoff::Backoff;
-use crate::camera::source::{self, Deadline, OpenError, SourceKind};
+use super::backoff::Backoff;
+use super::source::{self, Deadline, OpenError, SourceKind};
 use crate::frame::{subsamp_of, DecodedVideo, Picture};
 use crate::hub::Camera;
 use crate::jpeg;
