@@ -36,6 +36,12 @@ pub enum CameraState {
     Stopped,
 }
 
+/// What the status needs to know of a failed session (the ingest's error implements it).
+pub trait SessionFailure: std::fmt::Display {
+    /// The camera refused the credentials: state `unauthorized`, retried more slowly.
+    fn is_unauthorized(&self) -> bool;
+}
+
 /// Mutable status of a camera, behind a mutex nothing awaits under.
 #[derive(Debug, Clone)]
 struct Live {
@@ -315,17 +321,17 @@ impl Camera {
         self.live().codec = Some(codec.to_string());
     }
 
-    /// The last session failed; the worker waits `delay` before trying again. Every such
+    /// The last session failed; the worker waits `retry_in` before trying again. Every such
     /// failure counts as a reconnect.
-    pub fn set_backoff(&self, error: &str, delay: Duration, unauthorized: bool) {
+    pub fn set_backoff(&self, failure: &dyn SessionFailure, retry_in: Duration) {
         let mut l = self.live();
-        l.state = if unauthorized {
+        l.state = if failure.is_unauthorized() {
             CameraState::Unauthorized
         } else {
             CameraState::Backoff
         };
-        l.last_error = Some(redact_text(error));
-        l.next_retry_at = Some(Instant::now() + delay);
+        l.last_error = Some(redact_text(&failure.to_string()));
+        l.next_retry_at = Some(Instant::now() + retry_in);
         l.fps = 0.0;
         l.fps_window_start = None;
         l.reconnects += 1;

@@ -5,5 +5,6 @@
 
 pub mod backoff;
 pub mod devices;
+pub mod ffmpeg_source;
 pub mod source;
 pub mod worker;
