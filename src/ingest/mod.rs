@@ -8,3 +8,6 @@ pub mod devices;
 pub mod ffmpeg_source;
 pub mod source;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;
