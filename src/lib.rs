@@ -1,6 +1,6 @@
 //! camwall: many cameras in (FFmpeg), JPEG frames out (libjpeg-turbo), served over HTTP.
 //!
-//! Data flows one way: `camera` (ingest workers) → `hub` (cameras: status, newest frame, tier
+//! Data flows one way: `ingest` (camera workers) → `hub` (cameras: status, newest frame, tier
 //! cache, live lanes) → `web` (routes and clients). `media` holds the pure picture rules,
 //! `control` supervises workers and applies config changes, `access` decides who may come in,
 //! `obs` observes. `app` wires them and owns shutdown. docs/ARCHITECTURE.md draws it.
@@ -9,18 +9,17 @@
 
 pub mod access;
 pub mod app;
-pub mod backoff;
-pub mod camera;
 pub mod config;
 pub mod control;
 pub mod hub;
+pub mod ingest;
 pub mod media;
 pub mod obs;
 pub mod web;
 
 /// Initializes FFmpeg once and keeps its own log quiet, since its lines may repeat a camera URL
 /// with credentials; camwall reports errors itself. Devices (lavfi, V4L2) are loaded on first
-/// use (`camera::devices`).
+/// use (`ingest::devices`).
 pub fn init_ffmpeg() -> Result<(), ffmpeg_next::Error> {
     ffmpeg_next::init()?;
     let level = match std::env::var("CAMWALL_FFMPEG_LOG").as_deref() {

@@ -177,8 +177,12 @@ impl Manager {
         {
             old.cancel();
         }
-        self.tracker
-            .spawn(crate::camera::worker::run(cam.clone(), token, generation));
+        self.tracker.spawn(crate::ingest::worker::run(
+            cam.clone(),
+            Arc::new(crate::ingest::ffmpeg_source::FfmpegOpener),
+            token,
+            generation,
+        ));
     }
 
     fn stop_worker(&self, id: &str) {

@@ -159,7 +159,7 @@ pub fn open(
         let mut ps = ffi::avformat_alloc_context();
         if ps.is_null() {
             return Err(ffmpeg::Error::Other {
-                errno: libc_enomem(),
+                errno: ffmpeg::util::error::ENOMEM,
             }
             .into());
         }
@@ -178,10 +178,6 @@ pub fn open(
         }
         Ok(input)
     }
-}
-
-fn libc_enomem() -> i32 {
-    12
 }
 
 #[cfg(test)]

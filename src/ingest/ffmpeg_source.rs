@@ -1,0 +1,346 @@
+//! The production source: FFmpeg opens, reads, paces and decodes a camera on the session thread
+//! and hands the worker pictures ready to publish.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffmpeg_next as ffmpeg;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::source::{self, Deadline, OpenError, SourceKind};
+use super::worker::{Opener, SessionError, Source, SourceEvent};
+use crate::config::CameraConfig;
+use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
+use crate::media::jpeg;
+
+/// Opens camera sources with FFmpeg.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FfmpegOpener;
+
+impl Opener for FfmpegOpener {
+    fn open(
+        &self,
+        config: &CameraConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Box<dyn Source>, SessionError> {
+        Ok(Box::new(FfmpegSource::open(config, cancel)?))
+    }
+}
+
+/// One opened FFmpeg input, its video stream and decoder.
+struct FfmpegSource {
+    camera_id: String,
+    input: ffmpeg::format::context::Input,
+    /// The video stream read; every other stream is discarded inside libavformat.
+    index: usize,
+    codec: &'static str,
+    /// `None` for MJPEG: its JPEGs pass through as they are.
+    decoder: Option<ffmpeg::decoder::Video>,
+    deadline: Arc<Deadline>,
+    stall_timeout: Duration,
+    cancel: CancellationToken,
+    pacer: Option<Pacer>,
+    /// Seconds per tick of the stream's timestamps.
+    time_base_s: f64,
+    nominal_fps: f64,
+    converter: Option<Converter>,
+    decoded: ffmpeg::frame::Video,
+    decode_errors: u32,
+    /// Pictures decoded from one packet (or the drain at the end), handed out one at a time.
+    pending: VecDeque<(u32, u32, Picture)>,
+    ended: bool,
+}
+
+impl FfmpegSource {
+    fn open(config: &CameraConfig, cancel: &CancellationToken) -> Result<Self, SessionError> {
+        let kind = SourceKind::of(&config.url);
+        let open_timeout = Duration::from_millis(config.open_timeout_ms);
+        let stall_timeout = Duration::from_millis(config.stall_timeout_ms);
+        let deadline = Arc::new(Deadline::new(cancel.clone()));
+        deadline.extend(open_timeout);
+
+        let options = source::input_options(kind, &config.options, stall_timeout);
+        let mut input = match source::open(&config.url, options, deadline.clone()) {
+            Ok(i) => i,
+            Err(_) if deadline.expired() => return Err(SessionError::OpenTimeout(open_timeout)),
+            Err(OpenError::Ffmpeg(ffmpeg::Error::HttpUnauthorized)) => {
+                return Err(SessionError::Unauthorized)
+            }
+            Err(e) => return Err(SessionError::Open(e)),
+        };
+
+        let (index, params, time_base, nominal_fps) = {
+            let stream = input
+                .streams()
+                .best(ffmpeg::media::Type::Video)
+                .ok_or(SessionError::NoVideo)?;
+            let rate = stream.avg_frame_rate();
+            let fps = f64::from(rate.numerator()) / f64::from(rate.denominator().max(1));
+            let fps = if fps.is_finite() && fps > 0.0 && fps <= 240.0 {
+                fps
+            } else {
+                25.0
+            };
+            (stream.index(), stream.parameters(), stream.time_base(), fps)
+        };
+        // Only the video stream is read: audio and data packets are dropped inside libavformat.
+        // SAFETY: `input` owns a valid context; `streams` holds `nb_streams` valid pointers.
+        unsafe {
+            let ctx = input.as_mut_ptr();
+            for i in 0..(*ctx).nb_streams as usize {
+                if i != index {
+                    (**(*ctx).streams.add(i)).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
+                }
+            }
+        }
+        let codec_id = params.id();
+        let decoder = if codec_id == ffmpeg::codec::Id::MJPEG {
+            // JPEGs pass through as they are; decoded only if a client asks for less.
+            None
+        } else {
+            let mut ctx = ffmpeg::codec::context::Context::from_parameters(params)
+                .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?;
+            // Live video wants each frame out as soon as its packet is in: no frame threading
+            // (it holds frames back), low-delay flag on.
+            ctx.set_threading(ffmpeg::threading::Config {
+                kind: ffmpeg::threading::Type::Slice,
+                count: 1,
+                ..Default::default()
+            });
+            ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
+            Some(
+                ctx.decoder()
+                    .video()
+                    .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?,
+            )
+        };
+        deadline.extend(stall_timeout);
+        Ok(Self {
+            camera_id: config.id.clone(),
+            input,
+            index,
+            codec: codec_id.name(),
+            decoder,
+            deadline,
+            stall_timeout,
+            cancel: cancel.clone(),
+            pacer: kind.needs_pacing().then(Pacer::default),
+            time_base_s: f64::from(time_base.numerator())
+                / f64::from(time_base.denominator().max(1)),
+            nominal_fps,
+            converter: None,
+            decoded: ffmpeg::frame::Video::empty(),
+            decode_errors: 0,
+            pending: VecDeque::new(),
+            ended: false,
+        })
+    }
+
+    /// Reads one packet and queues what it decodes to. `Ok(false)`: shutdown while pacing.
+    fn read_packet(&mut self) -> Result<bool, SessionError> {
+        // A fresh packet each time: av_read_frame does not free what a packet still holds.
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut self.input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => {
+                if let Some(dec) = self.decoder.as_mut() {
+                    // Drain: a file's last frames are still inside the decoder.
+                    let _ = dec.send_eof();
+                    while dec.receive_frame(&mut self.decoded).is_ok() {
+                        self.pending
+                            .extend(to_picture(&mut self.decoded, &mut self.converter));
+                    }
+                }
+                self.ended = true;
+                return Ok(true);
+            }
+            Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                std::thread::sleep(Duration::from_millis(2));
+                return Ok(true);
+            }
+            // Shutdown also interrupts a read: the worker tells that apart from a failure.
+            Err(_) if self.cancel.is_cancelled() => return Ok(false),
+            Err(_) if self.deadline.expired() => {
+                return Err(SessionError::Stalled(self.stall_timeout))
+            }
+            Err(e) => return Err(SessionError::Read(e)),
+        }
+        // Only a packet counts as life: a source that keeps answering EAGAIN still stalls.
+        self.deadline.extend(self.stall_timeout);
+        if packet.stream() != self.index {
+            return Ok(true);
+        }
+        if let Some(p) = self.pacer.as_mut() {
+            // Without timestamps, pace at the stream's nominal rate: never read flat out.
+            // Decode order: B-frames make pts go back and forth, dts only goes forward.
+            let at = match packet.dts().or(packet.pts()) {
+                Some(ts) => ts as f64 * self.time_base_s,
+                None => p.last_pts + 1.0 / self.nominal_fps,
+            };
+            if !p.wait(at, &self.cancel) {
+                return Ok(false);
+            }
+        }
+        match self.decoder.as_mut() {
+            None => {
+                let Some(data) = packet.data() else {
+                    return Ok(true);
+                };
+                match jpeg::jpeg_size(data) {
+                    Ok((w, h)) => {
+                        let quality = jpeg::estimate_quality(data);
+                        let data = bytes::Bytes::copy_from_slice(data);
+                        self.pending
+                            .push_back((w, h, Picture::Jpeg { data, quality }));
+                    }
+                    Err(e) => {
+                        self.decode_errors += 1;
+                        if self.decode_errors.is_power_of_two() {
+                            warn!(error = %e, count = self.decode_errors, "dropping a bad JPEG from the source");
+                        }
+                    }
+                }
+            }
+            Some(dec) => {
+                let t0 = Instant::now();
+                if let Err(e) = dec.send_packet(&packet) {
+                    // Corrupt packets happen on real networks: skip them, keep the session.
+                    self.decode_errors += 1;
+                    if self.decode_errors.is_power_of_two() {
+                        warn!(error = %e, count = self.decode_errors, "decoder refused a packet");
+                    }
+                    return Ok(true);
+                }
+                while dec.receive_frame(&mut self.decoded).is_ok() {
+                    self.pending
+                        .extend(to_picture(&mut self.decoded, &mut self.converter));
+                }
+                crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Source for FfmpegSource {
+    fn codec(&self) -> &str {
+        self.codec
+    }
+
+    fn next_event(&mut self) -> Result<SourceEvent, SessionError> {
+        loop {
+            if let Some((width, height, picture)) = self.pending.pop_front() {
+                return Ok(SourceEvent::Picture {
+                    width,
+                    height,
+                    picture,
+                });
+            }
+            if self.ended {
+                return Ok(SourceEvent::Eof);
+            }
+            if !self.read_packet()? {
+                return Ok(SourceEvent::Cancelled);
+            }
+        }
+    }
+}
+
+/// Paces sources that have no clock of their own (files, lavfi) to their timestamps.
+#[derive(Default)]
+struct Pacer {
+    /// Wall time and timestamp (seconds) the clock counts from.
+    origin: Option<(Instant, f64)>,
+    last_pts: f64,
+}
+
+impl Pacer {
+    /// Sleeps until `pts_s` is due. Returns false if cancelled meanwhile.
+    fn wait(&mut self, pts_s: f64, cancel: &CancellationToken) -> bool {
+        let now = Instant::now();
+        // Forward jumps up to a minute are real (a timelapse source at one frame per 20 s);
+        // beyond that the timestamp is broken and waiting for it would freeze the camera.
+        let jumped = pts_s < self.last_pts || pts_s - self.last_pts > 60.0;
+        self.last_pts = pts_s;
+        let (t0, p0) = match self.origin {
+            Some(o) if !jumped => o,
+            // First packet, or a timestamp jump (a loop, a concatenated file, a broken
+            // timestamp): restart the clock here instead of sleeping long or bursting.
+            _ => {
+                self.origin = Some((now, pts_s));
+                return true;
+            }
+        };
+        let ahead = pts_s - p0;
+        if ahead - now.duration_since(t0).as_secs_f64() < -1.0 {
+            // More than a second late (the reader was held up): do not burst to catch up.
+            self.origin = Some((now, pts_s));
+            return true;
+        }
+        let due = t0 + Duration::from_secs_f64(ahead.max(0.0));
+        while let Some(left) = due.checked_duration_since(Instant::now()) {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        !cancel.is_cancelled()
+    }
+}
+
+/// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some
+/// lavfi sources) to yuv420p. Rebuilt when the input size or format changes.
+struct Converter {
+    key: (ffmpeg::format::Pixel, u32, u32),
+    ctx: ffmpeg::software::scaling::Context,
+}
+
+/// Takes the decoded frame out of `decoded` (leaving an empty one) as a picture to publish.
+fn to_picture(
+    decoded: &mut ffmpeg::frame::Video,
+    converter: &mut Option<Converter>,
+) -> Option<(u32, u32, Picture)> {
+    let (w, h, format) = (decoded.width(), decoded.height(), decoded.format());
+    if w == 0 || h == 0 {
+        return None;
+    }
+    if let Some((subsamp, full)) = subsamp_of(format) {
+        let limited = !full && decoded.color_range() != ffmpeg::color::Range::JPEG;
+        let frame = std::mem::replace(decoded, ffmpeg::frame::Video::empty());
+        return Some((
+            w,
+            h,
+            Picture::Yuv(Arc::new(DecodedVideo::new(frame, subsamp, limited))),
+        ));
+    }
+    let key = (format, w, h);
+    if converter.as_ref().is_none_or(|c| c.key != key) {
+        let ctx = ffmpeg::software::scaling::Context::get(
+            format,
+            w,
+            h,
+            ffmpeg::format::Pixel::YUV420P,
+            w,
+            h,
+            ffmpeg::software::scaling::Flags::FAST_BILINEAR,
+        )
+        .map_err(|e| warn!(error = %e, ?format, "cannot convert this pixel format"))
+        .ok()?;
+        *converter = Some(Converter { key, ctx });
+    }
+    let conv = converter.as_mut()?;
+    let mut out = ffmpeg::frame::Video::empty();
+    conv.ctx.run(decoded, &mut out).ok()?;
+    // swscale writes limited-range yuv420p.
+    Some((
+        w,
+        h,
+        Picture::Yuv(Arc::new(DecodedVideo::new(
+            out,
+            turbojpeg::Subsamp::Sub2x2,
+            true,
+        ))),
+    ))
+}

@@ -1,0 +1,13 @@
+//! Ingest: opening camera sources with FFmpeg and the per-camera worker that keeps them running.
+//!
+//! Ingest only publishes into the hub's `Camera` (frames and status); it never reads outputs,
+//! web routes or clients.
+
+pub mod backoff;
+pub mod devices;
+pub mod ffmpeg_source;
+pub mod source;
+pub mod worker;
+
+#[cfg(test)]
+mod tests;

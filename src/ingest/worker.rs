@@ -1,0 +1,219 @@
+//! The camera worker: `run()` keeps one camera alive forever (backoff between attempts),
+//! `run_once()` is one blocking session from open to failure, on a thread of its own. The
+//! source is a trait (`Opener`, `Source`) so that this logic runs in tests without FFmpeg.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ffmpeg_next as ffmpeg;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use super::backoff::Backoff;
+use super::source::OpenError;
+use crate::config::CameraConfig;
+use crate::hub::{Camera, SessionFailure};
+use crate::media::frame::Picture;
+use crate::obs::redact::redact_url;
+
+/// Shortest time between two plays of a looping file.
+const MIN_LOOP: Duration = Duration::from_millis(200);
+
+/// Opens a camera's source. Called on the session thread: it may block, up to the camera's
+/// open timeout or until `cancel` fires.
+pub trait Opener: Send + Sync {
+    fn open(
+        &self,
+        config: &CameraConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Box<dyn Source>, SessionError>;
+}
+
+/// An opened source. Lives and dies on the session thread, so it need not be `Send`.
+pub trait Source {
+    /// The codec's name as the status shows it (`h264`, `mjpeg`).
+    fn codec(&self) -> &str;
+    /// Blocks until the next picture, the end of the source, or a failure. An error returned
+    /// after shutdown began counts as the shutdown, not as a failure.
+    fn next_event(&mut self) -> Result<SourceEvent, SessionError>;
+}
+
+/// What an opened source yields.
+pub enum SourceEvent {
+    /// A picture to publish.
+    Picture {
+        width: u32,
+        height: u32,
+        picture: Picture,
+    },
+    /// The source ended (a file or a finite lavfi graph).
+    Eof,
+    /// Shutdown interrupted the source.
+    Cancelled,
+}
+
+/// Why a session ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The source ended (a file or finite lavfi graph): camwall plays it again.
+    Eof,
+    /// Shutdown.
+    Cancelled,
+}
+
+/// Why a session failed. Messages carry no credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("open failed: {0}")]
+    Open(OpenError),
+    #[error("open timed out after {0:?}")]
+    OpenTimeout(Duration),
+    #[error("unauthorized: the camera refused the credentials")]
+    Unauthorized,
+    #[error("the source has no video stream")]
+    NoVideo,
+    #[error("no decoder for codec {0}")]
+    Decoder(String),
+    #[error("stalled: no packet for {0:?}")]
+    Stalled(Duration),
+    #[error("read failed: {0}")]
+    Read(ffmpeg::Error),
+    #[error("the source ended before its first frame")]
+    EndedTooSoon,
+    #[error("the session thread panicked")]
+    Panicked,
+    #[error("cannot start a session thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl SessionError {
+    /// Errors that fast retries will not fix get a slower backoff.
+    fn is_slow(&self) -> bool {
+        matches!(self, Self::Unauthorized | Self::NoVideo | Self::Decoder(_))
+    }
+}
+
+impl SessionFailure for SessionError {
+    fn is_unauthorized(&self) -> bool {
+        matches!(self, Self::Unauthorized)
+    }
+}
+
+/// Keeps `cam` running until `cancel` fires: connect, stream, back off, and again.
+/// `generation` identifies this worker; a replaced worker stops touching the camera.
+/// Waits use tokio's clock, so tests can run this loop on paused time.
+pub async fn run(
+    cam: Arc<Camera>,
+    opener: Arc<dyn Opener>,
+    cancel: CancellationToken,
+    generation: u64,
+) {
+    let span = tracing::info_span!("camera", id = %cam.id());
+    async move {
+        let mut backoff = Backoff::new();
+        info!(url = %redact_url(&cam.config().url), "camera starting");
+        loop {
+            // A replaced worker leaves the camera to its successor.
+            if cancel.is_cancelled() || !cam.is_current(generation) {
+                break;
+            }
+            cam.set_connecting();
+            let started = Instant::now();
+            let frames_before = cam.frames_in();
+            let (c, o, tok) = (cam.clone(), opener.clone(), cancel.clone());
+            let span = tracing::Span::current();
+            // A session blocks for its whole life: a thread of its own, so sessions never
+            // take the blocking pool that JPEG encodes and file I/O share.
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name(format!("cam-{}", cam.id()))
+                .spawn(move || {
+                    let r = span.in_scope(|| run_once(&c, &*o, &tok, generation));
+                    let _ = done_tx.send(r);
+                });
+            let res = match spawned {
+                // The sender is dropped without a send only by a panic.
+                Ok(_) => done_rx.await.unwrap_or(Err(SessionError::Panicked)),
+                Err(e) => Err(SessionError::Spawn(e)),
+            };
+            let session = started.elapsed();
+            let error = match res {
+                Ok(SessionEnd::Cancelled) => break,
+                Ok(SessionEnd::Eof) if cam.frames_in() > frames_before => {
+                    debug!("source ended; playing it again");
+                    // A one-frame file would otherwise be reopened in a tight loop.
+                    if let Some(rest) = MIN_LOOP.checked_sub(session) {
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(rest) => {}
+                        }
+                    }
+                    continue;
+                }
+                Ok(SessionEnd::Eof) => SessionError::EndedTooSoon,
+                Err(e) => e,
+            };
+            if cancel.is_cancelled() || !cam.is_current(generation) {
+                break;
+            }
+            let delay = backoff.next_delay(session, error.is_slow());
+            warn!(error = %redact_url(&error.to_string()), retry_in_ms = delay.as_millis() as u64, "camera session ended");
+            cam.set_backoff(&error, delay);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+                _ = cam.kicked() => debug!("backoff cut short by initialize"),
+            }
+        }
+        if cam.is_current(generation) {
+            cam.set_stopped();
+        }
+        debug!("camera stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+/// One session: open, then publish what the source yields until an error, the end, or
+/// shutdown.
+pub fn run_once(
+    cam: &Camera,
+    opener: &dyn Opener,
+    cancel: &CancellationToken,
+    generation: u64,
+) -> Result<SessionEnd, SessionError> {
+    let cfg = cam.config();
+    let mut source = match opener.open(&cfg, cancel) {
+        Ok(s) => s,
+        // Shutdown interrupts a blocked open: that is no failure of the camera.
+        Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
+        Err(e) => return Err(e),
+    };
+    cam.set_codec(source.codec());
+    info!(codec = source.codec(), "source opened");
+
+    // The camera's own cap: frames beyond it are dropped before anything is spent on them.
+    let mut thinner = crate::media::tier::Thinner::new(cfg.max_fps);
+    loop {
+        match source.next_event() {
+            Ok(SourceEvent::Picture {
+                width,
+                height,
+                picture,
+            }) => {
+                if !cam.is_current(generation) {
+                    continue;
+                }
+                if thinner.admit(tokio::time::Instant::now()) {
+                    cam.publish(width, height, picture);
+                }
+            }
+            Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),
+            Ok(SourceEvent::Cancelled) => return Ok(SessionEnd::Cancelled),
+            Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
+            Err(e) => return Err(e),
+        }
+    }
+}
