@@ -181,13 +181,13 @@ async fn websocket_origins_and_client_caps() {
     );
     // The probes above closed their sockets; the server gives their slots back when it sees
     // the close. Wait for that before counting.
-    wait_ws_clients(&cw, 0).await;
+    cw.wait_ws_clients(0).await;
     // Caps: two WebSocket clients at once, the third is refused, then admitted once one leaves.
     let first = ws_connect(&cw).await;
     let _second = ws_connect(&cw).await;
     assert_eq!(ws_status(&cw, "", None).await, Err(503));
     drop(first);
-    wait_ws_clients(&cw, 1).await;
+    cw.wait_ws_clients(1).await;
     assert_eq!(
         ws_status(&cw, "", None).await,
         Ok(()),
@@ -541,22 +541,4 @@ async fn credentials_never_appear_in_any_output() {
     let all: String = outputs.iter().map(|(_, t)| t.as_str()).collect();
     assert!(all.contains("rtsp://***@127.0.0.1"));
     assert!(all.contains("pwd=***"));
-}
-
-/// Waits (bounded) until camwall counts `n` WebSocket clients.
-async fn wait_ws_clients(cw: &Camwall, n: u64) {
-    let want = format!("camwall_clients{{kind=\"websocket\"}} {n}");
-    for _ in 0..100 {
-        let m = reqwest::get(cw.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if m.lines().any(|l| l == want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("camwall never counted {n} WebSocket clients");
 }
