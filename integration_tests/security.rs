@@ -148,8 +148,9 @@ async fn tokens_gate_viewers_and_admins() {
         ws_status(&cw, &format!("?token={VIEWER}"), None).await,
         Ok(())
     );
-    // Tokens never reach the logs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Tokens never reach the logs. Logging is asynchronous: wait for the line that ends the
+    // last request (the WebSocket above), so the log holds everything it could leak.
+    cw.wait_log("disconnected", Duration::from_secs(5)).await;
     let logs = cw.logs();
     assert!(
         !logs.contains(VIEWER) && !logs.contains(ADMIN),
@@ -287,12 +288,13 @@ async fn slowloris_is_cut_and_huge_requests_are_refused_without_harm() {
                 if s.write_all(&[*b]).is_err() {
                     return Some(t0.elapsed());
                 }
+                // The slow client under test: a byte every 100 ms.
                 std::thread::sleep(Duration::from_millis(100));
             }
             None
         })
     };
-    // Meanwhile others are served as usual.
+    // Meanwhile others are served as usual, spread over the slow client's first second.
     for _ in 0..5 {
         assert_eq!(reqwest::get(cw.url("/health")).await.unwrap().status(), 200);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -529,7 +531,12 @@ async fn credentials_never_appear_in_any_output() {
         "check-config".into(),
         String::from_utf8_lossy(&check.stdout).into_owned(),
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Logging is asynchronous: the WebSocket's closing line is the last the requests above
+    // cause, so once it is there the log holds everything they could leak.
+    let closed_before = cw.logs().matches("disconnected").count();
+    drop(ws);
+    cw.wait_log_count("disconnected", closed_before + 1, Duration::from_secs(5))
+        .await;
     outputs.push(("logs".into(), cw.logs()));
     for (what, text) in &outputs {
         assert!(
