@@ -86,7 +86,8 @@ async fn etag_gives_304_and_a_new_frame_gives_a_new_tag() {
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     assert!(again.bytes().await.unwrap().is_empty());
-    // After the TTL a newer frame exists: full answer, new tag.
+    // After the TTL a newer frame exists: full answer, new tag. The TTL running out is what is
+    // tested, so this waits past it on the clock.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = client
         .get(&url)

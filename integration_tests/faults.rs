@@ -94,6 +94,7 @@ async fn broken_lying_and_stalled_cameras_hurt_only_themselves() {
         let _ = s.write_all(MJPEG_HEAD.as_bytes());
         for _ in 0..3 {
             let _ = mjpeg_part(&mut s, &j);
+            // Paced like a camera; then the stall under test, longer than the test runs.
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_secs(60));
@@ -221,7 +222,8 @@ async fn a_thousand_websocket_connects_leave_no_trace() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The baseline is taken once camwall has closed that connection on its side.
+    cw.wait_ws_clients(0).await;
     let (fd0, rss0) = (open_fds(cw.pid()), rss_kib(cw.pid()));
     for i in 0..1000 {
         let mut ws = ws_connect(&cw).await;

@@ -39,16 +39,31 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
     .await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
     let viewer = tokio::spawn(async move {
         let mut seqs = Vec::new();
         let mut texts = Vec::new();
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(f) = next_frame(&mut ws, &mut texts, Duration::from_millis(500)).await {
                 seqs.push(f.seq());
+                seen2.store(seqs.len(), std::sync::atomic::Ordering::Relaxed);
             }
         }
         (seqs, texts)
     });
+    // Lets the viewer run across every step: returns once it has received a few more frames.
+    let viewer_runs_on = || {
+        let seen = seen.clone();
+        async move {
+            let want = seen.load(std::sync::atomic::Ordering::Relaxed) + 5;
+            let end = Instant::now() + Duration::from_secs(10);
+            while seen.load(std::sync::atomic::Ordering::Relaxed) < want {
+                assert!(Instant::now() < end, "the viewer stopped receiving frames");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     let client = reqwest::Client::new();
     let api = cw.url("/api/ip-cameras");
 
@@ -68,8 +83,7 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
     let listed: Value = client.get(&api).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed["cameras"].as_array().unwrap().len(), 3);
 
-    // Let the viewer run across every step.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    viewer_runs_on().await;
     // Replace: new URL, same id.
     let r = client
         .put(format!("{api}/new"))
@@ -99,8 +113,7 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
         .unwrap();
     assert_eq!(one["url"], "rtsp://***@127.0.0.1:1/x");
 
-    // Let the viewer run across every step.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    viewer_runs_on().await;
     // Patch: disable another camera.
     let r = client
         .patch(format!("{api}/other"))
@@ -127,8 +140,7 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
     .await;
     assert!(file_cameras(&cw)[1].get("enabled").is_none());
 
-    // Let the viewer run across every step.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    viewer_runs_on().await;
     // Remove.
     let r = client.delete(format!("{api}/new")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -150,8 +162,7 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
         "the previous version is kept"
     );
 
-    // Let the viewer run across every step.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    viewer_runs_on().await;
     // Refusals, each naming what is wrong; nothing changes.
     let cases = [
         (
@@ -213,7 +224,7 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
     }
     assert_eq!(file_ids(&cw), ["watched", "other"]);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    viewer_runs_on().await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (seqs, texts) = viewer.await.unwrap();
     assert!(seqs.len() > 20, "viewer got {} frames", seqs.len());

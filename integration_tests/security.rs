@@ -148,8 +148,9 @@ async fn tokens_gate_viewers_and_admins() {
         ws_status(&cw, &format!("?token={VIEWER}"), None).await,
         Ok(())
     );
-    // Tokens never reach the logs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Tokens never reach the logs. Logging is asynchronous: wait for the line that ends the
+    // last request (the WebSocket above), so the log holds everything it could leak.
+    cw.wait_log("disconnected", Duration::from_secs(5)).await;
     let logs = cw.logs();
     assert!(
         !logs.contains(VIEWER) && !logs.contains(ADMIN),
@@ -181,13 +182,13 @@ async fn websocket_origins_and_client_caps() {
     );
     // The probes above closed their sockets; the server gives their slots back when it sees
     // the close. Wait for that before counting.
-    wait_ws_clients(&cw, 0).await;
+    cw.wait_ws_clients(0).await;
     // Caps: two WebSocket clients at once, the third is refused, then admitted once one leaves.
     let first = ws_connect(&cw).await;
     let _second = ws_connect(&cw).await;
     assert_eq!(ws_status(&cw, "", None).await, Err(503));
     drop(first);
-    wait_ws_clients(&cw, 1).await;
+    cw.wait_ws_clients(1).await;
     assert_eq!(
         ws_status(&cw, "", None).await,
         Ok(()),
@@ -287,12 +288,13 @@ async fn slowloris_is_cut_and_huge_requests_are_refused_without_harm() {
                 if s.write_all(&[*b]).is_err() {
                     return Some(t0.elapsed());
                 }
+                // The slow client under test: a byte every 100 ms.
                 std::thread::sleep(Duration::from_millis(100));
             }
             None
         })
     };
-    // Meanwhile others are served as usual.
+    // Meanwhile others are served as usual, spread over the slow client's first second.
     for _ in 0..5 {
         assert_eq!(reqwest::get(cw.url("/health")).await.unwrap().status(), 200);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -529,7 +531,12 @@ async fn credentials_never_appear_in_any_output() {
         "check-config".into(),
         String::from_utf8_lossy(&check.stdout).into_owned(),
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Logging is asynchronous: the WebSocket's closing line is the last the requests above
+    // cause, so once it is there the log holds everything they could leak.
+    let closed_before = cw.logs().matches("disconnected").count();
+    drop(ws);
+    cw.wait_log_count("disconnected", closed_before + 1, Duration::from_secs(5))
+        .await;
     outputs.push(("logs".into(), cw.logs()));
     for (what, text) in &outputs {
         assert!(
@@ -541,22 +548,4 @@ async fn credentials_never_appear_in_any_output() {
     let all: String = outputs.iter().map(|(_, t)| t.as_str()).collect();
     assert!(all.contains("rtsp://***@127.0.0.1"));
     assert!(all.contains("pwd=***"));
-}
-
-/// Waits (bounded) until camwall counts `n` WebSocket clients.
-async fn wait_ws_clients(cw: &Camwall, n: u64) {
-    let want = format!("camwall_clients{{kind=\"websocket\"}} {n}");
-    for _ in 0..100 {
-        let m = reqwest::get(cw.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if m.lines().any(|l| l == want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("camwall never counted {n} WebSocket clients");
 }

@@ -24,7 +24,12 @@ async fn http_mjpeg_frames_pass_through_without_reencoding() {
         assert_eq!(r.status(), 200);
         let body = r.bytes().await.unwrap();
         assert_eq!(decode_rgb(&body).0, 320);
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        // The next request on a newer source frame than this one.
+        let served = cw.camera("mj").await["frames_in"].as_u64().unwrap();
+        cw.wait_camera("mj", Duration::from_secs(5), |c| {
+            c["frames_in"].as_u64().unwrap() > served
+        })
+        .await;
     }
     assert_eq!(cw.camera("mj").await["jpeg_encodes"], 0);
     // A clearly lower quality is transcoded (once per frame).

@@ -107,8 +107,12 @@ async fn encodes_per_tier_are_the_same_for_1_and_20_clients() {
             .await;
             socks.push(ws);
         }
-        // Let every client get going, then count over a fixed window.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Every client is receiving before the fixed window is counted.
+        for ws in &mut socks {
+            next_frame(ws, &mut Vec::new(), Duration::from_secs(5))
+                .await
+                .expect("a first frame for every client");
+        }
         let (e0, f0) = tier_stats(&cw, "a", 60, 1).await;
         let readers: Vec<_> = socks
             .into_iter()
@@ -147,7 +151,8 @@ async fn encodes_per_tier_are_the_same_for_1_and_20_clients() {
         }
         per_frame.push(encodes / frames);
         drop(keep);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The next round starts from no clients at all on camwall's side.
+        cw.wait_ws_clients(0).await;
     }
     // One encode per source frame, with 1 client or 20.
     for r in &per_frame {
@@ -188,27 +193,45 @@ async fn an_fps_cap_thins_frames_before_they_are_encoded() {
             .as_millis() as u64
     };
     // Readers run from the start; only frames captured inside the measured window count, so
-    // nothing queued before it inflates the rate.
+    // nothing queued before it inflates the rate. Each says when its first frame came, and
+    // stops at the first frame captured after the window: frames arrive in capture order, so
+    // none from inside the window is still on its way.
+    let window_end = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<()>(3);
     let read = |mut ws: Ws| {
+        let (window_end, first_tx) = (window_end.clone(), first_tx.clone());
         tokio::spawn(async move {
             let mut ts = Vec::new();
             let mut texts = Vec::new();
-            let end = Instant::now() + Duration::from_millis(4000);
+            let end = Instant::now() + Duration::from_secs(15);
             while Instant::now() < end {
                 if let Some(f) = next_frame(&mut ws, &mut texts, Duration::from_millis(500)).await {
-                    ts.push(f.header["ts"].as_u64().unwrap());
+                    let t = f.header["ts"].as_u64().unwrap();
+                    if ts.is_empty() {
+                        let _ = first_tx.try_send(());
+                    }
+                    ts.push(t);
+                    if t >= window_end.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
                 }
             }
             (ts, ws)
         })
     };
     let tasks: Vec<_> = capped.into_iter().chain([full]).map(read).collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..tasks.len() {
+        tokio::time::timeout(Duration::from_secs(5), first_rx.recv())
+            .await
+            .expect("a first frame for every viewer");
+    }
     let (e0, f0) = tier_stats(&cw, "a", 40, 1).await;
     let t0 = now_ms();
+    // The measured window itself.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (e1, f1) = tier_stats(&cw, "a", 40, 1).await;
     let t1 = now_ms();
+    window_end.store(t1, std::sync::atomic::Ordering::SeqCst);
     let mut got = Vec::new();
     let mut keep = Vec::new();
     for t in tasks {
@@ -297,8 +320,13 @@ async fn bad_messages_get_error_events_and_the_socket_stays_usable() {
     );
     // Unsubscribe stops frames.
     ws_send(&mut ws, json!({"type": "unsubscribe", "cameras": ["a"]})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), ws.next()).await {}
+    // One connection task handles messages in order and sends frames and answers on one
+    // socket: once the answer to a later message is here, every frame sent before the
+    // unsubscribe took effect has been read (and dropped) on the way.
+    ws_send(&mut ws, json!({"type": "dance"})).await;
+    assert!(next_text(&mut ws, t, is_error("unknown_type"))
+        .await
+        .is_some());
     assert!(next_frame(&mut ws, &mut texts, Duration::from_millis(700))
         .await
         .is_none());

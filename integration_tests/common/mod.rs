@@ -1,128 +1,20 @@
-//! Test harness: starts the real `camwall` binary and real sources (GStreamer RTSP server,
-//! ffmpeg) on 127.0.0.1 with ports picked at run time, and stops them by PID on drop.
+//! Test helpers over the shared process harness (`harness.rs`): status and metrics polls, test
+//! sources (ffmpeg MJPEG camera), WebSocket frame parsing, and headless Chromium.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+mod harness;
+
+pub use harness::*;
+
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A running camwall with its own config in a temporary directory.
-pub struct Camwall {
-    pub child: Option<Child>,
-    pub base: String,
-    pub dir: tempfile::TempDir,
-    pub config_path: PathBuf,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Writes `config` (JSON, `server.public_dir` pointed at the repository's `public/`) into a
-/// fresh directory and starts camwall on a free port.
-pub fn start_camwall(config: Value) -> Camwall {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config;
-    let public = repo_root().join("public");
-    config["server"]["public_dir"] = Value::String(public.to_string_lossy().into_owned());
-    let config_path = dir.path().join("cameras.json");
-    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    start_with_config_file(dir, config_path)
-}
-
-pub fn camwall_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_camwall")
-}
-
-pub fn start_with_config_file(dir: tempfile::TempDir, config_path: PathBuf) -> Camwall {
-    let mut child = Command::new(camwall_bin())
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .env(
-            "CAMWALL_LOG",
-            "debug,camwall::ws=trace,warp=info,hyper=info",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start camwall");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stderr);
-        let mut line = String::new();
-        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            sink.lock().unwrap().push_str(&line);
-            line.clear();
-        }
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            if let Some(url) = line.trim().strip_prefix("camwall listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-            line.clear();
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("camwall did not start; log:\n{}", log.lock().unwrap()));
-    Camwall {
-        child: Some(child),
-        base,
-        dir,
-        config_path,
-        stderr: log,
-    }
-}
-
 impl Camwall {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
-    pub fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until the server's log contains `needle`; logging is asynchronous to
-    /// the requests and signals that cause it.
-    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
-        let end = Instant::now() + timeout;
-        while !self.logs().contains(needle) {
-            if Instant::now() > end {
-                panic!("log never showed {needle:?}:\n{}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub async fn status(&self) -> Value {
-        reqwest::get(self.url("/api/ip-cameras/status"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     pub async fn camera(&self, id: &str) -> Value {
         let s = self.status().await;
         find_camera(&s, id).unwrap_or_else(|| panic!("no camera {id} in {s}"))
@@ -153,112 +45,23 @@ impl Camwall {
         }
     }
 
-    /// Sends SIGTERM and returns how long the process took to exit, and its status.
-    pub fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
-        let mut child = self.child.take().expect("running");
-        signal(child.id(), "TERM");
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return (t0.elapsed(), st);
+    /// Waits (bounded) until camwall counts `n` WebSocket clients: connections open and close
+    /// asynchronously to the client's side of them.
+    pub async fn wait_ws_clients(&self, n: u64) {
+        let want = format!("camwall_clients{{kind=\"websocket\"}} {n}");
+        for _ in 0..100 {
+            let m = reqwest::get(self.url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if m.lines().any(|l| l == want) {
+                return;
             }
-            if t0.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("camwall did not exit within 10 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Camwall {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// A TCP port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GStreamer's RTSP server serving a live H.264 test pattern at `rtsp://127.0.0.1:PORT/cam`.
-pub struct RtspServer {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl RtspServer {
-    pub fn start(args: &[&str]) -> Self {
-        Self::start_on(0, args)
-    }
-
-    pub fn start_on(port: u16, args: &[&str]) -> Self {
-        let script = repo_root().join("scripts/rtsp_test_server.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the RTSP test server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = stdout.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut rest = Vec::new();
-            let _ = stdout.read_to_end(&mut rest);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("RTSP test server did not start: {line:?} {err}")
-            });
-        RtspServer {
-            child: Some(child),
-            port,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("rtsp://127.0.0.1:{}/cam", self.port)
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for RtspServer {
-    fn drop(&mut self) {
-        self.kill();
+        panic!("camwall never counted {n} WebSocket clients");
     }
 }
 
@@ -279,10 +82,6 @@ pub fn silent_listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     (l, port)
-}
-
-pub fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// An HTTP MJPEG camera: the ffmpeg CLI encoding a lavfi pattern and serving it as
@@ -324,16 +123,15 @@ impl MjpegServer {
                 let Ok(mut child) = child else { return };
                 p.store(child.id(), std::sync::atomic::Ordering::SeqCst);
                 let _ = child.wait();
+                // Not a wait for anything: keeps an ffmpeg that fails at once from spinning.
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        // Wait until it listens.
+        // Wait until it listens, without connecting: a probe would be ffmpeg's one client.
         let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(50));
+        while !listening(port) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        // That probe connection consumed ffmpeg's one client; the loop starts a new one.
-        std::thread::sleep(Duration::from_millis(300));
         MjpegServer {
             child: None,
             port,
@@ -488,16 +286,6 @@ where
     ws.send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
         .await
         .unwrap();
-}
-
-/// Resident memory of a process in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Headless Debian Chromium driven over the DevTools protocol (CDP) on a WebSocket.

@@ -1,0 +1,266 @@
+//! camwall-bench: the benchmark harness's load generator (a Cargo bench, `harness = false`).
+//! Starts real sources (GStreamer RTSP serving pre-encoded clips, an MJPEG HTTP source), a
+//! release camwall, and WebSocket, polling and MJPEG clients on 127.0.0.1; measures delivery,
+//! latency, CPU and memory per scenario, and the floor (decode + one JPEG encode per frame with
+//! no server) to compare against.
+//!
+//! `scripts/bench` runs `cargo bench --bench camwall-bench -- all ...` and `scripts/soak` runs
+//! `... -- soak ...`; see BENCHMARKS.md. Processes are started and stopped by the same harness
+//! as the end-to-end tests (`integration_tests/common/harness.rs`).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "../common/harness.rs"]
+mod harness;
+
+mod clients;
+mod floor;
+mod http;
+mod procfs;
+mod report;
+mod scenarios;
+mod soak;
+mod sources;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::floor::floor_ms_per_frame;
+use crate::procfs::{machine, now_ms};
+use crate::report::markdown;
+use crate::scenarios::{s4_snapshots, s7_first_frame, wall_scenario, Ctx};
+use crate::sources::{mjpeg_source, rtsp_cams, start_rtsp};
+
+#[derive(Parser)]
+#[command(about = "camwall benchmark load generator")]
+struct Cli {
+    /// Without one, nothing runs: the scenarios need clips and a release build (scripts/bench).
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run every scenario and write results.json and results.md into --out.
+    All {
+        /// Directory with clip720.h264, clip1080.h264, mjpeg640.mjpeg (scripts/bench makes them).
+        #[arg(long)]
+        clips: PathBuf,
+        /// The camwall binary to measure.
+        #[arg(long)]
+        camwall: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Smaller scenarios and shorter windows (under 2 minutes in all).
+        #[arg(long)]
+        quick: bool,
+        /// Run only these scenarios (S1..S7, FLOOR), comma separated.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// S2-like load for a long time with cameras killed and restarted at random; samples
+    /// camwall's RSS, descriptors and threads each minute and says whether they stayed flat.
+    Soak {
+        #[arg(long)]
+        clips: PathBuf,
+        #[arg(long)]
+        camwall: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        #[arg(long, default_value_t = 16)]
+        cameras: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` appends `--bench` for harness-less targets; it means nothing here.
+    let args = std::env::args().filter(|a| a != "--bench");
+    let Some(cmd) = Cli::parse_from(args).cmd else {
+        // `cargo test --all-targets` and a bare `cargo bench` land here.
+        eprintln!("camwall-bench: nothing to run without a command; see scripts/bench");
+        return;
+    };
+    let (clips, camwall, out, quick, only) = match cmd {
+        Cmd::All {
+            clips,
+            camwall,
+            out,
+            quick,
+            only,
+        } => (clips, camwall, out, quick, only),
+        Cmd::Soak {
+            clips,
+            camwall,
+            out,
+            minutes,
+            cameras,
+        } => {
+            return soak::soak(clips, camwall, out, minutes, cameras).await;
+        }
+    };
+    let want = |id: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(id)))
+    };
+    std::fs::create_dir_all(&out).unwrap();
+    let secs = if quick { 6 } else { 20 };
+    eprintln!("floor: decoding and encoding the clips once, no server");
+    let floor720 = floor_ms_per_frame(
+        &clips.join("clip720.h264"),
+        85,
+        if quick { 150 } else { 250 },
+    );
+    let floor1080 = floor_ms_per_frame(
+        &clips.join("clip1080.h264"),
+        85,
+        if quick { 100 } else { 250 },
+    );
+    let ctx = Ctx {
+        clips: clips.clone(),
+        camwall,
+        quick,
+        floor720,
+    };
+    let mut results = vec![
+        json!({"id": "FLOOR", "ms_per_frame_720p": floor720, "ms_per_frame_1080p": floor1080}),
+    ];
+    let auto = json!({"type": "subscribe", "cameras": ["*"], "quality": "auto"});
+    let clip720 = clips.join("clip720.h264");
+
+    if want("S1") {
+        eprintln!("S1: 5 cameras 720p25, 1 wall client + 1 seed poller per camera");
+        let rtsp = start_rtsp(&clip720, 5);
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S1",
+                "5 cameras 720p25 RTSP, 1 wall client (auto) + 1 seed poller per camera",
+                rtsp_cams(rtsp.port, 5),
+                1,
+                auto.clone(),
+                1,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S2") {
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S2: {n} cameras 720p25, 4 wall clients");
+        let rtsp = start_rtsp(&clip720, n);
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S2",
+                &format!("{n} cameras 720p25 RTSP, 4 wall clients watching all"),
+                rtsp_cams(rtsp.port, n),
+                4,
+                auto.clone(),
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S3") {
+        let n = if ctx.quick { 50 } else { 200 };
+        eprintln!("S3: 1 camera 720p25, {n} clients at a fixed quality");
+        let rtsp = start_rtsp(&clip720, 1);
+        let sub = json!({"type": "subscribe", "cameras": ["cam0"], "quality": 80});
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S3",
+                &format!("1 camera 720p25 RTSP, {n} WebSocket clients at quality 80"),
+                rtsp_cams(rtsp.port, 1),
+                n,
+                sub,
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S4") {
+        eprintln!("S4: sequential snapshots");
+        results.push(s4_snapshots(&ctx, if ctx.quick { 2 } else { 5 }, 1000).await);
+    }
+    if want("S5") {
+        let slow = if ctx.quick { 20 } else { 50 };
+        eprintln!("S5: {slow} slow clients + 1 fast, 4 cameras");
+        let rtsp = start_rtsp(&clip720, 4);
+        let sub = json!({"type": "subscribe", "cameras": ["*"], "quality": 80});
+        results.push(
+            wall_scenario(&ctx, "S5", &format!("4 cameras 720p25 RTSP, 1 fast client + {slow} clients reading at 1/10 the rate, quality 80"), rtsp_cams(rtsp.port, 4), 1, sub, 0, slow, secs)
+                .await,
+        );
+    }
+    if want("S6") {
+        let n = if ctx.quick { 20 } else { 50 };
+        eprintln!("S6: {n} HTTP MJPEG sources, 1 wall client");
+        let port = mjpeg_source(clips.join("mjpeg640.mjpeg"), 15.0).await;
+        let cams: Vec<Value> = (0..n).map(|i| json!({"id": format!("mj{i}"), "url": format!("http://127.0.0.1:{port}/cam{i}")})).collect();
+        let sub = json!({"type": "subscribe", "cameras": ["*"], "quality": 85});
+        let mut r = wall_scenario(
+            &ctx,
+            "S6",
+            &format!("{n} HTTP MJPEG sources 640x480 15 fps, 1 wall client at full quality"),
+            cams,
+            1,
+            sub,
+            0,
+            0,
+            secs,
+        )
+        .await;
+        // MJPEG sources are not decoded: the floor is the cost of receiving, which this does not model.
+        r["floor_cpu_percent"] = Value::Null;
+        r["cpu_vs_floor"] = Value::Null;
+        results.push(r);
+    }
+    if want("S8") {
+        // A thumbnail wall: every tile capped at 5 fps and a small width. The cap thins frames
+        // before they are encoded, so "delivered" is ~20 % of the source by design; what this
+        // row shows is the encodes per source frame and the CPU beside S2's.
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S8: {n} cameras 720p25, 4 thumbnail wall clients at 5 fps");
+        let rtsp = start_rtsp(&clip720, n);
+        let sub = json!({"type": "subscribe", "cameras": ["*"], "quality": 70, "max_width": 320, "max_fps": 5});
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S8",
+                &format!("{n} cameras 720p25 RTSP, 4 thumbnail wall clients (quality 70, max_width 320, max_fps 5)"),
+                rtsp_cams(rtsp.port, n),
+                4,
+                sub,
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S7") {
+        eprintln!("S7: time to first frame");
+        results.push(s7_first_frame(&ctx, if ctx.quick { 10 } else { 30 }).await);
+    }
+    let m = machine();
+    let doc = json!({"machine": m, "date": now_ms(), "quick": quick, "results": results});
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    let md = markdown(&results, &m);
+    std::fs::write(out.join("results.md"), &md).unwrap();
+    println!("{md}");
+}

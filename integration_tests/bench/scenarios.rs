@@ -1,0 +1,285 @@
+//! The measured scenarios: a wall of WebSocket clients (with optional pollers and slow
+//! clients) over a fixed window, sequential snapshots (S4), and time to first frame (S7).
+//! Each returns the JSON row that results.json and results.md are made from.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::clients::{seed_poller, ws_client, PollStats, WsStats};
+use crate::harness::proc_status;
+use crate::http::Http;
+use crate::procfs::{pct, CpuWindow};
+use crate::sources::{rtsp_cams, start_camwall, start_rtsp, status, wait_streaming};
+
+pub struct Ctx {
+    pub clips: PathBuf,
+    pub camwall: PathBuf,
+    pub quick: bool,
+    pub floor720: f64,
+}
+
+/// Per-camera source frames and per-tier encodes from the status API.
+fn counters(s: &Value) -> (HashMap<String, u64>, u64, u64) {
+    let mut frames = HashMap::new();
+    let mut encodes = 0;
+    let mut hits = 0;
+    for c in s["cameras"].as_array().into_iter().flatten() {
+        frames.insert(
+            c["id"].as_str().unwrap_or("").to_string(),
+            c["frames_in"].as_u64().unwrap_or(0),
+        );
+        encodes += c["jpeg_encodes"].as_u64().unwrap_or(0);
+        hits += c["cache_hits"].as_u64().unwrap_or(0);
+    }
+    (frames, encodes, hits)
+}
+
+/// Runs wall clients (and optional pollers) against `cams` for `secs`; returns the JSON row.
+#[allow(clippy::too_many_arguments)]
+pub async fn wall_scenario(
+    ctx: &Ctx,
+    id: &str,
+    setup: &str,
+    cameras: Vec<Value>,
+    clients: usize,
+    sub: Value,
+    pollers_per_camera: usize,
+    slow_clients: usize,
+    secs: u64,
+) -> Value {
+    let n_cams = cameras.len();
+    let ids: Vec<String> = cameras
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let cw = start_camwall(&ctx.camwall, cameras);
+    if !wait_streaming(&cw, n_cams, Duration::from_secs(60)).await {
+        return json!({"id": id, "setup": setup, "error": "cameras did not stream"});
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..clients + slow_clients {
+        let slow = (i >= clients).then(|| Duration::from_millis(400));
+        tasks.push(tokio::spawn(ws_client(
+            cw.base.clone(),
+            sub.clone(),
+            stop.clone(),
+            slow,
+        )));
+    }
+    let mut pollers = Vec::new();
+    for cam in &ids {
+        for _ in 0..pollers_per_camera {
+            pollers.push(tokio::spawn(seed_poller(
+                cw.base.clone(),
+                cam.clone(),
+                stop.clone(),
+                measuring.clone(),
+            )));
+        }
+    }
+    // Warm up: every client connected, tiers settled.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_before = proc_status(cw.pid(), "VmRSS:");
+    let s0 = status(&cw).await;
+    measuring.store(true, Ordering::Relaxed);
+    let cpu = CpuWindow::start(cw.pid());
+    let t0 = Instant::now();
+    let rss_peak = Arc::new(Mutex::new((0u64, 0u64)));
+    let sampler = {
+        let (pid, peak, stop) = (cw.pid(), rss_peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (r, anon) = (proc_status(pid, "VmRSS:"), proc_status(pid, "RssAnon:"));
+                {
+                    let mut p = peak.lock().unwrap();
+                    *p = (p.0.max(r), p.1.max(anon));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let cpu_pct = cpu.percent();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let s1 = status(&cw).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<WsStats> = Vec::new();
+    for t in tasks {
+        all.push(t.await.unwrap_or_default());
+    }
+    let mut polls = PollStats::default();
+    for p in pollers {
+        let p = p.await.unwrap_or_default();
+        polls.requests += p.requests;
+        polls.not_modified += p.not_modified;
+        polls.latencies.extend(p.latencies);
+    }
+    let _ = sampler.await;
+    let (f0, e0, h0) = counters(&s0);
+    let (f1, e1, h1) = counters(&s1);
+    // Sequence numbers count published frames, so the window's source frames of a camera are
+    // exactly the seqs in (frames_in before, frames_in after].
+    let window: HashMap<&String, (u64, u64)> = f1
+        .iter()
+        .map(|(k, v)| (k, (f0.get(k).copied().unwrap_or(0), *v)))
+        .collect();
+    let total_source: u64 = window.values().map(|(a, b)| b - a).sum();
+    let mut ratios = Vec::new();
+    let mut lat = Vec::new();
+    let mut bytes = 0usize;
+    for st in all.iter().take(clients) {
+        for (cam, (a, b)) in &window {
+            let got: Vec<_> = st
+                .frames
+                .get(*cam)
+                .map(|v| v.iter().filter(|(s, _, _)| s > a && s <= b).collect())
+                .unwrap_or_default();
+            lat.extend(got.iter().map(|(_, l, _)| *l));
+            bytes += got.iter().map(|(_, _, n)| *n).sum::<usize>();
+            ratios.push(if b == a {
+                1.0
+            } else {
+                got.len() as f64 / (b - a) as f64
+            });
+        }
+    }
+    let min_delivered = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+    let mut ttff: Vec<f64> = all.iter().filter_map(|s| s.first_frame_ms).collect();
+    let encodes = e1 - e0;
+    let floor_cpu = ctx.floor720 * total_source as f64 / elapsed / 10.0; // % of a core
+    let mut poll_lat = polls.latencies.clone();
+    json!({
+        "id": id,
+        "setup": setup,
+        "cameras": n_cams,
+        "clients": clients,
+        "slow_clients": slow_clients,
+        "seconds": elapsed,
+        "source_fps_total": total_source as f64 / elapsed,
+        "delivered_min": min_delivered,
+        "delivered_mean": ratios.iter().sum::<f64>() / ratios.len().max(1) as f64,
+        "latency_ms": {"p50": pct(&mut lat, 50.0), "p95": pct(&mut lat, 95.0), "p99": pct(&mut lat, 99.0)},
+        "first_frame_ms": {"p50": pct(&mut ttff, 50.0), "max": pct(&mut ttff, 100.0)},
+        "cpu_percent": cpu_pct,
+        "floor_cpu_percent": floor_cpu,
+        "cpu_vs_floor": cpu_pct / floor_cpu,
+        "rss_mb_before": rss_before as f64 / 1024.0,
+        "rss_mb_peak": rss_peak.lock().unwrap().0 as f64 / 1024.0,
+        // Heap and other private memory; the rest of RSS is shared-library pages (FFmpeg's
+        // dependency tree), clean and shared with every other process using them.
+        "rss_anon_mb_peak": rss_peak.lock().unwrap().1 as f64 / 1024.0,
+        "rss_mb_peak_process": proc_status(cw.pid(), "VmHWM:") as f64 / 1024.0,
+        "encodes_per_source_frame": encodes as f64 / total_source.max(1) as f64,
+        "mbytes_per_s": bytes as f64 / elapsed / 1e6,
+        "poll": {
+            "requests_per_s": polls.requests as f64 / elapsed,
+            "p50_ms": pct(&mut poll_lat, 50.0),
+            "p99_ms": pct(&mut poll_lat, 99.0),
+            "share_304": polls.not_modified as f64 / polls.requests.max(1) as f64,
+            "cache_hits": h1 - h0,
+        },
+    })
+}
+
+pub async fn s4_snapshots(ctx: &Ctx, cams: usize, per_cam: usize) -> Value {
+    let rtsp = start_rtsp(&ctx.clips.join("clip720.h264"), cams);
+    let port = rtsp.port;
+    let cw = start_camwall(&ctx.camwall, rtsp_cams(port, cams));
+    if !wait_streaming(&cw, cams, Duration::from_secs(60)).await {
+        return json!({"id": "S4", "error": "cameras did not stream"});
+    }
+    let mut lat = Vec::new();
+    let mut http = Http::new(&cw.base);
+    let cpu = CpuWindow::start(cw.pid());
+    let t0 = Instant::now();
+    for i in 0..cams {
+        for _ in 0..per_cam {
+            let t = Instant::now();
+            let r = http
+                .get(&format!("/api/ip-cameras/frame/cam{i}"), &[])
+                .await
+                .expect("GET");
+            assert_eq!(r.status, 200);
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    json!({
+        "id": "S4",
+        "setup": format!("{cams} cameras 720p25 RTSP, {per_cam} sequential GET frame per camera"),
+        "requests": lat.len(),
+        "requests_per_s": lat.len() as f64 / elapsed,
+        "p50_ms": pct(&mut lat, 50.0),
+        "p99_ms": pct(&mut lat, 99.0),
+        "cpu_percent": cpu.percent(),
+    })
+}
+
+pub async fn s7_first_frame(ctx: &Ctx, tries: usize) -> Value {
+    let rtsp = start_rtsp(&ctx.clips.join("clip720.h264"), 1);
+    let port = rtsp.port;
+    let cw = start_camwall(&ctx.camwall, rtsp_cams(port, 1));
+    if !wait_streaming(&cw, 1, Duration::from_secs(60)).await {
+        return json!({"id": "S7", "error": "camera did not stream"});
+    }
+    let mut ws_t = Vec::new();
+    let mut mjpeg_t = Vec::new();
+    for q in 0..tries {
+        // Each try a new quality: the measure includes an encode, not only a cache hit.
+        let quality = 60 + (q % 30) as u64;
+        let url = cw.base.replace("http://", "ws://") + "/ws";
+        let t0 = Instant::now();
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(Message::text(
+            json!({"type": "subscribe", "cameras": ["cam0"], "quality": quality}).to_string(),
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_binary() {
+                ws_t.push(t0.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(cw.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        s.write_all(
+            format!("GET /api/ip-cameras/mjpeg/cam0?quality={quality} HTTP/1.1\r\nHost: x\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while let Ok(n) = s.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                mjpeg_t.push(t0.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    json!({
+        "id": "S7",
+        "setup": format!("1 camera 720p25 RTSP streaming; {tries} new WebSocket subscriptions and MJPEG requests"),
+        "ws_first_frame_ms": {"p50": pct(&mut ws_t, 50.0), "max": pct(&mut ws_t, 100.0)},
+        "mjpeg_first_frame_ms": {"p50": pct(&mut mjpeg_t, 50.0), "max": pct(&mut mjpeg_t, 100.0)},
+    })
+}

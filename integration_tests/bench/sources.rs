@@ -1,0 +1,118 @@
+//! What the benchmark measures against: camwall started from the shared harness with the
+//! client caps lifted, pre-encoded RTSP clips, and a looping MJPEG source that costs almost
+//! nothing; plus waiting until every camera streams.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::harness::{spawn_camwall, write_config, Camwall, RtspServer};
+
+/// GStreamer's RTSP server looping a pre-encoded clip on `mounts` paths /cam0.. .
+pub fn start_rtsp(clip: &Path, mounts: usize) -> RtspServer {
+    start_rtsp_on(clip, mounts, 0)
+}
+
+/// The same on a given port (0: any; a restart after a kill reuses the old one).
+pub fn start_rtsp_on(clip: &Path, mounts: usize, port: u16) -> RtspServer {
+    let mounts = mounts.max(2).to_string();
+    let clip = clip.to_string_lossy();
+    RtspServer::start_on(port, &["--fps", "25", "--mounts", &mounts, "--clip", &clip])
+}
+
+pub fn rtsp_cams(port: u16, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"id": format!("cam{i}"), "url": format!("rtsp://127.0.0.1:{port}/cam{i}")}))
+        .collect()
+}
+
+/// Starts the camwall binary under test, logging warnings only.
+pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
+    // Every load-generator client comes from 127.0.0.1: lift the per-address and total caps
+    // (defaults 32 and 256) above what any scenario opens, so the caps never shape a result.
+    let cfg = json!({"server": {
+        "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096}
+    }, "cameras": cameras});
+    let (dir, path) = write_config(cfg);
+    spawn_camwall(bin, dir, path, "warn")
+}
+
+/// The status API's answer; `Null` while camwall cannot answer.
+pub async fn status(cw: &Camwall) -> Value {
+    cw.try_status().await.unwrap_or(Value::Null)
+}
+
+pub async fn wait_streaming(cw: &Camwall, n: usize, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        let s = status(cw).await;
+        let ok = s["cameras"].as_array().is_some_and(|c| {
+            c.iter()
+                .filter(|c| c["state"] == "streaming" && c["fps"].as_f64().unwrap_or(0.0) > 0.0)
+                .count()
+                >= n
+        });
+        if ok {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// Serves MJPEG cameras at any path, looping the JPEGs of `file` at `fps`: a source that
+/// costs almost nothing (no live encoding).
+pub async fn mjpeg_source(file: PathBuf, fps: f64) -> u16 {
+    let data = std::fs::read(&file).expect("mjpeg file");
+    let mut jpegs = Vec::new();
+    let mut start = None;
+    for i in 0..data.len().saturating_sub(1) {
+        if data[i] == 0xFF && data[i + 1] == 0xD8 && start.is_none() {
+            start = Some(i);
+        }
+        if data[i] == 0xFF && data[i + 1] == 0xD9 {
+            if let Some(s) = start.take() {
+                jpegs.push(Bytes::copy_from_slice(&data[s..i + 2]));
+            }
+        }
+    }
+    let jpegs = Arc::new(jpegs);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let jpegs = jpegs.clone();
+            tokio::spawn(async move {
+                let mut req = [0u8; 2048];
+                let _ = sock.read(&mut req).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\nCache-Control: no-cache\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
+                let mut i = fastrand::usize(..jpegs.len().max(1));
+                loop {
+                    tick.tick().await;
+                    let j = &jpegs[i % jpegs.len()];
+                    i += 1;
+                    let part = format!(
+                        "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                        j.len()
+                    );
+                    if sock.write_all(part.as_bytes()).await.is_err()
+                        || sock.write_all(j).await.is_err()
+                        || sock.write_all(b"\r\n").await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
