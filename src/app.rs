@@ -24,11 +24,11 @@ pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
 
 /// A running camwall: cameras started, not yet serving.
 pub struct App {
-    pub hub: Arc<Hub>,
-    pub manager: Arc<Manager>,
-    pub auth: Arc<Auth>,
-    pub limits: Arc<ClientLimits>,
-    pub public_dir: PathBuf,
+    hub: Arc<Hub>,
+    manager: Arc<Manager>,
+    auth: Arc<Auth>,
+    limits: Arc<ClientLimits>,
+    public_dir: PathBuf,
     cancel: CancellationToken,
 }
 
@@ -58,6 +58,11 @@ impl App {
             public_dir,
             cancel,
         }
+    }
+
+    /// Runtime changes and reloads (SIGHUP).
+    pub fn manager(&self) -> Arc<Manager> {
+        self.manager.clone()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops everything: open connections

@@ -4,18 +4,22 @@
 //! cache, live lanes) → `web` (routes and clients). `media` holds the pure picture rules,
 //! `control` supervises workers and applies config changes, `access` decides who may come in,
 //! `obs` observes. `app` wires them and owns shutdown. docs/ARCHITECTURE.md draws it.
+//!
+//! The public surface is what the binary and the benchmark use: `app`, `config`, `control`
+//! (the config store), `media` (frames and JPEG, for the benchmark's floor) and `obs`; the rest
+//! is internal to the crate.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod access;
+pub(crate) mod access;
 pub mod app;
 pub mod config;
 pub mod control;
-pub mod hub;
-pub mod ingest;
+pub(crate) mod hub;
+pub(crate) mod ingest;
 pub mod media;
 pub mod obs;
-pub mod web;
+pub(crate) mod web;
 
 /// Initializes FFmpeg once and keeps its own log quiet, since its lines may repeat a camera URL
 /// with credentials; camwall reports errors itself. Devices (lavfi, V4L2) are loaded on first

@@ -128,7 +128,7 @@ fn main() -> ExitCode {
         };
         let local = listener.local_addr().unwrap_or(listen);
         let app = camwall::app::App::start(&config, public_dir, store);
-        let manager = app.manager.clone();
+        let manager = app.manager();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -108,7 +108,7 @@ impl CameraView {
 
 /// Owns the camera workers and, through the store, the config file.
 pub struct Manager {
-    pub hub: Arc<Hub>,
+    hub: Arc<Hub>,
     root: CancellationToken,
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,

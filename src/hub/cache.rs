@@ -132,6 +132,7 @@ impl TierCache {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[cfg(test)]
     /// Tiers pinned by live lanes right now.
     pub fn pinned_tiers(&self) -> usize {
         self.slots()

@@ -55,6 +55,7 @@ impl Backoff {
         base.mul_f64(jitter).min(BACKOFF_MAX)
     }
 
+    #[cfg(test)]
     /// Number of consecutive failures so far.
     pub fn attempt(&self) -> u32 {
         self.attempt

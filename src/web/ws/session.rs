@@ -135,6 +135,7 @@ impl Session {
         self.text(e.event());
     }
 
+    #[cfg(test)]
     /// Cameras watched now.
     pub fn watching(&self) -> usize {
         self.subs.len()
