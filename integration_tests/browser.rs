@@ -99,4 +99,22 @@ async fn wall_page_draws_every_camera_over_the_websocket() {
         c["jpeg_encodes"].as_u64().unwrap() >= before + 10
     })
     .await;
+    // A camera renamed through the API (no token configured: open) is renamed on the open
+    // page, without a reload.
+    let marker = "window.__sameDocument = true";
+    b.eval(marker).await;
+    let r = reqwest::Client::new()
+        .patch(cw.url("/api/ip-cameras/b"))
+        .json(&json!({"name": "Back door"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    b.wait_for(
+        "[...document.querySelectorAll('.tile .name')].some(n => n.textContent === 'Back door')",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(b.eval("window.__sameDocument === true").await, json!(true));
 }

@@ -477,3 +477,97 @@ where
         _ => None,
     }
 }
+
+/// The test's own wall clock in Unix milliseconds.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn a_browser_clock_far_from_the_servers_neither_costs_the_tier_nor_hides_the_latency() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=320x240:rate=15")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 10.0
+    })
+    .await;
+    // Two clients acking like wall.js on loopback, one with its clock 5 s ahead of the server's,
+    // one 5 s behind: their latency_ms is off by that much.
+    let tasks: Vec<_> = [5000i64, -5000]
+        .into_iter()
+        .map(|skew| {
+            let url = cw.base.replace("http://", "ws://") + "/ws";
+            tokio::spawn(async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+                let clock = move || unix_ms() + skew;
+                let t0 = clock();
+                ws_send(&mut ws, json!({"type": "ping", "t0": t0})).await;
+                ws_send(
+                    &mut ws,
+                    json!({"type": "subscribe", "cameras": ["a"], "quality": "auto"}),
+                )
+                .await;
+                let (mut levels, mut frames, mut pong) = (Vec::new(), 0u32, None);
+                let end = Instant::now() + Duration::from_secs(6);
+                while Instant::now() < end {
+                    use tokio_tungstenite::tungstenite::Message;
+                    let msg = match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+                        Ok(Some(Ok(m))) => m,
+                        _ => continue,
+                    };
+                    match msg {
+                        Message::Binary(b) => {
+                            let f = parse_frame(&b);
+                            frames += 1;
+                            let ts = f.header["ts"].as_i64().unwrap();
+                            let latency = (clock() - ts).max(0);
+                            ws_send(
+                                &mut ws,
+                                json!({"type": "ack", "camera": "a", "seq": f.seq(), "latency_ms": latency}),
+                            )
+                            .await;
+                        }
+                        Message::Text(t) => {
+                            let v: Value = serde_json::from_str(&t).unwrap();
+                            if v["type"] == "tier" {
+                                levels.push(v["level"].as_u64().unwrap());
+                            } else if v["type"] == "pong" && pong.is_none() {
+                                pong = Some((v, clock()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                (skew, t0, levels, frames, pong)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (skew, t0, levels, frames, pong) = t.await.unwrap();
+        assert!(frames >= 30, "skew {skew}: only {frames} frames in 6 s");
+        assert!(!levels.is_empty(), "skew {skew}: no tier event");
+        assert!(
+            levels.iter().all(|&l| l == 0),
+            "skew {skew}: tier levels {levels:?}"
+        );
+        // The pong echoes t0 and gives the server's time: the same machine's clock, and the
+        // client's NTP-style estimate of its offset finds the skew.
+        let (pong, t1) = pong.unwrap_or_else(|| panic!("skew {skew}: no pong"));
+        assert_eq!(pong["t0"].as_f64(), Some(t0 as f64));
+        let server = pong["server_time_ms"].as_i64().unwrap();
+        let received = t1 - skew;
+        assert!(
+            (server - received).abs() < 2000,
+            "server time {server} vs test clock {received} when the pong came"
+        );
+        let offset = server - (t0 + t1) / 2;
+        assert!(
+            (offset + skew).abs() < 1000,
+            "skew {skew}: estimated offset {offset}"
+        );
+    }
+}

@@ -11,6 +11,34 @@ const tiles = new Map(); // camera id -> tile state
 let ws = null;
 let retryMs = 500;
 let focused = null;
+// Downscale factors the server offers (from `hello`); full size only until it says.
+let scales = [1];
+
+// Frame `ts` values are on the server's clock, which may be seconds away from this one:
+// latency is shown against the server's time, estimated from `ping`/`pong` round trips
+// (NTP-style: the server read its clock about halfway through the round trip). The sample
+// with the shortest round trip among the last few is the most trustworthy.
+let clockOffset = 0; // server time - local time, ms
+const clockSamples = []; // {rtt, offset}
+const PING_EVERY_MS = 10000;
+
+function serverNow() {
+  return Date.now() + clockOffset;
+}
+
+function onPong(msg) {
+  const t1 = Date.now();
+  const t0 = msg.t0;
+  if (typeof t0 !== "number" || typeof msg.server_time_ms !== "number" || t1 < t0) return;
+  clockSamples.push({ rtt: t1 - t0, offset: msg.server_time_ms - (t0 + t1) / 2 });
+  if (clockSamples.length > 8) clockSamples.shift();
+  clockOffset = clockSamples.reduce((a, b) => (b.rtt < a.rtt ? b : a)).offset;
+}
+
+function sendPing() {
+  send({ type: "ping", t0: Date.now() });
+}
+setInterval(sendPing, PING_EVERY_MS);
 
 function wsUrl() {
   const u = new URL("/ws", location.href);
@@ -59,11 +87,12 @@ function setState(t, state, error) {
 }
 
 // Largest picture worth sending to this tile, in device pixels: the smallest of the
-// camera's full, 1/2 and 1/4 sizes that still covers the tile (the server caps at this).
+// camera's sizes the server offers (`scales` in hello) that still covers the tile (the
+// server caps at this).
 function wantedWidth(t) {
   const need = (t.el.clientWidth || 320) * (window.devicePixelRatio || 1);
   if (!t.srcWidth) return Math.round(need);
-  for (const s of [4, 2]) {
+  for (const s of [...scales].filter((x) => x > 1).sort((a, b) => b - a)) {
     const w = Math.ceil(t.srcWidth / s);
     if (w >= need) return w;
   }
@@ -78,7 +107,7 @@ function updateSubscription(t) {
     return;
   }
   const maxWidth = wantedWidth(t);
-  // Resubscribe only when the size changes enough to matter (tiers are 1, 1/2, 1/4).
+  // Resubscribe only when the size changes enough to matter (tiers are whole fractions).
   if (t.subscribed && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
   t.maxWidth = maxWidth;
   t.subscribed = true;
@@ -164,7 +193,8 @@ async function draw(t) {
       t.canvas.getContext("2d").drawImage(bmp, 0, 0);
       bmp.close();
       const now = Date.now();
-      const latency = Math.max(0, now - header.ts);
+      // Capture to display on the server's clock (0 if the estimate is a little off).
+      const latency = Math.max(0, Math.round(serverNow() - header.ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
       send({ type: "ack", camera: header.camera, seq: header.seq, latency_ms: latency });
@@ -202,6 +232,13 @@ setInterval(refreshStats, 500);
 function onText(msg) {
   switch (msg.type) {
     case "hello": {
+      if (Array.isArray(msg.scales) && msg.scales.every((x) => Number.isInteger(x) && x > 0)) {
+        scales = msg.scales;
+      }
+      // A first guess of the offset (off by the one-way delay) until a pong refines it.
+      if (!clockSamples.length && typeof msg.server_time_ms === "number") {
+        clockOffset = msg.server_time_ms - Date.now();
+      }
       const ids = new Set(msg.cameras.map((c) => c.id));
       for (const id of [...tiles.keys()]) if (!ids.has(id)) removeTile(id);
       for (const cam of msg.cameras) {
@@ -228,6 +265,22 @@ function onText(msg) {
       if (!tiles.has(msg.camera.id)) { makeTile(msg.camera); layout(); requestAnimationFrame(updateAll); }
       break;
     }
+    case "camera_changed": {
+      const t = tiles.get(msg.camera.id);
+      if (!t) break;
+      t.el.querySelector(".name").textContent = msg.camera.name;
+      if (msg.camera.state && msg.camera.state !== t.state) setState(t, msg.camera.state, null);
+      if (msg.camera.width && msg.camera.width !== t.srcWidth) {
+        // A new size: ask again for the tier that fits the tile.
+        t.srcWidth = msg.camera.width;
+        t.maxWidth = 0;
+        updateSubscription(t);
+      }
+      break;
+    }
+    case "pong":
+      onPong(msg);
+      break;
     case "camera_removed":
       removeTile(msg.camera);
       layout();
@@ -245,6 +298,7 @@ function connect() {
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
     retryMs = 500;
+    sendPing();
     connBadge.textContent = "connected";
     connBadge.className = "badge live";
   };

@@ -1,6 +1,9 @@
 //! The adaptation policy of a live client: judge each one-second window of sending (skips,
-//! unacknowledged frames, send time, latency) and move along the ladder with hysteresis.
+//! unacknowledged frames, send time, round trips) and move along the ladder with hysteresis.
 //! Pure: the connection feeds it numbers; it reads no clock and touches no socket.
+//!
+//! Every time judged here is measured on the server's own clock: a browser's clock may be
+//! seconds off, so the client's own latency report must never decide a verdict.
 
 use std::time::Duration;
 
@@ -12,9 +15,16 @@ pub struct WindowStats {
     pub send_time: Duration,
     pub max_in_flight: usize,
     pub acking: bool,
-    pub latency_sum_ms: f64,
-    pub latency_n: u32,
+    /// Send to acknowledgement of acknowledged frames, on the server's clock: transfer,
+    /// queueing in the network and the browser's decode and draw.
+    pub rtt_sum: Duration,
+    pub rtt_n: u32,
 }
+
+/// A window whose frames took longer than this, on average, from send to acknowledgement is bad.
+pub const RTT_BAD: Duration = Duration::from_millis(300);
+/// ... and one under this may count as good.
+pub const RTT_GOOD: Duration = Duration::from_millis(150);
 
 /// Verdict on a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +42,15 @@ impl WindowStats {
         } else {
             0.0
         };
-        let latency = (self.latency_n > 0).then(|| self.latency_sum_ms / self.latency_n as f64);
+        let rtt = (self.rtt_n > 0).then(|| self.rtt_sum / self.rtt_n);
         let bad = (self.skipped > 0 && self.skipped * 5 >= offered)
             || (self.acking && self.max_in_flight >= 4)
             || avg_send_ms > 50.0
-            || latency.is_some_and(|l| l > 300.0);
+            || rtt.is_some_and(|r| r > RTT_BAD);
         let good = self.skipped == 0
             && (!self.acking || self.max_in_flight <= 2)
             && avg_send_ms < 10.0
-            && latency.is_none_or(|l| l < 150.0);
+            && rtt.is_none_or(|r| r < RTT_GOOD);
         if bad {
             Drain::Bad
         } else if good {
@@ -136,6 +146,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(slow_send.verdict(), Drain::Bad);
+        let slow_acks = WindowStats {
+            sent: 2,
+            acking: true,
+            max_in_flight: 1,
+            rtt_sum: Duration::from_millis(800),
+            rtt_n: 2,
+            ..Default::default()
+        };
+        assert_eq!(slow_acks.verdict(), Drain::Bad);
+        let prompt_acks = WindowStats {
+            rtt_sum: Duration::from_millis(10),
+            ..slow_acks.clone()
+        };
+        assert_eq!(prompt_acks.verdict(), Drain::Good);
         let meh = WindowStats {
             sent: 25,
             skipped: 1,

@@ -62,12 +62,18 @@ pub enum ClientMsg {
     Unsubscribe {
         cameras: Vec<String>,
     },
-    /// The client drew frame `seq` of `camera`; `latency_ms` is capture to display.
+    /// The client drew frame `seq` of `camera`; `latency_ms` is capture to display as the
+    /// client saw it (accepted from version-1 clients; the server does not judge by it).
     Ack {
         camera: String,
         seq: u64,
         #[serde(default)]
         latency_ms: Option<f64>,
+    },
+    /// A clock probe: the server answers `pong` with `t0` and its own time.
+    Ping {
+        #[serde(default)]
+        t0: Option<f64>,
     },
 }
 
@@ -78,7 +84,7 @@ pub enum ProtocolError {
     Oversized,
     #[error("not JSON: {0}")]
     BadJson(String),
-    #[error("unknown message type {0:?}; expected subscribe, unsubscribe or ack")]
+    #[error("unknown message type {0:?}; expected subscribe, unsubscribe, ack or ping")]
     UnknownType(String),
     #[error("{0}")]
     BadMessage(String),
@@ -131,6 +137,10 @@ pub enum Request {
         seq: u64,
         latency_ms: Option<f64>,
     },
+    /// `t0`: the client's send time, echoed back as given.
+    Ping {
+        t0: Option<f64>,
+    },
 }
 
 fn capped(mut ids: Vec<String>) -> Vec<String> {
@@ -147,7 +157,7 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| ProtocolError::BadJson(e.to_string()))?;
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
-    if !matches!(kind, "subscribe" | "unsubscribe" | "ack") {
+    if !matches!(kind, "subscribe" | "unsubscribe" | "ack" | "ping") {
         return Err(ProtocolError::UnknownType(kind.chars().take(32).collect()));
     }
     let msg: ClientMsg =
@@ -174,18 +184,29 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             seq,
             latency_ms: latency_ms.filter(|l| l.is_finite() && *l >= 0.0),
         },
+        ClientMsg::Ping { t0 } => Request::Ping {
+            t0: t0.filter(|t| t.is_finite()),
+        },
     })
 }
 
-/// `hello`: the protocol version, every camera, and the tier rules the page may need.
-pub fn hello(cameras: &[CameraInfo], qualities: &Qualities) -> Value {
+/// `hello`: the protocol version, every camera, the tier rules the page may need, and the
+/// server's clock (Unix ms) for a first estimate of the offset between the two clocks.
+pub fn hello(cameras: &[CameraInfo], qualities: &Qualities, server_time_ms: u64) -> Value {
     json!({
         "type": "hello",
         "version": PROTOCOL_VERSION,
         "cameras": cameras,
         "quality_tiers": qualities.as_slice(),
         "scales": tier::SCALES,
+        "server_time_ms": server_time_ms,
     })
+}
+
+/// `pong`: the answer to a `ping`, so that the client can estimate its clock's offset from the
+/// server's (frame `ts` values are on the server's clock).
+pub fn pong(t0: Option<f64>, server_time_ms: u64) -> Value {
+    json!({"type": "pong", "t0": t0, "server_time_ms": server_time_ms})
 }
 
 /// `tier`: what a subscription now receives.
@@ -275,7 +296,18 @@ mod tests {
                 ..
             }))
         ));
+        assert_eq!(
+            parse_client(r#"{"type":"ping","t0":1700000000123.5}"#),
+            Ok(Request::Ping {
+                t0: Some(1700000000123.5)
+            })
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"ping"}"#),
+            Ok(Request::Ping { t0: None })
+        );
         let code = |t: &str| parse_client(t).unwrap_err().code();
+        assert_eq!(code(r#"{"type":"ping","t0":"soon"}"#), "bad_message");
         assert_eq!(code("nope"), "bad_json");
         assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
         assert_eq!(code(r#"[1,2]"#), "unknown_type");

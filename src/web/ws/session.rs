@@ -3,11 +3,12 @@
 //!
 //! Sans-I/O: the connection loop (`upgrade`) feeds it client text, hub events, frames from
 //! its lanes and clock ticks (`now` is an input), and sends what [`Session::take_output`]
-//! returns. Unit tests drive it with paused time and no socket.
+//! returns. Unit tests drive it with paused time and no socket. The wall clock is read only
+//! to tell the client the server's time (`hello`, `pong`); adaptation judges by `now` alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -50,7 +51,8 @@ struct Sub {
     src_width: u32,
     last_sent_seq: u64,
     window: WindowStats,
-    in_flight: VecDeque<u64>,
+    /// Frames sent and not yet acknowledged: sequence number and when the send began.
+    in_flight: VecDeque<(u64, Instant)>,
     last_state: Option<CameraState>,
 }
 
@@ -115,7 +117,7 @@ impl Session {
     }
 
     fn hello(&mut self) {
-        let v = protocol::hello(&self.hub.infos(), self.hub.qualities());
+        let v = protocol::hello(&self.hub.infos(), self.hub.qualities(), unix_ms_now());
         self.text(v);
     }
 
@@ -152,22 +154,26 @@ impl Session {
                     self.streams.remove(&id);
                 }
             }
-            Ok(Request::Ack {
-                camera,
-                seq,
-                latency_ms,
-            }) => {
+            // `latency_ms` is the client's clock minus the server's: it is wrong by however
+            // far apart the two clocks are, so it is accepted and not judged.
+            Ok(Request::Ack { camera, seq, .. }) => {
                 if let Some(sub) = self.subs.get_mut(&camera) {
                     sub.window.acking = true;
-                    while sub.in_flight.front().is_some_and(|&s| s <= seq) {
+                    // Acknowledging a frame settles every earlier one (the client skips frames
+                    // that a newer one replaced); the round trip is the acknowledged frame's.
+                    while let Some(&(s, sent_at)) = sub.in_flight.front() {
+                        if s > seq {
+                            break;
+                        }
                         sub.in_flight.pop_front();
-                    }
-                    if let Some(l) = latency_ms {
-                        sub.window.latency_sum_ms += l;
-                        sub.window.latency_n += 1;
+                        if s == seq {
+                            sub.window.rtt_sum += now.saturating_duration_since(sent_at);
+                            sub.window.rtt_n += 1;
+                        }
                     }
                 }
             }
+            Ok(Request::Ping { t0 }) => self.text(protocol::pong(t0, unix_ms_now())),
         }
     }
 
@@ -322,8 +328,8 @@ impl Session {
         Some(p.wire(|p| protocol::frame_message(id, p.tier, &p.encoded)))
     }
 
-    /// A frame went out in `took`.
-    pub fn sent(&mut self, id: &str, seq: u64, took: Duration) {
+    /// A frame went out: its send began at `started` and took `took`.
+    pub fn sent(&mut self, id: &str, seq: u64, started: Instant, took: Duration) {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
@@ -334,7 +340,7 @@ impl Session {
             if sub.in_flight.len() >= MAX_TRACKED_IN_FLIGHT {
                 sub.in_flight.pop_front();
             }
-            sub.in_flight.push_back(seq);
+            sub.in_flight.push_back((seq, started));
             sub.window.max_in_flight = sub.window.max_in_flight.max(sub.in_flight.len());
         }
     }
@@ -394,6 +400,13 @@ impl Session {
             self.text(e);
         }
     }
+}
+
+/// The server's wall clock in Unix milliseconds (the clock of frame `ts` values).
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

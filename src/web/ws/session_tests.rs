@@ -54,7 +54,7 @@ async fn pump(s: &mut Session) -> usize {
     {
         if let Ok(p) = item {
             if s.admit(&id, &p).is_some() {
-                s.sent(&id, p.encoded.seq, Duration::from_millis(1));
+                s.sent(&id, p.encoded.seq, Instant::now(), Duration::from_millis(1));
                 n += 1;
             }
         }
@@ -137,9 +137,10 @@ async fn star_subscribes_every_camera_and_sends_first_frames() {
 async fn a_backlogged_client_steps_down_and_recovers() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
-    let mut now = Instant::now();
-    let mut s = Session::new(hub.clone(), now);
-    s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now)
+    // Time is tokio's paused clock throughout: sends are stamped with it.
+    let now = Instant::now;
+    let mut s = Session::new(hub.clone(), now());
+    s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now())
         .await;
     let level = |out: &[Out]| {
         texts(out)
@@ -150,16 +151,15 @@ async fn a_backlogged_client_steps_down_and_recovers() {
     };
     assert_eq!(level(&s.take_output()), Some(0));
     // Frames sent, none acknowledged: after one window, one rung down.
-    s.on_text(r#"{"type":"ack","camera":"a","seq":0}"#, now)
+    s.on_text(r#"{"type":"ack","camera":"a","seq":0}"#, now())
         .await;
     for _ in 0..6 {
         publish(&hub, "a");
         pump(&mut s).await;
-        now += Duration::from_millis(40);
         tokio::time::advance(Duration::from_millis(40)).await;
     }
-    now += WINDOW;
-    s.on_tick(now);
+    tokio::time::advance(WINDOW).await;
+    s.on_tick(now());
     let out = s.take_output();
     assert_eq!(level(&out), Some(1), "{:?}", texts(&out));
     // Acknowledged promptly for a few windows: back up.
@@ -169,11 +169,11 @@ async fn a_backlogged_client_steps_down_and_recovers() {
         pump(&mut s).await;
         s.on_text(
             &format!(r#"{{"type":"ack","camera":"a","seq":{seq}}}"#),
-            now,
+            now(),
         )
         .await;
-        now += WINDOW;
-        s.on_tick(now);
+        tokio::time::advance(WINDOW).await;
+        s.on_tick(now());
         up = up.or(level(&s.take_output()));
     }
     assert_eq!(up, Some(0));
@@ -224,4 +224,146 @@ async fn state_changes_are_sent_once() {
     publish(&hub, "a");
     s.on_tick(now);
     assert_eq!(texts(&s.take_output())[0]["state"], "streaming");
+}
+
+/// Sends every frame the lanes have ready, each send beginning now; returns their seqs.
+async fn send_ready(s: &mut Session, id: &str) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    settle().await;
+    while let Ok(Some((got, item))) =
+        tokio::time::timeout(Duration::from_millis(1), s.next_frame()).await
+    {
+        if let Ok(p) = item {
+            if got == id && s.admit(&got, &p).is_some() {
+                s.sent(
+                    &got,
+                    p.encoded.seq,
+                    Instant::now(),
+                    Duration::from_millis(1),
+                );
+                seqs.push(p.encoded.seq);
+            }
+        }
+    }
+    seqs
+}
+
+/// Levels of the `tier` events in `out`.
+fn levels(out: &[Out]) -> Vec<u64> {
+    texts(out)
+        .iter()
+        .filter(|v| v["type"] == "tier")
+        .filter_map(|v| v["level"].as_u64())
+        .collect()
+}
+
+async fn ack(s: &mut Session, id: &str, seq: u64, latency_ms: f64) {
+    let msg =
+        serde_json::json!({"type": "ack", "camera": id, "seq": seq, "latency_ms": latency_ms});
+    s.on_text(&msg.to_string(), Instant::now()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompt_acks_keep_the_top_tier_whatever_the_clients_clock_says() {
+    // The browser's clock 0.4 s or 2 s ahead, or 5 s behind: its latency_ms is off by that much.
+    for skew_ms in [400.0, 2000.0, -5000.0] {
+        let hub = hub(&["a"]);
+        publish(&hub, "a");
+        let mut s = Session::new(hub.clone(), Instant::now());
+        s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
+            .await;
+        let mut seen = levels(&s.take_output());
+        for _ in 0..15 {
+            // Five frames a window, each drawn and acknowledged 5 ms after it was sent.
+            for _ in 0..5 {
+                publish(&hub, "a");
+                for seq in send_ready(&mut s, "a").await {
+                    tokio::time::advance(Duration::from_millis(5)).await;
+                    ack(&mut s, "a", seq, 5.0 + skew_ms).await;
+                }
+                tokio::time::advance(Duration::from_millis(195)).await;
+            }
+            s.on_tick(Instant::now());
+            seen.extend(levels(&s.take_output()));
+        }
+        assert_eq!(seen, [0], "clock skew {skew_ms} ms: tier levels {seen:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn acks_late_on_the_servers_clock_step_down_whatever_the_client_claims() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let mut s = Session::new(hub.clone(), Instant::now());
+    s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
+        .await;
+    assert_eq!(levels(&s.take_output()), [0]);
+    // One frame at a time, acknowledged 450 ms after it went out (never more than one in
+    // flight), while the client claims 1 ms of latency.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..2 {
+            publish(&hub, "a");
+            for seq in send_ready(&mut s, "a").await {
+                tokio::time::advance(Duration::from_millis(450)).await;
+                ack(&mut s, "a", seq, 1.0).await;
+            }
+            tokio::time::advance(Duration::from_millis(50)).await;
+        }
+        s.on_tick(Instant::now());
+        seen.extend(levels(&s.take_output()));
+    }
+    assert!(seen.iter().any(|&l| l >= 1), "never stepped down: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn withheld_acks_step_down_whatever_the_client_claims() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let mut s = Session::new(hub.clone(), Instant::now());
+    s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
+        .await;
+    s.take_output();
+    // Acknowledgements trail six frames behind, so frames pile up in flight; each round trip
+    // alone (60 ms) would look fine, and the client claims 2 ms.
+    let mut sent = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..100 {
+            publish(&hub, "a");
+            sent.extend(send_ready(&mut s, "a").await);
+            if sent.len() > 6 {
+                ack(&mut s, "a", sent[sent.len() - 7], 2.0).await;
+            }
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        s.on_tick(Instant::now());
+        seen.extend(levels(&s.take_output()));
+    }
+    assert!(seen.iter().any(|&l| l >= 1), "never stepped down: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hello_and_pong_carry_the_servers_clock() {
+    let unix_ms = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let hub = hub(&["a"]);
+    let before = unix_ms();
+    let mut s = Session::new(hub, Instant::now());
+    let hello = texts(&s.take_output());
+    assert_eq!(hello[0]["scales"], serde_json::json!([1, 2, 4]));
+    let t = hello[0]["server_time_ms"].as_i64().unwrap();
+    assert!((before..=unix_ms()).contains(&t), "{t} vs {before}");
+    s.on_text(r#"{"type":"ping","t0":1234.5}"#, Instant::now())
+        .await;
+    let pong = texts(&s.take_output());
+    assert_eq!(pong.len(), 1);
+    assert_eq!(pong[0]["type"], "pong");
+    assert_eq!(pong[0]["t0"], 1234.5);
+    let t = pong[0]["server_time_ms"].as_i64().unwrap();
+    assert!((before..=unix_ms()).contains(&t), "{t} vs {before}");
 }

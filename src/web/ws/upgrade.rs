@@ -75,7 +75,10 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
         let (mut tx, mut rx) = socket.split();
         let epoch = Instant::now();
         let last_heard = Arc::new(AtomicU64::new(0));
-        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Result<String, ProtocolError>>(CONTROL_QUEUE);
+        // Each client message carries when it arrived, so that an acknowledgement's round
+        // trip does not include time it waited here behind a frame being sent.
+        let (cmd_tx, mut cmd_rx) =
+            mpsc::channel::<(Instant, Result<String, ProtocolError>)>(CONTROL_QUEUE);
         let heard = last_heard.clone();
         let reader = tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.next().await {
@@ -89,7 +92,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
                 } else {
                     continue;
                 };
-                if cmd_tx.send(item).await.is_err() {
+                if cmd_tx.send((Instant::now(), item)).await.is_err() {
                     break;
                 }
             }
@@ -119,8 +122,8 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
                 }
                 cmd = cmd_rx.recv() => match cmd {
                     None => break,
-                    Some(Ok(text)) => session.on_text(&text, Instant::now()).await,
-                    Some(Err(e)) => session.refuse(e),
+                    Some((at, Ok(text))) => session.on_text(&text, at).await,
+                    Some((_, Err(e))) => session.refuse(e),
                 },
                 _ = ticker.tick() => {
                     let now = Instant::now();
@@ -141,9 +144,10 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
                     Ok(p) => {
                         if let Some(bytes) = session.admit(&id, &p) {
                             let n = bytes.len();
+                            let started = Instant::now();
                             let Some(took) = send_timed(&mut tx, Message::binary(bytes)).await else { break };
                             metrics::frame_sent(ClientKind::WebSocket.label(), n);
-                            session.sent(&id, p.encoded.seq, took);
+                            session.sent(&id, p.encoded.seq, started, took);
                         }
                     }
                     Err(BroadcastStreamRecvError::Lagged(n)) => {
