@@ -2,5 +2,10 @@
 //! rules (quality, size, frame rate). No I/O, no async, no knowledge of cameras or clients.
 
 pub mod frame;
+pub mod gop;
+pub mod h264;
+pub mod h265;
+pub mod h26x;
 pub mod jpeg;
+pub mod nal;
 pub mod tier;
