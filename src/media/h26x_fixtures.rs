@@ -2,6 +2,65 @@
 //! with the ffmpeg CLI (libx264, libx265; commands above each group; "out" is the file
 //! written) and cut into NAL units without start codes. Unit tests run no processes.
 
+/// Writes RBSP bits, for parameter sets with syntax no fixture has (scaling matrices,
+/// POC type 1, sub-layers, tiers).
+#[derive(Default)]
+pub(crate) struct BitWriter {
+    bytes: Vec<u8>,
+    bits: usize,
+}
+
+impl BitWriter {
+    pub(crate) fn bits(&mut self, n: u32, value: u32) -> &mut Self {
+        for i in (0..n).rev() {
+            if self.bits % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if (value >> i) & 1 == 1 {
+                let last = self.bytes.len() - 1;
+                self.bytes[last] |= 0x80 >> (self.bits % 8);
+            }
+            self.bits += 1;
+        }
+        self
+    }
+
+    pub(crate) fn ue(&mut self, value: u32) -> &mut Self {
+        let code = u64::from(value) + 1;
+        let len = 64 - code.leading_zeros();
+        self.bits(len - 1, 0);
+        for i in (0..len).rev() {
+            self.bits(1, ((code >> i) & 1) as u32);
+        }
+        self
+    }
+
+    pub(crate) fn se(&mut self, value: i32) -> &mut Self {
+        let code = if value > 0 {
+            2 * value as u32 - 1
+        } else {
+            2 * value.unsigned_abs()
+        };
+        self.ue(code)
+    }
+
+    /// The NAL unit: header bytes, the RBSP with its stop bit, emulation prevention added.
+    pub(crate) fn nal(&mut self, header: &[u8]) -> Vec<u8> {
+        self.bits(1, 1);
+        let mut out = header.to_vec();
+        let mut zeros = 0;
+        for &b in &self.bytes {
+            if zeros >= 2 && b <= 3 {
+                out.push(3);
+                zeros = 0;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            out.push(b);
+        }
+        out
+    }
+}
+
 // H264_HIGH_320X240: ffmpeg -f lavfi -i testsrc2=size=320x240:rate=5 -frames:v 3 -c:v libx264 -profile:v high -bsf:v h264_mp4toannexb -f h264 out
 /// H264_HIGH_320X240 SPS NAL unit (no start code).
 pub(crate) const H264_HIGH_320X240_SPS: &[u8] = &[
@@ -240,3 +299,21 @@ pub(crate) const H265_TINY_VCL21_0: &[u8] = &[
     0x43, 0x45, 0x5c,
 ];
 
+// The records FFmpeg writes into MP4 for H264_HIGH_320X240 and H265_MAIN_320X240, their raw
+// streams remuxed: ffmpeg -i in.h264 -c copy out.mp4; ffmpeg -i in.hevc -c copy -tag:v hvc1 out.mp4
+/// The avcC box payload FFmpeg wrote for H264_HIGH_320X240.
+pub(crate) const H264_HIGH_320X240_AVCC: &[u8] = &[
+    0x01, 0x64, 0x00, 0x0c, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0c, 0xac, 0xd9, 0x41, 0x41,
+    0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0xa0, 0xf1, 0x42, 0x99,
+    0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0, 0xfd, 0xf8, 0xf8, 0x00,
+];
+/// The hvcC box payload FFmpeg wrote for H265_MAIN_320X240.
+pub(crate) const H265_MAIN_320X240_HVCC: &[u8] = &[
+    0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0x90, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c, 0xf0, 0x00, 0xfc,
+    0xfd, 0xf8, 0xf8, 0x00, 0x00, 0x0f, 0x03, 0xa0, 0x00, 0x01, 0x00, 0x18, 0x40, 0x01, 0x0c, 0x01,
+    0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00,
+    0x3c, 0x95, 0x98, 0x09, 0xa1, 0x00, 0x01, 0x00, 0x2a, 0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00,
+    0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x3c, 0xa0, 0x0a, 0x08, 0x0f, 0x16,
+    0x59, 0x59, 0xa4, 0x93, 0x2b, 0xc0, 0x5a, 0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03,
+    0x00, 0x0a, 0x10, 0xa2, 0x00, 0x01, 0x00, 0x07, 0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40,
+];
