@@ -233,7 +233,8 @@ pub fn avcc(sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
     if pps.len() > MAX_PARAMETER_SETS {
         return Err(VideoError::TooManyParameterSets);
     }
-    let mut out = Vec::with_capacity(16 + sps.len() + pps.iter().map(|p| p.len() + 2).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(16 + sps.len() + pps.iter().map(|p| p.len() + 2).sum::<usize>());
     out.extend_from_slice(&[
         1,
         parsed.profile_idc,

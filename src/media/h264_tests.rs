@@ -36,7 +36,10 @@ fn libx264_spss_give_codec_string_and_size() {
     let h444 = Sps::parse(H264_HIGH444_330X250_SPS).unwrap();
     assert_eq!(h444.chroma_format_idc, 3);
     let main = Sps::parse(H264_MAIN_1920X1080_SPS).unwrap();
-    assert_eq!((main.profile_idc, main.constraint_flags, main.level_idc), (77, 0x40, 40));
+    assert_eq!(
+        (main.profile_idc, main.constraint_flags, main.level_idc),
+        (77, 0x40, 40)
+    );
 }
 
 #[test]
@@ -75,13 +78,20 @@ fn poc_type_one_and_monochrome_are_read() {
     w.bits(1, 0);
     let sps = Sps::parse(&w.nal(&[0x67])).unwrap();
     assert_eq!((sps.sps_id, sps.chroma_format_idc), (3, 0));
-    assert_eq!((sps.bit_depth_luma_minus8, sps.bit_depth_chroma_minus8), (2, 2));
+    assert_eq!(
+        (sps.bit_depth_luma_minus8, sps.bit_depth_chroma_minus8),
+        (2, 2)
+    );
     assert_eq!((sps.width, sps.height), (320 - 3, 240 - 7));
 }
 
 #[test]
 fn bad_and_truncated_spss_are_errors_not_panics() {
-    for fixture in [H264_HIGH_320X240_SPS, H264_MAIN_1920X1080_SPS, H264_HIGH444_330X250_SPS] {
+    for fixture in [
+        H264_HIGH_320X240_SPS,
+        H264_MAIN_1920X1080_SPS,
+        H264_HIGH444_330X250_SPS,
+    ] {
         // The parser stops before the VUI, so a cut inside the VUI still parses; any cut
         // either fails or gives exactly the full SPS's fields, never a wrong size.
         let full = Sps::parse(fixture).unwrap();
@@ -93,23 +103,55 @@ fn bad_and_truncated_spss_are_errors_not_panics() {
         }
         assert!(Sps::parse(&fixture[..6]).is_err());
     }
-    assert_eq!(Sps::parse(H264_TINY_PPS), Err(VideoError::BadSps("not an SPS NAL unit")));
+    assert_eq!(
+        Sps::parse(H264_TINY_PPS),
+        Err(VideoError::BadSps("not an SPS NAL unit"))
+    );
     assert_eq!(Sps::parse(&[0xe7, 0x64]), Err(VideoError::BadNalHeader));
     // Cropping more rows than the picture has.
     let mut w = BitWriter::default();
-    w.bits(8, 66).bits(8, 0xc0).bits(8, 30).ue(0).ue(0).ue(0).ue(0).ue(1).bits(1, 0);
-    w.ue(0).ue(0).bits(1, 1).bits(1, 1).bits(1, 1).ue(0).ue(0).ue(0).ue(9).bits(1, 0);
-    assert!(matches!(Sps::parse(&w.nal(&[0x67])), Err(VideoError::BadSps(_))));
+    w.bits(8, 66)
+        .bits(8, 0xc0)
+        .bits(8, 30)
+        .ue(0)
+        .ue(0)
+        .ue(0)
+        .ue(0)
+        .ue(1)
+        .bits(1, 0);
+    w.ue(0)
+        .ue(0)
+        .bits(1, 1)
+        .bits(1, 1)
+        .bits(1, 1)
+        .ue(0)
+        .ue(0)
+        .ue(0)
+        .ue(9)
+        .bits(1, 0);
+    assert!(matches!(
+        Sps::parse(&w.nal(&[0x67])),
+        Err(VideoError::BadSps(_))
+    ));
 }
 
 #[test]
 fn nal_types_classify_keyframes_by_idr_only() {
-    assert_eq!(classify(H264_TINY_VCL5_0), Ok(NalKind::Picture { key: true }));
-    assert_eq!(classify(H264_TINY_VCL1_0), Ok(NalKind::Picture { key: false }));
+    assert_eq!(
+        classify(H264_TINY_VCL5_0),
+        Ok(NalKind::Picture { key: true })
+    );
+    assert_eq!(
+        classify(H264_TINY_VCL1_0),
+        Ok(NalKind::Picture { key: false })
+    );
     assert_eq!(classify(H264_TINY_SPS), Ok(NalKind::ParameterSet(NAL_SPS)));
     assert_eq!(classify(H264_TINY_PPS), Ok(NalKind::ParameterSet(NAL_PPS)));
     // A recovery-point SEI (payload type 6) is not a keyframe.
-    assert_eq!(classify(&[0x06, 0x06, 0x01, 0xc4, 0x80]), Ok(NalKind::Other));
+    assert_eq!(
+        classify(&[0x06, 0x06, 0x01, 0xc4, 0x80]),
+        Ok(NalKind::Other)
+    );
     assert_eq!(classify(&[0x09, 0xf0]), Ok(NalKind::Other));
     assert_eq!(classify(&[]), Err(VideoError::BadNalHeader));
 }
@@ -141,13 +183,22 @@ fn avcc_is_read_back() {
     assert_eq!(sets, vec![H264_HIGH_320X240_SPS, H264_HIGH_320X240_PPS]);
     let two_pps = avcc(H264_TINY_SPS, &[H264_TINY_PPS, H264_HIGH_320X240_PPS]).unwrap();
     let (_, sets) = parse_avcc(&two_pps).unwrap();
-    assert_eq!(sets, vec![H264_TINY_SPS, H264_TINY_PPS, H264_HIGH_320X240_PPS]);
+    assert_eq!(
+        sets,
+        vec![H264_TINY_SPS, H264_TINY_PPS, H264_HIGH_320X240_PPS]
+    );
 
     let mut wrong_version = H264_HIGH_320X240_AVCC.to_vec();
     wrong_version[0] = 0;
-    assert!(matches!(parse_avcc(&wrong_version), Err(VideoError::BadRecord(_))));
+    assert!(matches!(
+        parse_avcc(&wrong_version),
+        Err(VideoError::BadRecord(_))
+    ));
     for len in 0..30 {
-        assert!(parse_avcc(&H264_HIGH_320X240_AVCC[..len]).is_err(), "{len} bytes");
+        assert!(
+            parse_avcc(&H264_HIGH_320X240_AVCC[..len]).is_err(),
+            "{len} bytes"
+        );
     }
 }
 

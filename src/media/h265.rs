@@ -96,7 +96,10 @@ impl Sps {
             sub_layer_flags.push((profile, level));
         }
         if max_sub_layers_minus1 > 0 {
-            r.skip(2 * (8 - usize::from(max_sub_layers_minus1)), "reserved_zero_2bits")?;
+            r.skip(
+                2 * (8 - usize::from(max_sub_layers_minus1)),
+                "reserved_zero_2bits",
+            )?;
         }
         for (profile, level) in sub_layer_flags {
             if profile {
@@ -114,7 +117,8 @@ impl Sps {
         if chroma_format_idc > 3 {
             return Err(VideoError::BadSps("chroma_format_idc above 3"));
         }
-        let separate_colour_plane = chroma_format_idc == 3 && r.bit("separate_colour_plane_flag")?;
+        let separate_colour_plane =
+            chroma_format_idc == 3 && r.bit("separate_colour_plane_flag")?;
         let coded_w = r.ue("pic_width_in_luma_samples")?;
         let coded_h = r.ue("pic_height_in_luma_samples")?;
         let mut window = [0u64; 4]; // left, right, top, bottom
@@ -143,7 +147,11 @@ impl Sps {
         let height = u64::from(coded_h).checked_sub(sub_height * (window[2] + window[3]));
         let (width, height) = match (width, height) {
             (Some(w), Some(h)) if w > 0 && h > 0 => (w, h),
-            _ => return Err(VideoError::BadSps("conformance window larger than the picture")),
+            _ => {
+                return Err(VideoError::BadSps(
+                    "conformance window larger than the picture",
+                ))
+            }
         };
         if width > u64::from(MAX_SIDE) || height > u64::from(MAX_SIDE) {
             return Err(VideoError::BadSps("picture larger than 16888 pixels"));
@@ -227,10 +235,14 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, VideoError
     if pps.len() > MAX_PARAMETER_SETS {
         return Err(VideoError::TooManyParameterSets);
     }
-    let mut out = Vec::with_capacity(64 + vps.len() + sps.len() + pps.iter().map(|p| p.len() + 2).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        64 + vps.len() + sps.len() + pps.iter().map(|p| p.len() + 2).sum::<usize>(),
+    );
     out.push(1); // configurationVersion
     out.push(
-        (s.general_profile_space << 6) | (u8::from(s.general_tier_flag) << 5) | s.general_profile_idc,
+        (s.general_profile_space << 6)
+            | (u8::from(s.general_tier_flag) << 5)
+            | s.general_profile_idc,
     );
     out.extend_from_slice(&s.general_profile_compatibility.to_be_bytes());
     out.extend_from_slice(&s.general_constraint);
@@ -241,12 +253,12 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, VideoError
     out.push(0xf8 | s.bit_depth_luma_minus8);
     out.push(0xf8 | s.bit_depth_chroma_minus8);
     out.extend_from_slice(&[0, 0]); // avgFrameRate unknown
-    // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
+                                    // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
     out.push((s.max_sub_layers << 3) | (u8::from(s.temporal_id_nesting) << 2) | 3);
     out.push(3); // numOfArrays: VPS, SPS, PPS
     for (kind, units) in [(NAL_VPS, &[vps][..]), (NAL_SPS, &[sps][..]), (NAL_PPS, pps)] {
         out.push(0x80 | kind); // array_completeness = 1
-        // At most MAX_PARAMETER_SETS, checked above.
+                               // At most MAX_PARAMETER_SETS, checked above.
         out.extend_from_slice(&(units.len() as u16).to_be_bytes());
         for unit in units {
             push_with_len(&mut out, unit)?;

@@ -63,7 +63,9 @@ fn sub_layer_sps() -> Vec<u8> {
     for _ in 2..8 {
         w.bits(2, 0); // reserved_zero_2bits
     }
-    w.bits(32, 0xffff_ffff).bits(32, 0xffff_ffff).bits(24, 0xff_ffff); // 88 bits of profile
+    w.bits(32, 0xffff_ffff)
+        .bits(32, 0xffff_ffff)
+        .bits(24, 0xff_ffff); // 88 bits of profile
     w.bits(8, 90); // sub_layer_level_idc
     w.ue(2).ue(2); // sps id 2, 4:2:2
     w.ue(1920).ue(1088);
@@ -79,9 +81,17 @@ fn sub_layers_and_chroma_formats_are_read() {
     assert!(sps.general_tier_flag);
     assert_eq!(sps.codec_string(), "hvc1.4.10.H123.90");
     assert_eq!((sps.sps_id, sps.chroma_format_idc), (2, 2));
-    assert_eq!((sps.bit_depth_luma_minus8, sps.bit_depth_chroma_minus8), (2, 2));
+    assert_eq!(
+        (sps.bit_depth_luma_minus8, sps.bit_depth_chroma_minus8),
+        (2, 2)
+    );
     assert_eq!((sps.width, sps.height), (1916, 1080));
-    let record = hvcc(H265_MAIN_320X240_VPS, &sub_layer_sps(), &[H265_MAIN_320X240_PPS]).unwrap();
+    let record = hvcc(
+        H265_MAIN_320X240_VPS,
+        &sub_layer_sps(),
+        &[H265_MAIN_320X240_PPS],
+    )
+    .unwrap();
     assert_eq!(record[1], 0x24); // space 0, tier 1, profile 4
     assert_eq!(&record[16..21], &[0xfe, 0xfa, 0xfa, 0, 0]); // 4:2:2, 10 bits, frame rate
     assert_eq!(record[21], (3 << 3) | 3); // three layers, not nested, 4-byte lengths
@@ -96,7 +106,10 @@ fn bad_and_truncated_spss_are_errors_not_panics() {
         }
     }
     assert!(Sps::parse(&H265_MAIN_330X250_SPS[..20]).is_err());
-    assert_eq!(Sps::parse(H265_TINY_PPS), Err(VideoError::BadSps("not an SPS NAL unit")));
+    assert_eq!(
+        Sps::parse(H265_TINY_PPS),
+        Err(VideoError::BadSps("not an SPS NAL unit"))
+    );
     assert_eq!(Sps::parse(&[0x42]), Err(VideoError::BadNalHeader));
 }
 
@@ -113,12 +126,24 @@ fn irap_pictures_are_keyframes() {
         };
         assert_eq!(kind, expected, "type {t}");
     }
-    assert_eq!(classify(H265_TINY_VCL20_0), Ok(NalKind::Picture { key: true }));
-    assert_eq!(classify(H265_TINY_VCL21_0), Ok(NalKind::Picture { key: true }));
-    assert_eq!(classify(H265_TINY_VCL1_0), Ok(NalKind::Picture { key: false }));
+    assert_eq!(
+        classify(H265_TINY_VCL20_0),
+        Ok(NalKind::Picture { key: true })
+    );
+    assert_eq!(
+        classify(H265_TINY_VCL21_0),
+        Ok(NalKind::Picture { key: true })
+    );
+    assert_eq!(
+        classify(H265_TINY_VCL1_0),
+        Ok(NalKind::Picture { key: false })
+    );
     // An IDR of enhancement layer 1 is not for a single-layer decoder.
     assert_eq!(classify(&[19 << 1, 0x09, 0xaf]), Ok(NalKind::Other));
-    assert_eq!(classify(&[0x80 | (19 << 1), 0x01]), Err(VideoError::BadNalHeader));
+    assert_eq!(
+        classify(&[0x80 | (19 << 1), 0x01]),
+        Err(VideoError::BadNalHeader)
+    );
 }
 
 #[test]
@@ -138,16 +163,30 @@ fn hvcc_is_read_back() {
     assert_eq!(length_size, 4);
     assert_eq!(
         sets,
-        vec![H265_MAIN_320X240_VPS, H265_MAIN_320X240_SPS, H265_MAIN_320X240_PPS]
+        vec![
+            H265_MAIN_320X240_VPS,
+            H265_MAIN_320X240_SPS,
+            H265_MAIN_320X240_PPS
+        ]
     );
     let mut wrong_version = H265_MAIN_320X240_HVCC.to_vec();
     wrong_version[0] = 0;
-    assert!(matches!(parse_hvcc(&wrong_version), Err(VideoError::BadRecord(_))));
+    assert!(matches!(
+        parse_hvcc(&wrong_version),
+        Err(VideoError::BadRecord(_))
+    ));
     for len in 0..H265_MAIN_320X240_HVCC.len() {
-        assert!(parse_hvcc(&H265_MAIN_320X240_HVCC[..len]).is_err(), "{len} bytes");
+        assert!(
+            parse_hvcc(&H265_MAIN_320X240_HVCC[..len]).is_err(),
+            "{len} bytes"
+        );
     }
     assert_eq!(
-        hvcc(H265_MAIN_320X240_SPS, H265_MAIN_320X240_SPS, &[H265_MAIN_320X240_PPS]),
+        hvcc(
+            H265_MAIN_320X240_SPS,
+            H265_MAIN_320X240_SPS,
+            &[H265_MAIN_320X240_PPS]
+        ),
         Err(VideoError::Missing("VPS"))
     );
 }

@@ -84,8 +84,9 @@ pub struct AuInfo<'a> {
 
 /// Reads the NAL headers of an access unit up to its first slice: whether it is a keyframe
 /// (by the first slice's type: a recovery-point SEI does not make one) and which parameter
-/// sets it carries. Stops at the first slice, so a 100 KB picture costs a few header reads
-/// in length-prefixed form (Annex B has to scan for start codes up to that point only).
+/// sets it carries. Stops at the first slice: in length-prefixed form a 100 KB picture costs
+/// a few header reads; Annex B is scanned for start codes to the end of that slice. A PPS
+/// placed after the first slice (allowed, never seen from cameras) is not picked up.
 pub fn inspect(codec: Codec, format: NalFormat, au: &[u8]) -> Result<AuInfo<'_>, VideoError> {
     let mut info = AuInfo {
         key: false,
@@ -241,7 +242,9 @@ impl ParameterSets {
 
     /// Whether every kind the codec needs is present.
     pub fn is_complete(&self) -> bool {
-        self.sps.is_some() && !self.pps.is_empty() && (self.codec == Codec::H264 || self.vps.is_some())
+        self.sps.is_some()
+            && !self.pps.is_empty()
+            && (self.codec == Codec::H264 || self.vps.is_some())
     }
 
     /// The decoder parameters from the current sets.

@@ -68,9 +68,7 @@ pub(crate) const H264_HIGH_320X240_SPS: &[u8] = &[
     0x00, 0x00, 0x03, 0x00, 0xa0, 0xf1, 0x42, 0x99, 0x60,
 ];
 /// H264_HIGH_320X240 PPS NAL unit (no start code).
-pub(crate) const H264_HIGH_320X240_PPS: &[u8] = &[
-    0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
-];
+pub(crate) const H264_HIGH_320X240_PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 // H264_MAIN_1920X1080: ffmpeg -f lavfi -i testsrc2=size=1920x1080:rate=5 -frames:v 1 -c:v libx264 -profile:v main -f h264 out
 /// H264_MAIN_1920X1080 SPS NAL unit (no start code).
 pub(crate) const H264_MAIN_1920X1080_SPS: &[u8] = &[
@@ -78,9 +76,7 @@ pub(crate) const H264_MAIN_1920X1080_SPS: &[u8] = &[
     0x02, 0x00, 0x00, 0x03, 0x00, 0x14, 0x1e, 0x30, 0x63, 0x2c,
 ];
 /// H264_MAIN_1920X1080 PPS NAL unit (no start code).
-pub(crate) const H264_MAIN_1920X1080_PPS: &[u8] = &[
-    0x68, 0xeb, 0xe3, 0xcb, 0x20,
-];
+pub(crate) const H264_MAIN_1920X1080_PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x20];
 // H264_BASELINE_1280X720: ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=5 -frames:v 1 -c:v libx264 -profile:v baseline -f h264 out
 /// H264_BASELINE_1280X720 SPS NAL unit (no start code).
 pub(crate) const H264_BASELINE_1280X720_SPS: &[u8] = &[
@@ -88,9 +84,7 @@ pub(crate) const H264_BASELINE_1280X720_SPS: &[u8] = &[
     0x00, 0x00, 0x03, 0x00, 0xa0, 0xf1, 0x83, 0x24, 0x80,
 ];
 /// H264_BASELINE_1280X720 PPS NAL unit (no start code).
-pub(crate) const H264_BASELINE_1280X720_PPS: &[u8] = &[
-    0x68, 0xcb, 0x83, 0xcb, 0x20,
-];
+pub(crate) const H264_BASELINE_1280X720_PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
 // H264_INTERLACED_352X288: ffmpeg -f lavfi -i testsrc2=size=352x288:rate=5 -frames:v 1 -c:v libx264 -profile:v high -flags +ildct -x264-params interlaced=1 -f h264 out
 /// H264_INTERLACED_352X288 SPS NAL unit (no start code).
 pub(crate) const H264_INTERLACED_352X288_SPS: &[u8] = &[
@@ -98,9 +92,7 @@ pub(crate) const H264_INTERLACED_352X288_SPS: &[u8] = &[
     0x00, 0x00, 0x03, 0x00, 0x50, 0xf8, 0xa1, 0x4c, 0xb0,
 ];
 /// H264_INTERLACED_352X288 PPS NAL unit (no start code).
-pub(crate) const H264_INTERLACED_352X288_PPS: &[u8] = &[
-    0x68, 0xfb, 0xa3, 0xcb, 0x22, 0xc0,
-];
+pub(crate) const H264_INTERLACED_352X288_PPS: &[u8] = &[0x68, 0xfb, 0xa3, 0xcb, 0x22, 0xc0];
 // H264_HIGH444_330X250: ffmpeg -f lavfi -i testsrc2=size=330x250:rate=5 -frames:v 1 -c:v libx264 -pix_fmt yuv444p -profile:v high444 -f h264 out
 /// H264_HIGH444_330X250 SPS NAL unit (no start code).
 pub(crate) const H264_HIGH444_330X250_SPS: &[u8] = &[
@@ -108,9 +100,7 @@ pub(crate) const H264_HIGH444_330X250_SPS: &[u8] = &[
     0x00, 0x08, 0x00, 0x00, 0x03, 0x00, 0x50, 0x78, 0xa1, 0x4c, 0xb0,
 ];
 /// H264_HIGH444_330X250 PPS NAL unit (no start code).
-pub(crate) const H264_HIGH444_330X250_PPS: &[u8] = &[
-    0x68, 0xeb, 0xe3, 0xc4, 0x48, 0x44,
-];
+pub(crate) const H264_HIGH444_330X250_PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xc4, 0x48, 0x44];
 // H264_TINY: ffmpeg -f lavfi -i testsrc2=size=64x64:rate=5 -frames:v 3 -g 2 -crf 45 -c:v libx264 -profile:v high -x264-params bframes=0 -f h264 out (SEI left out)
 /// H264_TINY SPS NAL unit (no start code).
 pub(crate) const H264_TINY_SPS: &[u8] = &[
@@ -118,9 +108,7 @@ pub(crate) const H264_TINY_SPS: &[u8] = &[
     0x00, 0x03, 0x00, 0x50, 0x78, 0x91, 0x32, 0x40,
 ];
 /// H264_TINY PPS NAL unit (no start code).
-pub(crate) const H264_TINY_PPS: &[u8] = &[
-    0x68, 0xeb, 0xc0, 0x4d, 0x2c, 0x8b,
-];
+pub(crate) const H264_TINY_PPS: &[u8] = &[0x68, 0xeb, 0xc0, 0x4d, 0x2c, 0x8b];
 /// H264_TINY slice NAL unit of type 5 (no start code).
 pub(crate) const H264_TINY_VCL5_0: &[u8] = &[
     0x65, 0x88, 0x84, 0x27, 0x10, 0x15, 0x87, 0xcb, 0x56, 0xa9, 0x4b, 0xa4, 0x3f, 0x6d, 0xbe, 0x6f,
@@ -190,9 +178,7 @@ pub(crate) const H265_MAIN_320X240_SPS: &[u8] = &[
     0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x0a, 0x10,
 ];
 /// H265_MAIN_320X240 PPS NAL unit (no start code).
-pub(crate) const H265_MAIN_320X240_PPS: &[u8] = &[
-    0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40,
-];
+pub(crate) const H265_MAIN_320X240_PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
 // H265_MAIN_330X250: ffmpeg -f lavfi -i testsrc2=size=330x250:rate=5 -frames:v 1 -c:v libx265 -f hevc out
 /// H265_MAIN_330X250 VPS NAL unit (no start code).
 pub(crate) const H265_MAIN_330X250_VPS: &[u8] = &[
@@ -206,9 +192,7 @@ pub(crate) const H265_MAIN_330X250_SPS: &[u8] = &[
     0x08, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00, 0x00, 0x03, 0x00, 0x28, 0x40,
 ];
 /// H265_MAIN_330X250 PPS NAL unit (no start code).
-pub(crate) const H265_MAIN_330X250_PPS: &[u8] = &[
-    0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40,
-];
+pub(crate) const H265_MAIN_330X250_PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
 // H265_MAIN_1920X1080: ffmpeg -f lavfi -i testsrc2=size=1920x1080:rate=5 -frames:v 1 -c:v libx265 -f hevc out
 /// H265_MAIN_1920X1080 VPS NAL unit (no start code).
 pub(crate) const H265_MAIN_1920X1080_VPS: &[u8] = &[
@@ -222,9 +206,7 @@ pub(crate) const H265_MAIN_1920X1080_SPS: &[u8] = &[
     0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x03, 0x02, 0x84,
 ];
 /// H265_MAIN_1920X1080 PPS NAL unit (no start code).
-pub(crate) const H265_MAIN_1920X1080_PPS: &[u8] = &[
-    0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40,
-];
+pub(crate) const H265_MAIN_1920X1080_PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
 // H265_TINY: ffmpeg -f lavfi -i testsrc2=size=64x64:rate=5 -frames:v 3 -g 2 -crf 45 -c:v libx265 -x265-params bframes=0 -f hevc out (SEI left out)
 /// H265_TINY VPS NAL unit (no start code).
 pub(crate) const H265_TINY_VPS: &[u8] = &[
@@ -238,9 +220,7 @@ pub(crate) const H265_TINY_SPS: &[u8] = &[
     0x03, 0x00, 0x08, 0x00, 0x00, 0x03, 0x00, 0x28, 0x40,
 ];
 /// H265_TINY PPS NAL unit (no start code).
-pub(crate) const H265_TINY_PPS: &[u8] = &[
-    0x44, 0x01, 0xc1, 0x72, 0xb4, 0x22, 0x40,
-];
+pub(crate) const H265_TINY_PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x22, 0x40];
 /// H265_TINY slice NAL unit of type 20 (no start code).
 pub(crate) const H265_TINY_VCL20_0: &[u8] = &[
     0x28, 0x01, 0xaf, 0x04, 0xd8, 0xdf, 0xab, 0x49, 0x82, 0x49, 0x11, 0x23, 0xab, 0x76, 0x36, 0xbb,

@@ -21,7 +21,9 @@ pub enum NalFormat {
 /// An access unit or parameter set that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NalError {
-    #[error("NAL unit length {len} at byte {at} runs past the end of the {total}-byte access unit")]
+    #[error(
+        "NAL unit length {len} at byte {at} runs past the end of the {total}-byte access unit"
+    )]
     LengthOverrun { at: usize, len: usize, total: usize },
     #[error("{0} stray bytes at the end of a length-prefixed access unit")]
     TrailingBytes(usize),
