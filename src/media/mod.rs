@@ -1,6 +1,12 @@
-//! Pictures and their rules: decoded frames, pure JPEG work with libjpeg-turbo, and the tier
+//! Pictures and their rules: decoded frames, pure JPEG work with libjpeg-turbo, the cameras' own
+//! compressed H.264/H.265 (NAL units, parameter sets, codec strings, the GOP cache), and the tier
 //! rules (quality, size, frame rate). No I/O, no async, no knowledge of cameras or clients.
 
 pub mod frame;
+pub mod gop;
+pub mod h264;
+pub mod h265;
+pub mod h26x;
 pub mod jpeg;
+pub mod nal;
 pub mod tier;
