@@ -361,7 +361,10 @@ fn validate_tls(tls: &TlsConfig) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let empty = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
     if tls.self_signed && (tls.cert.is_some() || tls.key.is_some()) {
-        out.push(("tls", "give either cert and key or self_signed, not both".into()));
+        out.push((
+            "tls",
+            "give either cert and key or self_signed, not both".into(),
+        ));
     } else if !tls.self_signed && tls.cert.is_none() && tls.key.is_none() {
         out.push(("tls", "needs cert and key, or \"self_signed\": true".into()));
     } else if !tls.self_signed && tls.key.is_none() {

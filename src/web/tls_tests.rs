@@ -33,7 +33,7 @@ fn config_refusals_name_the_field() {
         "server.tls.cert"
     );
     let unknown = tls_issues(r#"{"self_signed":true,"chain":"x"}"#);
-    assert_eq!(unknown[0].0, "server.tls");
+    assert_eq!(unknown[0].0, "server.tls.chain");
     assert!(unknown[0].1.contains("chain"), "{unknown:?}");
 }
 
@@ -72,12 +72,16 @@ fn missing_and_bad_files_name_field_and_path() {
         key: Some("key.pem".into()),
         self_signed: false,
     };
-    let e = Tls::load(&cfg, dir.path(), listen()).unwrap_err().to_string();
+    let e = Tls::load(&cfg, dir.path(), listen())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("server.tls.cert"), "{e}");
     assert!(e.contains("nope/cert.pem"), "{e}");
     std::fs::create_dir(dir.path().join("nope")).unwrap();
     std::fs::write(dir.path().join("nope/cert.pem"), "not pem").unwrap();
-    let e = Tls::load(&cfg, dir.path(), listen()).unwrap_err().to_string();
+    let e = Tls::load(&cfg, dir.path(), listen())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no CERTIFICATE"), "{e}");
 }
 
@@ -93,7 +97,9 @@ fn a_key_of_another_certificate_is_refused() {
         key: Some("b.key".into()),
         self_signed: false,
     };
-    let e = Tls::load(&cfg, dir.path(), listen()).unwrap_err().to_string();
+    let e = Tls::load(&cfg, dir.path(), listen())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("do not fit together"), "{e}");
 }
 
