@@ -268,3 +268,47 @@ fn a_missing_certificate_file_stops_the_start_with_exit_2_naming_it() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn wall_page_over_https_draws_frames_over_wss() {
+    let cw = start_camwall(
+        json!({"server": {"tls": {"self_signed": true}}, "cameras": [
+            lavfi("a", "testsrc2=size=320x240:rate=10")
+        ]}),
+    );
+    let client = client_trusting(&cw.dir.path().join("camwall-tls/cert.pem"));
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if health(&client, &cw).await["cameras"]["streaming"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "camera never streamed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The certificate is self-signed: the flag stands in for the user's exception.
+    let mut b = Browser::open_with_args(&cw.url("/"), &["--ignore-certificate-errors"]).await;
+    let report = "JSON.stringify({proto: location.protocol, secure: window.isSecureContext, tiles: [...document.querySelectorAll('.tile')].map(t => t.innerText)})";
+    b.wait_for(
+        "[...document.querySelectorAll('.tile canvas')].some(c => c.width === 320) && [...document.querySelectorAll('.tile .stats')].some(s => /fps/.test(s.textContent))",
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(b.eval("location.protocol").await, json!("https:"));
+    assert_eq!(b.eval("window.isSecureContext").await, json!(true));
+    // The frames came over wss:// (this port speaks nothing else): camwall counts the client.
+    let metrics = client
+        .get(cw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "camwall_clients{kind=\"websocket\"} 1"),
+        "{metrics}"
+    );
+}
