@@ -17,6 +17,9 @@ use crate::control::{ConfigStore, Manager};
 use crate::hub::Hub;
 use crate::web::{routes, WebState};
 
+/// HTTPS setup, built by the binary before serving (config errors stop the start).
+pub use crate::web::tls::{Tls, TlsError};
+
 /// How long open connections get to finish after shutdown starts.
 pub const CONNECTION_DRAIN: Duration = Duration::from_millis(1000);
 /// How long camera workers get to stop after shutdown starts.
@@ -65,12 +68,14 @@ impl App {
         self.manager.clone()
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops everything: open connections
-    /// get [`CONNECTION_DRAIN`], cameras [`CAMERA_STOP`]; whatever is still stuck after that
-    /// (a camera blocked in a DNS lookup, say) is abandoned so the process can exit.
+    /// Serves on `listener` (HTTPS with `tls`) until `shutdown` resolves, then stops
+    /// everything: open connections get [`CONNECTION_DRAIN`], cameras [`CAMERA_STOP`]; whatever
+    /// is still stuck after that (a camera blocked in a DNS lookup, say) is abandoned so the
+    /// process can exit.
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<Tls>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let state = WebState {
@@ -90,8 +95,13 @@ impl App {
         });
         let header_timeout =
             Duration::from_millis(self.hub.server_config().limits.header_timeout_ms);
-        let server =
-            crate::web::server::serve(listener, routes(state), header_timeout, cancel.clone());
+        let server = crate::web::server::serve(
+            listener,
+            routes(state),
+            header_timeout,
+            tls.map(|t| t.acceptor()),
+            cancel.clone(),
+        );
         let server = tokio::spawn(server);
         cancel.cancelled().await;
         info!("shutting down");

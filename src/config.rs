@@ -49,6 +49,24 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides camwall's own whose pages may open the
     /// WebSocket, e.g. a dashboard served elsewhere. Default: none.
     pub allowed_origins: Vec<String>,
+    /// HTTPS served by camwall itself. Default: none (plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls` section: either `cert` and `key`, or `self_signed`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Relative paths are taken from the config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, PKCS#1 or SEC1). Relative as `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Generate a certificate for this machine's names on first start and keep it in
+    /// `camwall-tls/` beside the config file. Default false.
+    #[serde(default)]
+    pub self_signed: bool,
 }
 
 /// `server.auth` section. `CAMWALL_TOKEN` in the environment adds one admin token.
@@ -71,6 +89,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             auth: AuthConfig::default(),
             allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -337,6 +356,31 @@ pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Checks `server.tls`: one of the two forms, no empty path. Returns (field, message) pairs.
+fn validate_tls(tls: &TlsConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let empty = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
+    if tls.self_signed && (tls.cert.is_some() || tls.key.is_some()) {
+        out.push((
+            "tls",
+            "give either cert and key or self_signed, not both".into(),
+        ));
+    } else if !tls.self_signed && tls.cert.is_none() && tls.key.is_none() {
+        out.push(("tls", "needs cert and key, or \"self_signed\": true".into()));
+    } else if !tls.self_signed && tls.key.is_none() {
+        out.push(("tls.key", "cert needs its key".into()));
+    } else if !tls.self_signed && tls.cert.is_none() {
+        out.push(("tls.cert", "key needs its cert".into()));
+    }
+    if empty(&tls.cert) {
+        out.push(("tls.cert", "must not be empty".into()));
+    }
+    if empty(&tls.key) {
+        out.push(("tls.key", "must not be empty".into()));
+    }
+    out
+}
+
 fn validate(config: &Config) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
     let server = |field: &str, message: String| ConfigIssue {
@@ -392,6 +436,9 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
                 format!("{o:?} is not an origin like https://wall.example"),
             ));
         }
+    }
+    if let Some(tls) = &s.tls {
+        issues.extend(validate_tls(tls).into_iter().map(|(f, m)| server(f, m)));
     }
     if !(100..=600_000).contains(&s.limits.header_timeout_ms) {
         issues.push(server(

@@ -103,6 +103,28 @@ fn main() -> ExitCode {
     if !public_dir.join("index.html").is_file() {
         warn!(dir = %public_dir.display(), "no index.html in the public directory; pages will 404");
     }
+    // Before the runtime and the cameras: a missing or bad certificate is a config error.
+    let tls = match &config.server.tls {
+        None => None,
+        Some(t) => match camwall::app::Tls::load(t, config_dir, listen) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("camwall: {}: {e}", cli.config.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
+    if let Some(t) = &tls {
+        // The fingerprint is what a user compares before trusting a self-signed certificate.
+        info!(
+            fingerprint = %t.fingerprint,
+            cert = %t.cert_path.display(),
+            generated = t.generated,
+            "TLS certificate (SHA-256 fingerprint {})",
+            t.fingerprint
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if let Err(e) = camwall::init_ffmpeg() {
         eprintln!("camwall: cannot initialize FFmpeg: {e}");
         return ExitCode::from(EXIT_RUNTIME);
@@ -147,11 +169,11 @@ fn main() -> ExitCode {
         });
         info!(
             cameras = config.cameras.len(),
-            "camwall listening on http://{local}"
+            "camwall listening on {scheme}://{local}"
         );
         // Tests and scripts read this line to learn the port when started with port 0.
-        println!("camwall listening on http://{local}");
-        app.serve(listener, shutdown_signal()).await;
+        println!("camwall listening on {scheme}://{local}");
+        app.serve(listener, tls, shutdown_signal()).await;
         ExitCode::SUCCESS
     });
     // Blocking threads stuck inside FFmpeg (a DNS lookup cannot be interrupted) must not hold

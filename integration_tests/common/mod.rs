@@ -299,6 +299,11 @@ pub struct Browser {
 impl Browser {
     /// Starts Chromium on `url` and attaches to its page.
     pub async fn open(url: &str) -> Browser {
+        Self::open_with_args(url, &[]).await
+    }
+
+    /// As `open`, with extra Chromium flags (e.g. `--ignore-certificate-errors`).
+    pub async fn open_with_args(url: &str, extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new("/usr/bin/chromium")
             .args([
@@ -315,6 +320,7 @@ impl Browser {
                 "--window-size=1280,800",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
             .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

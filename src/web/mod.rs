@@ -12,6 +12,7 @@ pub mod params;
 pub mod server;
 pub mod state;
 mod status;
+pub mod tls;
 pub mod ws;
 
 use std::collections::HashMap;

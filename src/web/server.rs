@@ -9,6 +9,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -21,11 +22,13 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves `filter` on `listener` until `cancel` fires, then waits for open connections to end
 /// (the caller bounds that wait). `header_timeout` cuts clients that do not send a whole
-/// request head in time.
+/// request head in time; with `tls`, each connection first completes a TLS handshake within
+/// `header_timeout` too.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     cancel: CancellationToken,
 ) where
     F: warp::Filter + Clone + Send + Sync + 'static,
@@ -60,8 +63,13 @@ pub async fn serve<F>(
             .header_read_timeout(header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+            let io = match super::tls::handshake(tcp, tls.as_ref(), header_timeout).await {
+                Ok(io) => io,
+                Err(e) => return debug!(%peer, error = %e, "TLS handshake failed"),
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
