@@ -49,6 +49,11 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides camwall's own whose pages may open the
     /// WebSocket, e.g. a dashboard served elsewhere. Default: none.
     pub allowed_origins: Vec<String>,
+    /// Whether the API (`POST`/`PUT`/`PATCH /api/ip-cameras`) may name sources that read this
+    /// machine: files, `/dev/video*` devices, `lavfi:` graphs. Default false: anyone holding
+    /// an admin token could otherwise make camwall read any file it can open. The config
+    /// file itself (and its reload on SIGHUP) may always name them.
+    pub allow_local_sources: bool,
 }
 
 /// `server.auth` section. `CAMWALL_TOKEN` in the environment adds one admin token.
@@ -71,6 +76,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             auth: AuthConfig::default(),
             allowed_origins: Vec::new(),
+            allow_local_sources: false,
         }
     }
 }
@@ -150,6 +156,14 @@ fn default_stall_timeout_ms() -> u64 {
 }
 
 impl CameraConfig {
+    /// Whether `other` differs from this one in the display name at most: such a change is
+    /// applied live, without reopening the source.
+    pub fn same_except_name(&self, other: &CameraConfig) -> bool {
+        let mut renamed = other.clone();
+        renamed.name = self.name.clone();
+        *self == renamed
+    }
+
     /// Display name: `name`, else the id.
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
