@@ -41,6 +41,9 @@ struct FfmpegSource {
     decoder: Option<ffmpeg::decoder::Video>,
     deadline: Arc<Deadline>,
     stall_timeout: Duration,
+    open_timeout: Duration,
+    /// The stall deadline last set (the error names it).
+    stall_now: Duration,
     cancel: CancellationToken,
     pacer: Option<Pacer>,
     /// Seconds per tick of the stream's timestamps.
@@ -148,7 +151,8 @@ impl FfmpegSource {
             // is measured.
             gaps.push(Duration::from_secs_f64(1.0 / nominal_fps));
         }
-        deadline.extend(gaps.stall_deadline(stall_timeout));
+        let stall_now = gaps.stall_deadline(stall_timeout, open_timeout);
+        deadline.extend(stall_now);
         // MJPEG has only keyframes; other codecs wait for one.
         let keyframe_seen = decoder.is_none();
         Ok(Self {
@@ -159,6 +163,8 @@ impl FfmpegSource {
             decoder,
             deadline,
             stall_timeout,
+            open_timeout,
+            stall_now,
             cancel: cancel.clone(),
             pacer: kind.needs_pacing().then(Pacer::default),
             time_base_s: f64::from(time_base.numerator())
@@ -200,13 +206,14 @@ impl FfmpegSource {
             }
             // Shutdown also interrupts a read: the worker tells that apart from a failure.
             Err(_) if self.cancel.is_cancelled() => return Ok(false),
-            Err(_) if self.deadline.expired() => {
-                return Err(SessionError::Stalled(self.stall_timeout))
-            }
+            Err(_) if self.deadline.expired() => return Err(SessionError::Stalled(self.stall_now)),
             Err(e) => return Err(SessionError::Read(e)),
         }
         // Only a packet counts as life: a source that keeps answering EAGAIN still stalls.
-        let stall = self.gaps.stall_deadline(self.stall_timeout);
+        let stall = self
+            .gaps
+            .stall_deadline(self.stall_timeout, self.open_timeout);
+        self.stall_now = stall;
         self.deadline.extend(stall);
         if packet.stream() != self.index {
             return Ok(true);
@@ -330,10 +337,16 @@ impl Gaps {
 
     /// The configured stall timeout, stretched to three of the camera's recent frame
     /// intervals (a 0.2 fps camera is not stalled after 5 s), but never past `MAX_STALL`
-    /// unless the configured timeout is longer.
-    fn stall_deadline(&self, configured: Duration) -> Duration {
+    /// unless the configured timeout is longer. Until a few gaps are known (the first packets
+    /// may come in a burst, out of FFmpeg's probe buffer) the open timeout also applies.
+    fn stall_deadline(&self, configured: Duration, open_timeout: Duration) -> Duration {
         let widest = self.recent.iter().max().copied().unwrap_or_default();
-        configured.max((widest * 3).min(MAX_STALL))
+        let floor = if self.next < self.recent.len() {
+            configured.max(open_timeout)
+        } else {
+            configured
+        };
+        floor.max((widest * 3).min(MAX_STALL))
     }
 }
 
@@ -432,4 +445,35 @@ fn to_picture(
             true,
         ))),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_deadline_follows_the_frame_interval_within_bounds() {
+        let (stall, open) = (Duration::from_secs(1), Duration::from_secs(10));
+        let mut g = Gaps::default();
+        // Nothing known yet: the open timeout covers the first, possibly slow, frames.
+        assert_eq!(g.stall_deadline(stall, open), open);
+        let t0 = Instant::now();
+        for i in 0..=8 {
+            g.arrived(t0 + Duration::from_secs(2 * i));
+        }
+        // A camera at 0.5 fps: three of its intervals.
+        assert_eq!(g.stall_deadline(stall, open), Duration::from_secs(6));
+        // A fast camera keeps the configured timeout.
+        let mut fast = Gaps::default();
+        for i in 0..=8 {
+            fast.arrived(t0 + Duration::from_millis(40 * i));
+        }
+        assert_eq!(fast.stall_deadline(stall, open), stall);
+        // A timelapse camera stretches it no further than the bound.
+        let mut slow = Gaps::default();
+        for i in 0..=8 {
+            slow.arrived(t0 + Duration::from_secs(100 * i));
+        }
+        assert_eq!(slow.stall_deadline(stall, open), MAX_STALL);
+    }
 }
