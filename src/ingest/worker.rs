@@ -70,13 +70,13 @@ pub enum SessionError {
     #[error("open failed: {0}")]
     Open(OpenError),
     /// The open deadline passed: the source connected (or did not) but sent no media.
-    #[error("no media within {} ms", .0.as_millis())]
+    #[error("open timed out: no media within {} ms", .0.as_millis())]
     OpenTimeout(Duration),
-    #[error("cannot resolve host {0}")]
+    #[error("open failed: cannot resolve host {0}")]
     Unresolved(String),
-    #[error("connection refused")]
+    #[error("open failed: connection refused")]
     Refused,
-    #[error("host unreachable")]
+    #[error("open failed: host unreachable")]
     Unreachable,
     #[error("unauthorized: the camera refused the credentials")]
     Unauthorized,
