@@ -54,6 +54,7 @@ struct FfmpegSource {
     decode_errors: u32,
     /// False until the first keyframe: packets before it decode to grey smears at best.
     keyframe_seen: bool,
+    /// Packets skipped so far waiting for that keyframe.
     before_key: u32,
     /// Corrupt pictures dropped and not yet reported to the worker.
     corrupt: u32,
@@ -79,6 +80,7 @@ impl FfmpegSource {
                 Resolved::Ok => {}
                 Resolved::NotFound => return Err(SessionError::Unresolved(host)),
                 Resolved::TimedOut => return Err(SessionError::OpenTimeout(open_timeout)),
+                // Shutdown: the worker counts any error after cancellation as the shutdown.
                 Resolved::Cancelled => return Err(SessionError::OpenTimeout(Duration::ZERO)),
             }
         }
