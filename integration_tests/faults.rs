@@ -246,3 +246,170 @@ async fn a_thousand_websocket_connects_leave_no_trace() {
     assert!(rss1 < rss0 + 10 * 1024, "RSS {rss0} KiB -> {rss1} KiB");
     assert_eq!(cw.status().await["cameras"][0]["state"], "streaming");
 }
+
+#[tokio::test]
+async fn open_errors_say_what_is_wrong() {
+    // Accepts connections (the kernel does) and never says a word.
+    let (_silent, silent_port) = silent_listener();
+    let closed = free_port();
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "nxdomain", "url": "rtsp://viewer:secret-pw@no-such-host.invalid/x"},
+        {"id": "closed", "url": format!("rtsp://127.0.0.1:{closed}/x")},
+        {"id": "silent", "url": format!("rtsp://127.0.0.1:{silent_port}/x"), "open_timeout_ms": 1500},
+        {"id": "silent-http", "url": format!("http://127.0.0.1:{silent_port}/x.mjpg"), "open_timeout_ms": 1500}
+    ]}));
+    let expect = [
+        ("nxdomain", "cannot resolve host no-such-host.invalid"),
+        ("closed", "connection refused"),
+        ("silent", "no media within 1500 ms"),
+        ("silent-http", "no media within 1500 ms"),
+    ];
+    for (id, words) in expect {
+        let c = cw
+            .wait_camera(id, Duration::from_secs(20), |c| {
+                c["state"] == "backoff" && c["last_error"].is_string()
+            })
+            .await;
+        let error = c["last_error"].as_str().unwrap();
+        assert!(error.contains(words), "{id}: {error:?}, wanted {words:?}");
+    }
+    assert!(!cw.status().await.to_string().contains("secret-pw"));
+    assert!(!cw.logs().contains("secret-pw"));
+}
+
+/// An HTTP MJPEG camera sending `frames` in a loop, paced at about 25 fps, to every client.
+fn multipart_camera(frames: Vec<Vec<u8>>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let frames = std::sync::Arc::new(frames);
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let frames = frames.clone();
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.read(&mut buf);
+                if s.write_all(MJPEG_HEAD.as_bytes()).is_err() {
+                    return;
+                }
+                // Bounded: about four minutes, longer than any test using it.
+                for j in frames.iter().cycle().take(6000) {
+                    if mjpeg_part(&mut s, j).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A JPEG a strict decoder takes: it decodes and its data ends with EOI (libjpeg-turbo only
+/// warns about a cut-short picture and fills the rest with grey).
+fn assert_whole_jpeg(what: &str, data: &[u8]) {
+    assert!(
+        data.len() > 4 && data[..2] == [0xFF, 0xD8] && data[data.len() - 2..] == [0xFF, 0xD9],
+        "{what}: {} bytes, not a whole JPEG",
+        data.len()
+    );
+    if let Err(e) = turbojpeg::decompress(data, turbojpeg::PixelFormat::RGB) {
+        panic!("{what}: does not decode: {e}");
+    }
+}
+
+#[tokio::test]
+async fn corrupt_mjpeg_frames_never_reach_viewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = dir.path().join("f%03d.jpg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-frames:v",
+        "40",
+        "-q:v",
+        "3",
+        pattern.to_str().unwrap(),
+    ]);
+    let mut frames = Vec::new();
+    for i in 1..=40 {
+        let mut j = std::fs::read(dir.path().join(format!("f{i:03}.jpg"))).unwrap();
+        if i % 10 == 0 {
+            // Cut short, as a camera on a dropped link sends it.
+            j.truncate(j.len() * 2 / 3);
+        }
+        frames.push(j);
+    }
+    let port = multipart_camera(frames);
+    let cw = start_camwall(json!({"server": {"frame_cache_ttl_ms": 0}, "cameras": [
+        {"id": "bad", "url": format!("http://127.0.0.1:{port}/video.mjpg")}
+    ]}));
+    cw.wait_camera("bad", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    // Every snapshot, each on a newer source frame than the last.
+    for i in 0..60 {
+        let r = get_frame(&cw, "bad", "").await;
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        assert_whole_jpeg(&format!("snapshot {i}"), &body);
+        let seen = cw.camera("bad").await["frames_in"].as_u64().unwrap();
+        cw.wait_camera("bad", Duration::from_secs(5), |c| {
+            c["frames_in"].as_u64().unwrap() > seen
+        })
+        .await;
+    }
+    // Every frame of an MJPEG stream, over more than one loop of the clip.
+    let mut res = reqwest::get(cw.url("/api/ip-cameras/mjpeg/bad"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut parts = 0;
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    while parts < 60 {
+        let chunk = tokio::time::timeout_at(end, res.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else {
+            panic!("the stream ended after {parts} frames")
+        };
+        buf.extend_from_slice(&chunk);
+        while let Some(h_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..h_end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no Content-Length in {head:?}"));
+            if buf.len() < h_end + 4 + len + 2 {
+                break;
+            }
+            assert_whole_jpeg(
+                &format!("stream frame {parts}"),
+                &buf[h_end + 4..h_end + 4 + len],
+            );
+            parts += 1;
+            buf.drain(..h_end + 4 + len + 2);
+        }
+    }
+    let c = cw.camera("bad").await;
+    assert!(c["frames_corrupt"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(
+        c["state"], "streaming",
+        "a bad frame is no reason to reconnect"
+    );
+    let metrics = reqwest::get(cw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("camwall_camera_frames_corrupt_total{camera=\"bad\"}"))
+        .unwrap_or_else(|| panic!("no corrupt-frame counter in\n{metrics}"));
+    assert_ne!(line.rsplit(' ').next(), Some("0"), "{line}");
+}

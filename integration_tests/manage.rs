@@ -551,3 +551,158 @@ async fn sighup_with_an_unreadable_file_logs_an_error() {
     assert!(!cw.config_path.exists());
     assert_eq!(status_ids(&cw).await, ["a"]);
 }
+
+#[tokio::test]
+async fn the_api_refuses_local_sources_unless_allowed() {
+    // The real default: the harness turns the setting on for other tests, so take it out.
+    let (dir, path) = write_config(json!({"server": {}, "cameras": [
+        lavfi("a", "testsrc2=size=64x48:rate=5"),
+        {"id": "net", "url": "rtsp://127.0.0.1:9/x"}
+    ]}));
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["server"]
+        .as_object_mut()
+        .unwrap()
+        .remove("allow_local_sources");
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let cw = start_with_config_file(dir, path);
+    // The config file may name a lavfi camera.
+    cw.wait_camera("a", Duration::from_secs(15), |c| c["state"] == "streaming")
+        .await;
+    let before = std::fs::read_to_string(&cw.config_path).unwrap();
+    let client = reqwest::Client::new();
+    let api = cw.url("/api/ip-cameras");
+    let local = [
+        "file:/etc/passwd",
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "concat:/etc/passwd|/etc/hostname",
+        "subfile:,,start,0,end,64,,:/etc/passwd",
+        "lavfi:testsrc2",
+        "/dev/video0",
+    ];
+    for url in local {
+        let reqs = [
+            client.post(&api).json(&json!({"id": "x", "url": url})),
+            client.put(format!("{api}/net")).json(&json!({"url": url})),
+            client
+                .patch(format!("{api}/net"))
+                .json(&json!({"url": url})),
+        ];
+        for req in reqs {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 400, "{url}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_camera", "{url}: {body}");
+            assert_eq!(body["field"], "url", "{url}: {body}");
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("server.allow_local_sources"), "{body}");
+        }
+    }
+    // Nor may the API widen a network camera's protocols.
+    let r = client
+        .post(&api)
+        .json(&json!({"id": "x", "url": "rtsp://127.0.0.1:9/x",
+            "options": {"protocol_whitelist": "file,rtsp,tcp"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["field"], "options", "{body}");
+    assert_eq!(std::fs::read_to_string(&cw.config_path).unwrap(), before);
+    assert_eq!(status_ids(&cw).await, ["a", "net"]);
+    assert_eq!(cw.camera("net").await["url"], "rtsp://127.0.0.1:9/x");
+    // A camera the file named keeps its source through other changes.
+    let r = client
+        .patch(format!("{api}/a"))
+        .json(&json!({"name": "Test card"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn the_api_accepts_local_sources_when_allowed() {
+    let cw = start_camwall(json!({"server": {"allow_local_sources": true}, "cameras": []}));
+    let r = reqwest::Client::new()
+        .post(cw.url("/api/ip-cameras"))
+        .json(&lavfi("card", "testsrc2=size=64x48:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    cw.wait_camera("card", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+}
+
+/// Renames camera `id` with `rename`, then checks that the stream went on: the session was
+/// not reopened, the snapshot never went away, frames kept coming and nothing reconnected.
+async fn assert_renamed_live(
+    cw: &Camwall,
+    id: &str,
+    name: &str,
+    rename: impl std::future::Future<Output = ()>,
+) {
+    let before = cw
+        .wait_camera(id, Duration::from_secs(15), |c| {
+            c["state"] == "streaming" && c["frames_in"].as_u64().unwrap() > 3
+        })
+        .await;
+    cw.wait_log_count("source opened", 1, Duration::from_secs(5))
+        .await;
+    let opened = cw.logs().matches("source opened").count();
+    let renamed = cw.logs().matches("camera renamed").count();
+    rename.await;
+    cw.wait_log_count("camera renamed", renamed + 1, Duration::from_secs(10))
+        .await;
+    // The newest frame is still there the moment after the change.
+    assert_eq!(get_frame(cw, id, "").await.status(), 200);
+    let after = cw
+        .wait_camera(id, Duration::from_secs(10), |c| c["name"] == name)
+        .await;
+    let frames = after["frames_in"].as_u64().unwrap();
+    let later = cw
+        .wait_camera(id, Duration::from_secs(10), |c| {
+            c["frames_in"].as_u64().unwrap() >= frames + 5
+        })
+        .await;
+    assert_eq!(later["state"], "streaming");
+    assert_eq!(later["reconnects"], before["reconnects"]);
+    assert_eq!(
+        cw.logs().matches("source opened").count(),
+        opened,
+        "the rename reopened the source:\n{}",
+        cw.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_rename_by_patch_or_sighup_does_not_restart_the_stream() {
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        lavfi("cam", "testsrc2=size=64x48:rate=10")
+    ]}));
+    let api = cw.url("/api/ip-cameras/cam");
+    assert_renamed_live(&cw, "cam", "Porch", async {
+        let r = reqwest::Client::new()
+            .patch(&api)
+            .json(&json!({"name": "Porch"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    })
+    .await;
+    let path = cw.config_path.clone();
+    let pid = cw.pid();
+    assert_renamed_live(&cw, "cam", "Garden", async move {
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["cameras"][0]["name"] = json!("Garden");
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        signal(pid, "HUP");
+    })
+    .await;
+}

@@ -122,3 +122,109 @@ async fn device_libraries_load_only_when_a_device_camera_needs_them() {
     assert!(maps_contain(cw.pid(), "libavdevice"));
     assert_eq!(cw.camera("net").await["state"], "streaming");
 }
+
+#[tokio::test]
+async fn a_slow_camera_streams_steadily_and_shows_its_rate() {
+    // One frame every 2 s against a 1 s stall timeout: the deadline must follow the camera.
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "slow", "url": "lavfi:testsrc2=size=64x48:rate=0.5", "stall_timeout_ms": 1000}
+    ]}));
+    cw.wait_camera("slow", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    // Four more frames (about 8 s), watched all along: never anything but streaming.
+    let first = cw.camera("slow").await["frames_in"].as_u64().unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut fps_seen = Vec::new();
+    loop {
+        let c = cw.camera("slow").await;
+        assert_eq!(c["state"], "streaming", "{c}");
+        assert_eq!(c["reconnects"], 0, "{c}");
+        let frames = c["frames_in"].as_u64().unwrap();
+        if frames >= first + 2 {
+            fps_seen.push(c["fps"].as_f64().unwrap());
+        }
+        if frames >= first + 4 {
+            break;
+        }
+        assert!(Instant::now() < end, "the camera stopped sending: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Between frames as well as at them, the rate is the camera's.
+    assert!(!fps_seen.is_empty());
+    assert!(fps_seen.iter().all(|&f| f == 0.5), "{fps_seen:?}");
+}
+
+/// A live HTTP MJPEG camera sending one small JPEG every `every` to each client (bounded).
+fn slow_http_camera(every: Duration) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let y = vec![90u8; 64 * 48];
+    let c = vec![128u8; 32 * 24];
+    let img = turbojpeg::YuvPlanesImage {
+        y_plane: &y[..],
+        u_plane: &c[..],
+        v_plane: &c[..],
+        width: 64,
+        height: 48,
+        y_stride: 64,
+        u_stride: 32,
+        v_stride: 32,
+        subsamp: turbojpeg::Subsamp::Sub2x2,
+    };
+    let jpeg = turbojpeg::compress_yuv_planes(&img, 80).unwrap().to_vec();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let jpeg = jpeg.clone();
+            std::thread::spawn(move || {
+                let mut s = s;
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.read(&mut [0u8; 4096]);
+                let head = "HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b\r\n\r\n";
+                if s.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..100 {
+                    let part = format!(
+                        "--b\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                        jpeg.len()
+                    );
+                    if s.write_all(part.as_bytes()).is_err()
+                        || s.write_all(&jpeg).is_err()
+                        || s.write_all(b"\r\n").is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(every);
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_slow_live_camera_is_not_called_stalled() {
+    let port = slow_http_camera(Duration::from_secs(2));
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "slow", "url": format!("http://127.0.0.1:{port}/v.mjpg"), "stall_timeout_ms": 1000}
+    ]}));
+    cw.wait_camera("slow", Duration::from_secs(15), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let first = cw.camera("slow").await["frames_in"].as_u64().unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = cw.camera("slow").await;
+        assert_eq!(c["state"], "streaming", "{c}");
+        assert_eq!(c["reconnects"], 0, "{c}");
+        if c["frames_in"].as_u64().unwrap() >= first + 4 {
+            break;
+        }
+        assert!(Instant::now() < end, "the camera stopped sending: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

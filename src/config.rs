@@ -51,6 +51,11 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// HTTPS served by camwall itself. Default: none (plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// Whether the API (`POST`/`PUT`/`PATCH /api/ip-cameras`) may name sources that read this
+    /// machine: files, `/dev/video*` devices, `lavfi:` graphs. Default false: anyone holding
+    /// an admin token could otherwise make camwall read any file it can open. The config
+    /// file itself (and its reload on SIGHUP) may always name them.
+    pub allow_local_sources: bool,
 }
 
 /// `server.tls` section: either `cert` and `key`, or `self_signed`.
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             allowed_origins: Vec::new(),
             tls: None,
+            allow_local_sources: false,
         }
     }
 }
@@ -169,6 +175,14 @@ fn default_stall_timeout_ms() -> u64 {
 }
 
 impl CameraConfig {
+    /// Whether `other` differs from this one in the display name at most: such a change is
+    /// applied live, without reopening the source.
+    pub fn same_except_name(&self, other: &CameraConfig) -> bool {
+        let mut renamed = other.clone();
+        renamed.name = self.name.clone();
+        *self == renamed
+    }
+
     /// Display name: `name`, else the id.
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)

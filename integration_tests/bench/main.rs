@@ -21,6 +21,7 @@ mod report;
 mod scenarios;
 mod soak;
 mod sources;
+mod startup;
 
 use std::path::PathBuf;
 
@@ -56,7 +57,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S7, FLOOR), comma separated.
+        /// Run only these scenarios (S1..S9, FLOOR), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -252,6 +253,11 @@ async fn main() {
     if want("S7") {
         eprintln!("S7: time to first frame");
         results.push(s7_first_frame(&ctx, if ctx.quick { 10 } else { 30 }).await);
+    }
+    if want("S9") {
+        let n = if ctx.quick { 5 } else { 15 };
+        eprintln!("S9: camera start to first frame, {n} cameras");
+        results.push(startup::s9_camera_start(&ctx, n).await);
     }
     let m = machine();
     let doc = json!({"machine": m, "date": now_ms(), "quick": quick, "results": results});

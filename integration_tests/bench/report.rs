@@ -71,6 +71,12 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                 f(&r["mjpeg_first_frame_ms"]["p50"]),
                 f(&r["mjpeg_first_frame_ms"]["max"])
             )),
+            Some("S9") => md.push_str(&format!(
+                "- S9 camera start to first frame ({}): p50 {} ms (max {})\n",
+                r["setup"].as_str().unwrap_or(""),
+                f(&r["first_frame_ms"]["p50"]),
+                f(&r["first_frame_ms"]["max"])
+            )),
             Some("FLOOR") => md.push_str(&format!(
                 "- Floor: decode + one JPEG encode at q85, no server: {} ms per 720p frame, {} ms per 1080p frame (one core)\n",
                 f(&r["ms_per_frame_720p"]),

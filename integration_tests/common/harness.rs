@@ -36,13 +36,19 @@ pub fn camwall_bin() -> &'static str {
     env!("CARGO_BIN_EXE_camwall")
 }
 
-/// Writes `config` (JSON, `server.public_dir` pointed at the repository's `public/`) into a
+/// Writes `config` (JSON, `server.public_dir` pointed at the repository's `public/`,
+/// `server.allow_local_sources` true unless given) into a
 /// fresh directory; returns the directory and the file.
 pub fn write_config(config: Value) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = config;
     let public = repo_root().join("public");
     config["server"]["public_dir"] = Value::String(public.to_string_lossy().into_owned());
+    // Tests add lavfi cameras through the API, which needs this (default false); a test of
+    // the default removes it or sets it.
+    if config["server"].get("allow_local_sources").is_none() {
+        config["server"]["allow_local_sources"] = Value::Bool(true);
+    }
     let config_path = dir.path().join("cameras.json");
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     (dir, config_path)

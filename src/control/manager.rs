@@ -247,9 +247,49 @@ impl Manager {
             .position(|c| c.get("id").and_then(Value::as_str) == Some(id))
     }
 
+    /// Refuses, through the API, a camera that reads this machine (a file, a device, a lavfi
+    /// graph) unless `server.allow_local_sources` is on; `before` is the camera's current
+    /// configuration, whose source (named by the config file) may stay as it is.
+    fn check_source(
+        &self,
+        cam: &CameraConfig,
+        before: Option<&CameraConfig>,
+    ) -> Result<(), ChangeError> {
+        if self.hub.server_config().allow_local_sources {
+            return Ok(());
+        }
+        let unchanged = |key: &str| {
+            before.is_some_and(|b| b.options.get(key) == cam.options.get(key))
+                || !cam.options.contains_key(key)
+        };
+        let kind = crate::ingest::source::SourceKind::of(&cam.url);
+        if kind.is_local() && before.is_none_or(|b| b.url != cam.url) {
+            return Err(invalid(
+                "url",
+                "files, devices and lavfi: sources can only be added through the API when \
+                 server.allow_local_sources is true in the config file (or name them in the \
+                 config file itself)",
+            ));
+        }
+        // The whitelist is what keeps a network URL off the local disk.
+        for key in ["protocol_whitelist", "protocol_blacklist"] {
+            if !unchanged(key) {
+                return Err(invalid(
+                    "options",
+                    format!(
+                        "options.{key} can only be set through the API when \
+                         server.allow_local_sources is true in the config file"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a camera (`POST /api/ip-cameras`).
     pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
         let cam = parse_camera(&body)?;
+        self.check_source(&cam, None)?;
         let mut store = self.store.lock().await;
         if self.hub.get(&cam.id).is_some() {
             return Err(ChangeError::Duplicate(cam.id));
@@ -324,6 +364,7 @@ impl Manager {
             .hub
             .get(id)
             .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
+        self.check_source(&cam, Some(&existing.config()))?;
         let mut doc = store.doc().clone();
         match Self::position(&doc, id) {
             Some(pos) => Self::cameras_mut(&mut doc)[pos] = body,
@@ -337,7 +378,14 @@ impl Manager {
     /// Gives a running camera a new configuration: only its own worker restarts; its viewers
     /// stay subscribed to the same camera and see frames again when the new session streams.
     fn reconfigure(&self, cam: &Arc<Camera>, config: CameraConfig) {
-        if *cam.config() == config {
+        let old = cam.config();
+        if *old == config {
+            return;
+        }
+        if old.same_except_name(&config) {
+            // A new name changes nothing the source sees: viewers are told, the stream goes on.
+            self.hub.reconfigure(cam, config);
+            info!(camera = %cam.id(), "camera renamed");
             return;
         }
         self.stop_worker(cam.id());

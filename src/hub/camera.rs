@@ -20,6 +20,10 @@ use crate::media::frame::{Frame, Picture};
 use crate::media::tier::{Qualities, Tier};
 use crate::obs::redact::redact_url;
 
+#[path = "fps.rs"]
+mod fps;
+use fps::FpsMeter;
+
 /// Lifecycle state of a camera, as the status API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,12 +70,10 @@ struct Live {
     codec: Option<String>,
     width: u32,
     height: u32,
-    fps: f64,
+    fps: FpsMeter,
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
-    fps_window_start: Option<Instant>,
-    fps_window_frames: u32,
 }
 
 /// Hub-wide settings taken from `server`.
@@ -106,6 +108,8 @@ pub struct CameraStatus {
     pub height: u32,
     pub codec: Option<String>,
     pub frames_in: u64,
+    /// Pictures from the source that would not decode, dropped before any viewer saw them.
+    pub frames_corrupt: u64,
     pub jpeg_encodes: u64,
     pub reconnects: u64,
     pub last_error: Option<String>,
@@ -123,9 +127,6 @@ pub struct TierStatus {
     pub scale: u8,
     pub jpeg_encodes: u64,
 }
-
-/// A measured rate older than this means the camera stopped sending.
-const FPS_FRESH: Duration = Duration::from_secs(2);
 
 fn unix_ms_now() -> u64 {
     SystemTime::now()
@@ -145,6 +146,7 @@ pub struct Camera {
     live: Mutex<Live>,
     seq: AtomicU64,
     frames_in: AtomicU64,
+    frames_corrupt: AtomicU64,
     latest: watch::Sender<Option<Arc<Frame>>>,
     cache: TierCache,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
@@ -177,15 +179,14 @@ impl Camera {
                 codec: None,
                 width: 0,
                 height: 0,
-                fps: 0.0,
+                fps: FpsMeter::default(),
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
-                fps_window_start: None,
-                fps_window_frames: 0,
             }),
             seq: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
+            frames_corrupt: AtomicU64::new(0),
             latest: watch::Sender::new(None),
             kick: Notify::new(),
             removed: CancellationToken::new(),
@@ -206,8 +207,15 @@ impl Camera {
 
     /// Replaces the configuration (same id); the hub tells viewers, the manager restarts the
     /// worker. The old source's last picture is dropped: it no longer shows what this camera is.
+    /// A new name alone changes no picture: the frame, codec and error stay.
     pub(crate) fn set_config(&self, config: CameraConfig) {
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        let old = std::mem::replace(
+            &mut *self.config.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(config.clone()),
+        );
+        if old.same_except_name(&config) {
+            return;
+        }
         {
             let mut l = self.live();
             l.last_error = None;
@@ -246,7 +254,7 @@ impl Camera {
         {
             let mut l = self.live();
             l.state = CameraState::Disabled;
-            l.fps = 0.0;
+            l.fps.reset();
             l.next_retry_at = None;
         }
         self.latest.send_replace(None);
@@ -276,16 +284,17 @@ impl Camera {
 
     /// Measured frame rate at `now` (0 when frames stopped).
     pub fn fps_at(&self, now: Instant) -> f64 {
-        let l = self.live();
-        match l.last_frame_at {
-            Some(t) if now.saturating_duration_since(t) < FPS_FRESH => l.fps,
-            _ => 0.0,
-        }
+        self.live().fps.fps_at(now)
     }
 
     /// The last session error, redacted.
     pub fn last_error(&self) -> Option<String> {
         self.live().last_error.clone()
+    }
+
+    /// Counts a picture from the source that would not decode (dropped, never published).
+    pub fn count_corrupt(&self) {
+        self.frames_corrupt.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Frames published since camwall started.
@@ -320,8 +329,7 @@ impl Camera {
         };
         l.last_error = Some(redact_url(&failure.to_string()));
         l.next_retry_at = Some(Instant::now() + retry_in);
-        l.fps = 0.0;
-        l.fps_window_start = None;
+        l.fps.reset();
         l.reconnects += 1;
     }
 
@@ -330,6 +338,7 @@ impl Camera {
         if l.state != CameraState::Disabled {
             l.state = CameraState::Stopped;
         }
+        l.fps.reset();
     }
 
     /// Publishes a new frame: it becomes the latest, and waiters are woken.
@@ -344,22 +353,7 @@ impl Camera {
             l.height = height;
             l.last_frame_at = Some(now);
             l.next_retry_at = None;
-            // fps over windows of at least one second.
-            match l.fps_window_start {
-                Some(start) => {
-                    l.fps_window_frames += 1;
-                    let el = now.duration_since(start);
-                    if el >= Duration::from_secs(1) {
-                        l.fps = f64::from(l.fps_window_frames) / el.as_secs_f64();
-                        l.fps_window_start = Some(now);
-                        l.fps_window_frames = 0;
-                    }
-                }
-                None => {
-                    l.fps_window_start = Some(now);
-                    l.fps_window_frames = 0;
-                }
-            }
+            l.fps.record(now);
         }
         let frame = Frame {
             seq,
@@ -425,11 +419,8 @@ impl Camera {
         let config = self.config();
         let now = Instant::now();
         let age = l.last_frame_at.map(|t| now.saturating_duration_since(t));
-        // A camera that stopped sending has no fps, whatever the last window said.
-        let fps = match age {
-            Some(a) if a < FPS_FRESH => (l.fps * 10.0).round() / 10.0,
-            _ => 0.0,
-        };
+        // A camera that stopped sending has no fps (the meter knows its frame interval).
+        let fps = (l.fps.fps_at(now) * 10.0).round() / 10.0;
         let cache = self.cache.stats();
         CameraStatus {
             id: self.id.clone(),
@@ -442,6 +433,7 @@ impl Camera {
             height: l.height,
             codec: l.codec,
             frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_corrupt: self.frames_corrupt.load(Ordering::Relaxed),
             jpeg_encodes: cache.jpeg_encodes,
             reconnects: l.reconnects,
             last_error: l.last_error,
@@ -465,160 +457,5 @@ impl Camera {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    pub(crate) fn jpeg_bytes() -> Bytes {
-        let y = vec![128u8; 16 * 16];
-        let c = vec![128u8; 8 * 8];
-        let p = crate::media::jpeg::YuvPlanes {
-            planes: [&y, &c, &c],
-            strides: [16, 8, 8],
-            width: 16,
-            height: 16,
-            subsamp: turbojpeg::Subsamp::Sub2x2,
-            limited_range: false,
-        };
-        crate::media::jpeg::encode_planes(&p, 90, 1).unwrap().data
-    }
-
-    fn camera(ttl_ms: u64) -> Camera {
-        let cfg: CameraConfig =
-            serde_json::from_str(r#"{"id":"a","url":"lavfi:testsrc2"}"#).unwrap();
-        let settings = HubSettings {
-            frame_cache_ttl: Duration::from_millis(ttl_ms),
-            qualities: Qualities::new(&[85, 80, 70]),
-            max_cached_tiers: 8,
-        };
-        Camera::new(cfg, &settings, 7)
-    }
-
-    fn publish(cam: &Camera) {
-        cam.publish(
-            16,
-            16,
-            Picture::Jpeg {
-                data: jpeg_bytes(),
-                quality: Some(90),
-            },
-        );
-    }
-
-    const T50: Tier = Tier {
-        quality: 50,
-        scale: 1,
-    };
-
-    #[tokio::test(start_paused = true)]
-    async fn ttl_cache_serves_the_same_jpeg_until_it_expires() {
-        let cam = camera(16);
-        assert!(matches!(
-            cam.jpeg(T50).await,
-            Err(FrameError::NoFrameYet { .. })
-        ));
-        publish(&cam);
-        let a = cam.jpeg(T50).await.unwrap();
-        assert_eq!(cam.status().jpeg_encodes, 1);
-        // A newer frame within the TTL: the cached JPEG is served again.
-        publish(&cam);
-        let b = cam.jpeg(T50).await.unwrap();
-        assert_eq!(a.seq, b.seq);
-        assert_eq!(cam.status().jpeg_encodes, 1);
-        // After the TTL, the newer frame is encoded.
-        tokio::time::advance(Duration::from_millis(17)).await;
-        let c = cam.jpeg(T50).await.unwrap();
-        assert_eq!(c.seq, a.seq + 1);
-        assert_eq!(cam.status().jpeg_encodes, 2);
-        // Same frame, long after the TTL: still no second encode.
-        tokio::time::advance(Duration::from_millis(100)).await;
-        let d = cam.jpeg(T50).await.unwrap();
-        assert_eq!(d.etag, c.etag);
-        assert_eq!(cam.status().jpeg_encodes, 2);
-        assert_eq!(cam.status().cache_hits, 2);
-        // Live streams ask for "at least this frame" and ignore the TTL.
-        publish(&cam);
-        let e = cam.jpeg_at_least(T50, d.seq + 1).await.unwrap();
-        assert_eq!(e.seq, d.seq + 1);
-    }
-
-    #[tokio::test]
-    async fn passthrough_does_not_encode_and_tiers_are_bounded() {
-        let cam = camera(0);
-        publish(&cam);
-        let e = cam
-            .jpeg(Tier {
-                quality: 90,
-                scale: 1,
-            })
-            .await
-            .unwrap();
-        assert_eq!(e.jpeg.data, jpeg_bytes());
-        assert_eq!(cam.status().jpeg_encodes, 0);
-        for q in 1..=20 {
-            cam.jpeg(Tier {
-                quality: q,
-                scale: 1,
-            })
-            .await
-            .unwrap();
-        }
-        assert!(cam.status().tiers.len() <= 8);
-    }
-
-    #[tokio::test]
-    async fn pinned_tiers_stay_and_the_bound_is_hard() {
-        let cam = camera(0);
-        publish(&cam);
-        let pins: Vec<_> = (1..=8)
-            .map(|q| {
-                let t = Tier {
-                    quality: q * 10,
-                    scale: 1,
-                };
-                assert!(cam.cache().can_pin(t));
-                cam.cache().pin(t)
-            })
-            .collect();
-        assert_eq!(cam.cache().pinned_tiers(), 8);
-        assert!(!cam.cache().can_pin(Tier {
-            quality: 5,
-            scale: 1
-        }));
-        // A snapshot at a ninth tier is still answered, without growing the cache.
-        cam.jpeg(Tier {
-            quality: 5,
-            scale: 2,
-        })
-        .await
-        .unwrap();
-        assert_eq!(cam.status().tiers.len(), 8);
-        drop(pins);
-        assert_eq!(cam.cache().pinned_tiers(), 0);
-    }
-
-    struct Refused;
-    impl std::fmt::Display for Refused {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("rtsp://u:secret@h/x said 401")
-        }
-    }
-    impl SessionFailure for Refused {
-        fn is_unauthorized(&self) -> bool {
-            true
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_state_is_redacted_and_counts() {
-        let cam = camera(0);
-        cam.set_backoff(&Refused, Duration::from_secs(2));
-        let s = cam.status();
-        assert_eq!(s.state, CameraState::Unauthorized);
-        assert_eq!(s.reconnects, 1);
-        assert_eq!(s.retry_in_ms, Some(2000));
-        assert!(!s.last_error.unwrap_or_default().contains("secret"));
-        tokio::time::advance(Duration::from_millis(500)).await;
-        assert_eq!(cam.status().retry_in_ms, Some(1500));
-    }
-}
+#[path = "camera_tests.rs"]
+pub(crate) mod tests;

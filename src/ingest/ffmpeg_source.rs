@@ -9,7 +9,8 @@ use ffmpeg_next as ffmpeg;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::source::{self, Deadline, OpenError, SourceKind};
+use super::diagnose::{self, Cause, Resolved};
+use super::source::{self, Deadline, OpenError, SourceKind, MAX_STALL};
 use super::worker::{Opener, SessionError, Source, SourceEvent};
 use crate::config::CameraConfig;
 use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
@@ -40,6 +41,9 @@ struct FfmpegSource {
     decoder: Option<ffmpeg::decoder::Video>,
     deadline: Arc<Deadline>,
     stall_timeout: Duration,
+    open_timeout: Duration,
+    /// The stall deadline last set (the error names it).
+    stall_now: Duration,
     cancel: CancellationToken,
     pacer: Option<Pacer>,
     /// Seconds per tick of the stream's timestamps.
@@ -48,6 +52,14 @@ struct FfmpegSource {
     converter: Option<Converter>,
     decoded: ffmpeg::frame::Video,
     decode_errors: u32,
+    /// False until the first keyframe: packets before it decode to grey smears at best.
+    keyframe_seen: bool,
+    /// Packets skipped so far waiting for that keyframe.
+    before_key: u32,
+    /// Corrupt pictures dropped and not yet reported to the worker.
+    corrupt: u32,
+    /// Recent gaps between video packets: a slow camera's stall deadline stretches to them.
+    gaps: Gaps,
     /// Pictures decoded from one packet (or the drain at the end), handed out one at a time.
     pending: VecDeque<(u32, u32, Picture)>,
     ended: bool,
@@ -61,29 +73,48 @@ impl FfmpegSource {
         let deadline = Arc::new(Deadline::new(cancel.clone()));
         deadline.extend(open_timeout);
 
-        let options = source::input_options(kind, &config.options, stall_timeout);
+        // FFmpeg reports a host it cannot resolve as "Input/output error": resolve it here
+        // first, within the open deadline, to say what is wrong.
+        if let Some(host) = diagnose::host_of(&config.url) {
+            match diagnose::resolve(&host, open_timeout, cancel) {
+                Resolved::Ok => {}
+                Resolved::NotFound => return Err(SessionError::Unresolved(host)),
+                Resolved::TimedOut => return Err(SessionError::OpenTimeout(open_timeout)),
+                // Shutdown: the worker counts any error after cancellation as the shutdown.
+                Resolved::Cancelled => return Err(SessionError::OpenTimeout(Duration::ZERO)),
+            }
+        }
+        let options = source::input_options(kind, &config.url, &config.options, stall_timeout);
         let mut input = match source::open(&config.url, options, deadline.clone()) {
             Ok(i) => i,
             Err(_) if deadline.expired() => return Err(SessionError::OpenTimeout(open_timeout)),
-            Err(OpenError::Ffmpeg(ffmpeg::Error::HttpUnauthorized)) => {
-                return Err(SessionError::Unauthorized)
+            Err(OpenError::Ffmpeg(e)) => {
+                return Err(match diagnose::cause_of(&e) {
+                    Cause::Unauthorized => SessionError::Unauthorized,
+                    Cause::Refused => SessionError::Refused,
+                    Cause::Unreachable => SessionError::Unreachable,
+                    Cause::Other => SessionError::Open(OpenError::Ffmpeg(e)),
+                })
             }
             Err(e) => return Err(SessionError::Open(e)),
         };
 
-        let (index, params, time_base, nominal_fps) = {
+        let (index, params, time_base, nominal_fps, known_fps) = {
             let stream = input
                 .streams()
                 .best(ffmpeg::media::Type::Video)
                 .ok_or(SessionError::NoVideo)?;
             let rate = stream.avg_frame_rate();
             let fps = f64::from(rate.numerator()) / f64::from(rate.denominator().max(1));
-            let fps = if fps.is_finite() && fps > 0.0 && fps <= 240.0 {
-                fps
-            } else {
-                25.0
-            };
-            (stream.index(), stream.parameters(), stream.time_base(), fps)
+            let known = fps.is_finite() && fps > 0.0 && fps <= 240.0;
+            let fps = if known { fps } else { 25.0 };
+            (
+                stream.index(),
+                stream.parameters(),
+                stream.time_base(),
+                fps,
+                known,
+            )
         };
         // Only the video stream is read: audio and data packets are dropped inside libavformat.
         // SAFETY: `input` owns a valid context; `streams` holds `nb_streams` valid pointers.
@@ -116,7 +147,16 @@ impl FfmpegSource {
                     .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?,
             )
         };
-        deadline.extend(stall_timeout);
+        let mut gaps = Gaps::default();
+        if known_fps {
+            // A camera that declares 0.2 fps must not be called stalled before its first gap
+            // is measured.
+            gaps.push(Duration::from_secs_f64(1.0 / nominal_fps));
+        }
+        let stall_now = gaps.stall_deadline(stall_timeout, open_timeout);
+        deadline.extend(stall_now);
+        // MJPEG has only keyframes; other codecs wait for one.
+        let keyframe_seen = decoder.is_none();
         Ok(Self {
             camera_id: config.id.clone(),
             input,
@@ -125,6 +165,8 @@ impl FfmpegSource {
             decoder,
             deadline,
             stall_timeout,
+            open_timeout,
+            stall_now,
             cancel: cancel.clone(),
             pacer: kind.needs_pacing().then(Pacer::default),
             time_base_s: f64::from(time_base.numerator())
@@ -133,6 +175,10 @@ impl FfmpegSource {
             converter: None,
             decoded: ffmpeg::frame::Video::empty(),
             decode_errors: 0,
+            keyframe_seen,
+            gaps,
+            before_key: 0,
+            corrupt: 0,
             pending: VecDeque::new(),
             ended: false,
         })
@@ -162,15 +208,27 @@ impl FfmpegSource {
             }
             // Shutdown also interrupts a read: the worker tells that apart from a failure.
             Err(_) if self.cancel.is_cancelled() => return Ok(false),
-            Err(_) if self.deadline.expired() => {
-                return Err(SessionError::Stalled(self.stall_timeout))
-            }
+            Err(_) if self.deadline.expired() => return Err(SessionError::Stalled(self.stall_now)),
             Err(e) => return Err(SessionError::Read(e)),
         }
         // Only a packet counts as life: a source that keeps answering EAGAIN still stalls.
-        self.deadline.extend(self.stall_timeout);
+        let stall = self
+            .gaps
+            .stall_deadline(self.stall_timeout, self.open_timeout);
+        self.stall_now = stall;
+        self.deadline.extend(stall);
         if packet.stream() != self.index {
             return Ok(true);
+        }
+        self.gaps.arrived(Instant::now());
+        if !self.keyframe_seen {
+            // A stream with intra refresh flags no keyframe at all: after a bounded wait,
+            // decode whatever comes rather than show nothing forever.
+            if !packet.is_key() && self.before_key < MAX_PACKETS_BEFORE_KEY {
+                self.before_key += 1;
+                return Ok(true);
+            }
+            self.keyframe_seen = true;
         }
         if let Some(p) = self.pacer.as_mut() {
             // Without timestamps, pace at the stream's nominal rate: never read flat out.
@@ -182,13 +240,15 @@ impl FfmpegSource {
             if !p.wait(at, &self.cancel) {
                 return Ok(false);
             }
+            // The wait was camwall's own pacing, not the source going quiet.
+            self.deadline.extend(stall);
         }
         match self.decoder.as_mut() {
             None => {
                 let Some(data) = packet.data() else {
                     return Ok(true);
                 };
-                match jpeg::jpeg_size(data) {
+                match jpeg::validate_jpeg(data) {
                     Ok((w, h)) => {
                         let quality = jpeg::estimate_quality(data);
                         let data = bytes::Bytes::copy_from_slice(data);
@@ -196,10 +256,12 @@ impl FfmpegSource {
                             .push_back((w, h, Picture::Jpeg { data, quality }));
                     }
                     Err(e) => {
+                        // A cut-short or damaged JPEG never reaches a viewer.
                         self.decode_errors += 1;
                         if self.decode_errors.is_power_of_two() {
                             warn!(error = %e, count = self.decode_errors, "dropping a bad JPEG from the source");
                         }
+                        self.corrupt += 1;
                     }
                 }
             }
@@ -231,6 +293,10 @@ impl Source for FfmpegSource {
 
     fn next_event(&mut self) -> Result<SourceEvent, SessionError> {
         loop {
+            if self.corrupt > 0 {
+                self.corrupt -= 1;
+                return Ok(SourceEvent::Corrupt);
+            }
             if let Some((width, height, picture)) = self.pending.pop_front() {
                 return Ok(SourceEvent::Picture {
                     width,
@@ -245,6 +311,44 @@ impl Source for FfmpegSource {
                 return Ok(SourceEvent::Cancelled);
             }
         }
+    }
+}
+
+/// Packets skipped while waiting for the first keyframe before decoding anyway (10 s at 25 fps).
+const MAX_PACKETS_BEFORE_KEY: u32 = 250;
+
+/// The last few gaps between video packets, for the stall deadline.
+#[derive(Default)]
+struct Gaps {
+    last_at: Option<Instant>,
+    recent: [Duration; 8],
+    next: usize,
+}
+
+impl Gaps {
+    fn arrived(&mut self, now: Instant) {
+        if let Some(prev) = self.last_at.replace(now) {
+            self.push(now.duration_since(prev));
+        }
+    }
+
+    fn push(&mut self, gap: Duration) {
+        self.recent[self.next % self.recent.len()] = gap;
+        self.next = self.next.wrapping_add(1);
+    }
+
+    /// The configured stall timeout, stretched to three of the camera's recent frame
+    /// intervals (a 0.2 fps camera is not stalled after 5 s), but never past `MAX_STALL`
+    /// unless the configured timeout is longer. Until a few gaps are known (the first packets
+    /// may come in a burst, out of FFmpeg's probe buffer) the open timeout also applies.
+    fn stall_deadline(&self, configured: Duration, open_timeout: Duration) -> Duration {
+        let widest = self.recent.iter().max().copied().unwrap_or_default();
+        let floor = if self.next < self.recent.len() {
+            configured.max(open_timeout)
+        } else {
+            configured
+        };
+        floor.max((widest * 3).min(MAX_STALL))
     }
 }
 
@@ -343,4 +447,35 @@ fn to_picture(
             true,
         ))),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_deadline_follows_the_frame_interval_within_bounds() {
+        let (stall, open) = (Duration::from_secs(1), Duration::from_secs(10));
+        let mut g = Gaps::default();
+        // Nothing known yet: the open timeout covers the first, possibly slow, frames.
+        assert_eq!(g.stall_deadline(stall, open), open);
+        let t0 = Instant::now();
+        for i in 0..=8 {
+            g.arrived(t0 + Duration::from_secs(2 * i));
+        }
+        // A camera at 0.5 fps: three of its intervals.
+        assert_eq!(g.stall_deadline(stall, open), Duration::from_secs(6));
+        // A fast camera keeps the configured timeout.
+        let mut fast = Gaps::default();
+        for i in 0..=8 {
+            fast.arrived(t0 + Duration::from_millis(40 * i));
+        }
+        assert_eq!(fast.stall_deadline(stall, open), stall);
+        // A timelapse camera stretches it no further than the bound.
+        let mut slow = Gaps::default();
+        for i in 0..=8 {
+            slow.arrived(t0 + Duration::from_secs(100 * i));
+        }
+        assert_eq!(slow.stall_deadline(stall, open), MAX_STALL);
+    }
 }

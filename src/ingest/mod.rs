@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod devices;
+pub mod diagnose;
 pub mod ffmpeg_source;
 pub mod source;
 pub mod worker;

@@ -30,6 +30,9 @@ impl SourceKind {
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("lavfi:") {
             Self::Lavfi
+        } else if lower.starts_with("file:") {
+            // `file:///x` has a `://` but reads the local disk like any path.
+            Self::File
         } else if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
             Self::Rtsp
         } else if lower.starts_with("http://") || lower.starts_with("https://") {
@@ -48,7 +51,53 @@ impl SourceKind {
     pub fn needs_pacing(self) -> bool {
         matches!(self, Self::Lavfi | Self::File)
     }
+
+    /// Sources that read this machine (its files, devices, FFmpeg's filter graphs, which can
+    /// open files too) rather than the network: only the config file, or the API when
+    /// `server.allow_local_sources` is on, may name them.
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::Lavfi | Self::Device | Self::File)
+    }
+
+    /// The FFmpeg protocols this kind of source may use (`protocol_whitelist`), so that a
+    /// camera URL, or a playlist or SDP it answers with, cannot make FFmpeg read local files
+    /// or chain protocols. Network kinds never get `file`, `concat`, `subfile` and the like.
+    pub fn protocol_whitelist(self, url: &str) -> String {
+        match self {
+            Self::Rtsp => "rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https".into(),
+            Self::Http => "http,https,tcp,tls,crypto".into(),
+            Self::File => "file".into(),
+            // lavfi and v4l2 open no URL through a protocol: none is needed.
+            Self::Lavfi | Self::Device => "none".into(),
+            Self::Other => {
+                let scheme = url
+                    .split_once("://")
+                    .map(|(s, _)| s.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if NETWORK_SCHEMES.contains(&scheme.as_str()) {
+                    format!("{scheme},tcp,udp,tls")
+                } else {
+                    "tcp,udp,tls".into()
+                }
+            }
+        }
+    }
 }
+
+/// Schemes an `Other` URL may name itself (the ones that only talk to the network).
+const NETWORK_SCHEMES: &[&str] = &[
+    "udp", "rtp", "srt", "tcp", "tls", "rtmp", "rtmps", "rtmpt", "rtmpe", "rtmpte", "rtmpts",
+    "mmsh", "mmst", "srtp",
+];
+
+/// Probe limits for live network cameras: bytes and microseconds. FFmpeg's defaults (5 MB,
+/// 5 s) made the first frame wait 2-9 s; the codec parameters of RTSP come from the SDP and
+/// an MJPEG frame carries its own, so half a megabyte and half a second are plenty.
+pub const LIVE_PROBESIZE: &str = "500000";
+pub const LIVE_ANALYZEDURATION_US: &str = "500000";
+
+/// The longest stall deadline a slow camera's frame interval may stretch to.
+pub const MAX_STALL: Duration = Duration::from_secs(60);
 
 /// A deadline the interrupt callback checks, moved forward by the worker as packets arrive,
 /// plus the shutdown token. Either one aborts a blocked FFmpeg call.
@@ -101,22 +150,38 @@ pub enum OpenError {
     BadUrl,
 }
 
-/// FFmpeg input options for a source: the config's, plus camwall's defaults where the config
-/// is silent (RTSP over TCP; socket timeouts from the stall timeout).
+/// FFmpeg input options for a source: camwall's defaults, each replaced by the config's
+/// `options` only where that key is given explicitly (so `protocol_whitelist` can be widened
+/// by whoever may write the options; the API refuses that key unless local sources are allowed).
+///
+/// Defaults: RTSP over TCP; small probe limits for live cameras (fast first frame); a
+/// protocol whitelist per kind; socket timeouts as long as the longest stall deadline, so
+/// that camwall's own deadline (scaled to the camera's frame interval) decides a stall.
 pub fn input_options(
     kind: SourceKind,
+    url: &str,
     configured: &BTreeMap<String, String>,
     stall_timeout: Duration,
 ) -> ffmpeg::Dictionary<'static> {
     let mut dict = ffmpeg::Dictionary::new();
-    let us = stall_timeout.as_micros().to_string();
-    let defaults: &[(&str, &str)] = match kind {
-        SourceKind::Rtsp => &[("rtsp_transport", "tcp"), ("timeout", &us)],
-        SourceKind::Http => &[("rw_timeout", &us)],
-        _ => &[],
+    let us = stall_timeout.max(MAX_STALL).as_micros().to_string();
+    let whitelist = kind.protocol_whitelist(url);
+    let mut defaults: Vec<(&str, &str)> = match kind {
+        SourceKind::Rtsp => vec![("rtsp_transport", "tcp"), ("timeout", &us)],
+        SourceKind::Http => vec![("rw_timeout", &us)],
+        _ => vec![],
     };
+    if matches!(kind, SourceKind::Rtsp | SourceKind::Http) {
+        defaults.extend([
+            ("probesize", LIVE_PROBESIZE),
+            ("analyzeduration", LIVE_ANALYZEDURATION_US),
+            // Do not wait for frames just to guess a frame rate: camwall measures its own.
+            ("fpsprobesize", "0"),
+        ]);
+    }
+    defaults.push(("protocol_whitelist", &whitelist));
     for (k, v) in defaults {
-        if !configured.contains_key(*k) {
+        if !configured.contains_key(k) {
             dict.set(k, v);
         }
     }
@@ -192,17 +257,81 @@ mod tests {
         assert_eq!(SourceKind::of("/dev/video0"), SourceKind::Device);
         assert_eq!(SourceKind::of("clips/a.mp4"), SourceKind::File);
         assert_eq!(SourceKind::of("srt://h:1"), SourceKind::Other);
+        assert_eq!(SourceKind::of("file:///etc/passwd"), SourceKind::File);
+        assert_eq!(SourceKind::of("concat:a|b"), SourceKind::File);
+        assert_eq!(
+            SourceKind::of("subfile:,,start,0,end,9,,:/x"),
+            SourceKind::File
+        );
         assert!(SourceKind::Lavfi.needs_pacing() && !SourceKind::Rtsp.needs_pacing());
+        assert!(SourceKind::File.is_local() && SourceKind::Lavfi.is_local());
+        assert!(SourceKind::Device.is_local() && !SourceKind::Other.is_local());
+    }
+
+    #[test]
+    fn network_sources_cannot_use_local_protocols() {
+        let cfg = BTreeMap::new();
+        for url in [
+            "rtsp://h/x",
+            "http://h/x.mjpg",
+            "https://h/x.m3u8",
+            "srt://h:1",
+            "udp://h:1",
+            "gopher://h/x",
+            "file+x://h",
+        ] {
+            let kind = SourceKind::of(url);
+            assert!(!kind.is_local(), "{url}");
+            let d = input_options(kind, url, &cfg, Duration::from_secs(5));
+            let list = d.get("protocol_whitelist").unwrap_or_default().to_string();
+            assert!(!list.is_empty(), "{url}: no whitelist");
+            for banned in ["file", "concat", "subfile", "pipe", "fd", "data"] {
+                assert!(
+                    !list.split(',').any(|p| p == banned),
+                    "{url} may use {banned}: {list}"
+                );
+            }
+        }
+        let srt = input_options(SourceKind::Other, "srt://h:1", &cfg, Duration::from_secs(5));
+        assert_eq!(srt.get("protocol_whitelist"), Some("srt,tcp,udp,tls"));
+        let file = input_options(SourceKind::File, "a.mp4", &cfg, Duration::from_secs(5));
+        assert_eq!(file.get("protocol_whitelist"), Some("file"));
+    }
+
+    #[test]
+    fn live_cameras_probe_briefly_unless_configured() {
+        let mut cfg = BTreeMap::new();
+        let d = input_options(SourceKind::Rtsp, "rtsp://h/x", &cfg, Duration::from_secs(5));
+        assert_eq!(d.get("probesize"), Some(LIVE_PROBESIZE));
+        assert_eq!(d.get("analyzeduration"), Some(LIVE_ANALYZEDURATION_US));
+        assert_eq!(d.get("fpsprobesize"), Some("0"));
+        cfg.insert("probesize".to_string(), "5000000".to_string());
+        cfg.insert("protocol_whitelist".to_string(), "rtsp,tcp".to_string());
+        let d = input_options(SourceKind::Rtsp, "rtsp://h/x", &cfg, Duration::from_secs(5));
+        assert_eq!(d.get("probesize"), Some("5000000"));
+        assert_eq!(d.get("protocol_whitelist"), Some("rtsp,tcp"));
+        let d = input_options(
+            SourceKind::File,
+            "a.mp4",
+            &BTreeMap::new(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            d.get("probesize"),
+            None,
+            "files keep FFmpeg's thorough probe"
+        );
     }
 
     #[test]
     fn options_default_to_tcp_and_config_wins() {
         let mut cfg = BTreeMap::new();
-        let d = input_options(SourceKind::Rtsp, &cfg, Duration::from_secs(5));
+        let d = input_options(SourceKind::Rtsp, "rtsp://h/x", &cfg, Duration::from_secs(5));
         assert_eq!(d.get("rtsp_transport"), Some("tcp"));
-        assert_eq!(d.get("timeout"), Some("5000000"));
+        // camwall's own deadline decides a stall; the socket timeout is only a backstop.
+        assert_eq!(d.get("timeout"), Some("60000000"));
         cfg.insert("rtsp_transport".to_string(), "udp".to_string());
-        let d = input_options(SourceKind::Rtsp, &cfg, Duration::from_secs(5));
+        let d = input_options(SourceKind::Rtsp, "rtsp://h/x", &cfg, Duration::from_secs(5));
         assert_eq!(d.get("rtsp_transport"), Some("udp"));
     }
 

@@ -51,6 +51,8 @@ pub enum SourceEvent {
     Eof,
     /// Shutdown interrupted the source.
     Cancelled,
+    /// The source sent a picture that would not decode; it was dropped (and is counted).
+    Corrupt,
 }
 
 /// Why a session ended without an error.
@@ -67,8 +69,15 @@ pub enum SessionEnd {
 pub enum SessionError {
     #[error("open failed: {0}")]
     Open(OpenError),
-    #[error("open timed out after {0:?}")]
+    /// The open deadline passed: the source connected (or did not) but sent no media.
+    #[error("open timed out: no media within {} ms", .0.as_millis())]
     OpenTimeout(Duration),
+    #[error("open failed: cannot resolve host {0}")]
+    Unresolved(String),
+    #[error("open failed: connection refused")]
+    Refused,
+    #[error("open failed: host unreachable")]
+    Unreachable,
     #[error("unauthorized: the camera refused the credentials")]
     Unauthorized,
     #[error("the source has no video stream")]
@@ -210,6 +219,7 @@ pub fn run_once(
                     cam.publish(width, height, picture);
                 }
             }
+            Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
             Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),
             Ok(SourceEvent::Cancelled) => return Ok(SessionEnd::Cancelled),
             Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),

@@ -307,6 +307,100 @@ pub fn jpeg_size(data: &[u8]) -> Result<(u32, u32), EncodeError> {
     Ok((h.width as u32, h.height as u32))
 }
 
+/// Why a source JPEG was refused before publishing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JpegInvalid {
+    #[error("no SOI marker at the start")]
+    NoSoi,
+    #[error("marker segment at byte {0} is cut short or malformed")]
+    BadSegment(usize),
+    #[error("no scan (SOS) before the data ended")]
+    NoScan,
+    #[error("the scan data is cut short: no EOI marker")]
+    Truncated,
+    #[error("{0} bytes after the EOI marker")]
+    TrailingData(usize),
+    #[error("the header does not decode: {0}")]
+    Header(String),
+}
+
+/// Checks a JPEG from a source before it is published, without decoding the picture (too
+/// costly per frame): SOI first, every marker segment whole up to the scan, the entropy-coded
+/// data running to an EOI that ends the data (only padding bytes may follow), and a header
+/// libjpeg-turbo reads. Catches the usual damage of MJPEG cameras: frames cut short by a
+/// dropped connection or a full buffer. Returns the picture's size.
+pub fn validate_jpeg(data: &[u8]) -> Result<(u32, u32), JpegInvalid> {
+    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+        return Err(JpegInvalid::NoSoi);
+    }
+    let mut i = 2;
+    let mut scanned = false;
+    let eoi_end = loop {
+        // A marker: 0xFF, any number of 0xFF fill bytes, then the marker code.
+        if data.get(i) != Some(&0xFF) {
+            return Err(if scanned {
+                JpegInvalid::Truncated
+            } else {
+                JpegInvalid::BadSegment(i)
+            });
+        }
+        while data.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = data.get(i + 1) else {
+            return Err(JpegInvalid::Truncated);
+        };
+        match marker {
+            0xD9 if scanned => break i + 2,
+            0xD9 => return Err(JpegInvalid::NoScan),
+            0x01 | 0xD0..=0xD7 => {
+                i += 2;
+                continue;
+            }
+            0x00 | 0xD8 => return Err(JpegInvalid::BadSegment(i)),
+            _ => {}
+        }
+        let len = match data.get(i + 2..i + 4) {
+            Some(b) => usize::from(u16::from_be_bytes([b[0], b[1]])),
+            None => return Err(JpegInvalid::BadSegment(i)),
+        };
+        if len < 2 || i + 2 + len > data.len() {
+            return Err(JpegInvalid::BadSegment(i));
+        }
+        i += 2 + len;
+        if marker == 0xDA {
+            scanned = true;
+            // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte) or a restart
+            // marker inside it; any other marker ends it.
+            loop {
+                let Some(off) = data[i..].iter().position(|&b| b == 0xFF) else {
+                    return Err(JpegInvalid::Truncated);
+                };
+                i += off;
+                match data.get(i + 1) {
+                    None => return Err(JpegInvalid::Truncated),
+                    Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    };
+    // Some cameras pad frames (zeros, a line break before the multipart boundary).
+    let rest = &data[eoi_end..];
+    if !rest
+        .iter()
+        .all(|b| matches!(b, 0x00 | b'\r' | b'\n' | b' '))
+    {
+        return Err(JpegInvalid::TrailingData(rest.len()));
+    }
+    let h = turbojpeg::read_header(data).map_err(|e| JpegInvalid::Header(e.to_string()))?;
+    if h.width == 0 || h.height == 0 {
+        return Err(JpegInvalid::Header("zero-sized picture".into()));
+    }
+    Ok((h.width as u32, h.height as u32))
+}
+
 /// Re-encodes a JPEG at `quality`, downscaled by `scale`, staying in YUV (libjpeg-turbo's
 /// scaled IDCT does the downscale almost for free).
 pub fn transcode_jpeg(data: &[u8], quality: u8, scale: u8) -> Result<Jpeg, EncodeError> {
@@ -409,139 +503,5 @@ pub fn estimate_quality(data: &[u8]) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode_rgb(data: &[u8]) -> turbojpeg::Image<Vec<u8>> {
-        turbojpeg::decompress(data, turbojpeg::PixelFormat::RGB).unwrap()
-    }
-
-    /// A 64x48 4:2:0 picture: left half at luma `a`, right half at `b`, neutral chroma.
-    fn planes(a: u8, b: u8, stride_pad: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, [usize; 3]) {
-        let (w, h) = (64, 48);
-        let ys = w + stride_pad;
-        let cs = w / 2 + stride_pad;
-        let mut y = vec![0u8; ys * h];
-        for r in 0..h {
-            for c in 0..w {
-                y[r * ys + c] = if c < w / 2 { a } else { b };
-            }
-        }
-        (
-            y,
-            vec![128; cs * h / 2],
-            vec![128; cs * h / 2],
-            [ys, cs, cs],
-        )
-    }
-
-    #[test]
-    fn range_expansion_matches_the_float_definition_for_every_input() {
-        for v in 0..=255u8 {
-            let f = f32::from(v);
-            let luma = ((f - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8;
-            let chroma = ((f - 128.0) * 255.0 / 224.0 + 128.0)
-                .round()
-                .clamp(0.0, 255.0) as u8;
-            assert_eq!(Expand::Luma.apply(v), luma, "luma {v}");
-            assert_eq!(Expand::Chroma.apply(v), chroma, "chroma {v}");
-        }
-    }
-
-    #[test]
-    fn limited_range_black_and_white_come_out_full_range() {
-        let (y, u, v, strides) = planes(16, 235, 8);
-        let p = YuvPlanes {
-            planes: [&y, &u, &v],
-            strides,
-            width: 64,
-            height: 48,
-            subsamp: Subsamp::Sub2x2,
-            limited_range: true,
-        };
-        let jpeg = encode_planes(&p, 95, 1).unwrap();
-        assert_eq!((jpeg.width, jpeg.height), (64, 48));
-        let img = decode_rgb(&jpeg.data);
-        let px = |x: usize, y: usize| img.pixels[(y * img.width + x) * 3];
-        assert!(px(4, 24) <= 3, "black came out {}", px(4, 24));
-        assert!(px(60, 24) >= 252, "white came out {}", px(60, 24));
-    }
-
-    #[test]
-    fn full_range_is_not_expanded() {
-        let (y, u, v, strides) = planes(16, 235, 0);
-        let p = YuvPlanes {
-            planes: [&y, &u, &v],
-            strides,
-            width: 64,
-            height: 48,
-            subsamp: Subsamp::Sub2x2,
-            limited_range: false,
-        };
-        let img = decode_rgb(&encode_planes(&p, 95, 1).unwrap().data);
-        let v = img.pixels[(24 * img.width + 4) * 3];
-        assert!((13..=19).contains(&v), "{v}");
-    }
-
-    #[test]
-    fn downscale_halves_and_quarters_with_odd_sizes() {
-        let (w, h) = (101, 57);
-        let y = vec![200u8; w * h];
-        let c = vec![128u8; w.div_ceil(2) * h.div_ceil(2)];
-        let p = YuvPlanes {
-            planes: [&y, &c, &c],
-            strides: [w, w.div_ceil(2), w.div_ceil(2)],
-            width: w,
-            height: h,
-            subsamp: Subsamp::Sub2x2,
-            limited_range: false,
-        };
-        for (scale, want) in [(1u8, (101u32, 57u32)), (2, (51, 29)), (4, (26, 15))] {
-            let j = encode_planes(&p, 80, scale).unwrap();
-            assert_eq!((j.width, j.height), want);
-            assert_eq!(jpeg_size(&j.data).unwrap(), want);
-            let img = decode_rgb(&j.data);
-            assert!((img.pixels[0] as i32 - 200).abs() <= 2);
-        }
-    }
-
-    #[test]
-    fn short_planes_are_refused_not_read_past() {
-        let y = vec![0u8; 10];
-        let p = YuvPlanes {
-            planes: [&y, &y, &y],
-            strides: [64, 32, 32],
-            width: 64,
-            height: 48,
-            subsamp: Subsamp::Sub2x2,
-            limited_range: false,
-        };
-        assert!(encode_planes(&p, 80, 1).is_err());
-    }
-
-    #[test]
-    fn quality_estimate_and_transcode() {
-        let (y, u, v, strides) = planes(100, 150, 0);
-        let p = YuvPlanes {
-            planes: [&y, &u, &v],
-            strides,
-            width: 64,
-            height: 48,
-            subsamp: Subsamp::Sub2x2,
-            limited_range: false,
-        };
-        for q in [30u8, 50, 70, 85, 95] {
-            let j = encode_planes(&p, q, 1).unwrap();
-            let est = estimate_quality(&j.data).unwrap();
-            assert!((est as i32 - q as i32).abs() <= 1, "q {q} estimated {est}");
-        }
-        let src = encode_planes(&p, 95, 1).unwrap();
-        let t = transcode_jpeg(&src.data, 60, 2).unwrap();
-        assert_eq!((t.width, t.height), (32, 24));
-        assert!(t.data.starts_with(&[0xFF, 0xD8]));
-        let est = estimate_quality(&t.data).unwrap();
-        assert!((est as i32 - 60).abs() <= 1);
-        assert_eq!(estimate_quality(b"not a jpeg"), None);
-        assert!(transcode_jpeg(b"\xFF\xD8garbage", 50, 1).is_err());
-    }
-}
+#[path = "jpeg_tests.rs"]
+mod tests;

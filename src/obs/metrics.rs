@@ -239,6 +239,8 @@ pub struct CameraSample {
     /// The state's name as the status API spells it.
     pub state: &'static str,
     pub frames_in: u64,
+    /// Source pictures dropped because they would not decode.
+    pub frames_corrupt: u64,
     pub fps: f64,
     pub reconnects: u64,
     pub last_frame_age_ms: Option<u64>,
@@ -308,6 +310,7 @@ pub fn render(scrape: &Scrape) -> String {
 
     let state = Family::<StateLabels, Gauge>::default();
     let frames_in = Family::<CameraLabels, Counter>::default();
+    let frames_corrupt = Family::<CameraLabels, Counter>::default();
     let fps = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let reconnects = Family::<CameraLabels, Counter>::default();
     let age = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
@@ -328,6 +331,7 @@ pub fn render(scrape: &Scrape) -> String {
                 .set(i64::from(on));
         }
         frames_in.get_or_create(&c).inc_by(s.frames_in);
+        frames_corrupt.get_or_create(&c).inc_by(s.frames_corrupt);
         fps.get_or_create(&c).set(s.fps);
         reconnects.get_or_create(&c).inc_by(s.reconnects);
         age.get_or_create(&c).set(
@@ -351,6 +355,11 @@ pub fn render(scrape: &Scrape) -> String {
         "camera_frames_in",
         "Frames received from each camera",
         frames_in,
+    );
+    reg.register(
+        "camera_frames_corrupt",
+        "Pictures from each camera dropped because they would not decode",
+        frames_corrupt,
     );
     reg.register("camera_fps", "Measured frame rate of each camera", fps);
     reg.register(
@@ -410,12 +419,17 @@ mod tests {
         let sample = |id: &str| CameraSample {
             id: id.into(),
             state: "streaming",
+            frames_corrupt: 3,
             ..Default::default()
         };
         let text = render(&Scrape {
             cameras: vec![sample("gone-cam")],
             clients: vec![("websocket", 2)],
         });
+        assert!(
+            text.contains("camwall_camera_frames_corrupt_total{camera=\"gone-cam\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("camwall_encode_seconds_count{camera=\"gone-cam\"}"));
         assert!(text.contains("camwall_camera_state{camera=\"gone-cam\",state=\"streaming\"} 1"));
         assert!(text.contains("camwall_clients{kind=\"websocket\"} 2"));

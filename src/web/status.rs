@@ -107,6 +107,7 @@ pub fn metrics(s: &WebState) -> Response {
                 CameraSample {
                     state: st.state.name(),
                     frames_in: st.frames_in,
+                    frames_corrupt: st.frames_corrupt,
                     fps: st.fps,
                     reconnects: st.reconnects,
                     last_frame_age_ms: st.last_frame_age_ms,
