@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// `HOST:PORT` to listen on. Default `127.0.0.1:8000`; `--listen` overrides it.
+    /// `HOST:PORT` to listen on; a host name is resolved and its first address taken.
+    /// Default `127.0.0.1:8000`; `--listen` overrides it.
     pub listen: Option<String>,
     /// Directory of the web pages. Relative paths are taken from the config file's directory.
     /// Default `../public` (the repository's `public/` next to `config/`).
@@ -49,6 +50,10 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides camwall's own whose pages may open the
     /// WebSocket, e.g. a dashboard served elsewhere. Default: none.
     pub allowed_origins: Vec<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` / `Forwarded: for=` headers are
+    /// believed, so that per-IP caps count the real clients. Default: none (the headers are
+    /// ignored: any client could send them).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// `server.auth` section. `CAMWALL_TOKEN` in the environment adds one admin token.
@@ -71,6 +76,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             auth: AuthConfig::default(),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -91,8 +97,12 @@ pub struct Limits {
     /// Most WebSocket plus MJPEG clients from one IP address. Default 32.
     pub max_clients_per_ip: usize,
     /// A client must send a whole request head within this time or be cut off (slowloris).
-    /// Default 10000.
+    /// Default 10000. Also closes connections that send nothing at all, and keep-alive
+    /// connections idle for this long between requests.
     pub header_timeout_ms: u64,
+    /// Most open TCP connections from one address (trusted proxies are not capped); beyond it
+    /// a new connection is closed at once. Default 64.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +114,7 @@ impl Default for Limits {
             max_mjpeg_clients: 256,
             max_clients_per_ip: 32,
             header_timeout_ms: 10_000,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -212,8 +223,11 @@ impl LoadedConfig {
             path: path.to_path_buf(),
             issues,
         };
-        let config = parse(&text).map_err(fail)?;
-        let doc = serde_json::from_str(&text).map_err(|e| {
+        // Editors on Windows save a byte order mark; JSON has no place for it. The exact text
+        // (mark included) is kept, so that hand-edit detection compares like with like.
+        let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let config = parse(body).map_err(fail)?;
+        let doc = serde_json::from_str(body).map_err(|e| {
             fail(vec![ConfigIssue {
                 position: Some((e.line(), e.column())),
                 camera: None,
@@ -347,10 +361,10 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     };
     let s = &config.server;
     if let Some(listen) = &s.listen {
-        if listen.parse::<SocketAddr>().is_err() {
+        if !is_host_port(listen) {
             issues.push(server(
                 "listen",
-                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"),
+                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:8000 or localhost:8000)"),
             ));
         }
     }
@@ -399,6 +413,12 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             "must be between 100 and 600000".into(),
         ));
     }
+    if s.limits.max_connections_per_ip == 0 {
+        issues.push(server(
+            "limits.max_connections_per_ip",
+            "must be at least 1".into(),
+        ));
+    }
     if s.limits.max_cached_qualities == 0 {
         issues.push(server(
             "limits.max_cached_qualities",
@@ -444,9 +464,80 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     issues
 }
 
+/// Whether `s` looks like `HOST:PORT` (an address, `[v6]:port`, or a host name and a port).
+/// Whether a name resolves is known only when it is resolved, at start.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+        None => false,
+    }
+}
+
+/// The address to listen on for `s` (`HOST:PORT`): an address as it is, a host name resolved
+/// (the first address it gives; `localhost` gives the loopback).
+pub fn resolve_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !is_host_port(s) {
+        return Err(format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"));
+    }
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_are_accepted_and_resolved() {
+        let c = parse(r#"{"server":{"listen":"localhost:8000"}}"#).unwrap();
+        assert_eq!(c.server.listen.as_deref(), Some("localhost:8000"));
+        let a = resolve_listen("localhost:8000").unwrap();
+        assert!(a.ip().is_loopback(), "{a}");
+        assert_eq!(a.port(), 8000);
+        assert_eq!(
+            resolve_listen("[::1]:9").unwrap(),
+            "[::1]:9".parse::<SocketAddr>().unwrap()
+        );
+        for bad in ["localhost", "localhost:http", ":80", "a b:1", "localhost:70000"] {
+            assert!(resolve_listen(bad).is_err(), "{bad}");
+            assert!(!issues(&format!(r#"{{"server":{{"listen":"{bad}"}}}}"#)).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let text = "\u{feff}{\"cameras\":[{\"id\":\"a\",\"url\":\"lavfi:testsrc2\"}]}".to_string();
+        let l = LoadedConfig::from_text(Path::new("c.json"), text.clone()).unwrap();
+        assert_eq!(l.config.cameras.len(), 1);
+        assert_eq!(l.doc["cameras"][0]["id"], "a");
+        assert_eq!(l.text, text, "the exact text is kept for hand-edit detection");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses() {
+        let c = parse(r#"{"server":{"trusted_proxies":["127.0.0.1","::1"]}}"#).unwrap();
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        let e = issues(r#"{"server":{"trusted_proxies":["nginx"]}}"#);
+        assert_eq!(e[0].field, "server.trusted_proxies[0]");
+        let e = issues(r#"{"server":{"limits":{"max_connections_per_ip":0}}}"#);
+        assert_eq!(e[0].field, "server.limits.max_connections_per_ip");
+    }
 
     fn issues(text: &str) -> Vec<ConfigIssue> {
         parse(text).expect_err("config should be refused")
