@@ -514,7 +514,13 @@ mod tests {
             resolve_listen("[::1]:9").unwrap(),
             "[::1]:9".parse::<SocketAddr>().unwrap()
         );
-        for bad in ["localhost", "localhost:http", ":80", "a b:1", "localhost:70000"] {
+        for bad in [
+            "localhost",
+            "localhost:http",
+            ":80",
+            "a b:1",
+            "localhost:70000",
+        ] {
             assert!(resolve_listen(bad).is_err(), "{bad}");
             assert!(!issues(&format!(r#"{{"server":{{"listen":"{bad}"}}}}"#)).is_empty());
         }
@@ -526,7 +532,10 @@ mod tests {
         let l = LoadedConfig::from_text(Path::new("c.json"), text.clone()).unwrap();
         assert_eq!(l.config.cameras.len(), 1);
         assert_eq!(l.doc["cameras"][0]["id"], "a");
-        assert_eq!(l.text, text, "the exact text is kept for hand-edit detection");
+        assert_eq!(
+            l.text, text,
+            "the exact text is kept for hand-edit detection"
+        );
     }
 
     #[test]

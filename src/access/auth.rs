@@ -167,7 +167,9 @@ pub fn cross_site_refused(
 }
 
 /// Passes unless [`cross_site_refused`]; rejects with [`BadOrigin`].
-pub fn same_site(allowed: Arc<Vec<String>>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub fn same_site(
+    allowed: Arc<Vec<String>>,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::method()
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
@@ -271,7 +273,11 @@ mod tests {
         assert!(!refused(Method::POST, None, None), "tools send no Origin");
         assert!(!refused(Method::PUT, None, Some("same-origin")));
         // Reading is never refused here: the WebSocket has its own origin check.
-        assert!(!refused(Method::GET, Some("http://evil.example"), Some("cross-site")));
+        assert!(!refused(
+            Method::GET,
+            Some("http://evil.example"),
+            Some("cross-site")
+        ));
         assert!(!cross_site_refused(
             &Method::POST,
             Some("https://wall.example"),

@@ -139,7 +139,10 @@ mod tests {
         let h = headers(&[("forwarded", "for=192.0.2.60;by=203.0.113.43")]);
         assert_eq!(client_addr(peer, &h, &trusted).ip(), ip("192.0.2.60"));
         // X-Forwarded-For wins when both are sent.
-        let h = headers(&[("forwarded", "for=192.0.2.60"), ("x-forwarded-for", "1.1.1.1")]);
+        let h = headers(&[
+            ("forwarded", "for=192.0.2.60"),
+            ("x-forwarded-for", "1.1.1.1"),
+        ]);
         assert_eq!(client_addr(peer, &h, &trusted).ip(), ip("1.1.1.1"));
     }
 
@@ -147,6 +150,9 @@ mod tests {
     fn mapped_addresses_match_trusted_ones() {
         let peer: SocketAddr = "[::ffff:127.0.0.1]:5".parse().unwrap();
         let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(client_addr(peer, &h, &[ip("127.0.0.1")]).ip(), ip("1.2.3.4"));
+        assert_eq!(
+            client_addr(peer, &h, &[ip("127.0.0.1")]).ip(),
+            ip("1.2.3.4")
+        );
     }
 }

@@ -329,11 +329,17 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         write_atomic(&link, b"two").unwrap();
         assert!(
-            std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
             "the link was replaced by a file"
         );
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
-        assert_eq!(std::fs::read(real_dir.join("cameras.json.bak")).unwrap(), b"one");
+        assert_eq!(
+            std::fs::read(real_dir.join("cameras.json.bak")).unwrap(),
+            b"one"
+        );
         assert!(!dir.path().join("cameras.json.bak").exists());
     }
 

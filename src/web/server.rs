@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::access::limits::ConnLimits;
@@ -67,7 +67,8 @@ pub async fn serve<F>(
     F: warp::Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
-    let graceful = GracefulShutdown::new();
+    // Open connections, so that shutdown can wait for them to finish their answers.
+    let tracker = TaskTracker::new();
     let conns = ConnLimits::new(opts.max_connections_per_ip);
     // Failed accepts in a row: the first of a burst is logged, the rest only counted.
     let mut failures: u64 = 0;
@@ -112,28 +113,39 @@ pub async fn serve<F>(
                 let mut svc = svc.clone();
                 tower_service::Service::call(&mut svc, req)
             });
-        // HTTP/1 only, so hyper reads the request head itself from the first byte on: the
-        // version sniffing of the auto builder waited for a first byte with no deadline, and a
-        // silent socket stayed open forever. hyper's head deadline runs from accept and again
+        // hyper's HTTP/1 connection itself, not hyper-util's auto builder: the auto builder
+        // first sniffs the protocol version, waiting for a first byte with no deadline, so a
+        // silent socket stayed open forever. hyper's head deadline runs from accept, and again
         // while a keep-alive connection sits idle between requests.
-        let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        let watcher = graceful.watcher();
         let io = StallGuard::new(tcp, opts.send_stall_timeout);
-        tokio::spawn(async move {
+        let stop = cancel.clone();
+        tracker.spawn(async move {
             let _slot = slot;
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let conn = builder
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    // Finish the answer in progress, take no new request.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    tracker.close();
+    tracker.wait().await;
 }
 
 fn proxy_is_trusted(ip: IpAddr, trusted: &[IpAddr]) -> bool {
