@@ -189,7 +189,14 @@ async fn changes_apply_live_persist_and_never_interrupt_another_camera() {
             400,
             "invalid_camera",
         ),
-        (client.post(&api).body("{not json"), 400, "bad_json"),
+        (
+            client
+                .post(&api)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "bad_json",
+        ),
         (
             client
                 .patch(format!("{api}/nope"))

@@ -15,6 +15,7 @@ use crate::access::limits::ClientLimits;
 use crate::config::Config;
 use crate::control::{ConfigStore, Manager};
 use crate::hub::Hub;
+use crate::web::server::ServeOptions;
 use crate::web::{routes, WebState};
 
 /// HTTPS setup, built by the binary before serving (config errors stop the start).
@@ -78,6 +79,16 @@ impl App {
         tls: Option<Tls>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
+        let server_config = self.hub.server_config();
+        let local = listener.local_addr().ok();
+        let open_access = open_access(self.auth.is_open(), local);
+        if open_access {
+            warn!(
+                listen = ?local,
+                "listening on a non-loopback address with no token configured: anyone who can \
+                 reach it may watch and change cameras; set server.auth tokens"
+            );
+        }
         let state = WebState {
             hub: self.hub.clone(),
             public_dir: self.public_dir.clone(),
@@ -85,7 +96,8 @@ impl App {
             manager: self.manager.clone(),
             auth: self.auth.clone(),
             limits: self.limits.clone(),
-            allowed_origins: Arc::new(self.hub.server_config().allowed_origins.clone()),
+            allowed_origins: Arc::new(server_config.allowed_origins.clone()),
+            open_access,
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();
@@ -93,15 +105,14 @@ impl App {
             shutdown.await;
             stop.cancel();
         });
-        let header_timeout =
-            Duration::from_millis(self.hub.server_config().limits.header_timeout_ms);
-        let server = crate::web::server::serve(
-            listener,
-            routes(state),
-            header_timeout,
-            tls.map(|t| t.acceptor()),
-            cancel.clone(),
-        );
+        let opts = ServeOptions {
+            header_timeout: Duration::from_millis(server_config.limits.header_timeout_ms),
+            max_connections_per_ip: server_config.limits.max_connections_per_ip,
+            trusted_proxies: Arc::new(server_config.trusted_proxies.clone()),
+            send_stall_timeout: crate::web::server::SEND_STALL_TIMEOUT,
+            tls: tls.map(|t| t.acceptor()),
+        };
+        let server = crate::web::server::serve(listener, routes(state), opts, cancel.clone());
         let server = tokio::spawn(server);
         cancel.cancelled().await;
         info!("shutting down");
@@ -118,6 +129,12 @@ impl App {
             warn!("some cameras did not stop within {CAMERA_STOP:?}; leaving them");
         }
     }
+}
+
+/// Whether anyone who can reach camwall may use it: no token configured and a listen address
+/// other than the loopback.
+pub fn open_access(no_tokens: bool, local: Option<SocketAddr>) -> bool {
+    no_tokens && !local.is_some_and(|a| a.ip().to_canonical().is_loopback())
 }
 
 /// Kernel send buffer of every connection, in bytes (Linux doubles it). Autotuned buffers
@@ -137,4 +154,20 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_send_buffer_size(SOCKET_SEND_BUFFER)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_access_means_no_token_and_not_loopback() {
+        let any: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:8000".parse().unwrap();
+        assert!(open_access(true, Some(any)));
+        assert!(!open_access(false, Some(any)));
+        assert!(!open_access(true, Some(lo)));
+        assert!(!open_access(true, Some(lo6)));
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// `HOST:PORT` to listen on. Default `127.0.0.1:8000`; `--listen` overrides it.
+    /// `HOST:PORT` to listen on; a host name is resolved and its first address taken.
+    /// Default `127.0.0.1:8000`; `--listen` overrides it.
     pub listen: Option<String>,
     /// Directory of the web pages. Relative paths are taken from the config file's directory.
     /// Default `../public` (the repository's `public/` next to `config/`).
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     /// an admin token could otherwise make camwall read any file it can open. The config
     /// file itself (and its reload on SIGHUP) may always name them.
     pub allow_local_sources: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` / `Forwarded: for=` headers are
+    /// believed, so that per-IP caps count the real clients. Default: none (the headers are
+    /// ignored: any client could send them).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// `server.tls` section: either `cert` and `key`, or `self_signed`.
@@ -96,6 +101,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             tls: None,
             allow_local_sources: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -116,8 +122,12 @@ pub struct Limits {
     /// Most WebSocket plus MJPEG clients from one IP address. Default 32.
     pub max_clients_per_ip: usize,
     /// A client must send a whole request head within this time or be cut off (slowloris).
-    /// Default 10000.
+    /// Default 10000. Also closes connections that send nothing at all, and keep-alive
+    /// connections idle for this long between requests.
     pub header_timeout_ms: u64,
+    /// Most open TCP connections from one address (trusted proxies are not capped); beyond it
+    /// a new connection is closed at once. Default 64.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -129,6 +139,7 @@ impl Default for Limits {
             max_mjpeg_clients: 256,
             max_clients_per_ip: 32,
             header_timeout_ms: 10_000,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -245,8 +256,11 @@ impl LoadedConfig {
             path: path.to_path_buf(),
             issues,
         };
-        let config = parse(&text).map_err(fail)?;
-        let doc = serde_json::from_str(&text).map_err(|e| {
+        // Editors on Windows save a byte order mark; JSON has no place for it. The exact text
+        // (mark included) is kept, so that hand-edit detection compares like with like.
+        let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let config = parse(body).map_err(fail)?;
+        let doc = serde_json::from_str(body).map_err(|e| {
             fail(vec![ConfigIssue {
                 position: Some((e.line(), e.column())),
                 camera: None,
@@ -405,10 +419,10 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     };
     let s = &config.server;
     if let Some(listen) = &s.listen {
-        if listen.parse::<SocketAddr>().is_err() {
+        if !is_host_port(listen) {
             issues.push(server(
                 "listen",
-                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"),
+                format!("{listen:?} is not HOST:PORT (e.g. 127.0.0.1:8000 or localhost:8000)"),
             ));
         }
     }
@@ -460,6 +474,12 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             "must be between 100 and 600000".into(),
         ));
     }
+    if s.limits.max_connections_per_ip == 0 {
+        issues.push(server(
+            "limits.max_connections_per_ip",
+            "must be at least 1".into(),
+        ));
+    }
     if s.limits.max_cached_qualities == 0 {
         issues.push(server(
             "limits.max_cached_qualities",
@@ -505,94 +525,41 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     issues
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn issues(text: &str) -> Vec<ConfigIssue> {
-        parse(text).expect_err("config should be refused")
+/// Whether `s` looks like `HOST:PORT` (an address, `[v6]:port`, or a host name and a port).
+/// Whether a name resolves is known only when it is resolved, at start.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
     }
-
-    #[test]
-    fn defaults_fill_in() {
-        let c = parse(r#"{"cameras":[{"id":"a","url":"lavfi:testsrc2"}]}"#).unwrap();
-        assert_eq!(c.server.frame_cache_ttl_ms, 16);
-        assert_eq!(c.server.quality_tiers, vec![85, 80, 70]);
-        assert!(c.cameras[0].enabled);
-        assert_eq!(c.cameras[0].display_name(), "a");
-        assert_eq!(c.cameras[0].stall_timeout_ms, 5000);
-    }
-
-    #[test]
-    fn syntax_error_has_line_and_column() {
-        let e = issues("{\n  \"cameras\": [\n    {\"id\": \"a\",, }\n  ]\n}");
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].position.map(|p| p.0), Some(3));
-    }
-
-    #[test]
-    fn unknown_field_is_named_with_its_path() {
-        let e = issues(r#"{"cameras":[{"id":"a","url":"x","fps":3}]}"#);
-        assert_eq!(e[0].field, "cameras[0].fps");
-        assert!(e[0].message.contains("unknown field `fps`"), "{:?}", e[0]);
-        let e = issues(r#"{"server":{"listen":"x","bogus":1}}"#);
-        assert!(e[0].message.contains("bogus"));
-    }
-
-    #[test]
-    fn wrong_type_names_the_field() {
-        let e = issues(r#"{"cameras":[{"id":"a","url":"x","max_fps":"ten"}]}"#);
-        assert_eq!(e[0].field, "cameras[0].max_fps");
-        assert!(e[0].position.is_some());
-    }
-
-    #[test]
-    fn all_validation_errors_are_reported_at_once() {
-        let e = issues(
-            r#"{"server":{"quality_tiers":[70,80]},"cameras":[
-                {"id":"a","url":""},
-                {"id":"a","url":"lavfi:testsrc2"},
-                {"id":"../x","url":"y"},
-                {"id":"b","url":"y","max_fps":0}
-            ]}"#,
-        );
-        let fields: Vec<_> = e.iter().map(|i| i.field.as_str()).collect();
-        assert!(fields.contains(&"server.quality_tiers"));
-        assert!(fields.contains(&"cameras[0].url"));
-        assert!(fields.contains(&"cameras[1].id"));
-        assert!(fields.contains(&"cameras[2].id"));
-        assert!(fields.contains(&"cameras[3].max_fps"));
-        let dup = e.iter().find(|i| i.field == "cameras[1].id").unwrap();
-        assert_eq!(dup.camera.as_deref(), Some("a"));
-        let bad = e.iter().find(|i| i.field == "cameras[2].id").unwrap();
-        assert_eq!(bad.camera.as_deref(), Some("cameras[2]"));
-    }
-
-    #[test]
-    fn safe_ids() {
-        assert!(is_safe_id("cam-1_A"));
-        for bad in ["", "-a", "a/b", "a b", "a.b", "é", &"x".repeat(65)] {
-            assert!(!is_safe_id(bad), "{bad:?}");
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         }
-    }
-
-    #[test]
-    fn error_display_names_file_line_and_field() {
-        let err = ConfigError {
-            path: "config/cameras.json".into(),
-            issues: issues(r#"{"cameras":[{"id":"a","url":"x","max_fps":"ten"}]}"#),
-        };
-        let s = err.to_string();
-        assert!(s.starts_with("config/cameras.json:1:"), "{s}");
-        assert!(s.contains("cameras[0].max_fps"), "{s}");
-    }
-
-    #[test]
-    fn shipped_config_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cameras.json");
-        let c = load(&path).unwrap();
-        assert_eq!(c.config.cameras.len(), 4);
-        assert_eq!(c.doc["cameras"].as_array().map(Vec::len), Some(4));
-        assert_eq!(c.text, std::fs::read_to_string(&path).unwrap());
+        None => false,
     }
 }
+
+/// The address to listen on for `s` (`HOST:PORT`): an address as it is, a host name resolved
+/// (the first address it gives; `localhost` gives the loopback).
+pub fn resolve_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !is_host_port(s) {
+        return Err(format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"));
+    }
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -28,9 +28,10 @@ struct Cli {
     /// Config file.
     #[arg(long, global = true, default_value = "config/cameras.json")]
     config: PathBuf,
-    /// Listen address HOST:PORT (default: server.listen from the config, else 127.0.0.1:8000).
+    /// Listen address HOST:PORT, a host name allowed (default: server.listen from the config,
+    /// else 127.0.0.1:8000).
     #[arg(long)]
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", global = true)]
     log_format: LogFormat,
@@ -81,16 +82,24 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let store = ConfigStore::new(cli.config.clone(), &loaded);
+    // Temporary files of a write cut short by a crash would otherwise pile up beside the file.
+    store.remove_stale_temp_files();
     let config = loaded.config;
-    let listen = match cli.listen {
-        Some(a) => a,
+    let listen: SocketAddr = match &cli.listen {
+        Some(s) => match config::resolve_listen(s) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("camwall: --listen: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
         None => {
             let s = config.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-            match s.parse() {
+            match config::resolve_listen(s) {
                 Ok(a) => a,
-                Err(_) => {
+                Err(e) => {
                     eprintln!(
-                        "camwall: {}: field `server.listen`: {s:?} is not HOST:PORT",
+                        "camwall: {}: field `server.listen`: {e}",
                         cli.config.display()
                     );
                     return ExitCode::from(EXIT_CONFIG);

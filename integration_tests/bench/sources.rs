@@ -34,9 +34,11 @@ pub fn rtsp_cams(port: u16, n: usize) -> Vec<Value> {
 /// Starts the camwall binary under test, logging warnings only.
 pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
     // Every load-generator client comes from 127.0.0.1: lift the per-address and total caps
-    // (defaults 32 and 256) above what any scenario opens, so the caps never shape a result.
+    // (defaults 32, 64 connections, and 256) above what any scenario opens, so the caps never
+    // shape a result.
     let cfg = json!({"server": {
-        "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096}
+        "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096,
+                   "max_connections_per_ip": 8192}
     }, "cameras": cameras});
     let (dir, path) = write_config(cfg);
     spawn_camwall(bin, dir, path, "warn")

@@ -1,5 +1,6 @@
-//! Who may do what: viewer and admin tokens compared in constant time, and WebSocket `Origin`
-//! checks. Admission (how many clients) lives in `limits`.
+//! Who may do what: viewer and admin tokens compared in constant time, WebSocket `Origin`
+//! checks, and the cross-site request checks on state-changing requests (CSRF). Admission (how
+//! many clients) lives in `limits`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -131,6 +132,95 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
     host.is_some_and(|h| !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(h))
 }
 
+/// A state-changing request from another site's page: 403 `bad_origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadOrigin;
+
+impl warp::reject::Reject for BadOrigin {}
+
+/// A request body that is not declared JSON: 415 `unsupported_media_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
+
+impl warp::reject::Reject for NotJson {}
+
+/// Whether a request may change state, seen from the browser's headers: a page on another site
+/// can make a visitor's browser send a form or a "simple" `fetch` (no preflight) to camwall,
+/// tokens in cookies or not, and the answer need not be readable for the harm to be done. So a
+/// state-changing method is refused when `Origin` is present and foreign, or the browser says
+/// `Sec-Fetch-Site: cross-site`. Tools (curl, scripts) send neither header and pass.
+pub fn cross_site_refused(
+    method: &warp::http::Method,
+    origin: Option<&str>,
+    host: Option<&str>,
+    sec_fetch_site: Option<&str>,
+    allowed: &[String],
+) -> bool {
+    use warp::http::Method;
+    let changes_state = matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    changes_state
+        && (sec_fetch_site.is_some_and(|s| s.trim().eq_ignore_ascii_case("cross-site"))
+            || !origin_allowed(origin, host, allowed))
+}
+
+/// Passes unless [`cross_site_refused`]; rejects with [`BadOrigin`].
+pub fn same_site(
+    allowed: Arc<Vec<String>>,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and_then(
+            move |m: warp::http::Method,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  site: Option<String>| {
+                let refused = cross_site_refused(
+                    &m,
+                    origin.as_deref(),
+                    host.as_deref(),
+                    site.as_deref(),
+                    &allowed,
+                );
+                async move {
+                    if refused {
+                        Err(warp::reject::custom(BadOrigin))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .untuple_one()
+}
+
+/// Whether a `Content-Type` declares JSON (`application/json`, parameters allowed). Forms and
+/// `text/plain` are what another site can send without a preflight, so only JSON is taken.
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// Passes when the request's body is declared JSON; rejects with [`NotJson`] otherwise.
+pub fn json_body() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|ct: Option<String>| async move {
+            if is_json(ct.as_deref()) {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(NotJson))
+            }
+        })
+        .untuple_one()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +259,40 @@ mod tests {
             Some("h:1"),
             &["https://wall.example".into()]
         ));
+    }
+
+    #[test]
+    fn cross_site_state_changes_are_refused() {
+        use warp::http::Method;
+        let host = Some("127.0.0.1:8000");
+        let refused = |m: Method, origin, site| cross_site_refused(&m, origin, host, site, &[]);
+        assert!(refused(Method::POST, Some("http://evil.example"), None));
+        assert!(refused(Method::DELETE, Some("null"), None));
+        assert!(refused(Method::PATCH, None, Some("cross-site")));
+        assert!(!refused(Method::POST, Some("http://127.0.0.1:8000"), None));
+        assert!(!refused(Method::POST, None, None), "tools send no Origin");
+        assert!(!refused(Method::PUT, None, Some("same-origin")));
+        // Reading is never refused here: the WebSocket has its own origin check.
+        assert!(!refused(
+            Method::GET,
+            Some("http://evil.example"),
+            Some("cross-site")
+        ));
+        assert!(!cross_site_refused(
+            &Method::POST,
+            Some("https://wall.example"),
+            host,
+            None,
+            &["https://wall.example".into()]
+        ));
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(Some("application/json")));
+        assert!(is_json(Some("Application/JSON; charset=utf-8")));
+        assert!(!is_json(Some("text/plain")));
+        assert!(!is_json(Some("application/x-www-form-urlencoded")));
+        assert!(!is_json(None));
     }
 }

@@ -1,5 +1,6 @@
 //! Admission control: caps on long-lived clients (WebSocket, MJPEG streams, long-polls) in
-//! total and per IP address. A [`ClientSlot`] is held for each client and given back on drop.
+//! total and per IP address, and on raw TCP connections per address. A [`ClientSlot`] or
+//! [`ConnSlot`] is held for each and given back on drop.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,9 +120,76 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Open TCP connections per peer address, capped: one address cannot hold every descriptor
+/// the process has (idle keep-alives, silent sockets). The map holds only addresses with an
+/// open connection, so it is bounded by the connections themselves.
+pub struct ConnLimits {
+    per_ip: DashMap<IpAddr, usize>,
+    max_per_ip: usize,
+}
+
+/// One open connection, given back on drop.
+pub struct ConnSlot {
+    limits: Arc<ConnLimits>,
+    ip: IpAddr,
+}
+
+impl ConnLimits {
+    pub fn new(max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_ip: DashMap::new(),
+            max_per_ip,
+        })
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when it already has the most allowed.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnSlot> {
+        let mut n = self.per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(ConnSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// Open connections from `ip`.
+    #[cfg(test)]
+    pub fn count(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).map(|n| *n).unwrap_or(0)
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.limits.per_ip.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_per_address_are_capped_and_given_back() {
+        let l = ConnLimits::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let s1 = l.acquire(a).unwrap();
+        let _s2 = l.acquire(a).unwrap();
+        assert!(l.acquire(a).is_none());
+        let sb = l.acquire(b).unwrap();
+        drop(s1);
+        assert_eq!(l.count(a), 1);
+        assert!(l.acquire(a).is_some());
+        drop(sb);
+        assert!(l.per_ip.get(&b).is_none(), "empty entries are removed");
+    }
 
     #[test]
     fn caps_total_and_per_ip() {

@@ -1,5 +1,7 @@
-//! Access: who may do what (tokens, origins) and how many may at once (client caps). Knows
-//! nothing of cameras or media; the web layer asks it before serving.
+//! Access: who may do what (tokens, origins, CSRF), who a client is behind a proxy, and how
+//! many may at once (client caps, connections per address). Knows nothing of cameras or media;
+//! the web layer asks it before serving.
 
 pub mod auth;
 pub mod limits;
+pub mod proxy;

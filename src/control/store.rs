@@ -1,5 +1,6 @@
 //! The config file as camwall owns it at run time: the JSON document with its key order, the
-//! bytes last read or written, atomic writes with a `.bak` copy, and detection of hand edits.
+//! bytes last read or written, atomic writes with a `.bak` copy (through a symlink, to its
+//! target), detection of hand edits, and removal of temporary files a crash left behind.
 //!
 //! Reading happens once per load (startup or SIGHUP); the store is handed what was read, so
 //! there is never a second read that could disagree with the validated config.
@@ -54,6 +55,43 @@ impl ConfigStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Removes `.NAME.tmp-PID` and `.NAME.bak.tmp-PID` files beside the config file (its
+    /// target, when it is a symlink) whose process no longer runs: what a crash in the middle
+    /// of a write leaves. Returns how many were removed; failures are logged, never fatal.
+    pub fn remove_stale_temp_files(&self) -> usize {
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let (dir, name) = dir_and_name(&target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        let prefixes = [format!(".{name}.tmp-"), format!(".{name}.bak.tmp-")];
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let Some(pid) = prefixes
+                .iter()
+                .find_map(|p| file.strip_prefix(p.as_str()))
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == std::process::id() || process_runs(pid) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    removed += 1;
+                    tracing::info!(file = %entry.path().display(), "removed a temporary file left by a crash");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary file")
+                }
+            }
+        }
+        removed
     }
 
     /// The document as last read or written.
@@ -125,18 +163,38 @@ fn write_config(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     })
 }
 
-/// Writes `bytes` to `path` so that a crash at any moment leaves the old or the new file:
-/// temporary file in the same directory, fsync, copy the old file to `<name>.bak`, rename,
-/// fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Whether a process with this id exists (Linux: `/proc/PID`).
+fn process_runs(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The directory (`.` for a bare name) and the file name of `path`.
+fn dir_and_name(path: &Path) -> (PathBuf, String) {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cameras.json".into());
+    (dir, name)
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves the old or the new file:
+/// temporary file in the same directory, fsync, copy the old file to `<name>.bak`, rename,
+/// fsync the directory. A symlink is written through: the rename replaces its target (the
+/// `.bak` goes beside the target), and the link stays a link.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(e) => return Err(e),
+    };
+    let path = target.as_path();
+    let (dir, name) = dir_and_name(path);
+    let dir = dir.as_path();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -258,5 +316,74 @@ mod tests {
         let e = store.write(store.doc().clone()).await.unwrap_err();
         assert!(matches!(e, StoreError::ChangedOnDisk { .. }), "{e:?}");
         assert!(!store.path().exists(), "the deletion was undone");
+    }
+
+    #[test]
+    fn a_symlinked_config_is_written_through_to_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        let target = real_dir.join("cameras.json");
+        std::fs::write(&target, "one").unwrap();
+        let link = dir.path().join("cameras.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"two").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link was replaced by a file"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read(real_dir.join("cameras.json.bak")).unwrap(),
+            b"one"
+        );
+        assert!(!dir.path().join("cameras.json.bak").exists());
+    }
+
+    #[test]
+    fn temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        // No process can have this id (Linux caps ids at 2^22).
+        let dead = 99_999_999u32;
+        let me = std::process::id();
+        for f in [
+            format!(".cameras.json.tmp-{dead}"),
+            format!(".cameras.json.bak.tmp-{dead}"),
+            format!(".cameras.json.tmp-{me}"),
+            format!(".other.json.tmp-{dead}"),
+            "notes.txt".to_string(),
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        assert_eq!(store.remove_stale_temp_files(), 2);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".cameras.json.tmp-{me}"),
+                format!(".other.json.tmp-{dead}"),
+                "cameras.json".to_string(),
+                "notes.txt".to_string()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_byte_order_mark_is_not_taken_for_a_hand_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cameras.json");
+        std::fs::write(&path, format!("\u{feff}{ONE}")).unwrap();
+        let loaded = crate::config::load(&path).unwrap();
+        let mut store = ConfigStore::new(path, &loaded);
+        store.check_unchanged().unwrap();
+        store.write(with_camera(store.doc(), "b")).await.unwrap();
     }
 }

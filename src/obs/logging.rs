@@ -1,4 +1,7 @@
-//! Logging setup: `tracing` with the level from `CAMWALL_LOG`, as text or JSON lines.
+//! Logging setup: `tracing` with the level from `CAMWALL_LOG`, as text or JSON lines. Colours
+//! only on a terminal: escape codes in a log file or journal are noise.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,6 +18,7 @@ pub fn init(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,warp=warn,hyper=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

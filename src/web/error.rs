@@ -9,7 +9,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::access::auth::Denied;
+use crate::access::auth::{BadOrigin, Denied, NotJson};
 use crate::control::ChangeError;
 use crate::hub::{Camera, FrameError};
 use crate::media::tier::ParamError;
@@ -184,22 +184,24 @@ impl From<Denied> for ApiError {
 }
 
 /// Turns every rejection (no route, bad query, no token...) into a JSON answer.
+///
+/// A request tried against every route carries one rejection per route it did not match, so
+/// the checks go from the most specific cause to the least: a body too large for the one route
+/// that matched its path and method must not come out as "method not allowed" from the others.
 pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
     let e = if let Some(d) = err.find::<Denied>() {
         ApiError::from(*d)
-    } else if err.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
-    } else if err.find::<warp::reject::InvalidQuery>().is_some() {
+    } else if err.find::<BadOrigin>().is_some() {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "the query string is malformed",
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "changes are accepted only from camwall's own pages or server.allowed_origins",
         )
-    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+    } else if err.find::<NotJson>().is_some() {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this path does not take that method",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
         )
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::new(
@@ -213,12 +215,26 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
             "length_required",
             "send a Content-Length",
         )
+    } else if err.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "the query string is malformed",
+        )
     } else if err.find::<warp::reject::InvalidHeader>().is_some() {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_header",
             "a request header is malformed",
         )
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+    } else if err.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
     } else {
         tracing::debug!(?err, "unhandled rejection");
         ApiError::new(
@@ -247,5 +263,32 @@ mod tests {
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let e = ApiError::from(ParamError::Quality("0".into()));
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_quality"));
+    }
+
+    #[tokio::test]
+    async fn a_too_large_body_is_413_whatever_other_routes_said() {
+        use warp::Filter;
+        // Like the router: other methods on the same path come first and reject with 405.
+        let get = warp::path!("x").and(warp::get()).map(|| "get");
+        let post = warp::path!("x")
+            .and(warp::post())
+            .and(warp::body::content_length_limit(16))
+            .and(warp::body::bytes())
+            .map(|_| "post");
+        let delete = warp::path!("x").and(warp::delete()).map(|| "delete");
+        let routes = get.or(post).or(delete).recover(handle_rejection);
+        let res = warp::test::request()
+            .method("POST")
+            .path("/x")
+            .body(vec![b'a'; 100])
+            .reply(&routes)
+            .await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let res = warp::test::request()
+            .method("PUT")
+            .path("/x")
+            .reply(&routes)
+            .await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 }

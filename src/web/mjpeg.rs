@@ -2,7 +2,9 @@
 //! home-automation MJPEG integrations, fed by the same per-tier fan-out as the WebSocket.
 //!
 //! The body stream is polled only when the connection can take more, so a slow reader lags
-//! its broadcast receiver and skips to the newest frame: nothing queues per client.
+//! its broadcast receiver and skips to the newest frame: nothing queues per client. A reader
+//! that takes nothing at all is disconnected by the server's send-stall deadline
+//! (`server::SEND_STALL_TIMEOUT`), which drops this stream and gives its client slot back.
 
 use std::collections::HashMap;
 use std::sync::Arc;

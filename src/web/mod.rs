@@ -35,6 +35,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         warp::ext::optional::<server::PeerAddr>().map(|p: Option<server::PeerAddr>| p.map(|p| p.0))
     };
     let admin = || auth::require(state.auth.clone(), Role::Admin);
+    // Every state-changing route checks where the request comes from (CSRF).
+    let same_site = || auth::same_site(state.allowed_origins.clone());
 
     let health = warp::path!("health")
         .and(warp::get())
@@ -49,6 +51,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
 
     let initialize = warp::path!("api" / "ip-cameras" / "initialize")
         .and(warp::post())
+        .and(same_site())
         .and(admin())
         .and(with_state.clone())
         .map(|s: WebState| status::initialize(&s));
@@ -97,7 +100,12 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
             }
         });
 
-    let body = || warp::body::content_length_limit(cameras::MAX_BODY).and(warp::body::bytes());
+    // Bodies are JSON, declared so: forms and text/plain are what other sites can send.
+    let body = || {
+        warp::body::content_length_limit(cameras::MAX_BODY)
+            .and(auth::json_body())
+            .and(warp::body::bytes())
+    };
     let cams_list = warp::path!("api" / "ip-cameras")
         .and(warp::get())
         .and(viewer())
@@ -105,6 +113,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::list);
     let cams_add = warp::path!("api" / "ip-cameras")
         .and(warp::post())
+        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
@@ -116,18 +125,21 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::get_one);
     let cams_put = warp::path!("api" / "ip-cameras" / String)
         .and(warp::put())
+        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(cameras::replace);
     let cams_patch = warp::path!("api" / "ip-cameras" / String)
         .and(warp::patch())
+        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(cameras::patch);
     let cams_delete = warp::path!("api" / "ip-cameras" / String)
         .and(warp::delete())
+        .and(same_site())
         .and(admin())
         .and(with_state.clone())
         .then(cameras::remove);
@@ -189,12 +201,23 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .recover(error::handle_rejection)
         .unify()
         .with(warp::log::custom(|info: warp::log::Info<'_>| {
+            let status = info.status();
             crate::obs::metrics::observe_http(
                 info.path(),
                 info.method().as_str(),
-                info.status().as_u16(),
+                status.as_u16(),
                 info.elapsed(),
             );
+            // Refusals (4xx) and answers like "no frame yet" or "too many clients" (503) are
+            // the client's business, not the operator's: debug only. A real fault (500) was
+            // already logged once, with its cause, where it happened.
+            if !status.is_success() {
+                tracing::debug!(
+                    method = %info.method(),
+                    path = info.path(),
+                    status = status.as_u16(),
+                    "request answered with an error"
+                );
+            }
         }))
-        .with(warp::trace::request())
 }

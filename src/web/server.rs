@@ -1,80 +1,291 @@
 //! The HTTP server loop: accepts connections and serves the warp routes with hyper, with the
-//! protections warp's own loop does not expose: a deadline for request headers (slowloris), a
-//! bounded header buffer, and the peer address for per-IP caps.
+//! protections warp's own loop does not expose: a deadline for request heads from accept on
+//! (silent sockets, slowloris) and between keep-alive requests, a bounded header buffer, a cap
+//! on connections per address, a send-stall deadline, and the client's address (behind trusted
+//! proxies, the one they forward for) for per-IP caps. It decides nothing about routes.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-/// The peer of a request, put in its extensions (read with `warp::ext::optional`).
+use crate::access::limits::ConnLimits;
+use crate::access::proxy;
+
+/// The client of a request, put in its extensions (read with `warp::ext::optional`): the TCP
+/// peer, or behind a trusted proxy the address it forwards for.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// Largest request head (request line and headers) a client may send.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// A connection whose peer accepts no byte for this long while camwall has something to send
+/// is closed: a stalled MJPEG reader (or any other) gives its client slot back instead of
+/// holding it forever. The same span as the WebSocket's send timeout.
+pub const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Pause after a failed accept (out of descriptors and the like): the error would repeat at
+/// once, so retrying at full speed would only burn a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(75);
+
+/// How the server treats connections.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// A request head must be complete this long after accept, or after the previous answer
+    /// on a keep-alive connection; silent and slow clients are cut off.
+    pub header_timeout: Duration,
+    /// Most open connections from one peer address (trusted proxies are not capped: all of
+    /// their clients share their address).
+    pub max_connections_per_ip: usize,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+    /// See [`SEND_STALL_TIMEOUT`].
+    pub send_stall_timeout: Duration,
+    /// HTTPS: the handshake runs first, within `header_timeout`.
+    pub tls: Option<TlsAcceptor>,
+}
+
 /// Serves `filter` on `listener` until `cancel` fires, then waits for open connections to end
-/// (the caller bounds that wait). `header_timeout` cuts clients that do not send a whole
-/// request head in time; with `tls`, each connection first completes a TLS handshake within
-/// `header_timeout` too.
+/// (the caller bounds that wait). With `opts.tls`, each connection first completes a TLS
+/// handshake within the header deadline.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
-    header_timeout: Duration,
-    tls: Option<TlsAcceptor>,
+    opts: ServeOptions,
     cancel: CancellationToken,
 ) where
     F: warp::Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
-    let graceful = GracefulShutdown::new();
+    // Open connections, so that shutdown can wait for them to finish their answers.
+    let tracker = TaskTracker::new();
+    let conns = ConnLimits::new(opts.max_connections_per_ip);
+    // Failed accepts in a row: the first of a burst is logged, the rest only counted.
+    let mut failures: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of descriptors and the like: wait instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if failures == 0 {
+                        warn!(error = %e, "accept failed; retrying (further failures of this burst are not logged)");
+                    }
+                    failures += 1;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
+        };
+        if failures > 0 {
+            warn!(failures, "accepting connections again");
+            failures = 0;
+        }
+        let trusted = opts.trusted_proxies.clone();
+        let slot = if proxy_is_trusted(peer.ip(), &trusted) {
+            None
+        } else {
+            match conns.acquire(peer.ip().to_canonical()) {
+                Some(s) => Some(s),
+                None => {
+                    // Closed at once: dropping the socket is the whole answer.
+                    debug!(%peer, "too many connections from this address; closed");
+                    continue;
+                }
+            }
         };
         let _ = tcp.set_nodelay(true);
         let svc = warp::service(filter.clone());
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
+                let client = proxy::client_addr(peer, req.headers(), &trusted);
+                req.extensions_mut().insert(PeerAddr(client));
                 let mut svc = svc.clone();
                 tower_service::Service::call(&mut svc, req)
             });
-        let mut builder = Builder::new(TokioExecutor::new());
+        // hyper's HTTP/1 connection itself, not hyper-util's auto builder: the auto builder
+        // first sniffs the protocol version, waiting for a first byte with no deadline, so a
+        // silent socket stayed open forever. hyper's head deadline runs from accept, and again
+        // while a keep-alive connection sits idle between requests.
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(opts.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
+        let io_limit = opts.send_stall_timeout;
+        let tls = opts.tls.clone();
+        let header_timeout = opts.header_timeout;
+        let stop = cancel.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
             let io = match super::tls::handshake(tcp, tls.as_ref(), header_timeout).await {
                 Ok(io) => io,
                 Err(e) => return debug!(%peer, error = %e, "TLS handshake failed"),
             };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let io = StallGuard::new(io, io_limit);
+            let conn = builder
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    // Finish the answer in progress, take no new request.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    tracker.close();
+    tracker.wait().await;
+}
+
+fn proxy_is_trusted(ip: IpAddr, trusted: &[IpAddr]) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|t| t.to_canonical() == ip)
+}
+
+/// A socket whose writes fail once the peer has accepted nothing for `limit` while a write
+/// was waiting. Reads are untouched: a client may be quiet, but one that does not take what it
+/// asked for holds memory and a client slot.
+struct StallGuard<T> {
+    inner: T,
+    limit: Duration,
+    /// Armed when a write first finds the socket full; reset by any progress.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl<T> StallGuard<T> {
+    fn new(inner: T, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    fn watch<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if r.is_ready() {
+            self.armed = false;
+            return r;
+        }
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            timer.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            self.armed = false;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer accepted nothing within the send stall timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_takes_nothing_fails_the_write_after_the_limit() {
+        // A pipe with room for 8 bytes that nobody reads.
+        let (a, _b) = tokio::io::duplex(8);
+        let mut g = StallGuard::new(a, Duration::from_secs(20));
+        g.write_all(b"12345678").await.unwrap();
+        let t0 = tokio::time::Instant::now();
+        let e = g.write_all(b"more").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_resets_the_deadline() {
+        let (a, mut b) = tokio::io::duplex(4);
+        let mut g = StallGuard::new(a, Duration::from_secs(20));
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4];
+            // Takes 4 bytes every 15 s: slow, never stalled for 20 s.
+            while got.len() < 16 {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                let n = b.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        g.write_all(&[7u8; 16]).await.unwrap();
+        assert_eq!(reader.await.unwrap(), vec![7u8; 16]);
+    }
 }

@@ -22,4 +22,6 @@ pub struct WebState {
     pub auth: Arc<Auth>,
     pub limits: Arc<ClientLimits>,
     pub allowed_origins: Arc<Vec<String>>,
+    /// No token and a non-loopback listen address (shown by `/health`).
+    pub open_access: bool,
 }

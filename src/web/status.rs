@@ -24,6 +24,8 @@ struct Health {
     status: &'static str,
     version: &'static str,
     uptime_s: u64,
+    /// True when anyone who can reach the server may use it (no token, not on loopback).
+    open_access: bool,
     cameras: HealthCameras,
 }
 
@@ -44,6 +46,7 @@ pub fn health(s: &WebState) -> Response {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: s.hub.uptime().as_secs(),
+        open_access: s.open_access,
         cameras: HealthCameras {
             total: cams.len(),
             enabled: cams.iter().filter(|c| c.config().enabled).count(),
