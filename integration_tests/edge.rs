@@ -448,7 +448,7 @@ async fn a_symlinked_config_with_a_bom_and_crash_leftovers_is_handled() {
     std::fs::create_dir(&real).unwrap();
     let target = real.join("cameras.json");
     let config = json!({
-        "server": {"public_dir": path_str(&repo_root().join("public"))},
+        "server": {"public_dir": path_str(&repo_root().join("public")), "allow_local_sources": true},
         "cameras": [lavfi("a", "testsrc2=size=64x48:rate=5")]
     });
     let text = format!("\u{feff}{}", serde_json::to_string_pretty(&config).unwrap());
