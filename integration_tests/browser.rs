@@ -118,3 +118,72 @@ async fn wall_page_draws_every_camera_over_the_websocket() {
     .await;
     assert_eq!(b.eval("window.__sameDocument === true").await, json!(true));
 }
+
+/// The wall page with an H.264 RTSP camera showing 100 % colour bars (white, yellow, cyan,
+/// green, magenta, red, blue); `page_query` is the page's options. Returns what the tile says
+/// it gets and the RGB read back from the canvas at the centre of the white and blue bars.
+async fn wall_with_bars(page_query: &str) -> (String, Vec<f64>, Vec<f64>) {
+    let rtsp = RtspServer::start(&["--pattern", "smpte100", "--size", "320x240", "--fps", "15"]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "cam", "url": rtsp.url()}]}));
+    cw.wait_camera("cam", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let mut b = Browser::open(&cw.url(&format!("/{page_query}"))).await;
+    let report = "JSON.stringify([...document.querySelectorAll('.tile')].map(t => [t.dataset.codec, t.querySelector('.stats').textContent]))";
+    b.wait_for(
+        "(() => { const t = document.querySelector('.tile'); const s = t && t.querySelector('.stats').textContent; return t && t.dataset.codec && /fps/.test(s) && !/^0 fps/.test(s); })()",
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    let codec = b
+        .eval("document.querySelector('.tile').dataset.codec")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let at = |bar: usize| {
+        format!(
+            "(() => {{ const c = document.querySelector('.tile canvas');              const d = c.getContext('2d').getImageData(Math.floor(c.width * {} / 14), Math.floor(c.height / 2), 1, 1).data;              return [d[0], d[1], d[2]]; }})()",
+            2 * bar + 1
+        )
+    };
+    let rgb = |v: serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .collect()
+    };
+    let white = rgb(b.eval(&at(0)).await);
+    let blue = rgb(b.eval(&at(6)).await);
+    (codec, white, blue)
+}
+
+/// Full-range colours: limited-range video shown as is would give whites near 235 and
+/// blacks near 16 (grey, washed out).
+fn assert_true_colours(white: &[f64], blue: &[f64]) {
+    assert!(
+        white.iter().all(|&c| c >= 239.0),
+        "white bar reads {white:?}"
+    );
+    assert!(
+        blue[0] <= 16.0 && blue[1] <= 16.0 && blue[2] >= 239.0,
+        "blue bar reads {blue:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_wall_decodes_h264_with_webcodecs_and_paints_true_colours() {
+    let (codec, white, blue) = wall_with_bars("").await;
+    assert_eq!(codec, "h264", "the tile gets the camera's own H.264");
+    assert_true_colours(&white, &blue);
+}
+
+#[tokio::test]
+async fn the_wall_paints_the_same_with_jpeg_when_asked() {
+    let (codec, white, blue) = wall_with_bars("?codec=jpeg").await;
+    assert_eq!(codec, "jpeg");
+    assert_true_colours(&white, &blue);
+}

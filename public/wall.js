@@ -1,11 +1,18 @@
 // camwall live wall: one WebSocket for every camera (protocol: docs/PROTOCOL.md). Each tile
 // subscribes while visible, draws the newest frame on a canvas, and acknowledges it so the
-// server can fit quality, size and frame rate to this browser's link and screen.
+// server can fit quality, size and frame rate to this browser's link and screen. Cameras whose
+// codec this browser decodes (WebCodecs, secure contexts only) come as their own H.264/H.265;
+// the rest, and every tile after a decoder error, as JPEG. `?codec=jpeg` forces JPEG.
+
+import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
 
 const wall = document.getElementById("wall");
 const connBadge = document.getElementById("conn");
 const summary = document.getElementById("summary");
-const token = new URLSearchParams(location.search).get("token");
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+// Video families this browser decodes, probed once before connecting.
+let families = [];
 
 const tiles = new Map(); // camera id -> tile state
 let ws = null;
@@ -64,6 +71,7 @@ function makeTile(cam) {
     badge: el.querySelector(".badge"), stats: el.querySelector(".stats"),
     visible: false, subscribed: false, maxWidth: 0, pending: null, drawing: false,
     frames: [], latency: 0, tier: null, state: cam.state, error: null,
+    video: null, label: "",
   };
   el.addEventListener("click", () => toggleFocus(t));
   wall.appendChild(el);
@@ -111,7 +119,7 @@ function updateSubscription(t) {
   if (t.subscribed && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
   t.maxWidth = maxWidth;
   t.subscribed = true;
-  send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth });
+  send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families });
 }
 
 function updateAll() {
@@ -129,6 +137,7 @@ const observer = new IntersectionObserver((entries) => {
 function removeTile(id) {
   const t = tiles.get(id);
   if (!t) return;
+  if (t.video) t.video.close();
   if (focused === t) toggleFocus(t);
   observer.unobserve(t.el);
   t.el.remove();
@@ -174,6 +183,10 @@ function onFrame(buf) {
   const header = JSON.parse(decoder.decode(new Uint8Array(buf, 3, n)));
   const t = tiles.get(header.camera);
   if (!t) return;
+  if (header.kind === "video") {
+    if (t.video) t.video.decode(header, new Uint8Array(buf, 3 + n));
+    return;
+  }
   // Latest wins: a frame that arrives while the previous one decodes replaces any waiting one.
   t.pending = { header, blob: new Blob([new Uint8Array(buf, 3 + n)], { type: "image/jpeg" }) };
   if (!t.drawing) draw(t);
@@ -214,6 +227,35 @@ async function draw(t) {
   t.drawing = false;
 }
 
+// What a tile gets, as its stats line says it: "H.264 full", "H.264 keyframes", "JPEG q80 1/2".
+function tierLabel(msg) {
+  const names = { h264: "H.264", h265: "H.265" };
+  if (msg.codec && msg.codec !== "jpeg") return `${names[msg.codec] || msg.codec} ${msg.mode}`;
+  return `JPEG q${msg.quality}${msg.scale > 1 ? ` 1/${msg.scale}` : ""}`;
+}
+
+// A camera served as video: (re)configure the tile's decoder, or tell the server this browser
+// cannot decode it (it then sends JPEG).
+async function configureVideo(t, cfg) {
+  const fail = (message) => {
+    if (t.video) { t.video.close(); t.video = null; }
+    send({ type: "video_error", camera: t.id, message });
+  };
+  if (!(await supportsConfig(cfg))) return fail(`unsupported: ${cfg.codec}`);
+  if (!t.video) {
+    t.video = new VideoTile(t.canvas, fail);
+    t.video.onDrawn = (seq, ts) => {
+      const now = Date.now();
+      const latency = Math.max(0, Math.round(serverNow() - ts));
+      t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
+      t.frames.push(now);
+      t.size = `${t.canvas.width}×${t.canvas.height}`;
+      send({ type: "ack", camera: t.id, seq, latency_ms: latency });
+    };
+  }
+  t.video.configure(cfg);
+}
+
 function refreshStats() {
   const now = Date.now();
   let live = 0;
@@ -222,7 +264,7 @@ function refreshStats() {
     const fps = t.frames.length / 2;
     if (t.state === "streaming") live++;
     t.stats.textContent = t.subscribed && t.size
-      ? `${fps.toFixed(0)} fps · ${Math.round(t.latency)} ms · q${t.quality} · ${t.size}`
+      ? `${fps.toFixed(0)} fps · ${Math.round(t.latency)} ms · ${t.label} · ${t.size}`
       : "";
   }
   summary.textContent = `${live} of ${tiles.size} live`;
@@ -258,7 +300,16 @@ function onText(msg) {
     }
     case "tier": {
       const t = tiles.get(msg.camera);
-      if (t) t.tier = msg;
+      if (!t) break;
+      t.tier = msg;
+      t.label = tierLabel(msg);
+      t.el.dataset.codec = msg.codec || "jpeg";
+      if ((msg.codec || "jpeg") === "jpeg" && t.video) { t.video.close(); t.video = null; }
+      break;
+    }
+    case "video_config": {
+      const t = tiles.get(msg.camera);
+      if (t) configureVideo(t, msg);
       break;
     }
     case "camera_added": {
@@ -313,4 +364,8 @@ function connect() {
   };
 }
 
-connect();
+// Probe what this browser decodes, then connect (JPEG only when forced or unsupported).
+(params.get("codec") === "jpeg" ? Promise.resolve([]) : supportedFamilies())
+  .catch(() => [])
+  .then((f) => { families = f; window.camwallFamilies = f; connect(); });
+

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Encoded, FrameError, TierCache};
+use super::video::{VideoFeed, VideoStats};
 use crate::config::CameraConfig;
 use crate::media::frame::{Frame, Picture};
 use crate::media::tier::{Qualities, Tier};
@@ -118,6 +119,8 @@ pub struct CameraStatus {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub tiers: Vec<TierStatus>,
+    /// The camera's own H.264/H.265 as forwarded to video viewers.
+    pub video: VideoStats,
 }
 
 /// Encodes done for one tier.
@@ -149,6 +152,8 @@ pub struct Camera {
     frames_corrupt: AtomicU64,
     latest: watch::Sender<Option<Arc<Frame>>>,
     cache: TierCache,
+    /// The camera's own access units for video viewers (H.264/H.265 sources).
+    video: VideoFeed,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     kick: Notify,
     /// Fires when the camera is removed: its lanes and streams end.
@@ -188,6 +193,7 @@ impl Camera {
             frames_in: AtomicU64::new(0),
             frames_corrupt: AtomicU64::new(0),
             latest: watch::Sender::new(None),
+            video: VideoFeed::default(),
             kick: Notify::new(),
             removed: CancellationToken::new(),
         }
@@ -195,6 +201,11 @@ impl Camera {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The camera's own compressed video (ingest pushes, video viewers subscribe).
+    pub fn video(&self) -> &VideoFeed {
+        &self.video
     }
 
     /// The current configuration.
@@ -452,6 +463,7 @@ impl Camera {
                     jpeg_encodes: n,
                 })
                 .collect(),
+            video: self.video.stats(),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod camera;
 pub mod fanout;
+pub mod video;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

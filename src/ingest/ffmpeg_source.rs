@@ -11,10 +11,12 @@ use tracing::warn;
 
 use super::diagnose::{self, Cause, Resolved};
 use super::source::{self, Deadline, OpenError, SourceKind, MAX_STALL};
-use super::worker::{Opener, SessionError, Source, SourceEvent};
+use super::worker::{Opener, SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
 use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
+use crate::media::h26x::{extradata_parameter_sets, Codec};
 use crate::media::jpeg;
+use crate::media::nal::NalFormat;
 
 /// Opens camera sources with FFmpeg.
 #[derive(Debug, Default, Clone, Copy)]
@@ -62,6 +64,10 @@ struct FfmpegSource {
     gaps: Gaps,
     /// Pictures decoded from one packet (or the drain at the end), handed out one at a time.
     pending: VecDeque<(u32, u32, Picture)>,
+    /// H.264/H.265: the stream as forwarded to video viewers.
+    video: Option<VideoStream>,
+    /// The access unit read last, handed out before the pictures it decodes to.
+    unit: Option<bytes::Bytes>,
     ended: bool,
 }
 
@@ -127,6 +133,7 @@ impl FfmpegSource {
             }
         }
         let codec_id = params.id();
+        let video = video_stream(codec_id, &params);
         let decoder = if codec_id == ffmpeg::codec::Id::MJPEG {
             // JPEGs pass through as they are; decoded only if a client asks for less.
             None
@@ -180,6 +187,8 @@ impl FfmpegSource {
             before_key: 0,
             corrupt: 0,
             pending: VecDeque::new(),
+            video,
+            unit: None,
             ended: false,
         })
     }
@@ -243,6 +252,10 @@ impl FfmpegSource {
             // The wait was camwall's own pacing, not the source going quiet.
             self.deadline.extend(stall);
         }
+        if self.video.is_some() {
+            // Forwarded as it arrived, before (and whatever) the decoder makes of it.
+            self.unit = packet.data().map(bytes::Bytes::copy_from_slice);
+        }
         match self.decoder.as_mut() {
             None => {
                 let Some(data) = packet.data() else {
@@ -291,11 +304,18 @@ impl Source for FfmpegSource {
         self.codec
     }
 
+    fn video(&self) -> Option<VideoStream> {
+        self.video.clone()
+    }
+
     fn next_event(&mut self) -> Result<SourceEvent, SessionError> {
         loop {
             if self.corrupt > 0 {
                 self.corrupt -= 1;
                 return Ok(SourceEvent::Corrupt);
+            }
+            if let Some(unit) = self.unit.take() {
+                return Ok(SourceEvent::Video(unit));
             }
             if let Some((width, height, picture)) = self.pending.pop_front() {
                 return Ok(SourceEvent::Picture {
@@ -312,6 +332,46 @@ impl Source for FfmpegSource {
             }
         }
     }
+}
+
+/// The H.264/H.265 stream of `params`: its codec, the framing its packets come in (told by
+/// the extradata: an avcC/hvcC record means length-prefixed, else Annex B), and the
+/// extradata itself. `None` for other codecs, or extradata that cannot be read.
+fn video_stream(
+    codec_id: ffmpeg::codec::Id,
+    params: &ffmpeg::codec::Parameters,
+) -> Option<VideoStream> {
+    let codec = match codec_id {
+        ffmpeg::codec::Id::H264 => Codec::H264,
+        ffmpeg::codec::Id::HEVC => Codec::H265,
+        _ => return None,
+    };
+    // SAFETY: `params` wraps a valid AVCodecParameters; extradata is `extradata_size` bytes
+    // when not null.
+    let extradata = unsafe {
+        let p = params.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+        }
+    };
+    let format = if extradata.is_empty() {
+        NalFormat::AnnexB
+    } else {
+        match extradata_parameter_sets(codec, &extradata) {
+            Ok((format, _)) => format,
+            Err(e) => {
+                warn!(error = %e, "unreadable codec extradata; the camera is served as JPEG only");
+                return None;
+            }
+        }
+    };
+    Some(VideoStream {
+        codec,
+        format,
+        extradata,
+    })
 }
 
 /// Packets skipped while waiting for the first keyframe before decoding anyway (10 s at 25 fps).

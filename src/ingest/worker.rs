@@ -2,6 +2,8 @@
 //! `run_once()` is one blocking session from open to failure, on a thread of its own. The
 //! source is a trait (`Opener`, `Source`) so that this logic runs in tests without FFmpeg.
 
+use crate::media::h26x::Codec;
+use crate::media::nal::NalFormat;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +39,21 @@ pub trait Source {
     /// Blocks until the next picture, the end of the source, or a failure. An error returned
     /// after shutdown began counts as the shutdown, not as a failure.
     fn next_event(&mut self) -> Result<SourceEvent, SessionError>;
+    /// The compressed video stream, for H.264/H.265 sources whose access units go to video
+    /// viewers as they are (`SourceEvent::Video`).
+    fn video(&self) -> Option<VideoStream> {
+        None
+    }
+}
+
+/// An H.264/H.265 stream as the source delivers it.
+#[derive(Debug, Clone)]
+pub struct VideoStream {
+    pub codec: Codec,
+    /// The framing of its access units (RTSP: Annex B; MP4: length-prefixed).
+    pub format: NalFormat,
+    /// Parameter sets out of band (avcC/hvcC or Annex B), possibly empty.
+    pub extradata: Vec<u8>,
 }
 
 /// What an opened source yields.
@@ -53,6 +70,8 @@ pub enum SourceEvent {
     Cancelled,
     /// The source sent a picture that would not decode; it was dropped (and is counted).
     Corrupt,
+    /// One access unit of the video stream, as it arrived (before any decoding).
+    Video(bytes::Bytes),
 }
 
 /// Why a session ended without an error.
@@ -202,6 +221,17 @@ pub fn run_once(
     };
     cam.set_codec(source.codec());
     info!(codec = source.codec(), "source opened");
+    if let Some(v) = source.video() {
+        cam.video().start(v.codec, v.format, &v.extradata);
+    }
+    // No GOP outlives the session it came from.
+    struct StopVideo<'a>(&'a Camera);
+    impl Drop for StopVideo<'_> {
+        fn drop(&mut self) {
+            self.0.video().stop();
+        }
+    }
+    let _stop_video = StopVideo(cam);
 
     // The camera's own cap: frames beyond it are dropped before anything is spent on them.
     let mut thinner = crate::media::tier::Thinner::new(cfg.max_fps);
@@ -220,6 +250,11 @@ pub fn run_once(
                 }
             }
             Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
+            Ok(SourceEvent::Video(data)) => {
+                if cam.is_current(generation) {
+                    cam.video().push(&data);
+                }
+            }
             Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),
             Ok(SourceEvent::Cancelled) => return Ok(SessionEnd::Cancelled),
             Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),

@@ -6,3 +6,4 @@ pub mod adapt;
 pub mod protocol;
 pub mod session;
 pub mod upgrade;
+pub mod video;

@@ -6,7 +6,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::video::VideoMode;
 use crate::hub::{CameraInfo, CameraState, Encoded};
+use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
 /// Protocol version announced in `hello`.
@@ -58,6 +60,9 @@ pub enum ClientMsg {
         max_width: Option<u64>,
         #[serde(default)]
         max_fps: Option<f64>,
+        /// Codec families the client's decoder takes (`"h264"`, `"h265"`); none: JPEG only.
+        #[serde(default)]
+        codecs: Vec<String>,
     },
     Unsubscribe {
         cameras: Vec<String>,
@@ -74,6 +79,12 @@ pub enum ClientMsg {
     Ping {
         #[serde(default)]
         t0: Option<f64>,
+    },
+    /// The client's decoder failed on `camera`'s video: serve it JPEG from now on.
+    VideoError {
+        camera: String,
+        #[serde(default)]
+        message: Option<String>,
     },
 }
 
@@ -125,6 +136,8 @@ pub struct SubscribeReq {
     pub quality: QualityReq,
     pub max_width: Option<u32>,
     pub max_fps: Option<f64>,
+    /// Video codec families the client decodes; empty: JPEG only (version-1 clients).
+    pub codecs: Vec<Codec>,
 }
 
 /// A client message, checked.
@@ -141,6 +154,28 @@ pub enum Request {
     Ping {
         t0: Option<f64>,
     },
+    VideoError {
+        camera: String,
+        /// What the browser said, at most 200 characters (for the log).
+        message: String,
+    },
+}
+
+/// The families a client lists, known ones only (a newer client may list more), at most
+/// once each.
+fn families(names: &[String]) -> Vec<Codec> {
+    let mut out = Vec::new();
+    for n in names.iter().take(8) {
+        let c = match n.as_str() {
+            "h264" => Codec::H264,
+            "h265" => Codec::H265,
+            _ => continue,
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn capped(mut ids: Vec<String>) -> Vec<String> {
@@ -157,7 +192,10 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| ProtocolError::BadJson(e.to_string()))?;
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
-    if !matches!(kind, "subscribe" | "unsubscribe" | "ack" | "ping") {
+    if !matches!(
+        kind,
+        "subscribe" | "unsubscribe" | "ack" | "ping" | "video_error"
+    ) {
         return Err(ProtocolError::UnknownType(kind.chars().take(32).collect()));
     }
     let msg: ClientMsg =
@@ -168,11 +206,13 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             quality,
             max_width,
             max_fps,
+            codecs,
         } => Request::Subscribe(SubscribeReq {
             cameras: capped(cameras),
             quality,
             max_width: max_width.map(tier::check_max_width).transpose()?,
             max_fps: max_fps.map(tier::check_max_fps).transpose()?,
+            codecs: families(&codecs),
         }),
         ClientMsg::Unsubscribe { cameras } => Request::Unsubscribe(capped(cameras)),
         ClientMsg::Ack {
@@ -186,6 +226,10 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
         },
         ClientMsg::Ping { t0 } => Request::Ping {
             t0: t0.filter(|t| t.is_finite()),
+        },
+        ClientMsg::VideoError { camera, message } => Request::VideoError {
+            camera,
+            message: message.unwrap_or_default().chars().take(200).collect(),
         },
     })
 }
@@ -221,6 +265,11 @@ pub struct TierEvent<'a> {
     pub max_fps: Option<f64>,
     pub auto: bool,
     pub level: usize,
+    /// `"jpeg"`, or the video family (`"h264"`, `"h265"`) the client gets as is.
+    pub codec: &'static str,
+    /// For video: `"full"` or `"keyframes"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<VideoMode>,
 }
 
 /// `state`: a watched camera's state changed.
@@ -245,6 +294,7 @@ struct FrameHeader<'a> {
     camera: &'a str,
     seq: u64,
     ts: u64,
+    kind: &'static str,
     quality: u8,
     scale: u8,
     width: u32,
@@ -258,6 +308,7 @@ pub fn frame_message(camera: &str, tier: Tier, e: &Encoded) -> Bytes {
         camera,
         seq: e.seq,
         ts: e.captured_unix_ms,
+        kind: "jpeg",
         quality: e.jpeg.quality,
         scale: tier.scale,
         width: e.jpeg.width,

@@ -5,6 +5,10 @@
 //! its lanes and clock ticks (`now` is an input), and sends what [`Session::take_output`]
 //! returns. Unit tests drive it with paused time and no socket. The wall clock is read only
 //! to tell the client the server's time (`hello`, `pong`); adaptation judges by `now` alone.
+//!
+//! A camera whose codec the client decodes (`codecs` in subscribe) is served as video, the
+//! camera's own access units (`video`), at the top two levels of the ladder (every unit, then
+//! keyframes only); below them, and for everything else, as JPEG lanes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,7 +24,10 @@ use tokio_stream::StreamMap;
 
 use super::adapt::{Adapter, WindowStats};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
+use super::video::{VideoMode, VideoOut, VideoSub};
+use crate::hub::video::VideoUnit;
 use crate::hub::{Camera, CameraState, Fanout, Hub, HubEvent, Published};
+use crate::media::h26x::Codec;
 use crate::media::tier::{self, Lane, Rung, Tier};
 
 /// Adaptation looks at windows of this length.
@@ -38,6 +45,23 @@ pub enum Out {
 /// What the lanes delivered for one camera.
 pub type LaneItem = Result<Arc<Published>, BroadcastStreamRecvError>;
 
+/// Levels of the ladder above the JPEG rungs for a camera served as video: every access unit,
+/// then keyframes only.
+const VIDEO_LEVELS: usize = 2;
+
+/// What arrived for a watched camera.
+pub enum Incoming {
+    Jpeg(String, LaneItem),
+    Video(String, Result<Arc<VideoUnit>, BroadcastStreamRecvError>),
+}
+
+/// What a subscription should receive now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Video(Codec, VideoMode),
+    Jpeg(Lane),
+}
+
 /// One camera a connection watches.
 struct Sub {
     cam: Arc<Camera>,
@@ -54,12 +78,43 @@ struct Sub {
     /// Frames sent and not yet acknowledged: sequence number and when the send began.
     in_flight: VecDeque<(u64, Instant)>,
     last_state: Option<CameraState>,
+    /// Video families the client decodes.
+    codecs: Vec<Codec>,
+    /// The client's decoder failed on this camera: JPEG from now on.
+    video_failed: bool,
+    /// Set while the camera is served as video.
+    video: Option<VideoSub>,
 }
 
 impl Sub {
-    /// The lane wanted for the current settings and level; `src_fps` is the camera's
-    /// measured rate.
-    fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Lane {
+    /// What to serve for the current settings and level.
+    fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Target {
+        let video = self
+            .cam
+            .video()
+            .codec()
+            .filter(|c| !self.video_failed && self.codecs.contains(c));
+        let level = self.adapter.level;
+        match (video, self.quality) {
+            (Some(c), QualityReq::Fixed(_)) => Target::Video(c, VideoMode::Full),
+            (Some(c), QualityReq::Auto) if level == 0 => Target::Video(c, VideoMode::Full),
+            (Some(c), QualityReq::Auto) if level < VIDEO_LEVELS => {
+                Target::Video(c, VideoMode::Keyframes)
+            }
+            _ => {
+                let offset = if self.codecs.is_empty() {
+                    0
+                } else {
+                    VIDEO_LEVELS
+                };
+                let rung = level.saturating_sub(offset);
+                Target::Jpeg(self.lane(ladder, hub, src_fps, rung))
+            }
+        }
+    }
+
+    /// The JPEG lane for `rung` of the ladder; `src_fps` is the camera's measured rate.
+    fn lane(&self, ladder: &[Rung], hub: &Hub, src_fps: f64, rung: usize) -> Lane {
         let min_scale = tier::scale_for_width(self.src_width, self.max_width);
         match self.quality {
             QualityReq::Fixed(q) => Lane::new(
@@ -70,7 +125,7 @@ impl Sub {
                 self.max_fps,
             ),
             QualityReq::Auto => {
-                let rung = ladder[self.adapter.level.min(ladder.len() - 1)];
+                let rung = ladder[rung.min(ladder.len() - 1)];
                 // From the rounded source rate, so that viewers on the same rung share one
                 // lane (measured rates wobble: 24.9, 25.1).
                 let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
@@ -97,6 +152,7 @@ pub struct Session {
     ladder: Vec<Rung>,
     subs: HashMap<String, Sub>,
     streams: StreamMap<String, BroadcastStream<Arc<Published>>>,
+    video_streams: StreamMap<String, BroadcastStream<Arc<VideoUnit>>>,
     out: Vec<Out>,
     last_window: Instant,
 }
@@ -109,6 +165,7 @@ impl Session {
             hub,
             subs: HashMap::new(),
             streams: StreamMap::new(),
+            video_streams: StreamMap::new(),
             out: Vec::new(),
             last_window: now,
         };
@@ -150,8 +207,14 @@ impl Session {
             Ok(Request::Subscribe(req)) => self.subscribe(req, now).await,
             Ok(Request::Unsubscribe(ids)) => {
                 for id in self.expand(&ids) {
-                    self.subs.remove(&id);
-                    self.streams.remove(&id);
+                    self.drop_sub(&id);
+                }
+            }
+            Ok(Request::VideoError { camera, message }) => {
+                if let Some(sub) = self.subs.get_mut(&camera) {
+                    tracing::debug!(%camera, %message, "the client's video decoder failed; JPEG from now on");
+                    sub.video_failed = true;
+                    self.retarget(&camera, now);
                 }
             }
             // `latency_ms` is the client's clock minus the server's: it is wrong by however
@@ -183,13 +246,18 @@ impl Session {
             Ok(HubEvent::Added(info)) => self.text(protocol::camera_added(&info)),
             Ok(HubEvent::Changed(info)) => self.text(protocol::camera_changed(&info)),
             Ok(HubEvent::Removed(id)) => {
-                self.subs.remove(&id);
-                self.streams.remove(&id);
+                self.drop_sub(&id);
                 self.text(protocol::camera_removed(&id));
             }
             Err(RecvError::Lagged(_)) => self.hello(),
             Err(RecvError::Closed) => {}
         }
+    }
+
+    fn drop_sub(&mut self, id: &str) {
+        self.subs.remove(id);
+        self.streams.remove(id);
+        self.video_streams.remove(id);
     }
 
     /// `["*"]` means every camera; unknown ids get an error event each.
@@ -233,14 +301,29 @@ impl Session {
                 quality: req.quality,
                 max_width: req.max_width,
                 max_fps: req.max_fps,
-                adapter: Adapter::new(self.ladder.len() - 1),
+                adapter: Adapter::new(
+                    self.ladder.len() - 1
+                        + if req.codecs.is_empty() {
+                            0
+                        } else {
+                            VIDEO_LEVELS
+                        },
+                ),
                 lane: None,
                 window: WindowStats::default(),
                 in_flight: VecDeque::new(),
                 last_state: None,
+                video_failed: prev.as_ref().is_some_and(|p| p.video_failed),
+                codecs: req.codecs.clone(),
+                video: None,
             };
+            // A new subscription starts its streams afresh.
+            self.streams.remove(id);
+            self.video_streams.remove(id);
             if let (Some(p), QualityReq::Auto) = (&prev, req.quality) {
-                sub.adapter = p.adapter.clone();
+                if p.codecs == req.codecs {
+                    sub.adapter = p.adapter.clone();
+                }
             }
             self.subs.insert(id.clone(), sub);
             self.retarget(id, now);
@@ -277,45 +360,119 @@ impl Session {
         }
     }
 
-    /// Recomputes the lane of `id`; on a change (or the first time), moves to the new lane's
-    /// channel and tells the client.
+    /// Recomputes what `id` receives; on a change (or the first time), moves it to the new
+    /// lane or to video and tells the client.
     fn retarget(&mut self, id: &str, now: Instant) {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
-        let want = sub.target(&self.ladder, &self.hub, sub.cam.fps_at(now));
-        if sub.lane == Some(want) {
-            return;
-        }
-        // The fan-out may serve a nearby lane when the camera has as many as it may.
-        let (lane, rx) = sub.fanout.subscribe(want);
-        if sub.lane == Some(lane) {
-            return;
-        }
-        sub.lane = Some(lane);
-        self.streams
-            .insert(id.to_string(), BroadcastStream::new(rx));
+        let target = sub.target(&self.ladder, &self.hub, sub.cam.fps_at(now));
+        let (codec, mode, lane) = match target {
+            Target::Video(codec, mode) => {
+                if let Some(v) = sub.video.as_mut() {
+                    if v.mode == mode {
+                        return;
+                    }
+                    v.set_mode(mode);
+                } else {
+                    // Video from the current GOP on, keyframe first: the client decodes up to
+                    // the newest picture at once instead of waiting for the next keyframe.
+                    let start = sub.cam.video().subscribe();
+                    let mut v = VideoSub::new(mode);
+                    for unit in &start.gop {
+                        for o in v.admit(id, unit) {
+                            self.out.push(match o {
+                                VideoOut::Config(c) => Out::Text(c.to_string()),
+                                VideoOut::Unit(b) => Out::Binary(b),
+                            });
+                        }
+                    }
+                    self.streams.remove(id);
+                    self.video_streams
+                        .insert(id.to_string(), BroadcastStream::new(start.rx));
+                    sub.video = Some(v);
+                    sub.lane = None;
+                    // Acknowledgements of JPEG frames say nothing about video.
+                    sub.in_flight.clear();
+                }
+                (codec.name(), Some(mode), None)
+            }
+            Target::Jpeg(want) => {
+                if sub.video.take().is_some() {
+                    self.video_streams.remove(id);
+                    sub.in_flight.clear();
+                } else if sub.lane == Some(want) {
+                    return;
+                }
+                // The fan-out may serve a nearby lane when the camera has as many as it may.
+                let (lane, rx) = sub.fanout.subscribe(want);
+                if sub.lane == Some(lane) {
+                    return;
+                }
+                sub.lane = Some(lane);
+                self.streams
+                    .insert(id.to_string(), BroadcastStream::new(rx));
+                ("jpeg", None, Some(lane))
+            }
+        };
+        let (quality, scale, max_fps) = lane.map_or((0, 1, None), |l| {
+            (l.tier.quality, l.tier.scale, l.max_fps())
+        });
         let ev = TierEvent {
             kind: "tier",
             camera: id,
-            quality: lane.tier.quality,
-            scale: lane.tier.scale,
-            width: sub.src_width.div_ceil(u32::from(lane.tier.scale)),
-            max_fps: lane.max_fps(),
+            quality,
+            scale,
+            width: sub.src_width.div_ceil(u32::from(scale)),
+            max_fps,
             auto: sub.quality == QualityReq::Auto,
             level: sub.adapter.level,
+            codec,
+            mode,
         };
         if let Ok(t) = serde_json::to_string(&ev) {
             self.out.push(Out::Text(t));
         }
     }
 
-    /// The next frame from any watched lane (pending forever while nothing is watched).
-    pub async fn next_frame(&mut self) -> Option<(String, LaneItem)> {
-        if self.streams.is_empty() {
+    /// The next frame from any watched lane or video feed (pending forever while nothing is
+    /// watched).
+    pub async fn next_frame(&mut self) -> Option<Incoming> {
+        if self.streams.is_empty() && self.video_streams.is_empty() {
             std::future::pending::<()>().await;
         }
-        self.streams.next().await
+        tokio::select! {
+            Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => {
+                Some(Incoming::Jpeg(id, item))
+            }
+            Some((id, item)) = self.video_streams.next(), if !self.video_streams.is_empty() => {
+                Some(Incoming::Video(id, item))
+            }
+            else => None,
+        }
+    }
+
+    /// What goes to this client for an access unit of `id`: a `video_config` when the
+    /// parameters are new to it, then the unit; nothing while it waits for a keyframe.
+    pub fn admit_video(&mut self, id: &str, unit: &VideoUnit) -> Vec<Out> {
+        let Some(v) = self.subs.get_mut(id).and_then(|s| s.video.as_mut()) else {
+            return Vec::new();
+        };
+        v.admit(id, unit)
+            .into_iter()
+            .map(|o| match o {
+                VideoOut::Config(c) => Out::Text(c.to_string()),
+                VideoOut::Unit(b) => Out::Binary(b),
+            })
+            .collect()
+    }
+
+    /// The client fell `n` access units behind `id`'s video: it resumes at the next keyframe.
+    pub fn video_lagged(&mut self, id: &str, n: u64) {
+        if let Some(v) = self.subs.get_mut(id).and_then(|s| s.video.as_mut()) {
+            v.lagged();
+        }
+        self.skipped(id, n);
     }
 
     /// Whether a published frame goes to this client now; the message if so.
@@ -333,7 +490,9 @@ impl Session {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
-        sub.last_sent_seq = seq;
+        if sub.video.is_none() {
+            sub.last_sent_seq = seq;
+        }
         sub.window.sent += 1;
         sub.window.send_time += took;
         if sub.window.acking {

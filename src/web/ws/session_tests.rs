@@ -49,7 +49,7 @@ async fn settle() {
 async fn pump(s: &mut Session) -> usize {
     let mut n = 0;
     settle().await;
-    while let Ok(Some((id, item))) =
+    while let Ok(Some(Incoming::Jpeg(id, item))) =
         tokio::time::timeout(Duration::from_millis(1), s.next_frame()).await
     {
         if let Ok(p) = item {
@@ -230,7 +230,7 @@ async fn state_changes_are_sent_once() {
 async fn send_ready(s: &mut Session, id: &str) -> Vec<u64> {
     let mut seqs = Vec::new();
     settle().await;
-    while let Ok(Some((got, item))) =
+    while let Ok(Some(Incoming::Jpeg(got, item))) =
         tokio::time::timeout(Duration::from_millis(1), s.next_frame()).await
     {
         if let Ok(p) = item {

@@ -19,7 +19,7 @@ use tracing::{debug, info_span, Instrument};
 use warp::ws::{Message, WebSocket};
 
 use super::protocol::{ProtocolError, MAX_WS_MESSAGE};
-use super::session::{Out, Session, WINDOW};
+use super::session::{Incoming, Out, Session, WINDOW};
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::Hub;
 use crate::obs::metrics;
@@ -140,8 +140,8 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
                         }
                     }
                 }
-                Some((id, item)) = session.next_frame() => match item {
-                    Ok(p) => {
+                Some(incoming) = session.next_frame() => match incoming {
+                    Incoming::Jpeg(id, Ok(p)) => {
                         if let Some(bytes) = session.admit(&id, &p) {
                             let n = bytes.len();
                             let started = Instant::now();
@@ -150,9 +150,25 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
                             session.sent(&id, p.encoded.seq, started, took);
                         }
                     }
-                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                    Incoming::Video(id, Ok(unit)) => {
+                        for o in session.admit_video(&id, &unit) {
+                            let started = Instant::now();
+                            let binary = matches!(o, Out::Binary(_));
+                            let n = match &o { Out::Binary(b) => b.len(), Out::Text(t) => t.len() };
+                            let Some(took) = send_timed(&mut tx, message(o)).await else { break 'conn };
+                            if binary {
+                                metrics::frame_sent(ClientKind::WebSocket.label(), n);
+                                session.sent(&id, unit.seq, started, took);
+                            }
+                        }
+                    }
+                    Incoming::Jpeg(id, Err(BroadcastStreamRecvError::Lagged(n))) => {
                         metrics::frames_skipped(ClientKind::WebSocket.label(), n);
                         session.skipped(&id, n);
+                    }
+                    Incoming::Video(id, Err(BroadcastStreamRecvError::Lagged(n))) => {
+                        metrics::frames_skipped(ClientKind::WebSocket.label(), n);
+                        session.video_lagged(&id, n);
                     }
                 },
             }

@@ -1,0 +1,239 @@
+//! The video feed of one H.264/H.265 camera: the camera's own access units, length-prefixed
+//! (AVCC/HVCC) once for every viewer, the current GOP for viewers who join mid-GOP, the decoder
+//! parameters (codec string, size, avcC/hvcC description), and a latest-first broadcast.
+//!
+//! Packets reach viewers as they arrive, without waiting for (or needing) the decoder. The
+//! broadcast is bounded in units; a viewer that lags past it resumes at the next keyframe (the
+//! session decides). The GOP is bounded in bytes (`media::gop`). Knows nothing of viewers.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::media::gop::{GopCache, DEFAULT_MAX_BYTES};
+use crate::media::h26x::{Codec, VideoParams};
+use crate::media::nal::{self, NalFormat};
+
+/// Units buffered in the broadcast: about 5 s at 25 fps. A viewer further behind than this
+/// skips to the next keyframe, so its cost stays one shared buffer, not a queue of its own.
+const BROADCAST_UNITS: usize = 128;
+
+/// Decoder parameters with a generation, so that a viewer knows when to reconfigure.
+#[derive(Debug)]
+pub struct VideoConfig {
+    pub params: Arc<VideoParams>,
+    pub generation: u64,
+}
+
+/// One access unit as forwarded to viewers.
+#[derive(Debug)]
+pub struct VideoUnit {
+    /// Per camera, increasing by one per unit while camwall runs.
+    pub seq: u64,
+    pub key: bool,
+    /// Length-prefixed NAL units (4-byte lengths), what WebCodecs takes with a description.
+    pub data: Bytes,
+    /// Arrival at camwall, milliseconds since the Unix epoch.
+    pub captured_unix_ms: u64,
+    /// The parameters this unit decodes with.
+    pub config: Arc<VideoConfig>,
+}
+
+/// What a new viewer starts from: the parameters, the GOP up to the newest unit (keyframe
+/// first), and a receiver that continues right after it (no gap, no repeat).
+pub struct VideoStart {
+    pub config: Option<Arc<VideoConfig>>,
+    pub gop: Vec<Arc<VideoUnit>>,
+    pub rx: broadcast::Receiver<Arc<VideoUnit>>,
+}
+
+struct Session {
+    gop: GopCache,
+    /// The source's NAL framing (RTSP gives Annex B, MP4 files length-prefixed).
+    input: NalFormat,
+    config: Option<Arc<VideoConfig>>,
+    /// The forwarded units of the current GOP (the cache keeps the bitstream view).
+    units: Vec<Arc<VideoUnit>>,
+}
+
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    seq: u64,
+    generation: u64,
+    units_in: u64,
+    units_bad: u64,
+    gops_too_long_before: u64,
+}
+
+/// Counters for the status API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VideoStats {
+    pub codec: Option<&'static str>,
+    pub codec_string: Option<String>,
+    pub units_in: u64,
+    pub units_bad: u64,
+    pub gops_too_long: u64,
+    pub gop_units: usize,
+    pub gop_bytes: usize,
+}
+
+/// One camera's video feed.
+pub struct VideoFeed {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<VideoUnit>>,
+}
+
+impl Default for VideoFeed {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            tx: broadcast::channel(BROADCAST_UNITS).0,
+        }
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl VideoFeed {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new session of the camera: `codec`, the framing of its packets, and the stream's
+    /// extradata (parameters out of band, as RTSP's SDP gives them; may be empty).
+    pub fn start(&self, codec: Codec, input: NalFormat, extradata: &[u8]) {
+        let mut st = self.state();
+        let mut gop = GopCache::new(codec, NalFormat::LengthPrefixed, DEFAULT_MAX_BYTES);
+        let changed = !extradata.is_empty() && gop.set_extradata(extradata).unwrap_or(false);
+        let config = if changed {
+            st.generation += 1;
+            gop.params().map(|p| {
+                Arc::new(VideoConfig {
+                    params: p.clone(),
+                    generation: st.generation,
+                })
+            })
+        } else {
+            None
+        };
+        if let Some(old) = st.session.take() {
+            st.gops_too_long_before += old.gop.gops_too_long();
+        }
+        st.session = Some(Session {
+            gop,
+            input,
+            config,
+            units: Vec::new(),
+        });
+    }
+
+    /// The session ended: no GOP is served from a source that is gone.
+    pub fn stop(&self) {
+        let mut st = self.state();
+        if let Some(old) = st.session.take() {
+            st.gops_too_long_before += old.gop.gops_too_long();
+        }
+    }
+
+    /// The codec of the current session, if it is H.264/H.265.
+    pub fn codec(&self) -> Option<Codec> {
+        self.state().session.as_ref().map(|s| s.gop.codec())
+    }
+
+    /// One access unit from the source. Converted to length-prefixed framing once, kept in
+    /// the GOP, and sent to viewers; an unreadable unit is counted and dropped.
+    pub fn push(&self, data: &[u8]) {
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(session) = st.session.as_mut() else {
+            return;
+        };
+        st.units_in += 1;
+        let data = match session.input {
+            NalFormat::LengthPrefixed => Bytes::copy_from_slice(data),
+            from => match nal::convert(from, NalFormat::LengthPrefixed, data) {
+                Ok(v) => Bytes::from(v),
+                Err(_) => {
+                    st.units_bad += 1;
+                    return;
+                }
+            },
+        };
+        st.seq += 1;
+        let seq = st.seq;
+        let pushed = match session.gop.push(data.clone(), seq, 0) {
+            Ok(p) => p,
+            Err(_) => {
+                st.units_bad += 1;
+                session.units.clear();
+                return;
+            }
+        };
+        if pushed.params_changed || session.config.is_none() {
+            if let Some(p) = session.gop.params() {
+                st.generation += 1;
+                session.config = Some(Arc::new(VideoConfig {
+                    params: p.clone(),
+                    generation: st.generation,
+                }));
+            }
+        }
+        // Without parameters nobody can decode: nothing goes out yet.
+        let Some(config) = session.config.clone() else {
+            return;
+        };
+        let unit = Arc::new(VideoUnit {
+            seq,
+            key: pushed.key,
+            data,
+            captured_unix_ms: unix_ms_now(),
+            config,
+        });
+        if pushed.key || !pushed.kept {
+            session.units.clear();
+        }
+        if pushed.kept {
+            session.units.push(unit.clone());
+        }
+        let _ = self.tx.send(unit);
+    }
+
+    /// Starts a viewer: the current GOP and a receiver for what follows it.
+    pub fn subscribe(&self) -> VideoStart {
+        // Under the state lock: `push` sends under it too, so the receiver starts exactly
+        // after the last unit of the snapshot.
+        let st = self.state();
+        let (config, gop) = match st.session.as_ref() {
+            Some(s) => (s.config.clone(), s.units.clone()),
+            None => (None, Vec::new()),
+        };
+        VideoStart {
+            config,
+            gop,
+            rx: self.tx.subscribe(),
+        }
+    }
+
+    pub fn stats(&self) -> VideoStats {
+        let st = self.state();
+        let s = st.session.as_ref();
+        VideoStats {
+            codec: s.map(|s| s.gop.codec().name()),
+            codec_string: s
+                .and_then(|s| s.config.as_ref())
+                .map(|c| c.params.codec_string.clone()),
+            units_in: st.units_in,
+            units_bad: st.units_bad,
+            gops_too_long: st.gops_too_long_before + s.map_or(0, |s| s.gop.gops_too_long()),
+            gop_units: s.map_or(0, |s| s.units.len()),
+            gop_bytes: s.map_or(0, |s| s.gop.bytes()),
+        }
+    }
+}
