@@ -3,7 +3,7 @@
 //! (ISO/IEC 14496-15 5.3.3.1) written from and read into SPS/PPS NAL units.
 //! Pure parsing; section numbers refer to ITU-T H.264.
 
-use super::h26x::{NalKind, VideoError, MAX_PARAMETER_SETS};
+use super::codec::{push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS};
 use super::nal::{rbsp, BitReader};
 
 pub const NAL_SLICE: u8 = 1;
@@ -258,41 +258,6 @@ pub fn avcc(sps: &[u8], pps: &[&[u8]]) -> Result<Vec<u8>, VideoError> {
         ]);
     }
     Ok(out)
-}
-
-/// Appends a 16-bit length and the unit, as the records store parameter sets.
-pub(crate) fn push_with_len(out: &mut Vec<u8>, nal: &[u8]) -> Result<(), VideoError> {
-    let len = u16::try_from(nal.len()).map_err(|_| VideoError::ParameterSetTooLong(nal.len()))?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(nal);
-    Ok(())
-}
-
-/// Reads `count` units, each behind a 16-bit length, from `data` at `*pos`.
-pub(crate) fn read_with_len<'a>(
-    data: &'a [u8],
-    pos: &mut usize,
-    count: usize,
-    out: &mut Vec<&'a [u8]>,
-) -> Result<(), VideoError> {
-    for _ in 0..count {
-        let len = data
-            .get(*pos..*pos + 2)
-            .ok_or(VideoError::BadRecord("ends inside a parameter set length"))?;
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        let nal = data
-            .get(*pos + 2..*pos + 2 + len)
-            .ok_or(VideoError::BadRecord("parameter set runs past the end"))?;
-        if nal.is_empty() {
-            return Err(VideoError::BadRecord("empty parameter set"));
-        }
-        if out.len() >= 3 * MAX_PARAMETER_SETS {
-            return Err(VideoError::TooManyParameterSets);
-        }
-        out.push(nal);
-        *pos += 2 + len;
-    }
-    Ok(())
 }
 
 /// Reads an avcC record: its NAL length size (1, 2 or 4) and its SPS and PPS units.

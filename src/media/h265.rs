@@ -3,8 +3,7 @@
 //! ISO/IEC 14496-15 Annex E and the hvcC record (8.3.3.1) written from and read into
 //! VPS/SPS/PPS NAL units. Pure parsing; section numbers refer to ITU-T H.265.
 
-use super::h264::{push_with_len, read_with_len};
-use super::h26x::{NalKind, VideoError, MAX_PARAMETER_SETS};
+use super::codec::{push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS};
 use super::nal::{rbsp, BitReader};
 
 pub const NAL_VPS: u8 = 32;

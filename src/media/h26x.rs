@@ -6,62 +6,10 @@
 
 use bytes::Bytes;
 
-use super::nal::{nal_units, write_units, NalError, NalFormat};
+use super::nal::{nal_units, write_units, NalFormat};
 use super::{h264, h265};
 
-/// Most parameter sets of one kind kept per camera. H.264 allows 32 SPSs and 256 PPSs, but
-/// cameras use one or two; a stream that cycles through more is refused rather than grown.
-pub const MAX_PARAMETER_SETS: usize = 16;
-
-/// The video coding families a browser's `VideoDecoder` may accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    H264,
-    H265,
-}
-
-impl Codec {
-    /// The name used in the protocol (`"h264"`, `"h265"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::H264 => "h264",
-            Codec::H265 => "h265",
-        }
-    }
-}
-
-/// Why parameters or an access unit cannot be used. The texts name the field, never any
-/// camera detail.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VideoError {
-    #[error(transparent)]
-    Nal(#[from] NalError),
-    #[error("NAL unit header is invalid (forbidden bit set or too short)")]
-    BadNalHeader,
-    #[error("no {0} among the parameter sets")]
-    Missing(&'static str),
-    #[error("more than {MAX_PARAMETER_SETS} parameter sets of one kind")]
-    TooManyParameterSets,
-    #[error("parameter set of {0} bytes does not fit a decoder configuration record")]
-    ParameterSetTooLong(usize),
-    #[error("invalid value in the sequence parameter set: {0}")]
-    BadSps(&'static str),
-    #[error("decoder configuration record is invalid: {0}")]
-    BadRecord(&'static str),
-    #[error("NAL lengths of {0} bytes are not supported (only 4)")]
-    UnsupportedLengthSize(u8),
-}
-
-/// What one NAL unit is, as far as forwarding cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NalKind {
-    /// VPS (H.265), SPS or PPS, with its NAL unit type.
-    ParameterSet(u8),
-    /// A coded slice; `key` when decoding can start at its picture (H.264 IDR; H.265 IRAP).
-    Picture { key: bool },
-    /// SEI, access unit delimiters, filler and anything else.
-    Other,
-}
+pub use super::codec::{Codec, NalKind, VideoError, MAX_PARAMETER_SETS};
 
 /// Classifies a NAL unit (without start code or length).
 pub fn classify(codec: Codec, nal: &[u8]) -> Result<NalKind, VideoError> {

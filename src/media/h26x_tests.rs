@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::media::h26x::fixtures::*;
+use crate::media::nal::NalError;
 
 fn au(format: NalFormat, units: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -6,13 +6,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::video::VideoMode;
 use crate::hub::{CameraInfo, CameraState, Encoded};
 use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
 /// Protocol version announced in `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Wire format version of binary frame messages.
 pub const FRAME_MESSAGE_VERSION: u8 = 1;
 /// Control messages above this size get an `oversized` error (the socket stays open).
@@ -251,6 +250,16 @@ pub fn hello(cameras: &[CameraInfo], qualities: &Qualities, server_time_ms: u64)
 /// server's (frame `ts` values are on the server's clock).
 pub fn pong(t0: Option<f64>, server_time_ms: u64) -> Value {
     json!({"type": "pong", "t0": t0, "server_time_ms": server_time_ms})
+}
+
+/// What a video viewer receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoMode {
+    /// Every access unit.
+    Full,
+    /// Keyframes only: a slow link still sees a picture every GOP.
+    Keyframes,
 }
 
 /// `tier`: what a subscription now receives.

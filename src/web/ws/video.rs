@@ -7,18 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use super::protocol::VideoMode;
 use super::protocol::FRAME_MESSAGE_VERSION;
 use crate::hub::video::{VideoConfig, VideoUnit};
-
-/// What a video viewer receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VideoMode {
-    /// Every access unit.
-    Full,
-    /// Keyframes only: a slow link still sees a picture every GOP.
-    Keyframes,
-}
 
 /// Something a video viewer is to be sent, in order.
 #[derive(Debug, Clone, PartialEq)]
