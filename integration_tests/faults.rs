@@ -28,23 +28,6 @@ fn fake_http_camera(respond: fn(std::net::TcpStream)) -> u16 {
     port
 }
 
-fn small_jpeg() -> Vec<u8> {
-    let y = vec![100u8; 64 * 48];
-    let c = vec![128u8; 32 * 24];
-    let img = turbojpeg::YuvPlanesImage {
-        y_plane: &y[..],
-        u_plane: &c[..],
-        v_plane: &c[..],
-        width: 64,
-        height: 48,
-        y_stride: 64,
-        u_stride: 32,
-        v_stride: 32,
-        subsamp: turbojpeg::Subsamp::Sub2x2,
-    };
-    turbojpeg::compress_yuv_planes(&img, 80).unwrap().to_vec()
-}
-
 fn mjpeg_part(s: &mut std::net::TcpStream, jpeg: &[u8]) -> std::io::Result<()> {
     write!(
         s,
@@ -79,7 +62,7 @@ async fn broken_lying_and_stalled_cameras_hurt_only_themselves() {
     });
     // Closes mid-frame: headers and half a JPEG, then gone.
     let mid_frame = fake_http_camera(|mut s| {
-        let j = small_jpeg();
+        let j = gray_jpeg(100);
         let _ = s.write_all(MJPEG_HEAD.as_bytes());
         let _ = write!(
             s,
@@ -90,7 +73,7 @@ async fn broken_lying_and_stalled_cameras_hurt_only_themselves() {
     });
     // Stalls: three good frames, then silence with the socket open.
     let stall = fake_http_camera(|mut s| {
-        let j = small_jpeg();
+        let j = gray_jpeg(100);
         let _ = s.write_all(MJPEG_HEAD.as_bytes());
         for _ in 0..3 {
             let _ = mjpeg_part(&mut s, &j);

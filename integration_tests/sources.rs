@@ -161,20 +161,7 @@ fn slow_http_camera(every: Duration) -> u16 {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let y = vec![90u8; 64 * 48];
-    let c = vec![128u8; 32 * 24];
-    let img = turbojpeg::YuvPlanesImage {
-        y_plane: &y[..],
-        u_plane: &c[..],
-        v_plane: &c[..],
-        width: 64,
-        height: 48,
-        y_stride: 64,
-        u_stride: 32,
-        v_stride: 32,
-        subsamp: turbojpeg::Subsamp::Sub2x2,
-    };
-    let jpeg = turbojpeg::compress_yuv_planes(&img, 80).unwrap().to_vec();
+    let jpeg = gray_jpeg(90);
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
             let jpeg = jpeg.clone();

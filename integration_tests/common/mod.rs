@@ -484,3 +484,21 @@ fn find_camera(status: &Value, id: &str) -> Option<Value> {
         .find(|c| c["id"] == id)
         .cloned()
 }
+
+/// A 64x48 grey JPEG of luma `y` (quality 80), for HTTP test cameras.
+pub fn gray_jpeg(y: u8) -> Vec<u8> {
+    let luma = vec![y; 64 * 48];
+    let c = vec![128u8; 32 * 24];
+    let img = turbojpeg::YuvPlanesImage {
+        y_plane: &luma[..],
+        u_plane: &c[..],
+        v_plane: &c[..],
+        width: 64,
+        height: 48,
+        y_stride: 64,
+        u_stride: 32,
+        v_stride: 32,
+        subsamp: turbojpeg::Subsamp::Sub2x2,
+    };
+    turbojpeg::compress_yuv_planes(&img, 80).unwrap().to_vec()
+}

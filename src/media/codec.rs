@@ -92,3 +92,18 @@ pub(crate) fn read_with_len<'a>(
     }
     Ok(())
 }
+
+/// Horizontal and vertical chroma subsampling factors (SubWidthC, SubHeightC; H.264 Table 6-1,
+/// H.265 Table 6-1): the units in which cropping windows are counted.
+pub(crate) fn chroma_units(chroma_format_idc: u32, separate_colour_plane: bool) -> (u64, u64) {
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
+    match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    }
+}

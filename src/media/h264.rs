@@ -3,7 +3,9 @@
 //! (ISO/IEC 14496-15 5.3.3.1) written from and read into SPS/PPS NAL units.
 //! Pure parsing; section numbers refer to ITU-T H.264.
 
-use super::codec::{push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS};
+use super::codec::{
+    chroma_units, push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS,
+};
 use super::nal::{rbsp, BitReader};
 
 pub const NAL_SLICE: u8 = 1;
@@ -143,16 +145,7 @@ impl Sps {
         }
         // 7.4.2.1.1: crop units depend on the chroma subsampling and on field coding.
         let field_factor = if frame_mbs_only { 1 } else { 2 };
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
-        let (sub_width, sub_height) = match chroma_array_type {
-            1 => (2, 2),
-            2 => (2, 1),
-            _ => (1, 1),
-        };
+        let (sub_width, sub_height) = chroma_units(chroma_format_idc, separate_colour_plane);
         let crop_x = sub_width * (crop[0] + crop[1]);
         let crop_y = sub_height * field_factor * (crop[2] + crop[3]);
         let coded_w = width_mbs * 16;

@@ -3,7 +3,9 @@
 //! ISO/IEC 14496-15 Annex E and the hvcC record (8.3.3.1) written from and read into
 //! VPS/SPS/PPS NAL units. Pure parsing; section numbers refer to ITU-T H.265.
 
-use super::codec::{push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS};
+use super::codec::{
+    chroma_units, push_with_len, read_with_len, NalKind, VideoError, MAX_PARAMETER_SETS,
+};
 use super::nal::{rbsp, BitReader};
 
 pub const NAL_VPS: u8 = 32;
@@ -132,16 +134,7 @@ impl Sps {
             return Err(VideoError::BadSps("bit depth above 16"));
         }
         // Table 6-1: window offsets are in chroma sample units.
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
-        let (sub_width, sub_height) = match chroma_array_type {
-            1 => (2, 2),
-            2 => (2, 1),
-            _ => (1, 1),
-        };
+        let (sub_width, sub_height) = chroma_units(chroma_format_idc, separate_colour_plane);
         let width = u64::from(coded_w).checked_sub(sub_width * (window[0] + window[1]));
         let height = u64::from(coded_h).checked_sub(sub_height * (window[2] + window[3]));
         let (width, height) = match (width, height) {
