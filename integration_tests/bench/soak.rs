@@ -1,9 +1,10 @@
 //! The soak (`scripts/soak`): S2-like load for a long time while the RTSP server is killed and
-//! restarted and cameras are disabled, enabled and replaced; camwall's memory, descriptors and
-//! threads sampled each minute, and whether they ended flat.
+//! restarted and cameras are disabled, enabled and replaced, and silent TCP clients come and go
+//! (connection churn); camwall's memory, descriptors and threads sampled each minute, and
+//! whether they ended flat.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,44 @@ async fn http_json(
         .map_or(0, |r| r.status().as_u16())
 }
 
+/// Silent connections opened per second by the churn (each sends nothing and waits for the
+/// server to close it).
+const SILENT_PER_SECOND: u64 = 10;
+/// A silent connection still open this long after it was opened outlived the server's head
+/// deadline (10 s by default): counted as a failure.
+const SILENT_LIMIT: Duration = Duration::from_secs(20);
+
+/// What the churn saw.
+#[derive(Default)]
+struct Churn {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    outlived: AtomicU64,
+}
+
+/// Opens [`SILENT_PER_SECOND`] connections a second to `addr` that never send a byte, until
+/// `stop`; each is watched until the server closes it or [`SILENT_LIMIT`] passes.
+async fn silent_churn(addr: String, churn: Arc<Churn>, stop: Arc<AtomicBool>) {
+    use tokio::io::AsyncReadExt;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..SILENT_PER_SECOND {
+            let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+                continue;
+            };
+            churn.opened.fetch_add(1, Ordering::Relaxed);
+            let churn = churn.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                match tokio::time::timeout(SILENT_LIMIT, s.read(&mut buf)).await {
+                    Ok(_) => churn.closed.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => churn.outlived.fetch_add(1, Ordering::Relaxed),
+                };
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// S2-like load for `minutes` with chaos: the RTSP server killed and restarted, cameras
 /// disabled and enabled, cameras replaced. Samples camwall each minute.
 pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u64, n: usize) {
@@ -51,6 +90,9 @@ pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u
     let clients: Vec<_> = (0..4)
         .map(|_| tokio::spawn(soak_client(cw.base.clone(), auto.clone(), stop.clone())))
         .collect();
+    let churn = Arc::new(Churn::default());
+    let addr = cw.base.trim_start_matches("http://").to_string();
+    let churn_task = tokio::spawn(silent_churn(addr, churn.clone(), stop.clone()));
     let t0 = Instant::now();
     let mut rows = Vec::new();
     let mut next_sample = Duration::ZERO;
@@ -69,6 +111,9 @@ pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u
                 "fds": fds(cw.pid()),
                 "threads": proc_status(cw.pid(), "Threads:"),
                 "streaming": streaming,
+                "silent_opened": churn.opened.load(Ordering::Relaxed),
+                "silent_closed": churn.closed.load(Ordering::Relaxed),
+                "silent_outlived": churn.outlived.load(Ordering::Relaxed),
             });
             eprintln!("soak {row}");
             rows.push(row);
@@ -129,6 +174,7 @@ pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     stop.store(true, Ordering::Relaxed);
+    let _ = churn_task.await;
     let mut frames = 0;
     for c in clients {
         frames += c.await.unwrap_or(0);
@@ -144,21 +190,26 @@ pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u
     let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let flat = num(&last, "rss_anon_mb") <= num(&base, "rss_anon_mb") * 1.15 + 2.0
         && num(&last, "fds") <= num(&base, "fds") + 5.0
-        && num(&last, "threads") <= num(&base, "threads") + 5.0;
+        && num(&last, "threads") <= num(&base, "threads") + 5.0
+        && num(&last, "silent_outlived") == 0.0;
     let mut md = format!(
-        "Soak: {minutes} min, {n} cameras 720p25 RTSP, 4 wall clients (auto), {} chaos events, {frames} frames delivered. Flat: {}.\n\n| minute | RSS MB | anon MB | fds | threads | streaming |\n|---|---|---|---|---|---|\n",
+        "Soak: {minutes} min, {n} cameras 720p25 RTSP, 4 wall clients (auto), {} chaos events, {frames} frames delivered, {SILENT_PER_SECOND} silent connections a second (closed by the server / outlived {}s, so far). Flat: {}.\n\n| minute | RSS MB | anon MB | fds | threads | streaming | silent opened / closed / outlived |\n|---|---|---|---|---|---|---|\n",
+        SILENT_LIMIT.as_secs(),
         events.len(),
         if flat { "yes" } else { "NO" }
     );
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {} | {} | {} |\n",
+            "| {} | {:.1} | {:.1} | {} | {} | {} | {} / {} / {} |\n",
             r["minute"],
             num(r, "rss_mb"),
             num(r, "rss_anon_mb"),
             r["fds"],
             r["threads"],
-            r["streaming"]
+            r["streaming"],
+            r["silent_opened"],
+            r["silent_closed"],
+            r["silent_outlived"]
         ));
     }
     md.push_str("\nEvents:\n");
