@@ -59,7 +59,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S11, FLOOR; PASSTHROUGH runs with S9), comma separated.
+        /// Run only these scenarios (S1..S11; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },

@@ -92,7 +92,7 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
             Some("S9" | "S10") if r.get("video").is_some() => {
                 let v = &r["video"];
                 md.push_str(&format!(
-                    "- {} video: bytes per client / source bitrate {} (source: the clip's bytes per second as served, {} MB/s for {} cameras); units bad {}; JPEG frames to video clients {}\n",
+                    "- {} video: bytes per client / source bitrate {} (source: the clip's bytes per second as served, {} MB/s for {} cameras); units bad since start {}; JPEG frames to video clients {}\n",
                     r["id"].as_str().unwrap_or(""),
                     f(&v["bytes_per_client_over_source"]),
                     f(&(v["source_bytes_per_s"].as_f64().unwrap_or(f64::NAN) / 1e6).into()),

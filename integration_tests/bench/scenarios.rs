@@ -146,7 +146,7 @@ pub async fn wall_scenario(
     // Sequence numbers count published frames, so the window's source frames of a camera are
     // exactly the seqs in (frames_in before, frames_in after]. Video seqs count access units
     // the same way against `video.units_in` (a unit too broken to convert takes no seq: the
-    // row's `units_bad` says whether that happened).
+    // row's `video.units_bad` says whether that happened).
     let window: HashMap<&String, (u64, u64)> = f1
         .iter()
         .map(|(k, v)| (k, (f0.get(k).copied().unwrap_or(0), *v)))
@@ -215,7 +215,10 @@ pub async fn wall_scenario(
         row["cpu_vs_floor"] = Value::Null;
         let source = ctx.clip720_bytes_per_s * n_cams as f64;
         row["video"] = json!({
-            "units_bad": b1 - b0,
+            // Since the camera started, not only in the window: a bad unit before the window
+            // would shift seqs against `units_in` as much as one inside it.
+            "units_bad": b1,
+            "units_bad_in_window": b1 - b0,
             "jpeg_frames_to_video_clients": other_kind,
             "source_bytes_per_s": source,
             // Whole binary messages (header and payload), per client, over the sources' bitrate.
