@@ -13,11 +13,26 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::http::Http;
 use crate::procfs::now_ms;
 
-/// What one WebSocket client saw: per camera, (seq, latency ms, bytes) of every frame.
+/// What one WebSocket client saw: per camera, (seq, latency ms, bytes) of every frame of the
+/// kind it asked for (JPEG, or video when the subscription lists codecs).
 #[derive(Default, Clone)]
 pub struct WsStats {
     pub frames: HashMap<String, Vec<(u64, f64, usize)>>,
     pub first_frame_ms: Option<f64>,
+    /// Frames of the other kind: a video client served JPEG (a fallback) shows up here rather
+    /// than mixing two seq counters in `frames`.
+    pub other_kind: u64,
+}
+
+/// The `kind` of a frame header; frames from before video existed carry none and are JPEG.
+pub fn frame_kind(h: &Value) -> &str {
+    h["kind"].as_str().unwrap_or("jpeg")
+}
+
+/// The JSON header of a binary frame message (`[u8 1][u16 BE len][header][payload]`).
+pub fn frame_header(b: &[u8]) -> Option<Value> {
+    let n = u16::from_be_bytes([*b.get(1)?, *b.get(2)?]) as usize;
+    serde_json::from_slice(b.get(3..3 + n)?).ok()
 }
 
 /// A wall-like client: subscribes, reads every frame, acknowledges it. `slow` reads at a tenth
@@ -29,6 +44,11 @@ pub async fn ws_client(
     slow: Option<Duration>,
 ) -> WsStats {
     let url = base.replace("http://", "ws://") + "/ws";
+    let want = if sub["codecs"].as_array().is_some_and(|c| !c.is_empty()) {
+        "video"
+    } else {
+        "jpeg"
+    };
     let mut st = WsStats::default();
     let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
         Ok(c) => c,
@@ -51,15 +71,18 @@ pub async fn ws_client(
             if st.first_frame_ms.is_none() {
                 st.first_frame_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
             }
-            let n = u16::from_be_bytes([b[1], b[2]]) as usize;
-            let h: Value = serde_json::from_slice(&b[3..3 + n]).unwrap_or(Value::Null);
+            let h = frame_header(&b).unwrap_or(Value::Null);
             let cam = h["camera"].as_str().unwrap_or("").to_string();
             let seq = h["seq"].as_u64().unwrap_or(0);
             let latency = now.saturating_sub(h["ts"].as_u64().unwrap_or(now)) as f64;
-            st.frames
-                .entry(cam.clone())
-                .or_default()
-                .push((seq, latency, b.len()));
+            if frame_kind(&h) == want {
+                st.frames
+                    .entry(cam.clone())
+                    .or_default()
+                    .push((seq, latency, b.len()));
+            } else {
+                st.other_kind += 1;
+            }
             let ack = json!({"type": "ack", "camera": cam, "seq": h["seq"]});
             let _ = ws.send(Message::text(ack.to_string())).await;
             if let Some(d) = slow {

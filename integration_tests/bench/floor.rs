@@ -62,3 +62,12 @@ pub fn floor_ms_per_frame(clip: &Path, quality: u8, max_frames: usize) -> f64 {
     };
     secs * 1000.0 / n.max(1) as f64
 }
+
+/// A raw H.264 clip's bytes per second when served at `fps`: its size over its access units'
+/// duration (the RTSP test server loops the file as is, so this is the camera's bitrate).
+pub fn clip_bytes_per_s(clip: &Path, fps: f64) -> f64 {
+    let bytes = std::fs::metadata(clip).map_or(0, |m| m.len());
+    let mut input = ffmpeg::format::input(&clip).expect("open clip");
+    let units = input.packets().count();
+    bytes as f64 * fps / units.max(1) as f64
+}

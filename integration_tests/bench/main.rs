@@ -1,8 +1,8 @@
 //! camwall-bench: the benchmark harness's load generator (a Cargo bench, `harness = false`).
 //! Starts real sources (GStreamer RTSP serving pre-encoded clips, an MJPEG HTTP source), a
 //! release camwall, and WebSocket, polling and MJPEG clients on 127.0.0.1; measures delivery,
-//! latency, CPU and memory per scenario, and the floor (decode + one JPEG encode per frame with
-//! no server) to compare against.
+//! latency, CPU and memory per scenario, and two floors to compare against: decode + one JPEG
+//! encode per frame with no server, and reading the streams with no decode (passthrough).
 //!
 //! `scripts/bench` runs `cargo bench --bench camwall-bench -- all ...` and `scripts/soak` runs
 //! `... -- soak ...`; see BENCHMARKS.md. Processes are started and stopped by the same harness
@@ -16,6 +16,7 @@ mod harness;
 mod clients;
 mod floor;
 mod http;
+mod passthrough;
 mod procfs;
 mod report;
 mod scenarios;
@@ -28,7 +29,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::floor::floor_ms_per_frame;
+use crate::floor::{clip_bytes_per_s, floor_ms_per_frame};
+use crate::passthrough::passthrough_floor;
 use crate::procfs::{machine, now_ms};
 use crate::report::markdown;
 use crate::scenarios::{s4_snapshots, s7_first_frame, wall_scenario, Ctx};
@@ -57,7 +59,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S9, FLOOR), comma separated.
+        /// Run only these scenarios (S1..S11; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -126,11 +128,14 @@ async fn main() {
         camwall,
         quick,
         floor720,
+        clip720_bytes_per_s: clip_bytes_per_s(&clips.join("clip720.h264"), 25.0),
     };
     let mut results = vec![
         json!({"id": "FLOOR", "ms_per_frame_720p": floor720, "ms_per_frame_1080p": floor1080}),
     ];
     let auto = json!({"type": "subscribe", "cameras": ["*"], "quality": "auto"});
+    let video =
+        json!({"type": "subscribe", "cameras": ["*"], "quality": "auto", "codecs": ["h264"]});
     let clip720 = clips.join("clip720.h264");
 
     if want("S1") {
@@ -163,6 +168,56 @@ async fn main() {
                 rtsp_cams(rtsp.port, n),
                 4,
                 auto.clone(),
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S9") {
+        // Right after S2 and with its setup, so that S9 CPU / S2 CPU compares like with like.
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S9: {n} cameras 720p25, 4 wall clients on video");
+        let rtsp = start_rtsp(&clip720, n);
+        let cams = rtsp_cams(rtsp.port, n);
+        let urls: Vec<String> = cams
+            .iter()
+            .filter_map(|c| c["url"].as_str().map(String::from))
+            .collect();
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S9",
+                &format!(
+                    "{n} cameras 720p25 RTSP, 4 wall clients watching all on video (h264, auto)"
+                ),
+                cams,
+                4,
+                video.clone(),
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+        eprintln!("passthrough floor: {n} ffmpeg -c copy readers of the same streams");
+        results.push(passthrough_floor(&urls, secs).await);
+    }
+    if want("S10") {
+        let n = if ctx.quick { 24 } else { 64 };
+        eprintln!("S10: {n} cameras 720p25, 1 wall client on video");
+        let rtsp = start_rtsp(&clip720, n);
+        results.push(
+            wall_scenario(
+                &ctx,
+                "S10",
+                &format!(
+                    "{n} cameras 720p25 RTSP, 1 wall client watching all on video (h264, auto)"
+                ),
+                rtsp_cams(rtsp.port, n),
+                1,
+                video.clone(),
                 0,
                 0,
                 secs,
@@ -254,10 +309,10 @@ async fn main() {
         eprintln!("S7: time to first frame");
         results.push(s7_first_frame(&ctx, if ctx.quick { 10 } else { 30 }).await);
     }
-    if want("S9") {
+    if want("S11") {
         let n = if ctx.quick { 5 } else { 15 };
-        eprintln!("S9: camera start to first frame, {n} cameras");
-        results.push(startup::s9_camera_start(&ctx, n).await);
+        eprintln!("S11: camera start to first frame, {n} cameras");
+        results.push(startup::s11_camera_start(&ctx, n).await);
     }
     let m = machine();
     let doc = json!({"machine": m, "date": now_ms(), "quick": quick, "results": results});

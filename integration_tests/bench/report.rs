@@ -12,6 +12,14 @@ fn f(v: &Value) -> String {
     }
 }
 
+/// The CPU % of the row `id`, when it ran and measured one.
+fn cpu_of(results: &[Value], id: &str) -> Option<f64> {
+    results
+        .iter()
+        .find(|r| r["id"] == id)
+        .and_then(|r| r["cpu_percent"].as_f64())
+}
+
 pub fn markdown(results: &[Value], machine: &str) -> String {
     let mut md = String::new();
     md.push_str(&format!("Machine: {machine}\n\n"));
@@ -63,16 +71,57 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                 f(&r["p99_ms"]),
                 f(&r["cpu_percent"])
             )),
-            Some("S7") => md.push_str(&format!(
-                "- S7 time to first frame ({}): WebSocket p50 {} ms (max {}), MJPEG p50 {} ms (max {})\n",
-                r["setup"].as_str().unwrap_or(""),
-                f(&r["ws_first_frame_ms"]["p50"]),
-                f(&r["ws_first_frame_ms"]["max"]),
-                f(&r["mjpeg_first_frame_ms"]["p50"]),
-                f(&r["mjpeg_first_frame_ms"]["max"])
-            )),
-            Some("S9") => md.push_str(&format!(
-                "- S9 camera start to first frame ({}): p50 {} ms (max {})\n",
+            Some("S7") => {
+                md.push_str(&format!(
+                    "- S7 time to first frame ({}): WebSocket p50 {} ms (max {}), MJPEG p50 {} ms (max {})\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    f(&r["ws_first_frame_ms"]["p50"]),
+                    f(&r["ws_first_frame_ms"]["max"]),
+                    f(&r["mjpeg_first_frame_ms"]["p50"]),
+                    f(&r["mjpeg_first_frame_ms"]["max"])
+                ));
+                md.push_str(&format!(
+                    "- S7 with video: subscribe (codecs h264) to the first video frame, a keyframe: p50 {} ms (max {}) over {} subscriptions; first frame not a keyframe: {}, no video frame in 10 s: {}\n",
+                    f(&r["video_first_key_ms"]["p50"]),
+                    f(&r["video_first_key_ms"]["max"]),
+                    r["video_subscriptions"],
+                    r["video_first_not_key"],
+                    r["video_no_frame"]
+                ));
+            }
+            Some("S9" | "S10") if r.get("video").is_some() => {
+                let v = &r["video"];
+                md.push_str(&format!(
+                    "- {} video: bytes per client / source bitrate {} (source: the clip's bytes per second as served, {} MB/s for {} cameras); units bad since start {}; JPEG frames to video clients {}\n",
+                    r["id"].as_str().unwrap_or(""),
+                    f(&v["bytes_per_client_over_source"]),
+                    f(&(v["source_bytes_per_s"].as_f64().unwrap_or(f64::NAN) / 1e6).into()),
+                    r["cameras"],
+                    v["units_bad"],
+                    v["jpeg_frames_to_video_clients"]
+                ));
+                if r["id"] == "S9" {
+                    if let Some(s2) = cpu_of(results, "S2") {
+                        md.push_str(&format!(
+                            "- S9 CPU / S2 CPU (video against JPEG, same setup, same run): {}\n",
+                            f(&(r["cpu_percent"].as_f64().unwrap_or(f64::NAN) / s2).into())
+                        ));
+                    }
+                }
+            }
+            Some("PASSTHROUGH") => {
+                let s9 = cpu_of(results, "S9").unwrap_or(f64::NAN);
+                let p = r["cpu_percent"].as_f64().unwrap_or(f64::NAN);
+                md.push_str(&format!(
+                    "- Passthrough floor ({}; {} still reading at the end): {} % of a core; camwall's S9 CPU over it: {}\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    r["readers_alive"],
+                    f(&p.into()),
+                    f(&(s9 / p).into())
+                ));
+            }
+            Some("S11") => md.push_str(&format!(
+                "- S11 camera start to first frame ({}): p50 {} ms (max {})\n",
                 r["setup"].as_str().unwrap_or(""),
                 f(&r["first_frame_ms"]["p50"]),
                 f(&r["first_frame_ms"]["max"])

@@ -1,5 +1,6 @@
 //! The measured scenarios: a wall of WebSocket clients (with optional pollers and slow
-//! clients) over a fixed window, sequential snapshots (S4), and time to first frame (S7).
+//! clients) over a fixed window, JPEG or the cameras' own video (S9, S10), sequential snapshots
+//! (S4), and time to first frame (S7, JPEG and video).
 //! Each returns the JSON row that results.json and results.md are made from.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::clients::{seed_poller, ws_client, PollStats, WsStats};
+use crate::clients::{frame_header, frame_kind, seed_poller, ws_client, PollStats, WsStats};
 use crate::harness::proc_status;
 use crate::http::Http;
 use crate::procfs::{pct, CpuWindow};
@@ -25,22 +26,34 @@ pub struct Ctx {
     pub camwall: PathBuf,
     pub quick: bool,
     pub floor720: f64,
+    /// The 720p clip's bytes per second as served (file size over its duration at 25 fps):
+    /// the source bitrate of one camera that video rows compare their bytes out with.
+    pub clip720_bytes_per_s: f64,
 }
 
-/// Per-camera source frames and per-tier encodes from the status API.
-fn counters(s: &Value) -> (HashMap<String, u64>, u64, u64) {
+/// Per-camera source frames (decoded frames, or for video the access units camwall took in,
+/// which its video seq numbers count), per-tier encodes, cache hits and bad units from the
+/// status API.
+fn counters(s: &Value, video: bool) -> (HashMap<String, u64>, u64, u64, u64) {
     let mut frames = HashMap::new();
     let mut encodes = 0;
     let mut hits = 0;
+    let mut bad = 0;
     for c in s["cameras"].as_array().into_iter().flatten() {
+        let n = if video {
+            &c["video"]["units_in"]
+        } else {
+            &c["frames_in"]
+        };
         frames.insert(
             c["id"].as_str().unwrap_or("").to_string(),
-            c["frames_in"].as_u64().unwrap_or(0),
+            n.as_u64().unwrap_or(0),
         );
         encodes += c["jpeg_encodes"].as_u64().unwrap_or(0);
         hits += c["cache_hits"].as_u64().unwrap_or(0);
+        bad += c["video"]["units_bad"].as_u64().unwrap_or(0);
     }
-    (frames, encodes, hits)
+    (frames, encodes, hits, bad)
 }
 
 /// Runs wall clients (and optional pollers) against `cams` for `secs`; returns the JSON row.
@@ -57,6 +70,7 @@ pub async fn wall_scenario(
     secs: u64,
 ) -> Value {
     let n_cams = cameras.len();
+    let video = sub["codecs"].as_array().is_some_and(|c| !c.is_empty());
     let ids: Vec<String> = cameras
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_string())
@@ -127,10 +141,12 @@ pub async fn wall_scenario(
         polls.latencies.extend(p.latencies);
     }
     let _ = sampler.await;
-    let (f0, e0, h0) = counters(&s0);
-    let (f1, e1, h1) = counters(&s1);
+    let (f0, e0, h0, b0) = counters(&s0, video);
+    let (f1, e1, h1, b1) = counters(&s1, video);
     // Sequence numbers count published frames, so the window's source frames of a camera are
-    // exactly the seqs in (frames_in before, frames_in after].
+    // exactly the seqs in (frames_in before, frames_in after]. Video seqs count access units
+    // the same way against `video.units_in` (a unit too broken to convert takes no seq: the
+    // row's `video.units_bad` says whether that happened).
     let window: HashMap<&String, (u64, u64)> = f1
         .iter()
         .map(|(k, v)| (k, (f0.get(k).copied().unwrap_or(0), *v)))
@@ -160,7 +176,8 @@ pub async fn wall_scenario(
     let encodes = e1 - e0;
     let floor_cpu = ctx.floor720 * total_source as f64 / elapsed / 10.0; // % of a core
     let mut poll_lat = polls.latencies.clone();
-    json!({
+    let other_kind: u64 = all.iter().map(|s| s.other_kind).sum();
+    let mut row = json!({
         "id": id,
         "setup": setup,
         "cameras": n_cams,
@@ -190,7 +207,25 @@ pub async fn wall_scenario(
             "share_304": polls.not_modified as f64 / polls.requests.max(1) as f64,
             "cache_hits": h1 - h0,
         },
-    })
+    });
+    if video {
+        // camwall decodes every camera but encodes only for JPEG viewers: the decode + encode
+        // floor does not model this row; the passthrough floor (main) does.
+        row["floor_cpu_percent"] = Value::Null;
+        row["cpu_vs_floor"] = Value::Null;
+        let source = ctx.clip720_bytes_per_s * n_cams as f64;
+        row["video"] = json!({
+            // Since the camera started, not only in the window: a bad unit before the window
+            // would shift seqs against `units_in` as much as one inside it.
+            "units_bad": b1,
+            "units_bad_in_window": b1 - b0,
+            "jpeg_frames_to_video_clients": other_kind,
+            "source_bytes_per_s": source,
+            // Whole binary messages (header and payload), per client, over the sources' bitrate.
+            "bytes_per_client_over_source": bytes as f64 / clients.max(1) as f64 / elapsed / source,
+        });
+    }
+    row
 }
 
 pub async fn s4_snapshots(ctx: &Ctx, cams: usize, per_cam: usize) -> Value {
@@ -236,6 +271,9 @@ pub async fn s7_first_frame(ctx: &Ctx, tries: usize) -> Value {
     }
     let mut ws_t = Vec::new();
     let mut mjpeg_t = Vec::new();
+    let mut video_t = Vec::new();
+    let mut video_not_key = 0usize;
+    let mut video_none = 0usize;
     for q in 0..tries {
         // Each try a new quality: the measure includes an encode, not only a cache hit.
         let quality = 60 + (q % 30) as u64;
@@ -275,11 +313,45 @@ pub async fn s7_first_frame(ctx: &Ctx, tries: usize) -> Value {
                 break;
             }
         }
+        match first_video_frame(&cw.base).await {
+            Some((ms, true)) => video_t.push(ms),
+            Some((_, false)) => video_not_key += 1,
+            None => video_none += 1,
+        }
     }
     json!({
         "id": "S7",
-        "setup": format!("1 camera 720p25 RTSP streaming; {tries} new WebSocket subscriptions and MJPEG requests"),
+        "setup": format!("1 camera 720p25 RTSP streaming; {tries} new WebSocket subscriptions (JPEG, then video), MJPEG requests"),
         "ws_first_frame_ms": {"p50": pct(&mut ws_t, 50.0), "max": pct(&mut ws_t, 100.0)},
         "mjpeg_first_frame_ms": {"p50": pct(&mut mjpeg_t, 50.0), "max": pct(&mut mjpeg_t, 100.0)},
+        "video_first_key_ms": {"p50": pct(&mut video_t, 50.0), "max": pct(&mut video_t, 100.0)},
+        "video_subscriptions": tries,
+        // A first video frame that is not a keyframe cannot be decoded: a server bug if any.
+        "video_first_not_key": video_not_key,
+        "video_no_frame": video_none,
     })
+}
+
+/// A new video subscription to cam0: ms from sending `subscribe` to the first binary video
+/// frame, and whether that frame is a keyframe (it must be: a decoder starts at one). None
+/// when no video frame came within 10 s.
+async fn first_video_frame(base: &str) -> Option<(f64, bool)> {
+    let url = base.replace("http://", "ws://") + "/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+    let sub =
+        json!({"type": "subscribe", "cameras": ["cam0"], "quality": "auto", "codecs": ["h264"]});
+    let t0 = Instant::now();
+    ws.send(Message::text(sub.to_string())).await.ok()?;
+    let end = t0 + Duration::from_secs(10);
+    loop {
+        let left = end.checked_duration_since(Instant::now())?;
+        let m = tokio::time::timeout(left, ws.next()).await.ok()??.ok()?;
+        if let Message::Binary(b) = m {
+            let h = frame_header(&b)?;
+            if frame_kind(&h) == "video" {
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                return Some((ms, h["key"].as_bool() == Some(true)));
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! S9, camera start to first frame: cameras added one at a time through the API against the
+//! S11, camera start to first frame: cameras added one at a time through the API against the
 //! RTSP test server looping a clip with a 1 s GOP, timed from the request to the first
 //! snapshot that answers 200. What a freshly configured or restarted camera costs a viewer.
 
@@ -11,7 +11,7 @@ use crate::procfs::pct;
 use crate::scenarios::Ctx;
 use crate::sources::{start_camwall, start_rtsp};
 
-pub async fn s9_camera_start(ctx: &Ctx, cameras: usize) -> Value {
+pub async fn s11_camera_start(ctx: &Ctx, cameras: usize) -> Value {
     let rtsp = start_rtsp(&ctx.clips.join("clip720.h264"), cameras);
     let cw = start_camwall(&ctx.camwall, Vec::new());
     let client = reqwest::Client::new();
@@ -28,7 +28,7 @@ pub async fn s9_camera_start(ctx: &Ctx, cameras: usize) -> Value {
             .await
             .map(|r| r.status().as_u16());
         if added.as_ref().ok() != Some(&201) {
-            return json!({"id": "S9", "error": format!("adding {id}: {added:?}")});
+            return json!({"id": "S11", "error": format!("adding {id}: {added:?}")});
         }
         let end = t0 + Duration::from_secs(30);
         loop {
@@ -41,13 +41,13 @@ pub async fn s9_camera_start(ctx: &Ctx, cameras: usize) -> Value {
                 break;
             }
             if Instant::now() > end {
-                return json!({"id": "S9", "error": format!("{id} showed no frame in 30 s")});
+                return json!({"id": "S11", "error": format!("{id} showed no frame in 30 s")});
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     json!({
-        "id": "S9",
+        "id": "S11",
         "setup": format!("{cameras} cameras added one at a time through the API, 720p25 RTSP, 1 s GOP; request to first snapshot"),
         "first_frame_ms": {"p50": pct(&mut times, 50.0), "max": pct(&mut times, 100.0)},
     })
