@@ -41,7 +41,49 @@ pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
                    "max_connections_per_ip": 8192}
     }, "cameras": cameras});
     let (dir, path) = write_config(cfg);
+    drop_unknown_fields(bin, &path);
     spawn_camwall(bin, dir, path, "warn")
+}
+
+/// A camwall older than a config field refuses it: for A/B runs against an earlier binary,
+/// the fields it names as unknown (settings the benchmark only raises) are taken out.
+fn drop_unknown_fields(bin: &Path, path: &Path) {
+    for _ in 0..4 {
+        let Ok(out) = std::process::Command::new(bin)
+            .arg("check-config")
+            .arg("--config")
+            .arg(path)
+            .output()
+        else {
+            return;
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        let Some(field) = err
+            .split("unknown field `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+        else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let Ok(mut cfg) = serde_json::from_str::<Value>(&text) else {
+            return;
+        };
+        let mut removed = false;
+        if let Some(o) = cfg["server"]["limits"].as_object_mut() {
+            removed |= o.remove(field).is_some();
+        }
+        if let Some(o) = cfg["server"].as_object_mut() {
+            removed |= o.remove(field).is_some();
+        }
+        if !removed {
+            return;
+        }
+        eprintln!("bench: this camwall does not know `{field}`; left out of its config");
+        let _ = std::fs::write(path, serde_json::to_string_pretty(&cfg).unwrap_or_default());
+    }
 }
 
 /// The status API's answer; `Null` while camwall cannot answer.
