@@ -571,3 +571,6 @@ fn unix_ms_now() -> u64 {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "session_video_tests.rs"]
+mod video_tests;
