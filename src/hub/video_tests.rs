@@ -96,7 +96,11 @@ fn annex_b_units_come_out_length_prefixed_and_a_keyframe_starts_the_gop() {
 #[test]
 fn length_prefixed_sources_pass_through_unchanged() {
     let feed = VideoFeed::default();
-    feed.start(Codec::H264, NalFormat::LengthPrefixed, H264_HIGH_320X240_AVCC);
+    feed.start(
+        Codec::H264,
+        NalFormat::LengthPrefixed,
+        H264_HIGH_320X240_AVCC,
+    );
     let mut rx = feed.subscribe().rx;
     let k = au(NalFormat::LengthPrefixed, &[H264_TINY_VCL5_0]);
     feed.push(&k);
@@ -176,7 +180,11 @@ fn a_parameter_change_at_a_keyframe_bumps_the_generation() {
     // The camera comes back at 320x240.
     feed.push(&au(
         NalFormat::AnnexB,
-        &[H264_HIGH_320X240_SPS, H264_HIGH_320X240_PPS, H264_TINY_VCL5_0],
+        &[
+            H264_HIGH_320X240_SPS,
+            H264_HIGH_320X240_PPS,
+            H264_TINY_VCL5_0,
+        ],
     ));
     feed.push(&delta());
     let got = drain(&mut rx);
@@ -247,7 +255,11 @@ fn bad_units_are_counted_and_dropped() {
     );
     // A length-prefixed source whose lengths overrun: counted too.
     let lp = VideoFeed::default();
-    lp.start(Codec::H264, NalFormat::LengthPrefixed, H264_HIGH_320X240_AVCC);
+    lp.start(
+        Codec::H264,
+        NalFormat::LengthPrefixed,
+        H264_HIGH_320X240_AVCC,
+    );
     lp.push(&[0, 0, 0, 9, 0x65]);
     assert_eq!(lp.stats().units_bad, 1);
 }
@@ -259,7 +271,12 @@ fn h265_annex_b_units_come_out_length_prefixed() {
     let mut rx = feed.subscribe().rx;
     feed.push(&au(
         NalFormat::AnnexB,
-        &[H265_TINY_VPS, H265_TINY_SPS, H265_TINY_PPS, H265_TINY_VCL20_0],
+        &[
+            H265_TINY_VPS,
+            H265_TINY_SPS,
+            H265_TINY_PPS,
+            H265_TINY_VCL20_0,
+        ],
     ));
     feed.push(&au(NalFormat::AnnexB, &[H265_TINY_VCL1_0]));
     let got = drain(&mut rx);

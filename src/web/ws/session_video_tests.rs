@@ -1,7 +1,8 @@
 //! Unit tests of the session serving cameras as video, with paused time: what a client that
 //! decodes H.264/H.265 gets at subscribe (tier, video_config, the GOP burst), JPEG for clients
 //! and cameras that cannot take video, the fallback on `video_error`, the ladder through
-//! keyframes-only down to JPEG and back, and resumption at a keyframe after a lag.
+//! keyframes-only down to JPEG and back, resumption at a keyframe after a lag, and viewers
+//! moving when the camera's video starts or stops after they subscribed.
 //! No socket, no FFmpeg: access units from the fixtures are pushed into the camera's feed.
 
 use super::*;
@@ -127,9 +128,7 @@ async fn pump(s: &mut Session) -> Vec<Out> {
                 }
             }
             Incoming::Jpeg(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.skipped(&id, n),
-            Incoming::Video(id, Err(BroadcastStreamRecvError::Lagged(n))) => {
-                s.video_lagged(&id, n)
-            }
+            Incoming::Video(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.video_lagged(&id, n),
         }
     }
     out
@@ -163,13 +162,16 @@ async fn a_video_client_gets_its_tier_the_config_and_the_gop_at_subscribe() {
     assert_eq!(tiers(&out), [("h264".into(), Some("full".into()), 0)]);
     // video_config comes before the first unit, and the GOP follows keyframe first.
     let first_binary = out.iter().position(|o| matches!(o, Out::Binary(_)));
-    let config = out.iter().position(
-        |o| matches!(o, Out::Text(t) if t.contains(r#""type":"video_config""#)),
-    );
+    let config = out
+        .iter()
+        .position(|o| matches!(o, Out::Text(t) if t.contains(r#""type":"video_config""#)));
     assert!(config.is_some() && config < first_binary, "{out:?}");
     let cfg = &texts(&out)[config.unwrap()];
     assert_eq!(cfg["codec"], "avc1.64000A");
-    assert_eq!((cfg["width"].as_u64(), cfg["height"].as_u64()), (Some(64), Some(64)));
+    assert_eq!(
+        (cfg["width"].as_u64(), cfg["height"].as_u64()),
+        (Some(64), Some(64))
+    );
     let h = headers(&out);
     assert_eq!(h.len(), 3, "the whole GOP at once: {h:?}");
     assert!(h.iter().all(|h| h["kind"] == "video" && h["camera"] == "a"));
@@ -251,7 +253,10 @@ async fn an_h265_camera_is_jpeg_for_a_client_that_decodes_only_h264() {
     assert_eq!(tiers(&out), [("h265".into(), Some("full".into()), 0)]);
     let h = headers(&out);
     assert_eq!(h.len(), 1);
-    assert_eq!((&h[0]["kind"], &h[0]["key"]), (&"video".into(), &true.into()));
+    assert_eq!(
+        (&h[0]["kind"], &h[0]["key"]),
+        (&"video".into(), &true.into())
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -406,4 +411,81 @@ async fn a_lagged_video_stream_resumes_at_a_keyframe() {
     let h = headers(&pump(&mut s).await);
     let keys: Vec<&Value> = h.iter().map(|h| &h["key"]).collect();
     assert_eq!(keys, [true, false], "resumed at the keyframe");
+}
+
+#[tokio::test(start_paused = true)]
+async fn viewers_follow_the_camera_when_its_video_starts_and_stops() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let mut s = Session::new(hub.clone(), Instant::now());
+    s.take_output();
+    // Subscribed while the camera's source is still opening: no video yet, so JPEG.
+    let out = subscribe(
+        &mut s,
+        serde_json::json!({"type": "subscribe", "cameras": ["a"], "codecs": ["h264"]}),
+    )
+    .await;
+    assert_eq!(tiers(&out), [("jpeg".into(), None, 0)]);
+    // The source opens as H.264: the viewer moves to video at the next tick, GOP first.
+    start_h264(&hub, "a");
+    push(&hub, "a", &key264());
+    tokio::time::advance(WINDOW / 2).await;
+    s.on_tick(Instant::now());
+    let out = s.take_output();
+    assert_eq!(tiers(&out), [("h264".into(), Some("full".into()), 0)]);
+    assert!(texts(&out).iter().any(|v| v["type"] == "video_config"));
+    let h = headers(&out);
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (&h[0]["kind"], &h[0]["key"]),
+        (&"video".into(), &true.into())
+    );
+    // The camera comes back as a source without H.264 (say, reconfigured to MJPEG): JPEG.
+    hub.get("a").unwrap().video().stop();
+    tokio::time::advance(WINDOW / 2).await;
+    s.on_tick(Instant::now());
+    assert_eq!(tiers(&s.take_output()), [("jpeg".into(), None, 0)]);
+    settle().await;
+    publish(&hub, "a");
+    let h = headers(&pump(&mut s).await);
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["kind"], "jpeg");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_listing_codecs_steps_down_at_once_on_a_camera_without_video() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let mut s = Session::new(hub.clone(), Instant::now());
+    s.take_output();
+    let out = subscribe(
+        &mut s,
+        serde_json::json!({"type": "subscribe", "cameras": ["a"], "codecs": ["h264"]}),
+    )
+    .await;
+    let top = texts(&out)
+        .into_iter()
+        .find(|v| v["type"] == "tier")
+        .unwrap();
+    ack(&mut s, "a", 0).await;
+    // One window of frames that are never acknowledged.
+    for _ in 0..6 {
+        settle().await;
+        publish(&hub, "a");
+        pump(&mut s).await;
+        tokio::time::advance(Duration::from_millis(40)).await;
+    }
+    tokio::time::advance(WINDOW).await;
+    s.on_tick(Instant::now());
+    let down: Vec<Value> = texts(&s.take_output())
+        .into_iter()
+        .filter(|v| v["type"] == "tier")
+        .collect();
+    // As for a client without codecs: the next rung of the JPEG ladder after one bad window.
+    assert_eq!(down.len(), 1, "no step down after a bad window");
+    assert_eq!(down[0]["codec"], "jpeg");
+    assert_ne!(
+        (&down[0]["quality"], &down[0]["scale"], &down[0]["max_fps"]),
+        (&top["quality"], &top["scale"], &top["max_fps"])
+    );
 }

@@ -62,14 +62,22 @@ fn waits_for_a_keyframe_at_start_and_after_a_lag() {
         &mut v,
         &[unit(1, false, &c), unit(2, false, &c), unit(3, true, &c)],
     );
-    assert_eq!(sent(&out), [3], "deltas before the first keyframe are useless");
+    assert_eq!(
+        sent(&out),
+        [3],
+        "deltas before the first keyframe are useless"
+    );
     assert_eq!(sent(&feed(&mut v, &[unit(4, false, &c)])), [4]);
     v.lagged();
     let out = feed(
         &mut v,
         &[unit(9, false, &c), unit(10, false, &c), unit(11, true, &c)],
     );
-    assert_eq!(sent(&out), [11], "a viewer that missed references resumes at a keyframe");
+    assert_eq!(
+        sent(&out),
+        [11],
+        "a viewer that missed references resumes at a keyframe"
+    );
     assert_eq!(configs(&out), 0, "the parameters did not change");
     assert_eq!(sent(&feed(&mut v, &[unit(12, false, &c)])), [12]);
 }
@@ -114,7 +122,10 @@ fn a_new_generation_is_configured_before_its_first_keyframe() {
     assert_eq!(cfg["camera"], "a");
     assert_eq!(cfg["codec"], "avc1.64000C");
     assert_eq!(cfg["family"], "h264");
-    assert_eq!((cfg["width"].as_u64(), cfg["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (cfg["width"].as_u64(), cfg["height"].as_u64()),
+        (Some(320), Some(240))
+    );
     assert_eq!(cfg["format"], "avcc");
     let desc = base64::engine::general_purpose::STANDARD
         .decode(cfg["description"].as_str().unwrap())
@@ -159,7 +170,14 @@ fn the_unit_message_has_the_frame_framing_with_kind_video() {
     assert_eq!(h["ts"], 1042);
     assert_eq!(h["kind"], "video");
     assert_eq!(h["key"], true);
-    assert_eq!((h["width"].as_u64(), h["height"].as_u64()), (Some(64), Some(64)));
+    assert_eq!(
+        (h["width"].as_u64(), h["height"].as_u64()),
+        (Some(64), Some(64))
+    );
     let len = u16::from_be_bytes([msg[1], msg[2]]) as usize;
-    assert_eq!(&msg[3 + len..], &u.data[..], "the access unit follows the header");
+    assert_eq!(
+        &msg[3 + len..],
+        &u.data[..],
+        "the access unit follows the header"
+    );
 }
