@@ -237,3 +237,7 @@ impl VideoFeed {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "video_tests.rs"]
+mod tests;

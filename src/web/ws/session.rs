@@ -84,6 +84,8 @@ struct Sub {
     video_failed: bool,
     /// Set while the camera is served as video.
     video: Option<VideoSub>,
+    /// The camera's video codec when the target was last chosen: a change moves the viewer.
+    seen_codec: Option<Codec>,
 }
 
 impl Sub {
@@ -102,11 +104,9 @@ impl Sub {
                 Target::Video(c, VideoMode::Keyframes)
             }
             _ => {
-                let offset = if self.codecs.is_empty() {
-                    0
-                } else {
-                    VIDEO_LEVELS
-                };
+                // The video levels count only where video could be served: elsewhere each
+                // level is a JPEG rung, so that a bad window steps down at once.
+                let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
                 let rung = level.saturating_sub(offset);
                 Target::Jpeg(self.lane(ladder, hub, src_fps, rung))
             }
@@ -316,6 +316,7 @@ impl Session {
                 video_failed: prev.as_ref().is_some_and(|p| p.video_failed),
                 codecs: req.codecs.clone(),
                 video: None,
+                seen_codec: None,
             };
             // A new subscription starts its streams afresh.
             self.streams.remove(id);
@@ -366,6 +367,7 @@ impl Session {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
+        sub.seen_codec = sub.cam.video().codec();
         let target = sub.target(&self.ladder, &self.hub, sub.cam.fps_at(now));
         let (codec, mode, lane) = match target {
             Target::Video(codec, mode) => {
@@ -517,6 +519,16 @@ impl Session {
     /// A clock tick: state events for watched cameras, and once per [`WINDOW`] the adaptation.
     pub fn on_tick(&mut self, now: Instant) {
         self.poll_states();
+        // A camera's video starts after its source opens, and stops or changes with it.
+        let moved: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.cam.video().codec() != s.seen_codec)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in moved {
+            self.retarget(&id, now);
+        }
         if now.saturating_duration_since(self.last_window) >= WINDOW {
             self.last_window = now;
             self.adapt(now);
@@ -571,3 +583,6 @@ fn unix_ms_now() -> u64 {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "session_video_tests.rs"]
+mod video_tests;

@@ -128,3 +128,7 @@ pub fn unit_message(camera: &str, unit: &VideoUnit) -> Bytes {
     buf.put_slice(&unit.data);
     buf.freeze()
 }
+
+#[cfg(test)]
+#[path = "video_tests.rs"]
+mod tests;
