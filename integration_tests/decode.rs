@@ -194,3 +194,24 @@ async fn a_jpeg_subscriber_keeps_the_camera_decoding_and_a_video_subscriber_does
     cw.wait_camera("cam", Duration::from_secs(20), |c| c["decoding"] == false)
         .await;
 }
+
+#[tokio::test]
+async fn an_mjpeg_client_keeps_the_camera_decoding_while_connected() {
+    let (_rtsp, cw, cold) = cold_camera().await;
+    let mut stream = reqwest::get(cw.url("/api/ip-cameras/mjpeg/cam"))
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    stream.chunk().await.unwrap().expect("the first part");
+    let warm = cw
+        .wait_camera("cam", Duration::from_secs(10), |c| c["decoding"] == true)
+        .await;
+    // Three seconds of video (twice the linger) later, still decoding.
+    let later = units_grow(&cw, &warm, 45).await;
+    assert_eq!(later["decoding"], true, "{later}");
+    assert!(n(&later, "frames_decoded") > n(&warm, "frames_decoded"));
+    assert!(n(&later, "frames_in") > n(&cold, "frames_in"));
+    drop(stream);
+    cw.wait_camera("cam", Duration::from_secs(20), |c| c["decoding"] == false)
+        .await;
+}

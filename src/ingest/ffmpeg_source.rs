@@ -85,7 +85,7 @@ struct FfmpegSource {
     warm: bool,
     /// A picture came out of this session: from then on the decoder follows demand.
     made_picture: bool,
-    /// While not warm: the current GOP, for the next warm-up.
+    /// Sources that can idle: the current GOP, for the next warm-up.
     kept: KeptGop,
 }
 
@@ -313,7 +313,13 @@ impl FfmpegSource {
             }
             Some(dec) => {
                 let t0 = Instant::now();
-                if let Err(e) = dec.send_packet(&packet) {
+                let sent = dec.send_packet(&packet);
+                if self.can_idle {
+                    // Kept while warm too, so that a warm-up right after the decoder stops
+                    // need not wait for the next keyframe.
+                    self.kept.keep(packet);
+                }
+                if let Err(e) = sent {
                     // Corrupt packets happen on real networks: skip them, keep the session.
                     self.decode_errors += 1;
                     if self.decode_errors.is_power_of_two() {
@@ -358,7 +364,6 @@ impl FfmpegSource {
             return;
         }
         self.warm = false;
-        self.kept.clear();
         if let Some(d) = self.demand.as_ref() {
             d.set_decoding(false);
             d.set_cold();
@@ -366,8 +371,8 @@ impl FfmpegSource {
     }
 
     /// Demand is back: decodes the kept GOP, keyframe first, and queues only its newest
-    /// picture (the keyframe's is old by a GOP). Without a whole GOP kept (none yet since the
-    /// decoder stopped, or it outgrew its bound) it waits for the next keyframe.
+    /// picture (the keyframe's is old by a GOP). Without a whole GOP kept (it outgrew its
+    /// bound) it waits for the next keyframe.
     fn warm_up(&mut self) {
         if self.kept.is_empty() {
             return;
@@ -380,8 +385,8 @@ impl FfmpegSource {
         dec.flush();
         let mut n = 0;
         let mut last = None;
-        for packet in self.kept.take() {
-            if dec.send_packet(&packet).is_err() {
+        for packet in self.kept.packets() {
+            if dec.send_packet(packet).is_err() {
                 self.decode_errors += 1;
                 continue;
             }

@@ -39,11 +39,9 @@ impl KeptGop {
         self.packets.push(packet);
     }
 
-    /// The kept packets, keyframe first, leaving nothing kept.
-    pub fn take(&mut self) -> Vec<ffmpeg::Packet> {
-        self.bytes = 0;
-        self.whole = false;
-        std::mem::take(&mut self.packets)
+    /// The kept packets, keyframe first.
+    pub fn packets(&self) -> &[ffmpeg::Packet] {
+        &self.packets
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,12 +76,9 @@ mod tests {
         g.keep(packet(10, false));
         g.keep(packet(10, true));
         g.keep(packet(10, false));
-        let kept = g.take();
+        let kept = g.packets();
         assert_eq!(kept.len(), 2, "only the current GOP");
         assert!(kept[0].is_key());
-        // After a take, the rest of that GOP cannot be decoded alone.
-        g.keep(packet(10, false));
-        assert!(g.is_empty());
         g.keep(packet(DEFAULT_MAX_BYTES / 2, true));
         g.keep(packet(DEFAULT_MAX_BYTES / 2 + 1, false));
         assert!(g.is_empty(), "over the byte bound: dropped");
