@@ -173,6 +173,10 @@ pub struct CameraConfig {
     /// Default: no cap.
     #[serde(default)]
     pub max_fps: Option<f64>,
+    /// How long a snapshot keeps a network H.264/H.265 camera's decoder running after it.
+    /// Default 10000.
+    #[serde(default = "default_decode_linger_ms")]
+    pub decode_linger_ms: u64,
 }
 
 fn default_true() -> bool {
@@ -183,6 +187,9 @@ fn default_open_timeout_ms() -> u64 {
 }
 fn default_stall_timeout_ms() -> u64 {
     5_000
+}
+fn default_decode_linger_ms() -> u64 {
+    10_000
 }
 
 impl CameraConfig {
@@ -375,6 +382,9 @@ pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
     }
     if !(100..=600_000).contains(&cam.stall_timeout_ms) {
         out.push(("stall_timeout_ms", "must be between 100 and 600000".into()));
+    }
+    if cam.decode_linger_ms > 600_000 {
+        out.push(("decode_linger_ms", "must be between 0 and 600000".into()));
     }
     for key in cam.options.keys() {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {

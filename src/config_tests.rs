@@ -59,6 +59,20 @@ fn defaults_fill_in() {
     assert!(c.cameras[0].enabled);
     assert_eq!(c.cameras[0].display_name(), "a");
     assert_eq!(c.cameras[0].stall_timeout_ms, 5000);
+    assert_eq!(c.cameras[0].decode_linger_ms, 10_000);
+}
+
+#[test]
+fn decode_linger_is_bounded() {
+    for ok in [0, 600_000] {
+        let c = parse(&format!(
+            r#"{{"cameras":[{{"id":"a","url":"x","decode_linger_ms":{ok}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.cameras[0].decode_linger_ms, ok);
+    }
+    let e = issues(r#"{"cameras":[{"id":"a","url":"x","decode_linger_ms":600001}]}"#);
+    assert_eq!(e[0].field, "cameras[0].decode_linger_ms");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Encoded, FrameError, TierCache};
+use super::demand::Demand;
 use super::video::{VideoFeed, VideoStats};
 use crate::config::CameraConfig;
 use crate::media::frame::{Frame, Picture};
@@ -108,7 +109,13 @@ pub struct CameraStatus {
     pub width: u32,
     pub height: u32,
     pub codec: Option<String>,
+    /// Pictures published (what viewers can get), after the camera's `max_fps` cap.
     pub frames_in: u64,
+    /// Pictures that came out of the decoder (a warm-up decodes a whole GOP for one picture).
+    pub frames_decoded: u64,
+    /// Whether the decoder runs now: network H.264/H.265 cameras decode only while a JPEG
+    /// lane, a long-poll or a recent snapshot needs pictures.
+    pub decoding: bool,
     /// Pictures from the source that would not decode, dropped before any viewer saw them.
     pub frames_corrupt: u64,
     pub jpeg_encodes: u64,
@@ -130,6 +137,10 @@ pub struct TierStatus {
     pub scale: u8,
     pub jpeg_encodes: u64,
 }
+
+/// How long a snapshot of a camera whose decoder is stopped waits for a fresh picture: the
+/// next packet plus one GOP's decode, with room for a slow network.
+pub const COLD_WAIT: Duration = Duration::from_secs(2);
 
 fn unix_ms_now() -> u64 {
     SystemTime::now()
@@ -154,6 +165,8 @@ pub struct Camera {
     cache: TierCache,
     /// The camera's own access units for video viewers (H.264/H.265 sources).
     video: VideoFeed,
+    /// Who needs decoded pictures, and whether the decoder runs.
+    demand: Arc<Demand>,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     kick: Notify,
     /// Fires when the camera is removed: its lanes and streams end.
@@ -194,6 +207,7 @@ impl Camera {
             frames_corrupt: AtomicU64::new(0),
             latest: watch::Sender::new(None),
             video: VideoFeed::default(),
+            demand: Arc::new(Demand::default()),
             kick: Notify::new(),
             removed: CancellationToken::new(),
         }
@@ -206,6 +220,11 @@ impl Camera {
     /// The camera's own compressed video (ingest pushes, video viewers subscribe).
     pub fn video(&self) -> &VideoFeed {
         &self.video
+    }
+
+    /// Demand for decoded pictures (lanes hold it, the ingest source reads it).
+    pub fn demand(&self) -> &Arc<Demand> {
+        &self.demand
     }
 
     /// The current configuration.
@@ -375,6 +394,8 @@ impl Camera {
             picture,
         };
         self.latest.send_replace(Some(Arc::new(frame)));
+        // After the frame is in place: a snapshot that sees "not cold" finds it.
+        self.demand.published();
         seq
     }
 
@@ -395,8 +416,38 @@ impl Camera {
 
     /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
     /// same tier share one encode; a frame is never encoded twice at the same tier.
+    ///
+    /// It marks demand (the decoder stays warm for `decode_linger_ms`). A camera whose decoder
+    /// is stopped would answer with an old picture: the request waits (up to [`COLD_WAIT`]) for
+    /// the first picture published after it asked; concurrent requests wait for the same one,
+    /// so they share one warm-up.
     pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
-        self.encode_tier(tier, None).await
+        let linger = Duration::from_millis(self.config().decode_linger_ms);
+        let mut frames = self.latest.subscribe();
+        let seen = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+        self.demand.touch(Instant::now(), linger);
+        if !self.demand.is_cold() {
+            return self.encode_tier(tier, None).await;
+        }
+        // Held while waiting: a zero linger still gets this one picture.
+        let hold = self.demand.hold();
+        let fresh = tokio::time::timeout(COLD_WAIT, async {
+            while frames.changed().await.is_ok() {
+                let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+                if seq > seen {
+                    return Some(seq);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        // The linger counts from the answer, not from the request.
+        self.demand.touch(Instant::now(), linger);
+        drop(hold);
+        // Past the TTL cache: an encode of the old picture younger than the TTL is no answer.
+        self.encode_tier(tier, fresh).await
     }
 
     /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the
@@ -444,6 +495,8 @@ impl Camera {
             height: l.height,
             codec: l.codec,
             frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_decoded: self.demand.frames_decoded(),
+            decoding: self.demand.decoding(),
             frames_corrupt: self.frames_corrupt.load(Ordering::Relaxed),
             jpeg_encodes: cache.jpeg_encodes,
             reconnects: l.reconnects,

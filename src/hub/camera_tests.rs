@@ -216,3 +216,54 @@ async fn a_new_name_keeps_the_picture_a_new_url_drops_it() {
     cam.set_config(cfg);
     assert!(cam.latest().is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_marks_demand_for_the_linger_time() {
+    let cam = camera(1000);
+    publish(&cam);
+    assert!(!cam.demand().wanted());
+    cam.jpeg(T50).await.unwrap();
+    // The default linger: 10 s after the snapshot.
+    tokio::time::advance(Duration::from_millis(9_990)).await;
+    assert!(
+        cam.demand().wanted(),
+        "a recent snapshot keeps the decoder warm"
+    );
+    tokio::time::advance(Duration::from_millis(20)).await;
+    assert!(!cam.demand().wanted(), "the linger passed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshots_of_a_cold_camera_share_the_next_picture_and_never_get_the_old_one() {
+    let cam = Arc::new(camera(60_000));
+    publish(&cam);
+    let old = cam.jpeg(T50).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    // The decoder stopped: the newest picture is a minute old.
+    cam.demand().set_cold();
+    assert!(!cam.demand().wanted());
+    let (a, b) = (cam.clone(), cam.clone());
+    let first = tokio::spawn(async move { a.jpeg(T50).await });
+    let second = tokio::spawn(async move { b.jpeg(T50).await });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!first.is_finished() && !second.is_finished(), "they wait");
+    assert!(cam.demand().wanted(), "waiting requests want pictures");
+    tokio::time::advance(Duration::from_millis(40)).await;
+    publish(&cam);
+    let (first, second) = (
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    );
+    assert!(first.seq > old.seq, "not the old picture");
+    assert_eq!(first.etag, second.etag, "one warm-up, one encode, for both");
+    // Warm now: the next snapshot answers at once from the cache.
+    assert!(!cam.demand().is_cold());
+    assert_eq!(cam.jpeg(T50).await.unwrap().etag, first.etag);
+    // No picture within the bound: the newest one, rather than no answer.
+    cam.demand().set_cold();
+    let t0 = Instant::now();
+    let late = cam.jpeg(T50).await.unwrap();
+    assert_eq!((late.seq, t0.elapsed()), (first.seq, COLD_WAIT));
+}

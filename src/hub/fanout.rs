@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::cache::{Encoded, Pin};
 use super::camera::Camera;
+use super::demand::DemandHold;
 use crate::media::tier::{Lane, Tier, MAX_LANES_PER_CAMERA};
 
 /// How often a pump counts its viewers when no frame arrives.
@@ -57,6 +58,8 @@ struct LaneEntry {
     tx: broadcast::Sender<Arc<Published>>,
     /// Keeps the lane's tier in the camera's cache while the lane lives.
     _pin: Pin,
+    /// Keeps the camera decoding while the lane lives (its pump needs pictures).
+    _demand: DemandHold,
 }
 
 /// The live lanes of one camera.
@@ -112,6 +115,7 @@ impl Fanout {
             LaneEntry {
                 tx: tx.clone(),
                 _pin: self.cam.cache().pin(want.tier),
+                _demand: self.cam.demand().hold(),
             },
         );
         drop(lanes);
@@ -213,6 +217,7 @@ mod tests {
         let (lane, mut a) = fan.subscribe(Lane::new(T, None));
         let (_, mut b) = fan.subscribe(lane);
         assert_eq!(fan.lane_count(), 1);
+        assert!(cam.demand().wanted(), "a live lane needs pictures");
         tokio::task::yield_now().await;
         let seq = publish(&cam);
         let pa = a.recv().await.unwrap();
@@ -241,6 +246,7 @@ mod tests {
         }
         assert_eq!(fan.lane_count(), 0);
         assert_eq!(cam.cache().pinned_tiers(), 0);
+        assert!(!cam.demand().wanted(), "no lane left: the decoder may stop");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod camera;
+pub mod demand;
 pub mod fanout;
 pub mod video;
 

@@ -1,5 +1,9 @@
 //! The production source: FFmpeg opens, reads, paces and decodes a camera on the session thread
 //! and hands the worker pictures ready to publish.
+//!
+//! A network H.264/H.265 camera decodes only while its pictures are wanted (`hub::demand`):
+//! otherwise it forwards its access units, keeps the current GOP and decodes nothing; when
+//! demand comes back it decodes that GOP and publishes only the newest picture.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,9 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::diagnose::{self, Cause, Resolved};
-use super::source::{self, Deadline, OpenError, SourceKind, MAX_STALL};
+use super::kept_gop::KeptGop;
+use super::source::{self, Deadline, OpenError, SourceKind};
+use super::timing::{Gaps, Pacer};
 use super::worker::{Opener, SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
+use crate::hub::demand::Demand;
 use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
 use crate::media::h26x::{extradata_parameter_sets, Codec};
 use crate::media::jpeg;
@@ -69,6 +76,17 @@ struct FfmpegSource {
     /// The access unit read last, handed out before the pictures it decodes to.
     unit: Option<bytes::Bytes>,
     ended: bool,
+    /// Who needs pictures; `None` until the worker hands it over (then: always decode).
+    demand: Option<Arc<Demand>>,
+    /// Whether this source may stop decoding: a network H.264/H.265 stream (its access units
+    /// reach video viewers undecoded). Local sources and other codecs always decode.
+    can_idle: bool,
+    /// The decoder runs (it starts running, until the session's first picture).
+    warm: bool,
+    /// A picture came out of this session: from then on the decoder follows demand.
+    made_picture: bool,
+    /// Sources that can idle: the current GOP, for the next warm-up.
+    kept: KeptGop,
 }
 
 impl FfmpegSource {
@@ -164,6 +182,7 @@ impl FfmpegSource {
         deadline.extend(stall_now);
         // MJPEG has only keyframes; other codecs wait for one.
         let keyframe_seen = decoder.is_none();
+        let can_idle = video.is_some() && decoder.is_some() && !kind.is_local();
         Ok(Self {
             camera_id: config.id.clone(),
             input,
@@ -190,6 +209,11 @@ impl FfmpegSource {
             video,
             unit: None,
             ended: false,
+            demand: None,
+            can_idle,
+            warm: true,
+            made_picture: false,
+            kept: KeptGop::default(),
         })
     }
 
@@ -200,7 +224,7 @@ impl FfmpegSource {
         match packet.read(&mut self.input) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => {
-                if let Some(dec) = self.decoder.as_mut() {
+                if let Some(dec) = self.decoder.as_mut().filter(|_| self.warm) {
                     // Drain: a file's last frames are still inside the decoder.
                     let _ = dec.send_eof();
                     while dec.receive_frame(&mut self.decoded).is_ok() {
@@ -256,6 +280,7 @@ impl FfmpegSource {
             // Forwarded as it arrived, before (and whatever) the decoder makes of it.
             self.unit = packet.data().map(bytes::Bytes::copy_from_slice);
         }
+        let wanted = self.decode_wanted();
         match self.decoder.as_mut() {
             None => {
                 let Some(data) = packet.data() else {
@@ -278,9 +303,23 @@ impl FfmpegSource {
                     }
                 }
             }
+            Some(_) if !wanted => {
+                self.go_cold();
+                self.kept.keep(packet);
+            }
+            Some(_) if !self.warm => {
+                self.kept.keep(packet);
+                self.warm_up();
+            }
             Some(dec) => {
                 let t0 = Instant::now();
-                if let Err(e) = dec.send_packet(&packet) {
+                let sent = dec.send_packet(&packet);
+                if self.can_idle {
+                    // Kept while warm too, so that a warm-up right after the decoder stops
+                    // need not wait for the next keyframe.
+                    self.kept.keep(packet);
+                }
+                if let Err(e) = sent {
                     // Corrupt packets happen on real networks: skip them, keep the session.
                     self.decode_errors += 1;
                     if self.decode_errors.is_power_of_two() {
@@ -288,14 +327,88 @@ impl FfmpegSource {
                     }
                     return Ok(true);
                 }
+                let mut n = 0;
                 while dec.receive_frame(&mut self.decoded).is_ok() {
+                    n += 1;
                     self.pending
                         .extend(to_picture(&mut self.decoded, &mut self.converter));
                 }
                 crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
+                self.decoded_pictures(n);
             }
         }
         Ok(true)
+    }
+
+    /// Whether the next packet is to be decoded: always for sources that cannot idle and
+    /// until the session's first picture; after that, while someone needs pictures.
+    fn decode_wanted(&self) -> bool {
+        match self.demand.as_ref() {
+            Some(d) if self.can_idle && self.made_picture => d.wanted(),
+            _ => true,
+        }
+    }
+
+    fn decoded_pictures(&mut self, n: u64) {
+        if n > 0 {
+            self.made_picture = true;
+            if let Some(d) = self.demand.as_ref() {
+                d.count_decoded(n);
+            }
+        }
+    }
+
+    /// Stops decoding (if it ran): packets are kept, not decoded, from now on.
+    fn go_cold(&mut self) {
+        if !self.warm {
+            return;
+        }
+        self.warm = false;
+        if let Some(d) = self.demand.as_ref() {
+            d.set_decoding(false);
+            d.set_cold();
+        }
+    }
+
+    /// Demand is back: decodes the kept GOP, keyframe first, and queues only its newest
+    /// picture (the keyframe's is old by a GOP). Without a whole GOP kept (it outgrew its
+    /// bound) it waits for the next keyframe.
+    fn warm_up(&mut self) {
+        if self.kept.is_empty() {
+            return;
+        }
+        let Some(dec) = self.decoder.as_mut() else {
+            return;
+        };
+        let t0 = Instant::now();
+        // What the decoder held refers to pictures long gone.
+        dec.flush();
+        let mut n = 0;
+        let mut last = None;
+        for packet in self.kept.packets() {
+            if dec.send_packet(packet).is_err() {
+                self.decode_errors += 1;
+                continue;
+            }
+            while dec.receive_frame(&mut self.decoded).is_ok() {
+                n += 1;
+                // Taken out: the next receive clears the frame it is given, even when it fails.
+                last = Some(std::mem::replace(
+                    &mut self.decoded,
+                    ffmpeg::frame::Video::empty(),
+                ));
+            }
+        }
+        if let Some(mut frame) = last {
+            self.pending
+                .extend(to_picture(&mut frame, &mut self.converter));
+        }
+        crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
+        self.decoded_pictures(n);
+        self.warm = true;
+        if let Some(d) = self.demand.as_ref() {
+            d.set_decoding(true);
+        }
     }
 }
 
@@ -306,6 +419,11 @@ impl Source for FfmpegSource {
 
     fn video(&self) -> Option<VideoStream> {
         self.video.clone()
+    }
+
+    fn set_demand(&mut self, demand: Arc<Demand>) {
+        demand.set_decoding(self.decoder.is_some() && self.warm);
+        self.demand = Some(demand);
     }
 
     fn next_event(&mut self) -> Result<SourceEvent, SessionError> {
@@ -377,83 +495,6 @@ fn video_stream(
 /// Packets skipped while waiting for the first keyframe before decoding anyway (10 s at 25 fps).
 const MAX_PACKETS_BEFORE_KEY: u32 = 250;
 
-/// The last few gaps between video packets, for the stall deadline.
-#[derive(Default)]
-struct Gaps {
-    last_at: Option<Instant>,
-    recent: [Duration; 8],
-    next: usize,
-}
-
-impl Gaps {
-    fn arrived(&mut self, now: Instant) {
-        if let Some(prev) = self.last_at.replace(now) {
-            self.push(now.duration_since(prev));
-        }
-    }
-
-    fn push(&mut self, gap: Duration) {
-        self.recent[self.next % self.recent.len()] = gap;
-        self.next = self.next.wrapping_add(1);
-    }
-
-    /// The configured stall timeout, stretched to three of the camera's recent frame
-    /// intervals (a 0.2 fps camera is not stalled after 5 s), but never past `MAX_STALL`
-    /// unless the configured timeout is longer. Until a few gaps are known (the first packets
-    /// may come in a burst, out of FFmpeg's probe buffer) the open timeout also applies.
-    fn stall_deadline(&self, configured: Duration, open_timeout: Duration) -> Duration {
-        let widest = self.recent.iter().max().copied().unwrap_or_default();
-        let floor = if self.next < self.recent.len() {
-            configured.max(open_timeout)
-        } else {
-            configured
-        };
-        floor.max((widest * 3).min(MAX_STALL))
-    }
-}
-
-/// Paces sources that have no clock of their own (files, lavfi) to their timestamps.
-#[derive(Default)]
-struct Pacer {
-    /// Wall time and timestamp (seconds) the clock counts from.
-    origin: Option<(Instant, f64)>,
-    last_pts: f64,
-}
-
-impl Pacer {
-    /// Sleeps until `pts_s` is due. Returns false if cancelled meanwhile.
-    fn wait(&mut self, pts_s: f64, cancel: &CancellationToken) -> bool {
-        let now = Instant::now();
-        // Forward jumps up to a minute are real (a timelapse source at one frame per 20 s);
-        // beyond that the timestamp is broken and waiting for it would freeze the camera.
-        let jumped = pts_s < self.last_pts || pts_s - self.last_pts > 60.0;
-        self.last_pts = pts_s;
-        let (t0, p0) = match self.origin {
-            Some(o) if !jumped => o,
-            // First packet, or a timestamp jump (a loop, a concatenated file, a broken
-            // timestamp): restart the clock here instead of sleeping long or bursting.
-            _ => {
-                self.origin = Some((now, pts_s));
-                return true;
-            }
-        };
-        let ahead = pts_s - p0;
-        if ahead - now.duration_since(t0).as_secs_f64() < -1.0 {
-            // More than a second late (the reader was held up): do not burst to catch up.
-            self.origin = Some((now, pts_s));
-            return true;
-        }
-        let due = t0 + Duration::from_secs_f64(ahead.max(0.0));
-        while let Some(left) = due.checked_duration_since(Instant::now()) {
-            if cancel.is_cancelled() {
-                return false;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
-        !cancel.is_cancelled()
-    }
-}
-
 /// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some
 /// lavfi sources) to yuv420p. Rebuilt when the input size or format changes.
 struct Converter {
@@ -507,35 +548,4 @@ fn to_picture(
             true,
         ))),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_stall_deadline_follows_the_frame_interval_within_bounds() {
-        let (stall, open) = (Duration::from_secs(1), Duration::from_secs(10));
-        let mut g = Gaps::default();
-        // Nothing known yet: the open timeout covers the first, possibly slow, frames.
-        assert_eq!(g.stall_deadline(stall, open), open);
-        let t0 = Instant::now();
-        for i in 0..=8 {
-            g.arrived(t0 + Duration::from_secs(2 * i));
-        }
-        // A camera at 0.5 fps: three of its intervals.
-        assert_eq!(g.stall_deadline(stall, open), Duration::from_secs(6));
-        // A fast camera keeps the configured timeout.
-        let mut fast = Gaps::default();
-        for i in 0..=8 {
-            fast.arrived(t0 + Duration::from_millis(40 * i));
-        }
-        assert_eq!(fast.stall_deadline(stall, open), stall);
-        // A timelapse camera stretches it no further than the bound.
-        let mut slow = Gaps::default();
-        for i in 0..=8 {
-            slow.arrived(t0 + Duration::from_secs(100 * i));
-        }
-        assert_eq!(slow.stall_deadline(stall, open), MAX_STALL);
-    }
 }

@@ -7,7 +7,9 @@ pub mod backoff;
 pub mod devices;
 pub mod diagnose;
 pub mod ffmpeg_source;
+mod kept_gop;
 pub mod source;
+mod timing;
 pub mod worker;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::backoff::Backoff;
 use super::source::OpenError;
 use crate::config::CameraConfig;
+use crate::hub::demand::Demand;
 use crate::hub::{Camera, SessionFailure};
 use crate::media::frame::Picture;
 use crate::obs::redact::redact_url;
@@ -44,6 +45,9 @@ pub trait Source {
     fn video(&self) -> Option<VideoStream> {
         None
     }
+    /// The camera's demand for decoded pictures: a source that can stop decoding reads it per
+    /// packet and reports whether it decodes. Others ignore it (they always decode, or never).
+    fn set_demand(&mut self, _demand: Arc<Demand>) {}
 }
 
 /// An H.264/H.265 stream as the source delivers it.
@@ -224,11 +228,13 @@ pub fn run_once(
     if let Some(v) = source.video() {
         cam.video().start(v.codec, v.format, &v.extradata);
     }
-    // No GOP outlives the session it came from.
+    source.set_demand(cam.demand().clone());
+    // No GOP outlives the session it came from, and no decoder runs after it.
     struct StopVideo<'a>(&'a Camera);
     impl Drop for StopVideo<'_> {
         fn drop(&mut self) {
             self.0.video().stop();
+            self.0.demand().session_ended();
         }
     }
     let _stop_video = StopVideo(cam);

@@ -241,6 +241,10 @@ pub struct CameraSample {
     pub frames_in: u64,
     /// Source pictures dropped because they would not decode.
     pub frames_corrupt: u64,
+    /// Pictures out of the decoder.
+    pub frames_decoded: u64,
+    /// Whether the decoder runs now.
+    pub decoding: bool,
     pub fps: f64,
     pub reconnects: u64,
     pub last_frame_age_ms: Option<u64>,
@@ -311,6 +315,8 @@ pub fn render(scrape: &Scrape) -> String {
     let state = Family::<StateLabels, Gauge>::default();
     let frames_in = Family::<CameraLabels, Counter>::default();
     let frames_corrupt = Family::<CameraLabels, Counter>::default();
+    let frames_decoded = Family::<CameraLabels, Counter>::default();
+    let decoding = Family::<CameraLabels, Gauge>::default();
     let fps = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let reconnects = Family::<CameraLabels, Counter>::default();
     let age = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
@@ -332,6 +338,8 @@ pub fn render(scrape: &Scrape) -> String {
         }
         frames_in.get_or_create(&c).inc_by(s.frames_in);
         frames_corrupt.get_or_create(&c).inc_by(s.frames_corrupt);
+        frames_decoded.get_or_create(&c).inc_by(s.frames_decoded);
+        decoding.get_or_create(&c).set(i64::from(s.decoding));
         fps.get_or_create(&c).set(s.fps);
         reconnects.get_or_create(&c).inc_by(s.reconnects);
         age.get_or_create(&c).set(
@@ -360,6 +368,16 @@ pub fn render(scrape: &Scrape) -> String {
         "camera_frames_corrupt",
         "Pictures from each camera dropped because they would not decode",
         frames_corrupt,
+    );
+    reg.register(
+        "camera_frames_decoded",
+        "Pictures decoded from each camera (its decoder runs only while pictures are wanted)",
+        frames_decoded,
+    );
+    reg.register(
+        "camera_decoding",
+        "1 while a camera's decoder runs",
+        decoding,
     );
     reg.register("camera_fps", "Measured frame rate of each camera", fps);
     reg.register(
@@ -420,12 +438,16 @@ mod tests {
             id: id.into(),
             state: "streaming",
             frames_corrupt: 3,
+            frames_decoded: 7,
+            decoding: true,
             ..Default::default()
         };
         let text = render(&Scrape {
             cameras: vec![sample("gone-cam")],
             clients: vec![("websocket", 2)],
         });
+        assert!(text.contains("camwall_camera_frames_decoded_total{camera=\"gone-cam\"} 7"));
+        assert!(text.contains("camwall_camera_decoding{camera=\"gone-cam\"} 1"));
         assert!(
             text.contains("camwall_camera_frames_corrupt_total{camera=\"gone-cam\"} 3"),
             "{text}"

@@ -64,6 +64,8 @@ async fn newer_than(
     wait: Duration,
 ) -> Result<Encoded, FrameError> {
     let deadline = tokio::time::Instant::now() + wait;
+    // The decoder keeps running while the poll waits, however long its wait is.
+    let _demand = cam.demand().hold();
     let mut frames = cam.subscribe();
     let mut enc = loop {
         match cam.jpeg(tier).await {

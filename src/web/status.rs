@@ -111,6 +111,8 @@ pub fn metrics(s: &WebState) -> Response {
                     state: st.state.name(),
                     frames_in: st.frames_in,
                     frames_corrupt: st.frames_corrupt,
+                    frames_decoded: st.frames_decoded,
+                    decoding: st.decoding,
                     fps: st.fps,
                     reconnects: st.reconnects,
                     last_frame_age_ms: st.last_frame_age_ms,
