@@ -80,6 +80,12 @@ async fn an_unwatched_camera_stops_decoding_and_a_snapshot_gets_a_fresh_picture(
     );
     assert_eq!(n(&later, "frames_in"), n(&cold, "frames_in"), "{later}");
     assert_eq!(later["decoding"], false);
+    // Not decoded, but live: the rate and freshness follow the camera's own units.
+    assert!(later["fps"].as_f64().unwrap_or(0.0) > 5.0, "{later}");
+    assert!(
+        later["last_frame_age_ms"].as_u64().unwrap_or(u64::MAX) < 1000,
+        "{later}"
+    );
     assert_eq!(
         sample(
             &metrics(&cw).await,

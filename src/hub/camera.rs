@@ -73,6 +73,10 @@ struct Live {
     width: u32,
     height: u32,
     fps: FpsMeter,
+    /// The source's own rate, from its compressed units: what `fps` shows while nothing is
+    /// decoded (decoding on demand), since then no picture is published.
+    unit_fps: FpsMeter,
+    last_unit_at: Option<Instant>,
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
@@ -198,6 +202,8 @@ impl Camera {
                 width: 0,
                 height: 0,
                 fps: FpsMeter::default(),
+                unit_fps: FpsMeter::default(),
+                last_unit_at: None,
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
@@ -285,6 +291,7 @@ impl Camera {
             let mut l = self.live();
             l.state = CameraState::Disabled;
             l.fps.reset();
+            l.unit_fps.reset();
             l.next_retry_at = None;
         }
         self.latest.send_replace(None);
@@ -312,9 +319,27 @@ impl Camera {
         self.live().width
     }
 
-    /// Measured frame rate at `now` (0 when frames stopped).
+    /// Measured frame rate at `now` (0 when frames stopped): of the pictures published, or,
+    /// while none are (nobody needs decoded pictures), of the source's compressed units.
     pub fn fps_at(&self, now: Instant) -> f64 {
-        self.live().fps.fps_at(now)
+        Self::rate(&self.live(), now)
+    }
+
+    fn rate(l: &Live, now: Instant) -> f64 {
+        let pictures = l.fps.fps_at(now);
+        if pictures > 0.0 {
+            pictures
+        } else {
+            l.unit_fps.fps_at(now)
+        }
+    }
+
+    /// A compressed unit (an access unit of the camera's own video) arrived.
+    pub fn unit_arrived(&self) {
+        let now = Instant::now();
+        let mut l = self.live();
+        l.unit_fps.record(now);
+        l.last_unit_at = Some(now);
     }
 
     /// The last session error, redacted.
@@ -360,6 +385,7 @@ impl Camera {
         l.last_error = Some(redact_url(&failure.to_string()));
         l.next_retry_at = Some(Instant::now() + retry_in);
         l.fps.reset();
+        l.unit_fps.reset();
         l.reconnects += 1;
     }
 
@@ -369,6 +395,7 @@ impl Camera {
             l.state = CameraState::Stopped;
         }
         l.fps.reset();
+        l.unit_fps.reset();
     }
 
     /// Publishes a new frame: it becomes the latest, and waiters are woken.
@@ -480,9 +507,14 @@ impl Camera {
         let l = self.live().clone();
         let config = self.config();
         let now = Instant::now();
-        let age = l.last_frame_at.map(|t| now.saturating_duration_since(t));
+        // A camera that is not decoded still sends: its newest unit says how fresh it is.
+        let newest = match (l.last_frame_at, l.last_unit_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let age = newest.map(|t| now.saturating_duration_since(t));
         // A camera that stopped sending has no fps (the meter knows its frame interval).
-        let fps = (l.fps.fps_at(now) * 10.0).round() / 10.0;
+        let fps = (Self::rate(&l, now) * 10.0).round() / 10.0;
         let cache = self.cache.stats();
         CameraStatus {
             id: self.id.clone(),

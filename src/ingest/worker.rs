@@ -258,6 +258,7 @@ pub fn run_once(
             Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
             Ok(SourceEvent::Video(data)) => {
                 if cam.is_current(generation) {
+                    cam.unit_arrived();
                     cam.video().push(&data);
                 }
             }
