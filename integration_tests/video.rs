@@ -334,3 +334,83 @@ async fn clients_without_codecs_and_mjpeg_cameras_get_jpeg_as_before() {
     }
     assert!(jpeg_after, "JPEG after video_error");
 }
+
+#[tokio::test]
+async fn hevc_goes_as_video_only_to_clients_that_list_h265_and_mjpeg_cameras_stay_jpeg() {
+    let rtsp = RtspServer::start(&[
+        "--codec",
+        "h265",
+        "--pattern",
+        "ball",
+        "--size",
+        "320x240",
+        "--fps",
+        "15",
+    ]);
+    let mjpeg = MjpegServer::start("testsrc2=size=160x120:rate=10", 3);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "hevc", "url": rtsp.url()},
+        {"id": "mj", "url": mjpeg.url()}
+    ]}));
+    let st = cw
+        .wait_camera("hevc", Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && c["video"]["units_in"].as_u64() > Some(15)
+        })
+        .await;
+    assert_eq!(st["video"]["codec"], "h265", "{st}");
+    assert!(
+        st["video"]["codec_string"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("hvc1.")),
+        "{st}"
+    );
+    cw.wait_camera("mj", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    // Wanting what a client says it decodes: h264 only → JPEG for the HEVC camera and for
+    // the MJPEG one; h265 → the HEVC camera's own units.
+    for (codecs, want) in [
+        (json!(["h264"]), "jpeg"),
+        (json!(["h264", "h265"]), "video"),
+    ] {
+        let mut ws = ws_connect(&cw).await;
+        ws_send(
+            &mut ws,
+            json!({"type": "subscribe", "cameras": ["hevc", "mj"], "codecs": codecs}),
+        )
+        .await;
+        let (mut hevc_kind, mut mj_kind, mut config) = (None, None, None);
+        let end = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < end && (hevc_kind.is_none() || mj_kind.is_none()) {
+            match next_msg(&mut ws, Duration::from_secs(2)).await {
+                Some(Msg::Text(v)) if v["type"] == "video_config" => config = Some(v),
+                Some(Msg::Bin(h, _)) => {
+                    let kind = h["kind"].as_str().map(str::to_string);
+                    if h["camera"] == "hevc" && hevc_kind.is_none() {
+                        if kind.as_deref() == Some("video") {
+                            assert_eq!(h["key"], true, "a keyframe first");
+                        }
+                        hevc_kind = kind;
+                    } else if h["camera"] == "mj" && mj_kind.is_none() {
+                        mj_kind = kind;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            hevc_kind.as_deref(),
+            Some(want),
+            "HEVC camera with codecs {codecs}"
+        );
+        assert_eq!(
+            mj_kind.as_deref(),
+            Some("jpeg"),
+            "MJPEG camera with codecs {codecs}"
+        );
+        if want == "video" {
+            let c = config.expect("video_config");
+            assert!(c["codec"].as_str().unwrap().starts_with("hvc1."), "{c}");
+            assert_eq!(c["camera"], "hevc");
+        }
+    }
+}

@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--clip", help="raw H.264 Annex B file served in a loop instead of a live encode")
+    ap.add_argument("--codec", choices=["h264", "h265"], default="h264",
+                    help="codec of the live encode (h265: x265, for HEVC cameras)")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
     args = ap.parse_args()
@@ -44,8 +46,13 @@ def main():
         launch = (
             f"( videotestsrc is-live=true pattern={args.pattern} ! "
             f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
-            f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
-            f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+            + (
+                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
+                f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )"
+                if args.codec == "h265"
+                else f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
+                f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+            )
         )
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
