@@ -10,6 +10,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+#[path = "../common/browser.rs"]
+mod browser;
 #[path = "../common/harness.rs"]
 mod harness;
 

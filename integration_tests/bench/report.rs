@@ -88,6 +88,15 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     r["video_first_not_key"],
                     r["video_no_frame"]
                 ));
+                md.push_str(&format!(
+                    "- S7 in headless Chromium, cold page load (navigation start) to the first camera picture painted: p50 {} ms (max {}) over 3 loads, painted from {}; with `?codec=jpeg`: p50 {} ms (max {}), from {}\n",
+                    f(&r["page_first_paint_ms"]["p50"]),
+                    f(&r["page_first_paint_ms"]["max"]),
+                    r["page_first_paint_ms"]["kind"],
+                    f(&r["page_first_paint_jpeg_ms"]["p50"]),
+                    f(&r["page_first_paint_jpeg_ms"]["max"]),
+                    r["page_first_paint_jpeg_ms"]["kind"]
+                ));
             }
             Some("S9" | "S10") if r.get("video").is_some() => {
                 let v = &r["video"];

@@ -319,8 +319,36 @@ pub async fn s7_first_frame(ctx: &Ctx, tries: usize) -> Value {
             None => video_none += 1,
         }
     }
+    // A cold page load in headless Chromium: navigation start to the first camera picture
+    // painted on a canvas (WebCodecs for H.264; `?codec=jpeg` for the JPEG path).
+    let page = |q: &'static str| {
+        let base = cw.base.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut kind = String::new();
+            for _ in 0..3 {
+                let mut b = crate::browser::Browser::open(&format!("{base}/{q}")).await;
+                b.wait_for(
+                    "!!window.camwallFirstPaint",
+                    "JSON.stringify(window.camwallFirstPaint || null)",
+                    Duration::from_secs(20),
+                )
+                .await;
+                let v = b.eval("window.camwallFirstPaint").await;
+                if let Some(ms) = v["ms"].as_f64() {
+                    out.push(ms);
+                }
+                kind = v["kind"].as_str().unwrap_or_default().to_string();
+            }
+            (out, kind)
+        }
+    };
+    let (mut page_video, page_video_kind) = page("").await;
+    let (mut page_jpeg, page_jpeg_kind) = page("?codec=jpeg").await;
     json!({
         "id": "S7",
+        "page_first_paint_ms": {"p50": pct(&mut page_video, 50.0), "max": pct(&mut page_video, 100.0), "kind": page_video_kind},
+        "page_first_paint_jpeg_ms": {"p50": pct(&mut page_jpeg, 50.0), "max": pct(&mut page_jpeg, 100.0), "kind": page_jpeg_kind},
         "setup": format!("1 camera 720p25 RTSP streaming; {tries} new WebSocket subscriptions (JPEG, then video), MJPEG requests"),
         "ws_first_frame_ms": {"p50": pct(&mut ws_t, 50.0), "max": pct(&mut ws_t, 100.0)},
         "mjpeg_first_frame_ms": {"p50": pct(&mut mjpeg_t, 50.0), "max": pct(&mut mjpeg_t, 100.0)},
