@@ -194,8 +194,8 @@ pub async fn soak(clips: PathBuf, camwall_bin: PathBuf, out: PathBuf, minutes: u
         && num(&last, "silent_outlived") == 0.0;
     let mut md = format!(
         "Soak: {minutes} min, {n} cameras 720p25 RTSP, 4 wall clients (auto), {} chaos events, {frames} frames delivered, {SILENT_PER_SECOND} silent connections a second (closed by the server / outlived {}s, so far). Flat: {}.\n\n| minute | RSS MB | anon MB | fds | threads | streaming | silent opened / closed / outlived |\n|---|---|---|---|---|---|---|\n",
-        SILENT_LIMIT.as_secs(),
         events.len(),
+        SILENT_LIMIT.as_secs(),
         if flat { "yes" } else { "NO" }
     );
     for r in &rows {
