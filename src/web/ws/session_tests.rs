@@ -15,7 +15,7 @@ fn hub(cameras: &[&str]) -> Arc<Hub> {
 }
 
 /// Publishes a 16x16 source JPEG (passed through at quality >= 85: no encode needed).
-fn publish(hub: &Hub, id: &str) -> u64 {
+pub(super) fn publish(hub: &Hub, id: &str) -> u64 {
     hub.get(id).unwrap().publish(
         16,
         16,
@@ -26,7 +26,7 @@ fn publish(hub: &Hub, id: &str) -> u64 {
     )
 }
 
-fn texts(out: &[Out]) -> Vec<Value> {
+pub(super) fn texts(out: &[Out]) -> Vec<Value> {
     out.iter()
         .filter_map(|o| match o {
             Out::Text(t) => serde_json::from_str(t).ok(),

@@ -5,8 +5,8 @@
 //! moving when the camera's video starts or stops after they subscribed.
 //! No socket, no FFmpeg: access units from the fixtures are pushed into the camera's feed.
 
+use super::tests::{publish, texts};
 use super::*;
-use crate::media::frame::Picture;
 use crate::media::h26x::fixtures::*;
 use crate::media::nal::{write_units, NalFormat};
 use serde_json::Value;
@@ -44,27 +44,6 @@ fn start_h264(hub: &Hub, id: &str) {
 
 fn push(hub: &Hub, id: &str, data: &[u8]) {
     hub.get(id).unwrap().video().push(data);
-}
-
-/// Publishes a 16x16 source JPEG, as the decoder path does.
-fn publish(hub: &Hub, id: &str) -> u64 {
-    hub.get(id).unwrap().publish(
-        16,
-        16,
-        Picture::Jpeg {
-            data: crate::hub::camera::tests::jpeg_bytes(),
-            quality: Some(90),
-        },
-    )
-}
-
-fn texts(out: &[Out]) -> Vec<Value> {
-    out.iter()
-        .filter_map(|o| match o {
-            Out::Text(t) => serde_json::from_str(t).ok(),
-            Out::Binary(_) => None,
-        })
-        .collect()
 }
 
 /// The JSON headers of the binary frames in `out`.
