@@ -62,9 +62,37 @@ struct State {
     session: Option<Session>,
     seq: u64,
     generation: u64,
+    /// The last configuration handed out, kept across sessions: a camera that reconnects with
+    /// the same parameters keeps its generation, so viewers do not reconfigure their decoders.
+    last_config: Option<Arc<VideoConfig>>,
     units_in: u64,
     units_bad: u64,
     gops_too_long_before: u64,
+}
+
+impl State {
+    fn config_for(&mut self, params: Arc<VideoParams>) -> Arc<VideoConfig> {
+        Self::config_with(&mut self.generation, &mut self.last_config, params)
+    }
+
+    /// The configuration for `params`: the last one when the parameters are the same, else a
+    /// new generation.
+    fn config_with(
+        generation: &mut u64,
+        last: &mut Option<Arc<VideoConfig>>,
+        params: Arc<VideoParams>,
+    ) -> Arc<VideoConfig> {
+        if let Some(c) = last.as_ref().filter(|c| c.params == params) {
+            return c.clone();
+        }
+        *generation += 1;
+        let c = Arc::new(VideoConfig {
+            params,
+            generation: *generation,
+        });
+        *last = Some(c.clone());
+        c
+    }
 }
 
 /// Counters for the status API.
@@ -113,13 +141,7 @@ impl VideoFeed {
         let mut gop = GopCache::new(codec, NalFormat::LengthPrefixed, DEFAULT_MAX_BYTES);
         let changed = !extradata.is_empty() && gop.set_extradata(extradata).unwrap_or(false);
         let config = if changed {
-            st.generation += 1;
-            gop.params().map(|p| {
-                Arc::new(VideoConfig {
-                    params: p.clone(),
-                    generation: st.generation,
-                })
-            })
+            gop.params().cloned().map(|p| st.config_for(p))
         } else {
             None
         };
@@ -177,12 +199,12 @@ impl VideoFeed {
             }
         };
         if pushed.params_changed || session.config.is_none() {
-            if let Some(p) = session.gop.params() {
-                st.generation += 1;
-                session.config = Some(Arc::new(VideoConfig {
-                    params: p.clone(),
-                    generation: st.generation,
-                }));
+            if let Some(p) = session.gop.params().cloned() {
+                session.config = Some(State::config_with(
+                    &mut st.generation,
+                    &mut st.last_config,
+                    p,
+                ));
             }
         }
         // Without parameters nobody can decode: nothing goes out yet.

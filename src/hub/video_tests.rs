@@ -289,3 +289,23 @@ fn h265_annex_b_units_come_out_length_prefixed() {
     assert!(got[0].config.params.codec_string.starts_with("hvc1."));
     assert_eq!(feed.codec(), Some(Codec::H265));
 }
+
+#[test]
+fn a_reconnect_with_the_same_parameters_keeps_the_generation() {
+    let feed = VideoFeed::default();
+    feed.start(Codec::H264, NalFormat::AnnexB, &extradata());
+    feed.push(&key());
+    let first = feed.subscribe().config.expect("config").generation;
+    // The camera reconnects (a new session) and sends the same parameters: viewers keep their
+    // decoder configuration.
+    feed.stop();
+    feed.start(Codec::H264, NalFormat::AnnexB, &extradata());
+    feed.push(&key());
+    let again = feed.subscribe().config.expect("config").generation;
+    assert_eq!(first, again);
+    // In band only, same parameters: still the same generation.
+    feed.stop();
+    feed.start(Codec::H264, NalFormat::AnnexB, &[]);
+    feed.push(&key());
+    assert_eq!(feed.subscribe().config.expect("config").generation, first);
+}
