@@ -6,7 +6,7 @@
 //! broadcast is bounded in units; a viewer that lags past it resumes at the next keyframe (the
 //! session decides). The GOP is bounded in bytes (`media::gop`). Knows nothing of viewers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -38,6 +38,33 @@ pub struct VideoUnit {
     pub captured_unix_ms: u64,
     /// The parameters this unit decodes with.
     pub config: Arc<VideoConfig>,
+    /// The unit as a viewer's wire message, built by the first viewer and shared by the rest
+    /// (a unit goes to every video viewer of the camera: one header, one copy).
+    wire: OnceLock<Bytes>,
+}
+
+impl VideoUnit {
+    pub fn new(
+        seq: u64,
+        key: bool,
+        data: Bytes,
+        captured_unix_ms: u64,
+        config: Arc<VideoConfig>,
+    ) -> Self {
+        Self {
+            seq,
+            key,
+            data,
+            captured_unix_ms,
+            config,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The wire message, built once by `build` for every viewer.
+    pub fn wire(&self, build: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.wire.get_or_init(|| build(self)).clone()
+    }
 }
 
 /// What a new viewer starts from: the parameters, the GOP up to the newest unit (keyframe
@@ -211,13 +238,7 @@ impl VideoFeed {
         let Some(config) = session.config.clone() else {
             return;
         };
-        let unit = Arc::new(VideoUnit {
-            seq,
-            key: pushed.key,
-            data,
-            captured_unix_ms: unix_ms_now(),
-            config,
-        });
+        let unit = Arc::new(VideoUnit::new(seq, pushed.key, data, unix_ms_now(), config));
         if pushed.key || !pushed.kept {
             session.units.clear();
         }

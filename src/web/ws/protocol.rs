@@ -324,11 +324,17 @@ pub fn frame_message(camera: &str, tier: Tier, e: &Encoded) -> Bytes {
         height: e.jpeg.height,
     })
     .unwrap_or_default();
-    let mut buf = BytesMut::with_capacity(3 + header.len() + e.jpeg.data.len());
+    framed(&header, &e.jpeg.data)
+}
+
+/// The binary framing every frame message shares: `[version][u16 BE header length][JSON
+/// header][payload]`.
+pub fn framed(header: &[u8], payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(3 + header.len() + payload.len());
     buf.put_u8(FRAME_MESSAGE_VERSION);
     buf.put_u16(header.len() as u16);
-    buf.put_slice(&header);
-    buf.put_slice(&e.jpeg.data);
+    buf.put_slice(header);
+    buf.put_slice(payload);
     buf.freeze()
 }
 

@@ -3,12 +3,12 @@
 //! it units and lags; no socket, no clock.
 
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::protocol::framed;
 pub use super::protocol::VideoMode;
-use super::protocol::FRAME_MESSAGE_VERSION;
 use crate::hub::video::{VideoConfig, VideoUnit};
 
 /// Something a video viewer is to be sent, in order.
@@ -78,7 +78,7 @@ impl VideoSub {
             out.push(VideoOut::Config(config_event(camera, &unit.config)));
         }
         self.last_seq = unit.seq;
-        out.push(VideoOut::Unit(unit_message(camera, unit)));
+        out.push(VideoOut::Unit(unit.wire(|u| unit_message(camera, u))));
         out
     }
 }
@@ -121,12 +121,7 @@ pub fn unit_message(camera: &str, unit: &VideoUnit) -> Bytes {
         height: unit.config.params.height,
     })
     .unwrap_or_default();
-    let mut buf = BytesMut::with_capacity(3 + header.len() + unit.data.len());
-    buf.put_u8(FRAME_MESSAGE_VERSION);
-    buf.put_u16(header.len() as u16);
-    buf.put_slice(&header);
-    buf.put_slice(&unit.data);
-    buf.freeze()
+    framed(&header, &unit.data)
 }
 
 #[cfg(test)]

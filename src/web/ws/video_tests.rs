@@ -19,13 +19,13 @@ fn tiny(generation: u64) -> Arc<VideoConfig> {
 }
 
 fn unit(seq: u64, key: bool, config: &Arc<VideoConfig>) -> VideoUnit {
-    VideoUnit {
+    VideoUnit::new(
         seq,
         key,
-        data: Bytes::from(vec![seq as u8; 8]),
-        captured_unix_ms: 1_000 + seq,
-        config: config.clone(),
-    }
+        Bytes::from(vec![seq as u8; 8]),
+        1_000 + seq,
+        config.clone(),
+    )
 }
 
 /// Seqs of the units `admit` let through, from their wire headers.
@@ -179,5 +179,29 @@ fn the_unit_message_has_the_frame_framing_with_kind_video() {
         &msg[3 + len..],
         &u.data[..],
         "the access unit follows the header"
+    );
+}
+
+#[test]
+fn every_viewer_gets_the_same_message_built_once() {
+    let cfg = tiny(1);
+    let u = unit(1, true, &cfg);
+    let (mut a, mut b) = (
+        VideoSub::new(VideoMode::Full),
+        VideoSub::new(VideoMode::Full),
+    );
+    let wire = |out: Vec<VideoOut>| {
+        out.into_iter()
+            .find_map(|o| match o {
+                VideoOut::Unit(b) => Some(b),
+                VideoOut::Config(_) => None,
+            })
+            .expect("the unit goes out")
+    };
+    let (x, y) = (wire(a.admit("cam", &u)), wire(b.admit("cam", &u)));
+    assert_eq!(
+        x.as_ptr(),
+        y.as_ptr(),
+        "one buffer shared, not one copy per viewer"
     );
 }
