@@ -341,12 +341,7 @@ fn bad_config_exits_2_and_names_file_line_and_field() {
         r#"{"cameras":[{"id":"a","url":"lavfi:x"},{"id":"a","url":""},{"id":"b/c","url":"x","bogus":1}]}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bogus"), "{err}");
@@ -355,12 +350,7 @@ fn bad_config_exits_2_and_names_file_line_and_field() {
         r#"{"cameras":[{"id":"a","url":"lavfi:x"},{"id":"a","url":""},{"id":"b/c","url":"x"}]}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     // Every problem at once, each with its camera and field.
@@ -374,12 +364,7 @@ fn bad_config_exits_2_and_names_file_line_and_field() {
         "{err}"
     );
     // The shipped config is valid and lists its cameras.
-    let out = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(repo_root().join("config/cameras.json"))
-        .output()
-        .unwrap();
+    let out = check_config(repo_root().join("config/cameras.json"));
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("demo-720p"));
 }

@@ -286,12 +286,7 @@ async fn concurrent_changes_all_land_in_a_valid_file() {
             .expect("every change is in the file");
         assert_eq!(c["name"], format!("Camera {i}"));
     }
-    let out = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(&cw.config_path)
-        .output()
-        .unwrap();
+    let out = check_config(&cw.config_path);
     assert!(out.status.success());
 }
 
@@ -320,12 +315,7 @@ async fn sigkill_during_a_burst_of_changes_leaves_a_valid_config() {
     let sent = burst.await.unwrap();
     assert!(sent < 200, "the burst finished before the kill");
     let config_path = cw.config_path.clone();
-    let out = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let out = check_config(&config_path);
     assert!(
         out.status.success(),
         "{}",

@@ -521,12 +521,7 @@ async fn credentials_never_appear_in_any_output() {
     let mut texts = Vec::new();
     let _ = next_frame(&mut ws, &mut texts, Duration::from_secs(2)).await;
     outputs.push(("websocket".into(), format!("{texts:?}")));
-    let check = std::process::Command::new(camwall_bin())
-        .arg("check-config")
-        .arg("--config")
-        .arg(&cw.config_path)
-        .output()
-        .unwrap();
+    let check = check_config(&cw.config_path);
     outputs.push((
         "check-config".into(),
         String::from_utf8_lossy(&check.stdout).into_owned(),

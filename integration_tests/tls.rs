@@ -256,11 +256,7 @@ fn a_missing_certificate_file_stops_the_start_with_exit_2_naming_it() {
         r#"{"server": {"tls": {"self_signed": true, "cert": "c.pem", "key": "k.pem"}}}"#,
     )
     .unwrap();
-    let out = Command::new(camwall_bin())
-        .args(["check-config", "--config"])
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let out = check_config(&config_path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

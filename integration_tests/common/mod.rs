@@ -348,3 +348,13 @@ pub fn gray_jpeg(y: u8) -> Vec<u8> {
     };
     turbojpeg::compress_yuv_planes(&img, 80).unwrap().to_vec()
 }
+
+/// `camwall check-config --config <path>`: its exit status and output.
+pub fn check_config(path: impl AsRef<std::path::Path>) -> std::process::Output {
+    Command::new(camwall_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(path.as_ref())
+        .output()
+        .expect("run camwall check-config")
+}
