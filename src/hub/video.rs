@@ -196,9 +196,15 @@ impl VideoFeed {
         self.state().session.as_ref().map(|s| s.gop.codec())
     }
 
+    /// [`VideoFeed::push_bytes`] from a slice (tests feed fixtures this way).
+    #[cfg(test)]
+    pub fn push(&self, data: &[u8]) {
+        self.push_bytes(Bytes::copy_from_slice(data));
+    }
+
     /// One access unit from the source. Converted to length-prefixed framing once, kept in
     /// the GOP, and sent to viewers; an unreadable unit is counted and dropped.
-    pub fn push(&self, data: &[u8]) {
+    pub fn push_bytes(&self, data: Bytes) {
         let mut st = self.state();
         let st = &mut *st;
         let Some(session) = st.session.as_mut() else {
@@ -206,8 +212,9 @@ impl VideoFeed {
         };
         st.units_in += 1;
         let data = match session.input {
-            NalFormat::LengthPrefixed => Bytes::copy_from_slice(data),
-            from => match nal::convert(from, NalFormat::LengthPrefixed, data) {
+            // Already what viewers take: forwarded without a copy.
+            NalFormat::LengthPrefixed => data,
+            from => match nal::convert(from, NalFormat::LengthPrefixed, &data) {
                 Ok(v) => Bytes::from(v),
                 Err(_) => {
                     st.units_bad += 1;

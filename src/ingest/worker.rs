@@ -259,7 +259,7 @@ pub fn run_once(
             Ok(SourceEvent::Video(data)) => {
                 if cam.is_current(generation) {
                     cam.unit_arrived();
-                    cam.video().push(&data);
+                    cam.video().push_bytes(data);
                 }
             }
             Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),
