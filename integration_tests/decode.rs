@@ -221,3 +221,72 @@ async fn an_mjpeg_client_keeps_the_camera_decoding_while_connected() {
     cw.wait_camera("cam", Duration::from_secs(20), |c| c["decoding"] == false)
         .await;
 }
+
+#[tokio::test]
+async fn a_one_fps_thumbnail_of_a_25_fps_camera_decodes_keyframes_only() {
+    // 25 fps with a keyframe every 25 frames: 1 s GOPs.
+    let rtsp = RtspServer::start(&["--pattern", "ball", "--size", "320x240", "--fps", "25"]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "cam", "url": rtsp.url(), "decode_linger_ms": 0}
+    ]}));
+    cw.wait_camera("cam", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let mut thumb = ws_connect(&cw).await;
+    ws_send(
+        &mut thumb,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": 70, "max_fps": 1}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    next_frame(&mut thumb, &mut texts, Duration::from_secs(10))
+        .await
+        .expect("a thumbnail frame");
+    let start = cw
+        .wait_camera("cam", Duration::from_secs(20), |c| {
+            c["decoder"] == "keyframes"
+        })
+        .await;
+    // Six seconds of the camera's video (150 units) later: about one picture a second.
+    let later = units_grow(&cw, &start, 150).await;
+    assert_eq!(later["decoder"], "keyframes", "{later}");
+    let decoded = n(&later, "frames_decoded") - n(&start, "frames_decoded");
+    let units = units(&later) - units(&start);
+    assert!(
+        (3..=units / 25 + 2).contains(&decoded),
+        "{decoded} pictures decoded for {units} units: {later}"
+    );
+    // The tile still gets pictures, each one a new keyframe.
+    let mut got = 0;
+    for _ in 0..3 {
+        if next_frame(&mut thumb, &mut texts, Duration::from_secs(5))
+            .await
+            .is_some()
+        {
+            got += 1;
+        }
+    }
+    assert_eq!(got, 3, "the thumbnail keeps updating");
+
+    // A 5 fps viewer needs more than keyframes: every picture is decoded.
+    let mut live = ws_connect(&cw).await;
+    ws_send(
+        &mut live,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": 70, "max_fps": 5}),
+    )
+    .await;
+    let full = cw
+        .wait_camera("cam", Duration::from_secs(20), |c| c["decoder"] == "full")
+        .await;
+    let later = units_grow(&cw, &full, 50).await;
+    assert!(
+        n(&later, "frames_decoded") - n(&full, "frames_decoded") >= 40,
+        "{later}"
+    );
+    drop(live);
+    cw.wait_camera("cam", Duration::from_secs(20), |c| {
+        c["decoder"] == "keyframes"
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ which has the `gi` bindings.
 
   rtsp_test_server.py --port 0 --pattern smpte100 --size 640x360 --fps 15
   rtsp_test_server.py --port 0 --clip clip.h264        (a pre-encoded H.264 stream, looped)
+  rtsp_test_server.py --port 0 --pattern smpte --switch-after 5   (still, then scrolling)
 """
 import argparse
 import sys
@@ -30,6 +31,11 @@ def main():
     ap.add_argument("--clip", help="raw H.264 Annex B file served in a loop instead of a live encode")
     ap.add_argument("--codec", choices=["h264", "h265"], default="h264",
                     help="codec of the live encode (h265: x265, for HEVC cameras)")
+    ap.add_argument("--speed", type=int, default=0,
+                    help="scroll the pattern this many pixels a frame (moving content)")
+    ap.add_argument("--switch-after", type=float,
+                    help="after this many seconds of serving, scroll at --switch-speed")
+    ap.add_argument("--switch-speed", type=int, default=4)
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
     args = ap.parse_args()
@@ -44,7 +50,8 @@ def main():
         )
     else:
         launch = (
-            f"( videotestsrc is-live=true pattern={args.pattern} ! "
+            f"( videotestsrc name=src is-live=true pattern={args.pattern} "
+            f"horizontal-speed={args.speed} ! "
             f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
             + (
                 f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
@@ -71,6 +78,15 @@ def main():
             Gst.Structure.new_from_string("user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
         )
         factory.set_permissions(perms)
+    if args.switch_after is not None:
+        def configured(_factory, media):
+            src = media.get_element().get_by_name("src")
+            if src is not None:
+                def switch():
+                    src.set_property("horizontal-speed", args.switch_speed)
+                    return False
+                GLib.timeout_add(int(args.switch_after * 1000), switch)
+        factory.connect("media-configure", configured)
     mounts = server.get_mount_points()
     if args.mounts == 1:
         mounts.add_factory(args.path, factory)

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Encoded, FrameError, TierCache};
-use super::demand::Demand;
+use super::demand::{DecodeMode, Demand};
 use super::video::{VideoFeed, VideoStats};
 use crate::config::CameraConfig;
-use crate::media::frame::{Frame, Picture};
+use crate::media::activity::ActivityMeter;
+use crate::media::frame::{unix_ms_now, Frame, Picture};
 use crate::media::tier::{Qualities, Tier};
 use crate::obs::redact::redact_url;
 
@@ -77,6 +78,8 @@ struct Live {
     /// decoded (decoding on demand), since then no picture is published.
     unit_fps: FpsMeter,
     last_unit_at: Option<Instant>,
+    /// How much the picture changes, from compressed frame sizes (never decoded for it).
+    activity: ActivityMeter,
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
@@ -120,6 +123,12 @@ pub struct CameraStatus {
     /// Whether the decoder runs now: network H.264/H.265 cameras decode only while a JPEG
     /// lane, a long-poll or a recent snapshot needs pictures.
     pub decoding: bool,
+    /// What the decoder does: `off`, `keyframes` (every viewer's rate is at or below the
+    /// keyframe rate) or `full`.
+    pub decoder: DecodeMode,
+    /// How much the picture changes (0..1), from compressed frame sizes: a cue from bitrate,
+    /// not motion detection. `None`: no estimate (decoded-only sources, nothing recent).
+    pub activity: Option<f32>,
     /// Pictures from the source that would not decode, dropped before any viewer saw them.
     pub frames_corrupt: u64,
     pub jpeg_encodes: u64,
@@ -145,13 +154,6 @@ pub struct TierStatus {
 /// How long a snapshot of a camera whose decoder is stopped waits for a fresh picture: the
 /// next packet plus one GOP's decode, with room for a slow network.
 pub const COLD_WAIT: Duration = Duration::from_secs(2);
-
-fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// One camera: config, status, latest frame, encoded tiers.
 pub struct Camera {
@@ -204,6 +206,7 @@ impl Camera {
                 fps: FpsMeter::default(),
                 unit_fps: FpsMeter::default(),
                 last_unit_at: None,
+                activity: ActivityMeter::default(),
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
@@ -334,12 +337,23 @@ impl Camera {
         }
     }
 
-    /// A compressed unit (an access unit of the camera's own video) arrived.
-    pub fn unit_arrived(&self) {
+    /// An access unit of the camera's own video: forwarded to video viewers, and counted for
+    /// the source's rate and the activity estimate.
+    pub fn video_unit(&self, data: bytes::Bytes) {
         let now = Instant::now();
+        let size = data.len();
+        let key = self.video.push_bytes(data);
         let mut l = self.live();
         l.unit_fps.record(now);
         l.last_unit_at = Some(now);
+        if let Some(key) = key {
+            l.activity.video(size, key, now);
+        }
+    }
+
+    /// How much the picture changes now (0..1); `None` without a recent estimate.
+    pub fn activity(&self) -> Option<f32> {
+        self.live().activity.level(Instant::now())
     }
 
     /// The last session error, redacted.
@@ -411,6 +425,9 @@ impl Camera {
             l.last_frame_at = Some(now);
             l.next_retry_at = None;
             l.fps.record(now);
+            if let Picture::Jpeg { data, .. } = &picture {
+                l.activity.jpeg(data.len(), now);
+            }
         }
         let frame = Frame {
             seq,
@@ -529,6 +546,8 @@ impl Camera {
             frames_in: self.frames_in.load(Ordering::Relaxed),
             frames_decoded: self.demand.frames_decoded(),
             decoding: self.demand.decoding(),
+            decoder: self.demand.decoder(),
+            activity: l.activity.level(now).map(|a| (a * 100.0).round() / 100.0),
             frames_corrupt: self.frames_corrupt.load(Ordering::Relaxed),
             jpeg_encodes: cache.jpeg_encodes,
             reconnects: l.reconnects,

@@ -1,41 +1,72 @@
 //! Whether anyone needs a camera's decoded pictures right now, and what its decoder is doing.
 //!
 //! Viewers write here: a live JPEG lane (wall tile, MJPEG client) or a long-poll holds a
-//! [`DemandHold`] while it lives; a snapshot marks a linger deadline. The ingest source reads
-//! it on its own thread once per packet, so everything is an atomic: no lock on the packet
-//! path. The source writes back whether it decodes and how many pictures it decoded. Nothing
-//! here knows FFmpeg, clients or lanes: only counts and deadlines.
+//! [`DemandHold`] while it lives, with the frame rate it needs; a snapshot marks a linger
+//! deadline. The ingest source reads it on its own thread once per packet, so what it reads is
+//! an atomic: no lock on the packet path (holds are counted under a mutex only when a lane
+//! comes or goes). The source writes back its decoder's mode and how many pictures it
+//! decoded. Nothing here knows FFmpeg, clients or lanes: only counts, rates and deadlines.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use serde::Serialize;
+
 use tokio::time::Instant;
+
+/// What a camera's decoder does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Nothing is decoded: the access units go to video viewers, the GOP is kept.
+    Off,
+    /// Only keyframes are decoded: every viewer's rate cap is at or below the keyframe rate.
+    Keyframes,
+    /// Every picture is decoded.
+    Full,
+}
+
+impl DecodeMode {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Keyframes,
+            2 => Self::Full,
+            _ => Self::Off,
+        }
+    }
+}
+
+/// The highest rate a hold may ask for: no cap.
+const UNCAPPED: u64 = u64::MAX;
 
 /// The demand for one camera's pictures and its decoder's state.
 #[derive(Debug)]
 pub struct Demand {
     /// tokio's clock, so paused-time tests move the linger deadline.
     epoch: Instant,
-    /// Live holders: JPEG lanes and waiting requests.
-    holds: AtomicUsize,
+    /// Live holders by the rate they need in mHz ([`UNCAPPED`]: every picture). Bounded: one
+    /// entry per distinct rate, and lanes snap their rates to a fixed set of rungs.
+    holds: Mutex<Vec<(u64, usize)>>,
+    /// The highest rate any live hold needs, in mHz; 0: no hold. What the packet path reads.
+    wanted_mhz: AtomicU64,
     /// Milliseconds after `epoch` until which the last snapshot keeps the decoder warm.
     until_ms: AtomicU64,
-    /// The decoder is running (status, metrics).
-    decoding: AtomicBool,
+    /// The decoder's [`DecodeMode`] (status, metrics).
+    mode: AtomicU8,
     /// The source stopped decoding and the newest picture may be old: a snapshot waits for a
     /// fresh one. Set by the source when it stops, cleared by the next published picture.
     cold: AtomicBool,
     frames_decoded: AtomicU64,
 }
 
-/// Keeps a camera's decoder running while held.
+/// Keeps a camera's decoder running while held, at the rate the holder needs.
 #[derive(Debug)]
-pub struct DemandHold(Arc<Demand>);
+pub struct DemandHold(Arc<Demand>, u64);
 
 impl Drop for DemandHold {
     fn drop(&mut self) {
-        self.0.holds.fetch_sub(1, Ordering::Relaxed);
+        self.0.count(self.1, false);
     }
 }
 
@@ -43,9 +74,10 @@ impl Default for Demand {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
-            holds: AtomicUsize::new(0),
+            holds: Mutex::new(Vec::new()),
+            wanted_mhz: AtomicU64::new(0),
             until_ms: AtomicU64::new(0),
-            decoding: AtomicBool::new(false),
+            mode: AtomicU8::new(DecodeMode::Off as u8),
             cold: AtomicBool::new(false),
             frames_decoded: AtomicU64::new(0),
         }
@@ -57,10 +89,36 @@ impl Demand {
         at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    /// Keeps pictures wanted until the returned hold is dropped.
+    /// Keeps every picture wanted until the returned hold is dropped.
     pub fn hold(self: &Arc<Self>) -> DemandHold {
-        self.holds.fetch_add(1, Ordering::Relaxed);
-        DemandHold(self.clone())
+        self.hold_at(None)
+    }
+
+    /// Keeps pictures wanted at up to `max_fps` (`None`: every picture) until the returned
+    /// hold is dropped.
+    pub fn hold_at(self: &Arc<Self>, max_fps: Option<f64>) -> DemandHold {
+        let mhz = max_fps
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .map_or(UNCAPPED, |f| (f * 1000.0).round().max(1.0) as u64);
+        self.count(mhz, true);
+        DemandHold(self.clone(), mhz)
+    }
+
+    fn count(&self, mhz: u64, add: bool) {
+        let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        match holds.iter().position(|(r, _)| *r == mhz) {
+            Some(i) if add => holds[i].1 += 1,
+            Some(i) => {
+                holds[i].1 -= 1;
+                if holds[i].1 == 0 {
+                    holds.swap_remove(i);
+                }
+            }
+            None if add => holds.push((mhz, 1)),
+            None => {}
+        }
+        let max = holds.iter().map(|(r, _)| *r).max().unwrap_or(0);
+        self.wanted_mhz.store(max, Ordering::Relaxed);
     }
 
     /// A snapshot at `now`: pictures stay wanted for `linger` after it.
@@ -71,21 +129,48 @@ impl Demand {
 
     /// Whether pictures are wanted at `now`: a hold lives or the last snapshot's linger runs.
     pub fn wanted_at(&self, now: Instant) -> bool {
-        self.holds.load(Ordering::Relaxed) > 0
-            || self.ms(now) < self.until_ms.load(Ordering::Relaxed)
+        self.mode_at(now, None) != DecodeMode::Off
     }
 
-    /// [`Self::wanted_at`] now (the source's thread, once per packet).
+    /// [`Self::wanted_at`] now.
     pub fn wanted(&self) -> bool {
         self.wanted_at(Instant::now())
     }
 
-    pub fn set_decoding(&self, on: bool) {
-        self.decoding.store(on, Ordering::Relaxed);
+    /// What the decoder should do at `now` for a stream with `key_fps` keyframes a second
+    /// (`None`: not known yet). Keyframes only when every hold's rate is at or below the
+    /// keyframe rate (with 5 % slack for timing jitter) and no snapshot lingers: a snapshot
+    /// wants the newest picture, not the last keyframe.
+    pub fn mode_at(&self, now: Instant, key_fps: Option<f64>) -> DecodeMode {
+        if self.ms(now) < self.until_ms.load(Ordering::Relaxed) {
+            return DecodeMode::Full;
+        }
+        match self.wanted_mhz.load(Ordering::Relaxed) {
+            0 => DecodeMode::Off,
+            UNCAPPED => DecodeMode::Full,
+            mhz => match key_fps {
+                Some(k) if mhz as f64 / 1000.0 <= k * 1.05 => DecodeMode::Keyframes,
+                _ => DecodeMode::Full,
+            },
+        }
+    }
+
+    /// [`Self::mode_at`] now (the source's thread, once per packet).
+    pub fn mode(&self, key_fps: Option<f64>) -> DecodeMode {
+        self.mode_at(Instant::now(), key_fps)
+    }
+
+    pub fn set_mode(&self, mode: DecodeMode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// The decoder's mode as the source last set it.
+    pub fn decoder(&self) -> DecodeMode {
+        DecodeMode::from_u8(self.mode.load(Ordering::Relaxed))
     }
 
     pub fn decoding(&self) -> bool {
-        self.decoding.load(Ordering::Relaxed)
+        self.decoder() != DecodeMode::Off
     }
 
     /// The source stopped decoding: the newest picture ages from here on.
@@ -114,7 +199,7 @@ impl Demand {
     /// The session ended: no decoder runs, and no picture is on its way that a snapshot could
     /// wait for.
     pub fn session_ended(&self) {
-        self.decoding.store(false, Ordering::Relaxed);
+        self.set_mode(DecodeMode::Off);
         self.cold.store(false, Ordering::Release);
     }
 }
@@ -166,8 +251,58 @@ mod tests {
         d.published();
         assert!(!d.is_cold());
         d.set_cold();
-        d.set_decoding(true);
+        d.set_mode(DecodeMode::Full);
         d.session_ended();
         assert!(!d.is_cold() && !d.decoding());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keyframes_only_while_every_hold_is_at_or_below_the_keyframe_rate() {
+        let d = Arc::new(Demand::default());
+        assert_eq!(d.mode(Some(1.0)), DecodeMode::Off);
+        let thumb = d.hold_at(Some(1.0));
+        assert_eq!(
+            d.mode(Some(1.0)),
+            DecodeMode::Keyframes,
+            "1 fps tile, 1 s GOP"
+        );
+        assert_eq!(
+            d.mode(Some(0.5)),
+            DecodeMode::Full,
+            "2 s GOP: keyframes are too rare"
+        );
+        assert_eq!(
+            d.mode(None),
+            DecodeMode::Full,
+            "keyframe rate not measured yet"
+        );
+        let slow = d.hold_at(Some(0.25));
+        assert_eq!(d.mode(Some(1.0)), DecodeMode::Keyframes);
+        let live = d.hold_at(Some(25.0));
+        assert_eq!(
+            d.mode(Some(1.0)),
+            DecodeMode::Full,
+            "one 25 fps lane needs every picture"
+        );
+        drop(live);
+        assert_eq!(
+            d.mode(Some(1.0)),
+            DecodeMode::Keyframes,
+            "back when it goes"
+        );
+        let uncapped = d.hold();
+        assert_eq!(d.mode(Some(1.0)), DecodeMode::Full);
+        drop(uncapped);
+        d.touch(Instant::now(), Duration::from_secs(2));
+        assert_eq!(
+            d.mode(Some(1.0)),
+            DecodeMode::Full,
+            "a snapshot wants the newest picture"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(d.mode(Some(1.0)), DecodeMode::Keyframes);
+        drop(thumb);
+        drop(slow);
+        assert_eq!(d.mode(Some(1.0)), DecodeMode::Off);
     }
 }

@@ -115,7 +115,7 @@ impl Fanout {
             LaneEntry {
                 tx: tx.clone(),
                 _pin: self.cam.cache().pin(want.tier),
-                _demand: self.cam.demand().hold(),
+                _demand: self.cam.demand().hold_at(want.max_fps()),
             },
         );
         drop(lanes);

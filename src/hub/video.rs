@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use crate::media::frame::unix_ms_now;
 use crate::media::gop::{GopCache, DEFAULT_MAX_BYTES};
 use crate::media::h26x::{Codec, VideoParams};
 use crate::media::nal::{self, NalFormat};
@@ -149,13 +150,6 @@ impl Default for VideoFeed {
     }
 }
 
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl VideoFeed {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -199,17 +193,16 @@ impl VideoFeed {
     /// [`VideoFeed::push_bytes`] from a slice (tests feed fixtures this way).
     #[cfg(test)]
     pub fn push(&self, data: &[u8]) {
-        self.push_bytes(Bytes::copy_from_slice(data));
+        let _ = self.push_bytes(Bytes::copy_from_slice(data));
     }
 
     /// One access unit from the source. Converted to length-prefixed framing once, kept in
-    /// the GOP, and sent to viewers; an unreadable unit is counted and dropped.
-    pub fn push_bytes(&self, data: Bytes) {
+    /// the GOP, and sent to viewers; an unreadable unit is counted and dropped. Answers
+    /// whether it was a keyframe (`None`: not taken).
+    pub fn push_bytes(&self, data: Bytes) -> Option<bool> {
         let mut st = self.state();
         let st = &mut *st;
-        let Some(session) = st.session.as_mut() else {
-            return;
-        };
+        let session = st.session.as_mut()?;
         st.units_in += 1;
         let data = match session.input {
             // Already what viewers take: forwarded without a copy.
@@ -218,7 +211,7 @@ impl VideoFeed {
                 Ok(v) => Bytes::from(v),
                 Err(_) => {
                     st.units_bad += 1;
-                    return;
+                    return None;
                 }
             },
         };
@@ -229,7 +222,7 @@ impl VideoFeed {
             Err(_) => {
                 st.units_bad += 1;
                 session.units.clear();
-                return;
+                return None;
             }
         };
         if pushed.params_changed || session.config.is_none() {
@@ -243,7 +236,7 @@ impl VideoFeed {
         }
         // Without parameters nobody can decode: nothing goes out yet.
         let Some(config) = session.config.clone() else {
-            return;
+            return Some(pushed.key);
         };
         let unit = Arc::new(VideoUnit::new(seq, pushed.key, data, unix_ms_now(), config));
         if pushed.key || !pushed.kept {
@@ -253,6 +246,7 @@ impl VideoFeed {
             session.units.push(unit.clone());
         }
         let _ = self.tx.send(unit);
+        Some(pushed.key)
     }
 
     /// Starts a viewer: the current GOP and a receiver for what follows it.

@@ -3,7 +3,8 @@
 //!
 //! A network H.264/H.265 camera decodes only while its pictures are wanted (`hub::demand`):
 //! otherwise it forwards its access units, keeps the current GOP and decodes nothing; when
-//! demand comes back it decodes that GOP and publishes only the newest picture.
+//! demand comes back it decodes that GOP and publishes only the newest picture. While every
+//! viewer's rate is at or below the keyframe rate it decodes keyframes only.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,14 +14,14 @@ use ffmpeg_next as ffmpeg;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::decoder::PictureDecoder;
 use super::diagnose::{self, Cause, Resolved};
-use super::kept_gop::KeptGop;
 use super::source::{self, Deadline, OpenError, SourceKind};
 use super::timing::{Gaps, Pacer};
 use super::worker::{Opener, SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
-use crate::hub::demand::Demand;
-use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
+use crate::hub::demand::{DecodeMode, Demand};
+use crate::media::frame::Picture;
 use crate::media::h26x::{extradata_parameter_sets, Codec};
 use crate::media::jpeg;
 use crate::media::nal::NalFormat;
@@ -41,13 +42,12 @@ impl Opener for FfmpegOpener {
 
 /// One opened FFmpeg input, its video stream and decoder.
 struct FfmpegSource {
-    camera_id: String,
     input: ffmpeg::format::context::Input,
     /// The video stream read; every other stream is discarded inside libavformat.
     index: usize,
     codec: &'static str,
     /// `None` for MJPEG: its JPEGs pass through as they are.
-    decoder: Option<ffmpeg::decoder::Video>,
+    decoder: Option<PictureDecoder>,
     deadline: Arc<Deadline>,
     stall_timeout: Duration,
     open_timeout: Duration,
@@ -58,8 +58,7 @@ struct FfmpegSource {
     /// Seconds per tick of the stream's timestamps.
     time_base_s: f64,
     nominal_fps: f64,
-    converter: Option<Converter>,
-    decoded: ffmpeg::frame::Video,
+    /// Bad JPEGs from the source so far (logged at powers of two).
     decode_errors: u32,
     /// False until the first keyframe: packets before it decode to grey smears at best.
     keyframe_seen: bool,
@@ -76,17 +75,6 @@ struct FfmpegSource {
     /// The access unit read last, handed out before the pictures it decodes to.
     unit: Option<bytes::Bytes>,
     ended: bool,
-    /// Who needs pictures; `None` until the worker hands it over (then: always decode).
-    demand: Option<Arc<Demand>>,
-    /// Whether this source may stop decoding: a network H.264/H.265 stream (its access units
-    /// reach video viewers undecoded). Local sources and other codecs always decode.
-    can_idle: bool,
-    /// The decoder runs (it starts running, until the session's first picture).
-    warm: bool,
-    /// A picture came out of this session: from then on the decoder follows demand.
-    made_picture: bool,
-    /// Sources that can idle: the current GOP, for the next warm-up.
-    kept: KeptGop,
 }
 
 impl FfmpegSource {
@@ -166,11 +154,14 @@ impl FfmpegSource {
                 ..Default::default()
             });
             ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
-            Some(
-                ctx.decoder()
-                    .video()
-                    .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?,
-            )
+            let dec = ctx
+                .decoder()
+                .video()
+                .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?;
+            // A network H.264/H.265 stream may stop decoding: its access units reach video
+            // viewers undecoded. Local sources and other codecs always decode.
+            let can_idle = video.is_some() && !kind.is_local();
+            Some(PictureDecoder::new(&config.id, dec, can_idle))
         };
         let mut gaps = Gaps::default();
         if known_fps {
@@ -182,9 +173,7 @@ impl FfmpegSource {
         deadline.extend(stall_now);
         // MJPEG has only keyframes; other codecs wait for one.
         let keyframe_seen = decoder.is_none();
-        let can_idle = video.is_some() && decoder.is_some() && !kind.is_local();
         Ok(Self {
-            camera_id: config.id.clone(),
             input,
             index,
             codec: codec_id.name(),
@@ -198,8 +187,6 @@ impl FfmpegSource {
             time_base_s: f64::from(time_base.numerator())
                 / f64::from(time_base.denominator().max(1)),
             nominal_fps,
-            converter: None,
-            decoded: ffmpeg::frame::Video::empty(),
             decode_errors: 0,
             keyframe_seen,
             gaps,
@@ -209,11 +196,6 @@ impl FfmpegSource {
             video,
             unit: None,
             ended: false,
-            demand: None,
-            can_idle,
-            warm: true,
-            made_picture: false,
-            kept: KeptGop::default(),
         })
     }
 
@@ -224,13 +206,8 @@ impl FfmpegSource {
         match packet.read(&mut self.input) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => {
-                if let Some(dec) = self.decoder.as_mut().filter(|_| self.warm) {
-                    // Drain: a file's last frames are still inside the decoder.
-                    let _ = dec.send_eof();
-                    while dec.receive_frame(&mut self.decoded).is_ok() {
-                        self.pending
-                            .extend(to_picture(&mut self.decoded, &mut self.converter));
-                    }
+                if let Some(dec) = self.decoder.as_mut() {
+                    dec.drain(&mut self.pending);
                 }
                 self.ended = true;
                 return Ok(true);
@@ -253,7 +230,13 @@ impl FfmpegSource {
         if packet.stream() != self.index {
             return Ok(true);
         }
-        self.gaps.arrived(Instant::now());
+        let arrived = Instant::now();
+        self.gaps.arrived(arrived);
+        if packet.is_key() {
+            if let Some(dec) = self.decoder.as_mut() {
+                dec.keyframe_arrived(arrived);
+            }
+        }
         if !self.keyframe_seen {
             // A stream with intra refresh flags no keyframe at all: after a bounded wait,
             // decode whatever comes rather than show nothing forever.
@@ -280,134 +263,33 @@ impl FfmpegSource {
             // Forwarded as it arrived, before (and whatever) the decoder makes of it.
             self.unit = packet.data().map(bytes::Bytes::copy_from_slice);
         }
-        let wanted = self.decode_wanted();
         match self.decoder.as_mut() {
-            None => {
-                let Some(data) = packet.data() else {
-                    return Ok(true);
-                };
-                match jpeg::validate_jpeg(data) {
-                    Ok((w, h)) => {
-                        let quality = jpeg::estimate_quality(data);
-                        let data = bytes::Bytes::copy_from_slice(data);
-                        self.pending
-                            .push_back((w, h, Picture::Jpeg { data, quality }));
-                    }
-                    Err(e) => {
-                        // A cut-short or damaged JPEG never reaches a viewer.
-                        self.decode_errors += 1;
-                        if self.decode_errors.is_power_of_two() {
-                            warn!(error = %e, count = self.decode_errors, "dropping a bad JPEG from the source");
-                        }
-                        self.corrupt += 1;
-                    }
-                }
-            }
-            Some(_) if !wanted => {
-                self.go_cold();
-                self.kept.keep(packet);
-            }
-            Some(_) if !self.warm => {
-                self.kept.keep(packet);
-                self.warm_up();
-            }
-            Some(dec) => {
-                let t0 = Instant::now();
-                let sent = dec.send_packet(&packet);
-                if self.can_idle {
-                    // Kept while warm too, so that a warm-up right after the decoder stops
-                    // need not wait for the next keyframe.
-                    self.kept.keep(packet);
-                }
-                if let Err(e) = sent {
-                    // Corrupt packets happen on real networks: skip them, keep the session.
-                    self.decode_errors += 1;
-                    if self.decode_errors.is_power_of_two() {
-                        warn!(error = %e, count = self.decode_errors, "decoder refused a packet");
-                    }
-                    return Ok(true);
-                }
-                let mut n = 0;
-                while dec.receive_frame(&mut self.decoded).is_ok() {
-                    n += 1;
-                    self.pending
-                        .extend(to_picture(&mut self.decoded, &mut self.converter));
-                }
-                crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
-                self.decoded_pictures(n);
-            }
+            None => self.pass_jpeg(&packet),
+            Some(dec) => dec.feed(packet, &mut self.pending),
         }
         Ok(true)
     }
 
-    /// Whether the next packet is to be decoded: always for sources that cannot idle and
-    /// until the session's first picture; after that, while someone needs pictures.
-    fn decode_wanted(&self) -> bool {
-        match self.demand.as_ref() {
-            Some(d) if self.can_idle && self.made_picture => d.wanted(),
-            _ => true,
-        }
-    }
-
-    fn decoded_pictures(&mut self, n: u64) {
-        if n > 0 {
-            self.made_picture = true;
-            if let Some(d) = self.demand.as_ref() {
-                d.count_decoded(n);
-            }
-        }
-    }
-
-    /// Stops decoding (if it ran): packets are kept, not decoded, from now on.
-    fn go_cold(&mut self) {
-        if !self.warm {
-            return;
-        }
-        self.warm = false;
-        if let Some(d) = self.demand.as_ref() {
-            d.set_decoding(false);
-            d.set_cold();
-        }
-    }
-
-    /// Demand is back: decodes the kept GOP, keyframe first, and queues only its newest
-    /// picture (the keyframe's is old by a GOP). Without a whole GOP kept (it outgrew its
-    /// bound) it waits for the next keyframe.
-    fn warm_up(&mut self) {
-        if self.kept.is_empty() {
-            return;
-        }
-        let Some(dec) = self.decoder.as_mut() else {
+    /// An MJPEG packet: validated and passed through as it is.
+    fn pass_jpeg(&mut self, packet: &ffmpeg::Packet) {
+        let Some(data) = packet.data() else {
             return;
         };
-        let t0 = Instant::now();
-        // What the decoder held refers to pictures long gone.
-        dec.flush();
-        let mut n = 0;
-        let mut last = None;
-        for packet in self.kept.packets() {
-            if dec.send_packet(packet).is_err() {
+        match jpeg::validate_jpeg(data) {
+            Ok((w, h)) => {
+                let quality = jpeg::estimate_quality(data);
+                let data = bytes::Bytes::copy_from_slice(data);
+                self.pending
+                    .push_back((w, h, Picture::Jpeg { data, quality }));
+            }
+            Err(e) => {
+                // A cut-short or damaged JPEG never reaches a viewer.
                 self.decode_errors += 1;
-                continue;
+                if self.decode_errors.is_power_of_two() {
+                    warn!(error = %e, count = self.decode_errors, "dropping a bad JPEG from the source");
+                }
+                self.corrupt += 1;
             }
-            while dec.receive_frame(&mut self.decoded).is_ok() {
-                n += 1;
-                // Taken out: the next receive clears the frame it is given, even when it fails.
-                last = Some(std::mem::replace(
-                    &mut self.decoded,
-                    ffmpeg::frame::Video::empty(),
-                ));
-            }
-        }
-        if let Some(mut frame) = last {
-            self.pending
-                .extend(to_picture(&mut frame, &mut self.converter));
-        }
-        crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
-        self.decoded_pictures(n);
-        self.warm = true;
-        if let Some(d) = self.demand.as_ref() {
-            d.set_decoding(true);
         }
     }
 }
@@ -422,8 +304,10 @@ impl Source for FfmpegSource {
     }
 
     fn set_demand(&mut self, demand: Arc<Demand>) {
-        demand.set_decoding(self.decoder.is_some() && self.warm);
-        self.demand = Some(demand);
+        match self.decoder.as_mut() {
+            Some(dec) => dec.set_demand(demand),
+            None => demand.set_mode(DecodeMode::Off),
+        }
     }
 
     fn next_event(&mut self) -> Result<SourceEvent, SessionError> {
@@ -494,58 +378,3 @@ fn video_stream(
 
 /// Packets skipped while waiting for the first keyframe before decoding anyway (10 s at 25 fps).
 const MAX_PACKETS_BEFORE_KEY: u32 = 250;
-
-/// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some
-/// lavfi sources) to yuv420p. Rebuilt when the input size or format changes.
-struct Converter {
-    key: (ffmpeg::format::Pixel, u32, u32),
-    ctx: ffmpeg::software::scaling::Context,
-}
-
-/// Takes the decoded frame out of `decoded` (leaving an empty one) as a picture to publish.
-fn to_picture(
-    decoded: &mut ffmpeg::frame::Video,
-    converter: &mut Option<Converter>,
-) -> Option<(u32, u32, Picture)> {
-    let (w, h, format) = (decoded.width(), decoded.height(), decoded.format());
-    if w == 0 || h == 0 {
-        return None;
-    }
-    if let Some((subsamp, full)) = subsamp_of(format) {
-        let limited = !full && decoded.color_range() != ffmpeg::color::Range::JPEG;
-        let frame = std::mem::replace(decoded, ffmpeg::frame::Video::empty());
-        return Some((
-            w,
-            h,
-            Picture::Yuv(Arc::new(DecodedVideo::new(frame, subsamp, limited))),
-        ));
-    }
-    let key = (format, w, h);
-    if converter.as_ref().is_none_or(|c| c.key != key) {
-        let ctx = ffmpeg::software::scaling::Context::get(
-            format,
-            w,
-            h,
-            ffmpeg::format::Pixel::YUV420P,
-            w,
-            h,
-            ffmpeg::software::scaling::Flags::FAST_BILINEAR,
-        )
-        .map_err(|e| warn!(error = %e, ?format, "cannot convert this pixel format"))
-        .ok()?;
-        *converter = Some(Converter { key, ctx });
-    }
-    let conv = converter.as_mut()?;
-    let mut out = ffmpeg::frame::Video::empty();
-    conv.ctx.run(decoded, &mut out).ok()?;
-    // swscale writes limited-range yuv420p.
-    Some((
-        w,
-        h,
-        Picture::Yuv(Arc::new(DecodedVideo::new(
-            out,
-            turbojpeg::Subsamp::Sub2x2,
-            true,
-        ))),
-    ))
-}

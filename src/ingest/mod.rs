@@ -4,6 +4,7 @@
 //! web routes or clients.
 
 pub mod backoff;
+mod decoder;
 pub mod devices;
 pub mod diagnose;
 pub mod ffmpeg_source;

@@ -258,8 +258,7 @@ pub fn run_once(
             Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
             Ok(SourceEvent::Video(data)) => {
                 if cam.is_current(generation) {
-                    cam.unit_arrived();
-                    cam.video().push_bytes(data);
+                    cam.video_unit(data);
                 }
             }
             Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),

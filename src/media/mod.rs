@@ -2,6 +2,7 @@
 //! compressed H.264/H.265 (NAL units, parameter sets, codec strings, the GOP cache), and the tier
 //! rules (quality, size, frame rate). No I/O, no async, no knowledge of cameras or clients.
 
+pub mod activity;
 pub mod codec;
 pub mod frame;
 pub mod gop;

@@ -245,6 +245,8 @@ pub struct CameraSample {
     pub frames_decoded: u64,
     /// Whether the decoder runs now.
     pub decoding: bool,
+    /// How much the picture changes (0..1), if estimated.
+    pub activity: Option<f32>,
     pub fps: f64,
     pub reconnects: u64,
     pub last_frame_age_ms: Option<u64>,
@@ -318,6 +320,7 @@ pub fn render(scrape: &Scrape) -> String {
     let frames_decoded = Family::<CameraLabels, Counter>::default();
     let decoding = Family::<CameraLabels, Gauge>::default();
     let fps = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let activity = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let reconnects = Family::<CameraLabels, Counter>::default();
     let age = Family::<CameraLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let encodes = Family::<TierLabels, Counter>::default();
@@ -341,6 +344,9 @@ pub fn render(scrape: &Scrape) -> String {
         frames_decoded.get_or_create(&c).inc_by(s.frames_decoded);
         decoding.get_or_create(&c).set(i64::from(s.decoding));
         fps.get_or_create(&c).set(s.fps);
+        if let Some(a) = s.activity {
+            activity.get_or_create(&c).set(f64::from(a));
+        }
         reconnects.get_or_create(&c).inc_by(s.reconnects);
         age.get_or_create(&c).set(
             s.last_frame_age_ms
@@ -380,6 +386,11 @@ pub fn render(scrape: &Scrape) -> String {
         decoding,
     );
     reg.register("camera_fps", "Measured frame rate of each camera", fps);
+    reg.register(
+        "camera_activity",
+        "How much each camera's picture changes (0..1), from compressed frame sizes: a cue, not motion detection",
+        activity,
+    );
     reg.register(
         "camera_reconnects",
         "Failed sessions of each camera",
@@ -440,6 +451,7 @@ mod tests {
             frames_corrupt: 3,
             frames_decoded: 7,
             decoding: true,
+            activity: Some(0.5),
             ..Default::default()
         };
         let text = render(&Scrape {
@@ -448,6 +460,7 @@ mod tests {
         });
         assert!(text.contains("camwall_camera_frames_decoded_total{camera=\"gone-cam\"} 7"));
         assert!(text.contains("camwall_camera_decoding{camera=\"gone-cam\"} 1"));
+        assert!(text.contains("camwall_camera_activity{camera=\"gone-cam\"} 0.5"));
         assert!(
             text.contains("camwall_camera_frames_corrupt_total{camera=\"gone-cam\"} 3"),
             "{text}"

@@ -113,6 +113,7 @@ pub fn metrics(s: &WebState) -> Response {
                     frames_corrupt: st.frames_corrupt,
                     frames_decoded: st.frames_decoded,
                     decoding: st.decoding,
+                    activity: st.activity,
                     fps: st.fps,
                     reconnects: st.reconnects,
                     last_frame_age_ms: st.last_frame_age_ms,

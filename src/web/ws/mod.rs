@@ -1,7 +1,8 @@
 //! The live wall's WebSocket (`GET /ws`, protocol in docs/PROTOCOL.md): `protocol` (messages
 //! and their checks), `session` (one connection's logic, sans I/O), `adapt` (the adaptation
-//! policy), `upgrade` (the upgrade and the socket loop). Reads the hub; never writes to it.
+//! policy), `activity` (which activity events a connection gets), `upgrade` (the upgrade and the socket loop). Reads the hub; never writes to it.
 
+pub mod activity;
 pub mod adapt;
 pub mod protocol;
 pub mod session;

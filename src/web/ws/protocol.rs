@@ -79,6 +79,10 @@ pub enum ClientMsg {
         #[serde(default)]
         t0: Option<f64>,
     },
+    /// Activity events for these cameras too (`"*"`: all; empty: only subscribed ones).
+    Activity {
+        cameras: Vec<String>,
+    },
     /// The client's decoder failed on `camera`'s video: serve it JPEG from now on.
     VideoError {
         camera: String,
@@ -94,7 +98,9 @@ pub enum ProtocolError {
     Oversized,
     #[error("not JSON: {0}")]
     BadJson(String),
-    #[error("unknown message type {0:?}; expected subscribe, unsubscribe, ack or ping")]
+    #[error(
+        "unknown message type {0:?}; expected subscribe, unsubscribe, ack, ping, activity or video_error"
+    )]
     UnknownType(String),
     #[error("{0}")]
     BadMessage(String),
@@ -153,6 +159,7 @@ pub enum Request {
     Ping {
         t0: Option<f64>,
     },
+    Activity(Vec<String>),
     VideoError {
         camera: String,
         /// What the browser said, at most 200 characters (for the log).
@@ -193,7 +200,7 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
     if !matches!(
         kind,
-        "subscribe" | "unsubscribe" | "ack" | "ping" | "video_error"
+        "subscribe" | "unsubscribe" | "ack" | "ping" | "video_error" | "activity"
     ) {
         return Err(ProtocolError::UnknownType(kind.chars().take(32).collect()));
     }
@@ -214,6 +221,7 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             codecs: families(&codecs),
         }),
         ClientMsg::Unsubscribe { cameras } => Request::Unsubscribe(capped(cameras)),
+        ClientMsg::Activity { cameras } => Request::Activity(capped(cameras)),
         ClientMsg::Ack {
             camera,
             seq,
@@ -231,6 +239,11 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             message: message.unwrap_or_default().chars().take(200).collect(),
         },
     })
+}
+
+/// `activity`: how much `camera`'s picture changes (0..1, two decimals).
+pub fn activity(camera: &str, level: f32) -> Value {
+    json!({"type": "activity", "camera": camera, "level": (f64::from(level) * 100.0).round() / 100.0})
 }
 
 /// `hello`: the protocol version, every camera, the tier rules the page may need, and the

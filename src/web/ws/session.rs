@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -22,11 +22,13 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
 
+use super::activity::ActivityWatch;
 use super::adapt::{Adapter, WindowStats};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
 use super::video::{VideoMode, VideoOut, VideoSub};
 use crate::hub::video::VideoUnit;
 use crate::hub::{Camera, CameraState, Fanout, Hub, HubEvent, Published};
+use crate::media::frame::unix_ms_now;
 use crate::media::h26x::Codec;
 use crate::media::tier::{self, Lane, Rung, Tier};
 
@@ -155,6 +157,7 @@ pub struct Session {
     video_streams: StreamMap<String, BroadcastStream<Arc<VideoUnit>>>,
     out: Vec<Out>,
     last_window: Instant,
+    activity: ActivityWatch,
 }
 
 impl Session {
@@ -168,6 +171,7 @@ impl Session {
             video_streams: StreamMap::new(),
             out: Vec::new(),
             last_window: now,
+            activity: ActivityWatch::default(),
         };
         s.hello();
         s
@@ -237,6 +241,14 @@ impl Session {
                 }
             }
             Ok(Request::Ping { t0 }) => self.text(protocol::pong(t0, unix_ms_now())),
+            Ok(Request::Activity(ids)) => {
+                let ids = if ids.iter().any(|i| i == "*") {
+                    ids
+                } else {
+                    self.expand(&ids)
+                };
+                self.activity.ask(ids);
+            }
         }
     }
 
@@ -533,6 +545,9 @@ impl Session {
             self.last_window = now;
             self.adapt(now);
         }
+        for e in self.activity.tick(&self.hub, self.subs.keys(), now) {
+            self.text(e);
+        }
     }
 
     /// Judges each subscription's window and moves auto ones along the ladder.
@@ -571,13 +586,6 @@ impl Session {
             self.text(e);
         }
     }
-}
-
-/// The server's wall clock in Unix milliseconds (the clock of frame `ts` values).
-fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

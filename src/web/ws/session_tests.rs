@@ -345,12 +345,7 @@ async fn withheld_acks_step_down_whatever_the_client_claims() {
 
 #[tokio::test(start_paused = true)]
 async fn hello_and_pong_carry_the_servers_clock() {
-    let unix_ms = || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
+    let unix_ms = || unix_ms_now() as i64;
     let hub = hub(&["a"]);
     let before = unix_ms();
     let mut s = Session::new(hub, Instant::now());

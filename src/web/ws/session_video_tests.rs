@@ -468,3 +468,66 @@ async fn a_client_listing_codecs_steps_down_at_once_on_a_camera_without_video() 
         (&top["quality"], &top["scale"], &top["max_fps"])
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn activity_events_go_to_subscribers_and_to_clients_that_ask_at_most_once_a_second() {
+    let hub = hub(&["a", "b"]);
+    start_h264(&hub, "a");
+    start_h264(&hub, "b");
+    let mut s = Session::new(hub.clone(), Instant::now());
+    s.take_output();
+    subscribe(
+        &mut s,
+        serde_json::json!({"type": "subscribe", "cameras": ["a"], "codecs": ["h264"]}),
+    )
+    .await;
+    let mut events: Vec<Value> = Vec::new();
+    // Four seconds of 25 fps with 1 s GOPs on both cameras, busier every second, so that
+    // the level keeps moving; the session ticks as the socket loop does (every 500 ms).
+    let run = |s: &mut Session, events: &mut Vec<Value>, secs: u32, big: usize| {
+        for i in 0..secs * 25 {
+            for id in ["a", "b"] {
+                let cam = hub.get(id).unwrap();
+                let mut unit = if i % 25 == 0 { key264() } else { delta264() };
+                // Padding after the slice makes the P-frame bigger, as motion would.
+                if i % 25 != 0 {
+                    unit.extend(std::iter::repeat_n(0u8, big * (i / 25) as usize));
+                }
+                cam.video_unit(Bytes::from(unit));
+            }
+            if i % 12 == 0 {
+                s.on_tick(Instant::now());
+                events.extend(
+                    texts(&s.take_output())
+                        .into_iter()
+                        .filter(|v| v["type"] == "activity"),
+                );
+            }
+        }
+    };
+    for _ in 0..4 {
+        run(&mut s, &mut events, 1, 200);
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    let of = |events: &[Value], id: &str| events.iter().filter(|e| e["camera"] == id).count();
+    assert!(of(&events, "a") >= 1, "{events:?}");
+    assert!(of(&events, "a") <= 4, "at most one a second: {events:?}");
+    assert_eq!(of(&events, "b"), 0, "b is neither subscribed nor asked for");
+    for e in &events {
+        let level = e["level"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&level), "{e}");
+    }
+
+    // Asking for b brings its events; an unknown camera is an error event, the session lives.
+    let out = subscribe(
+        &mut s,
+        serde_json::json!({"type": "activity", "cameras": ["b", "nope"]}),
+    )
+    .await;
+    assert_eq!(texts(&out)[0]["code"], "unknown_camera");
+    events.clear();
+    run(&mut s, &mut events, 1, 400);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    run(&mut s, &mut events, 1, 800);
+    assert!(of(&events, "b") >= 1, "{events:?}");
+}

@@ -1,0 +1,75 @@
+//! Which cameras' activity one connection hears about, and when: at most one `activity`
+//! event a second per camera, only when the level moved, only for cameras the client
+//! subscribed to or asked about.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::protocol;
+use crate::hub::Hub;
+
+/// Fewest seconds between two events of one camera.
+const MIN_SPACING: Duration = Duration::from_secs(1);
+/// A level that moved less than this is not news.
+const STEP: f32 = 0.02;
+
+/// One connection's activity events.
+#[derive(Debug, Default)]
+pub struct ActivityWatch {
+    /// Cameras asked about beside the subscribed ones (`all`: every camera).
+    asked: Vec<String>,
+    all: bool,
+    /// Per camera: the level last sent and when. Bounded by the hub's cameras: entries of
+    /// cameras no longer watched are dropped at each tick.
+    sent: HashMap<String, (f32, Instant)>,
+}
+
+impl ActivityWatch {
+    /// The client's `activity` request: these cameras (`"*"`: all) from now on; none: only
+    /// the subscribed ones.
+    pub fn ask(&mut self, ids: Vec<String>) {
+        self.all = ids.iter().any(|i| i == "*");
+        self.asked = if self.all { Vec::new() } else { ids };
+    }
+
+    /// The events due at `now` for the subscribed cameras `subscribed`.
+    pub fn tick<'a>(
+        &mut self,
+        hub: &Hub,
+        subscribed: impl Iterator<Item = &'a String>,
+        now: Instant,
+    ) -> Vec<Value> {
+        let mut ids: Vec<String> = if self.all {
+            hub.cameras().iter().map(|c| c.id().to_string()).collect()
+        } else {
+            self.asked.clone()
+        };
+        for id in subscribed {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        self.sent.retain(|id, _| ids.contains(id));
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(level) = hub.get(&id).and_then(|c| c.activity()) else {
+                continue;
+            };
+            let due = match self.sent.get(&id) {
+                None => true,
+                Some((last, at)) => {
+                    now.saturating_duration_since(*at) >= MIN_SPACING
+                        && (level - last).abs() >= STEP
+                }
+            };
+            if due {
+                out.push(protocol::activity(&id, level));
+                self.sent.insert(id, (level, now));
+            }
+        }
+        out
+    }
+}
