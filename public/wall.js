@@ -119,7 +119,7 @@ function setName(t, name) {
 
 // The tiles on screen, in the view's order (a tour shows one page of them).
 function shown() {
-  return [...tiles.values()].filter((t) => t.onPage);
+  return camerasOf(view, [...tiles.keys()]).map((id) => tiles.get(id)).filter((t) => t.onPage);
 }
 
 // Which cameras the view shows now: tiles for them, in order, the rest hidden (and so
