@@ -3,8 +3,13 @@
 // server can fit quality, size and frame rate to this browser's link and screen. Cameras whose
 // codec this browser decodes (WebCodecs, secure contexts only) come as their own H.264/H.265;
 // the rest, and every tile after a decoder error, as JPEG. `?codec=jpeg` forces JPEG.
+// `?view=ID` shows a view (views.js), `&tour=N` pages through it every N seconds; layout.js
+// places the tiles, interact.js handles keyboard, zoom, swipe, fullscreen and snapshots.
 
 import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
+import { applyLayout } from "./layout.js";
+import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
+import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
 
 const wall = document.getElementById("wall");
 const connBadge = document.getElementById("conn");
@@ -20,6 +25,12 @@ let retryMs = 500;
 let focused = null;
 // Downscale factors the server offers (from `hello`); full size only until it says.
 let scales = [1];
+// The view shown (the default: every camera, automatic grid) and, with `tour=N`, its pages.
+let view = ALL;
+let tour = null;
+let grid = { cols: 1 };
+// A tile whose newest picture is older than this shows its age: it is not live.
+const STALE_MS = 2000;
 
 // Frame `ts` values are on the server's clock, which may be seconds away from this one:
 // latency is shown against the server's time, estimated from `ping`/`pong` round trips
@@ -61,24 +72,77 @@ function send(msg) {
 function makeTile(cam) {
   const el = document.createElement("div");
   el.className = "tile";
-  el.innerHTML = `<canvas></canvas><div class="msg"></div>
+  el.tabIndex = 0;
+  el.setAttribute("role", "button");
+  el.dataset.camera = cam.id;
+  el.innerHTML = `<div class="pic"><canvas></canvas></div><div class="msg"></div>
+    <div class="age" hidden></div>
     <div class="bar"><span class="name"></span><span class="badge"></span>
-    <span class="stats"></span></div>`;
-  el.querySelector(".name").textContent = cam.name;
+    <span class="stats"></span>
+    <button class="snap" type="button" title="Download a snapshot">snapshot</button></div>`;
   const t = {
-    srcWidth: cam.width || 0,
+    srcWidth: cam.width || 0, name: cam.name || cam.id,
     id: cam.id, el, canvas: el.querySelector("canvas"), msg: el.querySelector(".msg"),
     badge: el.querySelector(".badge"), stats: el.querySelector(".stats"),
-    visible: false, subscribed: false, maxWidth: 0, pending: null, drawing: false,
+    age: el.querySelector(".age"),
+    visible: false, onPage: true, subscribed: false, maxWidth: 0, pending: null, drawing: false,
     frames: [], latency: 0, tier: null, state: cam.state, error: null,
-    video: null, label: "",
+    video: null, label: "", lastTs: 0,
   };
-  el.addEventListener("click", () => toggleFocus(t));
+  t.zoom = new Zoom(el, el.querySelector(".pic"));
+  setName(t, t.name);
+  el.addEventListener("click", (e) => {
+    if (e.target.closest(".snap")) return;
+    // The end of a drag (panning a zoomed picture) is no click.
+    if (el.dataset.dragged) { el.dataset.dragged = ""; if (focused === t) return; }
+    toggleFocus(t);
+  });
+  el.querySelector(".snap").addEventListener("click", (e) => {
+    e.stopPropagation();
+    downloadSnapshot(t.id, t.name, token)
+      .then((file) => { window.camwallLastSnapshot = file; })
+      .catch((err) => console.warn("camwall:", err.message));
+  });
+  attachGestures(el, t.zoom, () => focused === t, (dir) => swipe(t, dir));
   wall.appendChild(el);
   observer.observe(el);
   tiles.set(cam.id, t);
   setState(t, cam.state, null);
   return t;
+}
+
+function setName(t, name) {
+  t.name = name;
+  t.el.querySelector(".name").textContent = name;
+  t.el.setAttribute("aria-label", `${name}, ${t.badge.textContent || t.state}`);
+}
+
+// The tiles on screen, in the view's order (a tour shows one page of them).
+function shown() {
+  return camerasOf(view, [...tiles.keys()]).map((id) => tiles.get(id)).filter((t) => t.onPage);
+}
+
+// Which cameras the view shows now: tiles for them, in order, the rest hidden (and so
+// unsubscribed). Called on hello, on camera_added/removed and at each turn of a tour.
+function arrange() {
+  const ids = camerasOf(view, [...tiles.keys()]);
+  const page = new Set(tour ? tour.current(ids) : ids);
+  for (const id of ids) wall.appendChild(tiles.get(id).el);
+  for (const t of tiles.values()) {
+    t.onPage = page.has(t.id);
+    t.el.hidden = !t.onPage;
+  }
+  if (focused && !focused.onPage) toggleFocus(focused);
+  layout();
+  requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
+}
+
+// Swipe on a focused tile: the next or previous camera of the view.
+function swipe(t, dir) {
+  const list = shown();
+  const i = list.indexOf(t);
+  if (i < 0 || list.length < 2) return;
+  focusTile(list[(i + dir + list.length) % list.length]);
 }
 
 function setState(t, state, error) {
@@ -92,6 +156,8 @@ function setState(t, state, error) {
   t.badge.textContent = label;
   t.badge.title = error || "";
   t.msg.textContent = state === "streaming" ? "" : (error ? `${label}: ${error}` : label);
+  t.el.classList.toggle("down", state !== "streaming");
+  t.el.setAttribute("aria-label", `${t.name || t.id}, ${label}`);
 }
 
 // Largest picture worth sending to this tile, in device pixels: the smallest of the
@@ -108,15 +174,23 @@ function wantedWidth(t) {
 }
 
 function updateSubscription(t) {
-  const want = !document.hidden && t.visible && (!focused || focused === t);
+  const want = !document.hidden && t.onPage && t.visible && (!focused || focused === t);
   if (!want) {
     if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
     t.subscribed = false;
     return;
   }
+  if (focused === t) {
+    // A focused tile may be zoomed into: the full-size stream (no max_width).
+    if (t.subscribed && t.maxWidth === Infinity) return;
+    t.maxWidth = Infinity;
+    t.subscribed = true;
+    send({ type: "subscribe", cameras: [t.id], quality: "auto", codecs: families });
+    return;
+  }
   const maxWidth = wantedWidth(t);
   // Resubscribe only when the size changes enough to matter (tiers are whole fractions).
-  if (t.subscribed && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
+  if (t.subscribed && t.maxWidth !== Infinity && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
   t.maxWidth = maxWidth;
   t.subscribed = true;
   send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families });
@@ -145,32 +219,34 @@ function removeTile(id) {
 }
 
 function toggleFocus(t) {
+  const was = focused;
   focused = focused === t ? null : t;
+  if (was) was.zoom.reset();
   document.body.classList.toggle("focused", !!focused);
   for (const x of tiles.values()) x.el.classList.toggle("focus", x === focused);
+  if (focused) focused.el.focus();
   layout();
   // Sizes change with focus: let layout settle, then ask for the right tiers.
   requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
 }
 
-document.addEventListener("keydown", (e) => { if (e.key === "Escape" && focused) toggleFocus(focused); });
+function focusTile(t) {
+  if (focused !== t) toggleFocus(t);
+}
+
+installKeys({
+  tiles: shown,
+  cols: () => grid.cols,
+  focused: () => focused,
+  focus: focusTile,
+  unfocus: () => { if (focused) { const t = focused; toggleFocus(t); t.el.focus(); } },
+  fullscreen: () => toggleFullscreen(focused ? focused.el : document.documentElement),
+});
 document.addEventListener("visibilitychange", updateAll);
 
-// Grid that fits the window: pick the column count that gives the largest 16:9 tiles.
 function layout() {
-  const n = Math.max(1, tiles.size);
-  const W = wall.clientWidth - 8, H = wall.clientHeight - 8;
-  let best = { cols: 1, h: 0 };
-  for (let cols = 1; cols <= n; cols++) {
-    const rows = Math.ceil(n / cols);
-    const w = W / cols;
-    const h = Math.min(w * 9 / 16, H / rows);
-    if (h > best.h) best = { cols, h };
-  }
-  // On narrow screens scroll instead of shrinking tiles to stamps.
-  const rowH = Math.max(best.h, Math.min(180, W * 9 / 16));
-  wall.style.setProperty("--cols", best.cols);
-  wall.style.setProperty("--row-h", `${Math.floor(rowH)}px`);
+  if (focused) return;
+  grid = applyLayout(wall, shown().map((t) => t.el), view);
 }
 window.addEventListener("resize", () => { layout(); clearTimeout(layout.t); layout.t = setTimeout(updateAll, 300); });
 
@@ -206,6 +282,7 @@ async function draw(t) {
       t.canvas.getContext("2d").drawImage(bmp, 0, 0);
       bmp.close();
       markFirstPaint("jpeg");
+      t.lastTs = header.ts;
       const now = Date.now();
       // Capture to display on the server's clock (0 if the estimate is a little off).
       const latency = Math.max(0, Math.round(serverNow() - header.ts));
@@ -254,6 +331,7 @@ async function configureVideo(t, cfg) {
     t.video = new VideoTile(t.canvas, fail);
     t.video.onDrawn = (seq, ts) => {
       markFirstPaint(t.video && t.video.config ? t.video.config.family : "video");
+      t.lastTs = ts;
       const now = Date.now();
       const latency = Math.max(0, Math.round(serverNow() - ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
@@ -275,10 +353,23 @@ function refreshStats() {
     t.stats.textContent = t.subscribed && t.size
       ? `${fps.toFixed(0)} fps · ${Math.round(t.latency)} ms · ${t.label} · ${t.size}`
       : "";
+    // A picture that stopped changing must not pass for live: its age goes over it.
+    const age = t.lastTs ? serverNow() - t.lastTs : 0;
+    const stale = t.subscribed && age > STALE_MS;
+    t.age.hidden = !stale;
+    if (stale) t.age.textContent = `${formatAge(age)} old`;
+    t.el.classList.toggle("stale", stale);
   }
   summary.textContent = `${live} of ${tiles.size} live`;
 }
 setInterval(refreshStats, 500);
+
+function formatAge(ms) {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h`;
+}
 
 function onText(msg) {
   switch (msg.type) {
@@ -294,12 +385,11 @@ function onText(msg) {
       for (const id of [...tiles.keys()]) if (!ids.has(id)) removeTile(id);
       for (const cam of msg.cameras) {
         const t = tiles.get(cam.id) || makeTile(cam);
-        setState(t, cam.state, null);
+        setState(t, cam.state, cam.last_error || null);
         t.subscribed = false;
         t.maxWidth = 0;
       }
-      layout();
-      requestAnimationFrame(updateAll);
+      arrange();
       break;
     }
     case "state": {
@@ -322,13 +412,13 @@ function onText(msg) {
       break;
     }
     case "camera_added": {
-      if (!tiles.has(msg.camera.id)) { makeTile(msg.camera); layout(); requestAnimationFrame(updateAll); }
+      if (!tiles.has(msg.camera.id)) { makeTile(msg.camera); arrange(); }
       break;
     }
     case "camera_changed": {
       const t = tiles.get(msg.camera.id);
       if (!t) break;
-      t.el.querySelector(".name").textContent = msg.camera.name;
+      setName(t, msg.camera.name);
       if (msg.camera.state && msg.camera.state !== t.state) setState(t, msg.camera.state, null);
       if (msg.camera.width && msg.camera.width !== t.srcWidth) {
         // A new size: ask again for the tier that fits the tile.
@@ -343,7 +433,7 @@ function onText(msg) {
       break;
     case "camera_removed":
       removeTile(msg.camera);
-      layout();
+      arrange();
       break;
     case "error":
       console.warn("camwall:", msg.code, msg.message);
@@ -373,8 +463,36 @@ function connect() {
   };
 }
 
-// Probe what this browser decodes, then connect (JPEG only when forced or unsupported).
-(params.get("codec") === "jpeg" ? Promise.resolve([]) : supportedFamilies())
-  .catch(() => [])
-  .then((f) => { families = f; window.camwallFamilies = f; connect(); });
+// What the page shows, for people reading the console and for tests.
+window.camwall = {
+  view: () => view.id,
+  shown: () => shown().map((t) => t.id),
+  cols: () => grid.cols,
+  focused: () => (focused ? focused.id : null),
+  zoom: () => (focused ? focused.zoom.z : 1),
+  subscribed: () => [...tiles.values()].filter((t) => t.subscribed).map((t) => t.id),
+  page: () => (tour ? tour.page : 0),
+};
+
+// The view (and tour) the address asks for, the menu, what this browser decodes; then connect.
+async function start() {
+  const views = await loadViews(token);
+  const wanted = params.get("view");
+  view = views.find((v) => v.id === wanted) || ALL;
+  if (wanted && view === ALL && wanted !== ALL.id) console.warn("camwall: no view", wanted);
+  fillMenu(document.getElementById("views"), views, view);
+  const seconds = Number(params.get("tour"));
+  if (seconds > 0) {
+    tour = new Tour(view, seconds, arrange);
+    tour.start(() => camerasOf(view, [...tiles.keys()]));
+  }
+  document.title = view === ALL ? "camwall" : `${view.name || view.id} · camwall`;
+  document.getElementById("fullscreen").addEventListener("click", () => toggleFullscreen(document.documentElement));
+  let f = [];
+  if (params.get("codec") !== "jpeg") f = await supportedFamilies().catch(() => []);
+  families = f;
+  window.camwallFamilies = f;
+  connect();
+}
+start();
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::obs::redact::redact_url;
 
+#[path = "config_views.rs"]
+pub mod views;
+
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 
@@ -25,6 +28,9 @@ pub struct Config {
     /// The cameras. Default: none.
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// Named sets of cameras for the wall (`views::ViewConfig`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<views::ViewConfig>,
 }
 
 /// `server` section.
@@ -532,6 +538,7 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             });
         }
     }
+    issues.extend(views::validate_views(&config.views, &config.cameras));
     issues
 }
 

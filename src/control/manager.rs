@@ -20,6 +20,10 @@ use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
 
+#[path = "manager_views.rs"]
+mod views;
+pub use views::parse_view;
+
 /// Why a change was refused. Maps to an HTTP status in `web`.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -29,6 +33,13 @@ pub enum ChangeError {
     Duplicate(String),
     #[error("no camera with id {0:?}")]
     NotFound(String),
+    /// A view body that is not a valid view (`/api/views`).
+    #[error("{message}")]
+    InvalidView { field: String, message: String },
+    #[error("a view with id {0:?} exists already")]
+    DuplicateView(String),
+    #[error("no view with id {0:?}")]
+    UnknownView(String),
     /// The file holds an edit made by hand since camwall last read or wrote it.
     #[error(
         "the config file {} was changed on disk since camwall last read or wrote it; nothing \
@@ -113,6 +124,8 @@ pub struct Manager {
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,
     store: tokio::sync::Mutex<ConfigStore>,
+    /// The views as last written or read (`/api/views` answers from here).
+    views: Mutex<Vec<crate::config::views::ViewConfig>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -148,6 +161,7 @@ impl Manager {
             root,
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
+            views: Mutex::new(views::views_of(store.doc())),
             store: tokio::sync::Mutex::new(store),
         });
         for cam in hub.cameras() {
@@ -286,6 +300,13 @@ impl Manager {
         Ok(())
     }
 
+    /// Whether the API may open `cam`'s source at all (the probe): the same rule as adding it,
+    /// or as changing the camera of the same id.
+    pub fn check_probe(&self, cam: &CameraConfig) -> Result<(), ChangeError> {
+        let before = self.hub.get(&cam.id).map(|c| c.config());
+        self.check_source(cam, before.as_deref())
+    }
+
     /// Adds a camera (`POST /api/ip-cameras`).
     pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
         let cam = parse_camera(&body)?;
@@ -404,7 +425,13 @@ impl Manager {
         if let Some(pos) = Self::position(&doc, id) {
             Self::cameras_mut(&mut doc).remove(pos);
         }
+        // Views name cameras: the camera leaves them in the same write.
+        let emptied = views::drop_camera_from_views(&mut doc, id);
         Self::commit(&mut store, doc).await?;
+        if !emptied.is_empty() {
+            info!(camera = %id, views = ?emptied, "views left without a camera were removed");
+        }
+        self.set_views(views::views_of(store.doc()));
         self.drop_camera(id);
         Ok(())
     }
@@ -450,6 +477,7 @@ impl Manager {
             warn!("server settings changed in the file: they take effect at the next start");
         }
         store.reloaded(&loaded);
+        self.set_views(new.views.clone());
         Ok(new.cameras.len())
     }
 }

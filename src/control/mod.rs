@@ -8,5 +8,5 @@
 mod manager;
 mod store;
 
-pub use manager::{parse_camera, CameraView, ChangeError, Manager, ReloadError};
+pub use manager::{parse_camera, parse_view, CameraView, ChangeError, Manager, ReloadError};
 pub use store::{write_atomic, ConfigStore, StoreError};

@@ -84,6 +84,11 @@ impl Fanout {
         self.lanes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Live viewers of every lane of this camera.
+    pub fn viewers(&self) -> usize {
+        self.lanes().values().map(|e| e.tx.receiver_count()).sum()
+    }
+
     /// Lanes with a pump right now.
     pub fn lane_count(&self) -> usize {
         self.lanes().len()

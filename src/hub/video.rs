@@ -94,6 +94,7 @@ struct State {
     /// the same parameters keeps its generation, so viewers do not reconfigure their decoders.
     last_config: Option<Arc<VideoConfig>>,
     units_in: u64,
+    bytes_in: u64,
     units_bad: u64,
     gops_too_long_before: u64,
 }
@@ -129,6 +130,8 @@ pub struct VideoStats {
     pub codec: Option<&'static str>,
     pub codec_string: Option<String>,
     pub units_in: u64,
+    /// Bytes of those units as they arrived (a client divides by time for the bitrate).
+    pub bytes_in: u64,
     pub units_bad: u64,
     pub gops_too_long: u64,
     pub gop_units: usize,
@@ -196,6 +199,11 @@ impl VideoFeed {
         let _ = self.push_bytes(Bytes::copy_from_slice(data));
     }
 
+    /// Viewers receiving this camera's video units now.
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// One access unit from the source. Converted to length-prefixed framing once, kept in
     /// the GOP, and sent to viewers; an unreadable unit is counted and dropped. Answers
     /// whether it was a keyframe (`None`: not taken).
@@ -204,6 +212,7 @@ impl VideoFeed {
         let st = &mut *st;
         let session = st.session.as_mut()?;
         st.units_in += 1;
+        st.bytes_in += data.len() as u64;
         let data = match session.input {
             // Already what viewers take: forwarded without a copy.
             NalFormat::LengthPrefixed => data,
@@ -274,6 +283,7 @@ impl VideoFeed {
                 .and_then(|s| s.config.as_ref())
                 .map(|c| c.params.codec_string.clone()),
             units_in: st.units_in,
+            bytes_in: st.bytes_in,
             units_bad: st.units_bad,
             gops_too_long: st.gops_too_long_before + s.map_or(0, |s| s.gop.gops_too_long()),
             gop_units: s.map_or(0, |s| s.units.len()),

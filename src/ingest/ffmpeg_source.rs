@@ -41,7 +41,7 @@ impl Opener for FfmpegOpener {
 }
 
 /// One opened FFmpeg input, its video stream and decoder.
-struct FfmpegSource {
+pub(super) struct FfmpegSource {
     input: ffmpeg::format::context::Input,
     /// The video stream read; every other stream is discarded inside libavformat.
     index: usize,
@@ -75,10 +75,22 @@ struct FfmpegSource {
     /// The access unit read last, handed out before the pictures it decodes to.
     unit: Option<bytes::Bytes>,
     ended: bool,
+    /// The input has an audio stream (read for the probe; never decoded).
+    audio: bool,
+    /// The frame rate the stream declares, when it declares a plausible one.
+    declared_fps: Option<f64>,
 }
 
 impl FfmpegSource {
-    fn open(config: &CameraConfig, cancel: &CancellationToken) -> Result<Self, SessionError> {
+    /// Whether the input has audio, and the frame rate it declares (for the probe).
+    pub(super) fn probe_info(&self) -> (bool, Option<f64>) {
+        (self.audio, self.declared_fps)
+    }
+
+    pub(super) fn open(
+        config: &CameraConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Self, SessionError> {
         let kind = SourceKind::of(&config.url);
         let open_timeout = Duration::from_millis(config.open_timeout_ms);
         let stall_timeout = Duration::from_millis(config.stall_timeout_ms);
@@ -140,6 +152,9 @@ impl FfmpegSource {
         }
         let codec_id = params.id();
         let video = video_stream(codec_id, &params);
+        let audio = input
+            .streams()
+            .any(|s| s.parameters().medium() == ffmpeg::media::Type::Audio);
         let decoder = if codec_id == ffmpeg::codec::Id::MJPEG {
             // JPEGs pass through as they are; decoded only if a client asks for less.
             None
@@ -196,6 +211,8 @@ impl FfmpegSource {
             video,
             unit: None,
             ended: false,
+            audio,
+            declared_fps: known_fps.then_some(nominal_fps),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod diagnose;
 pub mod ffmpeg_source;
 mod kept_gop;
+pub mod probe;
 pub mod source;
 mod timing;
 pub mod worker;

@@ -15,7 +15,7 @@ use crate::control::{CameraView, ChangeError};
 /// Largest accepted request body.
 pub const MAX_BODY: u64 = 64 * 1024;
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -26,7 +26,7 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 /// The JSON answer for a result, with `status` on success.
-fn respond<T: Serialize>(result: Result<T, ApiError>, status: StatusCode) -> Response {
+pub(super) fn respond<T: Serialize>(result: Result<T, ApiError>, status: StatusCode) -> Response {
     match result {
         Ok(v) => {
             let mut res = warp::reply::json(&v).into_response();

@@ -12,6 +12,7 @@ use warp::{Rejection, Reply};
 use crate::access::auth::{BadOrigin, Denied, NotJson};
 use crate::control::ChangeError;
 use crate::hub::{Camera, FrameError};
+use crate::ingest::probe::ProbeCause;
 use crate::media::tier::ParamError;
 
 /// An error on its way to becoming a JSON answer.
@@ -122,6 +123,36 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A probe of a camera source that failed (`POST /api/ip-cameras/probe`): the plain cause
+    /// in the code (`probe_unauthorized`, `probe_unreachable`, `probe_no_video`,
+    /// `probe_failed`), the redacted error as the message, `field` the URL it concerns.
+    pub fn probe(cause: ProbeCause, message: String, field: &str) -> Self {
+        let code = match cause {
+            ProbeCause::Unauthorized => "probe_unauthorized",
+            ProbeCause::Unreachable => "probe_unreachable",
+            ProbeCause::NoVideo => "probe_no_video",
+            ProbeCause::Failed => "probe_failed",
+        };
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(StatusCode::BAD_GATEWAY, code, message)
+        }
+    }
+
+    /// Every probe slot is taken: refused at once rather than queued.
+    pub fn too_many_probes() -> Self {
+        Self {
+            retry_after_s: Some(2),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_probes",
+                "other probes are running; try again in a moment",
+            )
+        }
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         let code = match e {
@@ -140,6 +171,17 @@ impl From<ChangeError> for ApiError {
                 field: Some(field),
                 ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_camera", "")
             },
+            ChangeError::InvalidView { field, message } => ApiError {
+                message: format!("field `{field}`: {message}"),
+                field: Some(field),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_view", "")
+            },
+            ChangeError::DuplicateView(_) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
+            }
+            ChangeError::UnknownView(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_view", e.to_string())
+            }
             ChangeError::Duplicate(_) => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
             }

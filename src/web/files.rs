@@ -1,5 +1,5 @@
-//! The pages in `public/`: `/` is index.html, `/advanced_test` the polling page, everything else
-//! by name. A request can never leave the directory: `..`, encoded dots, backslashes and NULs
+//! The pages in `public/`: `/` is index.html, `/advanced_test` the polling page, `/settings` the
+//! settings page, everything else by name. A request can never leave the directory: `..`, encoded dots, backslashes and NULs
 //! are refused, and the resolved path (symlinks followed) must still lie inside it.
 
 use std::path::{Path, PathBuf};
@@ -49,6 +49,7 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     let rel = match decoded.as_str() {
         "" => "index.html".to_string(),
         "advanced_test" => "advanced_test.html".to_string(),
+        "settings" => "settings.html".to_string(),
         other => other.to_string(),
     };
     let mut path = root.to_path_buf();

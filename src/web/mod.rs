@@ -9,10 +9,12 @@ mod files;
 mod frame;
 mod mjpeg;
 pub mod params;
+mod probe;
 pub mod server;
 pub mod state;
 mod status;
 pub mod tls;
+mod views;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -143,7 +145,51 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(admin())
         .and(with_state.clone())
         .then(cameras::remove);
-    let manage = cams_list
+    // Testing a camera before it is saved (no camera path takes POST with an id).
+    let probe = warp::path!("api" / "ip-cameras" / "probe")
+        .and(warp::post())
+        .and(same_site())
+        .and(admin())
+        .and(body())
+        .and(with_state.clone())
+        .then(probe::handle);
+    let views_list = warp::path!("api" / "views")
+        .and(warp::get())
+        .and(viewer())
+        .and(with_state.clone())
+        .then(views::list);
+    let views_add = warp::path!("api" / "views")
+        .and(warp::post())
+        .and(same_site())
+        .and(admin())
+        .and(body())
+        .and(with_state.clone())
+        .then(views::add);
+    let views_put = warp::path!("api" / "views" / String)
+        .and(warp::put())
+        .and(same_site())
+        .and(admin())
+        .and(body())
+        .and(with_state.clone())
+        .then(views::replace);
+    let views_delete = warp::path!("api" / "views" / String)
+        .and(warp::delete())
+        .and(same_site())
+        .and(admin())
+        .and(with_state.clone())
+        .then(views::remove);
+    let views = views_list
+        .or(views_add)
+        .unify()
+        .or(views_put)
+        .unify()
+        .or(views_delete)
+        .unify();
+    let manage = probe
+        .or(cams_list)
+        .unify()
+        .or(views)
+        .unify()
         .or(cams_add)
         .unify()
         .or(cams_get)

@@ -61,7 +61,16 @@ pub struct StatusBody {
     /// The tier rules, so that pages need not copy them.
     quality_tiers: Vec<u8>,
     scales: [u8; 3],
-    cameras: Vec<CameraStatus>,
+    cameras: Vec<CameraEntry>,
+}
+
+/// A camera's status plus its live viewers (WebSocket and MJPEG, JPEG lanes and video), so
+/// that a wall that subscribes only to the cameras on screen can be seen doing so.
+#[derive(Serialize)]
+struct CameraEntry {
+    #[serde(flatten)]
+    status: CameraStatus,
+    viewers: usize,
 }
 
 pub fn status_body(hub: &Hub) -> StatusBody {
@@ -69,7 +78,14 @@ pub fn status_body(hub: &Hub) -> StatusBody {
         uptime_s: hub.uptime().as_secs(),
         quality_tiers: hub.qualities().as_slice().to_vec(),
         scales: crate::media::tier::SCALES,
-        cameras: hub.cameras().iter().map(|c| c.status()).collect(),
+        cameras: hub
+            .cameras()
+            .iter()
+            .map(|c| CameraEntry {
+                status: c.status(),
+                viewers: hub.fanout(c.id()).map_or(0, |f| f.viewers()) + c.video().viewers(),
+            })
+            .collect(),
     }
 }
 
