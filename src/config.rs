@@ -3,17 +3,19 @@
 //! Loading never stops at the first problem: a parse error names the file, line, column and the
 //! JSON path of the field; validation errors name the camera id and the field, all of them at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::obs::redact::redact_url;
-
+#[path = "config_camera.rs"]
+mod camera;
 #[path = "config_views.rs"]
 pub mod views;
+
+pub use camera::*;
 
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -150,69 +152,6 @@ impl Default for Limits {
     }
 }
 
-/// One entry of `cameras`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraConfig {
-    /// Unique, URL-safe id: 1 to 64 of `A-Z a-z 0-9 _ -`, starting with a letter or digit. Required.
-    pub id: String,
-    /// Display name. Default: the id.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Anything FFmpeg opens: `rtsp://`, `http://` (MJPEG), a file, `/dev/videoN`, or
-    /// `lavfi:<filtergraph>` for a synthetic source. Required.
-    pub url: String,
-    /// Whether camwall runs this camera. Default true.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// FFmpeg input options (`-option value` of the ffmpeg CLI), e.g. `{"rtsp_transport": "udp"}`.
-    /// Default: none; camwall sets `rtsp_transport=tcp` for RTSP unless given here.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-    /// Time allowed to open the source before giving up. Default 10000.
-    #[serde(default = "default_open_timeout_ms")]
-    pub open_timeout_ms: u64,
-    /// A source that sends no packet for this long is treated as lost. Default 5000.
-    #[serde(default = "default_stall_timeout_ms")]
-    pub stall_timeout_ms: u64,
-    /// Cap on frames per second taken from the source (extra frames are dropped after decode).
-    /// Default: no cap.
-    #[serde(default)]
-    pub max_fps: Option<f64>,
-    /// How long a snapshot keeps a network H.264/H.265 camera's decoder running after it.
-    /// Default 10000.
-    #[serde(default = "default_decode_linger_ms")]
-    pub decode_linger_ms: u64,
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_open_timeout_ms() -> u64 {
-    10_000
-}
-fn default_stall_timeout_ms() -> u64 {
-    5_000
-}
-fn default_decode_linger_ms() -> u64 {
-    10_000
-}
-
-impl CameraConfig {
-    /// Whether `other` differs from this one in the display name at most: such a change is
-    /// applied live, without reopening the source.
-    pub fn same_except_name(&self, other: &CameraConfig) -> bool {
-        let mut renamed = other.clone();
-        renamed.name = self.name.clone();
-        *self == renamed
-    }
-
-    /// Display name: `name`, else the id.
-    pub fn display_name(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.id)
-    }
-}
-
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
@@ -329,75 +268,6 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-/// Ids that would collide with API paths under `/api/ip-cameras/`.
-pub const RESERVED_IDS: [&str; 4] = ["status", "initialize", "frame", "mjpeg"];
-
-/// Whether `id` is safe in a URL path segment, a file name and a log line.
-pub fn is_safe_id(id: &str) -> bool {
-    let bytes = id.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 64
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-}
-
-/// Checks one camera alone (not uniqueness). Returns (field, message) pairs.
-pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if RESERVED_IDS.contains(&cam.id.as_str()) {
-        out.push((
-            "id",
-            format!("{:?} is reserved (it names an API path)", cam.id),
-        ));
-    } else if !is_safe_id(&cam.id) {
-        out.push((
-            "id",
-            format!(
-                "{:?} is not a safe id: use 1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit",
-                cam.id
-            ),
-        ));
-    }
-    if cam.url.trim().is_empty() {
-        out.push(("url", "must not be empty".into()));
-    } else if cam.url.starts_with("lavfi:") && cam.url.len() == "lavfi:".len() {
-        out.push((
-            "url",
-            "lavfi: needs a filtergraph, e.g. lavfi:testsrc2".into(),
-        ));
-    } else if cam.url.chars().any(|c| c.is_control()) {
-        out.push((
-            "url",
-            format!("{} contains control characters", redact_url(&cam.url)),
-        ));
-    }
-    if cam.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        out.push(("name", "must not be empty when given".into()));
-    }
-    if let Some(fps) = cam.max_fps {
-        if let Err(e) = crate::media::tier::check_max_fps(fps) {
-            out.push(("max_fps", e.to_string()));
-        }
-    }
-    if !(100..=600_000).contains(&cam.open_timeout_ms) {
-        out.push(("open_timeout_ms", "must be between 100 and 600000".into()));
-    }
-    if !(100..=600_000).contains(&cam.stall_timeout_ms) {
-        out.push(("stall_timeout_ms", "must be between 100 and 600000".into()));
-    }
-    if cam.decode_linger_ms > 600_000 {
-        out.push(("decode_linger_ms", "must be between 0 and 600000".into()));
-    }
-    for key in cam.options.keys() {
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            out.push(("options", format!("{key:?} is not an FFmpeg option name")));
-        }
-    }
-    out
 }
 
 /// Checks `server.tls`: one of the two forms, no empty path. Returns (field, message) pairs.

@@ -147,3 +147,23 @@ fn shipped_config_is_valid() {
     assert_eq!(c.doc["cameras"].as_array().map(Vec::len), Some(4));
     assert_eq!(c.text, std::fs::read_to_string(&path).unwrap());
 }
+
+#[test]
+fn a_sub_stream_is_checked_like_the_main_one_and_becomes_a_source_of_its_own() {
+    let c = parse(
+        r#"{"cameras":[{"id":"a","url":"rtsp://h/main","open_timeout_ms":3000,
+            "sub":{"url":"rtsp://u:p@h/sub","options":{"rtsp_transport":"udp"}}}]}"#,
+    )
+    .unwrap();
+    let sub = c.cameras[0].sub_config().unwrap();
+    assert_eq!(sub.id, format!("a{SUB_SUFFIX}"));
+    assert_eq!(sub.url, "rtsp://u:p@h/sub");
+    assert_eq!(sub.options["rtsp_transport"], "udp");
+    assert_eq!(sub.open_timeout_ms, 3000, "the camera's timeouts");
+    assert!(sub.sub.is_none());
+    let e = issues(r#"{"cameras":[{"id":"a","url":"x","sub":{"url":" ","options":{"a b":"1"}}}]}"#);
+    let fields: Vec<_> = e.iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["cameras[0].sub.url", "cameras[0].sub.options"]);
+    let e = issues(r#"{"cameras":[{"id":"a","url":"x","sub":{"uri":"y"}}]}"#);
+    assert_eq!(e[0].field, "cameras[0].sub.uri", "{e:?}");
+}

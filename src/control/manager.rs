@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::store::{ConfigStore, StoreError};
-use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
+use crate::config::{self, CameraConfig, ConfigError, LoadedConfig, SUB_SUFFIX};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
 
@@ -102,16 +102,25 @@ fn secret_key(k: &str) -> bool {
         .any(|s| k.contains(s))
 }
 
+/// FFmpeg options as the API shows them: secret values `***`, URLs without credentials.
+fn redact_options(options: &mut std::collections::BTreeMap<String, String>) {
+    for (k, v) in options.iter_mut() {
+        if secret_key(k) {
+            *v = "***".into();
+        } else {
+            *v = redact_url(v);
+        }
+    }
+}
+
 impl CameraView {
     pub fn of(c: &CameraConfig) -> Self {
         let mut config = c.clone();
         config.url = redact_url(&c.url);
-        for (k, v) in config.options.iter_mut() {
-            if secret_key(k) {
-                *v = "***".into();
-            } else {
-                *v = redact_url(v);
-            }
+        redact_options(&mut config.options);
+        if let Some(sub) = config.sub.as_mut() {
+            sub.url = redact_url(&sub.url);
+            redact_options(&mut sub.options);
         }
         Self { config }
     }
@@ -178,35 +187,55 @@ impl Manager {
 
     fn start_worker(&self, cam: &Arc<Camera>) {
         let generation = cam.next_generation();
+        let sub = self.hub.sub(cam.id());
         if !cam.config().enabled {
             cam.set_disabled();
+            if let Some(sub) = sub {
+                sub.camera.next_generation();
+                sub.camera.set_disabled();
+            }
             return;
         }
+        let opener: Arc<dyn crate::ingest::worker::Opener> =
+            Arc::new(crate::ingest::ffmpeg_source::FfmpegOpener);
+        let token = self.worker_token(cam.id().to_string());
+        self.tracker.spawn(crate::ingest::worker::run(
+            cam.clone(),
+            opener.clone(),
+            token,
+            generation,
+        ));
+        // The sub stream connects only while something uses it.
+        if let Some(sub) = sub {
+            let generation = sub.camera.next_generation();
+            let token = self.worker_token(sub.camera.id().to_string());
+            self.tracker.spawn(crate::ingest::worker::run_on_demand(
+                sub.camera, opener, token, generation,
+            ));
+        }
+    }
+
+    /// A fresh token for the worker named `key`; the worker it replaces is cancelled.
+    fn worker_token(&self, key: String) -> CancellationToken {
         let token = self.root.child_token();
         if let Some(old) = self
             .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(cam.id().to_string(), token.clone())
+            .insert(key, token.clone())
         {
             old.cancel();
         }
-        self.tracker.spawn(crate::ingest::worker::run(
-            cam.clone(),
-            Arc::new(crate::ingest::ffmpeg_source::FfmpegOpener),
-            token,
-            generation,
-        ));
+        token
     }
 
+    /// Stops camera `id`'s workers (main and sub stream).
     fn stop_worker(&self, id: &str) {
-        if let Some(t) = self
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-        {
-            t.cancel();
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for key in [id.to_string(), format!("{id}{SUB_SUFFIX}")] {
+            if let Some(t) = workers.remove(&key) {
+                t.cancel();
+            }
         }
     }
 
@@ -272,6 +301,25 @@ impl Manager {
         if self.hub.server_config().allow_local_sources {
             return Ok(());
         }
+        Self::check_one_source(cam, before)?;
+        // The sub stream by the same rule, its fields named as such.
+        if let Some(sub) = cam.sub_config() {
+            let before = before.and_then(CameraConfig::sub_config);
+            Self::check_one_source(&sub, before.as_ref()).map_err(|e| match e {
+                ChangeError::Invalid { field, message } => ChangeError::Invalid {
+                    field: format!("sub.{field}"),
+                    message,
+                },
+                e => e,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_one_source(
+        cam: &CameraConfig,
+        before: Option<&CameraConfig>,
+    ) -> Result<(), ChangeError> {
         let unchanged = |key: &str| {
             before.is_some_and(|b| b.options.get(key) == cam.options.get(key))
                 || !cam.options.contains_key(key)

@@ -43,6 +43,8 @@ pub enum CameraState {
     Disabled,
     /// camwall is shutting down.
     Stopped,
+    /// Not connected because nobody uses it (a sub stream, opened on demand).
+    Idle,
 }
 
 impl CameraState {
@@ -55,6 +57,7 @@ impl CameraState {
             Self::Unauthorized => "unauthorized",
             Self::Disabled => "disabled",
             Self::Stopped => "stopped",
+            Self::Idle => "idle",
         }
     }
 }
@@ -401,6 +404,19 @@ impl Camera {
         l.fps.reset();
         l.unit_fps.reset();
         l.reconnects += 1;
+    }
+
+    /// Closed because nobody uses it: no picture is served until it opens again (an old one
+    /// would look live).
+    pub fn set_idle(&self) {
+        {
+            let mut l = self.live();
+            l.state = CameraState::Idle;
+            l.fps.reset();
+            l.unit_fps.reset();
+            l.next_retry_at = None;
+        }
+        self.latest.send_replace(None);
     }
 
     pub fn set_stopped(&self) {

@@ -7,7 +7,7 @@
 //! comes or goes). The source writes back its decoder's mode and how many pictures it
 //! decoded. Nothing here knows FFmpeg, clients or lanes: only counts, rates and deadlines.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +58,19 @@ pub struct Demand {
     /// fresh one. Set by the source when it stops, cleared by the next published picture.
     cold: AtomicBool,
     frames_decoded: AtomicU64,
+    /// Viewers of the stream in any form (video or pictures): what keeps a stream that opens
+    /// on demand (a sub stream) connected.
+    users: AtomicUsize,
+}
+
+/// Keeps a stream connected while held (decoded or not).
+#[derive(Debug)]
+pub struct StreamUse(Arc<Demand>);
+
+impl Drop for StreamUse {
+    fn drop(&mut self) {
+        self.0.users.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Keeps a camera's decoder running while held, at the rate the holder needs.
@@ -80,6 +93,7 @@ impl Default for Demand {
             mode: AtomicU8::new(DecodeMode::Off as u8),
             cold: AtomicBool::new(false),
             frames_decoded: AtomicU64::new(0),
+            users: AtomicUsize::new(0),
         }
     }
 }
@@ -102,6 +116,17 @@ impl Demand {
             .map_or(UNCAPPED, |f| (f * 1000.0).round().max(1.0) as u64);
         self.count(mhz, true);
         DemandHold(self.clone(), mhz)
+    }
+
+    /// Keeps the stream connected until the returned guard is dropped.
+    pub fn use_stream(self: &Arc<Self>) -> StreamUse {
+        self.users.fetch_add(1, Ordering::Relaxed);
+        StreamUse(self.clone())
+    }
+
+    /// Whether anyone uses the stream at `now`: a [`StreamUse`], or pictures wanted.
+    pub fn in_use_at(&self, now: Instant) -> bool {
+        self.users.load(Ordering::Relaxed) > 0 || self.wanted_at(now)
     }
 
     fn count(&self, mhz: u64, add: bool) {

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod camera;
 pub mod demand;
 pub mod fanout;
+pub mod streams;
 pub mod video;
 
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,31 @@ const EVENT_BACKLOG: usize = 64;
 struct Entry {
     camera: Arc<Camera>,
     fanout: Arc<Fanout>,
+    /// The camera's sub stream: a camera of its own (status, cache, lanes, video), listed
+    /// under its main camera only.
+    sub: Option<Output>,
+}
+
+/// One stream of a camera as outputs read it: its camera and its live lanes.
+#[derive(Clone)]
+pub struct Output {
+    pub camera: Arc<Camera>,
+    pub fanout: Arc<Fanout>,
+}
+
+impl Output {
+    fn new(camera: Arc<Camera>) -> Self {
+        let fanout = Fanout::new(camera.clone());
+        Self { camera, fanout }
+    }
+}
+
+/// Which of a camera's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Main,
+    Sub,
 }
 
 /// All cameras, by id, in config order.
@@ -101,6 +127,7 @@ impl Hub {
     /// Adds a camera (not started: `control` starts workers) and tells viewers.
     pub fn insert(&self, config: CameraConfig) -> Arc<Camera> {
         let id = config.id.clone();
+        let sub = config.sub_config().map(|c| self.sub_output(c));
         let camera = Arc::new(Camera::new(config, &self.settings, self.boot_id));
         let fanout = Fanout::new(camera.clone());
         self.cameras.insert(
@@ -108,6 +135,7 @@ impl Hub {
             Entry {
                 camera: camera.clone(),
                 fanout,
+                sub,
             },
         );
         self.order().push(id);
@@ -115,9 +143,32 @@ impl Hub {
         camera
     }
 
-    /// Gives `cam` a new configuration and tells viewers (a rename reaches open walls).
+    /// A sub stream's camera: its own boot id, so that its ETags never match the main
+    /// stream's frames of the same sequence number.
+    fn sub_output(&self, config: CameraConfig) -> Output {
+        Output::new(Arc::new(Camera::new(
+            config,
+            &self.settings,
+            self.boot_id.wrapping_add(1),
+        )))
+    }
+
+    /// Gives `cam` a new configuration and tells viewers (a rename reaches open walls). Its
+    /// sub stream follows: kept and reconfigured, added, or stopped and dropped.
     pub fn reconfigure(&self, cam: &Camera, config: CameraConfig) {
+        let sub_config = config.sub_config();
         cam.set_config(config);
+        if let Some(mut e) = self.cameras.get_mut(cam.id()) {
+            match (e.sub.as_ref(), sub_config) {
+                (Some(sub), Some(c)) => sub.camera.set_config(c),
+                (None, Some(c)) => e.sub = Some(self.sub_output(c)),
+                (Some(sub), None) => {
+                    stop(&sub.camera);
+                    e.sub = None;
+                }
+                (None, None) => {}
+            }
+        }
         let _ = self.events.send(HubEvent::Changed(cam.info()));
     }
 
@@ -125,9 +176,10 @@ impl Hub {
     pub fn remove(&self, id: &str) -> Option<Arc<Camera>> {
         self.order().retain(|x| x != id);
         let (_, entry) = self.cameras.remove(id)?;
-        entry.camera.next_generation();
-        entry.camera.set_stopped();
-        entry.camera.removed().cancel();
+        stop(&entry.camera);
+        if let Some(sub) = &entry.sub {
+            stop(&sub.camera);
+        }
         crate::obs::metrics::forget_camera(id);
         let _ = self.events.send(HubEvent::Removed(id.to_string()));
         Some(entry.camera)
@@ -148,6 +200,23 @@ impl Hub {
         self.cameras.get(id).map(|e| e.camera.clone())
     }
 
+    /// Camera `id`'s sub stream, if it has one.
+    pub fn sub(&self, id: &str) -> Option<Output> {
+        self.cameras.get(id).and_then(|e| e.sub.clone())
+    }
+
+    /// Stream `kind` of camera `id` (`None`: no such camera, or no sub stream).
+    pub fn output(&self, id: &str, kind: StreamKind) -> Option<Output> {
+        let e = self.cameras.get(id)?;
+        match kind {
+            StreamKind::Main => Some(Output {
+                camera: e.camera.clone(),
+                fanout: e.fanout.clone(),
+            }),
+            StreamKind::Sub => e.sub.clone(),
+        }
+    }
+
     /// The live lanes of camera `id`.
     pub fn fanout(&self, id: &str) -> Option<Arc<Fanout>> {
         self.cameras.get(id).map(|e| e.fanout.clone())
@@ -163,6 +232,13 @@ impl Hub {
     pub fn infos(&self) -> Vec<CameraInfo> {
         self.cameras().iter().map(|c| c.info()).collect()
     }
+}
+
+/// A camera leaves: its worker's generation ends, its lanes and streams end.
+fn stop(cam: &Camera) {
+    cam.next_generation();
+    cam.set_stopped();
+    cam.removed().cancel();
 }
 
 #[cfg(test)]

@@ -208,6 +208,72 @@ pub async fn run(
     .await
 }
 
+/// How often an on-demand stream checks whether it is used.
+const USE_POLL: Duration = Duration::from_millis(200);
+
+/// Keeps a stream that opens on demand (a camera's sub stream) alive while it is used: closed
+/// (state `idle`) until a viewer, lane or snapshot uses it, then [`run`] until nobody has used
+/// it for the camera's `decode_linger_ms`.
+pub async fn run_on_demand(
+    cam: Arc<Camera>,
+    opener: Arc<dyn Opener>,
+    cancel: CancellationToken,
+    generation: u64,
+) {
+    loop {
+        cam.set_idle();
+        // Closed: wait for a user.
+        loop {
+            if cancel.is_cancelled() || !cam.is_current(generation) {
+                return;
+            }
+            if cam.demand().in_use_at(Instant::now()) {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(USE_POLL) => {}
+            }
+        }
+        debug!(camera = %cam.id(), "stream used: opening");
+        let session = cancel.child_token();
+        let watch = {
+            let (cam, session) = (cam.clone(), session.clone());
+            async move {
+                let mut last_used = Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = session.cancelled() => return,
+                        _ = tokio::time::sleep(USE_POLL) => {}
+                    }
+                    let now = Instant::now();
+                    if cam.demand().in_use_at(now) {
+                        last_used = now;
+                    } else if now.saturating_duration_since(last_used)
+                        >= Duration::from_millis(cam.config().decode_linger_ms)
+                    {
+                        debug!(camera = %cam.id(), "stream unused: closing");
+                        session.cancel();
+                        return;
+                    }
+                }
+            }
+        };
+        let runner = {
+            let (cam, opener, session) = (cam.clone(), opener.clone(), session.clone());
+            async move {
+                run(cam, opener, session.clone(), generation).await;
+                // Replaced or shut down: the watch ends with it.
+                session.cancel();
+            }
+        };
+        tokio::join!(runner, watch);
+        if cancel.is_cancelled() || !cam.is_current(generation) {
+            return;
+        }
+    }
+}
+
 /// One session: open, then publish what the source yields until an error, the end, or
 /// shutdown.
 pub fn run_once(

@@ -257,13 +257,14 @@ pub struct CameraSample {
 }
 
 /// Every camera state a sample may name (each gets a 0/1 series).
-pub const CAMERA_STATES: [&str; 6] = [
+pub const CAMERA_STATES: [&str; 7] = [
     "connecting",
     "streaming",
     "backoff",
     "unauthorized",
     "disabled",
     "stopped",
+    "idle",
 ];
 
 /// What the caller samples for a scrape.

@@ -31,10 +31,11 @@ pub async fn frame(
     peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
-    let (cam, p, tier) = match resolve_request(&s.hub, &id, &query) {
+    let (out, p, tier, kind) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let cam = out.camera;
     let enc = match p.after.as_deref() {
         Some(after) if p.is_long_poll() => {
             // A long-poll holds its connection up to a minute: it takes a place under the caps
@@ -53,7 +54,20 @@ pub async fn frame(
     let known = if_none_match.as_deref().or(p.after.as_deref());
     let not_modified = etag_matches(known, &enc.etag);
     crate::obs::metrics::polled(peer, (!not_modified).then_some(enc.jpeg.data.len()));
-    jpeg_response(&enc, not_modified)
+    let mut r = jpeg_response(&enc, not_modified);
+    r.headers_mut().insert(
+        "x-stream",
+        warp::http::HeaderValue::from_static(stream_name(kind)),
+    );
+    r
+}
+
+/// `main` or `sub`, as headers name a stream.
+pub fn stream_name(kind: crate::hub::StreamKind) -> &'static str {
+    match kind {
+        crate::hub::StreamKind::Main => "main",
+        crate::hub::StreamKind::Sub => "sub",
+    }
 }
 
 /// Waits up to `wait` for a frame whose tag differs from `after`; the current one if none came.

@@ -63,13 +63,11 @@ pub async fn mjpeg(
     peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
-    let (cam, p, tier) = match resolve_request(&s.hub, &id, &query) {
+    let (out, p, tier, _) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let Some(fanout) = s.hub.fanout(&id) else {
-        return ApiError::unknown_camera(&id).into_response();
-    };
+    let (cam, fanout) = (out.camera, out.fanout);
     let Some(slot) = s.limits.acquire(ClientKind::Mjpeg, peer) else {
         return ApiError::too_many_clients().into_response();
     };

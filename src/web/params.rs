@@ -8,7 +8,8 @@ use std::time::Duration;
 use warp::http::StatusCode;
 
 use super::error::ApiError;
-use crate::hub::{Camera, Hub};
+use crate::hub::streams::{self, StreamReq};
+use crate::hub::{Camera, Hub, Output, StreamKind};
 use crate::media::tier::{self, Tier};
 
 /// Longest long-poll wait a client may ask for.
@@ -23,6 +24,8 @@ pub struct FrameParams {
     pub max_fps: Option<f64>,
     pub after: Option<String>,
     pub wait: Duration,
+    /// `stream=main|sub|auto`: which of the camera's streams (default: main).
+    pub stream: StreamReq,
 }
 
 impl FrameParams {
@@ -58,12 +61,26 @@ impl FrameParams {
         let after = q
             .get("after")
             .map(|a| a.trim().trim_matches('"').to_string());
+        let stream = match q.get("stream") {
+            None => StreamReq::Main,
+            Some(v) => StreamReq::parse(v.trim()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_parameter",
+                    format!(
+                        "stream must be main, sub or auto, got {:?}",
+                        v.chars().take(16).collect::<String>()
+                    ),
+                )
+            })?,
+        };
         Ok(Self {
             quality,
             max_width,
             max_fps,
             after,
             wait,
+            stream,
         })
     }
 
@@ -86,19 +103,31 @@ pub fn lookup(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
     Ok(cam)
 }
 
-/// The camera, parameters and tier a frame or stream request asks for.
+/// The stream, parameters and tier a frame or stream request asks for. A sub stream that is
+/// closed is asked to open (it serves the next request) while the main stream answers this
+/// one; a stream that is down is stood in for by the other one.
 pub fn resolve_request(
     hub: &Hub,
     id: &str,
     query: &HashMap<String, String>,
-) -> Result<(Arc<Camera>, FrameParams, Tier), ApiError> {
-    let cam = lookup(hub, id)?;
+) -> Result<(Output, FrameParams, Tier, StreamKind), ApiError> {
+    lookup(hub, id)?;
     let p = FrameParams::parse(query, hub.qualities().best())?;
+    let choice = streams::choose(hub, id, p.stream, p.max_width)
+        .ok_or_else(|| ApiError::unknown_camera(id))?;
+    if choice.wants_sub {
+        if let Some(sub) = hub.sub(id) {
+            let linger = Duration::from_millis(sub.camera.config().decode_linger_ms);
+            sub.camera
+                .demand()
+                .touch(tokio::time::Instant::now(), linger);
+        }
+    }
     let tier = Tier {
         quality: p.quality,
-        scale: tier::scale_for_width(cam.width(), p.max_width),
+        scale: tier::scale_for_width(choice.output.camera.width(), p.max_width),
     };
-    Ok((cam, p, tier))
+    Ok((choice.output, p, tier, choice.kind))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use warp::Reply;
 
 use super::state::WebState;
 use crate::access::limits::ClientKind;
-use crate::hub::{CameraState, CameraStatus, Hub};
+use crate::hub::{CameraState, CameraStatus, Hub, StreamKind};
 use crate::obs::metrics::{self, CameraSample, Scrape};
 
 /// A JSON answer that must not be cached.
@@ -71,6 +71,53 @@ struct CameraEntry {
     #[serde(flatten)]
     status: CameraStatus,
     viewers: usize,
+    /// Each stream on its own: `main` (what the top-level fields show) and `sub` when the
+    /// camera has one (opened only while used: `idle` otherwise).
+    streams: Streams,
+}
+
+#[derive(Serialize)]
+struct Streams {
+    main: StreamStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<StreamStatus>,
+}
+
+/// One stream's own session as the status shows it. No field carries a credential.
+#[derive(Serialize)]
+struct StreamStatus {
+    url: String,
+    state: CameraState,
+    width: u32,
+    height: u32,
+    fps: f64,
+    codec: Option<String>,
+    frames_in: u64,
+    decoder: crate::hub::demand::DecodeMode,
+    reconnects: u64,
+    last_error: Option<String>,
+    last_frame_age_ms: Option<u64>,
+    viewers: usize,
+}
+
+impl StreamStatus {
+    fn of(cam: &crate::hub::Camera, fanout: &crate::hub::Fanout) -> Self {
+        let st = cam.status();
+        Self {
+            url: st.url,
+            state: st.state,
+            width: st.width,
+            height: st.height,
+            fps: st.fps,
+            codec: st.codec,
+            frames_in: st.frames_in,
+            decoder: st.decoder,
+            reconnects: st.reconnects,
+            last_error: st.last_error,
+            last_frame_age_ms: st.last_frame_age_ms,
+            viewers: fanout.viewers() + cam.video().viewers(),
+        }
+    }
 }
 
 pub fn status_body(hub: &Hub) -> StatusBody {
@@ -81,9 +128,20 @@ pub fn status_body(hub: &Hub) -> StatusBody {
         cameras: hub
             .cameras()
             .iter()
-            .map(|c| CameraEntry {
-                status: c.status(),
-                viewers: hub.fanout(c.id()).map_or(0, |f| f.viewers()) + c.video().viewers(),
+            .filter_map(|c| {
+                let main = hub.output(c.id(), StreamKind::Main)?;
+                let main_status = StreamStatus::of(&main.camera, &main.fanout);
+                let sub = hub
+                    .sub(c.id())
+                    .map(|s| StreamStatus::of(&s.camera, &s.fanout));
+                Some(CameraEntry {
+                    status: c.status(),
+                    viewers: main_status.viewers + sub.as_ref().map_or(0, |s| s.viewers),
+                    streams: Streams {
+                        main: main_status,
+                        sub,
+                    },
+                })
             })
             .collect(),
     }

@@ -6,5 +6,6 @@ pub mod activity;
 pub mod adapt;
 pub mod protocol;
 pub mod session;
+mod sub;
 pub mod upgrade;
 pub mod video;

@@ -6,7 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::hub::{CameraInfo, CameraState, Encoded};
+use crate::hub::streams::StreamReq;
+use crate::hub::{CameraInfo, CameraState, Encoded, StreamKind};
 use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
@@ -62,6 +63,9 @@ pub enum ClientMsg {
         /// Codec families the client's decoder takes (`"h264"`, `"h265"`); none: JPEG only.
         #[serde(default)]
         codecs: Vec<String>,
+        /// `"auto"` (default), `"main"` or `"sub"`: which of the camera's streams.
+        #[serde(default)]
+        stream: Option<String>,
     },
     Unsubscribe {
         cameras: Vec<String>,
@@ -143,6 +147,7 @@ pub struct SubscribeReq {
     pub max_fps: Option<f64>,
     /// Video codec families the client decodes; empty: JPEG only (version-1 clients).
     pub codecs: Vec<Codec>,
+    pub stream: StreamReq,
 }
 
 /// A client message, checked.
@@ -213,12 +218,22 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             max_width,
             max_fps,
             codecs,
+            stream,
         } => Request::Subscribe(SubscribeReq {
             cameras: capped(cameras),
             quality,
             max_width: max_width.map(tier::check_max_width).transpose()?,
             max_fps: max_fps.map(tier::check_max_fps).transpose()?,
             codecs: families(&codecs),
+            stream: match stream.as_deref() {
+                None => StreamReq::Auto,
+                Some(s) => StreamReq::parse(s).ok_or_else(|| {
+                    ProtocolError::BadMessage(format!(
+                        "stream must be \"auto\", \"main\" or \"sub\", not {:?}",
+                        s.chars().take(16).collect::<String>()
+                    ))
+                })?,
+            },
         }),
         ClientMsg::Unsubscribe { cameras } => Request::Unsubscribe(capped(cameras)),
         ClientMsg::Activity { cameras } => Request::Activity(capped(cameras)),
@@ -292,6 +307,10 @@ pub struct TierEvent<'a> {
     /// For video: `"full"` or `"keyframes"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<VideoMode>,
+    /// Which of the camera's streams serves it.
+    pub stream: StreamKind,
+    /// The stream the client would get is down: the other one stands in.
+    pub fallback: bool,
 }
 
 /// `state`: a watched camera's state changed.
@@ -375,6 +394,19 @@ mod tests {
                 ..
             }))
         ));
+        assert!(matches!(
+            parse_client(r#"{"type":"subscribe","cameras":["a"],"stream":"sub"}"#),
+            Ok(Request::Subscribe(SubscribeReq {
+                stream: StreamReq::Sub,
+                ..
+            }))
+        ));
+        assert_eq!(
+            parse_client(r#"{"type":"subscribe","cameras":["a"],"stream":"tiny"}"#)
+                .unwrap_err()
+                .code(),
+            "bad_message"
+        );
         assert_eq!(
             parse_client(r#"{"type":"ping","t0":1700000000123.5}"#),
             Ok(Request::Ping {

@@ -25,12 +25,13 @@ use tokio_stream::StreamMap;
 use super::activity::ActivityWatch;
 use super::adapt::{Adapter, WindowStats};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
-use super::video::{VideoMode, VideoOut, VideoSub};
+use super::sub::{Sub, Target, VIDEO_LEVELS};
+use super::video::{VideoOut, VideoSub};
+use crate::hub::streams;
 use crate::hub::video::VideoUnit;
-use crate::hub::{Camera, CameraState, Fanout, Hub, HubEvent, Published};
+use crate::hub::{Camera, Hub, HubEvent, Published};
 use crate::media::frame::unix_ms_now;
-use crate::media::h26x::Codec;
-use crate::media::tier::{self, Lane, Rung, Tier};
+use crate::media::tier::{Rung, Tier};
 
 /// Adaptation looks at windows of this length.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -47,105 +48,10 @@ pub enum Out {
 /// What the lanes delivered for one camera.
 pub type LaneItem = Result<Arc<Published>, BroadcastStreamRecvError>;
 
-/// Levels of the ladder above the JPEG rungs for a camera served as video: every access unit,
-/// then keyframes only.
-const VIDEO_LEVELS: usize = 2;
-
 /// What arrived for a watched camera.
 pub enum Incoming {
     Jpeg(String, LaneItem),
     Video(String, Result<Arc<VideoUnit>, BroadcastStreamRecvError>),
-}
-
-/// What a subscription should receive now.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Target {
-    Video(Codec, VideoMode),
-    Jpeg(Lane),
-}
-
-/// One camera a connection watches.
-struct Sub {
-    cam: Arc<Camera>,
-    fanout: Arc<Fanout>,
-    quality: QualityReq,
-    max_width: Option<u32>,
-    max_fps: Option<f64>,
-    adapter: Adapter,
-    /// The lane this subscription reads now (`None` before the first retarget).
-    lane: Option<Lane>,
-    src_width: u32,
-    last_sent_seq: u64,
-    window: WindowStats,
-    /// Frames sent and not yet acknowledged: sequence number and when the send began.
-    in_flight: VecDeque<(u64, Instant)>,
-    last_state: Option<CameraState>,
-    /// Video families the client decodes.
-    codecs: Vec<Codec>,
-    /// The client's decoder failed on this camera: JPEG from now on.
-    video_failed: bool,
-    /// Set while the camera is served as video.
-    video: Option<VideoSub>,
-    /// The camera's video codec when the target was last chosen: a change moves the viewer.
-    seen_codec: Option<Codec>,
-}
-
-impl Sub {
-    /// What to serve for the current settings and level.
-    fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Target {
-        let video = self
-            .cam
-            .video()
-            .codec()
-            .filter(|c| !self.video_failed && self.codecs.contains(c));
-        let level = self.adapter.level;
-        match (video, self.quality) {
-            (Some(c), QualityReq::Fixed(_)) => Target::Video(c, VideoMode::Full),
-            (Some(c), QualityReq::Auto) if level == 0 => Target::Video(c, VideoMode::Full),
-            (Some(c), QualityReq::Auto) if level < VIDEO_LEVELS => {
-                Target::Video(c, VideoMode::Keyframes)
-            }
-            _ => {
-                // The video levels count only where video could be served: elsewhere each
-                // level is a JPEG rung, so that a bad window steps down at once.
-                let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
-                let rung = level.saturating_sub(offset);
-                Target::Jpeg(self.lane(ladder, hub, src_fps, rung))
-            }
-        }
-    }
-
-    /// The JPEG lane for `rung` of the ladder; `src_fps` is the camera's measured rate.
-    fn lane(&self, ladder: &[Rung], hub: &Hub, src_fps: f64, rung: usize) -> Lane {
-        let min_scale = tier::scale_for_width(self.src_width, self.max_width);
-        match self.quality {
-            QualityReq::Fixed(q) => Lane::new(
-                Tier {
-                    quality: hub.qualities().snap(q),
-                    scale: min_scale,
-                },
-                self.max_fps,
-            ),
-            QualityReq::Auto => {
-                let rung = ladder[rung.min(ladder.len() - 1)];
-                // From the rounded source rate, so that viewers on the same rung share one
-                // lane (measured rates wobble: 24.9, 25.1).
-                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
-                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
-                let cap = match (fps, self.max_fps) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                Lane::new(
-                    Tier {
-                        quality: rung.quality,
-                        scale: rung.scale.max(min_scale),
-                    },
-                    cap,
-                )
-            }
-        }
-    }
 }
 
 /// The state of one connection.
@@ -296,9 +202,10 @@ impl Session {
     async fn subscribe(&mut self, req: SubscribeReq, now: Instant) {
         let ids = self.expand(&req.cameras);
         for id in &ids {
-            let (Some(cam), Some(fanout)) = (self.hub.get(id), self.hub.fanout(id)) else {
+            let Some(choice) = streams::choose(&self.hub, id, req.stream, req.max_width) else {
                 continue;
             };
+            let (cam, fanout) = (choice.output.camera.clone(), choice.output.fanout.clone());
             let prev = self.subs.remove(id);
             let mut sub = Sub {
                 src_width: cam.width(),
@@ -329,7 +236,12 @@ impl Session {
                 codecs: req.codecs.clone(),
                 video: None,
                 seen_codec: None,
+                stream: req.stream,
+                serving: choice.kind,
+                fallback: choice.fallback(),
+                sub_use: None,
             };
+            sub.keep_sub(&self.hub, id, choice.wants_sub);
             // A new subscription starts its streams afresh.
             self.streams.remove(id);
             self.video_streams.remove(id);
@@ -443,6 +355,8 @@ impl Session {
             level: sub.adapter.level,
             codec,
             mode,
+            stream: sub.serving,
+            fallback: sub.fallback,
         };
         if let Ok(t) = serde_json::to_string(&ev) {
             self.out.push(Out::Text(t));
@@ -528,8 +442,43 @@ impl Session {
         }
     }
 
+    /// Moves `id` to the stream that should serve it now (the sub stream came up or went
+    /// down, the main one failed): a new lane or video from the new stream's keyframe, with
+    /// the old picture on screen until the first new one arrives.
+    fn restream(&mut self, id: &str, now: Instant) {
+        let Some(sub) = self.subs.get_mut(id) else {
+            return;
+        };
+        let Some(choice) = streams::choose(&self.hub, id, sub.stream, sub.max_width) else {
+            return;
+        };
+        sub.keep_sub(&self.hub, id, choice.wants_sub);
+        if Arc::ptr_eq(&choice.output.camera, &sub.cam) {
+            return;
+        }
+        tracing::debug!(camera = %id, stream = ?choice.kind, fallback = choice.fallback(), "switching stream");
+        sub.fallback = choice.fallback();
+        sub.serving = choice.kind;
+        sub.cam = choice.output.camera;
+        sub.fanout = choice.output.fanout;
+        sub.src_width = sub.cam.width();
+        // Sequence numbers belong to one stream.
+        sub.last_sent_seq = 0;
+        sub.in_flight.clear();
+        sub.lane = None;
+        sub.video = None;
+        sub.seen_codec = None;
+        self.streams.remove(id);
+        self.video_streams.remove(id);
+        self.retarget(id, now);
+    }
+
     /// A clock tick: state events for watched cameras, and once per [`WINDOW`] the adaptation.
     pub fn on_tick(&mut self, now: Instant) {
+        let ids: Vec<String> = self.subs.keys().cloned().collect();
+        for id in &ids {
+            self.restream(id, now);
+        }
         self.poll_states();
         // A camera's video starts after its source opens, and stops or changes with it.
         let moved: Vec<String> = self

@@ -8,6 +8,7 @@
 use super::tests::{publish, texts};
 use super::*;
 use crate::media::h26x::fixtures::*;
+use crate::media::h26x::Codec;
 use crate::media::nal::{write_units, NalFormat};
 use serde_json::Value;
 

@@ -1,0 +1,128 @@
+//! One subscription of a live-wall connection: what it asked for, which stream of the camera
+//! serves it, where it is on the ladder, and what it should receive now (`target`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::adapt::{Adapter, WindowStats};
+use super::protocol::QualityReq;
+use super::video::{VideoMode, VideoSub};
+use crate::hub::demand::StreamUse;
+use crate::hub::streams::StreamReq;
+use crate::hub::{Camera, CameraState, Fanout, Hub, StreamKind};
+use crate::media::h26x::Codec;
+use crate::media::tier::{self, Lane, Rung, Tier};
+
+/// Levels of the ladder above the JPEG rungs for a camera served as video: every access unit,
+/// then keyframes only.
+pub const VIDEO_LEVELS: usize = 2;
+
+/// What a subscription should receive now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    Video(Codec, VideoMode),
+    Jpeg(Lane),
+}
+
+/// One camera a connection watches.
+pub struct Sub {
+    pub cam: Arc<Camera>,
+    pub fanout: Arc<Fanout>,
+    pub quality: QualityReq,
+    pub max_width: Option<u32>,
+    pub max_fps: Option<f64>,
+    pub adapter: Adapter,
+    /// The lane this subscription reads now (`None` before the first retarget).
+    pub lane: Option<Lane>,
+    pub src_width: u32,
+    pub last_sent_seq: u64,
+    pub window: WindowStats,
+    /// Frames sent and not yet acknowledged: sequence number and when the send began.
+    pub in_flight: VecDeque<(u64, Instant)>,
+    pub last_state: Option<CameraState>,
+    /// Video families the client decodes.
+    pub codecs: Vec<Codec>,
+    /// The client's decoder failed on this camera: JPEG from now on.
+    pub video_failed: bool,
+    /// Set while the camera is served as video.
+    pub video: Option<VideoSub>,
+    /// The camera's video codec when the target was last chosen: a change moves the viewer.
+    pub seen_codec: Option<Codec>,
+    /// Which of the camera's streams the client asked for, which serves it now, and whether
+    /// that one stands in for the other.
+    pub stream: StreamReq,
+    pub serving: StreamKind,
+    pub fallback: bool,
+    /// Keeps the camera's sub stream connected while this viewer prefers it (or needs it as
+    /// the fallback of a main stream that is down).
+    pub sub_use: Option<StreamUse>,
+}
+
+impl Sub {
+    /// Holds the sub stream of camera `id` open while `wanted`.
+    pub fn keep_sub(&mut self, hub: &Hub, id: &str, wanted: bool) {
+        if !wanted {
+            self.sub_use = None;
+        } else if self.sub_use.is_none() {
+            self.sub_use = hub.sub(id).map(|o| o.camera.demand().use_stream());
+        }
+    }
+
+    /// What to serve for the current settings and level.
+    pub fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Target {
+        let video = self
+            .cam
+            .video()
+            .codec()
+            .filter(|c| !self.video_failed && self.codecs.contains(c));
+        let level = self.adapter.level;
+        match (video, self.quality) {
+            (Some(c), QualityReq::Fixed(_)) => Target::Video(c, VideoMode::Full),
+            (Some(c), QualityReq::Auto) if level == 0 => Target::Video(c, VideoMode::Full),
+            (Some(c), QualityReq::Auto) if level < VIDEO_LEVELS => {
+                Target::Video(c, VideoMode::Keyframes)
+            }
+            _ => {
+                // The video levels count only where video could be served: elsewhere each
+                // level is a JPEG rung, so that a bad window steps down at once.
+                let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
+                let rung = level.saturating_sub(offset);
+                Target::Jpeg(self.lane(ladder, hub, src_fps, rung))
+            }
+        }
+    }
+
+    /// The JPEG lane for `rung` of the ladder; `src_fps` is the camera's measured rate.
+    pub fn lane(&self, ladder: &[Rung], hub: &Hub, src_fps: f64, rung: usize) -> Lane {
+        let min_scale = tier::scale_for_width(self.src_width, self.max_width);
+        match self.quality {
+            QualityReq::Fixed(q) => Lane::new(
+                Tier {
+                    quality: hub.qualities().snap(q),
+                    scale: min_scale,
+                },
+                self.max_fps,
+            ),
+            QualityReq::Auto => {
+                let rung = ladder[rung.min(ladder.len() - 1)];
+                // From the rounded source rate, so that viewers on the same rung share one
+                // lane (measured rates wobble: 24.9, 25.1).
+                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
+                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
+                let cap = match (fps, self.max_fps) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Lane::new(
+                    Tier {
+                        quality: rung.quality,
+                        scale: rung.scale.max(min_scale),
+                    },
+                    cap,
+                )
+            }
+        }
+    }
+}
