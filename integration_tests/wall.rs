@@ -333,3 +333,51 @@ async fn a_camera_killed_mid_view_shows_its_age_then_its_error() {
     b.wait_for("/(stalled|refused|failed|ended|timed out)/.test(document.querySelector('.tile .msg').textContent)", report, WAIT).await;
     screenshot(&mut b, "stale-error").await;
 }
+
+#[tokio::test]
+async fn busy_tiles_are_marked_sorted_first_and_the_most_active_one_is_focused() {
+    let args = ["--pattern", "smpte100", "--size", "320x240", "--fps", "15"];
+    let still = RtspServer::start(&args);
+    let moving = RtspServer::start(&[&args[..], &["--speed", "4"]].concat());
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "still", "url": still.url()},
+        {"id": "moving", "url": moving.url()}
+    ]}));
+    let mut b = Browser::open(&cw.url("/?codec=jpeg")).await;
+    let report = "JSON.stringify({shown: camwall.shown(), act: camwall.activity(), active: camwall.active(), f: camwall.focused()})";
+    // The busy camera's tile is marked, with a border as strong as its level; the still one
+    // is not.
+    b.wait_for(
+        "window.camwall && JSON.stringify(camwall.active()) === '[\"moving\"]' && camwall.activity().still < 0.15",
+        report,
+        WAIT,
+    )
+    .await;
+    let border = b
+        .eval("getComputedStyle(document.querySelector('.tile[data-camera=moving]'), '::after').borderTopWidth")
+        .await;
+    assert_ne!(
+        border,
+        json!("1px"),
+        "the border follows the level: {border}"
+    );
+    screenshot(&mut b, "activity").await;
+    // Sorting by activity puts it first (config order: still, moving).
+    assert_eq!(
+        b.eval("JSON.stringify(camwall.shown())").await,
+        json!("[\"still\",\"moving\"]")
+    );
+    b.eval("(() => { const c = document.getElementById('sort-activity'); c.checked = true; c.dispatchEvent(new Event('change')); return 1 })()")
+        .await;
+    b.wait_for(
+        "JSON.stringify(camwall.shown()) === '[\"moving\",\"still\"]'",
+        report,
+        WAIT,
+    )
+    .await;
+    // "Most active" focuses it.
+    b.eval("(document.getElementById('most-active').click(), 1)")
+        .await;
+    b.wait_for("camwall.focused() === 'moving'", report, WAIT)
+        .await;
+}

@@ -5,6 +5,7 @@
 // the rest, and every tile after a decoder error, as JPEG. `?codec=jpeg` forces JPEG.
 // `?view=ID` shows a view (views.js), `&tour=N` pages through it every N seconds; layout.js
 // places the tiles, interact.js handles keyboard, zoom, swipe, fullscreen and snapshots.
+// Activity events mark busy tiles, sort the view (`sort=activity`) and pick the most active.
 
 import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
 import { applyLayout } from "./layout.js";
@@ -31,6 +32,13 @@ let tour = null;
 let grid = { cols: 1 };
 // A tile whose newest picture is older than this shows its age: it is not live.
 const STALE_MS = 2000;
+// Activity (0..1, from the server's estimate of how much each picture changes; a cue from
+// bitrate, not motion detection): a tile at or above this is marked active. "Sort by
+// activity" reorders the view at most every ACTIVITY_SORT_MS, so tiles do not jump about.
+const ACTIVE_LEVEL = 0.15;
+const ACTIVITY_SORT_MS = 5000;
+let sortByActivity = params.get("sort") === "activity";
+let lastSort = 0;
 
 // Frame `ts` values are on the server's clock, which may be seconds away from this one:
 // latency is shown against the server's time, estimated from `ping`/`pong` round trips
@@ -87,7 +95,7 @@ function makeTile(cam) {
     age: el.querySelector(".age"),
     visible: false, onPage: true, subscribed: false, maxWidth: 0, pending: null, drawing: false,
     frames: [], latency: 0, tier: null, state: cam.state, error: null,
-    video: null, label: "", lastTs: 0,
+    video: null, label: "", lastTs: 0, activity: 0,
   };
   t.zoom = new Zoom(el, el.querySelector(".pic"));
   setName(t, t.name);
@@ -117,15 +125,19 @@ function setName(t, name) {
   t.el.setAttribute("aria-label", `${name}, ${t.badge.textContent || t.state}`);
 }
 
-// The tiles on screen, in the view's order (a tour shows one page of them).
+// The view's cameras in the order last arranged (busiest first when sorting by activity).
+let order = [];
+
+// The tiles on screen, in that order (a tour shows one page of them).
 function shown() {
-  return camerasOf(view, [...tiles.keys()]).map((id) => tiles.get(id)).filter((t) => t.onPage);
+  return order.map((id) => tiles.get(id)).filter((t) => t && t.onPage);
 }
 
 // Which cameras the view shows now: tiles for them, in order, the rest hidden (and so
 // unsubscribed). Called on hello, on camera_added/removed and at each turn of a tour.
 function arrange() {
-  const ids = camerasOf(view, [...tiles.keys()]);
+  const ids = ordered();
+  order = ids;
   const page = new Set(tour ? tour.current(ids) : ids);
   for (const id of ids) wall.appendChild(tiles.get(id).el);
   for (const t of tiles.values()) {
@@ -135,6 +147,43 @@ function arrange() {
   if (focused && !focused.onPage) toggleFocus(focused);
   layout();
   requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
+}
+
+// The view's cameras in its order, or busiest first when sorting by activity.
+function ordered() {
+  const ids = camerasOf(view, [...tiles.keys()]);
+  if (!sortByActivity) return ids;
+  const level = (id) => tiles.get(id).activity;
+  return ids.map((id, i) => [id, i]).sort((a, b) => level(b[0]) - level(a[0]) || a[1] - b[1]).map((x) => x[0]);
+}
+
+// The camera that changes most: focused (brought onto the page if a tour hides it).
+function focusMostActive() {
+  const ids = camerasOf(view, [...tiles.keys()]);
+  let best = null;
+  for (const id of ids) { const t = tiles.get(id); if (!best || t.activity > best.activity) best = t; }
+  if (!best) return;
+  if (!best.onPage) {
+    sortByActivity = true;
+    document.getElementById("sort-activity").checked = true;
+    if (tour) tour.page = 0;
+    arrange();
+  }
+  if (focused !== best) toggleFocus(best);
+}
+
+function onActivity(msg) {
+  const t = tiles.get(msg.camera);
+  if (!t || typeof msg.level !== "number") return;
+  t.activity = msg.level;
+  t.el.style.setProperty("--act", msg.level.toFixed(2));
+  t.el.classList.toggle("active", msg.level >= ACTIVE_LEVEL);
+  if (sortByActivity && !focused && Date.now() - lastSort >= ACTIVITY_SORT_MS) {
+    lastSort = Date.now();
+    const before = shown().map((x) => x.id).join();
+    const after = ordered();
+    if ((tour ? tour.current(after) : after).join() !== before) arrange();
+  }
 }
 
 // Swipe on a focused tile: the next or previous camera of the view.
@@ -431,6 +480,9 @@ function onText(msg) {
     case "pong":
       onPong(msg);
       break;
+    case "activity":
+      onActivity(msg);
+      break;
     case "camera_removed":
       removeTile(msg.camera);
       arrange();
@@ -449,6 +501,8 @@ function connect() {
   ws.onopen = () => {
     retryMs = 500;
     sendPing();
+    // Activity of every camera, on screen or not: sorting and "most active" need them all.
+    send({ type: "activity", cameras: ["*"] });
     connBadge.textContent = "connected";
     connBadge.className = "badge live";
   };
@@ -471,6 +525,8 @@ window.camwall = {
   focused: () => (focused ? focused.id : null),
   zoom: () => (focused ? focused.zoom.z : 1),
   subscribed: () => [...tiles.values()].filter((t) => t.subscribed).map((t) => t.id),
+  activity: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.activity])),
+  active: () => [...tiles.values()].filter((t) => t.el.classList.contains("active")).map((t) => t.id),
   page: () => (tour ? tour.page : 0),
 };
 
@@ -488,6 +544,10 @@ async function start() {
   }
   document.title = view === ALL ? "camwall" : `${view.name || view.id} · camwall`;
   document.getElementById("fullscreen").addEventListener("click", () => toggleFullscreen(document.documentElement));
+  const sortBox = document.getElementById("sort-activity");
+  sortBox.checked = sortByActivity;
+  sortBox.addEventListener("change", () => { sortByActivity = sortBox.checked; lastSort = Date.now(); arrange(); });
+  document.getElementById("most-active").addEventListener("click", focusMostActive);
   let f = [];
   if (params.get("codec") !== "jpeg") f = await supportedFamilies().catch(() => []);
   families = f;

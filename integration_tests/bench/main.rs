@@ -18,6 +18,7 @@ mod harness;
 mod clients;
 mod floor;
 mod http;
+mod ondemand;
 mod passthrough;
 mod procfs;
 mod report;
@@ -61,7 +62,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S11; the floor always runs, the passthrough floor with S9), comma separated.
+        /// Run only these scenarios (S1..S13, S15; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -310,6 +311,20 @@ async fn main() {
     if want("S7") {
         eprintln!("S7: time to first frame");
         results.push(s7_first_frame(&ctx, if ctx.quick { 10 } else { 30 }).await);
+    }
+    if want("S12") {
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S12: {n} cameras 720p25, nobody watching, against the passthrough floor");
+        results.push(ondemand::s12_idle(&ctx, n, secs).await);
+    }
+    if want("S13") {
+        eprintln!("S13: cold snapshots");
+        results.push(ondemand::s13_cold_snapshots(&ctx, if ctx.quick { 10 } else { 40 }).await);
+    }
+    if want("S15") {
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S15: {n} cameras, thumbnail wall from main streams, then from sub streams");
+        results.push(ondemand::s15_sub_streams(&ctx, n, secs).await);
     }
     if want("S11") {
         let n = if ctx.quick { 5 } else { 15 };
