@@ -117,7 +117,16 @@ pub async fn s15_sub_streams(ctx: &Ctx, n: usize, secs: u64) -> Value {
     let thumbs = json!({"type": "subscribe", "cameras": ["*"], "quality": 70, "max_width": 320, "max_fps": 5});
     let main = start_rtsp(&ctx.clips.join("clip720.h264"), n);
     let sub = start_rtsp(&ctx.clips.join("clip180.h264"), n);
-    let plain = rtsp_cams(main.port, n);
+    // A 1 s linger in both rows: while a sub stream opens, its tiles are served (and their
+    // first frames fetched) from the main stream, which then stays decoded for the linger
+    // time; the window measures the steady state after it.
+    let plain: Vec<Value> = rtsp_cams(main.port, n)
+        .into_iter()
+        .map(|mut c| {
+            c["decode_linger_ms"] = json!(1000);
+            c
+        })
+        .collect();
     let with_sub: Vec<Value> = plain
         .iter()
         .enumerate()
