@@ -113,6 +113,9 @@ pub struct Manager {
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,
     store: tokio::sync::Mutex<ConfigStore>,
+    /// Cluster mode: `Some` holds the cameras this node owns (ingests); only those get a
+    /// worker. `None`: alone, every enabled camera gets one.
+    owned: Option<Mutex<std::collections::HashSet<String>>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -143,12 +146,32 @@ impl Manager {
     /// Starts a worker for every enabled camera of `hub`. `store` holds the config file as it
     /// was read to build `hub`.
     pub fn start(hub: Arc<Hub>, store: ConfigStore, root: CancellationToken) -> Arc<Self> {
+        Self::start_with(hub, store, root, false)
+    }
+
+    /// As [`Manager::start`], for a cluster node: no camera gets a worker until the cluster
+    /// says this node owns it ([`Manager::set_owned`]).
+    pub fn start_clustered(
+        hub: Arc<Hub>,
+        store: ConfigStore,
+        root: CancellationToken,
+    ) -> Arc<Self> {
+        Self::start_with(hub, store, root, true)
+    }
+
+    fn start_with(
+        hub: Arc<Hub>,
+        store: ConfigStore,
+        root: CancellationToken,
+        clustered: bool,
+    ) -> Arc<Self> {
         let m = Arc::new(Self {
             hub: hub.clone(),
             root,
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
             store: tokio::sync::Mutex::new(store),
+            owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -162,10 +185,54 @@ impl Manager {
         self.tracker.wait().await;
     }
 
+    fn is_owned(&self, id: &str) -> bool {
+        match &self.owned {
+            None => true,
+            Some(o) => o.lock().unwrap_or_else(|e| e.into_inner()).contains(id),
+        }
+    }
+
+    /// Cluster mode: this node starts (`true`) or stops (`false`) ingesting camera `id`. The
+    /// cluster calls it when it gains or gives up the camera's lease; alone, it does nothing.
+    pub fn set_owned(&self, id: &str, owned: bool) {
+        let Some(set) = &self.owned else { return };
+        let changed = {
+            let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+            if owned {
+                set.insert(id.to_string())
+            } else {
+                set.remove(id)
+            }
+        };
+        if !changed {
+            return;
+        }
+        match (owned, self.hub.get(id)) {
+            (true, Some(cam)) => self.start_worker(&cam),
+            (false, cam) => {
+                self.stop_worker(id);
+                if let Some(cam) = cam {
+                    // A newer generation makes the old worker's late writes no-ops.
+                    cam.next_generation();
+                    cam.video().stop();
+                }
+            }
+            (true, None) => {}
+        }
+    }
+
+    /// Whether this node ingests camera `id` now (alone: every camera).
+    pub fn ingests(&self, id: &str) -> bool {
+        self.is_owned(id)
+    }
+
     fn start_worker(&self, cam: &Arc<Camera>) {
         let generation = cam.next_generation();
         if !cam.config().enabled {
             cam.set_disabled();
+            return;
+        }
+        if !self.is_owned(cam.id()) {
             return;
         }
         let token = self.root.child_token();

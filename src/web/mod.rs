@@ -47,7 +47,13 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(viewer())
         .and(with_state.clone())
-        .map(|s: WebState| status::json_ok(&status::status_body(&s.hub)));
+        .map(|s: WebState| status::status(&s));
+
+    let cluster = warp::path!("api" / "cluster")
+        .and(warp::get())
+        .and(viewer())
+        .and(with_state.clone())
+        .map(|s: WebState| status::cluster(&s));
 
     let initialize = warp::path!("api" / "ip-cameras" / "initialize")
         .and(warp::post())
@@ -183,6 +189,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(status)
         .unify()
         .or(initialize)
+        .unify()
+        .or(cluster)
         .unify()
         .or(frame)
         .unify()
