@@ -212,6 +212,58 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         .unwrap();
     assert!(m.contains("node=\"b\""), "{m}");
 
+    // A camera added through node a appears on every node, with one owner.
+    let http = reqwest::Client::new();
+    let res = http
+        .post(a.url("/api/ip-cameras"))
+        .json(&lavfi("added", "testsrc2=size=160x120:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert!(created["revision"].as_u64().is_some(), "{created}");
+    let mut ids = ids;
+    ids.push("added".to_string());
+    let owners = wait_owners(&all, &ids, Duration::from_secs(20)).await;
+    assert_only_owners_ingest(&all, &owners).await;
+    // The config file is not written in cluster mode.
+    let file = std::fs::read_to_string(&a.config_path).unwrap();
+    assert!(!file.contains("added"), "{file}");
+
+    // Two edits based on the same revision, through two nodes: the second gets 409.
+    let res = http
+        .get(b.url("/api/ip-cameras/added"))
+        .send()
+        .await
+        .unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(etag, format!("\"{}\"", seen["revision"]));
+    let first = http
+        .patch(a.url("/api/ip-cameras/added"))
+        .header("if-match", &etag)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = http
+        .patch(b.url("/api/ip-cameras/added"))
+        .header("if-match", &etag)
+        .json(&json!({"name": "Lost edit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+    let err: Value = second.json().await.unwrap();
+    assert_eq!(err["error"], "conflict", "{err}");
+    // Every node shows the first edit.
+    for cw in [&a, &b, &c] {
+        cw.wait_camera("added", Duration::from_secs(10), |c| c["name"] == "Renamed")
+            .await;
+    }
+
     // kill -9 of the node owning the most cameras: the others take them within 15 s.
     let counts = |n: &str| owners.values().filter(|o| *o == n).count();
     let victim = ["a", "b", "c"]

@@ -7,6 +7,7 @@
 //! hashing (`owner`) gives this node, refresh them, release those it moved away. Without NATS
 //! a node keeps ingesting what it holds and shows the others' cameras `unavailable`.
 
+pub mod catalog;
 pub mod leases;
 pub mod membership;
 pub mod owner;
@@ -32,7 +33,7 @@ use leases::Step;
 use membership::Beat;
 
 /// How long one NATS request may take before the heartbeat gives up on it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stopping node spends handing its cameras back.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -53,6 +54,7 @@ pub struct Cluster {
     manager: Arc<Manager>,
     limits: Arc<ClientLimits>,
     view: Mutex<View>,
+    catalog: Arc<catalog::Catalog>,
 }
 
 /// A camera as the cluster places it: the node ingesting it and that node's state for it.
@@ -98,7 +100,10 @@ impl Cluster {
             manager,
             limits,
             view: Mutex::new(View::default()),
+            catalog: Arc::new(catalog::Catalog::default()),
         });
+        // From now on the API changes the shared list, never the config file.
+        c.manager.set_catalog(c.catalog.clone());
         crate::obs::metrics::set_node_label(&cfg.node);
         let creds = cfg.credentials.as_ref().map(|p| config_dir.join(p));
         let urls = cfg.nats.clone();
@@ -113,6 +118,12 @@ impl Cluster {
                     return;
                 }
             };
+            tokio::spawn(me.catalog.clone().run(
+                client.clone(),
+                me.manager.clone(),
+                me.hub.clone(),
+                cancel.clone(),
+            ));
             me.run(client, cancel).await;
         });
         c
@@ -218,7 +229,9 @@ impl Cluster {
                 continue;
             };
             // Claim only once every live node has had a heartbeat to show itself.
-            let may_claim = since.elapsed() >= membership::HEARTBEAT_TTL;
+            // And only once the camera list was read: the file's list may be out of date.
+            let may_claim =
+                since.elapsed() >= membership::HEARTBEAT_TTL && self.catalog.is_synced();
             if let Err(e) = self.heartbeat(nodes_kv, leases_kv, may_claim, cpu).await {
                 debug!("cluster: heartbeat failed: {e}");
                 self.view().connected = false;
@@ -363,9 +376,9 @@ async fn open_buckets(
     Ok((nodes, leases))
 }
 
-/// Opens bucket `name`, making it (one value per key, entries expiring after `max_age`) when
-/// it does not exist yet. In production the operator may pre-create it with replicas.
-async fn bucket(
+/// Opens bucket `name`, making it (one value per key, entries expiring after `max_age`, zero
+/// for never) when it does not exist yet. In production the operator may pre-create it with replicas.
+pub(crate) async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,

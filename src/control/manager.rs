@@ -16,9 +16,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::store::{ConfigStore, StoreError};
+
+#[path = "shared.rs"]
+mod shared;
 use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
+pub use shared::{BoxFuture, Expect, SharedCatalog};
 
 /// Why a change was refused. Maps to an HTTP status in `web`.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,12 @@ pub enum ChangeError {
         path.display()
     )]
     ChangedOnDisk { path: PathBuf },
+    /// Cluster mode: the camera changed elsewhere since the revision the change was based on.
+    #[error("camera {0:?} changed since the revision this change is based on: read it, retry")]
+    Conflict(String),
+    /// Cluster mode: the shared camera list cannot be reached.
+    #[error("the cluster's camera list cannot be reached now: {0}")]
+    Unavailable(String),
     #[error("cannot {action} the config file {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -74,6 +84,9 @@ pub enum ReloadError {
     /// The file names itself and every problem in it.
     #[error(transparent)]
     Invalid(#[from] ConfigError),
+    /// Cluster mode: cameras live in the shared list; the file is read only at start.
+    #[error("this node is in a cluster: change cameras through the API, not the file")]
+    Clustered,
 }
 
 /// A camera's configuration as the API shows it: credentials redacted.
@@ -81,6 +94,9 @@ pub enum ReloadError {
 pub struct CameraView {
     #[serde(flatten)]
     pub config: CameraConfig,
+    /// Cluster mode: the camera's revision in the shared list (send it back as `If-Match`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// Option keys whose values are secrets (shown as `***`).
@@ -102,7 +118,10 @@ impl CameraView {
                 *v = redact_url(v);
             }
         }
-        Self { config }
+        Self {
+            config,
+            revision: None,
+        }
     }
 }
 
@@ -116,6 +135,8 @@ pub struct Manager {
     /// Cluster mode: `Some` holds the cameras this node owns (ingests); only those get a
     /// worker. `None`: alone, every enabled camera gets one.
     owned: Option<Mutex<std::collections::HashSet<String>>>,
+    /// Cluster mode: the shared camera list that replaces the config file.
+    catalog: std::sync::OnceLock<Arc<dyn SharedCatalog>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -172,6 +193,7 @@ impl Manager {
             workers: Mutex::new(HashMap::new()),
             store: tokio::sync::Mutex::new(store),
             owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
+            catalog: std::sync::OnceLock::new(),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -185,7 +207,8 @@ impl Manager {
         self.tracker.wait().await;
     }
 
-    fn is_owned(&self, id: &str) -> bool {
+    /// Whether this node ingests camera `id` now (alone: every camera).
+    pub fn ingests(&self, id: &str) -> bool {
         match &self.owned {
             None => true,
             Some(o) => o.lock().unwrap_or_else(|e| e.into_inner()).contains(id),
@@ -221,18 +244,13 @@ impl Manager {
         }
     }
 
-    /// Whether this node ingests camera `id` now (alone: every camera).
-    pub fn ingests(&self, id: &str) -> bool {
-        self.is_owned(id)
-    }
-
     fn start_worker(&self, cam: &Arc<Camera>) {
         let generation = cam.next_generation();
         if !cam.config().enabled {
             cam.set_disabled();
             return;
         }
-        if !self.is_owned(cam.id()) {
+        if !self.ingests(cam.id()) {
             return;
         }
         let token = self.root.child_token();
@@ -265,6 +283,9 @@ impl Manager {
 
     /// The configured cameras, credentials redacted.
     pub fn list(&self) -> Vec<CameraView> {
+        if self.catalog().is_some() {
+            return self.shared_list();
+        }
         self.hub
             .cameras()
             .iter()
@@ -355,6 +376,9 @@ impl Manager {
 
     /// Adds a camera (`POST /api/ip-cameras`).
     pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
+        if let Some(catalog) = self.catalog() {
+            return self.shared_add(catalog, body).await;
+        }
         let cam = parse_camera(&body)?;
         self.check_source(&cam, None)?;
         let mut store = self.store.lock().await;
@@ -371,7 +395,17 @@ impl Manager {
     }
 
     /// Replaces a camera's whole configuration (`PUT /api/ip-cameras/{id}`). The id stays.
-    pub async fn replace(&self, id: &str, mut body: Value) -> Result<CameraView, ChangeError> {
+    pub async fn replace(&self, id: &str, body: Value) -> Result<CameraView, ChangeError> {
+        self.replace_if(id, body, None).await
+    }
+
+    /// As [`Manager::replace`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn replace_if(
+        &self,
+        id: &str,
+        mut body: Value,
+        if_match: Option<u64>,
+    ) -> Result<CameraView, ChangeError> {
         match body.get("id") {
             None => {
                 if let Some(o) = body.as_object_mut() {
@@ -386,6 +420,9 @@ impl Manager {
                 ))
             }
         }
+        if let Some(catalog) = self.catalog() {
+            return self.shared_write(catalog, id, body, if_match).await;
+        }
         let cam = parse_camera(&body)?;
         let mut store = self.store.lock().await;
         self.apply_replace(&mut store, id, body, cam).await
@@ -394,6 +431,16 @@ impl Manager {
     /// Changes some fields (`PATCH /api/ip-cameras/{id}`, JSON merge patch: `null` removes a
     /// field, i.e. returns it to its default).
     pub async fn patch(&self, id: &str, patch: Value) -> Result<CameraView, ChangeError> {
+        self.patch_if(id, patch, None).await
+    }
+
+    /// As [`Manager::patch`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn patch_if(
+        &self,
+        id: &str,
+        patch: Value,
+        if_match: Option<u64>,
+    ) -> Result<CameraView, ChangeError> {
         let Value::Object(patch) = patch else {
             return Err(invalid(
                 "(body)",
@@ -403,10 +450,16 @@ impl Manager {
         if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(invalid("id", "ids cannot change"));
         }
+        let catalog = self.catalog();
         let mut store = self.store.lock().await;
-        let pos =
-            Self::position(store.doc(), id).ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-        let mut body = store.doc()["cameras"][pos].clone();
+        let mut body = match &catalog {
+            Some(_) => self.shared_body(id)?,
+            None => {
+                let pos = Self::position(store.doc(), id)
+                    .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
+                store.doc()["cameras"][pos].clone()
+            }
+        };
         if let Some(o) = body.as_object_mut() {
             for (k, v) in patch {
                 if v.is_null() {
@@ -415,6 +468,10 @@ impl Manager {
                     o.insert(k, v);
                 }
             }
+        }
+        if let Some(catalog) = catalog {
+            drop(store);
+            return self.shared_write(catalog, id, body, if_match).await;
         }
         let cam = parse_camera(&body)?;
         self.apply_replace(&mut store, id, body, cam).await
@@ -463,6 +520,14 @@ impl Manager {
 
     /// Removes a camera (`DELETE /api/ip-cameras/{id}`).
     pub async fn remove(&self, id: &str) -> Result<(), ChangeError> {
+        self.remove_if(id, None).await
+    }
+
+    /// As [`Manager::remove`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn remove_if(&self, id: &str, if_match: Option<u64>) -> Result<(), ChangeError> {
+        if let Some(catalog) = self.catalog() {
+            return self.shared_remove(catalog, id, if_match).await;
+        }
         let mut store = self.store.lock().await;
         if self.hub.get(id).is_none() {
             return Err(ChangeError::NotFound(id.to_string()));
@@ -487,6 +552,9 @@ impl Manager {
     /// how many cameras the file holds. A file that cannot be read or is invalid is refused and
     /// the running set stays as it was; the caller reports why.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
+        if self.catalog().is_some() {
+            return Err(ReloadError::Clustered);
+        }
         let mut store = self.store.lock().await;
         let path = store.path().to_path_buf();
         let text = match tokio::fs::read_to_string(&path).await {
@@ -522,36 +590,5 @@ impl Manager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn camera_bodies_are_checked_with_the_field_named() {
-        let e = parse_camera(&serde_json::json!({"id": "a", "url": "x", "fps": 3})).unwrap_err();
-        assert!(matches!(e, ChangeError::Invalid { .. }));
-        assert!(e.to_string().contains("fps"), "{e}");
-        let e = parse_camera(&serde_json::json!({"id": "a b", "url": "x"})).unwrap_err();
-        assert!(
-            matches!(&e, ChangeError::Invalid { field, .. } if field == "id"),
-            "{e:?}"
-        );
-        let e =
-            parse_camera(&serde_json::json!({"id": "a", "url": "x", "max_fps": "x"})).unwrap_err();
-        assert!(
-            matches!(&e, ChangeError::Invalid { field, .. } if field == "max_fps"),
-            "{e:?}"
-        );
-        assert!(parse_camera(&serde_json::json!({"id": "a", "url": "lavfi:testsrc2"})).is_ok());
-    }
-
-    #[test]
-    fn views_hide_credentials() {
-        let mut c =
-            parse_camera(&serde_json::json!({"id": "a", "url": "rtsp://u:pw@h/x"})).unwrap();
-        c.options.insert("auth_password".into(), "pw".into());
-        c.options.insert("rtsp_transport".into(), "udp".into());
-        let v = serde_json::to_string(&CameraView::of(&c)).unwrap();
-        assert!(!v.contains("pw@") && !v.contains("\"pw\""), "{v}");
-        assert!(v.contains("udp"));
-    }
-}
+#[path = "manager_tests.rs"]
+mod tests;

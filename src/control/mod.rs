@@ -8,5 +8,7 @@
 mod manager;
 mod store;
 
-pub use manager::{parse_camera, CameraView, ChangeError, Manager, ReloadError};
+pub use manager::{
+    parse_camera, BoxFuture, CameraView, ChangeError, Expect, Manager, ReloadError, SharedCatalog,
+};
 pub use store::{write_atomic, ConfigStore, StoreError};

@@ -133,6 +133,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::put())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(body())
         .and(with_state.clone())
         .then(cameras::replace);
@@ -140,6 +141,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::patch())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(body())
         .and(with_state.clone())
         .then(cameras::patch);
@@ -147,6 +149,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::delete())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(with_state.clone())
         .then(cameras::remove);
     let manage = cams_list
