@@ -138,14 +138,20 @@ async fn wait_owners(
     }
 }
 
+/// What ingest moves: pictures published, plus units of an H.264 camera (decoded on demand).
 fn frames_in(view: &HashMap<String, Value>, id: &str) -> u64 {
-    view.get(id)
-        .and_then(|c| c["frames_in"].as_u64())
-        .unwrap_or(0)
+    let c = view.get(id);
+    c.and_then(|c| c["frames_in"].as_u64()).unwrap_or(0)
+        + c.and_then(|c| c["video"]["units_in"].as_u64()).unwrap_or(0)
 }
 
-/// Checks that over one second, `frames_in` moves on each camera's owner and nowhere else.
-async fn assert_only_owners_ingest(nodes: &[(&str, &Camwall)], owners: &BTreeMap<String, String>) {
+/// Checks that over a second and a half, `frames_in` moves on each camera's owner and nowhere
+/// else, except where `relayed` (node, camera) takes the camera's units through the relay.
+async fn assert_only_owners_ingest(
+    nodes: &[(&str, &Camwall)],
+    owners: &BTreeMap<String, String>,
+    relayed: Option<(&str, &str)>,
+) {
     let mut before = Vec::new();
     for (_, cw) in nodes {
         before.push(cams_of(cw).await);
@@ -155,12 +161,49 @@ async fn assert_only_owners_ingest(nodes: &[(&str, &Camwall)], owners: &BTreeMap
         let after = cams_of(cw).await;
         for (id, owner) in owners {
             let moved = frames_in(&after, id) - frames_in(&before[i], id);
+            if relayed == Some((*name, id.as_str())) {
+                continue;
+            }
             if owner == name {
                 assert!(moved > 0, "{id} did not move on its owner {name}");
             } else {
                 assert_eq!(moved, 0, "{id} (owner {owner}) was ingested on {name} too");
             }
         }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Reads (bounded) until a video frame captured after `after_ms` arrives; returns its header.
+async fn next_video(ws: &mut Ws, after_ms: u64, timeout: Duration) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let msg = match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            other => panic!("no video frame: {other:?}; saw {seen:?}"),
+        };
+        match msg {
+            Message::Binary(b) => {
+                let n = u16::from_be_bytes([b[1], b[2]]) as usize;
+                let h: Value = serde_json::from_slice(&b[3..3 + n]).unwrap();
+                if h["kind"] == "video" && h["ts"].as_u64() > Some(after_ms) {
+                    return h;
+                }
+                seen.push(h);
+            }
+            Message::Text(t) => seen.push(Value::String(t.to_string())),
+            _ => {}
+        }
+        seen.truncate(20);
     }
 }
 
@@ -172,11 +215,15 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     let store = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut nats = Nats::start(port, store.path());
-    let ids: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
-    let cams: Vec<Value> = ids
+    let mut ids: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
+    let mut cams: Vec<Value> = ids
         .iter()
         .map(|id| lavfi(id, "testsrc2=size=160x120:rate=5"))
         .collect();
+    // One H.264 camera for the video relay.
+    let rtsp = RtspServer::start(&["--size", "320x240", "--fps", "10"]);
+    cams.push(json!({"id": "rtsp", "url": rtsp.url()}));
+    ids.push("rtsp".into());
     let a = start_camwall(node_config(&nats.url(), "a", &cams));
     let b = start_camwall(node_config(&nats.url(), "b", &cams));
     let c = start_camwall(node_config(&nats.url(), "c", &cams));
@@ -184,7 +231,7 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     // Exactly one owner each, agreed by every node; only owners ingest.
     let all = [("a", &a), ("b", &b), ("c", &c)];
     let owners = wait_owners(&all, &ids, Duration::from_secs(30)).await;
-    assert_only_owners_ingest(&all, &owners).await;
+    assert_only_owners_ingest(&all, &owners, None).await;
 
     // /api/cluster lists the three nodes, whose cameras partition the six.
     let cl: Value = reqwest::get(a.url("/api/cluster"))
@@ -212,6 +259,35 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         .unwrap();
     assert!(m.contains("node=\"b\""), "{m}");
 
+    // A WebSocket viewer on another node gets the H.264 camera's own video through the relay.
+    let names = ["a", "b", "c"];
+    let rtsp_owner = owners["rtsp"].clone();
+    let viewer_node = names.into_iter().find(|n| *n != rtsp_owner).unwrap();
+    let viewer_cw = all.iter().find(|(n, _)| *n == viewer_node).unwrap().1;
+    let mut ws = ws_connect(viewer_cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["rtsp"], "codecs": ["h264"], "quality": 80}),
+    )
+    .await;
+    let first = next_video(&mut ws, 0, Duration::from_secs(20)).await;
+    assert_eq!(
+        first["key"], true,
+        "relayed video starts at a keyframe: {first}"
+    );
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+
+    // A snapshot through a node that does not ingest the camera decodes to the right size.
+    let lavfi_owner = owners["cam0"].clone();
+    let other = all.iter().find(|(n, _)| **n != *lavfi_owner).unwrap().1;
+    let res = get_frame(other, "cam0", "").await;
+    assert_eq!(res.status(), 200);
+    let (w, h, _) = decode_rgb(&res.bytes().await.unwrap());
+    assert_eq!((w, h), (160, 120));
+
     // A camera added through node a appears on every node, with one owner.
     let http = reqwest::Client::new();
     let res = http
@@ -223,10 +299,9 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert!(created["revision"].as_u64().is_some(), "{created}");
-    let mut ids = ids;
     ids.push("added".to_string());
     let owners = wait_owners(&all, &ids, Duration::from_secs(20)).await;
-    assert_only_owners_ingest(&all, &owners).await;
+    assert_only_owners_ingest(&all, &owners, Some((viewer_node, "rtsp"))).await;
     // The config file is not written in cluster mode.
     let file = std::fs::read_to_string(&a.config_path).unwrap();
     assert!(!file.contains("added"), "{file}");
@@ -264,13 +339,9 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
             .await;
     }
 
-    // kill -9 of the node owning the most cameras: the others take them within 15 s.
-    let counts = |n: &str| owners.values().filter(|o| *o == n).count();
-    let victim = ["a", "b", "c"]
-        .into_iter()
-        .max_by_key(|n| counts(n))
-        .unwrap();
-    assert!(counts(victim) > 0);
+    // kill -9 of the node ingesting the H.264 camera: the others take its cameras within
+    // 15 s, and the viewer on a surviving node gets video again on the same socket.
+    let victim = names.into_iter().find(|n| *n == rtsp_owner).unwrap();
     let (survivors, mut dead): (Vec<_>, Vec<_>) = [("a", a), ("b", b), ("c", c)]
         .into_iter()
         .partition(|(n, _)| *n != victim);
@@ -286,7 +357,10 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
             assert_eq!(owner, &owners[id], "{id} moved though its owner lived");
         }
     }
-    assert_only_owners_ingest(&live, &after).await;
+    assert_only_owners_ingest(&live, &after, Some((viewer_node, "rtsp"))).await;
+    let killed_ms = unix_ms() - killed_at.elapsed().as_millis() as u64;
+    let again = next_video(&mut ws, killed_ms, Duration::from_secs(15)).await;
+    assert_eq!(again["key"], true, "{again}");
     drop(dead);
 
     // NATS goes away: each node keeps ingesting its own cameras; the others' show unavailable.
@@ -303,9 +377,9 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
             }
         }
     }
-    assert_only_owners_ingest(&live, &after).await;
+    assert_only_owners_ingest(&live, &after, Some((viewer_node, "rtsp"))).await;
     // NATS returns on the same port and store: the nodes rejoin without a restart.
     let _nats = Nats::start(port, store.path());
     let back = wait_owners(&live, &ids, Duration::from_secs(20)).await;
-    assert_only_owners_ingest(&live, &back).await;
+    assert_only_owners_ingest(&live, &back, Some((viewer_node, "rtsp"))).await;
 }

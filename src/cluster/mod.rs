@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod leases;
 pub mod membership;
 pub mod owner;
+pub mod relay;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -34,6 +35,8 @@ use membership::Beat;
 
 /// How long one NATS request may take before the heartbeat gives up on it.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages buffered per NATS subscription (see `connect`).
+const SUBSCRIPTION_CAPACITY: usize = 256;
 /// How long a stopping node spends handing its cameras back.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -55,6 +58,8 @@ pub struct Cluster {
     limits: Arc<ClientLimits>,
     view: Mutex<View>,
     catalog: Arc<catalog::Catalog>,
+    /// Set once connected (the client exists from then on, reconnecting by itself).
+    relay: std::sync::OnceLock<Arc<relay::Relay>>,
 }
 
 /// A camera as the cluster places it: the node ingesting it and that node's state for it.
@@ -101,6 +106,7 @@ impl Cluster {
             limits,
             view: Mutex::new(View::default()),
             catalog: Arc::new(catalog::Catalog::default()),
+            relay: std::sync::OnceLock::new(),
         });
         // From now on the API changes the shared list, never the config file.
         c.manager.set_catalog(c.catalog.clone());
@@ -124,6 +130,9 @@ impl Cluster {
                 me.hub.clone(),
                 cancel.clone(),
             ));
+            let relay = relay::Relay::new(client.clone(), me.hub.clone(), me.manager.clone());
+            let _ = me.relay.set(relay.clone());
+            tokio::spawn(relay.run(cancel.clone()));
             me.run(client, cancel).await;
         });
         c
@@ -164,6 +173,25 @@ impl Cluster {
                 node: None,
                 remote_state: Some("unavailable".into()),
             },
+        }
+    }
+
+    /// Whether camera `id` is ingested by another node (serve it through the relay).
+    pub fn is_remote(&self, id: &str) -> bool {
+        !self.manager.ingests(id)
+    }
+
+    /// A snapshot of a camera another node ingests, from that node's tier cache.
+    pub async fn snapshot(
+        &self,
+        id: &str,
+        tier: crate::media::tier::Tier,
+    ) -> Result<crate::hub::Encoded, relay::SnapshotError> {
+        match self.relay.get() {
+            Some(r) => r.snapshot(id, tier).await,
+            None => Err(relay::SnapshotError::Unreachable(
+                "not connected to NATS yet".into(),
+            )),
         }
     }
 
@@ -357,6 +385,10 @@ async fn connect(
         .retry_on_initial_connect()
         .connection_timeout(REQUEST_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
+        // Messages queued per subscription before NATS drops the newest for it: a node too
+        // slow for a relayed camera loses units (its viewers skip to a keyframe) instead of
+        // queueing without bound. About 10 s of 25 fps video.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .event_callback(|event| async move {
             // Server errors can quote what the client sent: keep them short and redacted.
             debug!("cluster: NATS {}", redact_url(&event.to_string()));

@@ -389,6 +389,14 @@ impl Camera {
         l.reconnects += 1;
     }
 
+    /// A camera another cluster node ingests: its state and picture size as relayed here.
+    pub fn set_relayed(&self, state: CameraState, width: u32, height: u32) {
+        let mut l = self.live();
+        l.state = state;
+        (l.width, l.height) = (width, height);
+        l.next_retry_at = None;
+    }
+
     pub fn set_stopped(&self) {
         let mut l = self.live();
         if l.state != CameraState::Disabled {

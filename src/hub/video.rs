@@ -271,6 +271,11 @@ impl VideoFeed {
         }
     }
 
+    /// How many viewers (and relays) take this feed now.
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     pub fn stats(&self) -> VideoStats {
         let st = self.state();
         let s = st.session.as_ref();
