@@ -150,7 +150,7 @@ fn frames_in(view: &HashMap<String, Value>, id: &str) -> u64 {
 async fn assert_only_owners_ingest(
     nodes: &[(&str, &Camwall)],
     owners: &BTreeMap<String, String>,
-    relayed: Option<(&str, &str)>,
+    relayed: &[(&str, &str)],
 ) {
     let mut before = Vec::new();
     for (_, cw) in nodes {
@@ -161,7 +161,7 @@ async fn assert_only_owners_ingest(
         let after = cams_of(cw).await;
         for (id, owner) in owners {
             let moved = frames_in(&after, id) - frames_in(&before[i], id);
-            if relayed == Some((*name, id.as_str())) {
+            if relayed.contains(&(*name, id.as_str())) {
                 continue;
             }
             if owner == name {
@@ -231,7 +231,7 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     // Exactly one owner each, agreed by every node; only owners ingest.
     let all = [("a", &a), ("b", &b), ("c", &c)];
     let owners = wait_owners(&all, &ids, Duration::from_secs(30)).await;
-    assert_only_owners_ingest(&all, &owners, None).await;
+    assert_only_owners_ingest(&all, &owners, &[]).await;
 
     // /api/cluster lists the three nodes, whose cameras partition the six.
     let cl: Value = reqwest::get(a.url("/api/cluster"))
@@ -280,6 +280,27 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         (Some(320), Some(240))
     );
 
+    // And JPEG frames of a camera another node ingests, for a client without video codecs.
+    let jpeg_cam = owners
+        .iter()
+        .find(|(id, o)| id.starts_with("cam") && **o != viewer_node)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let mut ws2 = ws_connect(viewer_cw).await;
+    ws_send(
+        &mut ws2,
+        json!({"type": "subscribe", "cameras": [&jpeg_cam]}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    let f = next_frame(&mut ws2, &mut texts, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no JPEG of {jpeg_cam} on {viewer_node}: {texts:?}"));
+    assert_eq!(f.camera(), jpeg_cam);
+    let (w, h, _) = decode_rgb(&f.jpeg);
+    assert_eq!((w, h), (160, 120));
+    let relayed: &[(&str, &str)] = &[(viewer_node, "rtsp"), (viewer_node, jpeg_cam.as_str())];
+
     // A snapshot through a node that does not ingest the camera decodes to the right size.
     let lavfi_owner = owners["cam0"].clone();
     let other = all.iter().find(|(n, _)| **n != *lavfi_owner).unwrap().1;
@@ -301,7 +322,7 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     assert!(created["revision"].as_u64().is_some(), "{created}");
     ids.push("added".to_string());
     let owners = wait_owners(&all, &ids, Duration::from_secs(20)).await;
-    assert_only_owners_ingest(&all, &owners, Some((viewer_node, "rtsp"))).await;
+    assert_only_owners_ingest(&all, &owners, relayed).await;
     // The config file is not written in cluster mode.
     let file = std::fs::read_to_string(&a.config_path).unwrap();
     assert!(!file.contains("added"), "{file}");
@@ -357,7 +378,7 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
             assert_eq!(owner, &owners[id], "{id} moved though its owner lived");
         }
     }
-    assert_only_owners_ingest(&live, &after, Some((viewer_node, "rtsp"))).await;
+    assert_only_owners_ingest(&live, &after, relayed).await;
     let killed_ms = unix_ms() - killed_at.elapsed().as_millis() as u64;
     let again = next_video(&mut ws, killed_ms, Duration::from_secs(15)).await;
     assert_eq!(again["key"], true, "{again}");
@@ -377,9 +398,32 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
             }
         }
     }
-    assert_only_owners_ingest(&live, &after, Some((viewer_node, "rtsp"))).await;
+    assert_only_owners_ingest(&live, &after, relayed).await;
     // NATS returns on the same port and store: the nodes rejoin without a restart.
-    let _nats = Nats::start(port, store.path());
+    let nats = Nats::start(port, store.path());
     let back = wait_owners(&live, &ids, Duration::from_secs(20)).await;
-    assert_only_owners_ingest(&live, &back, Some((viewer_node, "rtsp"))).await;
+    assert_only_owners_ingest(&live, &back, relayed).await;
+
+    // The killed node comes back (its file lacks the added camera; the shared list has it):
+    // exactly its share moves back to it, nothing else moves.
+    let returned = start_camwall(node_config(&nats.url(), victim, &cams));
+    let mut all3 = live.clone();
+    all3.push((victim, &returned));
+    // Agreement comes first with the old owners; then the returned node claims its share.
+    let end = Instant::now() + Duration::from_secs(30);
+    let rejoined = loop {
+        let now = wait_owners(&all3, &ids, Duration::from_secs(30)).await;
+        if now == owners || Instant::now() > end {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        rejoined, owners,
+        "ownership after rejoin differs from before the kill"
+    );
+    assert_only_owners_ingest(&all3, &rejoined, relayed).await;
+    let moved_back = ids.iter().filter(|id| back[*id] != rejoined[*id]).count();
+    let share = owners.values().filter(|o| *o == victim).count();
+    assert_eq!(moved_back, share);
 }

@@ -9,6 +9,12 @@
 //! unchanged. Subscriptions are bounded (the client's subscription capacity): a slow node drops
 //! units and its viewers skip to the next keyframe, as for any slow viewer. Snapshots are a
 //! request (`.snap`) answered by the owner from its tier cache.
+//!
+//! JPEG: a node whose viewers need a remote camera's pictures (a JPEG lane, an MJPEG client:
+//! the camera's local demand) repeats `.jwant`; the owner then takes one live lane of its best
+//! tier (so it encodes once however many nodes take it) and publishes its JPEGs on `.jpeg`;
+//! the viewing node publishes them into its own hub camera as source JPEGs, and its lanes pass
+//! them through (or derive lower tiers) as for an MJPEG camera.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +31,7 @@ use tracing::debug;
 use crate::control::Manager;
 use crate::hub::{Camera, CameraState, Encoded, Hub};
 use crate::media::codec::Codec;
+use crate::media::frame::Picture;
 use crate::media::jpeg::Jpeg;
 use crate::media::nal::NalFormat;
 use crate::media::tier::Tier;
@@ -59,6 +66,10 @@ pub struct Relay {
     remote: Mutex<HashMap<String, (Bytes, Instant)>>,
     /// Running per-camera tasks: outbound (we own it) or inbound (we relay it in).
     tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
+    /// Cameras other nodes want JPEGs of, with when they last said so.
+    jpeg_wanted: Mutex<HashMap<String, Instant>>,
+    /// Running JPEG relays per camera: outbound or inbound, as `tasks`.
+    jpeg_tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -102,6 +113,8 @@ impl Relay {
             wanted: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashMap::new()),
+            jpeg_wanted: Mutex::new(HashMap::new()),
+            jpeg_tasks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -111,8 +124,9 @@ impl Relay {
             self.client.subscribe("camwall.relay.*.want").await,
             self.client.subscribe("camwall.relay.*.cfg").await,
             self.client.subscribe("camwall.relay.*.snap").await,
+            self.client.subscribe("camwall.relay.*.jwant").await,
         );
-        let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps)) = subs else {
+        let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps), Ok(mut jwants)) = subs else {
             debug!("cluster: relay subscriptions failed");
             return;
         };
@@ -127,6 +141,11 @@ impl Relay {
                         lock(&self.wanted).insert(id.to_string(), Instant::now());
                     }
                 }
+                Some(m) = jwants.next() => {
+                    if let Some(id) = camera_of(&m.subject).filter(|id| self.hub.get(id).is_some()) {
+                        lock(&self.jpeg_wanted).insert(id.to_string(), Instant::now());
+                    }
+                }
                 Some(m) = cfgs.next() => {
                     if let Some(id) = camera_of(&m.subject) {
                         self.config_arrived(id, m.payload);
@@ -138,15 +157,124 @@ impl Relay {
                 }
             }
         }
-        for (_, (_, t)) in lock(&self.tasks).drain() {
+        for (_, (_, t)) in lock(&self.tasks)
+            .drain()
+            .chain(lock(&self.jpeg_tasks).drain())
+        {
             t.cancel();
         }
+    }
+
+    /// Starts and stops the JPEG relays: outbound where we own a camera other nodes want
+    /// pictures of, inbound where our viewers want pictures of a camera we do not own.
+    fn reconcile_jpeg(self: &Arc<Self>, cams: &[Arc<Camera>], cancel: &CancellationToken) {
+        let now = Instant::now();
+        lock(&self.jpeg_wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
+        let mut tasks = lock(&self.jpeg_tasks);
+        tasks.retain(|id, (_, t)| {
+            let keep = cams.iter().any(|c| c.id() == id);
+            if !keep {
+                t.cancel();
+            }
+            keep
+        });
+        for cam in cams {
+            let id = cam.id();
+            let owned = self.manager.ingests(id);
+            let wanted = if owned {
+                lock(&self.jpeg_wanted).contains_key(id).then_some(true)
+            } else {
+                cam.demand().wanted().then_some(false)
+            };
+            let running = tasks.get(id).map(|(outbound, _)| *outbound);
+            if running == wanted {
+                continue;
+            }
+            if let Some((_, t)) = tasks.remove(id) {
+                t.cancel();
+            }
+            if let Some(outbound) = wanted {
+                let token = cancel.child_token();
+                let (me, c, t) = (self.clone(), cam.clone(), token.clone());
+                if outbound {
+                    tokio::spawn(async move { me.jpeg_outbound(c, t).await });
+                } else {
+                    tokio::spawn(async move { me.jpeg_inbound(c, t).await });
+                }
+                tasks.insert(id.to_string(), (outbound, token));
+            }
+        }
+    }
+
+    /// Owner side: one live lane of the best tier, its JPEGs published as they come.
+    async fn jpeg_outbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+        let Some(fanout) = self.hub.fanout(cam.id()) else {
+            return;
+        };
+        let tier = Tier {
+            quality: self.hub.qualities().best(),
+            scale: 1,
+        };
+        let (_, mut rx) = fanout.subscribe(crate::media::tier::Lane::new(tier, None));
+        let out = subject(cam.id(), "jpeg");
+        loop {
+            let p = tokio::select! {
+                biased;
+                _ = token.cancelled() => return,
+                r = rx.recv() => match r {
+                    Ok(p) => p,
+                    // Latest wins, as for any viewer.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            let j = &p.encoded.jpeg;
+            let mut b = BytesMut::with_capacity(17 + j.data.len());
+            b.put_u64(p.encoded.captured_unix_ms);
+            b.put_u32(j.width);
+            b.put_u32(j.height);
+            b.put_u8(j.quality);
+            b.put_slice(&j.data);
+            let _ = self.client.publish(out.clone(), b.freeze()).await;
+        }
+    }
+
+    /// Viewer side: say we want pictures, and publish the owner's JPEGs into our camera.
+    async fn jpeg_inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+        let Ok(mut sub) = self.client.subscribe(subject(cam.id(), "jpeg")).await else {
+            return;
+        };
+        let want = subject(cam.id(), "jwant");
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                _ = tick.tick() => {
+                    let _ = self.client.publish(want.clone(), Bytes::new()).await;
+                }
+                m = sub.next() => match m {
+                    Some(m) if m.payload.len() > 17 => {
+                        let p = &m.payload;
+                        let width = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+                        let height = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
+                        let data = m.payload.slice(17..);
+                        let quality = Some(p[16]);
+                        cam.publish(width, height, Picture::Jpeg { data, quality });
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+            }
+        }
+        let _ = sub.unsubscribe().await;
     }
 
     /// Starts and stops per-camera tasks to match ownership and viewers.
     fn reconcile(self: &Arc<Self>, cancel: &CancellationToken) {
         let now = Instant::now();
         lock(&self.wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
+        self.reconcile_jpeg(&self.hub.cameras(), cancel);
         let mut tasks = lock(&self.tasks);
         let cams = self.hub.cameras();
         tasks.retain(|id, (_, t)| {
