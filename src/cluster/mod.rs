@@ -120,7 +120,10 @@ impl Cluster {
                 Err(e) => {
                     // Only a credentials file that cannot be read gets here: the connection
                     // itself is retried forever.
-                    warn!("cluster: cannot connect to NATS: {e}; this node serves alone");
+                    warn!(
+                        "cluster: cannot connect to NATS: {}; this node serves alone",
+                        redact_url(&e.to_string())
+                    );
                     return;
                 }
             };
@@ -396,7 +399,8 @@ async fn connect(
     if let Some(path) = creds {
         opts = opts.credentials_file(path).await?;
     }
-    info!(nats = %redact_url(urls), node, "cluster: joining");
+    let shown: Vec<String> = urls.split(',').map(|u| redact_url(u.trim())).collect();
+    info!(nats = %shown.join(","), node, "cluster: joining");
     Ok(opts.connect(addrs.as_slice()).await?)
 }
 
