@@ -380,6 +380,12 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     }
     assert_only_owners_ingest(&live, &after, relayed).await;
     let killed_ms = unix_ms() - killed_at.elapsed().as_millis() as u64;
+    // The viewer saw the camera go connecting, then gets video again on the same socket.
+    let went = next_text(&mut ws, Duration::from_secs(15), |t| {
+        t["type"] == "state" && t["camera"] == "rtsp" && t["state"] == "connecting"
+    })
+    .await;
+    assert!(went.is_some(), "no connecting state after the owner died");
     let again = next_video(&mut ws, killed_ms, Duration::from_secs(15)).await;
     assert_eq!(again["key"], true, "{again}");
     drop(dead);

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use crate::access::limits::{ClientKind, ClientLimits};
 use crate::config::ClusterConfig;
 use crate::control::Manager;
-use crate::hub::Hub;
+use crate::hub::{CameraState, Hub};
 use crate::obs::redact::redact_url;
 use leases::Step;
 use membership::Beat;
@@ -355,11 +355,28 @@ impl Cluster {
                 }
             }
         }
+        self.show_remote_states(&nodes);
         let mut v = self.view();
         v.connected = true;
         v.nodes = nodes;
         v.held = held;
         Ok(())
+    }
+
+    /// Cameras ingested elsewhere take the state their owner reports (`connecting` while no
+    /// node reports one, as during a takeover), so this node's viewers see it as the owner's
+    /// do. The only writer of a remote camera's state besides its relayed pictures.
+    fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) {
+        for cam in self.hub.cameras() {
+            if self.manager.ingests(cam.id()) {
+                continue;
+            }
+            let reported = nodes.values().find_map(|b| b.cameras.get(cam.id()));
+            let state = reported.map_or(CameraState::Connecting, |s| state_named(s));
+            if cam.state() != state {
+                cam.set_relayed(state, cam.width(), cam.info().height);
+            }
+        }
     }
 
     /// At shutdown: hand every camera back at once, so the others need not wait for expiry.
@@ -371,6 +388,18 @@ impl Cluster {
                 .await;
         }
         let _ = nodes_kv.delete(self.node.as_str()).await;
+    }
+}
+
+/// A state as its name (an older or newer node's unknown name reads as connecting).
+fn state_named(name: &str) -> CameraState {
+    match name {
+        "streaming" => CameraState::Streaming,
+        "backoff" => CameraState::Backoff,
+        "unauthorized" => CameraState::Unauthorized,
+        "disabled" => CameraState::Disabled,
+        "stopped" => CameraState::Stopped,
+        _ => CameraState::Connecting,
     }
 }
 

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::control::Manager;
-use crate::hub::{Camera, CameraState, Encoded, Hub};
+use crate::hub::{Camera, Encoded, Hub};
 use crate::media::codec::Codec;
 use crate::media::frame::Picture;
 use crate::media::jpeg::Jpeg;
@@ -40,8 +40,6 @@ use crate::media::tier::Tier;
 pub const WANT_TTL: Duration = Duration::from_secs(3);
 /// How often wants and configurations are repeated, and the relay set reconciled.
 const EVERY: Duration = Duration::from_secs(1);
-/// A remote camera whose owner sent no configuration for this long is shown connecting.
-const CONFIG_TTL: Duration = Duration::from_secs(3);
 /// How long a snapshot waits for the owner's answer.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -62,8 +60,8 @@ pub struct Relay {
     manager: Arc<Manager>,
     /// Cameras other nodes want units of, with when they last said so.
     wanted: Mutex<HashMap<String, Instant>>,
-    /// Remote cameras: the configuration last applied and when it last arrived.
-    remote: Mutex<HashMap<String, (Bytes, Instant)>>,
+    /// Remote cameras: the configuration last applied.
+    remote: Mutex<HashMap<String, Bytes>>,
     /// Running per-camera tasks: outbound (we own it) or inbound (we relay it in).
     tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
     /// Cameras other nodes want JPEGs of, with when they last said so.
@@ -312,14 +310,6 @@ impl Relay {
                     tasks.insert(id.clone(), (outbound, token));
                 }
             }
-            if !owned {
-                let stale = lock(&self.remote)
-                    .get(&id)
-                    .is_none_or(|(_, at)| now.duration_since(*at) > CONFIG_TTL);
-                if stale && cam.state() == CameraState::Streaming {
-                    cam.set_relayed(CameraState::Connecting, cam.width(), cam.info().height);
-                }
-            }
         }
     }
 
@@ -339,13 +329,14 @@ impl Relay {
         let mut remote = lock(&self.remote);
         let same = remote
             .get(id)
-            .is_some_and(|(p, _)| *p == payload && cam.video().codec() == Some(codec));
+            .is_some_and(|p| *p == payload && cam.video().codec() == Some(codec));
         if !same {
             cam.video()
                 .start(codec, NalFormat::LengthPrefixed, &payload[9..]);
         }
-        cam.set_relayed(CameraState::Streaming, width, height);
-        remote.insert(id.to_string(), (payload, Instant::now()));
+        // The state is the heartbeat's to show (`cluster::show_remote_states`); the size is ours.
+        cam.set_relayed(cam.state(), width, height);
+        remote.insert(id.to_string(), payload);
     }
 
     /// Owner side: publish the configuration, and the units while someone wants them.
