@@ -275,6 +275,7 @@ impl Relay {
         self.reconcile_jpeg(&self.hub.cameras(), cancel);
         let mut tasks = lock(&self.tasks);
         let cams = self.hub.cameras();
+        lock(&self.remote).retain(|id, _| cams.iter().any(|c| c.id() == id));
         tasks.retain(|id, (_, t)| {
             let keep = cams.iter().any(|c| c.id() == id);
             if !keep {
