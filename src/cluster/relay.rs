@@ -258,7 +258,8 @@ impl Relay {
                         let height = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
                         let data = m.payload.slice(17..);
                         let quality = Some(p[16]);
-                        cam.publish(width, height, Picture::Jpeg { data, quality });
+                        let captured = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+                        cam.publish_at(width, height, Picture::Jpeg { data, quality }, captured);
                     }
                     Some(_) => {}
                     None => break,
@@ -422,7 +423,9 @@ impl Relay {
                 }
                 m = sub.next() => match m {
                     Some(m) if m.payload.len() > 9 => {
-                        cam.video().push_bytes(m.payload.slice(9..));
+                        let p = &m.payload;
+                        let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
+                        cam.video().push_bytes_at(m.payload.slice(9..), captured);
                         cam.unit_arrived();
                     }
                     Some(_) => {}

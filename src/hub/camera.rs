@@ -408,6 +408,18 @@ impl Camera {
 
     /// Publishes a new frame: it becomes the latest, and waiters are woken.
     pub fn publish(&self, width: u32, height: u32, picture: Picture) -> u64 {
+        self.publish_at(width, height, picture, unix_ms_now())
+    }
+
+    /// [`Camera::publish`] for a picture captured at `captured_unix_ms` elsewhere (relayed from
+    /// the cluster node that ingests the camera).
+    pub fn publish_at(
+        &self,
+        width: u32,
+        height: u32,
+        picture: Picture,
+        captured_unix_ms: u64,
+    ) -> u64 {
         let now = Instant::now();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         self.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -422,7 +434,7 @@ impl Camera {
         }
         let frame = Frame {
             seq,
-            captured_unix_ms: unix_ms_now(),
+            captured_unix_ms,
             captured_at: now,
             width,
             height,

@@ -205,6 +205,12 @@ impl VideoFeed {
     /// One access unit from the source. Converted to length-prefixed framing once, kept in
     /// the GOP, and sent to viewers; an unreadable unit is counted and dropped.
     pub fn push_bytes(&self, data: Bytes) {
+        self.push_bytes_at(data, unix_ms_now());
+    }
+
+    /// [`VideoFeed::push_bytes`] for a unit captured at `captured_unix_ms` elsewhere (a unit
+    /// relayed from the cluster node that ingests the camera keeps its capture time).
+    pub fn push_bytes_at(&self, data: Bytes, captured_unix_ms: u64) {
         let mut st = self.state();
         let st = &mut *st;
         let Some(session) = st.session.as_mut() else {
@@ -245,7 +251,13 @@ impl VideoFeed {
         let Some(config) = session.config.clone() else {
             return;
         };
-        let unit = Arc::new(VideoUnit::new(seq, pushed.key, data, unix_ms_now(), config));
+        let unit = Arc::new(VideoUnit::new(
+            seq,
+            pushed.key,
+            data,
+            captured_unix_ms,
+            config,
+        ));
         if pushed.key || !pushed.kept {
             session.units.clear();
         }
