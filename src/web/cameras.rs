@@ -58,9 +58,11 @@ pub async fn get_one(id: String, s: WebState) -> Response {
 }
 
 /// The revision in an `If-Match` header (`"12"`, or `12`): in a cluster, a change applies only
-/// if the camera is still at that revision.
-fn if_match(h: Option<String>) -> Result<Option<u64>, ApiError> {
-    let Some(h) = h else { return Ok(None) };
+/// if the camera is still at that revision. Alone, the header is ignored as it always was.
+fn if_match(s: &WebState, h: Option<String>) -> Result<Option<u64>, ApiError> {
+    let Some(h) = h.filter(|_| s.cluster.is_some()) else {
+        return Ok(None);
+    };
     let t = h.trim().trim_start_matches("W/").trim_matches('"');
     t.parse().map(Some).map_err(|_| {
         ApiError::new(
@@ -80,7 +82,7 @@ pub async fn add(body: Bytes, s: WebState) -> Response {
 }
 
 pub async fn replace(id: String, inm: Option<String>, body: Bytes, s: WebState) -> Response {
-    let result = match (parse_body(&body), if_match(inm)) {
+    let result = match (parse_body(&body), if_match(&s, inm)) {
         (Ok(b), Ok(rev)) => s
             .manager
             .replace_if(&id, b, rev)
@@ -92,7 +94,7 @@ pub async fn replace(id: String, inm: Option<String>, body: Bytes, s: WebState) 
 }
 
 pub async fn patch(id: String, inm: Option<String>, body: Bytes, s: WebState) -> Response {
-    let result = match (parse_body(&body), if_match(inm)) {
+    let result = match (parse_body(&body), if_match(&s, inm)) {
         (Ok(b), Ok(rev)) => s
             .manager
             .patch_if(&id, b, rev)
@@ -104,7 +106,7 @@ pub async fn patch(id: String, inm: Option<String>, body: Bytes, s: WebState) ->
 }
 
 pub async fn remove(id: String, inm: Option<String>, s: WebState) -> Response {
-    let result = match if_match(inm) {
+    let result = match if_match(&s, inm) {
         Ok(rev) => s
             .manager
             .remove_if(&id, rev)
