@@ -344,6 +344,14 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         .await
         .unwrap();
     assert_eq!(first.status(), 200);
+    let bad = http
+        .patch(c.url("/api/ip-cameras/added"))
+        .header("if-match", "\"not-a-revision\"")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
     let second = http
         .patch(b.url("/api/ip-cameras/added"))
         .header("if-match", &etag)
@@ -432,4 +440,28 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     let moved_back = ids.iter().filter(|id| back[*id] != rejoined[*id]).count();
     let share = owners.values().filter(|o| *o == victim).count();
     assert_eq!(moved_back, share);
+}
+
+/// Alone (no `server.cluster`), nothing of the cluster shows: no `node` in the status, and
+/// `/api/cluster` says so. Needs no NATS.
+#[tokio::test]
+async fn a_node_alone_has_no_cluster() {
+    let cw = start_camwall(json!({"cameras": [lavfi("solo", "testsrc2=size=160x120:rate=5")]}));
+    let c = cw
+        .wait_camera("solo", Duration::from_secs(20), |c| {
+            c["state"] == "streaming"
+        })
+        .await;
+    assert!(c.get("node").is_none(), "{c}");
+    let res = reqwest::get(cw.url("/api/cluster")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "not_clustered", "{body}");
+    let m = reqwest::get(cw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!m.contains("node=\""), "{m}");
 }
