@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::access::auth::Auth;
 use crate::access::limits::ClientLimits;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ConfigStore, Manager};
 use crate::hub::Hub;
@@ -34,6 +35,7 @@ pub struct App {
     limits: Arc<ClientLimits>,
     public_dir: PathBuf,
     cancel: CancellationToken,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl App {
@@ -42,7 +44,11 @@ impl App {
     pub fn start(config: &Config, public_dir: PathBuf, store: ConfigStore) -> Self {
         let hub = Arc::new(Hub::new(config));
         let cancel = CancellationToken::new();
-        let manager = Manager::start(hub.clone(), store, cancel.clone());
+        let config_dir = store.path().parent().map(PathBuf::from).unwrap_or_default();
+        let manager = match &config.server.cluster {
+            None => Manager::start(hub.clone(), store, cancel.clone()),
+            Some(_) => Manager::start_clustered(hub.clone(), store, cancel.clone()),
+        };
         let s = &config.server;
         let auth = Arc::new(Auth::new(
             &s.auth.viewer_tokens,
@@ -54,6 +60,16 @@ impl App {
             s.limits.max_mjpeg_clients,
             s.limits.max_clients_per_ip,
         );
+        let cluster = s.cluster.as_ref().map(|c| {
+            Cluster::start(
+                c,
+                &config_dir,
+                hub.clone(),
+                manager.clone(),
+                limits.clone(),
+                cancel.clone(),
+            )
+        });
         Self {
             hub,
             manager,
@@ -61,6 +77,7 @@ impl App {
             limits,
             public_dir,
             cancel,
+            cluster,
         }
     }
 
@@ -98,6 +115,7 @@ impl App {
             limits: self.limits.clone(),
             allowed_origins: Arc::new(server_config.allowed_origins.clone()),
             open_access,
+            cluster: self.cluster.clone(),
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();

@@ -17,6 +17,10 @@ pub mod views;
 
 pub use camera::*;
 
+#[path = "config_cluster.rs"]
+mod cluster;
+pub use cluster::{validate_cluster, ClusterConfig};
+
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     /// believed, so that per-IP caps count the real clients. Default: none (the headers are
     /// ignored: any client could send them).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Run as one node of a cluster over NATS (see `config_cluster.rs`). Default: none (alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `server.tls` section: either `cert` and `key`, or `self_signed`.
@@ -110,6 +117,7 @@ impl Default for ServerConfig {
             tls: None,
             allow_local_sources: false,
             trusted_proxies: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -353,6 +361,9 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     }
     if let Some(tls) = &s.tls {
         issues.extend(validate_tls(tls).into_iter().map(|(f, m)| server(f, m)));
+    }
+    if let Some(c) = &s.cluster {
+        issues.extend(validate_cluster(c).into_iter().map(|(f, m)| server(f, m)));
     }
     if !(100..=600_000).contains(&s.limits.header_timeout_ms) {
         issues.push(server(

@@ -13,6 +13,7 @@
 
 pub(crate) mod access;
 pub mod app;
+pub(crate) mod cluster;
 pub mod config;
 pub mod control;
 pub(crate) mod hub;

@@ -16,12 +16,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::store::{ConfigStore, StoreError};
-use crate::config::{self, CameraConfig, ConfigError, LoadedConfig, SUB_SUFFIX};
+
+#[path = "shared.rs"]
+mod shared;
+use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
+pub use shared::{BoxFuture, Expect, SharedCatalog};
 
 #[path = "manager_views.rs"]
 mod views;
+#[path = "manager_workers.rs"]
+mod workers;
 pub use views::parse_view;
 
 /// Why a change was refused. Maps to an HTTP status in `web`.
@@ -47,6 +53,12 @@ pub enum ChangeError {
         path.display()
     )]
     ChangedOnDisk { path: PathBuf },
+    /// Cluster mode: the camera changed elsewhere since the revision the change was based on.
+    #[error("camera {0:?} changed since the revision this change is based on: read it, retry")]
+    Conflict(String),
+    /// Cluster mode: the shared camera list cannot be reached.
+    #[error("the cluster's camera list cannot be reached now: {0}")]
+    Unavailable(String),
     #[error("cannot {action} the config file {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -85,6 +97,9 @@ pub enum ReloadError {
     /// The file names itself and every problem in it.
     #[error(transparent)]
     Invalid(#[from] ConfigError),
+    /// Cluster mode: cameras live in the shared list; the file is read only at start.
+    #[error("this node is in a cluster: change cameras through the API, not the file")]
+    Clustered,
 }
 
 /// A camera's configuration as the API shows it: credentials redacted.
@@ -92,6 +107,9 @@ pub enum ReloadError {
 pub struct CameraView {
     #[serde(flatten)]
     pub config: CameraConfig,
+    /// Cluster mode: the camera's revision in the shared list (send it back as `If-Match`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// Option keys whose values are secrets (shown as `***`).
@@ -122,7 +140,10 @@ impl CameraView {
             sub.url = redact_url(&sub.url);
             redact_options(&mut sub.options);
         }
-        Self { config }
+        Self {
+            config,
+            revision: None,
+        }
     }
 }
 
@@ -135,6 +156,11 @@ pub struct Manager {
     store: tokio::sync::Mutex<ConfigStore>,
     /// The views as last written or read (`/api/views` answers from here).
     views: Mutex<Vec<crate::config::views::ViewConfig>>,
+    /// Cluster mode: `Some` holds the cameras this node owns (ingests); only those get a
+    /// worker. `None`: alone, every enabled camera gets one.
+    owned: Option<Mutex<std::collections::HashSet<String>>>,
+    /// Cluster mode: the shared camera list that replaces the config file.
+    catalog: std::sync::OnceLock<Arc<dyn SharedCatalog>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
@@ -165,6 +191,25 @@ impl Manager {
     /// Starts a worker for every enabled camera of `hub`. `store` holds the config file as it
     /// was read to build `hub`.
     pub fn start(hub: Arc<Hub>, store: ConfigStore, root: CancellationToken) -> Arc<Self> {
+        Self::start_with(hub, store, root, false)
+    }
+
+    /// As [`Manager::start`], for a cluster node: no camera gets a worker until the cluster
+    /// says this node owns it ([`Manager::set_owned`]).
+    pub fn start_clustered(
+        hub: Arc<Hub>,
+        store: ConfigStore,
+        root: CancellationToken,
+    ) -> Arc<Self> {
+        Self::start_with(hub, store, root, true)
+    }
+
+    fn start_with(
+        hub: Arc<Hub>,
+        store: ConfigStore,
+        root: CancellationToken,
+        clustered: bool,
+    ) -> Arc<Self> {
         let m = Arc::new(Self {
             hub: hub.clone(),
             root,
@@ -172,6 +217,8 @@ impl Manager {
             workers: Mutex::new(HashMap::new()),
             views: Mutex::new(views::views_of(store.doc())),
             store: tokio::sync::Mutex::new(store),
+            owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
+            catalog: std::sync::OnceLock::new(),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -185,62 +232,11 @@ impl Manager {
         self.tracker.wait().await;
     }
 
-    fn start_worker(&self, cam: &Arc<Camera>) {
-        let generation = cam.next_generation();
-        let sub = self.hub.sub(cam.id());
-        if !cam.config().enabled {
-            cam.set_disabled();
-            if let Some(sub) = sub {
-                sub.camera.next_generation();
-                sub.camera.set_disabled();
-            }
-            return;
-        }
-        let opener: Arc<dyn crate::ingest::worker::Opener> =
-            Arc::new(crate::ingest::ffmpeg_source::FfmpegOpener);
-        let token = self.worker_token(cam.id().to_string());
-        self.tracker.spawn(crate::ingest::worker::run(
-            cam.clone(),
-            opener.clone(),
-            token,
-            generation,
-        ));
-        // The sub stream connects only while something uses it.
-        if let Some(sub) = sub {
-            let generation = sub.camera.next_generation();
-            let token = self.worker_token(sub.camera.id().to_string());
-            self.tracker.spawn(crate::ingest::worker::run_on_demand(
-                sub.camera, opener, token, generation,
-            ));
-        }
-    }
-
-    /// A fresh token for the worker named `key`; the worker it replaces is cancelled.
-    fn worker_token(&self, key: String) -> CancellationToken {
-        let token = self.root.child_token();
-        if let Some(old) = self
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, token.clone())
-        {
-            old.cancel();
-        }
-        token
-    }
-
-    /// Stops camera `id`'s workers (main and sub stream).
-    fn stop_worker(&self, id: &str) {
-        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        for key in [id.to_string(), format!("{id}{SUB_SUFFIX}")] {
-            if let Some(t) = workers.remove(&key) {
-                t.cancel();
-            }
-        }
-    }
-
     /// The configured cameras, credentials redacted.
     pub fn list(&self) -> Vec<CameraView> {
+        if self.catalog().is_some() {
+            return self.shared_list();
+        }
         self.hub
             .cameras()
             .iter()
@@ -357,6 +353,9 @@ impl Manager {
 
     /// Adds a camera (`POST /api/ip-cameras`).
     pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
+        if let Some(catalog) = self.catalog() {
+            return self.shared_add(catalog, body).await;
+        }
         let cam = parse_camera(&body)?;
         self.check_source(&cam, None)?;
         let mut store = self.store.lock().await;
@@ -373,7 +372,17 @@ impl Manager {
     }
 
     /// Replaces a camera's whole configuration (`PUT /api/ip-cameras/{id}`). The id stays.
-    pub async fn replace(&self, id: &str, mut body: Value) -> Result<CameraView, ChangeError> {
+    pub async fn replace(&self, id: &str, body: Value) -> Result<CameraView, ChangeError> {
+        self.replace_if(id, body, None).await
+    }
+
+    /// As [`Manager::replace`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn replace_if(
+        &self,
+        id: &str,
+        mut body: Value,
+        if_match: Option<u64>,
+    ) -> Result<CameraView, ChangeError> {
         match body.get("id") {
             None => {
                 if let Some(o) = body.as_object_mut() {
@@ -388,6 +397,9 @@ impl Manager {
                 ))
             }
         }
+        if let Some(catalog) = self.catalog() {
+            return self.shared_write(catalog, id, body, if_match).await;
+        }
         let cam = parse_camera(&body)?;
         let mut store = self.store.lock().await;
         self.apply_replace(&mut store, id, body, cam).await
@@ -396,6 +408,16 @@ impl Manager {
     /// Changes some fields (`PATCH /api/ip-cameras/{id}`, JSON merge patch: `null` removes a
     /// field, i.e. returns it to its default).
     pub async fn patch(&self, id: &str, patch: Value) -> Result<CameraView, ChangeError> {
+        self.patch_if(id, patch, None).await
+    }
+
+    /// As [`Manager::patch`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn patch_if(
+        &self,
+        id: &str,
+        patch: Value,
+        if_match: Option<u64>,
+    ) -> Result<CameraView, ChangeError> {
         let Value::Object(patch) = patch else {
             return Err(invalid(
                 "(body)",
@@ -405,10 +427,16 @@ impl Manager {
         if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(invalid("id", "ids cannot change"));
         }
+        let catalog = self.catalog();
         let mut store = self.store.lock().await;
-        let pos =
-            Self::position(store.doc(), id).ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-        let mut body = store.doc()["cameras"][pos].clone();
+        let mut body = match &catalog {
+            Some(_) => self.shared_body(id)?,
+            None => {
+                let pos = Self::position(store.doc(), id)
+                    .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
+                store.doc()["cameras"][pos].clone()
+            }
+        };
         if let Some(o) = body.as_object_mut() {
             for (k, v) in patch {
                 if v.is_null() {
@@ -417,6 +445,10 @@ impl Manager {
                     o.insert(k, v);
                 }
             }
+        }
+        if let Some(catalog) = catalog {
+            drop(store);
+            return self.shared_write(catalog, id, body, if_match).await;
         }
         let cam = parse_camera(&body)?;
         self.apply_replace(&mut store, id, body, cam).await
@@ -465,6 +497,14 @@ impl Manager {
 
     /// Removes a camera (`DELETE /api/ip-cameras/{id}`).
     pub async fn remove(&self, id: &str) -> Result<(), ChangeError> {
+        self.remove_if(id, None).await
+    }
+
+    /// As [`Manager::remove`]; in cluster mode `if_match` is the revision the caller read.
+    pub async fn remove_if(&self, id: &str, if_match: Option<u64>) -> Result<(), ChangeError> {
+        if let Some(catalog) = self.catalog() {
+            return self.shared_remove(catalog, id, if_match).await;
+        }
         let mut store = self.store.lock().await;
         if self.hub.get(id).is_none() {
             return Err(ChangeError::NotFound(id.to_string()));
@@ -495,6 +535,9 @@ impl Manager {
     /// how many cameras the file holds. A file that cannot be read or is invalid is refused and
     /// the running set stays as it was; the caller reports why.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
+        if self.catalog().is_some() {
+            return Err(ReloadError::Clustered);
+        }
         let mut store = self.store.lock().await;
         let path = store.path().to_path_buf();
         let text = match tokio::fs::read_to_string(&path).await {
@@ -531,36 +574,5 @@ impl Manager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn camera_bodies_are_checked_with_the_field_named() {
-        let e = parse_camera(&serde_json::json!({"id": "a", "url": "x", "fps": 3})).unwrap_err();
-        assert!(matches!(e, ChangeError::Invalid { .. }));
-        assert!(e.to_string().contains("fps"), "{e}");
-        let e = parse_camera(&serde_json::json!({"id": "a b", "url": "x"})).unwrap_err();
-        assert!(
-            matches!(&e, ChangeError::Invalid { field, .. } if field == "id"),
-            "{e:?}"
-        );
-        let e =
-            parse_camera(&serde_json::json!({"id": "a", "url": "x", "max_fps": "x"})).unwrap_err();
-        assert!(
-            matches!(&e, ChangeError::Invalid { field, .. } if field == "max_fps"),
-            "{e:?}"
-        );
-        assert!(parse_camera(&serde_json::json!({"id": "a", "url": "lavfi:testsrc2"})).is_ok());
-    }
-
-    #[test]
-    fn views_hide_credentials() {
-        let mut c =
-            parse_camera(&serde_json::json!({"id": "a", "url": "rtsp://u:pw@h/x"})).unwrap();
-        c.options.insert("auth_password".into(), "pw".into());
-        c.options.insert("rtsp_transport".into(), "udp".into());
-        let v = serde_json::to_string(&CameraView::of(&c)).unwrap();
-        assert!(!v.contains("pw@") && !v.contains("\"pw\""), "{v}");
-        assert!(v.contains("udp"));
-    }
-}
+#[path = "manager_tests.rs"]
+mod tests;

@@ -8,5 +8,8 @@
 mod manager;
 mod store;
 
-pub use manager::{parse_camera, parse_view, CameraView, ChangeError, Manager, ReloadError};
+pub use manager::{
+    parse_camera, parse_view, BoxFuture, CameraView, ChangeError, Expect, Manager, ReloadError,
+    SharedCatalog,
+};
 pub use store::{write_atomic, ConfigStore, StoreError};

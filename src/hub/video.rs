@@ -199,7 +199,7 @@ impl VideoFeed {
         let _ = self.push_bytes(Bytes::copy_from_slice(data));
     }
 
-    /// Viewers receiving this camera's video units now.
+    /// Viewers (and cluster relays) receiving this camera's video units now.
     pub fn viewers(&self) -> usize {
         self.tx.receiver_count()
     }
@@ -208,6 +208,12 @@ impl VideoFeed {
     /// the GOP, and sent to viewers; an unreadable unit is counted and dropped. Answers
     /// whether it was a keyframe (`None`: not taken).
     pub fn push_bytes(&self, data: Bytes) -> Option<bool> {
+        self.push_bytes_at(data, unix_ms_now())
+    }
+
+    /// [`VideoFeed::push_bytes`] for a unit captured at `captured_unix_ms` elsewhere (a unit
+    /// relayed from the cluster node that ingests the camera keeps its capture time).
+    pub fn push_bytes_at(&self, data: Bytes, captured_unix_ms: u64) -> Option<bool> {
         let mut st = self.state();
         let st = &mut *st;
         let session = st.session.as_mut()?;
@@ -247,7 +253,13 @@ impl VideoFeed {
         let Some(config) = session.config.clone() else {
             return Some(pushed.key);
         };
-        let unit = Arc::new(VideoUnit::new(seq, pushed.key, data, unix_ms_now(), config));
+        let unit = Arc::new(VideoUnit::new(
+            seq,
+            pushed.key,
+            data,
+            captured_unix_ms,
+            config,
+        ));
         if pushed.key || !pushed.kept {
             session.units.clear();
         }

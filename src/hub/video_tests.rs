@@ -309,3 +309,23 @@ fn a_reconnect_with_the_same_parameters_keeps_the_generation() {
     feed.push(&key());
     assert_eq!(feed.subscribe().config.expect("config").generation, first);
 }
+
+#[test]
+fn a_relayed_unit_keeps_its_capture_time_and_counts_its_viewers() {
+    let feed = VideoFeed::default();
+    // What a relay does: length-prefixed units, parameters from the owner's avcC.
+    feed.start(Codec::H264, NalFormat::LengthPrefixed, &[]);
+    assert_eq!(feed.viewers(), 0);
+    let start = feed.subscribe();
+    assert_eq!(feed.viewers(), 1);
+    let lp = au(
+        NalFormat::LengthPrefixed,
+        &[H264_TINY_SPS, H264_TINY_PPS, H264_TINY_VCL5_0],
+    );
+    feed.push_bytes_at(Bytes::from(lp), 1_234);
+    let got = drain(&mut { start.rx });
+    assert_eq!(got.len(), 1);
+    assert!(got[0].key);
+    assert_eq!(got[0].captured_unix_ms, 1_234);
+    assert_eq!(feed.viewers(), 0);
+}

@@ -276,8 +276,25 @@ pub struct Scrape {
 }
 
 /// The text exposition of every metric.
+/// The cluster node name every series carries (`node="..."`), set once by a cluster node.
+static NODE_LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Labels every series of this process with `node` (cluster mode; alone, no label).
+pub fn set_node_label(node: &str) {
+    let _ = NODE_LABEL.set(node.to_string());
+}
+
 pub fn render(scrape: &Scrape) -> String {
-    let mut reg = Registry::with_prefix("camwall");
+    let mut reg = match NODE_LABEL.get() {
+        Some(node) => Registry::with_prefix_and_labels(
+            "camwall",
+            std::iter::once((
+                std::borrow::Cow::Borrowed("node"),
+                std::borrow::Cow::Owned(node.clone()),
+            )),
+        ),
+        None => Registry::with_prefix("camwall"),
+    };
     let m = metrics();
     reg.register(
         "http_requests",

@@ -43,11 +43,34 @@ pub async fn list(s: WebState) -> Response {
 
 pub async fn get_one(id: String, s: WebState) -> Response {
     let found = s
-        .hub
-        .get(&id)
-        .map(|cam| CameraView::of(&cam.config()))
+        .manager
+        .view(&id)
         .ok_or_else(|| ChangeError::NotFound(id.chars().take(64).collect()).into());
-    respond(found, StatusCode::OK)
+    // Cluster mode: the revision, to send back as If-Match with a change.
+    let etag = found.as_ref().ok().and_then(|v: &CameraView| v.revision);
+    let mut res = respond(found, StatusCode::OK);
+    if let Some(rev) = etag {
+        if let Ok(v) = warp::http::HeaderValue::from_str(&format!("\"{rev}\"")) {
+            res.headers_mut().insert(warp::http::header::ETAG, v);
+        }
+    }
+    res
+}
+
+/// The revision in an `If-Match` header (`"12"`, or `12`): in a cluster, a change applies only
+/// if the camera is still at that revision. Alone, the header is ignored as it always was.
+fn if_match(s: &WebState, h: Option<String>) -> Result<Option<u64>, ApiError> {
+    let Some(h) = h.filter(|_| s.cluster.is_some()) else {
+        return Ok(None);
+    };
+    let t = h.trim().trim_start_matches("W/").trim_matches('"');
+    t.parse().map(Some).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_if_match",
+            "If-Match must be a camera revision as the API gives it, e.g. \"12\"",
+        )
+    })
 }
 
 pub async fn add(body: Bytes, s: WebState) -> Response {
@@ -58,23 +81,39 @@ pub async fn add(body: Bytes, s: WebState) -> Response {
     respond(result, StatusCode::CREATED)
 }
 
-pub async fn replace(id: String, body: Bytes, s: WebState) -> Response {
-    let result = match parse_body(&body) {
-        Ok(b) => s.manager.replace(&id, b).await.map_err(ApiError::from),
-        Err(e) => Err(e),
+pub async fn replace(id: String, inm: Option<String>, body: Bytes, s: WebState) -> Response {
+    let result = match (parse_body(&body), if_match(&s, inm)) {
+        (Ok(b), Ok(rev)) => s
+            .manager
+            .replace_if(&id, b, rev)
+            .await
+            .map_err(ApiError::from),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     respond(result, StatusCode::OK)
 }
 
-pub async fn patch(id: String, body: Bytes, s: WebState) -> Response {
-    let result = match parse_body(&body) {
-        Ok(b) => s.manager.patch(&id, b).await.map_err(ApiError::from),
-        Err(e) => Err(e),
+pub async fn patch(id: String, inm: Option<String>, body: Bytes, s: WebState) -> Response {
+    let result = match (parse_body(&body), if_match(&s, inm)) {
+        (Ok(b), Ok(rev)) => s
+            .manager
+            .patch_if(&id, b, rev)
+            .await
+            .map_err(ApiError::from),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     respond(result, StatusCode::OK)
 }
 
-pub async fn remove(id: String, s: WebState) -> Response {
-    let result = s.manager.remove(&id).await.map(|()| json!({"removed": id}));
-    respond(result.map_err(ApiError::from), StatusCode::OK)
+pub async fn remove(id: String, inm: Option<String>, s: WebState) -> Response {
+    let result = match if_match(&s, inm) {
+        Ok(rev) => s
+            .manager
+            .remove_if(&id, rev)
+            .await
+            .map(|()| json!({"removed": id}))
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    respond(result, StatusCode::OK)
 }

@@ -188,6 +188,14 @@ impl From<ChangeError> for ApiError {
             ChangeError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
             }
+            ChangeError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            ChangeError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                e.to_string(),
+            ),
             ChangeError::ChangedOnDisk { .. } => {
                 tracing::warn!(error = %e, "change refused");
                 ApiError::new(

@@ -36,6 +36,21 @@ pub async fn frame(
         Err(e) => return e.into_response(),
     };
     let cam = out.camera;
+    // A camera another cluster node ingests: ask that node (long-poll gets one snapshot).
+    if let Some(c) = s.cluster.as_ref().filter(|c| c.is_remote(&id)) {
+        return match c.snapshot(&id, tier).await {
+            Ok(enc) => {
+                let not_modified = etag_matches(if_none_match.as_deref(), &enc.etag);
+                jpeg_response(&enc, not_modified)
+            }
+            Err(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "camera_unavailable",
+                e.to_string(),
+            )
+            .into_response(),
+        };
+    }
     let enc = match p.after.as_deref() {
         Some(after) if p.is_long_poll() => {
             // A long-poll holds its connection up to a minute: it takes a place under the caps

@@ -49,7 +49,13 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(viewer())
         .and(with_state.clone())
-        .map(|s: WebState| status::json_ok(&status::status_body(&s.hub)));
+        .map(|s: WebState| status::status(&s));
+
+    let cluster = warp::path!("api" / "cluster")
+        .and(warp::get())
+        .and(viewer())
+        .and(with_state.clone())
+        .map(|s: WebState| status::cluster(&s));
 
     let initialize = warp::path!("api" / "ip-cameras" / "initialize")
         .and(warp::post())
@@ -129,6 +135,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::put())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(body())
         .and(with_state.clone())
         .then(cameras::replace);
@@ -136,6 +143,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::patch())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(body())
         .and(with_state.clone())
         .then(cameras::patch);
@@ -143,6 +151,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::delete())
         .and(same_site())
         .and(admin())
+        .and(warp::header::optional::<String>("if-match"))
         .and(with_state.clone())
         .then(cameras::remove);
     // Testing a camera before it is saved (no camera path takes POST with an id).
@@ -229,6 +238,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(status)
         .unify()
         .or(initialize)
+        .unify()
+        .or(cluster)
         .unify()
         .or(frame)
         .unify()

@@ -24,4 +24,6 @@ pub struct WebState {
     pub allowed_origins: Arc<Vec<String>>,
     /// No token and a non-loopback listen address (shown by `/health`).
     pub open_access: bool,
+    /// This node's cluster, when `server.cluster` is set.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }

@@ -147,6 +147,49 @@ pub fn status_body(hub: &Hub) -> StatusBody {
     }
 }
 
+/// `GET /api/ip-cameras/status`. In a cluster every camera also names the `node` ingesting
+/// it, and one ingested elsewhere shows that node's state (`unavailable` when no node can be
+/// reached for it); `node` at the top names the answering node.
+pub fn status(s: &WebState) -> Response {
+    let body = status_body(&s.hub);
+    match &s.cluster {
+        None => json_ok(&body),
+        Some(c) => json_ok(&clustered(&body, c)),
+    }
+}
+
+fn clustered(body: &impl Serialize, c: &crate::cluster::Cluster) -> serde_json::Value {
+    let mut v = serde_json::to_value(body).unwrap_or_default();
+    if let Some(cams) = v
+        .get_mut("cameras")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for cam in cams {
+            let id = cam["id"].as_str().unwrap_or_default().to_string();
+            let p = c.placement(&id);
+            cam["node"] = p.node.into();
+            if let Some(state) = p.remote_state {
+                cam["state"] = state.into();
+            }
+        }
+    }
+    v["node"] = c.node().into();
+    v
+}
+
+/// `GET /api/cluster`: the nodes, with the cameras each ingests, its viewers and CPU.
+pub fn cluster(s: &WebState) -> Response {
+    match &s.cluster {
+        Some(c) => json_ok(&c.status()),
+        None => super::error::ApiError::new(
+            warp::http::StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this camwall runs alone (no server.cluster in its config)",
+        )
+        .into_response(),
+    }
+}
+
 pub fn initialize(s: &WebState) -> Response {
     #[derive(Serialize)]
     struct Body {
@@ -166,10 +209,14 @@ pub fn initialize(s: &WebState) -> Response {
             restarted.push(cam.id().to_string());
         }
     }
-    json_ok(&Body {
+    let body = Body {
         restarted,
         status: status_body(&s.hub),
-    })
+    };
+    match &s.cluster {
+        None => json_ok(&body),
+        Some(c) => json_ok(&clustered(&body, c)),
+    }
 }
 
 /// The Prometheus text exposition.

@@ -1,0 +1,467 @@
+//! End-to-end tests of the cluster: Debian's nats-server started by the test (JetStream on, a
+//! temporary store), three real camwall nodes, six lavfi cameras (always decoded, so
+//! `frames_in` shows exactly who ingests). One nats-server and one set of nodes serve every
+//! assertion, in order, to keep the run short.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const NATS_BIN: &str = "/usr/sbin/nats-server";
+
+/// Debian's nats-server on 127.0.0.1:`port`, JetStream storing under `dir`; killed on drop.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Nats {
+    fn start(port: u16, dir: &Path) -> Self {
+        let child = Command::new(NATS_BIN)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        for _ in 0..200 {
+            if listening(port) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(listening(port), "nats-server did not listen on {port}");
+        Nats {
+            child: Some(child),
+            port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether this run has a nats-server; without one, the test is skipped only when the run
+/// did not ask for it (`scripts/test` sets CAMWALL_REQUIRE_NATS, so CI never skips silently).
+fn have_nats() -> bool {
+    if Path::new(NATS_BIN).exists() {
+        return true;
+    }
+    if std::env::var_os("CAMWALL_REQUIRE_NATS").is_some() {
+        panic!(
+            "{NATS_BIN} is missing and CAMWALL_REQUIRE_NATS is set: apt-get install nats-server"
+        );
+    }
+    eprintln!("SKIPPED: {NATS_BIN} is missing (apt-get install nats-server)");
+    false
+}
+
+fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
+    json!({
+        "server": {"cluster": {"nats": nats, "node": node}},
+        "cameras": cams,
+    })
+}
+
+/// Every camera's status on one node, by id.
+async fn cams_of(cw: &Camwall) -> HashMap<String, Value> {
+    let Some(s) = cw.try_status().await else {
+        return HashMap::new();
+    };
+    s["cameras"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c))
+        .collect()
+}
+
+/// Polls (bounded) until every node names one and the same owner for each of `ids`, that
+/// owner among `names`, and the camera streams there; returns camera → owner.
+async fn wait_owners(
+    nodes: &[(&str, &Camwall)],
+    ids: &[String],
+    timeout: Duration,
+) -> BTreeMap<String, String> {
+    let end = Instant::now() + timeout;
+    let mut last;
+    loop {
+        let mut views = Vec::new();
+        for (_, cw) in nodes {
+            views.push(cams_of(cw).await);
+        }
+        let mut owners = BTreeMap::new();
+        let agreed = ids.iter().all(|id| {
+            let named: Vec<Option<&str>> = views
+                .iter()
+                .map(|v| v.get(id).and_then(|c| c["node"].as_str()))
+                .collect();
+            let Some(Some(owner)) = named.first().copied() else {
+                return false;
+            };
+            let Some(idx) = nodes.iter().position(|(n, _)| *n == owner) else {
+                return false;
+            };
+            let streaming = views[idx].get(id).map(|c| c["state"] == "streaming") == Some(true);
+            owners.insert(id.clone(), owner.to_string());
+            streaming && named.iter().all(|n| *n == Some(owner))
+        });
+        if agreed {
+            return owners;
+        }
+        last = views;
+        if Instant::now() > end {
+            panic!("owners never agreed; last views {last:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What ingest moves: pictures published, plus units of an H.264 camera (decoded on demand).
+fn frames_in(view: &HashMap<String, Value>, id: &str) -> u64 {
+    let c = view.get(id);
+    c.and_then(|c| c["frames_in"].as_u64()).unwrap_or(0)
+        + c.and_then(|c| c["video"]["units_in"].as_u64()).unwrap_or(0)
+}
+
+/// Checks that over a second and a half, `frames_in` moves on each camera's owner and nowhere
+/// else, except where `relayed` (node, camera) takes the camera's units through the relay.
+async fn assert_only_owners_ingest(
+    nodes: &[(&str, &Camwall)],
+    owners: &BTreeMap<String, String>,
+    relayed: &[(&str, &str)],
+) {
+    let mut before = Vec::new();
+    for (_, cw) in nodes {
+        before.push(cams_of(cw).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (i, (name, cw)) in nodes.iter().enumerate() {
+        let after = cams_of(cw).await;
+        for (id, owner) in owners {
+            let moved = frames_in(&after, id) - frames_in(&before[i], id);
+            if relayed.contains(&(*name, id.as_str())) {
+                continue;
+            }
+            if owner == name {
+                assert!(moved > 0, "{id} did not move on its owner {name}");
+            } else {
+                assert_eq!(moved, 0, "{id} (owner {owner}) was ingested on {name} too");
+            }
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Reads (bounded) until a video frame captured after `after_ms` arrives; returns its header.
+async fn next_video(ws: &mut Ws, after_ms: u64, timeout: Duration) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let msg = match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            other => panic!("no video frame: {other:?}; saw {seen:?}"),
+        };
+        match msg {
+            Message::Binary(b) => {
+                let n = u16::from_be_bytes([b[1], b[2]]) as usize;
+                let h: Value = serde_json::from_slice(&b[3..3 + n]).unwrap();
+                if h["kind"] == "video" && h["ts"].as_u64() > Some(after_ms) {
+                    return h;
+                }
+                seen.push(h);
+            }
+            Message::Text(t) => seen.push(Value::String(t.to_string())),
+            _ => {}
+        }
+        seen.truncate(20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_six_cameras_and_survive_faults() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut nats = Nats::start(port, store.path());
+    let mut ids: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
+    let mut cams: Vec<Value> = ids
+        .iter()
+        .map(|id| lavfi(id, "testsrc2=size=160x120:rate=5"))
+        .collect();
+    // One H.264 camera for the video relay.
+    let rtsp = RtspServer::start(&["--size", "320x240", "--fps", "10"]);
+    cams.push(json!({"id": "rtsp", "url": rtsp.url()}));
+    ids.push("rtsp".into());
+    let a = start_camwall(node_config(&nats.url(), "a", &cams));
+    let b = start_camwall(node_config(&nats.url(), "b", &cams));
+    let c = start_camwall(node_config(&nats.url(), "c", &cams));
+
+    // Exactly one owner each, agreed by every node; only owners ingest.
+    let all = [("a", &a), ("b", &b), ("c", &c)];
+    let owners = wait_owners(&all, &ids, Duration::from_secs(30)).await;
+    assert_only_owners_ingest(&all, &owners, &[]).await;
+
+    // /api/cluster lists the three nodes, whose cameras partition the six.
+    let cl: Value = reqwest::get(a.url("/api/cluster"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cl["node"], "a");
+    let nodes = cl["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{cl}");
+    let mut listed: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| n["cameras"].as_array().unwrap().clone())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ids, "{cl}");
+    // Metrics carry the node.
+    let m = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("node=\"b\""), "{m}");
+
+    // A WebSocket viewer on another node gets the H.264 camera's own video through the relay.
+    let names = ["a", "b", "c"];
+    let rtsp_owner = owners["rtsp"].clone();
+    let viewer_node = names.into_iter().find(|n| *n != rtsp_owner).unwrap();
+    let viewer_cw = all.iter().find(|(n, _)| *n == viewer_node).unwrap().1;
+    let mut ws = ws_connect(viewer_cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["rtsp"], "codecs": ["h264"], "quality": 80}),
+    )
+    .await;
+    let first = next_video(&mut ws, 0, Duration::from_secs(20)).await;
+    assert_eq!(
+        first["key"], true,
+        "relayed video starts at a keyframe: {first}"
+    );
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+
+    // And JPEG frames of a camera another node ingests, for a client without video codecs.
+    let jpeg_cam = owners
+        .iter()
+        .find(|(id, o)| id.starts_with("cam") && **o != viewer_node)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let mut ws2 = ws_connect(viewer_cw).await;
+    ws_send(
+        &mut ws2,
+        json!({"type": "subscribe", "cameras": [&jpeg_cam]}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    let f = next_frame(&mut ws2, &mut texts, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no JPEG of {jpeg_cam} on {viewer_node}: {texts:?}"));
+    assert_eq!(f.camera(), jpeg_cam);
+    let (w, h, _) = decode_rgb(&f.jpeg);
+    assert_eq!((w, h), (160, 120));
+    let relayed: &[(&str, &str)] = &[(viewer_node, "rtsp"), (viewer_node, jpeg_cam.as_str())];
+
+    // A snapshot through a node that does not ingest the camera decodes to the right size.
+    let lavfi_owner = owners["cam0"].clone();
+    let other = all.iter().find(|(n, _)| **n != *lavfi_owner).unwrap().1;
+    let res = get_frame(other, "cam0", "").await;
+    assert_eq!(res.status(), 200);
+    let (w, h, _) = decode_rgb(&res.bytes().await.unwrap());
+    assert_eq!((w, h), (160, 120));
+
+    // A camera added through node a appears on every node, with one owner.
+    let http = reqwest::Client::new();
+    let res = http
+        .post(a.url("/api/ip-cameras"))
+        .json(&lavfi("added", "testsrc2=size=160x120:rate=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert!(created["revision"].as_u64().is_some(), "{created}");
+    ids.push("added".to_string());
+    let owners = wait_owners(&all, &ids, Duration::from_secs(20)).await;
+    assert_only_owners_ingest(&all, &owners, relayed).await;
+    // The config file is not written in cluster mode.
+    let file = std::fs::read_to_string(&a.config_path).unwrap();
+    assert!(!file.contains("added"), "{file}");
+
+    // Two edits based on the same revision, through two nodes: the second gets 409.
+    let res = http
+        .get(b.url("/api/ip-cameras/added"))
+        .send()
+        .await
+        .unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(etag, format!("\"{}\"", seen["revision"]));
+    let first = http
+        .patch(a.url("/api/ip-cameras/added"))
+        .header("if-match", &etag)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let bad = http
+        .patch(c.url("/api/ip-cameras/added"))
+        .header("if-match", "\"not-a-revision\"")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let second = http
+        .patch(b.url("/api/ip-cameras/added"))
+        .header("if-match", &etag)
+        .json(&json!({"name": "Lost edit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+    let err: Value = second.json().await.unwrap();
+    assert_eq!(err["error"], "conflict", "{err}");
+    // Every node shows the first edit.
+    for cw in [&a, &b, &c] {
+        cw.wait_camera("added", Duration::from_secs(10), |c| c["name"] == "Renamed")
+            .await;
+    }
+
+    // kill -9 of the node ingesting the H.264 camera: the others take its cameras within
+    // 15 s, and the viewer on a surviving node gets video again on the same socket.
+    let victim = names.into_iter().find(|n| *n == rtsp_owner).unwrap();
+    let (survivors, mut dead): (Vec<_>, Vec<_>) = [("a", a), ("b", b), ("c", c)]
+        .into_iter()
+        .partition(|(n, _)| *n != victim);
+    let dead = dead.pop().unwrap();
+    signal(dead.1.pid(), "KILL");
+    let killed_at = Instant::now();
+    let live: Vec<(&str, &Camwall)> = survivors.iter().map(|(n, c)| (*n, c)).collect();
+    let after = wait_owners(&live, &ids, Duration::from_secs(15)).await;
+    eprintln!("takeover after kill -9: {:?}", killed_at.elapsed());
+    for (id, owner) in &after {
+        assert_ne!(owner, victim);
+        if owners[id] != victim {
+            assert_eq!(owner, &owners[id], "{id} moved though its owner lived");
+        }
+    }
+    assert_only_owners_ingest(&live, &after, relayed).await;
+    let killed_ms = unix_ms() - killed_at.elapsed().as_millis() as u64;
+    // The viewer saw the camera go connecting, then gets video again on the same socket.
+    let went = next_text(&mut ws, Duration::from_secs(15), |t| {
+        t["type"] == "state" && t["camera"] == "rtsp" && t["state"] == "connecting"
+    })
+    .await;
+    assert!(went.is_some(), "no connecting state after the owner died");
+    let again = next_video(&mut ws, killed_ms, Duration::from_secs(15)).await;
+    assert_eq!(again["key"], true, "{again}");
+    drop(dead);
+
+    // NATS goes away: each node keeps ingesting its own cameras; the others' show unavailable.
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (name, cw) in &live {
+        let view = cams_of(cw).await;
+        for (id, owner) in &after {
+            let st = &view[id]["state"];
+            if owner == name {
+                assert_eq!(st, "streaming", "{id} on its owner {name} without NATS");
+            } else {
+                assert_eq!(st, "unavailable", "{id} (owner {owner}) seen from {name}");
+            }
+        }
+    }
+    assert_only_owners_ingest(&live, &after, relayed).await;
+    // NATS returns on the same port and store: the nodes rejoin without a restart.
+    let nats = Nats::start(port, store.path());
+    let back = wait_owners(&live, &ids, Duration::from_secs(20)).await;
+    assert_only_owners_ingest(&live, &back, relayed).await;
+
+    // The killed node comes back (its file lacks the added camera; the shared list has it):
+    // exactly its share moves back to it, nothing else moves.
+    let returned = start_camwall(node_config(&nats.url(), victim, &cams));
+    let mut all3 = live.clone();
+    all3.push((victim, &returned));
+    // Agreement comes first with the old owners; then the returned node claims its share.
+    let end = Instant::now() + Duration::from_secs(30);
+    let rejoined = loop {
+        let now = wait_owners(&all3, &ids, Duration::from_secs(30)).await;
+        if now == owners || Instant::now() > end {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        rejoined, owners,
+        "ownership after rejoin differs from before the kill"
+    );
+    assert_only_owners_ingest(&all3, &rejoined, relayed).await;
+    let moved_back = ids.iter().filter(|id| back[*id] != rejoined[*id]).count();
+    let share = owners.values().filter(|o| *o == victim).count();
+    assert_eq!(moved_back, share);
+}
+
+/// Alone (no `server.cluster`), nothing of the cluster shows: no `node` in the status, and
+/// `/api/cluster` says so. Needs no NATS.
+#[tokio::test]
+async fn a_node_alone_has_no_cluster() {
+    let cw = start_camwall(json!({"cameras": [lavfi("solo", "testsrc2=size=160x120:rate=5")]}));
+    let c = cw
+        .wait_camera("solo", Duration::from_secs(20), |c| {
+            c["state"] == "streaming"
+        })
+        .await;
+    assert!(c.get("node").is_none(), "{c}");
+    let res = reqwest::get(cw.url("/api/cluster")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "not_clustered", "{body}");
+    let m = reqwest::get(cw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!m.contains("node=\""), "{m}");
+}

@@ -1,0 +1,462 @@
+//! The cluster (`server.cluster`): several camwall nodes sharing cameras over NATS.
+//!
+//! Beside the flow, like `control`: it reads the hub, asks `control::Manager` to start or stop
+//! ingesting a camera, and the web layer reads its view for status. Nothing below it knows
+//! NATS. Each heartbeat (every second) it publishes this node's beat (`membership`), reads the
+//! live nodes back, and carries out the lease plan (`leases`): claim the cameras rendezvous
+//! hashing (`owner`) gives this node, refresh them, release those it moved away. Without NATS
+//! a node keeps ingesting what it holds and shows the others' cameras `unavailable`.
+
+pub mod catalog;
+pub mod leases;
+pub mod membership;
+pub mod owner;
+pub mod relay;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::access::limits::{ClientKind, ClientLimits};
+use crate::config::ClusterConfig;
+use crate::control::Manager;
+use crate::hub::{CameraState, Hub};
+use crate::obs::redact::redact_url;
+use leases::Step;
+use membership::Beat;
+
+/// How long one NATS request may take before the heartbeat gives up on it.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages buffered per NATS subscription (see `connect`).
+const SUBSCRIPTION_CAPACITY: usize = 256;
+/// How long a stopping node spends handing its cameras back.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What this node knows of the cluster, as of its last heartbeat.
+#[derive(Debug, Default)]
+struct View {
+    connected: bool,
+    nodes: BTreeMap<String, Beat>,
+    /// Our leases: camera id → the revision to refresh with.
+    held: HashMap<String, u64>,
+}
+
+/// One node's membership, leases and view of the others.
+pub struct Cluster {
+    node: String,
+    weight: f64,
+    hub: Arc<Hub>,
+    manager: Arc<Manager>,
+    limits: Arc<ClientLimits>,
+    view: Mutex<View>,
+    catalog: Arc<catalog::Catalog>,
+    /// Set once connected (the client exists from then on, reconnecting by itself).
+    relay: std::sync::OnceLock<Arc<relay::Relay>>,
+}
+
+/// A camera as the cluster places it: the node ingesting it and that node's state for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub node: Option<String>,
+    /// `None` when this node ingests it (its own state is the truth).
+    pub remote_state: Option<String>,
+}
+
+/// `GET /api/cluster`.
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub connected: bool,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub weight: f64,
+    pub cameras: Vec<String>,
+    pub viewers: u64,
+    pub cpu_percent: f64,
+}
+
+impl Cluster {
+    /// Connects (in the background, retrying forever) and starts the heartbeat. `config_dir`
+    /// resolves a relative credentials path.
+    pub fn start(
+        cfg: &ClusterConfig,
+        config_dir: &Path,
+        hub: Arc<Hub>,
+        manager: Arc<Manager>,
+        limits: Arc<ClientLimits>,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let c = Arc::new(Self {
+            node: cfg.node.clone(),
+            weight: cfg.weight,
+            hub,
+            manager,
+            limits,
+            view: Mutex::new(View::default()),
+            catalog: Arc::new(catalog::Catalog::default()),
+            relay: std::sync::OnceLock::new(),
+        });
+        // From now on the API changes the shared list, never the config file.
+        c.manager.set_catalog(c.catalog.clone());
+        crate::obs::metrics::set_node_label(&cfg.node);
+        let creds = cfg.credentials.as_ref().map(|p| config_dir.join(p));
+        let urls = cfg.nats.clone();
+        let me = c.clone();
+        tokio::spawn(async move {
+            let client = match connect(&urls, &me.node, creds.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Only a credentials file that cannot be read gets here: the connection
+                    // itself is retried forever.
+                    warn!(
+                        "cluster: cannot connect to NATS: {}; this node serves alone",
+                        redact_url(&e.to_string())
+                    );
+                    return;
+                }
+            };
+            tokio::spawn(me.catalog.clone().run(
+                client.clone(),
+                me.manager.clone(),
+                me.hub.clone(),
+                cancel.clone(),
+            ));
+            let relay = relay::Relay::new(client.clone(), me.hub.clone(), me.manager.clone());
+            let _ = me.relay.set(relay.clone());
+            tokio::spawn(relay.run(cancel.clone()));
+            me.run(client, cancel).await;
+        });
+        c
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where camera `id` is ingested and, if elsewhere, in what state.
+    pub fn placement(&self, id: &str) -> Placement {
+        let v = self.view();
+        if v.held.contains_key(id) || self.manager.ingests(id) {
+            return Placement {
+                node: Some(self.node.clone()),
+                remote_state: None,
+            };
+        }
+        let remote = v
+            .connected
+            .then(|| {
+                v.nodes
+                    .values()
+                    .find_map(|b| b.cameras.get(id).map(|s| (b.node.clone(), s.clone())))
+            })
+            .flatten();
+        match remote {
+            Some((node, state)) => Placement {
+                node: Some(node),
+                remote_state: Some(state),
+            },
+            None => Placement {
+                node: None,
+                remote_state: Some("unavailable".into()),
+            },
+        }
+    }
+
+    /// Whether camera `id` is ingested by another node (serve it through the relay).
+    pub fn is_remote(&self, id: &str) -> bool {
+        !self.manager.ingests(id)
+    }
+
+    /// A snapshot of a camera another node ingests, from that node's tier cache.
+    pub async fn snapshot(
+        &self,
+        id: &str,
+        tier: crate::media::tier::Tier,
+    ) -> Result<crate::hub::Encoded, relay::SnapshotError> {
+        match self.relay.get() {
+            Some(r) => r.snapshot(id, tier).await,
+            None => Err(relay::SnapshotError::Unreachable(
+                "not connected to NATS yet".into(),
+            )),
+        }
+    }
+
+    /// The nodes and what each ingests, for `GET /api/cluster`.
+    pub fn status(&self) -> ClusterStatus {
+        let v = self.view();
+        ClusterStatus {
+            node: self.node.clone(),
+            connected: v.connected,
+            nodes: v
+                .nodes
+                .values()
+                .map(|b| NodeStatus {
+                    node: b.node.clone(),
+                    weight: b.weight,
+                    cameras: b.cameras.keys().cloned().collect(),
+                    viewers: b.viewers,
+                    cpu_percent: b.cpu_percent,
+                })
+                .collect(),
+        }
+    }
+
+    async fn run(self: Arc<Self>, client: async_nats::Client, cancel: CancellationToken) {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
+        let mut buckets: Option<(kv::Store, kv::Store)> = None;
+        let mut connected_since: Option<Instant> = None;
+        let mut cpu_before = (Instant::now(), membership::cpu_time());
+        let mut tick = tokio::time::interval(membership::HEARTBEAT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = (Instant::now(), membership::cpu_time());
+            let cpu = membership::cpu_percent(cpu_before.1, now.1, now.0 - cpu_before.0);
+            cpu_before = now;
+            if client.connection_state() != async_nats::connection::State::Connected {
+                if connected_since.take().is_some() {
+                    warn!("cluster: NATS connection lost; serving the cameras this node holds");
+                }
+                self.view().connected = false;
+                continue;
+            }
+            let since = *connected_since.get_or_insert_with(|| {
+                info!(node = %self.node, "cluster: connected to NATS");
+                Instant::now()
+            });
+            if buckets.is_none() {
+                match open_buckets(&js).await {
+                    Ok(b) => buckets = Some(b),
+                    Err(e) => {
+                        warn!("cluster: cannot open the KV buckets: {e}");
+                        self.view().connected = false;
+                        continue;
+                    }
+                }
+            }
+            let Some((nodes_kv, leases_kv)) = &buckets else {
+                continue;
+            };
+            // Claim only once every live node has had a heartbeat to show itself.
+            // And only once the camera list was read: the file's list may be out of date.
+            let may_claim =
+                since.elapsed() >= membership::HEARTBEAT_TTL && self.catalog.is_synced();
+            if let Err(e) = self.heartbeat(nodes_kv, leases_kv, may_claim, cpu).await {
+                debug!("cluster: heartbeat failed: {e}");
+                self.view().connected = false;
+                // A NATS server that came back empty has no buckets: make them again.
+                buckets = None;
+            }
+        }
+        if let Some((nodes_kv, leases_kv)) = &buckets {
+            let _ = tokio::time::timeout(LEAVE_TIMEOUT, self.leave(nodes_kv, leases_kv)).await;
+        }
+    }
+
+    /// One heartbeat: say who we are, read the others, act on the lease plan.
+    async fn heartbeat(
+        &self,
+        nodes_kv: &kv::Store,
+        leases_kv: &kv::Store,
+        may_claim: bool,
+        cpu_percent: f64,
+    ) -> Result<(), async_nats::Error> {
+        let held = self.view().held.clone();
+        let beat = Beat {
+            node: self.node.clone(),
+            weight: self.weight,
+            cameras: held
+                .keys()
+                .filter_map(|id| self.hub.get(id))
+                .map(|c| (c.id().to_string(), c.state().name().to_string()))
+                .collect(),
+            viewers: [ClientKind::WebSocket, ClientKind::Mjpeg]
+                .into_iter()
+                .map(|k| self.limits.count(k) as u64)
+                .sum(),
+            cpu_percent,
+        };
+        nodes_kv
+            .put(self.node.as_str(), Bytes::from(serde_json::to_vec(&beat)?))
+            .await?;
+        let nodes = membership::read(nodes_kv).await?;
+        let cameras: Vec<String> = self
+            .hub
+            .cameras()
+            .iter()
+            .map(|c| c.id().to_string())
+            .collect();
+        let steps = leases::plan(&self.node, &cameras, &nodes, &held, may_claim);
+        let mut held = held;
+        let value = || Bytes::from(self.node.clone());
+        for step in steps {
+            match step {
+                Step::Refresh { camera, revision } => {
+                    match leases_kv.update(camera.as_str(), value(), revision).await {
+                        Ok(r) => {
+                            held.insert(camera, r);
+                        }
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                            // Expired (NATS was away) or taken: claim it again if still free.
+                            match leases_kv.create(camera.as_str(), value()).await {
+                                Ok(r) => {
+                                    held.insert(camera, r);
+                                }
+                                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                                    info!(camera = %camera, "cluster: lease lost to another node");
+                                    held.remove(&camera);
+                                    self.manager.set_owned(&camera, false);
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Step::Claim { camera } => match leases_kv.create(camera.as_str(), value()).await {
+                    Ok(r) => {
+                        info!(camera = %camera, node = %self.node, "cluster: camera claimed");
+                        held.insert(camera.clone(), r);
+                        self.manager.set_owned(&camera, true);
+                    }
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e.into()),
+                },
+                Step::Release { camera, revision } => {
+                    // Stop ingesting before the lease goes, so two nodes never overlap.
+                    self.manager.set_owned(&camera, false);
+                    held.remove(&camera);
+                    info!(camera = %camera, "cluster: camera released");
+                    leases_kv
+                        .delete_expect_revision(camera.as_str(), Some(revision))
+                        .await?;
+                }
+            }
+        }
+        self.show_remote_states(&nodes);
+        let mut v = self.view();
+        v.connected = true;
+        v.nodes = nodes;
+        v.held = held;
+        Ok(())
+    }
+
+    /// Cameras ingested elsewhere take the state their owner reports (`connecting` while no
+    /// node reports one, as during a takeover), so this node's viewers see it as the owner's
+    /// do. The only writer of a remote camera's state besides its relayed pictures.
+    fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) {
+        for cam in self.hub.cameras() {
+            if self.manager.ingests(cam.id()) {
+                continue;
+            }
+            let reported = nodes.values().find_map(|b| b.cameras.get(cam.id()));
+            let state = reported.map_or(CameraState::Connecting, |s| state_named(s));
+            if cam.state() != state {
+                cam.set_relayed(state, cam.width(), cam.info().height);
+            }
+        }
+    }
+
+    /// At shutdown: hand every camera back at once, so the others need not wait for expiry.
+    async fn leave(&self, nodes_kv: &kv::Store, leases_kv: &kv::Store) {
+        let held = std::mem::take(&mut self.view().held);
+        for (camera, revision) in held {
+            let _ = leases_kv
+                .delete_expect_revision(camera.as_str(), Some(revision))
+                .await;
+        }
+        let _ = nodes_kv.delete(self.node.as_str()).await;
+    }
+}
+
+/// A state as its name (an older or newer node's unknown name reads as connecting).
+fn state_named(name: &str) -> CameraState {
+    match name {
+        "streaming" => CameraState::Streaming,
+        "backoff" => CameraState::Backoff,
+        "unauthorized" => CameraState::Unauthorized,
+        "disabled" => CameraState::Disabled,
+        "stopped" => CameraState::Stopped,
+        _ => CameraState::Connecting,
+    }
+}
+
+async fn connect(
+    urls: &str,
+    node: &str,
+    creds: Option<&Path>,
+) -> Result<async_nats::Client, async_nats::Error> {
+    let addrs: Vec<async_nats::ServerAddr> = urls
+        .split(',')
+        .map(|u| u.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("camwall-{node}"))
+        .retry_on_initial_connect()
+        .connection_timeout(REQUEST_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        // Messages queued per subscription before NATS drops the newest for it: a node too
+        // slow for a relayed camera loses units (its viewers skip to a keyframe) instead of
+        // queueing without bound. About 10 s of 25 fps video.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .event_callback(|event| async move {
+            // Server errors can quote what the client sent: keep them short and redacted.
+            debug!("cluster: NATS {}", redact_url(&event.to_string()));
+        });
+    if let Some(path) = creds {
+        opts = opts.credentials_file(path).await?;
+    }
+    let shown: Vec<String> = urls.split(',').map(|u| redact_url(u.trim())).collect();
+    info!(nats = %shown.join(","), node, "cluster: joining");
+    Ok(opts.connect(addrs.as_slice()).await?)
+}
+
+async fn open_buckets(
+    js: &jetstream::Context,
+) -> Result<(kv::Store, kv::Store), async_nats::Error> {
+    let nodes = bucket(js, membership::NODES_BUCKET, membership::HEARTBEAT_TTL).await?;
+    let leases = bucket(js, leases::LEASES_BUCKET, leases::LEASE_TTL).await?;
+    Ok((nodes, leases))
+}
+
+/// Opens bucket `name`, making it (one value per key, entries expiring after `max_age`, zero
+/// for never) when it does not exist yet. In production the operator may pre-create it with replicas.
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(kv) = js.get_key_value(name).await {
+        return Ok(kv);
+    }
+    Ok(js
+        .create_key_value(kv::Config {
+            bucket: name.to_string(),
+            history: 1,
+            max_age,
+            ..Default::default()
+        })
+        .await?)
+}
