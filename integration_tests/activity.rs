@@ -35,13 +35,7 @@ async fn readings(cw: &Camwall, id: &str) -> Vec<f64> {
 
 #[tokio::test]
 async fn a_still_scene_scores_low_and_a_moving_one_clearly_higher() {
-    let args = ["--pattern", "smpte100", "--size", "320x240", "--fps", "15"];
-    let still = RtspServer::start(&args);
-    let moving = RtspServer::start(&[&args[..], &["--speed", "4"]].concat());
-    let cw = start_camwall(json!({"server": {}, "cameras": [
-        {"id": "still", "url": still.url()},
-        {"id": "moving", "url": moving.url()}
-    ]}));
+    let (_still, _moving, cw) = still_and_moving();
     let s = readings(&cw, "still").await;
     let m = readings(&cw, "moving").await;
     let s_max = s.iter().cloned().fold(0.0, f64::max);
@@ -51,12 +45,7 @@ async fn a_still_scene_scores_low_and_a_moving_one_clearly_higher() {
     // Nothing was decoded for it.
     let c = cw.camera("moving").await;
     assert_eq!(c["decoding"], false, "{c}");
-    let text = reqwest::get(cw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = cw.metrics().await;
     assert!(
         text.contains("camwall_camera_activity{camera=\"moving\"}"),
         "{text}"

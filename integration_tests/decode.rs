@@ -31,15 +31,6 @@ fn units(c: &Value) -> u64 {
     c["video"]["units_in"].as_u64().expect("video.units_in")
 }
 
-async fn metrics(cw: &Camwall) -> String {
-    reqwest::get(cw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// The value of the sample line that starts with `prefix`.
 fn sample(text: &str, prefix: &str) -> String {
     text.lines()
@@ -67,7 +58,7 @@ async fn units_grow(cw: &Camwall, from: &Value, more: u64) -> Value {
 #[tokio::test]
 async fn an_unwatched_camera_stops_decoding_and_a_snapshot_gets_a_fresh_picture() {
     let (_rtsp, cw, cold) = cold_camera().await;
-    let m = metrics(&cw).await;
+    let m = cw.metrics().await;
     assert_eq!(sample(&m, "camwall_camera_decoding{camera=\"cam\"}"), "0");
     let decode_count = sample(&m, "camwall_decode_seconds_count{camera=\"cam\"}");
 
@@ -88,7 +79,7 @@ async fn an_unwatched_camera_stops_decoding_and_a_snapshot_gets_a_fresh_picture(
     );
     assert_eq!(
         sample(
-            &metrics(&cw).await,
+            &cw.metrics().await,
             "camwall_decode_seconds_count{camera=\"cam\"}"
         ),
         decode_count,

@@ -336,13 +336,7 @@ async fn a_camera_killed_mid_view_shows_its_age_then_its_error() {
 
 #[tokio::test]
 async fn busy_tiles_are_marked_sorted_first_and_the_most_active_one_is_focused() {
-    let args = ["--pattern", "smpte100", "--size", "320x240", "--fps", "15"];
-    let still = RtspServer::start(&args);
-    let moving = RtspServer::start(&[&args[..], &["--speed", "4"]].concat());
-    let cw = start_camwall(json!({"server": {}, "cameras": [
-        {"id": "still", "url": still.url()},
-        {"id": "moving", "url": moving.url()}
-    ]}));
+    let (_still, _moving, cw) = still_and_moving();
     let mut b = Browser::open(&cw.url("/?codec=jpeg")).await;
     let report = "JSON.stringify({shown: camwall.shown(), act: camwall.activity(), active: camwall.active(), f: camwall.focused()})";
     // The busy camera's tile is marked, with a border as strong as its level; the still one

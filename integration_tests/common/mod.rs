@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 impl Camwall {
+    /// The Prometheus text of `/metrics` (no token).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn camera(&self, id: &str) -> Value {
         let s = self.status().await;
         find_camera(&s, id).unwrap_or_else(|| panic!("no camera {id} in {s}"))
@@ -76,6 +86,20 @@ pub async fn get_frame(cam: &Camwall, id: &str, query: &str) -> reqwest::Respons
     reqwest::get(cam.url(&format!("/api/ip-cameras/frame/{id}{query}")))
         .await
         .unwrap()
+}
+
+/// Two RTSP H.264 test cameras showing the same still pattern, the second one scrolling it
+/// (moving content for the activity estimate), and a camwall reading them as `still` and
+/// `moving`.
+pub fn still_and_moving() -> (RtspServer, RtspServer, Camwall) {
+    let args = ["--pattern", "smpte100", "--size", "320x240", "--fps", "15"];
+    let still = RtspServer::start(&args);
+    let moving = RtspServer::start(&[&args[..], &["--speed", "4"]].concat());
+    let cw = start_camwall(serde_json::json!({"server": {}, "cameras": [
+        {"id": "still", "url": still.url()},
+        {"id": "moving", "url": moving.url()}
+    ]}));
+    (still, moving, cw)
 }
 
 /// A listener that accepts TCP connections and never answers: a camera stuck connecting.

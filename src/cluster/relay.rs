@@ -239,10 +239,36 @@ impl Relay {
 
     /// Viewer side: say we want pictures, and publish the owner's JPEGs into our camera.
     async fn jpeg_inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
-        let Ok(mut sub) = self.client.subscribe(subject(cam.id(), "jpeg")).await else {
+        self.pull(&cam, "jpeg", "jwant", &token, |cam, payload| {
+            let p = &payload;
+            if p.len() <= 17 {
+                return;
+            }
+            let width = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+            let height = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
+            let quality = Some(p[16]);
+            let captured = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+            let data = payload.slice(17..);
+            cam.publish_at(width, height, Picture::Jpeg { data, quality }, captured);
+        })
+        .await;
+    }
+
+    /// Viewer side: subscribes to camera `cam`'s `data` subject and hands each payload to
+    /// `take`, saying on `want` every [`EVERY`] that this node still wants it (the owner
+    /// stops relaying what nobody wants), until `token` ends it.
+    async fn pull(
+        &self,
+        cam: &Arc<Camera>,
+        data: &str,
+        want: &str,
+        token: &CancellationToken,
+        mut take: impl FnMut(&Camera, Bytes),
+    ) {
+        let Ok(mut sub) = self.client.subscribe(subject(cam.id(), data)).await else {
             return;
         };
-        let want = subject(cam.id(), "jwant");
+        let want = subject(cam.id(), want);
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tokio::select! {
@@ -252,16 +278,7 @@ impl Relay {
                     let _ = self.client.publish(want.clone(), Bytes::new()).await;
                 }
                 m = sub.next() => match m {
-                    Some(m) if m.payload.len() > 17 => {
-                        let p = &m.payload;
-                        let width = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
-                        let height = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
-                        let data = m.payload.slice(17..);
-                        let quality = Some(p[16]);
-                        let captured = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
-                        cam.publish_at(width, height, Picture::Jpeg { data, quality }, captured);
-                    }
-                    Some(_) => {}
+                    Some(m) => take(cam, m.payload),
                     None => break,
                 },
             }
@@ -409,30 +426,15 @@ impl Relay {
 
     /// Viewer side: say we want the units, and feed them to the local feed.
     async fn inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
-        let Ok(mut sub) = self.client.subscribe(subject(cam.id(), "units")).await else {
-            return;
-        };
-        let want = subject(cam.id(), "want");
-        let mut tick = tokio::time::interval(EVERY);
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => break,
-                _ = tick.tick() => {
-                    let _ = self.client.publish(want.clone(), Bytes::new()).await;
-                }
-                m = sub.next() => match m {
-                    Some(m) if m.payload.len() > 9 => {
-                        let p = &m.payload;
-                        let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
-                        cam.video_unit_at(m.payload.slice(9..), captured);
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
+        self.pull(&cam, "units", "want", &token, |cam, payload| {
+            let p = &payload;
+            if p.len() <= 9 {
+                return;
             }
-        }
-        let _ = sub.unsubscribe().await;
+            let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
+            cam.video_unit_at(payload.slice(9..), captured);
+        })
+        .await;
     }
 
     async fn answer_snapshot(&self, m: async_nats::Message) {
