@@ -114,12 +114,12 @@ const camForm = $("#cam-form");
 
 // The camera object the form describes. Editing sends only what changed: the URL shown is
 // the redacted one, and sending it back would replace the password with stars.
-function cameraBody(forProbe) {
+function cameraBody() {
   const f = camForm.elements;
   const body = { id: f.id.value.trim(), url: f.url.value.trim(), enabled: f.enabled.checked };
   if (f.name.value.trim()) body.name = f.name.value.trim();
   if (f.max_fps.value.trim()) body.max_fps = Number(f.max_fps.value.trim());
-  if (forProbe && f.sub.value.trim()) body.sub = { url: f.sub.value.trim() };
+  if (f.sub.value.trim()) body.sub = { url: f.sub.value.trim() };
   return body;
 }
 
@@ -127,7 +127,7 @@ async function probe() {
   clearErrors(camForm);
   const out = $("#probe-result");
   out.textContent = "testing…";
-  const body = cameraBody(true);
+  const body = cameraBody();
   if (state.editing && body.url === state.editing.url) {
     out.textContent = "Type the URL again (with its password) to test it: the stored one is not shown.";
     return null;
@@ -161,7 +161,7 @@ $("#probe").addEventListener("click", probe);
 camForm.addEventListener("submit", async (e) => {
   e.preventDefault();
   clearErrors(camForm);
-  const body = cameraBody(false);
+  const body = cameraBody();
   let r;
   if (state.editing) {
     const before = state.editing;
@@ -171,6 +171,10 @@ camForm.addEventListener("submit", async (e) => {
       const was = before[k] === undefined ? null : before[k];
       if (now !== was) patch[k] = now;
     }
+    // The sub stream by its (redacted) URL: unchanged unless typed again or cleared.
+    const subNow = body.sub ? body.sub.url : null;
+    const subWas = before.sub ? before.sub.url : null;
+    if (subNow !== subWas) patch.sub = body.sub || null;
     r = await api("PATCH", `/api/ip-cameras/${encodeURIComponent(before.id)}`, patch);
   } else {
     r = await api("POST", "/api/ip-cameras", body);
@@ -190,6 +194,7 @@ async function editCamera(id) {
   f.name.value = r.body.name || "";
   f.url.value = r.body.url;
   f.max_fps.value = r.body.max_fps || "";
+  f.sub.value = r.body.sub ? r.body.sub.url : "";
   f.enabled.checked = r.body.enabled;
   $("#cam-form-title").textContent = `Edit ${r.body.id}`;
   $("#cancel-edit").hidden = false;

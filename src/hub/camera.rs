@@ -131,6 +131,9 @@ pub struct Camera {
     video: VideoFeed,
     /// Who needs decoded pictures, and whether the decoder runs.
     demand: Arc<Demand>,
+    /// Held while a cold snapshot decodes the current GOP: concurrent ones wait for its
+    /// picture instead of decoding again.
+    cold_decode: tokio::sync::Mutex<()>,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     kick: Notify,
     /// Fires when the camera is removed: its lanes and streams end.
@@ -175,6 +178,7 @@ impl Camera {
             latest: watch::Sender::new(None),
             video: VideoFeed::default(),
             demand: Arc::new(Demand::default()),
+            cold_decode: tokio::sync::Mutex::new(()),
             kick: Notify::new(),
             removed: CancellationToken::new(),
         }
@@ -472,23 +476,54 @@ impl Camera {
         }
         // Held while waiting: a zero linger still gets this one picture.
         let hold = self.demand.hold();
-        let fresh = tokio::time::timeout(COLD_WAIT, async {
-            while frames.changed().await.is_ok() {
-                let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
-                if seq > seen {
-                    return Some(seq);
+        // The current GOP decoded here at once (the source would start only at its next
+        // packet); failing that, the source's own warm-up.
+        let fresh = match self.decode_cold(seen).await {
+            Some(seq) => Some(seq),
+            None => tokio::time::timeout(COLD_WAIT, async {
+                while frames.changed().await.is_ok() {
+                    let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+                    if seq > seen {
+                        return Some(seq);
+                    }
                 }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
+                None
+            })
+            .await
+            .ok()
+            .flatten(),
+        };
         // The linger counts from the answer, not from the request.
         self.demand.touch(Instant::now(), linger);
         drop(hold);
         // Past the TTL cache: an encode of the old picture younger than the TTL is no answer.
         self.encode_tier(tier, fresh).await
+    }
+
+    /// A cold snapshot's picture: the newest of the current GOP (the video feed's copy),
+    /// decoded on a blocking thread and published; `None` for cameras without video or a GOP
+    /// that does not decode. One decode at a time: a request that waited for another's finds
+    /// a picture newer than `seen` and takes it.
+    async fn decode_cold(&self, seen: u64) -> Option<u64> {
+        let _one = self.cold_decode.lock().await;
+        if let Some(f) = self.latest().filter(|f| f.seq > seen) {
+            return Some(f.seq);
+        }
+        let start = self.video.subscribe();
+        let params = start.config?.params.clone();
+        let captured = start.gop.last()?.captured_unix_ms;
+        let units: Vec<bytes::Bytes> = start.gop.iter().map(|u| u.data.clone()).collect();
+        let n = units.len() as u64;
+        let t0 = std::time::Instant::now();
+        let (w, h, picture) = tokio::task::spawn_blocking(move || {
+            crate::media::decode::decode_newest(params.codec, &params.description, &units)
+        })
+        .await
+        .ok()?
+        .ok()?;
+        crate::obs::metrics::observe_decode(&self.id, t0.elapsed());
+        self.demand.count_decoded(n);
+        Some(self.publish_at(w, h, picture, captured))
     }
 
     /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the

@@ -11,7 +11,8 @@ use tracing::warn;
 
 use super::kept_gop::KeptGop;
 use crate::hub::demand::{DecodeMode, Demand};
-use crate::media::frame::{subsamp_of, DecodedVideo, Picture};
+use crate::media::decode::{to_picture, Converter};
+use crate::media::frame::Picture;
 
 /// Pictures ready to publish: width, height, picture.
 pub type Pending = VecDeque<(u32, u32, Picture)>;
@@ -251,59 +252,4 @@ impl PictureDecoder {
         }
         self.set_mode(mode);
     }
-}
-
-/// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some
-/// lavfi sources) to yuv420p. Rebuilt when the input size or format changes.
-struct Converter {
-    key: (ffmpeg::format::Pixel, u32, u32),
-    ctx: ffmpeg::software::scaling::Context,
-}
-
-/// Takes the decoded frame out of `decoded` (leaving an empty one) as a picture to publish.
-fn to_picture(
-    decoded: &mut ffmpeg::frame::Video,
-    converter: &mut Option<Converter>,
-) -> Option<(u32, u32, Picture)> {
-    let (w, h, format) = (decoded.width(), decoded.height(), decoded.format());
-    if w == 0 || h == 0 {
-        return None;
-    }
-    if let Some((subsamp, full)) = subsamp_of(format) {
-        let limited = !full && decoded.color_range() != ffmpeg::color::Range::JPEG;
-        let frame = std::mem::replace(decoded, ffmpeg::frame::Video::empty());
-        return Some((
-            w,
-            h,
-            Picture::Yuv(Arc::new(DecodedVideo::new(frame, subsamp, limited))),
-        ));
-    }
-    let key = (format, w, h);
-    if converter.as_ref().is_none_or(|c| c.key != key) {
-        let ctx = ffmpeg::software::scaling::Context::get(
-            format,
-            w,
-            h,
-            ffmpeg::format::Pixel::YUV420P,
-            w,
-            h,
-            ffmpeg::software::scaling::Flags::FAST_BILINEAR,
-        )
-        .map_err(|e| warn!(error = %e, ?format, "cannot convert this pixel format"))
-        .ok()?;
-        *converter = Some(Converter { key, ctx });
-    }
-    let conv = converter.as_mut()?;
-    let mut out = ffmpeg::frame::Video::empty();
-    conv.ctx.run(decoded, &mut out).ok()?;
-    // swscale writes limited-range yuv420p.
-    Some((
-        w,
-        h,
-        Picture::Yuv(Arc::new(DecodedVideo::new(
-            out,
-            turbojpeg::Subsamp::Sub2x2,
-            true,
-        ))),
-    ))
 }

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod codec;
+pub mod decode;
 pub mod frame;
 pub mod gop;
 pub mod h264;
