@@ -16,6 +16,7 @@ mod browser;
 mod harness;
 
 mod clients;
+mod cluster;
 mod floor;
 mod http;
 mod ondemand;
@@ -62,7 +63,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S13, S15; the floor always runs, the passthrough floor with S9), comma separated.
+        /// Run only these scenarios (S1..S15; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -227,6 +228,13 @@ async fn main() {
             )
             .await,
         );
+    }
+    if want("S14") {
+        let (n, per_node) = if ctx.quick { (9, 2) } else { (24, 4) };
+        eprintln!(
+            "S14: 3 nodes and nats-server, {n} cameras 720p25, {per_node} video viewers per node"
+        );
+        results.push(cluster::s14_cluster(&ctx, n, per_node, secs).await);
     }
     if want("S3") {
         let n = if ctx.quick { 50 } else { 200 };

@@ -129,6 +129,40 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     f(&(s9 / p).into())
                 ));
             }
+            Some("S14") if r.get("cluster").is_some() => {
+                let c = &r["cluster"];
+                let (l, rm) = (&c["latency_local_ms"], &c["latency_remote_ms"]);
+                md.push_str(&format!(
+                    "- S14 latency, cameras local to the viewer's node: mean {} p50 {} p99 {} max {} ms ({} frames); relayed through NATS: mean {} p50 {} p99 {} max {} ms ({} frames); the hop adds mean {} p50 {} p99 {} ms\n",
+                    f(&l["mean"]), f(&l["p50"]), f(&l["p99"]), f(&l["max"]), l["n"],
+                    f(&rm["mean"]), f(&rm["p50"]), f(&rm["p99"]), f(&rm["max"]), rm["n"],
+                    f(&c["hop_ms"]["mean"]), f(&c["hop_ms"]["p50"]), f(&c["hop_ms"]["p99"]),
+                ));
+                let nodes: Vec<String> = c["nodes"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, n)| {
+                        format!(
+                            "{name}: {} cameras, {} % CPU, {} MB peak RSS",
+                            n["cameras"],
+                            f(&n["cpu_percent"]),
+                            f(&n["rss_mb_peak_process"])
+                        )
+                    })
+                    .collect();
+                md.push_str(&format!(
+                    "- S14 nodes ({}); nats-server {} % of a core for {} relayed streams: {} % per stream; NATS {} msgs/s in, {} MB/s out; units bad {}; JPEG frames to video clients {}\n",
+                    nodes.join("; "),
+                    f(&c["nats_cpu_percent"]),
+                    c["relayed_streams"],
+                    f(&c["nats_cpu_percent_per_relayed_stream"]),
+                    f(&c["nats_msgs_in_per_s"]),
+                    f(&c["nats_mbytes_out_per_s"]),
+                    c["units_bad"],
+                    c["jpeg_frames_to_video_clients"],
+                ));
+            }
             Some("S11") => md.push_str(&format!(
                 "- S11 camera start to first frame ({}): p50 {} ms (max {})\n",
                 r["setup"].as_str().unwrap_or(""),
