@@ -40,8 +40,13 @@ fn counters(s: &Value, video: bool) -> (HashMap<String, u64>, u64, u64, u64) {
     let mut hits = 0;
     let mut bad = 0;
     for c in s["cameras"].as_array().into_iter().flatten() {
+        // A camera whose sub stream streams serves its thumbnails from it (S15): its
+        // pictures are the ones counted.
+        let sub = &c["streams"]["sub"];
         let n = if video {
             &c["video"]["units_in"]
+        } else if sub["state"] == "streaming" {
+            &sub["frames_in"]
         } else {
             &c["frames_in"]
         };
