@@ -375,3 +375,41 @@ async fn busy_tiles_are_marked_sorted_first_and_the_most_active_one_is_focused()
     b.wait_for("camwall.focused() === 'moving'", report, WAIT)
         .await;
 }
+
+#[tokio::test]
+async fn an_open_wall_follows_an_edit_of_its_view() {
+    let cw = start_camwall(json!({"server": {}, "cameras": cams(3, "160x120"),
+        "views": [{"id": "pair", "cameras": ["c3", "c1"], "columns": 1}]}));
+    let mut b = Browser::open(&cw.url("/?view=pair&codec=jpeg")).await;
+    let report = "JSON.stringify({shown: camwall.shown(), cols: camwall.cols(), menu: [...document.querySelectorAll('#views option')].map(o => o.value)})";
+    b.wait_for(
+        "window.camwall && JSON.stringify(camwall.shown()) === '[\"c3\",\"c1\"]'",
+        report,
+        WAIT,
+    )
+    .await;
+    // Edited through the API (as the settings page does), and a new view added: the open
+    // wall shows the edited view and lists the new one without a reload.
+    let client = reqwest::Client::new();
+    let r = client
+        .put(cw.url("/api/views/pair"))
+        .json(&json!({"cameras": ["c2"], "columns": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = client
+        .post(cw.url("/api/views"))
+        .json(&json!({"id": "gate", "cameras": ["c1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    b.eval("window.__sameDocument = true").await;
+    b.wait_for(
+        "JSON.stringify(camwall.shown()) === '[\"c2\"]' && [...document.querySelectorAll('#views option')].map(o => o.value).join() === 'all,pair,gate' && window.__sameDocument === true",
+        report,
+        WAIT,
+    )
+    .await;
+}

@@ -38,6 +38,9 @@ const STALE_MS = 2000;
 const ACTIVE_LEVEL = 0.15;
 const ACTIVITY_SORT_MS = 5000;
 let sortByActivity = params.get("sort") === "activity";
+// Views are edited on the settings page (or by hand): an open wall re-reads them this often and
+// follows a change to the one it shows, so every screen shows the same.
+const VIEWS_REFRESH_MS = 10000;
 let lastSort = 0;
 
 // Frame `ts` values are on the server's clock, which may be seconds away from this one:
@@ -530,6 +533,26 @@ window.camwall = {
   page: () => (tour ? tour.page : 0),
 };
 
+// The views as the server has them now: the menu follows, and so does the view on screen if
+// it was edited (or back to every camera if it was removed).
+let knownViews = "";
+async function refreshViews() {
+  const views = await loadViews(token);
+  const text = JSON.stringify(views);
+  if (text === knownViews) return;
+  knownViews = text;
+  const select = document.getElementById("views");
+  const picked = select.value;
+  select.textContent = "";
+  for (const v of [ALL, ...views]) select.add(new Option(v.name || v.id, v.id, false, v.id === picked));
+  if (view === ALL) return;
+  const now = views.find((v) => v.id === view.id) || ALL;
+  if (JSON.stringify(now) !== JSON.stringify(view)) {
+    view = now;
+    arrange();
+  }
+}
+
 // The view (and tour) the address asks for, the menu, what this browser decodes; then connect.
 async function start() {
   const views = await loadViews(token);
@@ -537,6 +560,8 @@ async function start() {
   view = views.find((v) => v.id === wanted) || ALL;
   if (wanted && view === ALL && wanted !== ALL.id) console.warn("camwall: no view", wanted);
   fillMenu(document.getElementById("views"), views, view);
+  knownViews = JSON.stringify(views);
+  setInterval(refreshViews, VIEWS_REFRESH_MS);
   const seconds = Number(params.get("tour"));
   if (seconds > 0) {
     tour = new Tour(view, seconds, arrange);
