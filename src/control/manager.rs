@@ -163,6 +163,21 @@ pub struct Manager {
     catalog: std::sync::OnceLock<Arc<dyn SharedCatalog>>,
 }
 
+/// A replacement body (`PUT .../{id}`) takes its id from the path: filled in when absent,
+/// refused when it names another one (ids cannot change).
+pub(super) fn path_id(body: &mut Value, id: &str) -> Result<(), &'static str> {
+    match body.get("id") {
+        None => {
+            if let Some(o) = body.as_object_mut() {
+                o.insert("id".into(), Value::String(id.to_string()));
+            }
+            Ok(())
+        }
+        Some(v) if v.as_str() == Some(id) => Ok(()),
+        Some(_) => Err("the id in the body must match the path; ids cannot change"),
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ChangeError {
     ChangeError::Invalid {
         field: field.into(),
@@ -383,20 +398,7 @@ impl Manager {
         mut body: Value,
         if_match: Option<u64>,
     ) -> Result<CameraView, ChangeError> {
-        match body.get("id") {
-            None => {
-                if let Some(o) = body.as_object_mut() {
-                    o.insert("id".into(), Value::String(id.to_string()));
-                }
-            }
-            Some(v) if v.as_str() == Some(id) => {}
-            Some(_) => {
-                return Err(invalid(
-                    "id",
-                    "the id in the body must match the path; ids cannot change",
-                ))
-            }
-        }
+        path_id(&mut body, id).map_err(|m| invalid("id", m))?;
         if let Some(catalog) = self.catalog() {
             return self.shared_write(catalog, id, body, if_match).await;
         }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tracing::info;
 
-use super::{ChangeError, Manager};
+use super::{path_id, ChangeError, Manager};
 use crate::config::views::{validate_view, ViewConfig, MAX_VIEWS};
 use crate::config::CameraConfig;
 
@@ -95,20 +95,7 @@ impl Manager {
 
     /// Replaces a view (`PUT /api/views/{id}`); the id stays.
     pub async fn replace_view(&self, id: &str, mut body: Value) -> Result<ViewConfig, ChangeError> {
-        match body.get("id") {
-            None => {
-                if let Some(o) = body.as_object_mut() {
-                    o.insert("id".into(), Value::String(id.to_string()));
-                }
-            }
-            Some(v) if v.as_str() == Some(id) => {}
-            Some(_) => {
-                return Err(invalid(
-                    "id",
-                    "the id in the body must match the path; ids cannot change",
-                ))
-            }
-        }
+        path_id(&mut body, id).map_err(|m| invalid("id", m))?;
         let mut store = self.store.lock().await;
         let pos = position(store.doc(), id).ok_or_else(|| ChangeError::UnknownView(short(id)))?;
         let view = parse_view(&body, &self.camera_configs())?;

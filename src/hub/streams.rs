@@ -80,26 +80,29 @@ pub fn preferred(
 /// while neither does), else the other one while that one streams.
 pub fn choose(hub: &Hub, id: &str, req: StreamReq, max_width: Option<u32>) -> Option<Choice> {
     let main = hub.output(id, StreamKind::Main)?;
-    let sub = hub.sub(id);
-    let preferred = preferred(
-        req,
-        max_width,
-        &main.camera,
-        sub.as_ref().map(|s| &*s.camera),
-    );
+    // Most cameras have no sub stream: their main stream, without looking at states.
+    let Some(sub) = hub.sub(id) else {
+        return Some(Choice {
+            output: main,
+            kind: StreamKind::Main,
+            preferred: StreamKind::Main,
+            wants_sub: false,
+        });
+    };
+    let preferred = preferred(req, max_width, &main.camera, Some(&sub.camera));
     let up = |c: &Camera| c.state() == CameraState::Streaming;
     let main_up = up(&main.camera);
-    let (kind, output) = match (preferred, sub) {
-        (StreamKind::Sub, Some(s)) if up(&s.camera) || !main_up => (StreamKind::Sub, s),
-        (StreamKind::Main, Some(s)) if !main_up && up(&s.camera) => (StreamKind::Sub, s),
+    let sub_up = up(&sub.camera);
+    let (kind, output) = match preferred {
+        StreamKind::Sub if sub_up || !main_up => (StreamKind::Sub, sub),
+        StreamKind::Main if !main_up && sub_up => (StreamKind::Sub, sub),
         _ => (StreamKind::Main, main),
     };
-    let has_sub = hub.sub(id).is_some();
     Some(Choice {
         output,
         kind,
         preferred,
-        wants_sub: has_sub && (preferred == StreamKind::Sub || !main_up),
+        wants_sub: preferred == StreamKind::Sub || !main_up,
     })
 }
 

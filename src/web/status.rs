@@ -101,19 +101,19 @@ struct StreamStatus {
 }
 
 impl StreamStatus {
-    fn of(cam: &crate::hub::Camera, fanout: &crate::hub::Fanout) -> Self {
-        let st = cam.status();
+    /// From a status already taken (the main stream's is the camera's own).
+    fn of(st: &CameraStatus, cam: &crate::hub::Camera, fanout: &crate::hub::Fanout) -> Self {
         Self {
-            url: st.url,
+            url: st.url.clone(),
             state: st.state,
             width: st.width,
             height: st.height,
             fps: st.fps,
-            codec: st.codec,
+            codec: st.codec.clone(),
             frames_in: st.frames_in,
             decoder: st.decoder,
             reconnects: st.reconnects,
-            last_error: st.last_error,
+            last_error: st.last_error.clone(),
             last_frame_age_ms: st.last_frame_age_ms,
             viewers: fanout.viewers() + cam.video().viewers(),
         }
@@ -130,12 +130,13 @@ pub fn status_body(hub: &Hub) -> StatusBody {
             .iter()
             .filter_map(|c| {
                 let main = hub.output(c.id(), StreamKind::Main)?;
-                let main_status = StreamStatus::of(&main.camera, &main.fanout);
+                let status = c.status();
+                let main_status = StreamStatus::of(&status, &main.camera, &main.fanout);
                 let sub = hub
                     .sub(c.id())
-                    .map(|s| StreamStatus::of(&s.camera, &s.fanout));
+                    .map(|s| StreamStatus::of(&s.camera.status(), &s.camera, &s.fanout));
                 Some(CameraEntry {
-                    status: c.status(),
+                    status,
                     viewers: main_status.viewers + sub.as_ref().map_or(0, |s| s.viewers),
                     streams: Streams {
                         main: main_status,

@@ -2,7 +2,7 @@
 //! event a second per camera, only when the level moved, only for cameras the client
 //! subscribed to or asked about.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,7 +20,7 @@ const STEP: f32 = 0.02;
 #[derive(Debug, Default)]
 pub struct ActivityWatch {
     /// Cameras asked about beside the subscribed ones (`all`: every camera).
-    asked: Vec<String>,
+    asked: HashSet<String>,
     all: bool,
     /// Per camera: the level last sent and when. Bounded by the hub's cameras: entries of
     /// cameras no longer watched are dropped at each tick.
@@ -32,33 +32,34 @@ impl ActivityWatch {
     /// the subscribed ones.
     pub fn ask(&mut self, ids: Vec<String>) {
         self.all = ids.iter().any(|i| i == "*");
-        self.asked = if self.all { Vec::new() } else { ids };
+        self.asked = if self.all {
+            HashSet::new()
+        } else {
+            ids.into_iter().collect()
+        };
     }
 
-    /// The events due at `now` for the subscribed cameras `subscribed`.
-    pub fn tick<'a>(
+    /// The events due at `now`; `subscribed` tells the cameras the client watches. One pass
+    /// over the hub's cameras, whatever their number.
+    pub fn tick(
         &mut self,
         hub: &Hub,
-        subscribed: impl Iterator<Item = &'a String>,
+        subscribed: impl Fn(&str) -> bool,
         now: Instant,
     ) -> Vec<Value> {
-        let mut ids: Vec<String> = if self.all {
-            hub.cameras().iter().map(|c| c.id().to_string()).collect()
-        } else {
-            self.asked.clone()
-        };
-        for id in subscribed {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        self.sent.retain(|id, _| ids.contains(id));
+        let watched = |id: &str| self.all || self.asked.contains(id) || subscribed(id);
         let mut out = Vec::new();
-        for id in ids {
-            let Some(level) = hub.get(&id).and_then(|c| c.activity()) else {
+        let mut seen = HashSet::new();
+        for cam in hub.cameras() {
+            let id = cam.id();
+            if !watched(id) {
+                continue;
+            }
+            seen.insert(id.to_string());
+            let Some(level) = cam.activity() else {
                 continue;
             };
-            let due = match self.sent.get(&id) {
+            let due = match self.sent.get(id) {
                 None => true,
                 Some((last, at)) => {
                     now.saturating_duration_since(*at) >= MIN_SPACING
@@ -66,10 +67,11 @@ impl ActivityWatch {
                 }
             };
             if due {
-                out.push(protocol::activity(&id, level));
-                self.sent.insert(id, (level, now));
+                out.push(protocol::activity(id, level));
+                self.sent.insert(id.to_string(), (level, now));
             }
         }
+        self.sent.retain(|id, _| seen.contains(id));
         out
     }
 }

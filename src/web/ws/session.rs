@@ -493,9 +493,14 @@ impl Session {
         if now.saturating_duration_since(self.last_window) >= WINDOW {
             self.last_window = now;
             self.adapt(now);
-        }
-        for e in self.activity.tick(&self.hub, self.subs.keys(), now) {
-            self.text(e);
+            // Levels change once a second: looked at once a window, not at every tick.
+            let subs = &self.subs;
+            let events = self
+                .activity
+                .tick(&self.hub, |id| subs.contains_key(id), now);
+            for e in events {
+                self.text(e);
+            }
         }
     }
 
