@@ -207,6 +207,88 @@ async fn next_video(ws: &mut Ws, after_ms: u64, timeout: Duration) -> Value {
     }
 }
 
+/// `jpeg_encodes` of camera `id`'s tier (quality, scale) on one node's status.
+fn tier_encodes(view: &HashMap<String, Value>, id: &str, quality: u64, scale: u64) -> u64 {
+    view.get(id)
+        .and_then(|c| c["tiers"].as_array())
+        .and_then(|ts| {
+            ts.iter()
+                .find(|t| t["quality"] == quality && t["scale"] == scale)
+        })
+        .and_then(|t| t["jpeg_encodes"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Viewers on both nodes that do not ingest `cam` take a small tier of it (quality 70, 80
+/// wide: half size); the owner encodes that lane once per frame for both nodes, the viewing
+/// nodes encode nothing, and once the viewers leave the owner stops encoding it.
+async fn assert_jpeg_lanes_encoded_once(nodes: &[(&str, &Camwall)], owner: &str, cam: &str) {
+    let owner_cw = nodes.iter().find(|(n, _)| *n == owner).unwrap().1;
+    let mut viewers = Vec::new();
+    for (name, cw) in nodes.iter().filter(|(n, _)| *n != owner) {
+        let mut ws = ws_connect(cw).await;
+        ws_send(
+            &mut ws,
+            json!({"type": "subscribe", "cameras": [cam], "quality": 70, "max_width": 80}),
+        )
+        .await;
+        // The first frame is a snapshot; the next ones come through the relayed lane.
+        for _ in 0..4 {
+            let mut texts = Vec::new();
+            let f = next_frame(&mut ws, &mut texts, Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("no small JPEG of {cam} on {name}: {texts:?}"));
+            assert_eq!(decode_rgb(&f.jpeg).0, 80, "{cam} on {name}");
+        }
+        viewers.push(ws);
+    }
+    let before = cams_of(owner_cw).await;
+    // Keep both viewers reading, so that neither is a slow client.
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        for ws in viewers.iter_mut() {
+            let mut texts = Vec::new();
+            let _ = next_frame(ws, &mut texts, Duration::from_millis(100)).await;
+        }
+    }
+    let after = cams_of(owner_cw).await;
+    let encodes = tier_encodes(&after, cam, 70, 2) - tier_encodes(&before, cam, 70, 2);
+    let frames = frames_in(&after, cam) - frames_in(&before, cam);
+    assert!(
+        encodes >= 3 && encodes <= frames + 1,
+        "{cam}: {encodes} encodes of q70 half size on its owner for {frames} frames, two nodes"
+    );
+    for (name, cw) in nodes.iter().filter(|(n, _)| *n != owner) {
+        let view = cams_of(cw).await;
+        let c = &view[cam];
+        assert_eq!(
+            c["jpeg_encodes"], 0,
+            "{cam} encoded on {name}, not its owner: {c}"
+        );
+        let fps = c["fps"].as_f64().unwrap_or(0.0);
+        assert!(
+            (3.0..=7.0).contains(&fps),
+            "{cam} on {name}: the owner's 5 fps, got {c}"
+        );
+    }
+    // Nobody left: the owner stops encoding the lane (the want expires, the lane stops).
+    drop(viewers);
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut last = tier_encodes(&cams_of(owner_cw).await, cam, 70, 2);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = tier_encodes(&cams_of(owner_cw).await, cam, 70, 2);
+        if now == last {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "{cam}: its owner kept encoding an unwanted lane"
+        );
+        last = now;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_six_cameras_and_survive_faults() {
     if !have_nats() {
@@ -299,15 +381,33 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     assert_eq!(f.camera(), jpeg_cam);
     let (w, h, _) = decode_rgb(&f.jpeg);
     assert_eq!((w, h), (160, 120));
-    let relayed: &[(&str, &str)] = &[(viewer_node, "rtsp"), (viewer_node, jpeg_cam.as_str())];
+    // The relayed JPEGs are not published into the viewing node's camera: only the owner
+    // ingests (checked below), and the viewing node encodes nothing.
+    let relayed: &[(&str, &str)] = &[(viewer_node, "rtsp")];
+    assert_jpeg_lanes_encoded_once(&all, &owners[&jpeg_cam], &jpeg_cam).await;
+    drop(ws2);
 
     // A snapshot through a node that does not ingest the camera decodes to the right size.
     let lavfi_owner = owners["cam0"].clone();
     let other = all.iter().find(|(n, _)| **n != *lavfi_owner).unwrap().1;
     let res = get_frame(other, "cam0", "").await;
     assert_eq!(res.status(), 200);
+    let mut etag = res.headers()["etag"].to_str().unwrap().to_string();
     let (w, h, _) = decode_rgb(&res.bytes().await.unwrap());
     assert_eq!((w, h), (160, 120));
+    // Long-polls through that node wait on the owner for the next frame, each answer newer
+    // than the one before (an immediate snapshot would often repeat it: 304 or the same tag).
+    for _ in 0..3 {
+        let q = format!("?after={}&wait_ms=5000", etag.trim_matches('"'));
+        let res = get_frame(other, "cam0", &q).await;
+        assert_eq!(res.status(), 200, "{q}");
+        let next = res.headers()["etag"].to_str().unwrap().to_string();
+        assert_ne!(
+            next, etag,
+            "a long-poll answered the frame it was told the client has"
+        );
+        etag = next;
+    }
 
     // A camera added through node a appears on every node, with one owner.
     let http = reqwest::Client::new();

@@ -88,6 +88,7 @@ mod tests {
                 node: n.into(),
                 weight: 1.0,
                 cameras: Default::default(),
+                pictures: Default::default(),
                 viewers: 0,
                 cpu_percent: 0.0,
             },

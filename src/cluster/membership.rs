@@ -27,10 +27,22 @@ pub struct Beat {
     pub weight: f64,
     /// Cameras this node ingests now, with their state.
     pub cameras: BTreeMap<String, String>,
+    /// Their picture size and frame rate, so that other nodes pick tiers as the owner would
+    /// (absent from an older node's beat).
+    #[serde(default)]
+    pub pictures: BTreeMap<String, PictureFacts>,
     /// WebSocket and MJPEG clients connected to this node.
     pub viewers: u64,
     /// This process's CPU use over the last heartbeat, in percent of one core.
     pub cpu_percent: f64,
+}
+
+/// A camera's pictures as its owner sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PictureFacts {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
 }
 
 /// The live nodes, by name, as their heartbeats say.

@@ -58,8 +58,6 @@ pub struct Cluster {
     limits: Arc<ClientLimits>,
     view: Mutex<View>,
     catalog: Arc<catalog::Catalog>,
-    /// Set once connected (the client exists from then on, reconnecting by itself).
-    relay: std::sync::OnceLock<Arc<relay::Relay>>,
 }
 
 /// A camera as the cluster places it: the node ingesting it and that node's state for it.
@@ -106,7 +104,6 @@ impl Cluster {
             limits,
             view: Mutex::new(View::default()),
             catalog: Arc::new(catalog::Catalog::default()),
-            relay: std::sync::OnceLock::new(),
         });
         // From now on the API changes the shared list, never the config file.
         c.manager.set_catalog(c.catalog.clone());
@@ -134,7 +131,7 @@ impl Cluster {
                 cancel.clone(),
             ));
             let relay = relay::Relay::new(client.clone(), me.hub.clone(), me.manager.clone());
-            let _ = me.relay.set(relay.clone());
+            me.hub.set_remote(relay.clone());
             tokio::spawn(relay.run(cancel.clone()));
             me.run(client, cancel).await;
         });
@@ -176,25 +173,6 @@ impl Cluster {
                 node: None,
                 remote_state: Some("unavailable".into()),
             },
-        }
-    }
-
-    /// Whether camera `id` is ingested by another node (serve it through the relay).
-    pub fn is_remote(&self, id: &str) -> bool {
-        !self.manager.ingests(id)
-    }
-
-    /// A snapshot of a camera another node ingests, from that node's tier cache.
-    pub async fn snapshot(
-        &self,
-        id: &str,
-        tier: crate::media::tier::Tier,
-    ) -> Result<crate::hub::Encoded, relay::SnapshotError> {
-        match self.relay.get() {
-            Some(r) => r.snapshot(id, tier).await,
-            None => Err(relay::SnapshotError::Unreachable(
-                "not connected to NATS yet".into(),
-            )),
         }
     }
 
@@ -284,13 +262,26 @@ impl Cluster {
         cpu_percent: f64,
     ) -> Result<(), async_nats::Error> {
         let held = self.view().held.clone();
+        let mine: Vec<_> = held.keys().filter_map(|id| self.hub.get(id)).collect();
+        let now = Instant::now();
         let beat = Beat {
             node: self.node.clone(),
             weight: self.weight,
-            cameras: held
-                .keys()
-                .filter_map(|id| self.hub.get(id))
+            cameras: mine
+                .iter()
                 .map(|c| (c.id().to_string(), c.state().name().to_string()))
+                .collect(),
+            pictures: mine
+                .iter()
+                .map(|c| {
+                    let info = c.info();
+                    let fps = (c.fps_at(now) * 100.0).round() / 100.0;
+                    let (width, height) = (info.width, info.height);
+                    (
+                        c.id().to_string(),
+                        membership::PictureFacts { width, height, fps },
+                    )
+                })
                 .collect(),
             viewers: [ClientKind::WebSocket, ClientKind::Mjpeg]
                 .into_iter()
@@ -363,19 +354,22 @@ impl Cluster {
         Ok(())
     }
 
-    /// Cameras ingested elsewhere take the state their owner reports (`connecting` while no
-    /// node reports one, as during a takeover), so this node's viewers see it as the owner's
-    /// do. The only writer of a remote camera's state besides its relayed pictures.
+    /// Cameras ingested elsewhere take the state, size and rate their owner reports
+    /// (`connecting` while no node reports one, as during a takeover), so this node's viewers
+    /// see them as the owner's do and pick tiers from the owner's picture size.
     fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) {
         for cam in self.hub.cameras() {
             if self.manager.ingests(cam.id()) {
                 continue;
             }
-            let reported = nodes.values().find_map(|b| b.cameras.get(cam.id()));
-            let state = reported.map_or(CameraState::Connecting, |s| state_named(s));
-            if cam.state() != state {
-                cam.set_relayed(state, cam.width(), cam.info().height);
-            }
+            let owner = nodes.values().find(|b| b.cameras.contains_key(cam.id()));
+            let state = owner
+                .and_then(|b| b.cameras.get(cam.id()))
+                .map_or(CameraState::Connecting, |s| state_named(s));
+            let info = cam.info();
+            let facts = owner.and_then(|b| b.pictures.get(cam.id()));
+            let (width, height) = facts.map_or((info.width, info.height), |f| (f.width, f.height));
+            cam.set_relayed(state, width, height, facts.map(|f| f.fps));
         }
     }
 

@@ -10,13 +10,17 @@
 //! units and its viewers skip to the next keyframe, as for any slow viewer. Snapshots are a
 //! request (`.snap`) answered by the owner from its tier cache.
 //!
-//! JPEG: a node whose viewers need a remote camera's pictures (a JPEG lane, an MJPEG client:
-//! the camera's local demand) repeats `.jwant`; the owner then takes one live lane of its best
-//! tier (so it encodes once however many nodes take it) and publishes its JPEGs on `.jpeg`;
-//! the viewing node publishes them into its own hub camera as source JPEGs, and its lanes pass
-//! them through (or derive lower tiers) as for an MJPEG camera.
+//! JPEG, per lane: a node whose viewers take a lane (a tier plus a rate cap) of a remote camera
+//! subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`) and repeats `.jwant`
+//! naming the lane. The owner takes one live lane of its own fan-out per lane some node wants
+//! (so it encodes each lane once however many nodes and viewers take it, at most
+//! [`MAX_LANES_PER_CAMERA`] per camera) and publishes its JPEGs there; a lane nobody has asked
+//! for within [`WANT_TTL`] stops. The viewing node's fan-out passes them on (`hub::remote`):
+//! nothing is decoded or encoded again there. Snapshots and long-polls are requests (`.snap`)
+//! answered from the owner's TTL cache.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,24 +28,26 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::control::Manager;
-use crate::hub::{Camera, Encoded, Hub};
+use crate::hub::{Camera, Encoded, FrameError, Hub, Remote};
 use crate::media::codec::Codec;
-use crate::media::frame::Picture;
 use crate::media::jpeg::Jpeg;
 use crate::media::nal::NalFormat;
-use crate::media::tier::Tier;
+use crate::media::tier::{check_quality, Lane, Tier, MAX_LANES_PER_CAMERA, SCALES};
 
 /// How long a node's wish for a camera's units lasts without being repeated.
 pub const WANT_TTL: Duration = Duration::from_secs(3);
 /// How often wants and configurations are repeated, and the relay set reconciled.
 const EVERY: Duration = Duration::from_secs(1);
-/// How long a snapshot waits for the owner's answer.
+/// How long a snapshot waits for the owner's answer (a long-poll: beyond its wait).
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest long-poll an owner holds for another node.
+const MAX_REMOTE_WAIT: Duration = Duration::from_secs(60);
 
 fn subject(camera: &str, kind: &str) -> String {
     format!("camwall.relay.{camera}.{kind}")
@@ -64,10 +70,11 @@ pub struct Relay {
     remote: Mutex<HashMap<String, Bytes>>,
     /// Running per-camera tasks: outbound (we own it) or inbound (we relay it in).
     tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
-    /// Cameras other nodes want JPEGs of, with when they last said so.
-    jpeg_wanted: Mutex<HashMap<String, Instant>>,
-    /// Running JPEG relays per camera: outbound or inbound, as `tasks`.
-    jpeg_tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
+    /// Lanes of our cameras other nodes want, with when they last said so (at most
+    /// [`MAX_LANES_PER_CAMERA`] per camera).
+    jpeg_wanted: Mutex<HashMap<String, HashMap<Lane, Instant>>>,
+    /// Running outbound JPEG lanes.
+    jpeg_tasks: Mutex<HashMap<(String, Lane), CancellationToken>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +96,53 @@ struct SnapMeta {
 struct SnapRequest {
     quality: u8,
     scale: u8,
+    /// A long-poll: the ETag the client has, and how long to wait for another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// A lane as `.jwant` names it.
+#[derive(Debug, Serialize, Deserialize)]
+struct LaneWant {
+    quality: u8,
+    scale: u8,
+    #[serde(default)]
+    max_fps: Option<f64>,
+}
+
+impl LaneWant {
+    fn of(lane: Lane) -> Self {
+        Self {
+            quality: lane.tier.quality,
+            scale: lane.tier.scale,
+            max_fps: lane.max_fps(),
+        }
+    }
+
+    /// The lane, if the request names a valid one (another node's bytes: checked, not trusted).
+    fn lane(&self) -> Option<Lane> {
+        let quality = check_quality(u64::from(self.quality)).ok()?;
+        SCALES.contains(&self.scale).then_some(())?;
+        let tier = Tier {
+            quality,
+            scale: self.scale,
+        };
+        Some(Lane::new(tier, self.max_fps))
+    }
+}
+
+/// The subject lane `lane` of camera `camera` is published on.
+fn lane_subject(camera: &str, lane: Lane) -> String {
+    let cap = lane.max_fps().map_or_else(
+        || "all".to_string(),
+        |f| format!("{}", (f * 1000.0).round() as u64),
+    );
+    format!(
+        "camwall.relay.{camera}.jpeg.q{}s{}f{cap}",
+        lane.tier.quality, lane.tier.scale
+    )
 }
 
 /// Why a remote snapshot failed.
@@ -139,11 +193,7 @@ impl Relay {
                         lock(&self.wanted).insert(id.to_string(), Instant::now());
                     }
                 }
-                Some(m) = jwants.next() => {
-                    if let Some(id) = camera_of(&m.subject).filter(|id| self.hub.get(id).is_some()) {
-                        lock(&self.jpeg_wanted).insert(id.to_string(), Instant::now());
-                    }
-                }
+                Some(m) = jwants.next() => self.lane_wanted(&m.subject, &m.payload),
                 Some(m) = cfgs.next() => {
                     if let Some(id) = camera_of(&m.subject) {
                         self.config_arrived(id, m.payload);
@@ -155,70 +205,87 @@ impl Relay {
                 }
             }
         }
-        for (_, (_, t)) in lock(&self.tasks)
-            .drain()
-            .chain(lock(&self.jpeg_tasks).drain())
-        {
+        for (_, (_, t)) in lock(&self.tasks).drain() {
+            t.cancel();
+        }
+        for (_, t) in lock(&self.jpeg_tasks).drain() {
             t.cancel();
         }
     }
 
-    /// Starts and stops the JPEG relays: outbound where we own a camera other nodes want
-    /// pictures of, inbound where our viewers want pictures of a camera we do not own.
-    fn reconcile_jpeg(self: &Arc<Self>, cams: &[Arc<Camera>], cancel: &CancellationToken) {
+    /// A node wants a lane of one of our cameras (`.jwant`).
+    fn lane_wanted(&self, subject: &str, payload: &[u8]) {
+        let Some(id) = camera_of(subject).filter(|id| self.manager.ingests(id)) else {
+            return;
+        };
+        if self.hub.get(id).is_none() {
+            return;
+        }
+        let Some(lane) = serde_json::from_slice::<LaneWant>(payload)
+            .ok()
+            .and_then(|w| w.lane())
+        else {
+            debug!(camera = %id, "cluster: unreadable lane request ignored");
+            return;
+        };
+        let mut wanted = lock(&self.jpeg_wanted);
+        let lanes = wanted.entry(id.to_string()).or_default();
+        if lanes.len() < MAX_LANES_PER_CAMERA || lanes.contains_key(&lane) {
+            lanes.insert(lane, Instant::now());
+        }
+    }
+
+    /// Starts and stops the outbound JPEG lanes: one per lane some node wants of a camera we
+    /// ingest.
+    fn reconcile_jpeg(self: &Arc<Self>, cancel: &CancellationToken) {
         let now = Instant::now();
-        lock(&self.jpeg_wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
+        let mut wanted = lock(&self.jpeg_wanted);
+        for lanes in wanted.values_mut() {
+            lanes.retain(|_, t| now.duration_since(*t) < WANT_TTL);
+        }
+        wanted.retain(|id, lanes| !lanes.is_empty() && self.manager.ingests(id));
         let mut tasks = lock(&self.jpeg_tasks);
-        tasks.retain(|id, (_, t)| {
-            let keep = cams.iter().any(|c| c.id() == id);
+        tasks.retain(|(id, lane), t| {
+            let keep = wanted.get(id).is_some_and(|l| l.contains_key(lane));
             if !keep {
                 t.cancel();
             }
             keep
         });
-        for cam in cams {
-            let id = cam.id();
-            let owned = self.manager.ingests(id);
-            let wanted = if owned {
-                lock(&self.jpeg_wanted).contains_key(id).then_some(true)
-            } else {
-                cam.demand().wanted().then_some(false)
-            };
-            let running = tasks.get(id).map(|(outbound, _)| *outbound);
-            if running == wanted {
+        for (id, lanes) in wanted.iter() {
+            let Some(cam) = self.hub.get(id) else {
                 continue;
-            }
-            if let Some((_, t)) = tasks.remove(id) {
-                t.cancel();
-            }
-            if let Some(outbound) = wanted {
-                let token = cancel.child_token();
-                let (me, c, t) = (self.clone(), cam.clone(), token.clone());
-                if outbound {
-                    tokio::spawn(async move { me.jpeg_outbound(c, t).await });
-                } else {
-                    tokio::spawn(async move { me.jpeg_inbound(c, t).await });
+            };
+            for lane in lanes.keys() {
+                if tasks.contains_key(&(id.clone(), *lane)) {
+                    continue;
                 }
-                tasks.insert(id.to_string(), (outbound, token));
+                let token = cancel.child_token();
+                let (me, c, l, t) = (self.clone(), cam.clone(), *lane, token.clone());
+                tokio::spawn(async move { me.jpeg_outbound(c, l, t).await });
+                tasks.insert((id.clone(), *lane), token);
             }
         }
     }
 
-    /// Owner side: one live lane of the best tier, its JPEGs published as they come.
-    async fn jpeg_outbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+    /// Owner side: one live lane of our fan-out, its JPEGs published as they come.
+    async fn jpeg_outbound(
+        self: Arc<Self>,
+        cam: Arc<Camera>,
+        lane: Lane,
+        token: CancellationToken,
+    ) {
         let Some(fanout) = self.hub.fanout(cam.id()) else {
             return;
         };
-        let tier = Tier {
-            quality: self.hub.qualities().best(),
-            scale: 1,
-        };
-        let (_, mut rx) = fanout.subscribe(crate::media::tier::Lane::new(tier, None));
-        let out = subject(cam.id(), "jpeg");
+        // The fan-out may serve the nearest lane when the camera has as many as it may.
+        let (_, mut rx) = fanout.subscribe(lane);
+        let out = lane_subject(cam.id(), lane);
         loop {
             let p = tokio::select! {
                 biased;
                 _ = token.cancelled() => return,
+                _ = cam.removed().cancelled() => return,
                 r = rx.recv() => match r {
                     Ok(p) => p,
                     // Latest wins, as for any viewer.
@@ -226,71 +293,18 @@ impl Relay {
                     Err(RecvError::Closed) => return,
                 },
             };
-            let j = &p.encoded.jpeg;
-            let mut b = BytesMut::with_capacity(17 + j.data.len());
-            b.put_u64(p.encoded.captured_unix_ms);
-            b.put_u32(j.width);
-            b.put_u32(j.height);
-            b.put_u8(j.quality);
-            b.put_slice(&j.data);
-            let _ = self.client.publish(out.clone(), b.freeze()).await;
+            let _ = self
+                .client
+                .publish(out.clone(), ok_payload(&p.encoded))
+                .await;
         }
-    }
-
-    /// Viewer side: say we want pictures, and publish the owner's JPEGs into our camera.
-    async fn jpeg_inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
-        self.pull(&cam, "jpeg", "jwant", &token, |cam, payload| {
-            let p = &payload;
-            if p.len() <= 17 {
-                return;
-            }
-            let width = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
-            let height = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
-            let quality = Some(p[16]);
-            let captured = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
-            let data = payload.slice(17..);
-            cam.publish_at(width, height, Picture::Jpeg { data, quality }, captured);
-        })
-        .await;
-    }
-
-    /// Viewer side: subscribes to camera `cam`'s `data` subject and hands each payload to
-    /// `take`, saying on `want` every [`EVERY`] that this node still wants it (the owner
-    /// stops relaying what nobody wants), until `token` ends it.
-    async fn pull(
-        &self,
-        cam: &Arc<Camera>,
-        data: &str,
-        want: &str,
-        token: &CancellationToken,
-        mut take: impl FnMut(&Camera, Bytes),
-    ) {
-        let Ok(mut sub) = self.client.subscribe(subject(cam.id(), data)).await else {
-            return;
-        };
-        let want = subject(cam.id(), want);
-        let mut tick = tokio::time::interval(EVERY);
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => break,
-                _ = tick.tick() => {
-                    let _ = self.client.publish(want.clone(), Bytes::new()).await;
-                }
-                m = sub.next() => match m {
-                    Some(m) => take(cam, m.payload),
-                    None => break,
-                },
-            }
-        }
-        let _ = sub.unsubscribe().await;
     }
 
     /// Starts and stops per-camera tasks to match ownership and viewers.
     fn reconcile(self: &Arc<Self>, cancel: &CancellationToken) {
         let now = Instant::now();
         lock(&self.wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
-        self.reconcile_jpeg(&self.hub.cameras(), cancel);
+        self.reconcile_jpeg(cancel);
         let mut tasks = lock(&self.tasks);
         let cams = self.hub.cameras();
         lock(&self.remote).retain(|id, _| cams.iter().any(|c| c.id() == id));
@@ -354,7 +368,7 @@ impl Relay {
                 .start(codec, NalFormat::LengthPrefixed, &payload[9..]);
         }
         // The state is the heartbeat's to show (`cluster::show_remote_states`); the size is ours.
-        cam.set_relayed(cam.state(), width, height);
+        cam.set_relayed(cam.state(), width, height, None);
         remote.insert(id.to_string(), payload);
     }
 
@@ -426,14 +440,22 @@ impl Relay {
 
     /// Viewer side: say we want the units, and feed them to the local feed.
     async fn inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
-        self.pull(&cam, "units", "want", &token, |cam, payload| {
-            let p = &payload;
-            if p.len() <= 9 {
-                return;
-            }
-            let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
-            cam.video_unit_at(payload.slice(9..), captured);
-        })
+        let (data, want) = (subject(cam.id(), "units"), subject(cam.id(), "want"));
+        pull(
+            &self.client,
+            data,
+            want,
+            Bytes::new(),
+            token.cancelled(),
+            |payload| {
+                let p = &payload;
+                if p.len() <= 9 {
+                    return;
+                }
+                let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
+                cam.video_unit_at(payload.slice(9..), captured);
+            },
+        )
         .await;
     }
 
@@ -448,35 +470,113 @@ impl Relay {
         };
         let answer = match serde_json::from_slice::<SnapRequest>(&m.payload) {
             Err(e) => error_payload(&format!("bad request: {e}")),
-            Ok(r) => match cam
-                .jpeg(Tier {
+            Ok(r) => {
+                let tier = Tier {
                     quality: r.quality,
                     scale: r.scale,
-                })
-                .await
-            {
-                Ok(enc) => ok_payload(&enc),
-                Err(e) => error_payload(&e.to_string()),
-            },
+                };
+                let wait = Duration::from_millis(r.wait_ms).min(MAX_REMOTE_WAIT);
+                let enc = match r.after {
+                    Some(after) => cam.jpeg_after(tier, &after, wait).await,
+                    None => cam.jpeg(tier).await,
+                };
+                match enc {
+                    Ok(enc) => ok_payload(&enc),
+                    Err(e) => error_payload(&e.to_string()),
+                }
+            }
         };
         let _ = self.client.publish(reply, answer).await;
     }
 
-    /// A snapshot of camera `id` from the node that ingests it.
-    pub async fn snapshot(&self, id: &str, tier: Tier) -> Result<Encoded, SnapshotError> {
+    /// A snapshot (or long-poll) of camera `id` from the node that ingests it.
+    async fn ask_snapshot(
+        client: async_nats::Client,
+        id: String,
+        tier: Tier,
+        after: Option<(String, Duration)>,
+    ) -> Result<Encoded, SnapshotError> {
+        let wait = after.as_ref().map_or(Duration::ZERO, |(_, w)| *w);
         let req = serde_json::to_vec(&SnapRequest {
             quality: tier.quality,
             scale: tier.scale,
+            after: after.map(|(a, _)| a),
+            wait_ms: wait.as_millis() as u64,
         })
         .unwrap_or_default();
-        let ask = self.client.request(subject(id, "snap"), req.into());
-        let m = match tokio::time::timeout(SNAPSHOT_TIMEOUT, ask).await {
-            Err(_) => return Err(SnapshotError::Timeout(SNAPSHOT_TIMEOUT)),
-            Ok(Err(e)) => return Err(SnapshotError::Unreachable(e.kind().to_string())),
-            Ok(Ok(m)) => m,
+        let request = async_nats::Request::new()
+            .payload(req.into())
+            .timeout(Some(SNAPSHOT_TIMEOUT + wait));
+        let m = match client.send_request(subject(&id, "snap"), request).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == async_nats::RequestErrorKind::TimedOut => {
+                return Err(SnapshotError::Timeout(SNAPSHOT_TIMEOUT + wait))
+            }
+            Err(e) => return Err(SnapshotError::Unreachable(e.kind().to_string())),
         };
         parse_answer(m.payload)
     }
+}
+
+impl Remote for Relay {
+    fn lane(&self, camera: &str, lane: Lane) -> watch::Receiver<Option<Encoded>> {
+        let (tx, rx) = watch::channel(None);
+        let (data, want) = (lane_subject(camera, lane), subject(camera, "jwant"));
+        let asked = Bytes::from(serde_json::to_vec(&LaneWant::of(lane)).unwrap_or_default());
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            // Ends when the lane's pump drops its receiver.
+            pull(&client, data, want, asked, tx.closed(), |payload| {
+                if let Ok(e) = parse_answer(payload) {
+                    tx.send_replace(Some(e));
+                }
+            })
+            .await;
+        });
+        rx
+    }
+
+    fn snapshot(
+        &self,
+        camera: &str,
+        tier: Tier,
+        after: Option<(String, Duration)>,
+    ) -> futures_util::future::BoxFuture<'static, Result<Encoded, FrameError>> {
+        let ask = Self::ask_snapshot(self.client.clone(), camera.to_string(), tier, after);
+        Box::pin(async move { ask.await.map_err(|e| FrameError::Remote(e.to_string())) })
+    }
+}
+
+/// Viewer side: subscribes to `data` and hands each payload to `take`, saying on `want` (with
+/// `asked`) every [`EVERY`] that this node still wants it (the owner stops relaying what
+/// nobody wants), until `stop` resolves.
+async fn pull(
+    client: &async_nats::Client,
+    data: String,
+    want: String,
+    asked: Bytes,
+    stop: impl Future<Output = ()>,
+    mut take: impl FnMut(Bytes),
+) {
+    let Ok(mut sub) = client.subscribe(data).await else {
+        return;
+    };
+    let mut tick = tokio::time::interval(EVERY);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let _ = client.publish(want.clone(), asked.clone()).await;
+            }
+            m = sub.next() => match m {
+                Some(m) => take(m.payload),
+                None => break,
+            },
+        }
+    }
+    let _ = sub.unsubscribe().await;
 }
 
 fn ok_payload(enc: &Encoded) -> Bytes {
@@ -562,5 +662,37 @@ mod tests {
         let e = parse_answer(error_payload("camera has no frame yet")).unwrap_err();
         assert!(e.to_string().contains("no frame yet"), "{e}");
         assert!(parse_answer(Bytes::from_static(&[0, 0])).is_err());
+    }
+
+    #[test]
+    fn lane_requests_are_checked_and_name_their_subject() {
+        let lane = Lane::new(
+            Tier {
+                quality: 70,
+                scale: 2,
+            },
+            Some(5.0),
+        );
+        let asked = serde_json::to_vec(&LaneWant::of(lane)).unwrap();
+        let back: LaneWant = serde_json::from_slice(&asked).unwrap();
+        assert_eq!(back.lane(), Some(lane));
+        assert_eq!(
+            lane_subject("door", lane),
+            "camwall.relay.door.jpeg.q70s2f5000"
+        );
+        let full = Lane::new(lane.tier, None);
+        assert_eq!(
+            lane_subject("door", full),
+            "camwall.relay.door.jpeg.q70s2fall"
+        );
+        for bad in [
+            r#"{"quality":0,"scale":1}"#,
+            r#"{"quality":101,"scale":1}"#,
+            r#"{"quality":80,"scale":3}"#,
+        ] {
+            let w: LaneWant = serde_json::from_str(bad).unwrap();
+            assert_eq!(w.lane(), None, "{bad}");
+        }
+        assert!(serde_json::from_str::<LaneWant>(r#"{"quality":"x"}"#).is_err());
     }
 }

@@ -41,6 +41,7 @@ impl Manager {
                     // A newer generation makes the old worker's late writes no-ops.
                     cam.next_generation();
                     cam.video().stop();
+                    cam.set_elsewhere(true);
                 }
             }
             (true, None) => {}
@@ -50,6 +51,8 @@ impl Manager {
     pub(super) fn start_worker(&self, cam: &Arc<Camera>) {
         let generation = cam.next_generation();
         let sub = self.hub.sub(cam.id());
+        // Ingested elsewhere: its pictures come from the owner (cluster mode only).
+        cam.set_elsewhere(!self.ingests(cam.id()));
         if !cam.config().enabled {
             cam.set_disabled();
             if let Some(sub) = sub {

@@ -38,6 +38,20 @@ pub enum FrameError {
     Encode(#[from] EncodeError),
     #[error("the encode task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The cluster node that ingests the camera did not answer (or has no picture).
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// Whether a request's `If-None-Match` (or long-poll `after`) names `etag`: a list, weak
+/// tags and `*` as HTTP has them.
+pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
+    let Some(h) = if_none_match else { return false };
+    let bare = etag.trim_matches('"');
+    h.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.trim_matches('"') == bare
+    })
 }
 
 struct Slot {

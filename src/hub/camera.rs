@@ -14,8 +14,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{Encoded, FrameError, TierCache};
+use super::cache::{etag_matches, Encoded, FrameError, TierCache};
 use super::demand::Demand;
+use super::remote::{Remote, RemoteSlot};
 use super::video::VideoFeed;
 use crate::config::CameraConfig;
 use crate::media::activity::ActivityMeter;
@@ -86,6 +87,8 @@ struct Live {
     last_unit_at: Option<Instant>,
     /// How much the picture changes, from compressed frame sizes (never decoded for it).
     activity: ActivityMeter,
+    /// A camera another node ingests: the frame rate its owner reports.
+    relayed_fps: f64,
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
@@ -97,6 +100,8 @@ pub struct HubSettings {
     pub frame_cache_ttl: Duration,
     pub qualities: Qualities,
     pub max_cached_tiers: usize,
+    /// Where cameras ingested by another cluster node get their pictures (unset alone).
+    pub remote: RemoteSlot,
 }
 
 /// What a viewer needs to show a camera.
@@ -138,6 +143,10 @@ pub struct Camera {
     kick: Notify,
     /// Fires when the camera is removed: its lanes and streams end.
     removed: CancellationToken,
+    /// The cluster's remote (unset alone), used while `elsewhere` says so.
+    remote: RemoteSlot,
+    /// Whether another cluster node ingests the camera (`control` decides; lanes watch it).
+    elsewhere: watch::Sender<bool>,
 }
 
 impl Camera {
@@ -168,6 +177,7 @@ impl Camera {
                 unit_fps: FpsMeter::default(),
                 last_unit_at: None,
                 activity: ActivityMeter::default(),
+                relayed_fps: 0.0,
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
@@ -181,7 +191,63 @@ impl Camera {
             cold_decode: tokio::sync::Mutex::new(()),
             kick: Notify::new(),
             removed: CancellationToken::new(),
+            remote: settings.remote.clone(),
+            elsewhere: watch::Sender::new(false),
         }
+    }
+
+    /// Marks the camera as ingested by another cluster node (`true`) or by this one. Lanes
+    /// move to the owner's frames or back to local encodes at once.
+    pub fn set_elsewhere(&self, elsewhere: bool) {
+        self.elsewhere
+            .send_if_modified(|e| std::mem::replace(e, elsewhere) != elsewhere);
+    }
+
+    /// Wakes every watcher of the placement (the remote became available).
+    pub(crate) fn placement_touched(&self) {
+        self.elsewhere.send_modify(|_| {});
+    }
+
+    /// Changes of where the camera is ingested (see [`Camera::remote`]).
+    pub fn placement(&self) -> watch::Receiver<bool> {
+        self.elsewhere.subscribe()
+    }
+
+    /// The remote its pictures come from, while another cluster node ingests the camera.
+    pub fn remote(&self) -> Option<Arc<dyn Remote>> {
+        if *self.elsewhere.borrow() {
+            self.remote.get().cloned()
+        } else {
+            None
+        }
+    }
+
+    /// A frame encoded by the node that ingests the camera, numbered in this node's sequence
+    /// (the owner's numbers restart when another node takes the camera over; viewers here
+    /// must only ever see them grow).
+    pub fn relayed(&self, mut e: Encoded) -> Encoded {
+        e.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        e.encoded_at = Instant::now();
+        e
+    }
+
+    /// A snapshot (or, with `after`, a long-poll) from the node that ingests the camera. A
+    /// camera its owner does not report streaming answers at once: no wait on a dead node.
+    async fn remote_jpeg(
+        &self,
+        remote: Arc<dyn Remote>,
+        tier: Tier,
+        after: Option<(String, Duration)>,
+    ) -> Result<Encoded, FrameError> {
+        if self.state() != CameraState::Streaming {
+            return Err(FrameError::NoFrameYet {
+                retry_after_s: self.retry_after_s(),
+            });
+        }
+        remote
+            .snapshot(&self.id, tier, after)
+            .await
+            .map(|e| self.relayed(e))
     }
 
     pub fn id(&self) -> &str {
@@ -292,10 +358,13 @@ impl Camera {
 
     fn rate(l: &Live, now: Instant) -> f64 {
         let pictures = l.fps.fps_at(now);
+        let units = l.unit_fps.fps_at(now);
         if pictures > 0.0 {
             pictures
+        } else if units > 0.0 {
+            units
         } else {
-            l.unit_fps.fps_at(now)
+            l.relayed_fps
         }
     }
 
@@ -384,11 +453,15 @@ impl Camera {
         self.latest.send_replace(None);
     }
 
-    /// A camera another cluster node ingests: its state and picture size as relayed here.
-    pub fn set_relayed(&self, state: CameraState, width: u32, height: u32) {
+    /// A camera another cluster node ingests: its state, picture size and (when known) frame
+    /// rate as its owner reports them.
+    pub fn set_relayed(&self, state: CameraState, width: u32, height: u32, fps: Option<f64>) {
         let mut l = self.live();
         l.state = state;
         (l.width, l.height) = (width, height);
+        if let Some(fps) = fps {
+            l.relayed_fps = fps;
+        }
         l.next_retry_at = None;
     }
 
@@ -467,6 +540,9 @@ impl Camera {
     /// the first picture published after it asked; concurrent requests wait for the same one,
     /// so they share one warm-up.
     pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        if let Some(remote) = self.remote() {
+            return self.remote_jpeg(remote, tier, None).await;
+        }
         let linger = Duration::from_millis(self.config().decode_linger_ms);
         let mut frames = self.latest.subscribe();
         let seen = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
@@ -498,6 +574,48 @@ impl Camera {
         drop(hold);
         // Past the TTL cache: an encode of the old picture younger than the TTL is no answer.
         self.encode_tier(tier, fresh).await
+    }
+
+    /// A long-poll: waits up to `wait` for a frame whose tag differs from `after`; the current
+    /// one if none came.
+    pub async fn jpeg_after(
+        &self,
+        tier: Tier,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Encoded, FrameError> {
+        if let Some(remote) = self.remote() {
+            return self
+                .remote_jpeg(remote, tier, Some((after.to_string(), wait)))
+                .await;
+        }
+        let deadline = Instant::now() + wait;
+        // The decoder keeps running while the poll waits, however long its wait is.
+        let _demand = self.demand.hold();
+        let mut frames = self.subscribe();
+        let mut enc = loop {
+            match self.jpeg(tier).await {
+                Ok(e) => break e,
+                // No frame yet: wait for the first one within the same budget.
+                Err(FrameError::NoFrameYet { .. }) => {
+                    match tokio::time::timeout_at(deadline, frames.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => return self.jpeg(tier).await,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        while etag_matches(Some(after), &enc.etag) {
+            match tokio::time::timeout_at(deadline, frames.changed()).await {
+                Ok(Ok(())) => {
+                    let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+                    enc = self.jpeg_at_least(tier, seq).await?;
+                }
+                _ => break,
+            }
+        }
+        Ok(enc)
     }
 
     /// A cold snapshot's picture: the newest of the current GOP (the video feed's copy),

@@ -22,6 +22,7 @@ fn camera(ttl_ms: u64) -> Camera {
         frame_cache_ttl: Duration::from_millis(ttl_ms),
         qualities: Qualities::new(&[85, 80, 70]),
         max_cached_tiers: 8,
+        remote: Default::default(),
     };
     Camera::new(cfg, &settings, 7)
 }

@@ -12,22 +12,28 @@
 //! newest, so a slow viewer costs at most that one shared frame and never slows the pump. A
 //! lane nobody watches has no channel and no pump, so nothing is encoded for it. This module
 //! owns its lanes; it reads the camera and never writes to it.
+//!
+//! A camera another cluster node ingests is served the same way, except that its lanes pass on
+//! the owner's frames of the same lane (`remote`) instead of encoding here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tracing::debug;
 
 use super::cache::{Encoded, Pin};
 use super::camera::Camera;
 use super::demand::DemandHold;
+use super::remote::Remote;
 use crate::media::tier::{Lane, Tier, MAX_LANES_PER_CAMERA};
 
 /// How often a pump counts its viewers when no frame arrives.
 const VIEWER_CHECK: Duration = Duration::from_secs(5);
+/// How long a remote lane waits before asking again when its relay ended.
+const REMOTE_RETRY: Duration = Duration::from_secs(1);
 
 /// A frame as published to live viewers.
 #[derive(Debug)]
@@ -139,29 +145,55 @@ impl Fanout {
         false
     }
 
-    /// Encodes every new frame that `lane`'s cap lets through once and publishes it, until
-    /// nobody watches or the camera is removed.
+    /// Serves `lane` until nobody watches or the camera is removed: from local encodes while
+    /// this node ingests the camera, from the owner's lane while another node does, moving
+    /// between the two when the camera moves.
     async fn pump(self: Arc<Self>, lane: Lane, tx: broadcast::Sender<Arc<Published>>) {
-        let cam = self.cam.clone();
+        let mut placement = self.cam.placement();
+        loop {
+            placement.borrow_and_update();
+            let end = match self.cam.remote() {
+                Some(remote) => self.pump_remote(lane, &tx, remote, &mut placement).await,
+                None => self.pump_local(lane, &tx, &mut placement).await,
+            };
+            match end {
+                PumpEnd::Moved => continue,
+                PumpEnd::Unwatched => {
+                    debug!(camera = %self.cam.id(), ?lane, "no viewers left; lane pump stops");
+                    return;
+                }
+                PumpEnd::Removed => break,
+            }
+        }
+        self.lanes().remove(&lane);
+    }
+
+    /// Encodes every new frame that `lane`'s cap lets through once and publishes it.
+    async fn pump_local(
+        &self,
+        lane: Lane,
+        tx: &broadcast::Sender<Arc<Published>>,
+        placement: &mut watch::Receiver<bool>,
+    ) -> PumpEnd {
+        let cam = &self.cam;
         let mut thinner = lane.thinner();
         let mut frames = cam.subscribe();
         let mut last_seq = 0;
         // Viewers are also counted on a timer, so a pump of a camera that stopped sending frames
         // does not outlive its last viewer.
-        let mut check = tokio::time::interval(VIEWER_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut check = viewer_check();
         loop {
             let next = tokio::select! {
-                _ = cam.removed().cancelled() => break,
+                _ = cam.removed().cancelled() => return PumpEnd::Removed,
+                _ = placement.changed() => return PumpEnd::Moved,
                 _ = check.tick() => None,
                 r = frames.changed() => match r {
-                    Err(_) => break,
+                    Err(_) => return PumpEnd::Removed,
                     Ok(()) => frames.borrow_and_update().as_ref().map(|f| (f.seq, f.captured_at)),
                 },
             };
-            if self.release_if_unwatched(lane, &tx) {
-                debug!(camera = %cam.id(), ?lane, "no viewers left; lane pump stops");
-                return;
+            if self.release_if_unwatched(lane, tx) {
+                return PumpEnd::Unwatched;
             }
             let Some((seq, captured_at)) = next else {
                 continue;
@@ -178,8 +210,59 @@ impl Fanout {
                 Err(e) => debug!(camera = %cam.id(), error = %e, "lane pump skipped a frame"),
             }
         }
-        self.lanes().remove(&lane);
     }
+
+    /// Passes on the owner's frames of `lane` (already encoded and thinned there).
+    async fn pump_remote(
+        &self,
+        lane: Lane,
+        tx: &broadcast::Sender<Arc<Published>>,
+        remote: Arc<dyn Remote>,
+        placement: &mut watch::Receiver<bool>,
+    ) -> PumpEnd {
+        let cam = &self.cam;
+        let mut frames = remote.lane(cam.id(), lane);
+        let mut check = viewer_check();
+        loop {
+            let got = tokio::select! {
+                _ = cam.removed().cancelled() => return PumpEnd::Removed,
+                _ = placement.changed() => return PumpEnd::Moved,
+                _ = check.tick() => false,
+                r = frames.changed() => match r {
+                    Ok(()) => true,
+                    // The relay ended it (NATS away): ask again after a pause.
+                    Err(_) => {
+                        tokio::time::sleep(REMOTE_RETRY).await;
+                        frames = remote.lane(cam.id(), lane);
+                        false
+                    }
+                },
+            };
+            if self.release_if_unwatched(lane, tx) {
+                return PumpEnd::Unwatched;
+            }
+            let encoded = frames.borrow_and_update().clone();
+            if let Some(e) = encoded.filter(|_| got) {
+                let _ = tx.send(Arc::new(Published::new(lane.tier, cam.relayed(e))));
+            }
+        }
+    }
+}
+
+/// Why a pump's loop ended.
+enum PumpEnd {
+    /// The camera moved between this node and another: serve the lane from the other side.
+    Moved,
+    /// Nobody watches (the lane is already gone from the map).
+    Unwatched,
+    /// The camera was removed.
+    Removed,
+}
+
+fn viewer_check() -> tokio::time::Interval {
+    let mut check = tokio::time::interval(VIEWER_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check
 }
 
 #[cfg(test)]
@@ -195,6 +278,7 @@ mod tests {
             frame_cache_ttl: Duration::from_millis(16),
             qualities: Qualities::new(&[85, 80, 70]),
             max_cached_tiers: 8,
+            remote: Default::default(),
         };
         Arc::new(Camera::new(cfg, &settings, 1))
     }
@@ -304,6 +388,94 @@ mod tests {
         assert_eq!(
             got.tier.quality, 8,
             "nearest quality among the existing lanes"
+        );
+    }
+
+    /// A scripted remote: the test plays the owner's lane frames.
+    #[derive(Default)]
+    struct Scripted {
+        lanes: Mutex<Vec<(Lane, watch::Sender<Option<Encoded>>)>>,
+    }
+
+    impl Remote for Scripted {
+        fn lane(&self, _camera: &str, lane: Lane) -> watch::Receiver<Option<Encoded>> {
+            let (tx, rx) = watch::channel(None);
+            self.lanes.lock().unwrap().push((lane, tx));
+            rx
+        }
+
+        fn snapshot(
+            &self,
+            _camera: &str,
+            _tier: Tier,
+            _after: Option<(String, Duration)>,
+        ) -> futures_util::future::BoxFuture<'static, Result<Encoded, crate::hub::FrameError>>
+        {
+            Box::pin(async { Err(crate::hub::FrameError::Remote("scripted".into())) })
+        }
+    }
+
+    fn owner_frame(seq: u64) -> Encoded {
+        Encoded {
+            seq,
+            captured_unix_ms: 1,
+            jpeg: crate::media::jpeg::Jpeg {
+                data: Bytes::from_static(&[0xff, 0xd8]),
+                width: 8,
+                height: 8,
+                quality: 90,
+            },
+            encoded_at: tokio::time::Instant::now(),
+            etag: format!("\"owner-{seq}\""),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_camera_ingested_elsewhere_passes_on_the_owners_lane_and_comes_back() {
+        let remote = Arc::new(Scripted::default());
+        let slot = crate::hub::remote::RemoteSlot::default();
+        slot.set(remote.clone());
+        let cfg = serde_json::from_str(r#"{"id":"a","url":"lavfi:testsrc2"}"#).unwrap();
+        let settings = HubSettings {
+            frame_cache_ttl: Duration::from_millis(16),
+            qualities: Qualities::new(&[85, 80, 70]),
+            max_cached_tiers: 8,
+            remote: slot,
+        };
+        let cam = Arc::new(Camera::new(cfg, &settings, 1));
+        cam.set_elsewhere(true);
+        let fan = Fanout::new(cam.clone());
+        let lane = Lane::new(T, Some(5.0));
+        let (_, mut rx) = fan.subscribe(lane);
+        tokio::task::yield_now().await;
+        let owner = remote.lanes.lock().unwrap().remove(0);
+        assert_eq!(owner.0, lane, "the owner is asked for the same lane");
+        // The owner's numbers (here 500, then 7 after a takeover) become this node's, growing.
+        owner.1.send_replace(Some(owner_frame(500)));
+        let a = rx.recv().await.unwrap();
+        owner.1.send_replace(Some(owner_frame(7)));
+        let b = rx.recv().await.unwrap();
+        assert!(
+            b.encoded.seq > a.encoded.seq,
+            "{} then {}",
+            a.encoded.seq,
+            b.encoded.seq
+        );
+        assert_eq!(b.encoded.etag, "\"owner-7\"", "the owner's tag is kept");
+        assert_eq!(cam.cache().stats().jpeg_encodes, 0, "nothing encoded here");
+        // This node takes the camera: the lane encodes local pictures, the owner's lane goes.
+        cam.set_elsewhere(false);
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        assert!(owner.1.is_closed(), "the remote lane is dropped");
+        let seq = publish(&cam);
+        let c = rx.recv().await.unwrap();
+        assert_eq!(c.encoded.seq, seq);
+        assert!(c.encoded.seq > b.encoded.seq);
+        assert_eq!(
+            c.encoded.jpeg.width, 16,
+            "encoded here from the local picture"
         );
     }
 }

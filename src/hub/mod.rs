@@ -9,6 +9,7 @@ pub mod cache;
 pub mod camera;
 pub mod demand;
 pub mod fanout;
+pub mod remote;
 pub mod streams;
 pub mod video;
 
@@ -23,6 +24,7 @@ use crate::media::tier::Qualities;
 pub use cache::{Encoded, FrameError};
 pub use camera::{Camera, CameraInfo, CameraState, CameraStatus, HubSettings, SessionFailure};
 pub use fanout::{Fanout, Published};
+pub use remote::Remote;
 
 /// Cameras appearing, changing (name, size, state as viewers see it) and disappearing.
 #[derive(Debug, Clone)]
@@ -86,6 +88,7 @@ impl Hub {
                 frame_cache_ttl: Duration::from_millis(s.frame_cache_ttl_ms),
                 qualities: Qualities::new(&s.quality_tiers),
                 max_cached_tiers: s.limits.max_cached_qualities,
+                remote: remote::RemoteSlot::default(),
             },
             server: s.clone(),
             cameras: DashMap::new(),
@@ -108,6 +111,20 @@ impl Hub {
     /// The quality tiers (best first) and the rules derived from them.
     pub fn qualities(&self) -> &Qualities {
         &self.settings.qualities
+    }
+
+    /// Cluster mode: where cameras another node ingests get their pictures from (set once,
+    /// when the cluster connects). Every camera's lanes look again at once.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        if !self.settings.remote.set(remote) {
+            return;
+        }
+        for e in self.cameras.iter() {
+            e.camera.placement_touched();
+            if let Some(sub) = &e.sub {
+                sub.camera.placement_touched();
+            }
+        }
     }
 
     /// Time since camwall started.

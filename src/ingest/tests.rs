@@ -124,6 +124,7 @@ impl Rig {
             frame_cache_ttl: Duration::from_millis(100),
             qualities: crate::media::tier::Qualities::new(&[85]),
             max_cached_tiers: 4,
+            remote: Default::default(),
         };
         let cam = Arc::new(Camera::new(config, &settings, 1));
         let generation = cam.next_generation();

@@ -111,6 +111,15 @@ impl ApiError {
                     ),
                 )
             },
+            // A camera another cluster node ingests, and that node did not answer.
+            FrameError::Remote(message) => Self {
+                retry_after_s: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "camera_unavailable",
+                    message,
+                )
+            },
             e => {
                 tracing::warn!(camera = %cam.id(), error = %e, "encode failed");
                 Self::new(

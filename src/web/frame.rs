@@ -3,7 +3,6 @@
 //! scripts that follow a camera.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -12,17 +11,9 @@ use super::error::ApiError;
 use super::params::resolve_request;
 use super::state::WebState;
 use crate::access::limits::ClientKind;
-use crate::hub::{Camera, Encoded, FrameError};
-use crate::media::tier::Tier;
+use crate::hub::Encoded;
 
-pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
-    let Some(h) = if_none_match else { return false };
-    let bare = etag.trim_matches('"');
-    h.split(',').map(str::trim).any(|t| {
-        let t = t.strip_prefix("W/").unwrap_or(t);
-        t == "*" || t.trim_matches('"') == bare
-    })
-}
+use crate::hub::cache::etag_matches;
 
 pub async fn frame(
     id: String,
@@ -36,21 +27,6 @@ pub async fn frame(
         Err(e) => return e.into_response(),
     };
     let cam = out.camera;
-    // A camera another cluster node ingests: ask that node (long-poll gets one snapshot).
-    if let Some(c) = s.cluster.as_ref().filter(|c| c.is_remote(&id)) {
-        return match c.snapshot(&id, tier).await {
-            Ok(enc) => {
-                let not_modified = etag_matches(if_none_match.as_deref(), &enc.etag);
-                jpeg_response(&enc, not_modified)
-            }
-            Err(e) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "camera_unavailable",
-                e.to_string(),
-            )
-            .into_response(),
-        };
-    }
     let enc = match p.after.as_deref() {
         Some(after) if p.is_long_poll() => {
             // A long-poll holds its connection up to a minute: it takes a place under the caps
@@ -58,7 +34,7 @@ pub async fn frame(
             let Some(_slot) = s.limits.acquire(ClientKind::LongPoll, peer) else {
                 return ApiError::too_many_clients().into_response();
             };
-            newer_than(&cam, tier, after, p.wait).await
+            cam.jpeg_after(tier, after, p.wait).await
         }
         _ => cam.jpeg(tier).await,
     };
@@ -83,42 +59,6 @@ pub fn stream_name(kind: crate::hub::StreamKind) -> &'static str {
         crate::hub::StreamKind::Main => "main",
         crate::hub::StreamKind::Sub => "sub",
     }
-}
-
-/// Waits up to `wait` for a frame whose tag differs from `after`; the current one if none came.
-async fn newer_than(
-    cam: &Camera,
-    tier: Tier,
-    after: &str,
-    wait: Duration,
-) -> Result<Encoded, FrameError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    // The decoder keeps running while the poll waits, however long its wait is.
-    let _demand = cam.demand().hold();
-    let mut frames = cam.subscribe();
-    let mut enc = loop {
-        match cam.jpeg(tier).await {
-            Ok(e) => break e,
-            // No frame yet: wait for the first one within the same budget.
-            Err(FrameError::NoFrameYet { .. }) => {
-                match tokio::time::timeout_at(deadline, frames.changed()).await {
-                    Ok(Ok(())) => continue,
-                    _ => return cam.jpeg(tier).await,
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    while etag_matches(Some(after), &enc.etag) {
-        match tokio::time::timeout_at(deadline, frames.changed()).await {
-            Ok(Ok(())) => {
-                let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
-                enc = cam.jpeg_at_least(tier, seq).await?;
-            }
-            _ => break,
-        }
-    }
-    Ok(enc)
 }
 
 fn jpeg_response(enc: &Encoded, not_modified: bool) -> Response {
