@@ -565,3 +565,38 @@ async fn a_node_alone_has_no_cluster() {
         .unwrap();
     assert!(!m.contains("node=\""), "{m}");
 }
+
+#[test]
+fn an_unreadable_credentials_file_stops_the_start_naming_the_field() {
+    // No NATS is needed: the file is checked before anything connects.
+    for (content, says) in [
+        (None, "cannot read"),
+        (
+            Some("SUAXSECRETSEEDNOTAJWT\n"),
+            "is not a NATS credentials file",
+        ),
+    ] {
+        let (dir, config_path) = write_config(json!({"server": {"cluster": {
+            "nats": "nats://127.0.0.1:4222", "node": "a", "credentials": "node.creds"
+        }}}));
+        if let Some(c) = content {
+            std::fs::write(dir.path().join("node.creds"), c).unwrap();
+        }
+        let out = Command::new(camwall_bin())
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("server.cluster.credentials"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("node.creds"), "names the file: {err}");
+        assert!(
+            !err.contains("SECRET"),
+            "the file's contents are never shown: {err}"
+        );
+    }
+}

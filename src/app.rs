@@ -19,6 +19,9 @@ use crate::hub::Hub;
 use crate::web::server::ServeOptions;
 use crate::web::{routes, WebState};
 
+/// The cluster section's start checks (NATS addresses, credentials file), run by the binary
+/// before serving: a config error stops the start.
+pub use crate::cluster::check as check_cluster;
 /// HTTPS setup, built by the binary before serving (config errors stop the start).
 pub use crate::web::tls::{Tls, TlsError};
 

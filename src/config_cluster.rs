@@ -24,10 +24,19 @@ pub struct ClusterConfig {
     /// 0 < x ≤ 1000. Default 1.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// Copies JetStream keeps of camwall's buckets when a node creates them (1 to 5; 3 on a
+    /// three-server NATS cluster, so the camera list and leases survive a NATS server's loss).
+    /// Buckets that exist keep theirs. Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
 }
 
 fn default_weight() -> f64 {
     1.0
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 /// Checks the section; returns (field under `server.`, message) pairs.
@@ -66,6 +75,9 @@ pub fn validate_cluster(c: &ClusterConfig) -> Vec<(&'static str, String)> {
     if !(c.weight > 0.0 && c.weight <= 1000.0) {
         out.push(("cluster.weight", "must be a number in 0 < x <= 1000".into()));
     }
+    if !(1..=5).contains(&c.replicas) {
+        out.push(("cluster.replicas", "must be an integer from 1 to 5".into()));
+    }
     if c.credentials
         .as_ref()
         .is_some_and(|p| p.as_os_str().is_empty())
@@ -82,7 +94,8 @@ mod tests {
         let ok = r#"{"server":{"cluster":{"nats":"nats://127.0.0.1:4222","node":"n1"}}}"#;
         let c = crate::config::parse(ok).unwrap().server.cluster.unwrap();
         assert_eq!((c.weight, c.credentials), (1.0, None));
-        let bad = r#"{"server":{"cluster":{"nats":"http://u:secret@h","node":"a b","weight":0}}}"#;
+        assert_eq!(c.replicas, 1);
+        let bad = r#"{"server":{"cluster":{"nats":"http://u:secret@h","node":"a b","weight":0,"replicas":7}}}"#;
         let issues = crate::config::parse(bad).unwrap_err();
         let fields: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
         assert_eq!(
@@ -90,7 +103,8 @@ mod tests {
             [
                 "server.cluster.nats",
                 "server.cluster.node",
-                "server.cluster.weight"
+                "server.cluster.weight",
+                "server.cluster.replicas"
             ]
         );
         assert!(

@@ -123,6 +123,12 @@ fn main() -> ExitCode {
             }
         },
     };
+    if let Some(c) = &config.server.cluster {
+        if let Err(e) = camwall::app::check_cluster(c, config_dir) {
+            eprintln!("camwall: {}: {e}", cli.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     if let Some(t) = &tls {
         // The fingerprint is what a user compares before trusting a self-signed certificate.
         info!(

@@ -36,6 +36,8 @@ pub struct Catalog {
     revisions: Mutex<std::collections::HashMap<String, u64>>,
     /// Whether the list was read (and applied) at least once since start.
     synced: AtomicBool,
+    /// Replicas of the bucket when this node creates it (`server.cluster.replicas`).
+    replicas: usize,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ChangeError {
@@ -43,6 +45,14 @@ fn unavailable(e: impl std::fmt::Display) -> ChangeError {
 }
 
 impl Catalog {
+    /// A catalog whose bucket, if this node creates it, has `replicas` copies.
+    pub fn new(replicas: usize) -> Self {
+        Self {
+            replicas,
+            ..Self::default()
+        }
+    }
+
     fn kv(&self) -> Result<kv::Store, ChangeError> {
         self.store
             .lock()
@@ -95,7 +105,7 @@ impl Catalog {
         hub: &Hub,
         cancel: &CancellationToken,
     ) -> Result<(), async_nats::Error> {
-        let kv = super::bucket(js, CAMERAS_BUCKET, Duration::ZERO).await?;
+        let kv = super::bucket(js, CAMERAS_BUCKET, Duration::ZERO, self.replicas).await?;
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(kv.clone());
         let mut list = read_all(&kv).await?;
         if list.is_empty() && !self.is_synced() {

@@ -52,6 +52,8 @@ struct View {
 /// One node's membership, leases and view of the others.
 pub struct Cluster {
     node: String,
+    /// Replicas of the buckets this node creates.
+    replicas: usize,
     weight: f64,
     hub: Arc<Hub>,
     manager: Arc<Manager>,
@@ -85,6 +87,38 @@ pub struct NodeStatus {
     pub cpu_percent: f64,
 }
 
+/// Checks what the node needs before it starts: the NATS URLs parse and the credentials file
+/// (relative to `config_dir`) reads as a JWT and a seed. The error names the field; it never
+/// quotes the file's contents or a URL's password.
+pub fn check(cfg: &ClusterConfig, config_dir: &Path) -> Result<(), String> {
+    for u in cfg.nats.split(',').map(str::trim) {
+        if let Err(e) = u.parse::<async_nats::ServerAddr>() {
+            return Err(format!(
+                "field `server.cluster.nats`: {} is not a NATS server address: {e}",
+                redact_url(u)
+            ));
+        }
+    }
+    if let Some(p) = &cfg.credentials {
+        let path = config_dir.join(p);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "field `server.cluster.credentials`: cannot read {}: {e}",
+                path.display()
+            )
+        })?;
+        if let Err(e) = async_nats::ConnectOptions::new().credentials(&text) {
+            return Err(format!(
+                "field `server.cluster.credentials`: {} is not a NATS credentials file (a \
+                 user JWT and its NKey seed): {}",
+                path.display(),
+                e.kind()
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Cluster {
     /// Connects (in the background, retrying forever) and starts the heartbeat. `config_dir`
     /// resolves a relative credentials path.
@@ -103,7 +137,8 @@ impl Cluster {
             manager,
             limits,
             view: Mutex::new(View::default()),
-            catalog: Arc::new(catalog::Catalog::default()),
+            catalog: Arc::new(catalog::Catalog::new(cfg.replicas)),
+            replicas: cfg.replicas,
         });
         // From now on the API changes the shared list, never the config file.
         c.manager.set_catalog(c.catalog.clone());
@@ -115,8 +150,8 @@ impl Cluster {
             let client = match connect(&urls, &me.node, creds.as_deref()).await {
                 Ok(c) => c,
                 Err(e) => {
-                    // Only a credentials file that cannot be read gets here: the connection
-                    // itself is retried forever.
+                    // Checked at start (`check`): only a credentials file changed since gets
+                    // here. The connection itself is retried forever.
                     warn!(
                         "cluster: cannot connect to NATS: {}; this node serves alone",
                         redact_url(&e.to_string())
@@ -225,7 +260,7 @@ impl Cluster {
                 Instant::now()
             });
             if buckets.is_none() {
-                match open_buckets(&js).await {
+                match open_buckets(&js, self.replicas).await {
                     Ok(b) => buckets = Some(b),
                     Err(e) => {
                         warn!("cluster: cannot open the KV buckets: {e}");
@@ -429,18 +464,27 @@ async fn connect(
 
 async fn open_buckets(
     js: &jetstream::Context,
+    replicas: usize,
 ) -> Result<(kv::Store, kv::Store), async_nats::Error> {
-    let nodes = bucket(js, membership::NODES_BUCKET, membership::HEARTBEAT_TTL).await?;
-    let leases = bucket(js, leases::LEASES_BUCKET, leases::LEASE_TTL).await?;
+    let nodes = bucket(
+        js,
+        membership::NODES_BUCKET,
+        membership::HEARTBEAT_TTL,
+        replicas,
+    )
+    .await?;
+    let leases = bucket(js, leases::LEASES_BUCKET, leases::LEASE_TTL, replicas).await?;
     Ok((nodes, leases))
 }
 
 /// Opens bucket `name`, making it (one value per key, entries expiring after `max_age`, zero
-/// for never) when it does not exist yet. In production the operator may pre-create it with replicas.
+/// for never, `replicas` copies on a JetStream cluster) when it does not exist yet. An
+/// operator may also pre-create the buckets.
 pub(crate) async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, async_nats::Error> {
     if let Ok(kv) = js.get_key_value(name).await {
         return Ok(kv);
@@ -450,6 +494,7 @@ pub(crate) async fn bucket(
             bucket: name.to_string(),
             history: 1,
             max_age,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await?)
