@@ -600,3 +600,70 @@ fn an_unreadable_credentials_file_stops_the_start_naming_the_field() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_cameras_sub_stream_serves_small_tiles_on_another_node() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let main = RtspServer::start(&MAIN);
+    let sub = RtspServer::start(&SUB);
+    let cams = [
+        json!({"id": "cam", "url": main.url(), "decode_linger_ms": 1500,
+                       "sub": {"url": sub.url()}}),
+    ];
+    let a = start_camwall(node_config(&nats.url(), "a", &cams));
+    let b = start_camwall(node_config(&nats.url(), "b", &cams));
+    let all = [("a", &a), ("b", &b)];
+    let owners = wait_owners(&all, &["cam".to_string()], Duration::from_secs(30)).await;
+    let (owner, viewer) = if owners["cam"] == "a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    // The viewing node sees the owner's streams: the main one streaming, the sub one idle
+    // (nobody uses it, so it is not even connected).
+    viewer
+        .wait_camera("cam", Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && sub_state(c) == "idle"
+        })
+        .await;
+
+    // A small tile on the viewing node takes the sub stream: the owner connects it for that
+    // node and encodes the tile's lane from it (320 wide: the sub stream's own width, where
+    // the main stream would give 200).
+    let mut small = ws_connect(viewer).await;
+    ws_send(
+        &mut small,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": 70, "max_width": 320}),
+    )
+    .await;
+    until_served(&mut small, "sub", false, 320).await;
+    let c = owner.camera("cam").await;
+    assert_eq!(sub_state(&c), "streaming", "{c}");
+    // A video viewer of a small tile there gets the sub stream's own H.264, relayed.
+    let mut video = ws_connect(viewer).await;
+    ws_send(
+        &mut video,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "max_width": 320}),
+    )
+    .await;
+    let cfg = next_text(&mut video, Duration::from_secs(20), |v| {
+        v["type"] == "video_config" && v["width"] == 320
+    })
+    .await
+    .expect("video_config of the relayed sub stream");
+    assert_eq!(cfg["height"], 180);
+    // Nothing was ingested or encoded on the viewing node.
+    let c = viewer.camera("cam").await;
+    assert_eq!(c["streams"]["sub"]["frames_in"], 0, "{c}");
+    assert_eq!(c["jpeg_encodes"], 0, "{c}");
+
+    // Nobody uses it any more: the owner closes it after the linger time.
+    drop((small, video));
+    owner
+        .wait_camera("cam", Duration::from_secs(20), |c| sub_state(c) == "idle")
+        .await;
+}

@@ -8,38 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
-
-const MAIN: [&str; 6] = ["--pattern", "ball", "--size", "800x448", "--fps", "15"];
-const SUB: [&str; 6] = ["--pattern", "smpte100", "--size", "320x180", "--fps", "15"];
-
-fn sub_state(c: &Value) -> &str {
-    c["streams"]["sub"]["state"].as_str().unwrap_or("")
-}
-
-/// Reads frames (and events) until one has width `w` after a `tier` event naming `stream`
-/// (and `fallback`), within 30 s.
-async fn until_served(ws: &mut Ws, stream: &str, fallback: bool, w: u64) {
-    let end = Instant::now() + Duration::from_secs(30);
-    let mut tier_seen = false;
-    let mut texts = Vec::new();
-    while Instant::now() < end {
-        let f = next_frame(ws, &mut texts, Duration::from_secs(5)).await;
-        for t in texts.drain(..) {
-            if t["type"] == "tier" {
-                tier_seen = t["stream"] == stream && t["fallback"] == fallback;
-            }
-        }
-        if let Some(f) = f {
-            if tier_seen && f.header["width"] == w {
-                let (fw, _, _) = decode_rgb(&f.jpeg);
-                assert_eq!(fw as u64, w, "the JPEG is as wide as its header says");
-                return;
-            }
-        }
-    }
-    panic!("never served from {stream} (fallback {fallback}) at width {w}");
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn tiles_take_the_sub_stream_fall_back_to_the_main_one_and_the_sub_stream_closes_unused() {

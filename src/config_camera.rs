@@ -59,6 +59,11 @@ pub struct SubStreamConfig {
 /// metric labels): `.` is not allowed in camera ids, so it names no other camera.
 pub const SUB_SUFFIX: &str = ".sub";
 
+/// The camera a stream id belongs to: `door` for `door` and for its sub stream `door.sub`.
+pub fn camera_of_stream(stream: &str) -> &str {
+    stream.strip_suffix(SUB_SUFFIX).unwrap_or(stream)
+}
+
 fn default_true() -> bool {
     true
 }

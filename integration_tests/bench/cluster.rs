@@ -21,18 +21,18 @@ use crate::procfs::{pct, CpuWindow};
 use crate::scenarios::Ctx;
 use crate::sources::{rtsp_cams, start_rtsp, status};
 
-const NATS_BIN: &str = "/usr/sbin/nats-server";
-const NODES: [&str; 3] = ["a", "b", "c"];
+pub(crate) const NATS_BIN: &str = "/usr/sbin/nats-server";
+pub(crate) const NODES: [&str; 3] = ["a", "b", "c"];
 
 /// nats-server on 127.0.0.1 (clients on `port`, monitoring on `monitor`), killed on drop.
-struct Nats {
-    child: Child,
+pub(crate) struct Nats {
+    pub(crate) child: Child,
     port: u16,
     monitor: u16,
 }
 
 impl Nats {
-    fn start(store: &Path) -> Result<Self, String> {
+    pub(crate) fn start(store: &Path) -> Result<Self, String> {
         let (port, monitor) = (free_port(), free_port());
         let child = Command::new(NATS_BIN)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -56,12 +56,12 @@ impl Nats {
         Err(format!("nats-server did not listen on {port} within 5 s"))
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// The monitoring endpoint's message and byte counters (`/varz`), Null if it did not answer.
-    async fn varz(&self) -> Value {
+    pub(crate) async fn varz(&self) -> Value {
         let url = format!("http://127.0.0.1:{}/varz", self.monitor);
         match reqwest::get(url).await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
@@ -77,7 +77,7 @@ impl Drop for Nats {
     }
 }
 
-fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
+pub(crate) fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
     // The client caps lifted as for every scenario (sources::start_camwall), so they never
     // shape a result.
     json!({"server": {
@@ -88,7 +88,7 @@ fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
 }
 
 /// Every camera's status on every node, by id, taken at once.
-async fn views(nodes: &[Camwall]) -> Vec<HashMap<String, Value>> {
+pub(crate) async fn views(nodes: &[Camwall]) -> Vec<HashMap<String, Value>> {
     join_all(nodes.iter().map(status))
         .await
         .into_iter()
@@ -111,7 +111,11 @@ fn units_in(view: &HashMap<String, Value>, id: &str) -> u64 {
 
 /// Polls (bounded) until every node names the same owner (index into `NODES`) for every
 /// camera and the camera streams on its owner.
-async fn wait_owners(nodes: &[Camwall], ids: &[String], timeout: Duration) -> Option<Vec<usize>> {
+pub(crate) async fn wait_owners(
+    nodes: &[Camwall],
+    ids: &[String],
+    timeout: Duration,
+) -> Option<Vec<usize>> {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         let v = views(nodes).await;

@@ -17,6 +17,7 @@ mod harness;
 
 mod clients;
 mod cluster;
+mod cluster_jpeg;
 mod floor;
 mod http;
 mod ondemand;
@@ -235,6 +236,11 @@ async fn main() {
             "S14: 3 nodes and nats-server, {n} cameras 720p25, {per_node} video viewers per node"
         );
         results.push(cluster::s14_cluster(&ctx, n, per_node, secs).await);
+    }
+    if want("S16") {
+        let (n, per_node) = if ctx.quick { (6, 1) } else { (12, 2) };
+        eprintln!("S16: {n} cameras, a JPEG thumbnail wall alone and on 3 nodes");
+        results.push(cluster_jpeg::s16_cluster_jpeg(&ctx, n, per_node, secs).await);
     }
     if want("S3") {
         let n = if ctx.quick { 50 } else { 200 };

@@ -163,6 +163,38 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     c["jpeg_frames_to_video_clients"],
                 ));
             }
+            Some("S16") if r.get("cluster_jpeg").is_some() => {
+                let c = &r["cluster_jpeg"];
+                let nodes: Vec<String> = c["nodes_cpu_percent"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(f)
+                    .collect();
+                md.push_str(&format!(
+                    "- S16 ({}): alone {} % of a core; 3 nodes {} % (nodes {}) + nats-server {} % = {} %: **{} x** alone. Frames per tile per second alone {} / cluster {}; latency p50/p99 alone {}/{} ms, cluster {}/{} ms. JPEG encodes alone {}, cluster on the owners {}, on the other nodes {}; NATS {} MB/s out\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    f(&c["alone_cpu_percent"]),
+                    f(&c["nodes_cpu_percent"]
+                        .as_array()
+                        .map(|v| v.iter().filter_map(Value::as_f64).sum::<f64>())
+                        .into()),
+                    nodes.join(" / "),
+                    f(&c["nats_cpu_percent"]),
+                    f(&c["cluster_cpu_percent"]),
+                    f(&c["cluster_over_alone"]),
+                    f(&c["alone_fps_per_tile"]),
+                    f(&c["cluster_fps_per_tile"]),
+                    f(&c["alone_latency_ms"]["p50"]),
+                    f(&c["alone_latency_ms"]["p99"]),
+                    f(&c["cluster_latency_ms"]["p50"]),
+                    f(&c["cluster_latency_ms"]["p99"]),
+                    c["alone_encodes"],
+                    c["encodes_on_owners"],
+                    c["encodes_on_other_nodes"],
+                    f(&c["nats_mbytes_out_per_s"]),
+                ));
+            }
             Some("S11") => md.push_str(&format!(
                 "- S11 camera start to first frame ({}): p50 {} ms (max {})\n",
                 r["setup"].as_str().unwrap_or(""),

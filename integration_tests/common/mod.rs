@@ -382,3 +382,36 @@ pub fn check_config(path: impl AsRef<std::path::Path>) -> std::process::Output {
         .output()
         .expect("run camwall check-config")
 }
+
+/// A main stream (800x448) and a sub stream (320x180) of one camera, as GStreamer test cameras.
+pub const MAIN: [&str; 6] = ["--pattern", "ball", "--size", "800x448", "--fps", "15"];
+pub const SUB: [&str; 6] = ["--pattern", "smpte100", "--size", "320x180", "--fps", "15"];
+
+/// The state of a camera's sub stream in its status.
+pub fn sub_state(c: &Value) -> &str {
+    c["streams"]["sub"]["state"].as_str().unwrap_or("")
+}
+
+/// Reads frames (and events) until one has width `w` after a `tier` event naming `stream`
+/// (and `fallback`), within 30 s.
+pub async fn until_served(ws: &mut Ws, stream: &str, fallback: bool, w: u64) {
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut tier_seen = false;
+    let mut texts = Vec::new();
+    while Instant::now() < end {
+        let f = next_frame(ws, &mut texts, Duration::from_secs(5)).await;
+        for t in texts.drain(..) {
+            if t["type"] == "tier" {
+                tier_seen = t["stream"] == stream && t["fallback"] == fallback;
+            }
+        }
+        if let Some(f) = f {
+            if tier_seen && f.header["width"] == w {
+                let (fw, _, _) = decode_rgb(&f.jpeg);
+                assert_eq!(fw as u64, w, "the JPEG is as wide as its header says");
+                return;
+            }
+        }
+    }
+    panic!("never served from {stream} (fallback {fallback}) at width {w}");
+}

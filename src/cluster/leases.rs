@@ -89,6 +89,7 @@ mod tests {
                 weight: 1.0,
                 cameras: Default::default(),
                 pictures: Default::default(),
+                subs: Default::default(),
                 viewers: 0,
                 cpu_percent: 0.0,
             },

@@ -298,6 +298,10 @@ impl Cluster {
     ) -> Result<(), async_nats::Error> {
         let held = self.view().held.clone();
         let mine: Vec<_> = held.keys().filter_map(|id| self.hub.get(id)).collect();
+        let subs: Vec<_> = mine
+            .iter()
+            .filter_map(|c| self.hub.sub(c.id()).map(|s| s.camera))
+            .collect();
         let now = Instant::now();
         let beat = Beat {
             node: self.node.clone(),
@@ -306,8 +310,13 @@ impl Cluster {
                 .iter()
                 .map(|c| (c.id().to_string(), c.state().name().to_string()))
                 .collect(),
+            subs: subs
+                .iter()
+                .map(|c| (c.id().to_string(), c.state().name().to_string()))
+                .collect(),
             pictures: mine
                 .iter()
+                .chain(&subs)
                 .map(|c| {
                     let info = c.info();
                     let fps = (c.fps_at(now) * 100.0).round() / 100.0;
@@ -393,13 +402,14 @@ impl Cluster {
     /// (`connecting` while no node reports one, as during a takeover), so this node's viewers
     /// see them as the owner's do and pick tiers from the owner's picture size.
     fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) {
-        for cam in self.hub.cameras() {
-            if self.manager.ingests(cam.id()) {
+        for cam in self.hub.streams() {
+            let main = crate::config::camera_of_stream(cam.id());
+            if self.manager.ingests(main) {
                 continue;
             }
-            let owner = nodes.values().find(|b| b.cameras.contains_key(cam.id()));
+            let owner = nodes.values().find(|b| b.cameras.contains_key(main));
             let state = owner
-                .and_then(|b| b.cameras.get(cam.id()))
+                .and_then(|b| b.cameras.get(cam.id()).or_else(|| b.subs.get(cam.id())))
                 .map_or(CameraState::Connecting, |s| state_named(s));
             let info = cam.info();
             let facts = owner.and_then(|b| b.pictures.get(cam.id()));
@@ -428,6 +438,7 @@ fn state_named(name: &str) -> CameraState {
         "unauthorized" => CameraState::Unauthorized,
         "disabled" => CameraState::Disabled,
         "stopped" => CameraState::Stopped,
+        "idle" => CameraState::Idle,
         _ => CameraState::Connecting,
     }
 }

@@ -33,8 +33,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::config::{camera_of_stream, SUB_SUFFIX};
 use crate::control::Manager;
-use crate::hub::{Camera, Encoded, FrameError, Hub, Remote};
+use crate::hub::demand::StreamUse;
+use crate::hub::{Camera, Encoded, FrameError, Hub, Output, Remote};
 use crate::media::codec::Codec;
 use crate::media::jpeg::Jpeg;
 use crate::media::nal::NalFormat;
@@ -49,14 +51,20 @@ pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest long-poll an owner holds for another node.
 const MAX_REMOTE_WAIT: Duration = Duration::from_secs(60);
 
-fn subject(camera: &str, kind: &str) -> String {
-    format!("camwall.relay.{camera}.{kind}")
+/// A stream id as one subject token: a sub stream's `door.sub` is `door~sub` (`~` is in no
+/// camera id, and `.` separates tokens).
+fn token(stream: &str) -> String {
+    stream.replace('.', "~")
 }
 
-/// The camera id in a relay subject (`camwall.relay.<id>.<kind>`).
-fn camera_of(subject: &str) -> Option<&str> {
+fn subject(stream: &str, kind: &str) -> String {
+    format!("camwall.relay.{}.{kind}", token(stream))
+}
+
+/// The stream id in a relay subject (`camwall.relay.<token>.<kind>`).
+fn stream_of(subject: &str) -> Option<String> {
     let rest = subject.strip_prefix("camwall.relay.")?;
-    rest.rsplit_once('.').map(|(id, _)| id)
+    rest.split_once('.').map(|(t, _)| t.replace('~', "."))
 }
 
 /// One node's relay state.
@@ -70,6 +78,9 @@ pub struct Relay {
     remote: Mutex<HashMap<String, Bytes>>,
     /// Running per-camera tasks: outbound (we own it) or inbound (we relay it in).
     tasks: Mutex<HashMap<String, (bool, CancellationToken)>>,
+    /// Our streams that connect on demand (sub streams) other nodes use, with when they last
+    /// said so; the hold keeps the stream connected meanwhile.
+    used: Mutex<HashMap<String, (Instant, StreamUse)>>,
     /// Lanes of our cameras other nodes want, with when they last said so (at most
     /// [`MAX_LANES_PER_CAMERA`] per camera).
     jpeg_wanted: Mutex<HashMap<String, HashMap<Lane, Instant>>>,
@@ -140,8 +151,10 @@ fn lane_subject(camera: &str, lane: Lane) -> String {
         |f| format!("{}", (f * 1000.0).round() as u64),
     );
     format!(
-        "camwall.relay.{camera}.jpeg.q{}s{}f{cap}",
-        lane.tier.quality, lane.tier.scale
+        "camwall.relay.{}.jpeg.q{}s{}f{cap}",
+        token(camera),
+        lane.tier.quality,
+        lane.tier.scale
     )
 }
 
@@ -167,6 +180,7 @@ impl Relay {
             tasks: Mutex::new(HashMap::new()),
             jpeg_wanted: Mutex::new(HashMap::new()),
             jpeg_tasks: Mutex::new(HashMap::new()),
+            used: Mutex::new(HashMap::new()),
         })
     }
 
@@ -177,8 +191,10 @@ impl Relay {
             self.client.subscribe("camwall.relay.*.cfg").await,
             self.client.subscribe("camwall.relay.*.snap").await,
             self.client.subscribe("camwall.relay.*.jwant").await,
+            self.client.subscribe("camwall.relay.*.use").await,
         );
-        let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps), Ok(mut jwants)) = subs else {
+        let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps), Ok(mut jwants), Ok(mut uses)) = subs
+        else {
             debug!("cluster: relay subscriptions failed");
             return;
         };
@@ -189,14 +205,15 @@ impl Relay {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => self.reconcile(&cancel),
                 Some(m) = wants.next() => {
-                    if let Some(id) = camera_of(&m.subject).filter(|id| self.hub.get(id).is_some()) {
-                        lock(&self.wanted).insert(id.to_string(), Instant::now());
+                    if let Some(id) = stream_of(&m.subject).filter(|id| self.hub.stream(id).is_some()) {
+                        lock(&self.wanted).insert(id, Instant::now());
                     }
                 }
+                Some(m) = uses.next() => self.stream_used(&m.subject),
                 Some(m) = jwants.next() => self.lane_wanted(&m.subject, &m.payload),
                 Some(m) = cfgs.next() => {
-                    if let Some(id) = camera_of(&m.subject) {
-                        self.config_arrived(id, m.payload);
+                    if let Some(id) = stream_of(&m.subject) {
+                        self.config_arrived(&id, m.payload);
                     }
                 }
                 Some(m) = snaps.next() => {
@@ -211,14 +228,37 @@ impl Relay {
         for (_, t) in lock(&self.jpeg_tasks).drain() {
             t.cancel();
         }
+        lock(&self.used).clear();
+    }
+
+    /// Whether this node ingests stream `id` (a sub stream goes with its camera).
+    fn ingests(&self, id: &str) -> bool {
+        self.manager.ingests(camera_of_stream(id))
+    }
+
+    /// A node uses one of our sub streams (`.use`): keep it connected while it says so.
+    fn stream_used(&self, subject: &str) {
+        let Some(id) = stream_of(subject).filter(|id| self.ingests(id)) else {
+            return;
+        };
+        let Some(out) = self.hub.stream(&id).filter(|_| id.ends_with(SUB_SUFFIX)) else {
+            return;
+        };
+        let mut used = lock(&self.used);
+        match used.get_mut(&id) {
+            Some((t, _)) => *t = Instant::now(),
+            None => {
+                used.insert(id, (Instant::now(), out.camera.demand().use_stream()));
+            }
+        }
     }
 
     /// A node wants a lane of one of our cameras (`.jwant`).
     fn lane_wanted(&self, subject: &str, payload: &[u8]) {
-        let Some(id) = camera_of(subject).filter(|id| self.manager.ingests(id)) else {
+        let Some(id) = stream_of(subject).filter(|id| self.ingests(id)) else {
             return;
         };
-        if self.hub.get(id).is_none() {
+        if self.hub.stream(&id).is_none() {
             return;
         }
         let Some(lane) = serde_json::from_slice::<LaneWant>(payload)
@@ -229,7 +269,7 @@ impl Relay {
             return;
         };
         let mut wanted = lock(&self.jpeg_wanted);
-        let lanes = wanted.entry(id.to_string()).or_default();
+        let lanes = wanted.entry(id).or_default();
         if lanes.len() < MAX_LANES_PER_CAMERA || lanes.contains_key(&lane) {
             lanes.insert(lane, Instant::now());
         }
@@ -243,7 +283,7 @@ impl Relay {
         for lanes in wanted.values_mut() {
             lanes.retain(|_, t| now.duration_since(*t) < WANT_TTL);
         }
-        wanted.retain(|id, lanes| !lanes.is_empty() && self.manager.ingests(id));
+        wanted.retain(|id, lanes| !lanes.is_empty() && self.ingests(id));
         let mut tasks = lock(&self.jpeg_tasks);
         tasks.retain(|(id, lane), t| {
             let keep = wanted.get(id).is_some_and(|l| l.contains_key(lane));
@@ -253,7 +293,7 @@ impl Relay {
             keep
         });
         for (id, lanes) in wanted.iter() {
-            let Some(cam) = self.hub.get(id) else {
+            let Some(out) = self.hub.stream(id) else {
                 continue;
             };
             for lane in lanes.keys() {
@@ -261,26 +301,19 @@ impl Relay {
                     continue;
                 }
                 let token = cancel.child_token();
-                let (me, c, l, t) = (self.clone(), cam.clone(), *lane, token.clone());
-                tokio::spawn(async move { me.jpeg_outbound(c, l, t).await });
+                let (me, o, l, t) = (self.clone(), out.clone(), *lane, token.clone());
+                tokio::spawn(async move { me.jpeg_outbound(o, l, t).await });
                 tasks.insert((id.clone(), *lane), token);
             }
         }
     }
 
     /// Owner side: one live lane of our fan-out, its JPEGs published as they come.
-    async fn jpeg_outbound(
-        self: Arc<Self>,
-        cam: Arc<Camera>,
-        lane: Lane,
-        token: CancellationToken,
-    ) {
-        let Some(fanout) = self.hub.fanout(cam.id()) else {
-            return;
-        };
+    async fn jpeg_outbound(self: Arc<Self>, out: Output, lane: Lane, token: CancellationToken) {
+        let cam = out.camera;
         // The fan-out may serve the nearest lane when the camera has as many as it may.
-        let (_, mut rx) = fanout.subscribe(lane);
-        let out = lane_subject(cam.id(), lane);
+        let (_, mut rx) = out.fanout.subscribe(lane);
+        let subject = lane_subject(cam.id(), lane);
         loop {
             let p = tokio::select! {
                 biased;
@@ -295,7 +328,7 @@ impl Relay {
             };
             let _ = self
                 .client
-                .publish(out.clone(), ok_payload(&p.encoded))
+                .publish(subject.clone(), ok_payload(&p.encoded))
                 .await;
         }
     }
@@ -305,8 +338,9 @@ impl Relay {
         let now = Instant::now();
         lock(&self.wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
         self.reconcile_jpeg(cancel);
+        lock(&self.used).retain(|_, (t, _)| now.duration_since(*t) < WANT_TTL);
         let mut tasks = lock(&self.tasks);
-        let cams = self.hub.cameras();
+        let cams = self.hub.streams();
         lock(&self.remote).retain(|id, _| cams.iter().any(|c| c.id() == id));
         tasks.retain(|id, (_, t)| {
             let keep = cams.iter().any(|c| c.id() == id);
@@ -317,8 +351,14 @@ impl Relay {
         });
         for cam in cams {
             let id = cam.id().to_string();
-            let owned = self.manager.ingests(&id);
+            let owned = self.ingests(&id);
             let want_inbound = !owned && cam.video().viewers() > 0;
+            // A sub stream of another node's camera that viewers here use: its owner keeps
+            // it connected while we say so.
+            if !owned && id.ends_with(SUB_SUFFIX) && cam.demand().in_use_at(now) {
+                let (client, used) = (self.client.clone(), subject(&id, "use"));
+                tokio::spawn(async move { client.publish(used, Bytes::new()).await });
+            }
             let running = tasks.get(&id).map(|(outbound, _)| *outbound);
             let wanted = if owned {
                 Some(true)
@@ -348,8 +388,10 @@ impl Relay {
 
     /// A remote camera's configuration: `[codec byte][width u32][height u32][description]`.
     fn config_arrived(&self, id: &str, payload: Bytes) {
-        let Some(cam) = self.hub.get(id) else { return };
-        if self.manager.ingests(id) || payload.len() < 9 {
+        let Some(cam) = self.hub.stream(id).map(|o| o.camera) else {
+            return;
+        };
+        if self.ingests(id) || payload.len() < 9 {
             return;
         }
         let codec = match payload[0] {
@@ -461,10 +503,15 @@ impl Relay {
 
     async fn answer_snapshot(&self, m: async_nats::Message) {
         let Some(reply) = m.reply.clone() else { return };
-        let Some(id) = camera_of(&m.subject) else {
+        let Some(id) = stream_of(&m.subject) else {
             return;
         };
-        let Some(cam) = self.hub.get(id).filter(|_| self.manager.ingests(id)) else {
+        let Some(cam) = self
+            .hub
+            .stream(&id)
+            .map(|o| o.camera)
+            .filter(|_| self.ingests(&id))
+        else {
             // Not ours: the owner answers.
             return;
         };
@@ -637,8 +684,14 @@ mod tests {
 
     #[test]
     fn subjects_name_the_camera() {
-        assert_eq!(camera_of(&subject("door-1", "units")), Some("door-1"));
-        assert_eq!(camera_of("other.subject"), None);
+        assert_eq!(
+            stream_of(&subject("door-1", "units")).as_deref(),
+            Some("door-1")
+        );
+        let sub = subject("door-1.sub", "jwant");
+        assert_eq!(sub, "camwall.relay.door-1~sub.jwant");
+        assert_eq!(stream_of(&sub).as_deref(), Some("door-1.sub"));
+        assert_eq!(stream_of("other.subject"), None);
     }
 
     #[test]

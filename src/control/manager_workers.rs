@@ -37,11 +37,12 @@ impl Manager {
             (true, Some(cam)) => self.start_worker(&cam),
             (false, cam) => {
                 self.stop_worker(id);
-                if let Some(cam) = cam {
+                let sub = self.hub.sub(id).map(|s| s.camera);
+                for c in cam.into_iter().chain(sub) {
                     // A newer generation makes the old worker's late writes no-ops.
-                    cam.next_generation();
-                    cam.video().stop();
-                    cam.set_elsewhere(true);
+                    c.next_generation();
+                    c.video().stop();
+                    c.set_elsewhere(true);
                 }
             }
             (true, None) => {}
@@ -52,7 +53,11 @@ impl Manager {
         let generation = cam.next_generation();
         let sub = self.hub.sub(cam.id());
         // Ingested elsewhere: its pictures come from the owner (cluster mode only).
-        cam.set_elsewhere(!self.ingests(cam.id()));
+        let elsewhere = !self.ingests(cam.id());
+        cam.set_elsewhere(elsewhere);
+        if let Some(sub) = &sub {
+            sub.camera.set_elsewhere(elsewhere);
+        }
         if !cam.config().enabled {
             cam.set_disabled();
             if let Some(sub) = sub {

@@ -239,6 +239,25 @@ impl Hub {
         self.cameras.get(id).map(|e| e.fanout.clone())
     }
 
+    /// A stream by its id: a camera's main stream by the camera id, its sub stream by the
+    /// camera id plus `.sub` (`config::SUB_SUFFIX`).
+    pub fn stream(&self, id: &str) -> Option<Output> {
+        match id.strip_suffix(crate::config::SUB_SUFFIX) {
+            Some(main) => self.sub(main),
+            None => self.output(id, StreamKind::Main),
+        }
+    }
+
+    /// Every stream's camera, in config order: each camera, then its sub stream if it has one.
+    pub fn streams(&self) -> Vec<Arc<Camera>> {
+        let order = self.order().clone();
+        order
+            .iter()
+            .filter_map(|id| self.cameras.get(id).map(|e| e.clone()))
+            .flat_map(|e| std::iter::once(e.camera).chain(e.sub.map(|s| s.camera)))
+            .collect()
+    }
+
     /// Cameras in config order.
     pub fn cameras(&self) -> Vec<Arc<Camera>> {
         let order = self.order().clone();
