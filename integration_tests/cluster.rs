@@ -408,6 +408,16 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         );
         etag = next;
     }
+    // An MJPEG stream of it through that node: the owner's lane at the size asked for.
+    let url = other.url("/api/ip-cameras/mjpeg/cam0?quality=70&max_width=80");
+    let (n, parts) = read_mjpeg_parts(url, Duration::from_millis(2500)).await;
+    assert!(
+        n >= 3,
+        "{n} MJPEG parts of a remote camera in 2.5 s at 5 fps"
+    );
+    for p in &parts {
+        assert_eq!(decode_rgb(p).0, 80);
+    }
 
     // A camera added through node a appears on every node, with one owner.
     let http = reqwest::Client::new();

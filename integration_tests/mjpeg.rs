@@ -8,45 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-/// Counts complete JPEG parts in a multipart body read for `dur`, checking each one decodes.
-async fn read_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>>) {
-    let mut res = reqwest::get(&url).await.unwrap();
-    assert_eq!(res.status(), 200);
-    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(
-        ct.starts_with("multipart/x-mixed-replace; boundary=camwallframe"),
-        "{ct}"
-    );
-    let mut buf: Vec<u8> = Vec::new();
-    let mut parts = Vec::new();
-    let end = tokio::time::Instant::now() + dur;
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(end, res.chunk()).await {
-        buf.extend_from_slice(&chunk);
-        // Parse as many complete parts as the buffer holds.
-        while let Some(h_end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..h_end]).to_string();
-            assert!(head.starts_with("--camwallframe"), "{head}");
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .expect("Content-Length")
-                .trim()
-                .parse()
-                .unwrap();
-            if buf.len() < h_end + 4 + len + 2 {
-                break;
-            }
-            parts.push(buf[h_end + 4..h_end + 4 + len].to_vec());
-            buf.drain(..h_end + 4 + len + 2);
-        }
-    }
-    (parts.len(), parts)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 #[tokio::test]
 async fn ffmpeg_cli_decodes_the_mjpeg_stream() {
     let cw = start_camwall(
@@ -92,7 +53,7 @@ async fn ten_readers_get_the_source_rate_with_one_encode_per_frame() {
     let before = cw.camera("a").await;
     let readers: Vec<_> = (0..10)
         .map(|_| {
-            tokio::spawn(read_parts(
+            tokio::spawn(read_mjpeg_parts(
                 cw.url("/api/ip-cameras/mjpeg/a?quality=65"),
                 Duration::from_secs(3),
             ))
@@ -154,7 +115,7 @@ async fn a_stalled_reader_does_not_slow_the_others() {
     }
     let rss0 = rss_kib(cw.pid());
     let f0 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
-    let (n, _) = read_parts(cw.url("/api/ip-cameras/mjpeg/hd"), Duration::from_secs(4)).await;
+    let (n, _) = read_mjpeg_parts(cw.url("/api/ip-cameras/mjpeg/hd"), Duration::from_secs(4)).await;
     let f1 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
     assert!(
         n as f64 >= (f1 - f0) as f64 * 0.85,
@@ -250,7 +211,7 @@ async fn go2rtc_paths_answer_like_the_originals() {
         let body: Value = r.json().await.unwrap();
         assert!(body["error"].is_string(), "{path}");
     }
-    let (n, parts) = read_parts(
+    let (n, parts) = read_mjpeg_parts(
         cw.url("/api/stream.mjpeg?src=a&max_width=80"),
         Duration::from_secs(1),
     )

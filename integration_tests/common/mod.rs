@@ -415,3 +415,42 @@ pub async fn until_served(ws: &mut Ws, stream: &str, fallback: bool, w: u64) {
     }
     panic!("never served from {stream} (fallback {fallback}) at width {w}");
 }
+
+/// Counts complete JPEG parts in a multipart body read for `dur`, checking each one decodes.
+pub async fn read_mjpeg_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>>) {
+    let mut res = reqwest::get(&url).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        ct.starts_with("multipart/x-mixed-replace; boundary=camwallframe"),
+        "{ct}"
+    );
+    let mut buf: Vec<u8> = Vec::new();
+    let mut parts = Vec::new();
+    let end = tokio::time::Instant::now() + dur;
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(end, res.chunk()).await {
+        buf.extend_from_slice(&chunk);
+        // Parse as many complete parts as the buffer holds.
+        while let Some(h_end) = find_bytes(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..h_end]).to_string();
+            assert!(head.starts_with("--camwallframe"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .expect("Content-Length")
+                .trim()
+                .parse()
+                .unwrap();
+            if buf.len() < h_end + 4 + len + 2 {
+                break;
+            }
+            parts.push(buf[h_end + 4..h_end + 4 + len].to_vec());
+            buf.drain(..h_end + 4 + len + 2);
+        }
+    }
+    (parts.len(), parts)
+}
+
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
