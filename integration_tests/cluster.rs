@@ -523,6 +523,15 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         }
     }
     assert_only_owners_ingest(&live, &after, relayed).await;
+    // A snapshot of a camera no reachable node ingests answers at once: 503, not a wait.
+    let (name, cw) = live[0];
+    let remote = after.iter().find(|(_, o)| **o != name).map(|(id, _)| id);
+    if let Some(id) = remote {
+        let res = get_frame(cw, id, "").await;
+        assert_eq!(res.status(), 503, "{id} through {name} without NATS");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "no_frame_yet", "{body}");
+    }
     // NATS returns on the same port and store: the nodes rejoin without a restart.
     let nats = Nats::start(port, store.path());
     let back = wait_owners(&live, &ids, Duration::from_secs(20)).await;

@@ -253,6 +253,9 @@ impl Cluster {
                     warn!("cluster: NATS connection lost; serving the cameras this node holds");
                 }
                 self.view().connected = false;
+                // No owner can be reached: viewers here see the others' cameras reconnect, and
+                // snapshots of them answer at once instead of waiting on a request.
+                self.show_remote_states(&BTreeMap::new());
                 continue;
             }
             let since = *connected_since.get_or_insert_with(|| {
@@ -279,6 +282,7 @@ impl Cluster {
             if let Err(e) = self.heartbeat(nodes_kv, leases_kv, may_claim, cpu).await {
                 debug!("cluster: heartbeat failed: {e}");
                 self.view().connected = false;
+                self.show_remote_states(&BTreeMap::new());
                 // A NATS server that came back empty has no buckets: make them again.
                 buckets = None;
             }
