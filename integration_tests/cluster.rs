@@ -601,13 +601,7 @@ fn an_unreadable_credentials_file_stops_the_start_naming_the_field() {
         if let Some(c) = content {
             std::fs::write(dir.path().join("node.creds"), c).unwrap();
         }
-        let out = Command::new(camwall_bin())
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .output()
-            .unwrap();
+        let out = start_refused(&config_path);
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("server.cluster.credentials"), "{err}");
@@ -663,18 +657,7 @@ async fn a_remote_cameras_sub_stream_serves_small_tiles_on_another_node() {
     let c = owner.camera("cam").await;
     assert_eq!(sub_state(&c), "streaming", "{c}");
     // A video viewer of a small tile there gets the sub stream's own H.264, relayed.
-    let mut video = ws_connect(viewer).await;
-    ws_send(
-        &mut video,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "max_width": 320}),
-    )
-    .await;
-    let cfg = next_text(&mut video, Duration::from_secs(20), |v| {
-        v["type"] == "video_config" && v["width"] == 320
-    })
-    .await
-    .expect("video_config of the relayed sub stream");
-    assert_eq!(cfg["height"], 180);
+    let video = sub_stream_video_viewer(viewer, "cam").await;
     // Nothing was ingested or encoded on the viewing node.
     let c = viewer.camera("cam").await;
     assert_eq!(c["streams"]["sub"]["frames_in"], 0, "{c}");

@@ -45,19 +45,7 @@ async fn tiles_take_the_sub_stream_fall_back_to_the_main_one_and_the_sub_stream_
     .await;
     until_served(&mut big, "main", false, 800).await;
     // A video viewer of a small tile gets the sub stream's own H.264.
-    let mut video = ws_connect(&cw).await;
-    ws_send(
-        &mut video,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "max_width": 320}),
-    )
-    .await;
-    let cfg = next_text(&mut video, Duration::from_secs(20), |v| {
-        v["type"] == "video_config" && v["width"] == 320
-    })
-    .await
-    .expect("video_config of the sub stream");
-    assert_eq!(cfg["height"], 180);
-    drop(video);
+    drop(sub_stream_video_viewer(&cw, "cam").await);
 
     // The sub stream dies: the small tile falls back to the main stream, downscaled.
     sub.kill();

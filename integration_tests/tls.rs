@@ -237,13 +237,7 @@ fn a_missing_certificate_file_stops_the_start_with_exit_2_naming_it() {
     let (dir, config_path) = write_config(json!({"server": {
         "tls": {"cert": "missing/cert.pem", "key": "missing/key.pem"}
     }}));
-    let out = Command::new(camwall_bin())
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .output()
-        .unwrap();
+    let out = start_refused(&config_path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.tls.cert"), "{err}");

@@ -77,7 +77,7 @@ impl Drop for Nats {
     }
 }
 
-pub(crate) fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
+fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
     // The client caps lifted as for every scenario (sources::start_camwall), so they never
     // shape a result.
     json!({"server": {
@@ -109,13 +109,30 @@ fn units_in(view: &HashMap<String, Value>, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts the three nodes on `cams` and waits (bounded) until they agree on streaming owners:
+/// the nodes and each camera's owner (index into `NODES`).
+pub(crate) async fn start_nodes(
+    ctx: &Ctx,
+    nats: &Nats,
+    cams: &[Value],
+    ids: &[String],
+) -> Result<(Vec<Camwall>, Vec<usize>), String> {
+    let nodes: Vec<Camwall> = NODES
+        .iter()
+        .map(|node| {
+            let (dir, path) = write_config(node_config(&nats.url(), node, cams));
+            spawn_camwall(&ctx.camwall, dir, path, "warn")
+        })
+        .collect();
+    match wait_owners(&nodes, ids, Duration::from_secs(90)).await {
+        Some(owners) => Ok((nodes, owners)),
+        None => Err("the nodes did not agree on owners of streaming cameras within 90 s".into()),
+    }
+}
+
 /// Polls (bounded) until every node names the same owner (index into `NODES`) for every
 /// camera and the camera streams on its owner.
-pub(crate) async fn wait_owners(
-    nodes: &[Camwall],
-    ids: &[String],
-    timeout: Duration,
-) -> Option<Vec<usize>> {
+async fn wait_owners(nodes: &[Camwall], ids: &[String], timeout: Duration) -> Option<Vec<usize>> {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         let v = views(nodes).await;
@@ -189,15 +206,9 @@ pub async fn s14_cluster(ctx: &Ctx, n: usize, per_node: usize, secs: u64) -> Val
     let rtsp = start_rtsp(&ctx.clips.join("clip720.h264"), n);
     let cams = rtsp_cams(rtsp.port, n);
     let ids: Vec<String> = (0..n).map(|i| format!("cam{i}")).collect();
-    let nodes: Vec<Camwall> = NODES
-        .iter()
-        .map(|node| {
-            let (dir, path) = write_config(node_config(&nats.url(), node, &cams));
-            spawn_camwall(&ctx.camwall, dir, path, "warn")
-        })
-        .collect();
-    let Some(owners) = wait_owners(&nodes, &ids, Duration::from_secs(90)).await else {
-        return fail("the nodes did not agree on owners of streaming cameras within 90 s");
+    let (nodes, owners) = match start_nodes(ctx, &nats, &cams, &ids).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
     };
 
     let stop = Arc::new(AtomicBool::new(false));

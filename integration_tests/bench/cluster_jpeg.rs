@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::clients::{ws_client, WsStats};
-use crate::cluster::{node_config, views, wait_owners, Nats, NATS_BIN, NODES};
-use crate::harness::{proc_status, spawn_camwall, write_config, Camwall};
+use crate::cluster::{start_nodes, views, Nats, NATS_BIN, NODES};
+use crate::harness::{proc_status, Camwall};
 use crate::procfs::{pct, CpuWindow};
 use crate::scenarios::Ctx;
 use crate::sources::{rtsp_cams, start_camwall, start_rtsp, wait_streaming};
@@ -134,15 +134,9 @@ pub async fn s16_cluster_jpeg(ctx: &Ctx, n: usize, per_node: usize, secs: u64) -
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
-    let nodes: Vec<Camwall> = NODES
-        .iter()
-        .map(|node| {
-            let (dir, path) = write_config(node_config(&nats.url(), node, &cams));
-            spawn_camwall(&ctx.camwall, dir, path, "warn")
-        })
-        .collect();
-    let Some(owners) = wait_owners(&nodes, &ids, Duration::from_secs(90)).await else {
-        return fail("the nodes did not agree on owners of streaming cameras within 90 s");
+    let (nodes, owners) = match start_nodes(ctx, &nats, &cams, &ids).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
     };
     let varz0 = nats.varz().await;
     let (run, nats_cpu) = run_wall(&nodes, &sub, per_node, secs, Some(nats.child.id())).await;

@@ -383,6 +383,36 @@ pub fn check_config(path: impl AsRef<std::path::Path>) -> std::process::Output {
         .expect("run camwall check-config")
 }
 
+/// Runs camwall on `path` (on a free port) expecting it to stop at start: its exit status and
+/// output.
+pub fn start_refused(path: impl AsRef<std::path::Path>) -> std::process::Output {
+    Command::new(camwall_bin())
+        .arg("--config")
+        .arg(path.as_ref())
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .expect("run camwall")
+}
+
+/// A video viewer of camera `cam` on `cw` at a small tile (320 wide), checked to get the
+/// camera's [`SUB`] stream's own H.264 (its `video_config` is 320x180).
+pub async fn sub_stream_video_viewer(cw: &Camwall, cam: &str) -> Ws {
+    let mut ws = ws_connect(cw).await;
+    ws_send(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "cameras": [cam], "codecs": ["h264"], "max_width": 320}),
+    )
+    .await;
+    let cfg = next_text(&mut ws, Duration::from_secs(20), |v| {
+        v["type"] == "video_config" && v["width"] == 320
+    })
+    .await
+    .expect("a video_config of the sub stream within 20 s");
+    assert_eq!(cfg["height"], 180, "{cfg}");
+    ws
+}
+
 /// A main stream (800x448) and a sub stream (320x180) of one camera, as GStreamer test cameras.
 pub const MAIN: [&str; 6] = ["--pattern", "ball", "--size", "800x448", "--fps", "15"];
 pub const SUB: [&str; 6] = ["--pattern", "smpte100", "--size", "320x180", "--fps", "15"];

@@ -10,14 +10,18 @@
 //! units and its viewers skip to the next keyframe, as for any slow viewer. Snapshots are a
 //! request (`.snap`) answered by the owner from its tier cache.
 //!
-//! JPEG, per lane: a node whose viewers take a lane (a tier plus a rate cap) of a remote camera
-//! subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`) and repeats `.jwant`
-//! naming the lane. The owner takes one live lane of its own fan-out per lane some node wants
-//! (so it encodes each lane once however many nodes and viewers take it, at most
-//! [`MAX_LANES_PER_CAMERA`] per camera) and publishes its JPEGs there; a lane nobody has asked
-//! for within [`WANT_TTL`] stops. The viewing node's fan-out passes them on (`hub::remote`):
-//! nothing is decoded or encoded again there. Snapshots and long-polls are requests (`.snap`)
-//! answered from the owner's TTL cache.
+//! JPEG, per lane (`pictures`): a node whose viewers take a lane (a tier plus a rate cap) of a
+//! remote camera subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`) and
+//! repeats `.jwant` naming the lane. The owner takes one live lane of its own fan-out per lane
+//! some node wants (so it encodes each lane once however many nodes and viewers take it, at
+//! most 16 per camera) and publishes its JPEGs there; a lane nobody has asked for within
+//! [`WANT_TTL`] stops. The viewing node's fan-out passes them on (`hub::remote`): nothing is
+//! decoded or encoded again there. Snapshots and long-polls are requests (`.snap`) answered
+//! from the owner's TTL cache.
+//!
+//! Streams, not only cameras: a sub stream travels as its own stream (token `<id>~sub`), and a
+//! node that uses another node's sub stream repeats `.use` so that its owner keeps it
+//! connected (it connects on demand).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,9 +30,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -36,20 +38,18 @@ use tracing::debug;
 use crate::config::{camera_of_stream, SUB_SUFFIX};
 use crate::control::Manager;
 use crate::hub::demand::StreamUse;
-use crate::hub::{Camera, Encoded, FrameError, Hub, Output, Remote};
+use crate::hub::{Camera, Hub};
 use crate::media::codec::Codec;
-use crate::media::jpeg::Jpeg;
 use crate::media::nal::NalFormat;
-use crate::media::tier::{check_quality, Lane, Tier, MAX_LANES_PER_CAMERA, SCALES};
+use crate::media::tier::Lane;
+
+#[path = "relay_pictures.rs"]
+mod pictures;
 
 /// How long a node's wish for a camera's units lasts without being repeated.
 pub const WANT_TTL: Duration = Duration::from_secs(3);
 /// How often wants and configurations are repeated, and the relay set reconciled.
 const EVERY: Duration = Duration::from_secs(1);
-/// How long a snapshot waits for the owner's answer (a long-poll: beyond its wait).
-pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest long-poll an owner holds for another node.
-const MAX_REMOTE_WAIT: Duration = Duration::from_secs(60);
 
 /// A stream id as one subject token: a sub stream's `door.sub` is `door~sub` (`~` is in no
 /// camera id, and `.` separates tokens).
@@ -90,83 +90,6 @@ pub struct Relay {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A snapshot as it crosses NATS: the JPEG and what the HTTP answer says of it.
-#[derive(Debug, Serialize, Deserialize)]
-struct SnapMeta {
-    seq: u64,
-    captured_unix_ms: u64,
-    width: u32,
-    height: u32,
-    quality: u8,
-    etag: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SnapRequest {
-    quality: u8,
-    scale: u8,
-    /// A long-poll: the ETag the client has, and how long to wait for another.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after: Option<String>,
-    #[serde(default)]
-    wait_ms: u64,
-}
-
-/// A lane as `.jwant` names it.
-#[derive(Debug, Serialize, Deserialize)]
-struct LaneWant {
-    quality: u8,
-    scale: u8,
-    #[serde(default)]
-    max_fps: Option<f64>,
-}
-
-impl LaneWant {
-    fn of(lane: Lane) -> Self {
-        Self {
-            quality: lane.tier.quality,
-            scale: lane.tier.scale,
-            max_fps: lane.max_fps(),
-        }
-    }
-
-    /// The lane, if the request names a valid one (another node's bytes: checked, not trusted).
-    fn lane(&self) -> Option<Lane> {
-        let quality = check_quality(u64::from(self.quality)).ok()?;
-        SCALES.contains(&self.scale).then_some(())?;
-        let tier = Tier {
-            quality,
-            scale: self.scale,
-        };
-        Some(Lane::new(tier, self.max_fps))
-    }
-}
-
-/// The subject lane `lane` of camera `camera` is published on.
-fn lane_subject(camera: &str, lane: Lane) -> String {
-    let cap = lane.max_fps().map_or_else(
-        || "all".to_string(),
-        |f| format!("{}", (f * 1000.0).round() as u64),
-    );
-    format!(
-        "camwall.relay.{}.jpeg.q{}s{}f{cap}",
-        token(camera),
-        lane.tier.quality,
-        lane.tier.scale
-    )
-}
-
-/// Why a remote snapshot failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("the node ingesting this camera did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the node ingesting this camera cannot be reached: {0}")]
-    Unreachable(String),
-    #[error("the node ingesting this camera has no picture: {0}")]
-    Owner(String),
 }
 
 impl Relay {
@@ -250,86 +173,6 @@ impl Relay {
             None => {
                 used.insert(id, (Instant::now(), out.camera.demand().use_stream()));
             }
-        }
-    }
-
-    /// A node wants a lane of one of our cameras (`.jwant`).
-    fn lane_wanted(&self, subject: &str, payload: &[u8]) {
-        let Some(id) = stream_of(subject).filter(|id| self.ingests(id)) else {
-            return;
-        };
-        if self.hub.stream(&id).is_none() {
-            return;
-        }
-        let Some(lane) = serde_json::from_slice::<LaneWant>(payload)
-            .ok()
-            .and_then(|w| w.lane())
-        else {
-            debug!(camera = %id, "cluster: unreadable lane request ignored");
-            return;
-        };
-        let mut wanted = lock(&self.jpeg_wanted);
-        let lanes = wanted.entry(id).or_default();
-        if lanes.len() < MAX_LANES_PER_CAMERA || lanes.contains_key(&lane) {
-            lanes.insert(lane, Instant::now());
-        }
-    }
-
-    /// Starts and stops the outbound JPEG lanes: one per lane some node wants of a camera we
-    /// ingest.
-    fn reconcile_jpeg(self: &Arc<Self>, cancel: &CancellationToken) {
-        let now = Instant::now();
-        let mut wanted = lock(&self.jpeg_wanted);
-        for lanes in wanted.values_mut() {
-            lanes.retain(|_, t| now.duration_since(*t) < WANT_TTL);
-        }
-        wanted.retain(|id, lanes| !lanes.is_empty() && self.ingests(id));
-        let mut tasks = lock(&self.jpeg_tasks);
-        tasks.retain(|(id, lane), t| {
-            let keep = wanted.get(id).is_some_and(|l| l.contains_key(lane));
-            if !keep {
-                t.cancel();
-            }
-            keep
-        });
-        for (id, lanes) in wanted.iter() {
-            let Some(out) = self.hub.stream(id) else {
-                continue;
-            };
-            for lane in lanes.keys() {
-                if tasks.contains_key(&(id.clone(), *lane)) {
-                    continue;
-                }
-                let token = cancel.child_token();
-                let (me, o, l, t) = (self.clone(), out.clone(), *lane, token.clone());
-                tokio::spawn(async move { me.jpeg_outbound(o, l, t).await });
-                tasks.insert((id.clone(), *lane), token);
-            }
-        }
-    }
-
-    /// Owner side: one live lane of our fan-out, its JPEGs published as they come.
-    async fn jpeg_outbound(self: Arc<Self>, out: Output, lane: Lane, token: CancellationToken) {
-        let cam = out.camera;
-        // The fan-out may serve the nearest lane when the camera has as many as it may.
-        let (_, mut rx) = out.fanout.subscribe(lane);
-        let subject = lane_subject(cam.id(), lane);
-        loop {
-            let p = tokio::select! {
-                biased;
-                _ = token.cancelled() => return,
-                _ = cam.removed().cancelled() => return,
-                r = rx.recv() => match r {
-                    Ok(p) => p,
-                    // Latest wins, as for any viewer.
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                },
-            };
-            let _ = self
-                .client
-                .publish(subject.clone(), ok_payload(&p.encoded))
-                .await;
         }
     }
 
@@ -500,98 +343,6 @@ impl Relay {
         )
         .await;
     }
-
-    async fn answer_snapshot(&self, m: async_nats::Message) {
-        let Some(reply) = m.reply.clone() else { return };
-        let Some(id) = stream_of(&m.subject) else {
-            return;
-        };
-        let Some(cam) = self
-            .hub
-            .stream(&id)
-            .map(|o| o.camera)
-            .filter(|_| self.ingests(&id))
-        else {
-            // Not ours: the owner answers.
-            return;
-        };
-        let answer = match serde_json::from_slice::<SnapRequest>(&m.payload) {
-            Err(e) => error_payload(&format!("bad request: {e}")),
-            Ok(r) => {
-                let tier = Tier {
-                    quality: r.quality,
-                    scale: r.scale,
-                };
-                let wait = Duration::from_millis(r.wait_ms).min(MAX_REMOTE_WAIT);
-                let enc = match r.after {
-                    Some(after) => cam.jpeg_after(tier, &after, wait).await,
-                    None => cam.jpeg(tier).await,
-                };
-                match enc {
-                    Ok(enc) => ok_payload(&enc),
-                    Err(e) => error_payload(&e.to_string()),
-                }
-            }
-        };
-        let _ = self.client.publish(reply, answer).await;
-    }
-
-    /// A snapshot (or long-poll) of camera `id` from the node that ingests it.
-    async fn ask_snapshot(
-        client: async_nats::Client,
-        id: String,
-        tier: Tier,
-        after: Option<(String, Duration)>,
-    ) -> Result<Encoded, SnapshotError> {
-        let wait = after.as_ref().map_or(Duration::ZERO, |(_, w)| *w);
-        let req = serde_json::to_vec(&SnapRequest {
-            quality: tier.quality,
-            scale: tier.scale,
-            after: after.map(|(a, _)| a),
-            wait_ms: wait.as_millis() as u64,
-        })
-        .unwrap_or_default();
-        let request = async_nats::Request::new()
-            .payload(req.into())
-            .timeout(Some(SNAPSHOT_TIMEOUT + wait));
-        let m = match client.send_request(subject(&id, "snap"), request).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == async_nats::RequestErrorKind::TimedOut => {
-                return Err(SnapshotError::Timeout(SNAPSHOT_TIMEOUT + wait))
-            }
-            Err(e) => return Err(SnapshotError::Unreachable(e.kind().to_string())),
-        };
-        parse_answer(m.payload)
-    }
-}
-
-impl Remote for Relay {
-    fn lane(&self, camera: &str, lane: Lane) -> watch::Receiver<Option<Encoded>> {
-        let (tx, rx) = watch::channel(None);
-        let (data, want) = (lane_subject(camera, lane), subject(camera, "jwant"));
-        let asked = Bytes::from(serde_json::to_vec(&LaneWant::of(lane)).unwrap_or_default());
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            // Ends when the lane's pump drops its receiver.
-            pull(&client, data, want, asked, tx.closed(), |payload| {
-                if let Ok(e) = parse_answer(payload) {
-                    tx.send_replace(Some(e));
-                }
-            })
-            .await;
-        });
-        rx
-    }
-
-    fn snapshot(
-        &self,
-        camera: &str,
-        tier: Tier,
-        after: Option<(String, Duration)>,
-    ) -> futures_util::future::BoxFuture<'static, Result<Encoded, FrameError>> {
-        let ask = Self::ask_snapshot(self.client.clone(), camera.to_string(), tier, after);
-        Box::pin(async move { ask.await.map_err(|e| FrameError::Remote(e.to_string())) })
-    }
 }
 
 /// Viewer side: subscribes to `data` and hands each payload to `take`, saying on `want` (with
@@ -626,58 +377,6 @@ async fn pull(
     let _ = sub.unsubscribe().await;
 }
 
-fn ok_payload(enc: &Encoded) -> Bytes {
-    let meta = serde_json::to_vec(&SnapMeta {
-        seq: enc.seq,
-        captured_unix_ms: enc.captured_unix_ms,
-        width: enc.jpeg.width,
-        height: enc.jpeg.height,
-        quality: enc.jpeg.quality,
-        etag: enc.etag.clone(),
-    })
-    .unwrap_or_default();
-    let mut b = BytesMut::with_capacity(3 + meta.len() + enc.jpeg.data.len());
-    b.put_u8(0);
-    b.put_u16(meta.len() as u16);
-    b.put_slice(&meta);
-    b.put_slice(&enc.jpeg.data);
-    b.freeze()
-}
-
-fn error_payload(message: &str) -> Bytes {
-    let mut b = BytesMut::with_capacity(1 + message.len());
-    b.put_u8(1);
-    b.put_slice(message.as_bytes());
-    b.freeze()
-}
-
-fn parse_answer(p: Bytes) -> Result<Encoded, SnapshotError> {
-    let bad = || SnapshotError::Owner("unreadable answer".into());
-    match p.first() {
-        Some(0) if p.len() >= 3 => {
-            let n = usize::from(u16::from_be_bytes([p[1], p[2]]));
-            let meta: SnapMeta =
-                serde_json::from_slice(p.get(3..3 + n).ok_or_else(bad)?).map_err(|_| bad())?;
-            Ok(Encoded {
-                seq: meta.seq,
-                captured_unix_ms: meta.captured_unix_ms,
-                jpeg: Jpeg {
-                    data: p.slice(3 + n..),
-                    width: meta.width,
-                    height: meta.height,
-                    quality: meta.quality,
-                },
-                encoded_at: Instant::now(),
-                etag: meta.etag,
-            })
-        }
-        Some(1) => Err(SnapshotError::Owner(
-            String::from_utf8_lossy(&p[1..]).into_owned(),
-        )),
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,60 +391,5 @@ mod tests {
         assert_eq!(sub, "camwall.relay.door-1~sub.jwant");
         assert_eq!(stream_of(&sub).as_deref(), Some("door-1.sub"));
         assert_eq!(stream_of("other.subject"), None);
-    }
-
-    #[test]
-    fn snapshot_answers_round_trip() {
-        let enc = Encoded {
-            seq: 7,
-            captured_unix_ms: 123,
-            jpeg: Jpeg {
-                data: Bytes::from_static(&[0xff, 0xd8, 1, 2]),
-                width: 320,
-                height: 240,
-                quality: 80,
-            },
-            encoded_at: Instant::now(),
-            etag: "\"x\"".into(),
-        };
-        let back = parse_answer(ok_payload(&enc)).unwrap();
-        assert_eq!((back.seq, back.jpeg.width, back.jpeg.height), (7, 320, 240));
-        assert_eq!(back.jpeg.data, enc.jpeg.data);
-        assert_eq!(back.etag, "\"x\"");
-        let e = parse_answer(error_payload("camera has no frame yet")).unwrap_err();
-        assert!(e.to_string().contains("no frame yet"), "{e}");
-        assert!(parse_answer(Bytes::from_static(&[0, 0])).is_err());
-    }
-
-    #[test]
-    fn lane_requests_are_checked_and_name_their_subject() {
-        let lane = Lane::new(
-            Tier {
-                quality: 70,
-                scale: 2,
-            },
-            Some(5.0),
-        );
-        let asked = serde_json::to_vec(&LaneWant::of(lane)).unwrap();
-        let back: LaneWant = serde_json::from_slice(&asked).unwrap();
-        assert_eq!(back.lane(), Some(lane));
-        assert_eq!(
-            lane_subject("door", lane),
-            "camwall.relay.door.jpeg.q70s2f5000"
-        );
-        let full = Lane::new(lane.tier, None);
-        assert_eq!(
-            lane_subject("door", full),
-            "camwall.relay.door.jpeg.q70s2fall"
-        );
-        for bad in [
-            r#"{"quality":0,"scale":1}"#,
-            r#"{"quality":101,"scale":1}"#,
-            r#"{"quality":80,"scale":3}"#,
-        ] {
-            let w: LaneWant = serde_json::from_str(bad).unwrap();
-            assert_eq!(w.lane(), None, "{bad}");
-        }
-        assert!(serde_json::from_str::<LaneWant>(r#"{"quality":"x"}"#).is_err());
     }
 }

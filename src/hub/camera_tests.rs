@@ -1,5 +1,7 @@
 //! Unit tests of camera.rs: the tier cache through a camera, backoff status, the fps meter.
 use super::*;
+use crate::hub::FrameError;
+use crate::media::tier::Tier;
 use bytes::Bytes;
 
 pub(crate) fn jpeg_bytes() -> Bytes {

@@ -1,0 +1,181 @@
+//! A camera's pictures as JPEG: through its tier cache (warming a cold decoder first), as a
+//! long-poll for the next one, or from the node that ingests it when that is another one.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Camera, CameraState, COLD_WAIT};
+use crate::hub::cache::{etag_matches, Encoded, FrameError};
+use crate::hub::remote::Remote;
+use crate::media::tier::Tier;
+
+impl Camera {
+    /// A frame encoded by the node that ingests the camera, numbered in this node's sequence
+    /// (the owner's numbers restart when another node takes the camera over; viewers here
+    /// must only ever see them grow).
+    pub fn relayed(&self, mut e: Encoded) -> Encoded {
+        e.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        e.encoded_at = Instant::now();
+        e
+    }
+
+    /// A snapshot (or, with `after`, a long-poll) from the node that ingests the camera. A
+    /// camera its owner does not report streaming answers at once: no wait on a dead node.
+    async fn remote_jpeg(
+        &self,
+        remote: Arc<dyn Remote>,
+        tier: Tier,
+        after: Option<(String, Duration)>,
+    ) -> Result<Encoded, FrameError> {
+        if self.state() != CameraState::Streaming {
+            return Err(FrameError::NoFrameYet {
+                retry_after_s: self.retry_after_s(),
+            });
+        }
+        remote
+            .snapshot(&self.id, tier, after)
+            .await
+            .map(|e| self.relayed(e))
+    }
+
+    /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
+    /// same tier share one encode; a frame is never encoded twice at the same tier.
+    ///
+    /// It marks demand (the decoder stays warm for `decode_linger_ms`). A camera whose decoder
+    /// is stopped would answer with an old picture: the request waits (up to [`COLD_WAIT`]) for
+    /// the first picture published after it asked; concurrent requests wait for the same one,
+    /// so they share one warm-up.
+    pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        if let Some(remote) = self.remote() {
+            return self.remote_jpeg(remote, tier, None).await;
+        }
+        let linger = Duration::from_millis(self.config().decode_linger_ms);
+        let mut frames = self.latest.subscribe();
+        let seen = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+        self.demand.touch(Instant::now(), linger);
+        if !self.demand.is_cold() {
+            return self.encode_tier(tier, None).await;
+        }
+        // Held while waiting: a zero linger still gets this one picture.
+        let hold = self.demand.hold();
+        // The current GOP decoded here at once (the source would start only at its next
+        // packet); failing that, the source's own warm-up.
+        let fresh = match self.decode_cold(seen).await {
+            Some(seq) => Some(seq),
+            None => tokio::time::timeout(COLD_WAIT, async {
+                while frames.changed().await.is_ok() {
+                    let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+                    if seq > seen {
+                        return Some(seq);
+                    }
+                }
+                None
+            })
+            .await
+            .ok()
+            .flatten(),
+        };
+        // The linger counts from the answer, not from the request.
+        self.demand.touch(Instant::now(), linger);
+        drop(hold);
+        // Past the TTL cache: an encode of the old picture younger than the TTL is no answer.
+        self.encode_tier(tier, fresh).await
+    }
+
+    /// A long-poll: waits up to `wait` for a frame whose tag differs from `after`; the current
+    /// one if none came.
+    pub async fn jpeg_after(
+        &self,
+        tier: Tier,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Encoded, FrameError> {
+        if let Some(remote) = self.remote() {
+            return self
+                .remote_jpeg(remote, tier, Some((after.to_string(), wait)))
+                .await;
+        }
+        let deadline = Instant::now() + wait;
+        // The decoder keeps running while the poll waits, however long its wait is.
+        let _demand = self.demand.hold();
+        let mut frames = self.subscribe();
+        let mut enc = loop {
+            match self.jpeg(tier).await {
+                Ok(e) => break e,
+                // No frame yet: wait for the first one within the same budget.
+                Err(FrameError::NoFrameYet { .. }) => {
+                    match tokio::time::timeout_at(deadline, frames.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => return self.jpeg(tier).await,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        while etag_matches(Some(after), &enc.etag) {
+            match tokio::time::timeout_at(deadline, frames.changed()).await {
+                Ok(Ok(())) => {
+                    let seq = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
+                    enc = self.jpeg_at_least(tier, seq).await?;
+                }
+                _ => break,
+            }
+        }
+        Ok(enc)
+    }
+
+    /// A cold snapshot's picture: the newest of the current GOP (the video feed's copy),
+    /// decoded on a blocking thread and published; `None` for cameras without video or a GOP
+    /// that does not decode. One decode at a time: a request that waited for another's finds
+    /// a picture newer than `seen` and takes it.
+    async fn decode_cold(&self, seen: u64) -> Option<u64> {
+        let _one = self.cold_decode.lock().await;
+        if let Some(f) = self.latest().filter(|f| f.seq > seen) {
+            return Some(f.seq);
+        }
+        let start = self.video.subscribe();
+        let params = start.config?.params.clone();
+        let captured = start.gop.last()?.captured_unix_ms;
+        let units: Vec<bytes::Bytes> = start.gop.iter().map(|u| u.data.clone()).collect();
+        let n = units.len() as u64;
+        let t0 = std::time::Instant::now();
+        let (w, h, picture) = tokio::task::spawn_blocking(move || {
+            crate::media::decode::decode_newest(params.codec, &params.description, &units)
+        })
+        .await
+        .ok()?
+        .ok()?;
+        crate::obs::metrics::observe_decode(&self.id, t0.elapsed());
+        self.demand.count_decoded(n);
+        Some(self.publish_at(w, h, picture, captured))
+    }
+
+    /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the
+    /// TTL: what live streams use, so that every source frame reaches them.
+    pub async fn jpeg_at_least(&self, tier: Tier, min_seq: u64) -> Result<Encoded, FrameError> {
+        self.encode_tier(tier, Some(min_seq)).await
+    }
+
+    async fn encode_tier(&self, tier: Tier, min_seq: Option<u64>) -> Result<Encoded, FrameError> {
+        if self.latest.borrow().is_none() {
+            return Err(FrameError::NoFrameYet {
+                retry_after_s: self.retry_after_s(),
+            });
+        }
+        self.cache.get(tier, min_seq, || self.latest()).await
+    }
+
+    fn retry_after_s(&self) -> u64 {
+        let l = self.live();
+        match l.next_retry_at {
+            Some(t) => t
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .clamp(1, 30),
+            None => 1,
+        }
+    }
+}
