@@ -82,7 +82,7 @@ pub struct Relay {
     /// said so; the hold keeps the stream connected meanwhile.
     used: Mutex<HashMap<String, (Instant, StreamUse)>>,
     /// Lanes of our cameras other nodes want, with when they last said so (at most
-    /// [`MAX_LANES_PER_CAMERA`] per camera).
+    /// 64 per camera; the fan-out encodes at most 16 of them).
     jpeg_wanted: Mutex<HashMap<String, HashMap<Lane, Instant>>>,
     /// Running outbound JPEG lanes.
     jpeg_tasks: Mutex<HashMap<(String, Lane), CancellationToken>>,

@@ -22,6 +22,11 @@ use crate::media::tier::{check_quality, Lane, Tier, MAX_LANES_PER_CAMERA, SCALES
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest long-poll an owner holds for another node.
 const MAX_REMOTE_WAIT: Duration = Duration::from_secs(60);
+/// Most lanes of one camera that other nodes may ask for. Each node asks for at most
+/// [`MAX_LANES_PER_CAMERA`], so this leaves room for nodes whose lanes differ; encoding stays
+/// within the fan-out's own cap (a lane beyond it is served from the nearest one, on the
+/// subject the asking node listens to).
+const MAX_WANTED_LANES: usize = 4 * MAX_LANES_PER_CAMERA;
 
 /// A snapshot as it crosses NATS: the JPEG and what the HTTP answer says of it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,7 +123,7 @@ impl Relay {
         };
         let mut wanted = lock(&self.jpeg_wanted);
         let lanes = wanted.entry(id).or_default();
-        if lanes.len() < MAX_LANES_PER_CAMERA || lanes.contains_key(&lane) {
+        if lanes.len() < MAX_WANTED_LANES || lanes.contains_key(&lane) {
             lanes.insert(lane, Instant::now());
         }
     }
