@@ -23,9 +23,15 @@ struct Nats {
 
 impl Nats {
     fn start(port: u16, dir: &Path) -> Self {
+        Self::start_with(port, dir, &[])
+    }
+
+    /// With more command-line options (TLS, users).
+    fn start_with(port: u16, dir: &Path, extra: &[&str]) -> Self {
         let child = Command::new(NATS_BIN)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -668,4 +674,146 @@ async fn a_remote_cameras_sub_stream_serves_small_tiles_on_another_node() {
     owner
         .wait_camera("cam", Duration::from_secs(20), |c| sub_state(c) == "idle")
         .await;
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1, made with the
+/// openssl CLI in `dir`: (ca.pem, server.pem, server.key).
+fn private_ca(dir: &Path) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=camwall test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("san.ext"),
+        "-out",
+        &p("server.pem"),
+    ]);
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_over_tls_with_a_private_ca_and_a_password_it_never_shows() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(store.path());
+    let port = free_port();
+    let _nats = Nats::start_with(
+        port,
+        &store.path().join("js"),
+        &[
+            "--tls",
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "--user",
+            "cw",
+            "--pass",
+            "s3cretpw",
+        ],
+    );
+    let url = format!("tls://cw:s3cretpw@127.0.0.1:{port}");
+    let cams = [lavfi("door", "testsrc2=size=160x120:rate=5")];
+    let mut with_ca = node_config(&url, "a", &cams);
+    with_ca["server"]["cluster"]["tls_ca"] = ca.into();
+    let a = start_camwall(with_ca);
+    // The same server without the CA: the system's roots do not know it, so no connection.
+    let b = start_camwall(node_config(&url, "b", &cams));
+    let c = a
+        .wait_camera("door", Duration::from_secs(30), |c| {
+            c["node"] == "a" && c["state"] == "streaming"
+        })
+        .await;
+    assert!(!c.to_string().contains("s3cretpw"), "{c}");
+    let cl: Value = reqwest::get(b.url("/api/cluster"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        cl["connected"], false,
+        "b trusted a server its roots do not know: {cl}"
+    );
+    let cl: Value = reqwest::get(a.url("/api/cluster"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cl["connected"], true, "{cl}");
+    for (name, cw) in [("a", &a), ("b", &b)] {
+        let logs = cw.logs();
+        assert!(
+            !logs.contains("s3cretpw"),
+            "{name} logged the NATS password: {logs}"
+        );
+    }
+    // A CA file that is no certificate stops the start, naming the field.
+    let (dir, path) = write_config(json!({"server": {"cluster": {
+        "nats": url, "node": "c", "tls_ca": "nope.pem"}}}));
+    std::fs::write(dir.path().join("nope.pem"), "not a certificate").unwrap();
+    let out = start_refused(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.cluster.tls_ca"), "{err}");
+    assert!(!err.contains("s3cretpw"), "{err}");
 }

@@ -20,6 +20,11 @@ pub struct ClusterConfig {
     /// from the config file's directory. Default: none.
     #[serde(default)]
     pub credentials: Option<PathBuf>,
+    /// PEM file of the certificate authority that signed the NATS servers' certificates, for
+    /// `tls://` URLs with a private CA (instead of the system's roots). Relative paths are
+    /// taken from the config file's directory. Default: none.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
     /// This node's share of the cameras relative to the others (rendezvous hashing weight),
     /// 0 < x ≤ 1000. Default 1.
     #[serde(default = "default_weight")]
@@ -83,6 +88,9 @@ pub fn validate_cluster(c: &ClusterConfig) -> Vec<(&'static str, String)> {
         .is_some_and(|p| p.as_os_str().is_empty())
     {
         out.push(("cluster.credentials", "must not be empty when given".into()));
+    }
+    if c.tls_ca.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        out.push(("cluster.tls_ca", "must not be empty when given".into()));
     }
     out
 }

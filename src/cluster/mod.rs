@@ -99,6 +99,24 @@ pub fn check(cfg: &ClusterConfig, config_dir: &Path) -> Result<(), String> {
             ));
         }
     }
+    if let Some(p) = &cfg.tls_ca {
+        use rustls_pki_types::pem::PemObject;
+        let path = config_dir.join(p);
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                format!(
+                    "field `server.cluster.tls_ca`: cannot read certificates from {}: {e}",
+                    path.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "field `server.cluster.tls_ca`: {} holds no PEM certificate",
+                path.display()
+            ));
+        }
+    }
     if let Some(p) = &cfg.credentials {
         let path = config_dir.join(p);
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -143,11 +161,14 @@ impl Cluster {
         // From now on the API changes the shared list, never the config file.
         c.manager.set_catalog(c.catalog.clone());
         crate::obs::metrics::set_node_label(&cfg.node);
-        let creds = cfg.credentials.as_ref().map(|p| config_dir.join(p));
+        let files = Files {
+            creds: cfg.credentials.as_ref().map(|p| config_dir.join(p)),
+            tls_ca: cfg.tls_ca.as_ref().map(|p| config_dir.join(p)),
+        };
         let urls = cfg.nats.clone();
         let me = c.clone();
         tokio::spawn(async move {
-            let client = match connect(&urls, &me.node, creds.as_deref()).await {
+            let client = match connect(&urls, &me.node, &files).await {
                 Ok(c) => c,
                 Err(e) => {
                     // Checked at start (`check`): only a credentials file changed since gets
@@ -447,10 +468,37 @@ fn state_named(name: &str) -> CameraState {
     }
 }
 
+/// `opts` with the login a NATS URL carries (`user:password@` or `token@`, from the first URL
+/// that has one): async-nats reads the address of a URL but not its user info.
+fn with_url_login(
+    opts: async_nats::ConnectOptions,
+    addrs: &[async_nats::ServerAddr],
+) -> async_nats::ConnectOptions {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let Some(a) = addrs.iter().find(|a| a.has_user_pass()) else {
+        return opts;
+    };
+    let user = decode(a.username().unwrap_or_default());
+    match a.password() {
+        Some(p) => opts.user_and_password(user, decode(p)),
+        None => opts.token(user),
+    }
+}
+
+/// The files a node connects with, resolved against the config file's directory.
+struct Files {
+    creds: Option<std::path::PathBuf>,
+    tls_ca: Option<std::path::PathBuf>,
+}
+
 async fn connect(
     urls: &str,
     node: &str,
-    creds: Option<&Path>,
+    files: &Files,
 ) -> Result<async_nats::Client, async_nats::Error> {
     let addrs: Vec<async_nats::ServerAddr> = urls
         .split(',')
@@ -469,8 +517,13 @@ async fn connect(
             // Server errors can quote what the client sent: keep them short and redacted.
             debug!("cluster: NATS {}", redact_url(&event.to_string()));
         });
-    if let Some(path) = creds {
+    opts = with_url_login(opts, &addrs);
+    if let Some(path) = &files.creds {
         opts = opts.credentials_file(path).await?;
+    }
+    if let Some(ca) = &files.tls_ca {
+        // A private CA: the servers' certificates are checked against it alone.
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
     }
     let shown: Vec<String> = urls.split(',').map(|u| redact_url(u.trim())).collect();
     info!(nats = %shown.join(","), node, "cluster: joining");
