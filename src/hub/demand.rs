@@ -61,6 +61,9 @@ pub struct Demand {
     /// Viewers of the stream in any form (video or pictures): what keeps a stream that opens
     /// on demand (a sub stream) connected.
     users: AtomicUsize,
+    /// Woken when a use, hold or snapshot arrives, so that a closed stream opens at once
+    /// instead of finding out at its next check.
+    used: tokio::sync::Notify,
 }
 
 /// Keeps a stream connected while held (decoded or not).
@@ -94,6 +97,7 @@ impl Default for Demand {
             cold: AtomicBool::new(false),
             frames_decoded: AtomicU64::new(0),
             users: AtomicUsize::new(0),
+            used: tokio::sync::Notify::new(),
         }
     }
 }
@@ -121,7 +125,14 @@ impl Demand {
     /// Keeps the stream connected until the returned guard is dropped.
     pub fn use_stream(self: &Arc<Self>) -> StreamUse {
         self.users.fetch_add(1, Ordering::Relaxed);
+        self.used.notify_waiters();
         StreamUse(self.clone())
+    }
+
+    /// Resolves at the next use, hold or snapshot. Enable it (or poll it once) before checking
+    /// [`Self::in_use_at`], so that a use between the check and the wait is not missed.
+    pub fn next_use(&self) -> tokio::sync::futures::Notified<'_> {
+        self.used.notified()
     }
 
     /// Whether anyone uses the stream at `now`: a [`StreamUse`], or pictures wanted.
@@ -144,12 +155,17 @@ impl Demand {
         }
         let max = holds.iter().map(|(r, _)| *r).max().unwrap_or(0);
         self.wanted_mhz.store(max, Ordering::Relaxed);
+        drop(holds);
+        if add {
+            self.used.notify_waiters();
+        }
     }
 
     /// A snapshot at `now`: pictures stay wanted for `linger` after it.
     pub fn touch(&self, now: Instant, linger: Duration) {
         let until = self.ms(now).saturating_add(linger.as_millis() as u64);
         self.until_ms.fetch_max(until, Ordering::Relaxed);
+        self.used.notify_waiters();
     }
 
     /// Whether pictures are wanted at `now`: a hold lives or the last snapshot's linger runs.

@@ -115,6 +115,11 @@ struct Rig {
 
 impl Rig {
     fn start(sessions: Vec<Session>) -> Self {
+        Self::start_as(sessions, false)
+    }
+
+    /// `on_demand`: the worker of a stream that connects only while used (a sub stream).
+    fn start_as(sessions: Vec<Session>, on_demand: bool) -> Self {
         let config: CameraConfig = serde_json::from_value(serde_json::json!({
             "id": "cam",
             "url": "rtsp://user:secret@cam.example/stream",
@@ -133,7 +138,17 @@ impl Rig {
             opens: AtomicUsize::new(0),
         });
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(cam.clone(), script.clone(), cancel.clone(), generation));
+        let task = if on_demand {
+            let worker = super::worker::run_on_demand(
+                cam.clone(),
+                script.clone(),
+                cancel.clone(),
+                generation,
+            );
+            tokio::spawn(worker)
+        } else {
+            tokio::spawn(run(cam.clone(), script.clone(), cancel.clone(), generation))
+        };
         Self {
             cam,
             script,
@@ -335,6 +350,26 @@ async fn a_kick_cuts_the_backoff_short() {
     assert_eq!(s.reconnects, 1);
     let s = rig.until("connecting", |s, _| s.codec.is_some()).await;
     assert_eq!(s.state, CameraState::Connecting);
+    drop(gate);
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unused_on_demand_stream_opens_the_moment_it_is_used() {
+    let (gate, held) = gate();
+    let rig = Rig::start_as(vec![Session::Opens(vec![held])], true);
+    rig.until("idle", |s, _| s.state == CameraState::Idle).await;
+    // Nobody uses it: however long, it stays closed.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(rig.opens(), 0);
+    // A user comes: it opens without waiting for the clock.
+    let t0 = Instant::now();
+    let _user = rig.cam.demand().use_stream();
+    rig.until("the open", |_, n| n == 1).await;
+    assert_eq!(t0.elapsed(), Duration::ZERO, "the open waited for a poll");
     drop(gate);
     rig.stop().await;
 }

@@ -208,8 +208,12 @@ pub async fn run(
     .await
 }
 
-/// How often an on-demand stream checks whether it is used.
+/// How often an open on-demand stream checks whether it is still used (the linger's
+/// resolution).
 const USE_POLL: Duration = Duration::from_millis(200);
+/// How often a closed on-demand stream looks for a user it was not woken for (none should
+/// come unannounced: uses, holds and snapshots wake it).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// Keeps a stream that opens on demand (a camera's sub stream) alive while it is used: closed
 /// (state `idle`) until a viewer, lane or snapshot uses it, then [`run`] until nobody has used
@@ -222,17 +226,22 @@ pub async fn run_on_demand(
 ) {
     loop {
         cam.set_idle();
-        // Closed: wait for a user.
+        // Closed: wait for a user (woken by it; the slow check is only a safety net).
         loop {
             if cancel.is_cancelled() || !cam.is_current(generation) {
                 return;
             }
+            let woken = cam.demand().next_use();
+            tokio::pin!(woken);
+            // Registered before the check: a use that comes in between still wakes us.
+            woken.as_mut().enable();
             if cam.demand().in_use_at(Instant::now()) {
                 break;
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(USE_POLL) => {}
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(IDLE_CHECK) => {}
             }
         }
         debug!(camera = %cam.id(), "stream used: opening");
