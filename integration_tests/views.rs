@@ -231,6 +231,23 @@ async fn the_probe_reports_a_source_or_why_not_and_never_echoes_credentials() {
     assert_eq!(body["error"], "probe_unreachable", "{body}");
     assert_eq!(body["field"], "url");
     assert!(!body.to_string().contains("hunter2secret"), "{body}");
+    // At most two probes at once: two of a server that accepts and never answers hold both
+    // places for their open timeout, and a third meanwhile gets 503 too_many_probes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow = json!({"url": format!("rtsp://127.0.0.1:{}/cam", silent.local_addr().unwrap().port()),
+                      "open_timeout_ms": 3000});
+    let ((s1, _), (s2, _), (s3, third)) = tokio::join!(
+        probe(slow.clone(), Some(ADMIN)),
+        probe(slow.clone(), Some(ADMIN)),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            probe(json!({"url": "lavfi:testsrc2"}), Some(ADMIN)).await
+        }
+    );
+    assert_eq!((s1, s2), (502, 502), "the silent server's probes time out");
+    assert_eq!(s3, 503, "{third}");
+    assert_eq!(third["error"], "too_many_probes", "{third}");
+    drop(silent);
     // A bad body is a 400 naming the field; a viewer may not probe at all.
     let (s, body) = probe(json!({"id": "x"}), Some(ADMIN)).await;
     assert_eq!(s, 400, "{body}");
