@@ -416,11 +416,8 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     }
     // An MJPEG stream of it through that node: the owner's lane at the size asked for.
     let url = other.url("/api/ip-cameras/mjpeg/cam0?quality=70&max_width=80");
-    let (n, parts) = read_mjpeg_parts(url, Duration::from_millis(2500)).await;
-    assert!(
-        n >= 3,
-        "{n} MJPEG parts of a remote camera in 2.5 s at 5 fps"
-    );
+    let (n, parts) = read_mjpeg_parts(url, Duration::from_secs(4)).await;
+    assert!(n >= 3, "{n} MJPEG parts of a remote camera in 4 s at 5 fps");
     for p in &parts {
         assert_eq!(decode_rgb(p).0, 80);
     }
@@ -530,14 +527,17 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     }
     assert_only_owners_ingest(&live, &after, relayed).await;
     // A snapshot of a camera no reachable node ingests answers at once: 503, not a wait.
-    let (name, cw) = live[0];
-    let remote = after.iter().find(|(_, o)| **o != name).map(|(id, _)| id);
-    if let Some(id) = remote {
-        let res = get_frame(cw, id, "").await;
-        assert_eq!(res.status(), 503, "{id} through {name} without NATS");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"], "no_frame_yet", "{body}");
-    }
+    let (name, cw, id) = live
+        .iter()
+        .find_map(|(n, cw)| {
+            let id = after.iter().find(|(_, o)| o.as_str() != *n)?.0;
+            Some((*n, *cw, id.clone()))
+        })
+        .expect("some camera ingested by another node than one of the live ones");
+    let res = get_frame(cw, &id, "").await;
+    assert_eq!(res.status(), 503, "{id} through {name} without NATS");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "no_frame_yet", "{body}");
     // NATS returns on the same port and store: the nodes rejoin without a restart.
     let nats = Nats::start(port, store.path());
     let back = wait_owners(&live, &ids, Duration::from_secs(20)).await;
@@ -792,6 +792,13 @@ async fn a_node_joins_over_tls_with_a_private_ca_and_a_password_it_never_shows()
     assert_eq!(
         cl["connected"], false,
         "b trusted a server its roots do not know: {cl}"
+    );
+    // Refused, not slow: its attempts failed (in the TLS handshake: async-nats reports an
+    // I/O error), none got as far as logging in.
+    let logs = b.logs();
+    assert!(
+        logs.contains("client error: nats: IO error") && !logs.contains("connected to NATS"),
+        "b's attempts should fail at TLS: {logs}"
     );
     let cl: Value = reqwest::get(a.url("/api/cluster"))
         .await

@@ -439,7 +439,9 @@ impl Cluster {
             let info = cam.info();
             let facts = owner.and_then(|b| b.pictures.get(cam.id()));
             let (width, height) = facts.map_or((info.width, info.height), |f| (f.width, f.height));
-            cam.set_relayed(state, width, height, facts.map(|f| f.fps));
+            // No owner's beat: no rate either (the camera shows connecting).
+            let fps = facts.map_or(0.0, |f| f.fps);
+            cam.set_relayed(state, width, height, Some(fps));
         }
     }
 

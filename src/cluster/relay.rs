@@ -11,7 +11,8 @@
 //! request (`.snap`) answered by the owner from its tier cache.
 //!
 //! JPEG, per lane (`pictures`): a node whose viewers take a lane (a tier plus a rate cap) of a
-//! remote camera subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`) and
+//! remote camera subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`, the cap
+//! in thousandths of a frame per second or `all`) and
 //! repeats `.jwant` naming the lane. The owner takes one live lane of its own fan-out per lane
 //! some node wants (so it encodes each lane once however many nodes and viewers take it, at
 //! most 16 per camera) and publishes its JPEGs there; a lane nobody has asked for within
@@ -50,6 +51,8 @@ mod pictures;
 pub const WANT_TTL: Duration = Duration::from_secs(3);
 /// How often wants and configurations are repeated, and the relay set reconciled.
 const EVERY: Duration = Duration::from_secs(1);
+/// Most snapshot and long-poll requests of other nodes answered at once.
+const MAX_ANSWERS: usize = 256;
 
 /// A stream id as one subject token: a sub stream's `door.sub` is `door~sub` (`~` is in no
 /// camera id, and `.` separates tokens).
@@ -86,6 +89,8 @@ pub struct Relay {
     jpeg_wanted: Mutex<HashMap<String, HashMap<Lane, Instant>>>,
     /// Running outbound JPEG lanes.
     jpeg_tasks: Mutex<HashMap<(String, Lane), CancellationToken>>,
+    /// Places for snapshot and long-poll answers being worked on for other nodes.
+    answering: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,6 +109,7 @@ impl Relay {
             jpeg_wanted: Mutex::new(HashMap::new()),
             jpeg_tasks: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
+            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERS)),
         })
     }
 
@@ -140,8 +146,15 @@ impl Relay {
                     }
                 }
                 Some(m) = snaps.next() => {
-                    let me = self.clone();
-                    tokio::spawn(async move { me.answer_snapshot(m).await });
+                    // Bounded: past that many at once (long-polls wait up to a minute), a
+                    // request is not answered and its node times out.
+                    if let Ok(place) = self.answering.clone().try_acquire_owned() {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.answer_snapshot(m).await;
+                            drop(place);
+                        });
+                    }
                 }
             }
         }
@@ -186,7 +199,8 @@ impl Relay {
         let cams = self.hub.streams();
         lock(&self.remote).retain(|id, _| cams.iter().any(|c| c.id() == id));
         tasks.retain(|id, (_, t)| {
-            let keep = cams.iter().any(|c| c.id() == id);
+            // A task that ended by itself makes way for a new one.
+            let keep = !t.is_cancelled() && cams.iter().any(|c| c.id() == id);
             if !keep {
                 t.cancel();
             }
@@ -259,6 +273,8 @@ impl Relay {
 
     /// Owner side: publish the configuration, and the units while someone wants them.
     async fn outbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+        // Whatever ends it, its entry goes at the next reconcile.
+        let _ended = token.clone().drop_guard();
         let mut rx = cam.video().subscribe().rx;
         let mut tick = tokio::time::interval(EVERY);
         let mut last_generation = 0;
@@ -325,6 +341,7 @@ impl Relay {
 
     /// Viewer side: say we want the units, and feed them to the local feed.
     async fn inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+        let _ended = token.clone().drop_guard();
         let (data, want) = (subject(cam.id(), "units"), subject(cam.id(), "want"));
         pull(
             &self.client,

@@ -70,14 +70,17 @@ impl LaneWant {
 
     /// The lane, if the request names a valid one (another node's bytes: checked, not trusted).
     fn lane(&self) -> Option<Lane> {
-        let quality = check_quality(u64::from(self.quality)).ok()?;
-        SCALES.contains(&self.scale).then_some(())?;
-        let tier = Tier {
-            quality,
-            scale: self.scale,
-        };
-        Some(Lane::new(tier, self.max_fps))
+        Some(Lane::new(
+            checked_tier(self.quality, self.scale)?,
+            self.max_fps,
+        ))
     }
+}
+
+/// A tier another node names, if it is one (quality 1..100, a known downscale).
+fn checked_tier(quality: u8, scale: u8) -> Option<Tier> {
+    let quality = check_quality(u64::from(quality)).ok()?;
+    SCALES.contains(&scale).then_some(Tier { quality, scale })
 }
 
 /// The subject lane `lane` of camera `camera` is published on.
@@ -139,7 +142,8 @@ impl Relay {
         wanted.retain(|id, lanes| !lanes.is_empty() && self.ingests(id));
         let mut tasks = lock(&self.jpeg_tasks);
         tasks.retain(|(id, lane), t| {
-            let keep = wanted.get(id).is_some_and(|l| l.contains_key(lane));
+            // A task that ended by itself (its camera removed) makes way for a new one.
+            let keep = !t.is_cancelled() && wanted.get(id).is_some_and(|l| l.contains_key(lane));
             if !keep {
                 t.cancel();
             }
@@ -163,15 +167,26 @@ impl Relay {
 
     /// Owner side: one live lane of our fan-out, its JPEGs published as they come.
     async fn jpeg_outbound(self: Arc<Self>, out: Output, lane: Lane, token: CancellationToken) {
+        // Whatever ends it, its entry goes at the next reconcile.
+        let _ended = token.clone().drop_guard();
         let cam = out.camera;
         // The fan-out may serve the nearest lane when the camera has as many as it may.
         let (_, mut rx) = out.fanout.subscribe(lane);
         let subject = lane_subject(cam.id(), lane);
+        let mut placement = cam.placement();
         loop {
             let p = tokio::select! {
                 biased;
                 _ = token.cancelled() => return,
                 _ = cam.removed().cancelled() => return,
+                // Ours no more: our own lane now takes the new owner's frames from this very
+                // subject, and publishing them back would echo them.
+                _ = placement.changed() => {
+                    if cam.remote().is_some() {
+                        return;
+                    }
+                    continue;
+                }
                 r = rx.recv() => match r {
                     Ok(p) => p,
                     // Latest wins, as for any viewer.
@@ -203,9 +218,12 @@ impl Relay {
         let answer = match serde_json::from_slice::<SnapRequest>(&m.payload) {
             Err(e) => error_payload(&format!("bad request: {e}")),
             Ok(r) => {
-                let tier = Tier {
-                    quality: r.quality,
-                    scale: r.scale,
+                let Some(tier) = checked_tier(r.quality, r.scale) else {
+                    let _ = self
+                        .client
+                        .publish(reply, error_payload("bad request: no such tier"))
+                        .await;
+                    return;
                 };
                 let wait = Duration::from_millis(r.wait_ms).min(MAX_REMOTE_WAIT);
                 let enc = match r.after {

@@ -201,8 +201,14 @@ impl Camera {
     /// Marks the camera as ingested by another cluster node (`true`) or by this one. Lanes
     /// move to the owner's frames or back to local encodes at once.
     pub fn set_elsewhere(&self, elsewhere: bool) {
-        self.elsewhere
+        let moved = self
+            .elsewhere
             .send_if_modified(|e| std::mem::replace(e, elsewhere) != elsewhere);
+        if moved && elsewhere {
+            // The last picture this node ingested grows old while another node has the
+            // camera: were it to come back, that picture must not pass for a fresh one.
+            self.latest.send_replace(None);
+        }
     }
 
     /// Wakes every watcher of the placement (the remote became available).
@@ -434,7 +440,8 @@ impl Camera {
         l.state = state;
         (l.width, l.height) = (width, height);
         if let Some(fps) = fps {
-            l.relayed_fps = fps;
+            // Another node's number: only a finite, non-negative rate is taken.
+            l.relayed_fps = if fps.is_finite() { fps.max(0.0) } else { 0.0 };
         }
         l.next_retry_at = None;
     }

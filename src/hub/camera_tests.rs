@@ -270,3 +270,24 @@ async fn snapshots_of_a_cold_camera_share_the_next_picture_and_never_get_the_old
     let late = cam.jpeg(T50).await.unwrap();
     assert_eq!((late.seq, t0.elapsed()), (first.seq, COLD_WAIT));
 }
+
+#[test]
+fn a_camera_that_goes_to_another_node_forgets_its_last_picture() {
+    let cam = camera(100);
+    cam.publish(
+        16,
+        16,
+        Picture::Jpeg {
+            data: jpeg_bytes(),
+            quality: Some(90),
+        },
+    );
+    cam.set_elsewhere(false);
+    assert!(cam.latest().is_some(), "staying here keeps it");
+    cam.set_elsewhere(true);
+    assert!(cam.latest().is_none(), "another node has the camera now");
+    // Back here: nothing to show until this node's own next picture.
+    cam.set_elsewhere(false);
+    assert!(cam.latest().is_none());
+    assert!(cam.remote().is_none(), "no remote without a cluster");
+}

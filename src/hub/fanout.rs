@@ -241,8 +241,12 @@ impl Fanout {
             if self.release_if_unwatched(lane, tx) {
                 return PumpEnd::Unwatched;
             }
+            // A frame that came with the viewer check is taken too.
+            if !got && !frames.has_changed().unwrap_or(false) {
+                continue;
+            }
             let encoded = frames.borrow_and_update().clone();
-            if let Some(e) = encoded.filter(|_| got) {
+            if let Some(e) = encoded {
                 let _ = tx.send(Arc::new(Published::new(lane.tier, cam.relayed(e))));
             }
         }
