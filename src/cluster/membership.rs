@@ -27,8 +27,8 @@ pub struct Beat {
     pub weight: f64,
     /// Cameras this node ingests now, with their state.
     pub cameras: BTreeMap<String, String>,
-    /// Their picture size and frame rate (sub streams' too), so that other nodes pick tiers as the owner would
-    /// (absent from an older node's beat).
+    /// Their picture size and frame rate (sub streams' too), so that other nodes pick tiers as
+    /// the owner would (absent from an older node's beat).
     #[serde(default)]
     pub pictures: BTreeMap<String, PictureFacts>,
     /// The sub streams of those cameras (`<id>.sub`), with their state.

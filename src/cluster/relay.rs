@@ -12,8 +12,7 @@
 //!
 //! JPEG, per lane (`pictures`): a node whose viewers take a lane (a tier plus a rate cap) of a
 //! remote camera subscribes to that lane's subject (`.jpeg.q<quality>s<scale>f<cap>`, the cap
-//! in thousandths of a frame per second or `all`) and
-//! repeats `.jwant` naming the lane. The owner takes one live lane of its own fan-out per lane
+//! in thousandths of a frame per second or `all`) and repeats `.jwant` naming the lane. The owner takes one live lane of its own fan-out per lane
 //! some node wants (so it encodes each lane once however many nodes and viewers take it, at
 //! most 16 per camera) and publishes its JPEGs there; a lane nobody has asked for within
 //! [`WANT_TTL`] stops. The viewing node's fan-out passes them on (`hub::remote`): nothing is
