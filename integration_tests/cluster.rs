@@ -367,6 +367,29 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         (first["width"].as_u64(), first["height"].as_u64()),
         (Some(320), Some(240))
     );
+    // The third node relays nothing of it, yet shows its activity: the owner's, from its
+    // heartbeat (the wall sorts and marks tiles by it on every node).
+    let third = names
+        .into_iter()
+        .find(|n| *n != rtsp_owner && *n != viewer_node)
+        .unwrap();
+    let third_cw = all.iter().find(|(n, _)| *n == third).unwrap().1;
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = cams_of(third_cw).await.remove("rtsp").unwrap_or_default();
+        if c["activity"].is_f64() {
+            assert_eq!(c["video"]["units_in"], 0, "nothing relayed to {third}: {c}");
+            break;
+        }
+        let owner_cw = all.iter().find(|(n, _)| *n == rtsp_owner).unwrap().1;
+        let o = cams_of(owner_cw).await.remove("rtsp").unwrap_or_default();
+        assert!(
+            Instant::now() < end,
+            "no activity of rtsp on {third}: {c}; on its owner: {}",
+            o["activity"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // And JPEG frames of a camera another node ingests, for a client without video codecs.
     let jpeg_cam = owners

@@ -46,6 +46,9 @@ pub struct PictureFacts {
     pub width: u32,
     pub height: u32,
     pub fps: f64,
+    /// How much the picture changes (0..1), when the owner has an estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<f32>,
 }
 
 /// The live nodes, by name, as their heartbeats say.

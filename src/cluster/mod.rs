@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use crate::access::limits::{ClientKind, ClientLimits};
 use crate::config::ClusterConfig;
 use crate::control::Manager;
-use crate::hub::{CameraState, Hub};
+use crate::hub::{CameraState, Hub, OwnerReport};
 use crate::obs::redact::redact_url;
 use leases::Step;
 use membership::Beat;
@@ -346,10 +346,14 @@ impl Cluster {
                     let info = c.info();
                     let fps = (c.fps_at(now) * 100.0).round() / 100.0;
                     let (width, height) = (info.width, info.height);
-                    (
-                        c.id().to_string(),
-                        membership::PictureFacts { width, height, fps },
-                    )
+                    let activity = c.activity().map(|a| (a * 100.0).round() / 100.0);
+                    let facts = membership::PictureFacts {
+                        width,
+                        height,
+                        fps,
+                        activity,
+                    };
+                    (c.id().to_string(), facts)
                 })
                 .collect(),
             viewers: [ClientKind::WebSocket, ClientKind::Mjpeg]
@@ -439,9 +443,12 @@ impl Cluster {
             let info = cam.info();
             let facts = owner.and_then(|b| b.pictures.get(cam.id()));
             let (width, height) = facts.map_or((info.width, info.height), |f| (f.width, f.height));
-            // No owner's beat: no rate either (the camera shows connecting).
-            let fps = facts.map_or(0.0, |f| f.fps);
-            cam.set_relayed(state, width, height, Some(fps));
+            // No owner's beat: no rate or activity either (the camera shows connecting).
+            let report = OwnerReport {
+                fps: facts.map_or(0.0, |f| f.fps),
+                activity: facts.and_then(|f| f.activity),
+            };
+            cam.set_relayed(state, width, height, Some(report));
         }
     }
 

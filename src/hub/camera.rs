@@ -89,11 +89,20 @@ struct Live {
     last_unit_at: Option<Instant>,
     /// How much the picture changes, from compressed frame sizes (never decoded for it).
     activity: ActivityMeter,
-    /// A camera another node ingests: the frame rate its owner reports.
+    /// A camera another node ingests: the frame rate and activity its owner reports.
     relayed_fps: f64,
+    relayed_activity: Option<f32>,
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
+}
+
+/// What the owner of a camera ingested elsewhere reports of it (cluster heartbeats).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnerReport {
+    pub fps: f64,
+    /// Its activity level (0..1), if the owner has an estimate.
+    pub activity: Option<f32>,
 }
 
 /// Hub-wide settings taken from `server`.
@@ -180,6 +189,7 @@ impl Camera {
                 last_unit_at: None,
                 activity: ActivityMeter::default(),
                 relayed_fps: 0.0,
+                relayed_activity: None,
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
@@ -208,6 +218,10 @@ impl Camera {
             // The last picture this node ingested grows old while another node has the
             // camera: were it to come back, that picture must not pass for a fresh one.
             self.latest.send_replace(None);
+        } else if moved {
+            // Ingested here again: this node measures for itself.
+            let mut l = self.live();
+            (l.relayed_fps, l.relayed_activity) = (0.0, None);
         }
     }
 
@@ -370,7 +384,12 @@ impl Camera {
 
     /// How much the picture changes now (0..1); `None` without a recent estimate.
     pub fn activity(&self) -> Option<f32> {
-        self.live().activity.level(Instant::now())
+        Self::activity_of(&self.live(), Instant::now())
+    }
+
+    /// The camera's own estimate, else (ingested elsewhere) its owner's.
+    fn activity_of(l: &Live, now: Instant) -> Option<f32> {
+        l.activity.level(now).or(l.relayed_activity)
     }
 
     /// The last session error, redacted.
@@ -433,15 +452,29 @@ impl Camera {
         self.latest.send_replace(None);
     }
 
-    /// A camera another cluster node ingests: its state, picture size and (when known) frame
-    /// rate as its owner reports them.
-    pub fn set_relayed(&self, state: CameraState, width: u32, height: u32, fps: Option<f64>) {
+    /// A camera another cluster node ingests: its state, picture size and (when known) rate
+    /// and activity as its owner reports them.
+    pub fn set_relayed(
+        &self,
+        state: CameraState,
+        width: u32,
+        height: u32,
+        report: Option<OwnerReport>,
+    ) {
         let mut l = self.live();
         l.state = state;
         (l.width, l.height) = (width, height);
-        if let Some(fps) = fps {
-            // Another node's number: only a finite, non-negative rate is taken.
-            l.relayed_fps = if fps.is_finite() { fps.max(0.0) } else { 0.0 };
+        if let Some(r) = report {
+            // Another node's numbers: only finite ones in range are taken.
+            l.relayed_fps = if r.fps.is_finite() {
+                r.fps.max(0.0)
+            } else {
+                0.0
+            };
+            l.relayed_activity = r
+                .activity
+                .filter(|a| a.is_finite())
+                .map(|a| a.clamp(0.0, 1.0));
         }
         l.next_retry_at = None;
     }

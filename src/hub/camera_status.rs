@@ -72,6 +72,7 @@ impl Camera {
         let age = newest.map(|t| now.saturating_duration_since(t));
         // A camera that stopped sending has no fps (the meter knows its frame interval).
         let fps = (Self::rate(&l, now) * 10.0).round() / 10.0;
+        let activity = Self::activity_of(&l, now).map(|a| (a * 100.0).round() / 100.0);
         let cache = self.cache.stats();
         CameraStatus {
             id: self.id.clone(),
@@ -87,7 +88,7 @@ impl Camera {
             frames_decoded: self.demand.frames_decoded(),
             decoding: self.demand.decoding(),
             decoder: self.demand.decoder(),
-            activity: l.activity.level(now).map(|a| (a * 100.0).round() / 100.0),
+            activity,
             frames_corrupt: self.frames_corrupt.load(Ordering::Relaxed),
             jpeg_encodes: cache.jpeg_encodes,
             reconnects: l.reconnects,

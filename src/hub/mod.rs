@@ -22,7 +22,9 @@ use tokio::sync::broadcast;
 use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::media::tier::Qualities;
 pub use cache::{Encoded, FrameError};
-pub use camera::{Camera, CameraInfo, CameraState, CameraStatus, HubSettings, SessionFailure};
+pub use camera::{
+    Camera, CameraInfo, CameraState, CameraStatus, HubSettings, OwnerReport, SessionFailure,
+};
 pub use fanout::{Fanout, Published};
 pub use remote::Remote;
 
