@@ -89,6 +89,12 @@ fn node_config(nats: &str, node: &str, cams: &[Value]) -> Value {
     })
 }
 
+/// `GET /api/cluster` of one node.
+async fn cluster_of(cw: &Camwall) -> Value {
+    let res = reqwest::get(cw.url("/api/cluster")).await.unwrap();
+    res.json().await.unwrap()
+}
+
 /// Every camera's status on one node, by id.
 async fn cams_of(cw: &Camwall) -> HashMap<String, Value> {
     let Some(s) = cw.try_status().await else {
@@ -322,12 +328,7 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
     assert_only_owners_ingest(&all, &owners, &[]).await;
 
     // /api/cluster lists the three nodes, whose cameras partition the six.
-    let cl: Value = reqwest::get(a.url("/api/cluster"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cl: Value = cluster_of(&a).await;
     assert_eq!(cl["node"], "a");
     let nodes = cl["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{cl}");
@@ -806,12 +807,7 @@ async fn a_node_joins_over_tls_with_a_private_ca_and_a_password_it_never_shows()
         })
         .await;
     assert!(!c.to_string().contains("s3cretpw"), "{c}");
-    let cl: Value = reqwest::get(b.url("/api/cluster"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cl: Value = cluster_of(&b).await;
     assert_eq!(
         cl["connected"], false,
         "b trusted a server its roots do not know: {cl}"
@@ -823,12 +819,7 @@ async fn a_node_joins_over_tls_with_a_private_ca_and_a_password_it_never_shows()
         logs.contains("client error: nats: IO error") && !logs.contains("connected to NATS"),
         "b's attempts should fail at TLS: {logs}"
     );
-    let cl: Value = reqwest::get(a.url("/api/cluster"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cl: Value = cluster_of(&a).await;
     assert_eq!(cl["connected"], true, "{cl}");
     for (name, cw) in [("a", &a), ("b", &b)] {
         let logs = cw.logs();

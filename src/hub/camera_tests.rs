@@ -274,14 +274,7 @@ async fn snapshots_of_a_cold_camera_share_the_next_picture_and_never_get_the_old
 #[test]
 fn a_camera_that_goes_to_another_node_forgets_its_last_picture() {
     let cam = camera(100);
-    cam.publish(
-        16,
-        16,
-        Picture::Jpeg {
-            data: jpeg_bytes(),
-            quality: Some(90),
-        },
-    );
+    publish(&cam);
     cam.set_elsewhere(false);
     assert!(cam.latest().is_some(), "staying here keeps it");
     cam.set_elsewhere(true);
