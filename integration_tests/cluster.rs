@@ -704,17 +704,7 @@ async fn a_remote_cameras_sub_stream_serves_small_tiles_on_another_node() {
 /// openssl CLI in `dir`: (ca.pem, server.pem, server.key).
 fn private_ca(dir: &Path) -> (String, String, String) {
     let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| run_ok("openssl", args);
     let ec = [
         "-newkey",
         "ec",

@@ -185,14 +185,21 @@ impl Drop for MjpegServer {
 
 /// Runs the ffmpeg CLI with `args`, panicking with its stderr on failure.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y"])
+    run_ok(
+        "ffmpeg",
+        &[&["-loglevel", "error", "-y"][..], args].concat(),
+    );
+}
+
+/// Runs `program` with `args`, panicking with its stderr on failure.
+pub fn run_ok(program: &str, args: &[&str]) {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("ffmpeg CLI");
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         out.status.success(),
-        "ffmpeg {args:?}: {}",
+        "{program} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -91,14 +91,7 @@ pub struct NodeStatus {
 /// (relative to `config_dir`) reads as a JWT and a seed. The error names the field; it never
 /// quotes the file's contents or a URL's password.
 pub fn check(cfg: &ClusterConfig, config_dir: &Path) -> Result<(), String> {
-    for u in cfg.nats.split(',').map(str::trim) {
-        if let Err(e) = u.parse::<async_nats::ServerAddr>() {
-            return Err(format!(
-                "field `server.cluster.nats`: {} is not a NATS server address: {e}",
-                redact_url(u)
-            ));
-        }
-    }
+    server_addrs(&cfg.nats).map_err(|e| format!("field `server.cluster.nats`: {e}"))?;
     if let Some(p) = &cfg.tls_ca {
         use rustls_pki_types::pem::PemObject;
         let path = config_dir.join(p);
@@ -498,6 +491,18 @@ fn with_url_login(
     }
 }
 
+/// The server addresses of `server.cluster.nats` (comma-separated URLs); an error names the
+/// bad one, redacted.
+fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    urls.split(',')
+        .map(str::trim)
+        .map(|u| {
+            u.parse()
+                .map_err(|e| format!("{} is not a NATS server address: {e}", redact_url(u)))
+        })
+        .collect()
+}
+
 /// The files a node connects with, resolved against the config file's directory.
 struct Files {
     creds: Option<std::path::PathBuf>,
@@ -509,10 +514,7 @@ async fn connect(
     node: &str,
     files: &Files,
 ) -> Result<async_nats::Client, async_nats::Error> {
-    let addrs: Vec<async_nats::ServerAddr> = urls
-        .split(',')
-        .map(|u| u.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let addrs = server_addrs(urls)?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("camwall-{node}"))
         .retry_on_initial_connect()

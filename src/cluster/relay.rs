@@ -196,10 +196,11 @@ impl Relay {
         lock(&self.used).retain(|_, (t, _)| now.duration_since(*t) < WANT_TTL);
         let mut tasks = lock(&self.tasks);
         let cams = self.hub.streams();
-        lock(&self.remote).retain(|id, _| cams.iter().any(|c| c.id() == id));
+        let ids: std::collections::HashSet<&str> = cams.iter().map(|c| c.id()).collect();
+        lock(&self.remote).retain(|id, _| ids.contains(id.as_str()));
         tasks.retain(|id, (_, t)| {
             // A task that ended by itself makes way for a new one.
-            let keep = !t.is_cancelled() && cams.iter().any(|c| c.id() == id);
+            let keep = !t.is_cancelled() && ids.contains(id.as_str());
             if !keep {
                 t.cancel();
             }

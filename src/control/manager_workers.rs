@@ -54,9 +54,8 @@ impl Manager {
         let sub = self.hub.sub(cam.id());
         // Ingested elsewhere: its pictures come from the owner (cluster mode only).
         let elsewhere = !self.ingests(cam.id());
-        cam.set_elsewhere(elsewhere);
-        if let Some(sub) = &sub {
-            sub.camera.set_elsewhere(elsewhere);
+        for c in std::iter::once(cam).chain(sub.as_ref().map(|s| &s.camera)) {
+            c.set_elsewhere(elsewhere);
         }
         if !cam.config().enabled {
             cam.set_disabled();

@@ -469,10 +469,9 @@ mod tests {
         assert_eq!(cam.cache().stats().jpeg_encodes, 0, "nothing encoded here");
         // This node takes the camera: the lane encodes local pictures, the owner's lane goes.
         cam.set_elsewhere(false);
-        for _ in 0..5 {
-            tokio::task::yield_now().await;
-        }
-        assert!(owner.1.is_closed(), "the remote lane is dropped");
+        tokio::time::timeout(Duration::from_secs(1), owner.1.closed())
+            .await
+            .expect("the remote lane is dropped");
         let seq = publish(&cam);
         let c = rx.recv().await.unwrap();
         assert_eq!(c.encoded.seq, seq);

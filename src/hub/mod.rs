@@ -121,11 +121,8 @@ impl Hub {
         if !self.settings.remote.set(remote) {
             return;
         }
-        for e in self.cameras.iter() {
-            e.camera.placement_touched();
-            if let Some(sub) = &e.sub {
-                sub.camera.placement_touched();
-            }
+        for cam in self.streams() {
+            cam.placement_touched();
         }
     }
 
