@@ -219,6 +219,16 @@ async fn next_video(ws: &mut Ws, after_ms: u64, timeout: Duration) -> Value {
     }
 }
 
+/// The `pts` of the next `n` video units a client gets.
+async fn video_pts(ws: &mut Ws, n: usize) -> std::collections::BTreeSet<i64> {
+    let mut out = std::collections::BTreeSet::new();
+    while out.len() < n {
+        let h = next_video(ws, 0, Duration::from_secs(20)).await;
+        out.insert(h["pts"].as_i64().unwrap_or_else(|| panic!("no pts: {h}")));
+    }
+    out
+}
+
 /// `jpeg_encodes` of camera `id`'s tier (quality, scale) on one node's status.
 fn tier_encodes(view: &HashMap<String, Value>, id: &str, quality: u64, scale: u64) -> u64 {
     view.get(id)
@@ -368,6 +378,21 @@ async fn three_nodes_share_six_cameras_and_survive_faults() {
         (first["width"].as_u64(), first["height"].as_u64()),
         (Some(320), Some(240))
     );
+    // Relayed units keep the owner's clock: the same units have the same pts on both nodes.
+    let owner_cw = all.iter().find(|(n, _)| *n == rtsp_owner).unwrap().1;
+    let sub = json!({"type": "subscribe", "cameras": ["rtsp"], "codecs": ["h264"]});
+    let mut at_owner = ws_connect(owner_cw).await;
+    ws_send(&mut at_owner, sub.clone()).await;
+    let mut relayed = ws_connect(viewer_cw).await;
+    ws_send(&mut relayed, sub).await;
+    let owner_pts = video_pts(&mut at_owner, 20).await;
+    let relayed_pts = video_pts(&mut relayed, 20).await;
+    let common = owner_pts.intersection(&relayed_pts).count();
+    assert!(
+        common >= 5,
+        "{common} pts in common: owner {owner_pts:?}, relayed {relayed_pts:?}"
+    );
+    drop((at_owner, relayed));
     // The third node relays nothing of it, yet shows its activity: the owner's, from its
     // heartbeat (the wall sorts and marks tiles by it on every node).
     let third = names

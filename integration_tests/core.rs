@@ -424,3 +424,48 @@ async fn metrics_expose_cameras_clients_and_requests() {
         "credential in metrics"
     );
 }
+
+/// A page's body, after checking it answered 200 as `content_type`.
+async fn page(cw: &Camwall, path: &str, content_type: &str) -> String {
+    let res = reqwest::get(cw.url(path)).await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    assert_eq!(res.headers()["content-type"], content_type, "{path}");
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_pages_are_built_in_and_public_dir_overrides_them() {
+    let repo_page = |name: &str| std::fs::read_to_string(repo_root().join("public").join(name));
+    let html = "text/html; charset=utf-8";
+    // A config alone in a fresh directory: no public/ beside it, no public_dir.
+    let (dir, path) = write_config(json!({"server": {}, "cameras": []}));
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["server"].as_object_mut().unwrap().remove("public_dir");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let cw = start_with_config_file(dir, path);
+    for (url, file, ct) in [
+        ("/", "index.html", html),
+        ("/settings", "settings.html", html),
+        ("/advanced_test", "advanced_test.html", html),
+        ("/wall.js", "wall.js", "text/javascript; charset=utf-8"),
+    ] {
+        assert_eq!(page(&cw, url, ct).await, repo_page(file).unwrap(), "{url}");
+    }
+    let missing = reqwest::get(cw.url("/nope.html")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    drop(cw);
+
+    // public_dir with an edited page: that page from disk, the others built in.
+    let edited = tempfile::tempdir().unwrap();
+    std::fs::write(edited.path().join("index.html"), "<p>our own wall</p>").unwrap();
+    let (dir, path) = write_config(json!({"server": {}, "cameras": []}));
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["server"]["public_dir"] = json!(path_str(edited.path()));
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let cw = start_with_config_file(dir, path);
+    assert_eq!(page(&cw, "/", html).await, "<p>our own wall</p>");
+    assert_eq!(
+        page(&cw, "/advanced_test", html).await,
+        repo_page("advanced_test.html").unwrap()
+    );
+}

@@ -67,17 +67,36 @@ async fn an_unwatched_camera_stops_decoding_and_a_snapshot_gets_a_fresh_picture(
     assert_eq!(sample(&m, "camwall_camera_decoding{camera=\"cam\"}"), "0");
     let decode_count = sample(&m, "camwall_decode_seconds_count{camera=\"cam\"}");
 
-    // A second of video (15 units) later: nothing decoded, nothing published.
+    // A second of video (15 units) later: nothing decoded, nothing published, yet what the
+    // camera sent is counted.
     let later = units_grow(&cw, &cold, 15).await;
     assert_eq!(
         n(&later, "frames_decoded"),
         n(&cold, "frames_decoded"),
         "{later}"
     );
-    assert_eq!(n(&later, "frames_in"), n(&cold, "frames_in"), "{later}");
+    assert_eq!(
+        n(&later, "frames_published"),
+        n(&cold, "frames_published"),
+        "{later}"
+    );
+    assert!(
+        n(&later, "frames_in") >= n(&cold, "frames_in") + 15,
+        "{later}"
+    );
     assert_eq!(later["decoding"], false);
-    // Not decoded, but live: the rate and freshness follow the camera's own units.
-    assert!(later["fps"].as_f64().unwrap_or(0.0) > 5.0, "{later}");
+    // Not decoded, but live: the rate and freshness follow the camera's own units. The rate
+    // shows once units span a second; a busy machine may have bunched these 15.
+    let later = cw
+        .wait_camera("cam", Duration::from_secs(10), |c| {
+            c["fps"].as_f64().unwrap_or(0.0) > 5.0
+        })
+        .await;
+    assert_eq!(
+        n(&later, "frames_decoded"),
+        n(&cold, "frames_decoded"),
+        "{later}"
+    );
     assert!(
         later["last_frame_age_ms"].as_u64().unwrap_or(u64::MAX) < 1000,
         "{later}"
@@ -103,7 +122,7 @@ async fn an_unwatched_camera_stops_decoding_and_a_snapshot_gets_a_fresh_picture(
         "captured at {captured}, asked at {asked}"
     );
     assert!(
-        seq > n(&cold, "frames_in"),
+        seq > n(&cold, "frames_published"),
         "seq {seq} is not newer than {cold}"
     );
     let (w, h, _) = decode_rgb(&res.bytes().await.unwrap());
@@ -143,7 +162,7 @@ async fn concurrent_cold_snapshots_share_one_fresh_picture() {
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
     assert!(captured(&a) + NEWEST_SLACK_MS >= asked && captured(&b) + NEWEST_SLACK_MS >= asked);
     assert_eq!(seq(&a), seq(&b), "one warm-up answers both");
-    assert!(seq(&a).parse::<u64>().unwrap() > n(&cold, "frames_in"));
+    assert!(seq(&a).parse::<u64>().unwrap() > n(&cold, "frames_published"));
 }
 
 #[tokio::test]
@@ -216,7 +235,7 @@ async fn an_mjpeg_client_keeps_the_camera_decoding_while_connected() {
     let later = units_grow(&cw, &warm, 45).await;
     assert_eq!(later["decoding"], true, "{later}");
     assert!(n(&later, "frames_decoded") > n(&warm, "frames_decoded"));
-    assert!(n(&later, "frames_in") > n(&cold, "frames_in"));
+    assert!(n(&later, "frames_published") > n(&cold, "frames_published"));
     drop(stream);
     cw.wait_camera("cam", Duration::from_secs(20), |c| c["decoding"] == false)
         .await;

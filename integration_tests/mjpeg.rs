@@ -114,14 +114,17 @@ async fn a_stalled_reader_does_not_slow_the_others() {
         stalled.push(s);
     }
     let rss0 = rss_kib(cw.pid());
-    let f0 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
-    let (n, _) = read_mjpeg_parts(cw.url("/api/ip-cameras/mjpeg/hd"), Duration::from_secs(4)).await;
-    let f1 = cw.camera("hd").await["frames_in"].as_u64().unwrap();
-    assert!(
-        n as f64 >= (f1 - f0) as f64 * 0.85,
-        "fast reader got {n} of {}",
-        f1 - f0
-    );
+    // Six seconds of the camera: long past the point where the stalled readers' socket
+    // buffers are full (about 2 MB/s each). Were they to hold the stream back, the fast
+    // reader would stop getting frames there; the bound is only a safety net.
+    let want = 150;
+    let (n, _) = read_mjpeg_up_to(
+        cw.url("/api/ip-cameras/mjpeg/hd"),
+        want,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(n, want, "the fast reader stopped getting frames");
     let grew = rss_kib(cw.pid()).saturating_sub(rss0);
     assert!(grew < 20 * 1024, "RSS grew by {grew} KiB");
     drop(stalled);

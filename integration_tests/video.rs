@@ -414,3 +414,49 @@ async fn hevc_goes_as_video_only_to_clients_that_list_h265_and_mjpeg_cameras_sta
         }
     }
 }
+
+/// The `pts` of consecutive messages of `kind` from one client: each step is the camera's
+/// 40 ms per sequence number, whatever the arrival jitter.
+async fn assert_pts_follow_the_camera<S>(ws: &mut S, kind: &str, want: usize)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut got: Vec<(u64, i64)> = Vec::new();
+    while got.len() < want {
+        match next_msg(ws, Duration::from_secs(10)).await {
+            Some(Msg::Bin(h, _)) => {
+                assert_eq!(h["kind"], kind, "{h}");
+                let pts = h["pts"].as_i64().unwrap_or_else(|| panic!("no pts: {h}"));
+                got.push((h["seq"].as_u64().expect("seq"), pts));
+            }
+            Some(Msg::Text(_)) => {}
+            None => panic!("{kind}: {} frames, then nothing", got.len()),
+        }
+    }
+    for w in got.windows(2) {
+        let (dseq, dpts) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+        assert!(dseq >= 1, "{kind}: seqs increase: {w:?}");
+        assert_eq!(dpts, 40_000 * dseq as i64, "{kind}: {w:?}");
+    }
+}
+
+#[tokio::test]
+async fn units_and_jpeg_frames_carry_the_cameras_own_clock() {
+    let (_rtsp, cw) = h264_camera(25).await;
+    let mut video = ws_connect(&cw).await;
+    ws_send(
+        &mut video,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+    )
+    .await;
+    assert_pts_follow_the_camera(&mut video, "video", 30).await;
+    drop(video);
+    // A full-rate JPEG lane: each frame has the pts of the picture it shows.
+    let mut jpeg = ws_connect(&cw).await;
+    ws_send(
+        &mut jpeg,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": 85}),
+    )
+    .await;
+    assert_pts_follow_the_camera(&mut jpeg, "jpeg", 30).await;
+}

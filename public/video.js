@@ -58,7 +58,7 @@ export class VideoTile {
     this.config = null;
     this.needKey = true;
     this.failed = false;
-    this.pending = new Map(); // timestamp -> {seq, ts}
+    this.pending = new Map(); // chunk timestamp (pts) -> {seq, ts}
     this.onDrawn = null; // (seq, ts) after a frame is painted
   }
 
@@ -82,8 +82,9 @@ export class VideoTile {
     if (!this.decoder || this.failed || this.decoder.state !== "configured") return;
     if (this.needKey && !header.key) return;
     this.needKey = false;
-    // The decoder's timestamp carries the sequence number so the drawn frame can be acked.
-    const timestamp = header.seq;
+    // The chunk's timestamp is the camera's own clock (pts, microseconds), as WebCodecs
+    // expects; it also finds the drawn frame's seq for the ack. A server without pts: seq.
+    const timestamp = Number.isFinite(header.pts) ? header.pts : header.seq;
     this.pending.set(timestamp, { seq: header.seq, ts: header.ts });
     if (this.pending.size > 256) this.pending.delete(this.pending.keys().next().value);
     try {

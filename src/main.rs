@@ -110,7 +110,7 @@ fn main() -> ExitCode {
     let config_dir = cli.config.parent().unwrap_or(Path::new("."));
     let public_dir = config_dir.join(&config.server.public_dir);
     if !public_dir.join("index.html").is_file() {
-        warn!(dir = %public_dir.display(), "no index.html in the public directory; pages will 404");
+        info!(dir = %public_dir.display(), "no pages in the public directory: serving the built-in ones");
     }
     // Before the runtime and the cameras: a missing or bad certificate is a config error.
     let tls = match &config.server.tls {

@@ -455,6 +455,11 @@ pub async fn until_served(ws: &mut Ws, stream: &str, fallback: bool, w: u64) {
 
 /// Counts complete JPEG parts in a multipart body read for `dur`, checking each one decodes.
 pub async fn read_mjpeg_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>>) {
+    read_mjpeg_up_to(url, usize::MAX, dur).await
+}
+
+/// Reads an MJPEG stream until `max` parts came or `dur` passed.
+pub async fn read_mjpeg_up_to(url: String, max: usize, dur: Duration) -> (usize, Vec<Vec<u8>>) {
     let mut res = reqwest::get(&url).await.unwrap();
     assert_eq!(res.status(), 200);
     let ct = res.headers()["content-type"].to_str().unwrap().to_string();
@@ -483,6 +488,9 @@ pub async fn read_mjpeg_parts(url: String, dur: Duration) -> (usize, Vec<Vec<u8>
             }
             parts.push(buf[h_end + 4..h_end + 4 + len].to_vec());
             buf.drain(..h_end + 4 + len + 2);
+        }
+        if parts.len() >= max {
+            break;
         }
     }
     (parts.len(), parts)

@@ -39,6 +39,7 @@ use crate::config::{camera_of_stream, SUB_SUFFIX};
 use crate::control::Manager;
 use crate::hub::demand::StreamUse;
 use crate::hub::{Camera, Hub};
+use crate::media::clock::Stamp;
 use crate::media::codec::Codec;
 use crate::media::nal::NalFormat;
 use crate::media::tier::Lane;
@@ -312,9 +313,10 @@ impl Relay {
                 continue;
             }
             need_key = false;
-            let mut b = BytesMut::with_capacity(9 + unit.data.len());
+            let mut b = BytesMut::with_capacity(UNIT_HEADER + unit.data.len());
             b.put_u8(u8::from(unit.key));
-            b.put_u64(unit.captured_unix_ms);
+            b.put_u64(unit.stamp.captured_unix_ms);
+            b.put_i64(unit.stamp.pts_us);
             b.put_slice(&unit.data);
             if self
                 .client
@@ -350,16 +352,27 @@ impl Relay {
             Bytes::new(),
             token.cancelled(),
             |payload| {
-                let p = &payload;
-                if p.len() <= 9 {
+                let Some(stamp) = unit_stamp(&payload) else {
                     return;
-                }
-                let captured = u64::from_be_bytes([p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]);
-                cam.video_unit_at(payload.slice(9..), captured);
+                };
+                cam.video_unit(payload.slice(UNIT_HEADER..), stamp);
             },
         )
         .await;
     }
+}
+
+/// A relayed unit's header: `[key u8][captured Unix ms u64][pts µs i64]`, then the unit.
+const UNIT_HEADER: usize = 17;
+
+/// The owner's stamp of a relayed unit (`None`: too short to hold one and a unit).
+fn unit_stamp(p: &[u8]) -> Option<Stamp> {
+    let head = p.get(1..UNIT_HEADER).filter(|_| p.len() > UNIT_HEADER)?;
+    let (captured, pts) = head.split_at(8);
+    Some(Stamp {
+        captured_unix_ms: u64::from_be_bytes(captured.try_into().ok()?),
+        pts_us: i64::from_be_bytes(pts.try_into().ok()?),
+    })
 }
 
 /// Viewer side: subscribes to `data` and hands each payload to `take`, saying on `want` (with

@@ -15,6 +15,7 @@ use tracing::debug;
 
 use super::{lock, pull, stream_of, subject, token, Relay, WANT_TTL};
 use crate::hub::{Encoded, FrameError, Output, Remote};
+use crate::media::clock::Stamp;
 use crate::media::jpeg::Jpeg;
 use crate::media::tier::{check_quality, Lane, Tier, MAX_LANES_PER_CAMERA, SCALES};
 
@@ -33,6 +34,9 @@ const MAX_WANTED_LANES: usize = 4 * MAX_LANES_PER_CAMERA;
 struct SnapMeta {
     seq: u64,
     captured_unix_ms: u64,
+    /// The picture's place on the camera's clock (the owner's timeline).
+    #[serde(default)]
+    pts_us: i64,
     width: u32,
     height: u32,
     quality: u8,
@@ -300,7 +304,8 @@ impl Remote for Relay {
 fn ok_payload(enc: &Encoded) -> Bytes {
     let meta = serde_json::to_vec(&SnapMeta {
         seq: enc.seq,
-        captured_unix_ms: enc.captured_unix_ms,
+        captured_unix_ms: enc.stamp.captured_unix_ms,
+        pts_us: enc.stamp.pts_us,
         width: enc.jpeg.width,
         height: enc.jpeg.height,
         quality: enc.jpeg.quality,
@@ -331,7 +336,10 @@ fn parse_answer(p: Bytes) -> Result<Encoded, SnapshotError> {
                 serde_json::from_slice(p.get(3..3 + n).ok_or_else(bad)?).map_err(|_| bad())?;
             Ok(Encoded {
                 seq: meta.seq,
-                captured_unix_ms: meta.captured_unix_ms,
+                stamp: Stamp {
+                    pts_us: meta.pts_us,
+                    captured_unix_ms: meta.captured_unix_ms,
+                },
                 jpeg: Jpeg {
                     data: p.slice(3 + n..),
                     width: meta.width,
@@ -357,7 +365,10 @@ mod tests {
     fn snapshot_answers_round_trip() {
         let enc = Encoded {
             seq: 7,
-            captured_unix_ms: 123,
+            stamp: Stamp {
+                pts_us: -40_000,
+                captured_unix_ms: 123,
+            },
             jpeg: Jpeg {
                 data: Bytes::from_static(&[0xff, 0xd8, 1, 2]),
                 width: 320,

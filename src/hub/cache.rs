@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::media::clock::Stamp;
 use crate::media::frame::Frame;
 use crate::media::jpeg::{EncodeError, Jpeg};
 use crate::media::tier::Tier;
@@ -22,7 +23,8 @@ use crate::media::tier::Tier;
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub seq: u64,
-    pub captured_unix_ms: u64,
+    /// The frame's place on the camera's clock and its arrival time.
+    pub stamp: Stamp,
     pub jpeg: Jpeg,
     /// tokio's clock, so tests can move it with paused time.
     pub encoded_at: Instant,
@@ -242,7 +244,7 @@ impl TierCache {
         }
         let out = Encoded {
             seq: frame.seq,
-            captured_unix_ms: frame.captured_unix_ms,
+            stamp: frame.stamp,
             etag: self.etag(frame.seq, tier),
             jpeg,
             encoded_at: Instant::now(),

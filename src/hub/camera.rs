@@ -20,7 +20,8 @@ use super::remote::{Remote, RemoteSlot};
 use super::video::VideoFeed;
 use crate::config::CameraConfig;
 use crate::media::activity::ActivityMeter;
-use crate::media::frame::{unix_ms_now, Frame, Picture};
+use crate::media::clock::Stamp;
+use crate::media::frame::{Frame, Picture};
 use crate::media::tier::Qualities;
 use crate::obs::redact::redact_url;
 
@@ -362,18 +363,14 @@ impl Camera {
         }
     }
 
-    /// An access unit of the camera's own video: forwarded to video viewers, and counted for
-    /// the source's rate and the activity estimate.
-    pub fn video_unit(&self, data: bytes::Bytes) {
-        self.video_unit_at(data, unix_ms_now());
-    }
-
-    /// [`Camera::video_unit`] for a unit captured at `captured_unix_ms` elsewhere (relayed
-    /// from the cluster node that ingests the camera).
-    pub fn video_unit_at(&self, data: bytes::Bytes, captured_unix_ms: u64) {
+    /// An access unit of the camera's own video, stamped by ingest (or, relayed, by the node
+    /// that ingests the camera): forwarded to video viewers, and counted for the source's rate,
+    /// `frames_in` and the activity estimate.
+    pub fn video_unit(&self, data: bytes::Bytes, stamp: Stamp) {
         let now = Instant::now();
         let size = data.len();
-        let key = self.video.push_bytes_at(data, captured_unix_ms);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        let key = self.video.push_unit(data, stamp);
         let mut l = self.live();
         l.unit_fps.record(now);
         l.last_unit_at = Some(now);
@@ -402,7 +399,8 @@ impl Camera {
         self.frames_corrupt.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Frames published since camwall started.
+    /// What the camera sent since camwall started: access units of its video feed, or
+    /// pictures of a source without one (MJPEG, raw), decoded or not.
     pub fn frames_in(&self) -> u64 {
         self.frames_in.load(Ordering::Relaxed)
     }
@@ -488,23 +486,16 @@ impl Camera {
         l.unit_fps.reset();
     }
 
-    /// Publishes a new frame: it becomes the latest, and waiters are woken.
-    pub fn publish(&self, width: u32, height: u32, picture: Picture) -> u64 {
-        self.publish_at(width, height, picture, unix_ms_now())
-    }
-
-    /// [`Camera::publish`] for a picture captured at `captured_unix_ms` elsewhere (relayed from
-    /// the cluster node that ingests the camera).
-    pub fn publish_at(
-        &self,
-        width: u32,
-        height: u32,
-        picture: Picture,
-        captured_unix_ms: u64,
-    ) -> u64 {
+    /// Publishes a new picture: it becomes the latest, and waiters are woken. `stamp` is its
+    /// place on the camera's clock (ingest's, or the owner's for a relayed picture).
+    pub fn publish(&self, width: u32, height: u32, picture: Picture, stamp: Stamp) -> u64 {
         let now = Instant::now();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        // What the camera sent: its units when it has a video feed (counted there), else
+        // its pictures.
+        if self.video.codec().is_none() {
+            self.frames_in.fetch_add(1, Ordering::Relaxed);
+        }
         {
             let mut l = self.live();
             l.state = CameraState::Streaming;
@@ -519,7 +510,7 @@ impl Camera {
         }
         let frame = Frame {
             seq,
-            captured_unix_ms,
+            stamp,
             captured_at: now,
             width,
             height,

@@ -138,7 +138,7 @@ impl Camera {
         }
         let start = self.video.subscribe();
         let params = start.config?.params.clone();
-        let captured = start.gop.last()?.captured_unix_ms;
+        let stamp = start.gop.last()?.stamp;
         let units: Vec<bytes::Bytes> = start.gop.iter().map(|u| u.data.clone()).collect();
         let n = units.len() as u64;
         let t0 = std::time::Instant::now();
@@ -150,7 +150,7 @@ impl Camera {
         .ok()?;
         crate::obs::metrics::observe_decode(&self.id, t0.elapsed());
         self.demand.count_decoded(n);
-        Some(self.publish_at(w, h, picture, captured))
+        Some(self.publish(w, h, picture, stamp))
     }
 
     /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the

@@ -24,8 +24,12 @@ pub struct CameraStatus {
     pub width: u32,
     pub height: u32,
     pub codec: Option<String>,
-    /// Pictures published (what viewers can get), after the camera's `max_fps` cap.
+    /// What the camera sent: access units of its video (decoded or not), or pictures of a
+    /// source without one (MJPEG, raw).
     pub frames_in: u64,
+    /// Pictures published (what JPEG viewers can get), after the camera's `max_fps` cap: the
+    /// newest picture's `seq`.
+    pub frames_published: u64,
     /// Pictures that came out of the decoder (a warm-up decodes a whole GOP for one picture).
     pub frames_decoded: u64,
     /// Whether the decoder runs now: network H.264/H.265 cameras decode only while a JPEG
@@ -85,6 +89,7 @@ impl Camera {
             height: l.height,
             codec: l.codec,
             frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_published: self.seq.load(Ordering::Relaxed),
             frames_decoded: self.demand.frames_decoded(),
             decoding: self.demand.decoding(),
             decoder: self.demand.decoder(),

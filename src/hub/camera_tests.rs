@@ -37,6 +37,7 @@ fn publish(cam: &Camera) {
             data: jpeg_bytes(),
             quality: Some(90),
         },
+        crate::media::clock::Stamp::now(0),
     );
 }
 

@@ -295,6 +295,7 @@ mod tests {
                 data: crate::hub::camera::tests::jpeg_bytes(),
                 quality: Some(90),
             },
+            crate::media::clock::Stamp::now(0),
         )
     }
 
@@ -422,7 +423,10 @@ mod tests {
     fn owner_frame(seq: u64) -> Encoded {
         Encoded {
             seq,
-            captured_unix_ms: 1,
+            stamp: crate::media::clock::Stamp {
+                pts_us: 0,
+                captured_unix_ms: 1,
+            },
             jpeg: crate::media::jpeg::Jpeg {
                 data: Bytes::from_static(&[0xff, 0xd8]),
                 width: 8,

@@ -131,6 +131,7 @@ mod tests {
                 data: bytes::Bytes::from_static(b"x"),
                 quality: Some(80),
             },
+            crate::media::clock::Stamp::now(0),
         );
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::media::frame::unix_ms_now;
+use crate::media::clock::Stamp;
 use crate::media::gop::{GopCache, DEFAULT_MAX_BYTES};
 use crate::media::h26x::{Codec, VideoParams};
 use crate::media::nal::{self, NalFormat};
@@ -35,8 +35,8 @@ pub struct VideoUnit {
     pub key: bool,
     /// Length-prefixed NAL units (4-byte lengths), what WebCodecs takes with a description.
     pub data: Bytes,
-    /// Arrival at camwall, milliseconds since the Unix epoch.
-    pub captured_unix_ms: u64,
+    /// Its presentation time on the camera's clock and its arrival time.
+    pub stamp: Stamp,
     /// The parameters this unit decodes with.
     pub config: Arc<VideoConfig>,
     /// The unit as a viewer's wire message, built by the first viewer and shared by the rest
@@ -45,18 +45,12 @@ pub struct VideoUnit {
 }
 
 impl VideoUnit {
-    pub fn new(
-        seq: u64,
-        key: bool,
-        data: Bytes,
-        captured_unix_ms: u64,
-        config: Arc<VideoConfig>,
-    ) -> Self {
+    pub fn new(seq: u64, key: bool, data: Bytes, stamp: Stamp, config: Arc<VideoConfig>) -> Self {
         Self {
             seq,
             key,
             data,
-            captured_unix_ms,
+            stamp,
             config,
             wire: OnceLock::new(),
         }
@@ -193,10 +187,12 @@ impl VideoFeed {
         self.state().session.as_ref().map(|s| s.gop.codec())
     }
 
-    /// [`VideoFeed::push_bytes`] from a slice (tests feed fixtures this way).
+    /// [`VideoFeed::push_unit`] from a slice, stamped 40 ms after the last unit (tests feed
+    /// fixtures this way).
     #[cfg(test)]
     pub fn push(&self, data: &[u8]) {
-        let _ = self.push_bytes(Bytes::copy_from_slice(data));
+        let pts = self.state().seq as i64 * 40_000;
+        let _ = self.push_unit(Bytes::copy_from_slice(data), Stamp::now(pts));
     }
 
     /// Viewers (and cluster relays) receiving this camera's video units now.
@@ -204,16 +200,11 @@ impl VideoFeed {
         self.tx.receiver_count()
     }
 
-    /// One access unit from the source. Converted to length-prefixed framing once, kept in
-    /// the GOP, and sent to viewers; an unreadable unit is counted and dropped. Answers
-    /// whether it was a keyframe (`None`: not taken).
-    pub fn push_bytes(&self, data: Bytes) -> Option<bool> {
-        self.push_bytes_at(data, unix_ms_now())
-    }
-
-    /// [`VideoFeed::push_bytes`] for a unit captured at `captured_unix_ms` elsewhere (a unit
-    /// relayed from the cluster node that ingests the camera keeps its capture time).
-    pub fn push_bytes_at(&self, data: Bytes, captured_unix_ms: u64) -> Option<bool> {
+    /// One access unit from the source, with its place on the camera's clock (a unit relayed
+    /// from the node that ingests the camera keeps that node's stamp). Converted to
+    /// length-prefixed framing once, kept in the GOP, and sent to viewers; an unreadable unit
+    /// is counted and dropped. Answers whether it was a keyframe (`None`: not taken).
+    pub fn push_unit(&self, data: Bytes, stamp: Stamp) -> Option<bool> {
         let mut st = self.state();
         let st = &mut *st;
         let session = st.session.as_mut()?;
@@ -232,7 +223,7 @@ impl VideoFeed {
         };
         st.seq += 1;
         let seq = st.seq;
-        let pushed = match session.gop.push(data.clone(), seq, 0) {
+        let pushed = match session.gop.push(data.clone(), seq, stamp.pts_us) {
             Ok(p) => p,
             Err(_) => {
                 st.units_bad += 1;
@@ -253,13 +244,7 @@ impl VideoFeed {
         let Some(config) = session.config.clone() else {
             return Some(pushed.key);
         };
-        let unit = Arc::new(VideoUnit::new(
-            seq,
-            pushed.key,
-            data,
-            captured_unix_ms,
-            config,
-        ));
+        let unit = Arc::new(VideoUnit::new(seq, pushed.key, data, stamp, config));
         if pushed.key || !pushed.kept {
             session.units.clear();
         }

@@ -311,7 +311,7 @@ fn a_reconnect_with_the_same_parameters_keeps_the_generation() {
 }
 
 #[test]
-fn a_relayed_unit_keeps_its_capture_time_and_counts_its_viewers() {
+fn a_relayed_unit_keeps_its_stamp_and_counts_its_viewers() {
     let feed = VideoFeed::default();
     // What a relay does: length-prefixed units, parameters from the owner's avcC.
     feed.start(Codec::H264, NalFormat::LengthPrefixed, &[]);
@@ -322,10 +322,14 @@ fn a_relayed_unit_keeps_its_capture_time_and_counts_its_viewers() {
         NalFormat::LengthPrefixed,
         &[H264_TINY_SPS, H264_TINY_PPS, H264_TINY_VCL5_0],
     );
-    feed.push_bytes_at(Bytes::from(lp), 1_234);
+    let stamp = crate::media::clock::Stamp {
+        pts_us: 7_040_000,
+        captured_unix_ms: 1_234,
+    };
+    feed.push_unit(Bytes::from(lp), stamp);
     let got = drain(&mut { start.rx });
     assert_eq!(got.len(), 1);
     assert!(got[0].key);
-    assert_eq!(got[0].captured_unix_ms, 1_234);
+    assert_eq!(got[0].stamp, stamp);
     assert_eq!(feed.viewers(), 0);
 }

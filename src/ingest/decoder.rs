@@ -15,7 +15,17 @@ use crate::media::decode::{to_picture, Converter};
 use crate::media::frame::Picture;
 
 /// Pictures ready to publish: width, height, picture.
-pub type Pending = VecDeque<(u32, u32, Picture)>;
+pub type Pending = VecDeque<(u32, u32, Picture, Option<i64>)>;
+
+/// A decoded frame as a picture to publish, with the source timestamp of its packet (the
+/// decoder carries it through reordering).
+fn picture_of(
+    frame: &mut ffmpeg::frame::Video,
+    converter: &mut Option<Converter>,
+) -> Option<(u32, u32, Picture, Option<i64>)> {
+    let ts = frame.timestamp().or(frame.pts());
+    to_picture(frame, converter).map(|(w, h, p)| (w, h, p, ts))
+}
 
 /// One session's decoder.
 pub struct PictureDecoder {
@@ -105,7 +115,7 @@ impl PictureDecoder {
         }
         let _ = self.dec.send_eof();
         while self.dec.receive_frame(&mut self.decoded).is_ok() {
-            out.extend(to_picture(&mut self.decoded, &mut self.converter));
+            out.extend(picture_of(&mut self.decoded, &mut self.converter));
         }
     }
 
@@ -133,7 +143,7 @@ impl PictureDecoder {
         let mut n = 0;
         while dec.receive_frame(&mut self.decoded).is_ok() {
             n += 1;
-            out.extend(to_picture(&mut self.decoded, &mut self.converter));
+            out.extend(picture_of(&mut self.decoded, &mut self.converter));
         }
         crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
         self.decoded_pictures(n);
@@ -151,7 +161,7 @@ impl PictureDecoder {
             let _ = dec.send_eof();
             while dec.receive_frame(&mut self.decoded).is_ok() {
                 n += 1;
-                out.extend(to_picture(&mut self.decoded, &mut self.converter));
+                out.extend(picture_of(&mut self.decoded, &mut self.converter));
             }
         } else {
             self.errors += 1;
@@ -242,7 +252,7 @@ impl PictureDecoder {
             }
         }
         if let Some(mut frame) = last {
-            out.extend(to_picture(&mut frame, &mut self.converter));
+            out.extend(picture_of(&mut frame, &mut self.converter));
         }
         crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
         self.decoded_pictures(n);

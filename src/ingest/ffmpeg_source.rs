@@ -21,6 +21,7 @@ use super::timing::{Gaps, Pacer};
 use super::worker::{Opener, SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
 use crate::hub::demand::{DecodeMode, Demand};
+use crate::media::clock::TimeBase;
 use crate::media::frame::Picture;
 use crate::media::h26x::{extradata_parameter_sets, Codec};
 use crate::media::jpeg;
@@ -57,6 +58,8 @@ pub(super) struct FfmpegSource {
     pacer: Option<Pacer>,
     /// Seconds per tick of the stream's timestamps.
     time_base_s: f64,
+    /// The stream's time base and timestamp width, for the camera's clock.
+    clock_base: TimeBase,
     nominal_fps: f64,
     /// Bad JPEGs from the source so far (logged at powers of two).
     decode_errors: u32,
@@ -69,11 +72,11 @@ pub(super) struct FfmpegSource {
     /// Recent gaps between video packets: a slow camera's stall deadline stretches to them.
     gaps: Gaps,
     /// Pictures decoded from one packet (or the drain at the end), handed out one at a time.
-    pending: VecDeque<(u32, u32, Picture)>,
+    pending: VecDeque<(u32, u32, Picture, Option<i64>)>,
     /// H.264/H.265: the stream as forwarded to video viewers.
     video: Option<VideoStream>,
-    /// The access unit read last, handed out before the pictures it decodes to.
-    unit: Option<bytes::Bytes>,
+    /// The access unit read last (and its pts), handed out before the pictures it decodes to.
+    unit: Option<(bytes::Bytes, Option<i64>)>,
     ended: bool,
     /// The input has an audio stream (read for the probe; never decoded).
     audio: bool,
@@ -123,7 +126,7 @@ impl FfmpegSource {
             Err(e) => return Err(SessionError::Open(e)),
         };
 
-        let (index, params, time_base, nominal_fps, known_fps) = {
+        let (index, params, time_base, nominal_fps, known_fps, wrap_bits) = {
             let stream = input
                 .streams()
                 .best(ffmpeg::media::Type::Video)
@@ -132,12 +135,15 @@ impl FfmpegSource {
             let fps = f64::from(rate.numerator()) / f64::from(rate.denominator().max(1));
             let known = fps.is_finite() && fps > 0.0 && fps <= 240.0;
             let fps = if known { fps } else { 25.0 };
+            // SAFETY: `stream` wraps a valid AVStream of the open input.
+            let wrap_bits = unsafe { (*stream.as_ptr()).pts_wrap_bits };
             (
                 stream.index(),
                 stream.parameters(),
                 stream.time_base(),
                 fps,
                 known,
+                wrap_bits,
             )
         };
         // Only the video stream is read: audio and data packets are dropped inside libavformat.
@@ -201,6 +207,8 @@ impl FfmpegSource {
             pacer: kind.needs_pacing().then(Pacer::default),
             time_base_s: f64::from(time_base.numerator())
                 / f64::from(time_base.denominator().max(1)),
+            clock_base: TimeBase::new(time_base.numerator(), time_base.denominator(), wrap_bits)
+                .unwrap_or(TimeBase::MICROS),
             nominal_fps,
             decode_errors: 0,
             keyframe_seen,
@@ -278,7 +286,10 @@ impl FfmpegSource {
         }
         if self.video.is_some() {
             // Forwarded as it arrived, before (and whatever) the decoder makes of it.
-            self.unit = packet.data().map(bytes::Bytes::copy_from_slice);
+            let pts = packet.pts().or(packet.dts());
+            self.unit = packet
+                .data()
+                .map(|d| (bytes::Bytes::copy_from_slice(d), pts));
         }
         match self.decoder.as_mut() {
             None => self.pass_jpeg(&packet),
@@ -296,8 +307,9 @@ impl FfmpegSource {
             Ok((w, h)) => {
                 let quality = jpeg::estimate_quality(data);
                 let data = bytes::Bytes::copy_from_slice(data);
+                let ts = packet.pts().or(packet.dts());
                 self.pending
-                    .push_back((w, h, Picture::Jpeg { data, quality }));
+                    .push_back((w, h, Picture::Jpeg { data, quality }, ts));
             }
             Err(e) => {
                 // A cut-short or damaged JPEG never reaches a viewer.
@@ -320,6 +332,10 @@ impl Source for FfmpegSource {
         self.video.clone()
     }
 
+    fn time_base(&self) -> TimeBase {
+        self.clock_base
+    }
+
     fn set_demand(&mut self, demand: Arc<Demand>) {
         match self.decoder.as_mut() {
             Some(dec) => dec.set_demand(demand),
@@ -333,14 +349,15 @@ impl Source for FfmpegSource {
                 self.corrupt -= 1;
                 return Ok(SourceEvent::Corrupt);
             }
-            if let Some(unit) = self.unit.take() {
-                return Ok(SourceEvent::Video(unit));
+            if let Some((data, ts)) = self.unit.take() {
+                return Ok(SourceEvent::Video { data, ts });
             }
-            if let Some((width, height, picture)) = self.pending.pop_front() {
+            if let Some((width, height, picture, ts)) = self.pending.pop_front() {
                 return Ok(SourceEvent::Picture {
                     width,
                     height,
                     picture,
+                    ts,
                 });
             }
             if self.ended {

@@ -96,6 +96,7 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
                 width,
                 height,
                 picture,
+                ..
             } => {
                 let jpeg = snapshot(&picture, width)?;
                 return Ok(Probed {
@@ -109,7 +110,7 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
             }
             SourceEvent::Eof => return Err(SessionError::EndedTooSoon),
             SourceEvent::Cancelled => break,
-            SourceEvent::Corrupt | SourceEvent::Video(_) => {}
+            SourceEvent::Corrupt | SourceEvent::Video { .. } => {}
         }
     }
     Err(SessionError::OpenTimeout(Duration::from_millis(

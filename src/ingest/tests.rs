@@ -55,6 +55,7 @@ impl Opener for Script {
             Some(Session::OpenFails(e)) => Err(e),
             Some(Session::Opens(steps)) => Ok(Box::new(Scripted {
                 steps: steps.into(),
+                sent: 0,
             })),
             None => Err(SessionError::Decoder("the script ran out".to_string())),
         }
@@ -63,6 +64,8 @@ impl Opener for Script {
 
 struct Scripted {
     steps: VecDeque<Step>,
+    /// Pictures handed out so far in this session.
+    sent: i64,
 }
 
 impl Source for Scripted {
@@ -77,6 +80,7 @@ impl Source for Scripted {
                 Some(Step::Frames(0)) => {}
                 Some(Step::Frames(n)) => {
                     self.steps.push_front(Step::Frames(n - 1));
+                    self.sent += 1;
                     return Ok(SourceEvent::Picture {
                         width: 64,
                         height: 48,
@@ -84,6 +88,8 @@ impl Source for Scripted {
                             data: bytes::Bytes::from_static(b"not decoded here"),
                             quality: Some(80),
                         },
+                        // Stamped 40 ms apart in microseconds, however fast they come.
+                        ts: Some(self.sent * 40_000),
                     });
                 }
                 Some(Step::Hold(gate)) => {
@@ -400,6 +406,40 @@ async fn cancel_during_a_session_is_no_failure() {
     assert_eq!(s.state, CameraState::Stopped);
     assert_eq!(s.reconnects, 0);
     assert_eq!(s.last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pictures_keep_the_source_clock_and_a_new_session_goes_on_from_it() {
+    let (gate_a, held_a) = gate();
+    let (gate_b, held_b) = gate();
+    let rig = Rig::start(vec![
+        Session::Opens(vec![
+            Step::Frames(1),
+            held_a,
+            Step::Frames(1),
+            Step::Fail(stalled()),
+        ]),
+        // The next session's stamps start again where the first one's did.
+        Session::Opens(vec![Step::Frames(1), held_b]),
+    ]);
+    let pts = |rig: &Rig| rig.cam.latest().expect("a frame").stamp.pts_us;
+    rig.until("a frame", |s, _| s.frames_in == 1).await;
+    let first = pts(&rig);
+    gate_a.send(()).expect("session alive");
+    rig.until("two frames", |s, _| s.frames_in == 2).await;
+    let second = pts(&rig);
+    assert_eq!(
+        second - first,
+        40_000,
+        "the source's 40 ms, not its arrival"
+    );
+    rig.failed(1).await;
+    rig.advance_until_open(2).await;
+    rig.until("a third frame", |s, _| s.frames_in == 3).await;
+    let third = pts(&rig);
+    assert!(third > second, "{third} after {second}: never a step back");
+    drop(gate_b);
+    rig.stop().await;
 }
 
 #[tokio::test(start_paused = true)]

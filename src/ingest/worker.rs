@@ -17,6 +17,7 @@ use super::source::OpenError;
 use crate::config::CameraConfig;
 use crate::hub::demand::Demand;
 use crate::hub::{Camera, SessionFailure};
+use crate::media::clock::{Stamp, TimeBase, Timeline};
 use crate::media::frame::Picture;
 use crate::obs::redact::redact_url;
 
@@ -48,6 +49,11 @@ pub trait Source {
     /// The camera's demand for decoded pictures: a source that can stop decoding reads it per
     /// packet and reports whether it decodes. Others ignore it (they always decode, or never).
     fn set_demand(&mut self, _demand: Arc<Demand>) {}
+    /// The unit of the timestamps its events carry (`ts`). Sources without a clock of their
+    /// own leave their events' `ts` empty: they are stamped by arrival.
+    fn time_base(&self) -> TimeBase {
+        TimeBase::MICROS
+    }
 }
 
 /// An H.264/H.265 stream as the source delivers it.
@@ -62,11 +68,12 @@ pub struct VideoStream {
 
 /// What an opened source yields.
 pub enum SourceEvent {
-    /// A picture to publish.
+    /// A picture to publish, with the source's timestamp of the unit it came from.
     Picture {
         width: u32,
         height: u32,
         picture: Picture,
+        ts: Option<i64>,
     },
     /// The source ended (a file or a finite lavfi graph).
     Eof,
@@ -74,8 +81,9 @@ pub enum SourceEvent {
     Cancelled,
     /// The source sent a picture that would not decode; it was dropped (and is counted).
     Corrupt,
-    /// One access unit of the video stream, as it arrived (before any decoding).
-    Video(bytes::Bytes),
+    /// One access unit of the video stream, as it arrived (before any decoding), with the
+    /// source's presentation timestamp (in [`Source::time_base`]).
+    Video { data: bytes::Bytes, ts: Option<i64> },
 }
 
 /// Why a session ended without an error.
@@ -144,6 +152,8 @@ pub async fn run(
     let span = tracing::info_span!("camera", id = %cam.id());
     async move {
         let mut backoff = Backoff::new();
+        // The camera's clock outlives its sessions: a reconnect goes on from where it was.
+        let mut timeline = Timeline::new();
         info!(url = %redact_url(&cam.config().url), "camera starting");
         loop {
             // A replaced worker leaves the camera to its successor.
@@ -158,15 +168,22 @@ pub async fn run(
             // A session blocks for its whole life: a thread of its own, so sessions never
             // take the blocking pool that JPEG encodes and file I/O share.
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let mut clock = std::mem::take(&mut timeline);
             let spawned = std::thread::Builder::new()
                 .name(format!("cam-{}", cam.id()))
                 .spawn(move || {
-                    let r = span.in_scope(|| run_once(&c, &*o, &tok, generation));
-                    let _ = done_tx.send(r);
+                    let r = span.in_scope(|| run_once(&c, &*o, &tok, generation, &mut clock));
+                    let _ = done_tx.send((r, clock));
                 });
             let res = match spawned {
-                // The sender is dropped without a send only by a panic.
-                Ok(_) => done_rx.await.unwrap_or(Err(SessionError::Panicked)),
+                Ok(_) => match done_rx.await {
+                    Ok((r, clock)) => {
+                        timeline = clock;
+                        r
+                    }
+                    // The sender is dropped without a send only by a panic.
+                    Err(_) => Err(SessionError::Panicked),
+                },
                 Err(e) => Err(SessionError::Spawn(e)),
             };
             let session = started.elapsed();
@@ -284,12 +301,13 @@ pub async fn run_on_demand(
 }
 
 /// One session: open, then publish what the source yields until an error, the end, or
-/// shutdown.
+/// shutdown. Units and pictures are placed on the camera's `clock` (`media::clock`).
 pub fn run_once(
     cam: &Camera,
     opener: &dyn Opener,
     cancel: &CancellationToken,
     generation: u64,
+    clock: &mut Timeline,
 ) -> Result<SessionEnd, SessionError> {
     let cfg = cam.config();
     let mut source = match opener.open(&cfg, cancel) {
@@ -304,6 +322,11 @@ pub fn run_once(
         cam.video().start(v.codec, v.format, &v.extradata);
     }
     source.set_demand(cam.demand().clone());
+    clock.new_session();
+    let base = source.time_base();
+    // Pictures of a source whose units are stamped take their unit's place on the clock;
+    // pictures of other sources (MJPEG, raw) are the units themselves.
+    let units_stamped = source.video().is_some();
     // No GOP outlives the session it came from, and no decoder runs after it.
     struct StopVideo<'a>(&'a Camera);
     impl Drop for StopVideo<'_> {
@@ -322,18 +345,26 @@ pub fn run_once(
                 width,
                 height,
                 picture,
+                ts,
             }) => {
                 if !cam.is_current(generation) {
                     continue;
                 }
-                if thinner.admit(tokio::time::Instant::now()) {
-                    cam.publish(width, height, picture);
+                let now = tokio::time::Instant::now();
+                let pts = if units_stamped {
+                    clock.map(ts).or(clock.head()).unwrap_or(0)
+                } else {
+                    clock.stamp(ts, base, now)
+                };
+                if thinner.admit(now) {
+                    cam.publish(width, height, picture, Stamp::now(pts));
                 }
             }
             Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
-            Ok(SourceEvent::Video(data)) => {
+            Ok(SourceEvent::Video { data, ts }) => {
                 if cam.is_current(generation) {
-                    cam.video_unit(data);
+                    let pts = clock.stamp(ts, base, tokio::time::Instant::now());
+                    cam.video_unit(data, Stamp::now(pts));
                 }
             }
             Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),

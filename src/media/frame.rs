@@ -82,8 +82,8 @@ pub enum Picture {
 pub struct Frame {
     /// Per camera, increasing by one for each published frame while camwall runs.
     pub seq: u64,
-    /// Capture time (arrival at camwall) in milliseconds since the Unix epoch.
-    pub captured_unix_ms: u64,
+    /// Its place on the camera's clock, and its arrival (Unix ms).
+    pub stamp: super::clock::Stamp,
     /// tokio's clock, so that thinning and fps follow paused time in tests.
     pub captured_at: tokio::time::Instant,
     pub width: u32,

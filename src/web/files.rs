@@ -1,6 +1,11 @@
-//! The pages in `public/`: `/` is index.html, `/advanced_test` the polling page, `/settings` the
-//! settings page, everything else by name. A request can never leave the directory: `..`, encoded dots, backslashes and NULs
-//! are refused, and the resolved path (symlinks followed) must still lie inside it.
+//! The pages: built into the binary from `public/`, each overridden by a file of the same name
+//! in `server.public_dir` when there is one. `/` is index.html, `/advanced_test` the polling
+//! page, `/settings` the settings page, everything else by name. A request can never leave the
+//! directory: `..`, encoded dots, backslashes and NULs are refused, and the resolved path
+//! (symlinks followed) must still lie inside it.
+//!
+//! Why built in: a binary with its config anywhere (`/etc/camwall/cameras.json`) serves the
+//! wall with nothing beside it, as go2rtc and MediaMTX do; `public_dir` stays for edited pages.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +30,44 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// The pages built into the binary, by file name. A unit test checks that it lists every file
+/// of `public/`, so that a new page cannot be forgotten here.
+const BUILT_IN: &[(&str, &[u8])] = &[
+    (
+        "advanced_test.html",
+        include_bytes!("../../public/advanced_test.html"),
+    ),
+    ("index.html", include_bytes!("../../public/index.html")),
+    ("interact.js", include_bytes!("../../public/interact.js")),
+    ("layout.js", include_bytes!("../../public/layout.js")),
+    ("settings.css", include_bytes!("../../public/settings.css")),
+    (
+        "settings.html",
+        include_bytes!("../../public/settings.html"),
+    ),
+    ("settings.js", include_bytes!("../../public/settings.js")),
+    ("video.js", include_bytes!("../../public/video.js")),
+    ("views.js", include_bytes!("../../public/views.js")),
+    ("wall.css", include_bytes!("../../public/wall.css")),
+    ("wall.js", include_bytes!("../../public/wall.js")),
+];
+
+/// The built-in page a request path names.
+fn built_in(request_path: &str) -> Option<(&'static str, &'static [u8])> {
+    let name = page_name(&percent_decode(request_path.trim_start_matches('/'))?);
+    BUILT_IN.iter().find(|(n, _)| *n == name).copied()
+}
+
+/// The file a page path names: the short names of the three pages, else the path itself.
+fn page_name(decoded: &str) -> String {
+    match decoded {
+        "" => "index.html".to_string(),
+        "advanced_test" => "advanced_test.html".to_string(),
+        "settings" => "settings.html".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
@@ -46,12 +89,7 @@ fn percent_decode(s: &str) -> Option<String> {
 /// The file a request path names inside `root`, or `None` if it names nothing safe.
 pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(request_path.trim_start_matches('/'))?;
-    let rel = match decoded.as_str() {
-        "" => "index.html".to_string(),
-        "advanced_test" => "advanced_test.html".to_string(),
-        "settings" => "settings.html".to_string(),
-        other => other.to_string(),
-    };
+    let rel = page_name(&decoded);
     let mut path = root.to_path_buf();
     for seg in rel.split('/') {
         if seg.is_empty()
@@ -76,26 +114,19 @@ pub async fn serve(
 ) -> Result<Response, warp::Rejection> {
     // canonicalize and stat are file system calls: off the async workers.
     let request = full_path.as_str().to_string();
-    let resolved = tokio::task::spawn_blocking(move || resolve(&root, &request)).await;
+    let resolved = {
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || resolve(&root, &request)).await
+    };
     let Ok(Some(path)) = resolved else {
-        return Err(warp::reject::not_found());
+        // Nothing in `public_dir` by that name: the page built into the binary, if any.
+        return match built_in(&request) {
+            Some((name, bytes)) => Ok(page(bytes.into(), Path::new(name))),
+            None => Err(warp::reject::not_found()),
+        };
     };
     match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let mut res = Response::new(bytes.into());
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&path)),
-            );
-            // Pages change with camwall's version: always revalidate.
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
-            Ok(res)
-        }
+        Ok(bytes) => Ok(page(bytes.into(), &path)),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "cannot read a public file");
             Ok(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path").into_response())
@@ -103,9 +134,49 @@ pub async fn serve(
     }
 }
 
+/// A page's answer: its bytes and the headers every page gets.
+fn page(body: warp::hyper::body::Bytes, path: &Path) -> Response {
+    let mut res = Response::new(body.into());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    // Pages change with camwall's version: always revalidate.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_file_of_public_is_built_in_and_the_short_names_find_theirs() {
+        let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("public");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&public)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let built: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+        assert_eq!(on_disk, built, "public/ and BUILT_IN differ");
+        for (path, name) in [
+            ("/", "index.html"),
+            ("/advanced_test", "advanced_test.html"),
+            ("/settings", "settings.html"),
+            ("/wall.js", "wall.js"),
+        ] {
+            assert_eq!(built_in(path).map(|(n, _)| n), Some(name), "{path}");
+        }
+        for bad in ["/../Cargo.toml", "/nope.html", "/%zz", "/sub/wall.js"] {
+            assert!(built_in(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn paths_stay_inside_the_root() {

@@ -78,7 +78,11 @@ fn jpeg_response(enc: &Encoded, not_modified: bool) -> Response {
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-frame-seq", HeaderValue::from(enc.seq));
-    h.insert("x-capture-time", HeaderValue::from(enc.captured_unix_ms));
+    h.insert(
+        "x-capture-time",
+        HeaderValue::from(enc.stamp.captured_unix_ms),
+    );
+    h.insert("x-pts", HeaderValue::from(enc.stamp.pts_us));
     h.insert("x-frame-width", HeaderValue::from(enc.jpeg.width));
     h.insert("x-frame-height", HeaderValue::from(enc.jpeg.height));
     h.insert(
@@ -88,7 +92,7 @@ fn jpeg_response(enc: &Encoded, not_modified: bool) -> Response {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "etag, x-frame-seq, x-capture-time, x-frame-width, x-frame-height, x-jpeg-quality",
+            "etag, x-frame-seq, x-capture-time, x-pts, x-frame-width, x-frame-height, x-jpeg-quality",
         ),
     );
     res

@@ -34,10 +34,11 @@ pub const KEEPALIVE_AFTER_IDLE: Duration = Duration::from_secs(10);
 /// One multipart part: headers, the JPEG (shared, not copied), the closing CRLF.
 fn part(e: &Encoded) -> [Bytes; 3] {
     let head = format!(
-        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Seq: {}\r\nX-Capture-Time: {}\r\n\r\n",
+        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Seq: {}\r\nX-Capture-Time: {}\r\nX-Pts: {}\r\n\r\n",
         e.jpeg.data.len(),
         e.seq,
-        e.captured_unix_ms
+        e.stamp.captured_unix_ms,
+        e.stamp.pts_us
     );
     [
         Bytes::from(head),

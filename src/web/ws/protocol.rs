@@ -335,6 +335,8 @@ struct FrameHeader<'a> {
     camera: &'a str,
     seq: u64,
     ts: u64,
+    /// Presentation time on the camera's clock, microseconds (protocol 3).
+    pts: i64,
     kind: &'static str,
     quality: u8,
     scale: u8,
@@ -348,7 +350,8 @@ pub fn frame_message(camera: &str, tier: Tier, e: &Encoded) -> Bytes {
     let header = serde_json::to_vec(&FrameHeader {
         camera,
         seq: e.seq,
-        ts: e.captured_unix_ms,
+        ts: e.stamp.captured_unix_ms,
+        pts: e.stamp.pts_us,
         kind: "jpeg",
         quality: e.jpeg.quality,
         scale: tier.scale,
@@ -455,7 +458,10 @@ mod tests {
     fn frame_message_layout() {
         let e = Encoded {
             seq: 7,
-            captured_unix_ms: 1234,
+            stamp: crate::media::clock::Stamp {
+                pts_us: 80_000,
+                captured_unix_ms: 1234,
+            },
             jpeg: Jpeg {
                 data: Bytes::from_static(&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9]),
                 width: 640,
@@ -479,6 +485,7 @@ mod tests {
         assert_eq!(header["camera"], "cam-1");
         assert_eq!(header["seq"], 7);
         assert_eq!(header["ts"], 1234);
+        assert_eq!(header["pts"], 80_000);
         assert_eq!(header["scale"], 2);
         assert_eq!(&m[3 + n..3 + n + 2], &[0xFF, 0xD8]);
     }

@@ -23,6 +23,7 @@ pub(super) fn publish(hub: &Hub, id: &str) -> u64 {
             data: crate::hub::camera::tests::jpeg_bytes(),
             quality: Some(90),
         },
+        crate::media::clock::Stamp::now(0),
     )
 }
 

@@ -494,7 +494,10 @@ async fn activity_events_go_to_subscribers_and_to_clients_that_ask_at_most_once_
                 if i % 25 != 0 {
                     unit.extend(std::iter::repeat_n(0u8, big * (i / 25) as usize));
                 }
-                cam.video_unit(Bytes::from(unit));
+                cam.video_unit(
+                    Bytes::from(unit),
+                    crate::media::clock::Stamp::now(i64::from(i) * 40_000),
+                );
             }
             if i % 12 == 0 {
                 s.on_tick(Instant::now());

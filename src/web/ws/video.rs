@@ -103,6 +103,8 @@ struct UnitHeader<'a> {
     camera: &'a str,
     seq: u64,
     ts: u64,
+    /// Presentation time on the camera's clock, microseconds: the WebCodecs chunk timestamp.
+    pts: i64,
     kind: &'static str,
     key: bool,
     width: u32,
@@ -114,7 +116,8 @@ pub fn unit_message(camera: &str, unit: &VideoUnit) -> Bytes {
     let header = serde_json::to_vec(&UnitHeader {
         camera,
         seq: unit.seq,
-        ts: unit.captured_unix_ms,
+        ts: unit.stamp.captured_unix_ms,
+        pts: unit.stamp.pts_us,
         kind: "video",
         key: unit.key,
         width: unit.config.params.width,

@@ -23,7 +23,10 @@ fn unit(seq: u64, key: bool, config: &Arc<VideoConfig>) -> VideoUnit {
         seq,
         key,
         Bytes::from(vec![seq as u8; 8]),
-        1_000 + seq,
+        crate::media::clock::Stamp {
+            pts_us: seq as i64 * 40_000,
+            captured_unix_ms: 1_000 + seq,
+        },
         config.clone(),
     )
 }
@@ -168,6 +171,7 @@ fn the_unit_message_has_the_frame_framing_with_kind_video() {
     assert_eq!(h["camera"], "cam");
     assert_eq!(h["seq"], 42);
     assert_eq!(h["ts"], 1042);
+    assert_eq!(h["pts"], 42 * 40_000, "the camera's clock, in microseconds");
     assert_eq!(h["kind"], "video");
     assert_eq!(h["key"], true);
     assert_eq!(
