@@ -1,6 +1,6 @@
 //! `server.cluster`: the optional NATS cluster section (types, defaults, validation).
 //!
-//! Kept beside `config.rs` so the cluster's settings stay in one place; `config` validates them
+//! Kept beside the other config sections so the cluster's settings stay in one place; `config` validates them
 //! with the rest of the file and `cluster` reads them. Nothing here connects anywhere.
 
 use std::path::PathBuf;

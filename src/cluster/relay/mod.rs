@@ -44,7 +44,6 @@ use crate::media::codec::Codec;
 use crate::media::nal::NalFormat;
 use crate::media::tier::Lane;
 
-#[path = "relay_pictures.rs"]
 mod pictures;
 
 /// How long a node's wish for a camera's units lasts without being repeated.

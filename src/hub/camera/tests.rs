@@ -1,4 +1,4 @@
-//! Unit tests of camera.rs: the tier cache through a camera, backoff status, the fps meter.
+//! Unit tests of `hub::camera`: the tier cache through a camera, backoff status, the fps meter.
 use super::*;
 use crate::hub::FrameError;
 use crate::media::tier::Tier;

@@ -25,11 +25,8 @@ use crate::media::frame::{Frame, Picture};
 use crate::media::tier::Qualities;
 use crate::obs::redact::redact_url;
 
-#[path = "fps.rs"]
 mod fps;
-#[path = "camera_jpeg.rs"]
 mod jpeg;
-#[path = "camera_status.rs"]
 mod status;
 use fps::FpsMeter;
 pub use status::CameraStatus;
@@ -539,5 +536,4 @@ impl Camera {
 }
 
 #[cfg(test)]
-#[path = "camera_tests.rs"]
 pub(crate) mod tests;

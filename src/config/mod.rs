@@ -10,14 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[path = "config_camera.rs"]
 mod camera;
-#[path = "config_views.rs"]
 pub mod views;
 
 pub use camera::*;
 
-#[path = "config_cluster.rs"]
 mod cluster;
 pub use cluster::{validate_cluster, ClusterConfig};
 
@@ -73,7 +70,7 @@ pub struct ServerConfig {
     /// believed, so that per-IP caps count the real clients. Default: none (the headers are
     /// ignored: any client could send them).
     pub trusted_proxies: Vec<IpAddr>,
-    /// Run as one node of a cluster over NATS (see `config_cluster.rs`). Default: none (alone).
+    /// Run as one node of a cluster over NATS (see `config::cluster`). Default: none (alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
 }
@@ -459,5 +456,4 @@ pub fn resolve_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

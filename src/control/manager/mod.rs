@@ -17,16 +17,13 @@ use tracing::{info, warn};
 
 use super::store::{ConfigStore, StoreError};
 
-#[path = "shared.rs"]
 mod shared;
 use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::redact_url;
 pub use shared::{BoxFuture, Expect, SharedCatalog};
 
-#[path = "manager_views.rs"]
 mod views;
-#[path = "manager_workers.rs"]
 mod workers;
 pub use views::parse_view;
 
@@ -576,5 +573,4 @@ impl Manager {
 }
 
 #[cfg(test)]
-#[path = "manager_tests.rs"]
 mod tests;
