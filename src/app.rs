@@ -114,9 +114,12 @@ impl App {
             public_dir: self.public_dir.clone(),
             shutdown: self.cancel.clone(),
             manager: self.manager.clone(),
-            auth: self.auth.clone(),
+            guard: crate::access::guard::Guard::new(
+                self.auth.clone(),
+                Arc::new(server_config.allowed_origins.clone()),
+                self.limits.clone(),
+            ),
             limits: self.limits.clone(),
-            allowed_origins: Arc::new(server_config.allowed_origins.clone()),
             open_access,
             cluster: self.cluster.clone(),
         };

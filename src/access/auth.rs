@@ -1,10 +1,9 @@
-//! Who may do what: viewer and admin tokens compared in constant time, WebSocket `Origin`
-//! checks, and the cross-site request checks on state-changing requests (CSRF). Admission (how
-//! many clients) lives in `limits`.
+//! The rules the access guard (`guard`) applies: viewer and admin tokens compared in constant
+//! time, WebSocket `Origin` checks, and the cross-site request checks on state-changing
+//! requests (CSRF). Admission (how many clients) lives in `limits`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use warp::{Filter, Rejection};
 
@@ -31,17 +30,6 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     }
     diff == 0
 }
-
-/// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// No token, or an unknown one: 401.
-    Unauthorized,
-    /// A viewer token on an admin path: 403.
-    Forbidden,
-}
-
-impl warp::reject::Reject for Denied {}
 
 impl Auth {
     pub fn new(viewer: &[String], admin: &[String], env_admin: Option<String>) -> Self {
@@ -71,17 +59,6 @@ impl Auth {
         }
         best
     }
-
-    pub fn check(&self, presented: Option<&str>, need: Role) -> Result<(), Denied> {
-        if self.is_open() {
-            return Ok(());
-        }
-        match presented.and_then(|t| self.role_of(t)) {
-            None => Err(Denied::Unauthorized),
-            Some(r) if r < need => Err(Denied::Forbidden),
-            Some(_) => Ok(()),
-        }
-    }
 }
 
 /// The token a request carries: `Authorization: Bearer <t>`, else `?token=<t>` (for `<img>`
@@ -102,19 +79,6 @@ pub fn presented_token() -> impl Filter<Extract = (Option<String>,), Error = Inf
         })
 }
 
-/// Passes when the request's token grants `need`; rejects with [`Denied`] otherwise.
-pub fn require(
-    auth: Arc<Auth>,
-    need: Role,
-) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    presented_token()
-        .and_then(move |t: Option<String>| {
-            let auth = auth.clone();
-            async move { auth.check(t.as_deref(), need).map_err(warp::reject::custom) }
-        })
-        .untuple_one()
-}
-
 /// Whether a WebSocket upgrade from `origin` may proceed: no Origin (not a browser), the
 /// server's own origin (same host and port as `Host`), or one of `allowed`.
 pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
@@ -131,12 +95,6 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
         .unwrap_or("");
     host.is_some_and(|h| !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(h))
 }
-
-/// A state-changing request from another site's page: 403 `bad_origin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadOrigin;
-
-impl warp::reject::Reject for BadOrigin {}
 
 /// A request body that is not declared JSON: 415 `unsupported_media_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,38 +122,6 @@ pub fn cross_site_refused(
     changes_state
         && (sec_fetch_site.is_some_and(|s| s.trim().eq_ignore_ascii_case("cross-site"))
             || !origin_allowed(origin, host, allowed))
-}
-
-/// Passes unless [`cross_site_refused`]; rejects with [`BadOrigin`].
-pub fn same_site(
-    allowed: Arc<Vec<String>>,
-) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::method()
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
-        .and(warp::header::optional::<String>("sec-fetch-site"))
-        .and_then(
-            move |m: warp::http::Method,
-                  origin: Option<String>,
-                  host: Option<String>,
-                  site: Option<String>| {
-                let refused = cross_site_refused(
-                    &m,
-                    origin.as_deref(),
-                    host.as_deref(),
-                    site.as_deref(),
-                    &allowed,
-                );
-                async move {
-                    if refused {
-                        Err(warp::reject::custom(BadOrigin))
-                    } else {
-                        Ok(())
-                    }
-                }
-            },
-        )
-        .untuple_one()
 }
 
 /// Whether a `Content-Type` declares JSON (`application/json`, parameters allowed). Forms and
@@ -236,15 +162,13 @@ mod tests {
 
     #[test]
     fn roles() {
-        let open = Auth::new(&[], &[], None);
-        assert_eq!(open.check(None, Role::Admin), Ok(()));
+        assert!(Auth::new(&[], &[], None).is_open());
         let a = Auth::new(&["v".into()], &["a".into()], Some("env".into()));
-        assert_eq!(a.check(None, Role::Viewer), Err(Denied::Unauthorized));
-        assert_eq!(a.check(Some("x"), Role::Viewer), Err(Denied::Unauthorized));
-        assert_eq!(a.check(Some("v"), Role::Viewer), Ok(()));
-        assert_eq!(a.check(Some("v"), Role::Admin), Err(Denied::Forbidden));
-        assert_eq!(a.check(Some("a"), Role::Admin), Ok(()));
-        assert_eq!(a.check(Some("env"), Role::Admin), Ok(()));
+        assert!(!a.is_open());
+        assert_eq!(a.role_of("x"), None);
+        assert_eq!(a.role_of("v"), Some(Role::Viewer));
+        assert_eq!(a.role_of("a"), Some(Role::Admin));
+        assert_eq!(a.role_of("env"), Some(Role::Admin));
     }
 
     #[test]

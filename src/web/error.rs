@@ -9,7 +9,8 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::access::auth::{BadOrigin, Denied, NotJson};
+use crate::access::auth::NotJson;
+use crate::access::guard::Refused;
 use crate::control::ChangeError;
 use crate::hub::{Camera, FrameError};
 use crate::ingest::probe::ProbeCause;
@@ -225,19 +226,31 @@ impl From<ChangeError> for ApiError {
     }
 }
 
-impl From<Denied> for ApiError {
-    fn from(d: Denied) -> Self {
-        match d {
-            Denied::Unauthorized => Self::new(
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Unauthorized => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a valid token is required (Authorization: Bearer <token>, or ?token=)",
             ),
-            Denied::Forbidden => Self::new(
+            Refused::Forbidden => Self::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this token may watch but not change anything",
             ),
+            Refused::CrossSite => Self::new(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "changes are accepted only from camwall's own pages or server.allowed_origins",
+            ),
+            // A page on another site must not watch the cameras with this browser's access.
+            Refused::SocketOrigin => Self::new(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "this origin may not open the WebSocket (see server.allowed_origins)",
+            ),
+            Refused::TooManyClients => Self::too_many_clients(),
         }
     }
 }
@@ -248,14 +261,8 @@ impl From<Denied> for ApiError {
 /// the checks go from the most specific cause to the least: a body too large for the one route
 /// that matched its path and method must not come out as "method not allowed" from the others.
 pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
-    let e = if let Some(d) = err.find::<Denied>() {
-        ApiError::from(*d)
-    } else if err.find::<BadOrigin>().is_some() {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "changes are accepted only from camwall's own pages or server.allowed_origins",
-        )
+    let e = if let Some(r) = err.find::<Refused>() {
+        ApiError::from(*r)
     } else if err.find::<NotJson>().is_some() {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -318,7 +325,7 @@ mod tests {
         let res = ApiError::too_many_clients().into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[header::RETRY_AFTER], "5");
-        let res = ApiError::from(Denied::Unauthorized).into_response();
+        let res = ApiError::from(Refused::Unauthorized).into_response();
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let e = ApiError::from(ParamError::Quality("0".into()));
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_quality"));

@@ -10,6 +10,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::params::resolve_request;
 use super::state::WebState;
+use crate::access::guard::Principal;
 use crate::access::limits::ClientKind;
 use crate::hub::Encoded;
 
@@ -17,11 +18,16 @@ use crate::hub::cache::etag_matches;
 
 pub async fn frame(
     id: String,
+    who: Principal,
     query: HashMap<String, String>,
     if_none_match: Option<String>,
-    peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
+    let peer = who.peer;
+    // A camera outside the asker's scope does not exist for them.
+    if !who.scope.allows(&id) {
+        return ApiError::unknown_camera(&id).into_response();
+    }
     let (out, p, tier, kind) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -31,8 +37,9 @@ pub async fn frame(
         Some(after) if p.is_long_poll() => {
             // A long-poll holds its connection up to a minute: it takes a place under the caps
             // like a stream does.
-            let Some(_slot) = s.limits.acquire(ClientKind::LongPoll, peer) else {
-                return ApiError::too_many_clients().into_response();
+            let _slot = match who.admit(ClientKind::LongPoll) {
+                Ok(slot) => slot,
+                Err(refused) => return ApiError::from(refused).into_response(),
             };
             cam.jpeg_after(tier, after, p.wait).await
         }

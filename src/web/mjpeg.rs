@@ -19,6 +19,7 @@ use warp::reply::Response;
 use super::error::ApiError;
 use super::params::resolve_request;
 use super::state::WebState;
+use crate::access::guard::Principal;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::{Encoded, Published};
 use crate::media::tier::{Lane, Tier};
@@ -60,17 +61,22 @@ struct StreamState {
 
 pub async fn mjpeg(
     id: String,
+    who: Principal,
     query: HashMap<String, String>,
-    peer: Option<std::net::SocketAddr>,
     s: WebState,
 ) -> Response {
+    // A camera outside the asker's scope does not exist for them.
+    if !who.scope.allows(&id) {
+        return ApiError::unknown_camera(&id).into_response();
+    }
     let (out, p, tier, _) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let (cam, fanout) = (out.camera, out.fanout);
-    let Some(slot) = s.limits.acquire(ClientKind::Mjpeg, peer) else {
-        return ApiError::too_many_clients().into_response();
+    let slot = match who.admit(ClientKind::Mjpeg) {
+        Ok(slot) => slot,
+        Err(refused) => return ApiError::from(refused).into_response(),
     };
     // A live lane: the quality snapped to a rung, thinned to `max_fps` before encoding; the
     // fan-out may serve a nearby lane when the camera has as many as it may.

@@ -22,7 +22,8 @@ use std::convert::Infallible;
 
 use warp::{Filter, Reply};
 
-use crate::access::auth::{self, Role};
+use crate::access::auth;
+use crate::access::guard::{guard, Access, Principal};
 use error::ApiError;
 pub use state::WebState;
 
@@ -32,13 +33,16 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         let s = state.clone();
         warp::any().map(move || s.clone())
     };
-    let viewer = || auth::require(state.auth.clone(), Role::Viewer);
-    let peer = || {
-        warp::ext::optional::<server::PeerAddr>().map(|p: Option<server::PeerAddr>| p.map(|p| p.0))
+    // Every route passes the one access guard: reading (`view`), changing (`change`: an
+    // admin, never from another site's page), the wall's socket. Those that act for the
+    // client (caps, later a camera scope) take the `Principal` it yields.
+    let view = || guard(state.guard.clone(), Access::View);
+    let viewer = || view().map(|_: Principal| ()).untuple_one();
+    let admin = || {
+        guard(state.guard.clone(), Access::Change)
+            .map(|_: Principal| ())
+            .untuple_one()
     };
-    let admin = || auth::require(state.auth.clone(), Role::Admin);
-    // Every state-changing route checks where the request comes from (CSRF).
-    let same_site = || auth::same_site(state.allowed_origins.clone());
 
     let health = warp::path!("health")
         .and(warp::get())
@@ -59,7 +63,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
 
     let initialize = warp::path!("api" / "ip-cameras" / "initialize")
         .and(warp::post())
-        .and(same_site())
         .and(admin())
         .and(with_state.clone())
         .map(|s: WebState| status::initialize(&s));
@@ -68,42 +71,38 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     let query = || warp::query::<HashMap<String, String>>();
     let frame = warp::path!("api" / "ip-cameras" / "frame" / String)
         .and(get())
-        .and(viewer())
+        .and(view())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
-        .and(peer())
         .and(with_state.clone())
         .then(frame::frame);
     // go2rtc's paths, so tools written for go2rtc work unchanged.
     let frame_alias = warp::path!("api" / "frame.jpeg")
         .and(get())
-        .and(viewer())
+        .and(view())
         .and(query())
         .and(warp::header::optional::<String>("if-none-match"))
-        .and(peer())
         .and(with_state.clone())
-        .then(|q: HashMap<String, String>, inm, peer, s| async move {
+        .then(|who, q: HashMap<String, String>, inm, s| async move {
             match q.get("src") {
-                Some(id) => frame::frame(id.clone(), q, inm, peer, s).await,
+                Some(id) => frame::frame(id.clone(), who, q, inm, s).await,
                 None => ApiError::missing_src().into_response(),
             }
         });
     let mjpeg = warp::path!("api" / "ip-cameras" / "mjpeg" / String)
         .and(get())
-        .and(viewer())
+        .and(view())
         .and(query())
-        .and(peer())
         .and(with_state.clone())
         .then(mjpeg::mjpeg);
     let mjpeg_alias = warp::path!("api" / "stream.mjpeg")
         .and(get())
-        .and(viewer())
+        .and(view())
         .and(query())
-        .and(peer())
         .and(with_state.clone())
-        .then(|q: HashMap<String, String>, peer, s| async move {
+        .then(|who, q: HashMap<String, String>, s| async move {
             match q.get("src") {
-                Some(id) => mjpeg::mjpeg(id.clone(), q, peer, s).await,
+                Some(id) => mjpeg::mjpeg(id.clone(), who, q, s).await,
                 None => ApiError::missing_src().into_response(),
             }
         });
@@ -121,7 +120,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::list);
     let cams_add = warp::path!("api" / "ip-cameras")
         .and(warp::post())
-        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
@@ -133,7 +131,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::get_one);
     let cams_put = warp::path!("api" / "ip-cameras" / String)
         .and(warp::put())
-        .and(same_site())
         .and(admin())
         .and(warp::header::optional::<String>("if-match"))
         .and(body())
@@ -141,7 +138,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::replace);
     let cams_patch = warp::path!("api" / "ip-cameras" / String)
         .and(warp::patch())
-        .and(same_site())
         .and(admin())
         .and(warp::header::optional::<String>("if-match"))
         .and(body())
@@ -149,7 +145,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::patch);
     let cams_delete = warp::path!("api" / "ip-cameras" / String)
         .and(warp::delete())
-        .and(same_site())
         .and(admin())
         .and(warp::header::optional::<String>("if-match"))
         .and(with_state.clone())
@@ -157,7 +152,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     // Testing a camera before it is saved (no camera path takes POST with an id).
     let probe = warp::path!("api" / "ip-cameras" / "probe")
         .and(warp::post())
-        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
@@ -169,21 +163,18 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(views::list);
     let views_add = warp::path!("api" / "views")
         .and(warp::post())
-        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(views::add);
     let views_put = warp::path!("api" / "views" / String)
         .and(warp::put())
-        .and(same_site())
         .and(admin())
         .and(body())
         .and(with_state.clone())
         .then(views::replace);
     let views_delete = warp::path!("api" / "views" / String)
         .and(warp::delete())
-        .and(same_site())
         .and(admin())
         .and(with_state.clone())
         .then(views::remove);
@@ -211,11 +202,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify();
 
     let ws = warp::path!("ws")
-        .and(viewer())
+        .and(guard(state.guard.clone(), Access::Socket))
         .and(warp::ws())
-        .and(peer())
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
         .and(with_state.clone())
         .map(ws::upgrade::handle);
 

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,10 +25,9 @@ use tracing::{debug, warn};
 use crate::access::limits::ConnLimits;
 use crate::access::proxy;
 
-/// The client of a request, put in its extensions (read with `warp::ext::optional`): the TCP
-/// peer, or behind a trusted proxy the address it forwards for.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+/// The client of a request, put in its extensions (the access guard reads it): the TCP peer,
+/// or behind a trusted proxy the address it forwards for.
+pub use crate::access::guard::PeerAddr;
 
 /// Largest request head (request line and headers) a client may send.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;

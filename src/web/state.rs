@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::access::auth::Auth;
+use crate::access::guard::Guard;
 use crate::access::limits::ClientLimits;
 use crate::control::Manager;
 use crate::hub::Hub;
@@ -19,9 +19,10 @@ pub struct WebState {
     pub shutdown: CancellationToken,
     /// Runtime camera changes.
     pub manager: Arc<Manager>,
-    pub auth: Arc<Auth>,
+    /// Who may do what: every route asks it (`access::guard`).
+    pub guard: Arc<Guard>,
+    /// The client caps (the guard admits through them; the status counts them).
     pub limits: Arc<ClientLimits>,
-    pub allowed_origins: Arc<Vec<String>>,
     /// No token and a non-loopback listen address (shown by `/health`).
     pub open_access: bool,
     /// This node's cluster, when `server.cluster` is set.

@@ -354,7 +354,7 @@ impl Relay {
                 let Some(stamp) = unit_stamp(&payload) else {
                     return;
                 };
-                cam.video_unit(payload.slice(UNIT_HEADER..), stamp);
+                cam.relayed_unit(payload.slice(UNIT_HEADER..), stamp);
             },
         )
         .await;

@@ -360,13 +360,23 @@ impl Camera {
         }
     }
 
-    /// An access unit of the camera's own video, stamped by ingest (or, relayed, by the node
-    /// that ingests the camera): forwarded to video viewers, and counted for the source's rate,
-    /// `frames_in` and the activity estimate.
+    /// An access unit of the camera's own video, stamped by ingest: forwarded to video
+    /// viewers, and counted in `frames_in`, the source's rate and the activity estimate.
     pub fn video_unit(&self, data: bytes::Bytes, stamp: Stamp) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.forward_unit(data, stamp);
+    }
+
+    /// A unit relayed from the node that ingests the camera, with that node's stamp: as
+    /// [`Camera::video_unit`], but not counted as sent to this node (`frames_in` shows who
+    /// ingests).
+    pub fn relayed_unit(&self, data: bytes::Bytes, stamp: Stamp) {
+        self.forward_unit(data, stamp);
+    }
+
+    fn forward_unit(&self, data: bytes::Bytes, stamp: Stamp) {
         let now = Instant::now();
         let size = data.len();
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
         let key = self.video.push_unit(data, stamp);
         let mut l = self.live();
         l.unit_fps.record(now);

@@ -180,29 +180,18 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
     .await
 }
 
-/// `GET /ws` after the token check: refuses foreign origins and clients over the caps, else
+/// `GET /ws` after the access guard (token, origin): refuses clients over the caps, else
 /// upgrades.
 pub fn handle(
+    who: crate::access::guard::Principal,
     ws: warp::ws::Ws,
-    peer: Option<std::net::SocketAddr>,
-    origin: Option<String>,
-    host: Option<String>,
     s: crate::web::state::WebState,
 ) -> warp::reply::Response {
     use crate::web::error::ApiError;
-    // A page on another site must not watch the cameras with this browser's access.
-    if !crate::access::auth::origin_allowed(origin.as_deref(), host.as_deref(), &s.allowed_origins)
-    {
-        return ApiError::new(
-            warp::http::StatusCode::FORBIDDEN,
-            "bad_origin",
-            "this origin may not open the WebSocket (see server.allowed_origins)",
-        )
-        .into_response();
-    }
-    let Some(slot) = s.limits.acquire(ClientKind::WebSocket, peer) else {
-        return ApiError::too_many_clients().into_response();
+    let slot = match who.admit(ClientKind::WebSocket) {
+        Ok(slot) => slot,
+        Err(refused) => return ApiError::from(refused).into_response(),
     };
-    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    let peer = who.peer.map(|p| p.to_string()).unwrap_or_default();
     upgrade(ws, s.hub, s.shutdown, slot, peer)
 }

@@ -1,0 +1,364 @@
+//! The one access guard: every route asks it who is asking and whether they may, and gets a
+//! [`Principal`] back (or a [`Refused`], which `web::error` turns into an answer). It checks
+//! the token and its role, where a browser request comes from (cross-site changes, sockets
+//! opened by other sites' pages), and admits streaming clients under the caps. Handlers
+//! receive the principal; the WebSocket session keeps it.
+//!
+//! Why one guard: routes chained their own token, origin and cap checks, so nothing knew who
+//! was asking. A user with a camera scope (or any new rule) is one change here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::http::Method;
+use warp::{Filter, Rejection};
+
+use super::auth::{cross_site_refused, origin_allowed, presented_token, Auth, Role};
+use super::limits::{ClientKind, ClientLimits, ClientSlot};
+
+/// The client's address, as the accept loop found it (behind trusted proxies: the client's).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What a route does, which decides what the guard checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading: pictures, streams, status, lists. Any viewer.
+    View,
+    /// Changing state (cameras, views, initialize, probes): an admin, and never from
+    /// another site's page.
+    Change,
+    /// Opening the live wall's WebSocket: a viewer, from camwall's own pages or an allowed
+    /// origin (another site's page must not watch with this browser's access).
+    Socket,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// No token is configured: camwall is open (the loopback default).
+    Anonymous,
+    /// A configured token.
+    Token,
+}
+
+/// Which cameras a principal may see. Today every principal sees every camera; users with a
+/// camera list will narrow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+}
+
+impl Scope {
+    pub fn allows(&self, _camera: &str) -> bool {
+        match self {
+            Self::All => true,
+        }
+    }
+}
+
+/// Who asks, with what role and scope, from where.
+#[derive(Clone)]
+pub struct Principal {
+    pub who: Who,
+    pub role: Role,
+    pub scope: Scope,
+    pub peer: Option<SocketAddr>,
+    limits: Arc<ClientLimits>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("who", &self.who)
+            .field("role", &self.role)
+            .field("scope", &self.scope)
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Principal {
+    /// A place under the caps for a client that stays (a stream, a socket, a long-poll),
+    /// given back when the slot drops.
+    pub fn admit(&self, kind: ClientKind) -> Result<ClientSlot, Refused> {
+        self.limits
+            .acquire(kind, self.peer)
+            .ok_or(Refused::TooManyClients)
+    }
+}
+
+/// Why the guard said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No token, or an unknown one: 401.
+    Unauthorized,
+    /// A viewer token where an admin's is needed: 403.
+    Forbidden,
+    /// A change sent by another site's page: 403 `bad_origin`.
+    CrossSite,
+    /// A WebSocket opened by another site's page: 403 `bad_origin`.
+    SocketOrigin,
+    /// Over a client cap: 503 `too_many_clients`.
+    TooManyClients,
+}
+
+impl warp::reject::Reject for Refused {}
+
+/// What the guard reads of a request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Asking<'a> {
+    pub method: Option<&'a Method>,
+    pub token: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub sec_fetch_site: Option<&'a str>,
+    pub peer: Option<SocketAddr>,
+}
+
+/// The rules and what they need: tokens, allowed origins, client caps.
+pub struct Guard {
+    auth: Arc<Auth>,
+    allowed_origins: Arc<Vec<String>>,
+    limits: Arc<ClientLimits>,
+}
+
+impl Guard {
+    pub fn new(
+        auth: Arc<Auth>,
+        allowed_origins: Arc<Vec<String>>,
+        limits: Arc<ClientLimits>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            auth,
+            allowed_origins,
+            limits,
+        })
+    }
+
+    /// Whether `asking` may do `access`, and as whom. The order of the checks keeps the
+    /// answers camwall always gave: a cross-site change is refused before its token is looked
+    /// at; a socket's token is checked before its origin.
+    pub fn check(&self, access: Access, asking: &Asking<'_>) -> Result<Principal, Refused> {
+        match access {
+            Access::View => self.principal(asking, Role::Viewer),
+            Access::Change => {
+                let method = asking.method.unwrap_or(&Method::POST);
+                if cross_site_refused(
+                    method,
+                    asking.origin,
+                    asking.host,
+                    asking.sec_fetch_site,
+                    &self.allowed_origins,
+                ) {
+                    return Err(Refused::CrossSite);
+                }
+                self.principal(asking, Role::Admin)
+            }
+            Access::Socket => {
+                let p = self.principal(asking, Role::Viewer)?;
+                if !origin_allowed(asking.origin, asking.host, &self.allowed_origins) {
+                    return Err(Refused::SocketOrigin);
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    fn principal(&self, asking: &Asking<'_>, need: Role) -> Result<Principal, Refused> {
+        let (who, role) = if self.auth.is_open() {
+            (Who::Anonymous, Role::Admin)
+        } else {
+            match asking.token.and_then(|t| self.auth.role_of(t)) {
+                None => return Err(Refused::Unauthorized),
+                Some(r) if r < need => return Err(Refused::Forbidden),
+                Some(r) => (Who::Token, r),
+            }
+        };
+        Ok(Principal {
+            who,
+            role,
+            scope: Scope::All,
+            peer: asking.peer,
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+/// The guard as a warp filter: passes with the [`Principal`], or rejects with [`Refused`].
+pub fn guard(
+    guard: Arc<Guard>,
+    access: Access,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    warp::method()
+        .and(presented_token())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and(warp::ext::optional::<PeerAddr>())
+        .and_then(
+            move |method: Method,
+                  token: Option<String>,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  site: Option<String>,
+                  peer: Option<PeerAddr>| {
+                let asking = Asking {
+                    method: Some(&method),
+                    token: token.as_deref(),
+                    origin: origin.as_deref(),
+                    host: host.as_deref(),
+                    sec_fetch_site: site.as_deref(),
+                    peer: peer.map(|p| p.0),
+                };
+                let r = guard.check(access, &asking).map_err(warp::reject::custom);
+                async move { r }
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard_with(tokens: bool, max_ws: usize) -> Arc<Guard> {
+        let auth = if tokens {
+            Auth::new(&["view".into()], &["boss".into()], None)
+        } else {
+            Auth::default()
+        };
+        Guard::new(
+            Arc::new(auth),
+            Arc::new(vec!["https://wall.example".into()]),
+            ClientLimits::new(max_ws, 4, 8),
+        )
+    }
+
+    fn asking<'a>(method: &'a Method, token: Option<&'a str>) -> Asking<'a> {
+        Asking {
+            method: Some(method),
+            token,
+            host: Some("cam.lan:8000"),
+            peer: "10.0.0.9:5000".parse().ok(),
+            ..Asking::default()
+        }
+    }
+
+    fn outcome(g: &Guard, access: Access, a: &Asking<'_>) -> Result<(Who, Role), Refused> {
+        g.check(access, a).map(|p| (p.who, p.role))
+    }
+
+    #[test]
+    fn each_route_kind_for_anonymous_viewer_and_admin() {
+        let (get, post) = (Method::GET, Method::POST);
+        let g = guard_with(true, 8);
+        use Refused::*;
+        for (access, method, token, want) in [
+            (Access::View, &get, None, Err(Unauthorized)),
+            (Access::View, &get, Some("nope"), Err(Unauthorized)),
+            (
+                Access::View,
+                &get,
+                Some("view"),
+                Ok((Who::Token, Role::Viewer)),
+            ),
+            (
+                Access::View,
+                &get,
+                Some("boss"),
+                Ok((Who::Token, Role::Admin)),
+            ),
+            (Access::Change, &post, None, Err(Unauthorized)),
+            (Access::Change, &post, Some("view"), Err(Forbidden)),
+            (
+                Access::Change,
+                &post,
+                Some("boss"),
+                Ok((Who::Token, Role::Admin)),
+            ),
+            (Access::Socket, &get, None, Err(Unauthorized)),
+            (
+                Access::Socket,
+                &get,
+                Some("view"),
+                Ok((Who::Token, Role::Viewer)),
+            ),
+        ] {
+            let a = asking(method, token);
+            assert_eq!(outcome(&g, access, &a), want, "{access:?} {token:?}");
+        }
+        // No token configured: everyone is an anonymous admin.
+        let open = guard_with(false, 8);
+        for access in [Access::View, Access::Change, Access::Socket] {
+            let a = asking(&post, None);
+            assert_eq!(
+                outcome(&open, access, &a),
+                Ok((Who::Anonymous, Role::Admin))
+            );
+        }
+        let p = open.check(Access::View, &asking(&get, None)).unwrap();
+        assert!(p.scope.allows("any-camera"));
+        assert_eq!(p.peer, "10.0.0.9:5000".parse().ok());
+    }
+
+    #[test]
+    fn a_wrong_origin_is_refused_for_changes_and_sockets_only() {
+        let g = guard_with(true, 8);
+        let (get, post) = (Method::GET, Method::POST);
+        let foreign = |m| Asking {
+            origin: Some("http://evil.example"),
+            ..asking(m, Some("boss"))
+        };
+        assert_eq!(
+            outcome(&g, Access::Change, &foreign(&post)).unwrap_err(),
+            Refused::CrossSite
+        );
+        assert_eq!(
+            outcome(&g, Access::Socket, &foreign(&get)).unwrap_err(),
+            Refused::SocketOrigin
+        );
+        assert!(outcome(&g, Access::View, &foreign(&get)).is_ok());
+        // A cross-site change is refused before its token is looked at.
+        let no_token = Asking {
+            origin: Some("http://evil.example"),
+            ..asking(&post, None)
+        };
+        assert_eq!(
+            outcome(&g, Access::Change, &no_token).unwrap_err(),
+            Refused::CrossSite
+        );
+        // The browser's own word, and the server's own and allowed origins.
+        let fetch_site = Asking {
+            sec_fetch_site: Some("cross-site"),
+            ..asking(&post, Some("boss"))
+        };
+        assert_eq!(
+            outcome(&g, Access::Change, &fetch_site).unwrap_err(),
+            Refused::CrossSite
+        );
+        for origin in ["http://cam.lan:8000", "https://wall.example"] {
+            let own = Asking {
+                origin: Some(origin),
+                ..asking(&post, Some("boss"))
+            };
+            assert!(outcome(&g, Access::Change, &own).is_ok(), "{origin}");
+            assert!(outcome(&g, Access::Socket, &own).is_ok(), "{origin}");
+        }
+    }
+
+    #[test]
+    fn clients_over_the_cap_are_refused_until_a_place_frees() {
+        let g = guard_with(false, 2);
+        let p = g
+            .check(Access::Socket, &asking(&Method::GET, None))
+            .unwrap();
+        let a = p.admit(ClientKind::WebSocket).unwrap();
+        let _b = p.admit(ClientKind::WebSocket).unwrap();
+        assert!(matches!(
+            p.admit(ClientKind::WebSocket),
+            Err(Refused::TooManyClients)
+        ));
+        drop(a);
+        assert!(p.admit(ClientKind::WebSocket).is_ok());
+    }
+}
