@@ -117,6 +117,7 @@ impl App {
             auth: self.auth.clone(),
             limits: self.limits.clone(),
             allowed_origins: Arc::new(server_config.allowed_origins.clone()),
+            allowed_hosts: Arc::new(server_config.allowed_hosts.clone()),
             open_access,
             cluster: self.cluster.clone(),
         };

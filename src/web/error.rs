@@ -10,6 +10,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::access::auth::{BadOrigin, Denied, NotJson};
+use crate::access::host::MisdirectedHost;
 use crate::control::ChangeError;
 use crate::hub::{Camera, FrameError};
 use crate::ingest::probe::ProbeCause;
@@ -242,13 +243,35 @@ impl From<Denied> for ApiError {
     }
 }
 
+/// The whole answer to a plain HTTP request on the HTTPS port, written on the raw connection
+/// before any TLS (no route runs there): `400` with one line of text, as nginx answers it.
+pub fn plain_http_on_https_port() -> Vec<u8> {
+    let text = "This port speaks HTTPS: use https:// instead of http://\n";
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
+
 /// Turns every rejection (no route, bad query, no token...) into a JSON answer.
 ///
 /// A request tried against every route carries one rejection per route it did not match, so
 /// the checks go from the most specific cause to the least: a body too large for the one route
 /// that matched its path and method must not come out as "method not allowed" from the others.
 pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
-    let e = if let Some(d) = err.find::<Denied>() {
+    let e = if let Some(m) = err.find::<MisdirectedHost>() {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_host",
+            format!(
+                "Host {:?} is not a name of this server: IP addresses and localhost always work; \
+                 add other names to server.allowed_hosts in the config file",
+                m.host
+            ),
+        )
+    } else if let Some(d) = err.find::<Denied>() {
         ApiError::from(*d)
     } else if err.find::<BadOrigin>().is_some() {
         ApiError::new(

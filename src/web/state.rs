@@ -22,6 +22,9 @@ pub struct WebState {
     pub auth: Arc<Auth>,
     pub limits: Arc<ClientLimits>,
     pub allowed_origins: Arc<Vec<String>>,
+    /// `server.allowed_hosts`: names a request's `Host` may give besides IP literals and
+    /// `localhost` (`access::host`).
+    pub allowed_hosts: Arc<Vec<String>>,
     /// No token and a non-loopback listen address (shown by `/health`).
     pub open_access: bool,
     /// This node's cluster, when `server.cluster` is set.
