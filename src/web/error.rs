@@ -150,6 +150,16 @@ impl ApiError {
         }
     }
 
+    /// A WebSocket upgrade from another site's page (not camwall's origin nor
+    /// `server.allowed_origins`).
+    pub fn ws_bad_origin() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not open the WebSocket (see server.allowed_origins)",
+        )
+    }
+
     /// Every probe slot is taken: refused at once rather than queued.
     pub fn too_many_probes() -> Self {
         Self {
@@ -345,6 +355,44 @@ mod tests {
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let e = ApiError::from(ParamError::Quality("0".into()));
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_quality"));
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_is_421_naming_the_setting() {
+        use warp::Filter;
+        let allowed = std::sync::Arc::new(vec!["camwall.test".to_string()]);
+        let routes = crate::access::host::check_host(allowed)
+            .and(warp::any().map(|| "ok"))
+            .recover(handle_rejection);
+        let ask = |host: &'static str| {
+            warp::test::request()
+                .path("/")
+                .header("host", host)
+                .reply(&routes)
+        };
+        let res = ask("evil.example:8000").await;
+        assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+        let body: serde_json::Value = serde_json::from_slice(res.body()).expect("JSON");
+        assert_eq!(body["error"], "misdirected_host");
+        assert!(body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.allowed_hosts")));
+        for ok in ["camwall.test:8000", "127.0.0.1:8000", "localhost"] {
+            assert_eq!(ask(ok).await.status(), StatusCode::OK, "{ok}");
+        }
+    }
+
+    #[test]
+    fn plain_http_on_the_https_port_is_one_line() {
+        let answer = String::from_utf8(plain_http_on_https_port()).expect("text");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(body.lines().count(), 1);
+        assert!(body.contains("https://"));
     }
 
     #[tokio::test]

@@ -193,12 +193,7 @@ pub fn handle(
     // A page on another site must not watch the cameras with this browser's access.
     if !crate::access::auth::origin_allowed(origin.as_deref(), host.as_deref(), &s.allowed_origins)
     {
-        return ApiError::new(
-            warp::http::StatusCode::FORBIDDEN,
-            "bad_origin",
-            "this origin may not open the WebSocket (see server.allowed_origins)",
-        )
-        .into_response();
+        return ApiError::ws_bad_origin().into_response();
     }
     let Some(slot) = s.limits.acquire(ClientKind::WebSocket, peer) else {
         return ApiError::too_many_clients().into_response();
