@@ -96,7 +96,7 @@ fn next_url(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(i) = text[from..].find("://") {
         let sep = from + i;
-        let start = text[..sep]
+        let from_scheme = text[..sep]
             .char_indices()
             .rev()
             .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
@@ -105,9 +105,10 @@ fn next_url(text: &str) -> Option<(usize, usize)> {
         let end = text[sep..]
             .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '<' | '>'))
             .map_or(text.len(), |j| sep + j);
-        // A scheme starts with a letter; "://" with none before it is text, not a URL.
-        if start < sep && text[start..].starts_with(|c: char| c.is_ascii_alphabetic()) {
-            return Some((start, end));
+        // A scheme starts with a letter ("554rtsp://" is "554" then a URL); "://" with no
+        // letter before it is text, not a URL.
+        if let Some(k) = text[from_scheme..sep].find(|c: char| c.is_ascii_alphabetic()) {
+            return Some((from_scheme + k, end));
         }
         from = sep + 3;
     }

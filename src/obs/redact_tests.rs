@@ -102,6 +102,11 @@ fn urls_inside_error_text() {
     let r = redact_url("bad option passphrase=longsecret1, token=abc size=1");
     assert_eq!(r, "bad option passphrase=***, token=*** size=1");
     assert_eq!(redact_url("no url :// here"), "no url :// here");
+    assert_eq!(
+        redact_url("port 554rtsp://u:pw1@h/x"),
+        "port 554rtsp://***@h/x"
+    );
+    assert_eq!(redact_url("(see rtsp://u:pw1@h/x)"), "(see rtsp://***@h/x)");
 }
 
 #[test]
