@@ -54,7 +54,7 @@ async fn silent_connections_are_closed_while_others_are_served() {
     assert_eq!(health.status(), 200);
     // A kept-alive connection that goes quiet after its answer is closed too.
     let mut idle = std::net::TcpStream::connect(&addr).unwrap();
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     silent.push(idle);
     let closed = tokio::task::spawn_blocking(move || {
@@ -98,7 +98,7 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_once() {
     let addr2 = addr.clone();
     let refused = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr2).unwrap();
-        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         // Closed long before the 30 s head deadline, with no answer.
         wait_closed(&mut s, Duration::from_secs(15))
     })
@@ -125,7 +125,7 @@ async fn stalled_mjpeg_reader(addr: &str, path: &str) -> tokio::net::TcpStream {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut head = [0u8; 12];

@@ -106,7 +106,7 @@ async fn a_stalled_reader_does_not_slow_the_others() {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             s,
-            "GET /api/ip-cameras/mjpeg/hd HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /api/ip-cameras/mjpeg/hd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         )
         .unwrap();
         let mut first = [0u8; 16];

@@ -260,7 +260,7 @@ fn raw_get(addr: &str, path: &str) -> String {
     // The server may answer and close before a huge request is fully written.
     let _ = write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     );
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -283,7 +283,7 @@ async fn slowloris_is_cut_and_huge_requests_are_refused_without_harm() {
             use std::io::Write;
             let mut s = std::net::TcpStream::connect(addr).unwrap();
             let t0 = std::time::Instant::now();
-            let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+            let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
             for b in head.iter().cycle().take(60) {
                 if s.write_all(&[*b]).is_err() {
                     return Some(t0.elapsed());

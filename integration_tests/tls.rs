@@ -130,13 +130,19 @@ async fn self_signed_certificate_is_kept_reused_and_serves_https_and_wss() {
     let client = client_trusting(&cert);
     assert_eq!(health(&client, &cw).await["status"], "ok");
 
-    // The same port does not serve plain HTTP.
-    let answer = plain_http_answer(port(&cw));
+    // The same port does not serve plain HTTP: it answers 400 with one line saying to use
+    // https:// (not a TLS alert that clients read as "HTTP/0.9"), and nothing else.
+    let answer = String::from_utf8_lossy(&plain_http_answer(port(&cw))).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(body.lines().count(), 1, "{answer:?}");
+    assert!(body.contains("https://"), "{answer:?}");
     assert!(
-        !answer.starts_with(b"HTTP/"),
-        "plain HTTP was served: {:?}",
-        String::from_utf8_lossy(&answer)
+        !answer.contains("\"status\""),
+        "plain HTTP was served: {answer:?}"
     );
+    // And HTTPS still works after it.
+    assert_eq!(health(&client, &cw).await["status"], "ok");
 
     // wss:// works: the upgrade runs over the TLS session.
     let mut ws = wss_connect(&cw, &cert).await;

@@ -112,8 +112,9 @@ async function loadCameras() {
 // ---- the camera form ----
 const camForm = $("#cam-form");
 
-// The camera object the form describes. Editing sends only what changed: the URL shown is
-// the redacted one, and sending it back would replace the password with stars.
+// The camera object the form describes. Passwords are never shown: a URL or option sent back
+// exactly as shown (with ***) means "keep the stored secret" to the server, a new one
+// replaces it. Editing sends only what changed; a test sends the camera's options as shown.
 function cameraBody() {
   const f = camForm.elements;
   const body = { id: f.id.value.trim(), url: f.url.value.trim(), enabled: f.enabled.checked };
@@ -123,16 +124,24 @@ function cameraBody() {
   return body;
 }
 
+// For a test of the camera being edited: its options (and its sub stream's, while the sub URL
+// is the one shown) as the server showed them, which it takes as the stored ones.
+function probeBody() {
+  const body = cameraBody();
+  const was = state.editing;
+  if (!was) return body;
+  if (was.options && Object.keys(was.options).length) body.options = was.options;
+  if (body.sub && was.sub && body.sub.url === was.sub.url && was.sub.options) {
+    body.sub.options = was.sub.options;
+  }
+  return body;
+}
+
 async function probe() {
   clearErrors(camForm);
   const out = $("#probe-result");
   out.textContent = "testing…";
-  const body = cameraBody();
-  if (state.editing && body.url === state.editing.url) {
-    out.textContent = "Type the URL again (with its password) to test it: the stored one is not shown.";
-    return null;
-  }
-  const r = await api("POST", "/api/ip-cameras/probe", body);
+  const r = await api("POST", "/api/ip-cameras/probe", probeBody());
   out.textContent = "";
   if (!r.ok) {
     showError(camForm, r);

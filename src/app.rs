@@ -120,6 +120,7 @@ impl App {
                 self.limits.clone(),
             ),
             limits: self.limits.clone(),
+            allowed_hosts: Arc::new(server_config.allowed_hosts.clone()),
             open_access,
             cluster: self.cluster.clone(),
         };

@@ -301,7 +301,7 @@ pub async fn s7_first_frame(ctx: &Ctx, tries: usize) -> Value {
             .await
             .unwrap();
         s.write_all(
-            format!("GET /api/ip-cameras/mjpeg/cam0?quality={quality} HTTP/1.1\r\nHost: x\r\n\r\n")
+            format!("GET /api/ip-cameras/mjpeg/cam0?quality={quality} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 .as_bytes(),
         )
         .await

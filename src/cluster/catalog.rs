@@ -182,6 +182,8 @@ impl Catalog {
                     warn!(camera = %id, "cluster: camera list entry names another id; ignored")
                 }
                 Err(e) => {
+                    // A type error quotes the value it met, which may be a URL or an option.
+                    let e = redact_url(&e.to_string());
                     warn!(camera = %id, "cluster: camera list entry is not a valid camera: {e}")
                 }
             },

@@ -120,6 +120,31 @@ pub fn is_safe_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
 
+/// Longest display name (camera or view), in characters: every open wall fetches the names.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// What is wrong with a display name (camera or view), if anything: empty, too long, or holding
+/// control characters (NUL, line breaks...) or bidirectional controls (U+202A-202E,
+/// U+2066-2069, U+200E, U+200F, U+061C) that make a name read as another in logs and pages.
+pub fn name_problem(name: &str) -> Option<String> {
+    let bidi = |c: char| {
+        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}')
+    };
+    if name.trim().is_empty() {
+        return Some("must not be empty when given".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!("must be at most {MAX_NAME_CHARS} characters"));
+    }
+    name.chars().find(|c| c.is_control() || bidi(*c)).map(|c| {
+        format!(
+            "must not contain control or bidirectional control characters (found U+{:04X})",
+            u32::from(c)
+        )
+    })
+}
+
 /// Checks one camera alone (not uniqueness). Returns (field, message) pairs.
 pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
@@ -141,8 +166,8 @@ pub fn validate_camera(cam: &CameraConfig) -> Vec<(&'static str, String)> {
     if let Some(sub) = &cam.sub {
         check_source(&sub.url, &sub.options, "sub.url", "sub.options", &mut out);
     }
-    if cam.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        out.push(("name", "must not be empty when given".into()));
+    if let Some(problem) = cam.name.as_deref().and_then(name_problem) {
+        out.push(("name", problem));
     }
     if let Some(fps) = cam.max_fps {
         if let Err(e) = crate::media::tier::check_max_fps(fps) {

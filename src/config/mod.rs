@@ -59,6 +59,10 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) besides camwall's own whose pages may open the
     /// WebSocket, e.g. a dashboard served elsewhere. Default: none.
     pub allowed_origins: Vec<String>,
+    /// Host names (besides IP literals and `localhost`, which always pass) that requests may
+    /// name in `Host`: the name in a TLS certificate, the one a reverse proxy passes on.
+    /// Default: none. Any other name gets 421 (DNS rebinding, see `access::host`).
+    pub allowed_hosts: Vec<String>,
     /// HTTPS served by camwall itself. Default: none (plain HTTP).
     pub tls: Option<TlsConfig>,
     /// Whether the API (`POST`/`PUT`/`PATCH /api/ip-cameras`) may name sources that read this
@@ -111,6 +115,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             auth: AuthConfig::default(),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             tls: None,
             allow_local_sources: false,
             trusted_proxies: Vec::new(),
@@ -353,6 +358,21 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             issues.push(server(
                 "allowed_origins",
                 format!("{o:?} is not an origin like https://wall.example"),
+            ));
+        }
+    }
+    for h in &s.allowed_hosts {
+        let ok = !h.is_empty()
+            && h.len() <= 253
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            issues.push(server(
+                "allowed_hosts",
+                format!(
+                    "{:?} is not a host name like cams.example.com (no scheme, no port)",
+                    h.chars().take(100).collect::<String>()
+                ),
             ));
         }
     }

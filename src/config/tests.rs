@@ -167,3 +167,36 @@ fn a_sub_stream_is_checked_like_the_main_one_and_becomes_a_source_of_its_own() {
     let e = issues(r#"{"cameras":[{"id":"a","url":"x","sub":{"uri":"y"}}]}"#);
     assert_eq!(e[0].field, "cameras[0].sub.uri", "{e:?}");
 }
+
+#[test]
+fn names_are_bounded_and_plain() {
+    assert_eq!(name_problem("Front door"), None);
+    assert_eq!(name_problem(&"é".repeat(MAX_NAME_CHARS)), None);
+    for bad in [
+        " ".to_string(),
+        "x".repeat(MAX_NAME_CHARS + 1),
+        "a\u{0}b".into(),
+        "a\nb".into(),
+        "door\u{202E}gpj.exe".into(),
+        "\u{2066}x".into(),
+    ] {
+        assert!(name_problem(&bad).is_some(), "{bad:?}");
+    }
+    let text = "{\"cameras\":[{\"id\":\"a\",\"url\":\"lavfi:testsrc2\",\"name\":\"a\u{202E}b\"}]}";
+    let found = issues(text);
+    assert!(found.iter().any(|i| i.field.ends_with("name")), "{found:?}");
+}
+
+#[test]
+fn allowed_hosts_are_host_names() {
+    let c = parse(r#"{"server":{"allowed_hosts":["cams.example.com","camwall.test"]}}"#)
+        .expect("host names");
+    assert_eq!(c.server.allowed_hosts, ["cams.example.com", "camwall.test"]);
+    for bad in ["https://cams.example.com", "cams.example.com:8443", ""] {
+        let found = issues(&format!(r#"{{"server":{{"allowed_hosts":["{bad}"]}}}}"#));
+        assert!(
+            found.iter().any(|i| i.field.contains("allowed_hosts")),
+            "{bad}: {found:?}"
+        );
+    }
+}

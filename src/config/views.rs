@@ -73,8 +73,8 @@ pub fn validate_view(view: &ViewConfig, cameras: &[CameraConfig]) -> Vec<(String
             ),
         ));
     }
-    if view.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        out.push(("name".into(), "must not be empty when given".into()));
+    if let Some(problem) = view.name.as_deref().and_then(crate::config::name_problem) {
+        out.push(("name".into(), problem));
     }
     if view.cameras.is_empty() {
         out.push(("cameras".into(), "needs at least one camera".into()));

@@ -423,10 +423,15 @@ async fn pictures_keep_the_source_clock_and_a_new_session_goes_on_from_it() {
         Session::Opens(vec![Step::Frames(1), held_b]),
     ]);
     let pts = |rig: &Rig| rig.cam.latest().expect("a frame").stamp.pts_us;
-    rig.until("a frame", |s, _| s.frames_in == 1).await;
+    // The counters move before the picture is the latest one (the worker publishes from its
+    // own thread): wait for the picture itself.
+    let published = |rig: &Rig, seq: u64| rig.cam.latest().is_some_and(|f| f.seq == seq);
+    rig.until("a frame", |s, _| s.frames_in == 1 && published(&rig, 1))
+        .await;
     let first = pts(&rig);
     gate_a.send(()).expect("session alive");
-    rig.until("two frames", |s, _| s.frames_in == 2).await;
+    rig.until("two frames", |s, _| s.frames_in == 2 && published(&rig, 2))
+        .await;
     let second = pts(&rig);
     assert_eq!(
         second - first,
@@ -435,7 +440,10 @@ async fn pictures_keep_the_source_clock_and_a_new_session_goes_on_from_it() {
     );
     rig.failed(1).await;
     rig.advance_until_open(2).await;
-    rig.until("a third frame", |s, _| s.frames_in == 3).await;
+    rig.until("a third frame", |s, _| {
+        s.frames_in == 3 && published(&rig, 3)
+    })
+    .await;
     let third = pts(&rig);
     assert!(third > second, "{third} after {second}: never a step back");
     drop(gate_b);

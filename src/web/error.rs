@@ -11,6 +11,7 @@ use warp::{Rejection, Reply};
 
 use crate::access::auth::NotJson;
 use crate::access::guard::Refused;
+use crate::access::host::MisdirectedHost;
 use crate::control::ChangeError;
 use crate::hub::{Camera, FrameError};
 use crate::ingest::probe::ProbeCause;
@@ -150,6 +151,16 @@ impl ApiError {
         }
     }
 
+    /// A WebSocket upgrade from another site's page (not camwall's origin nor
+    /// `server.allowed_origins`).
+    pub fn ws_bad_origin() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not open the WebSocket (see server.allowed_origins)",
+        )
+    }
+
     /// Every probe slot is taken: refused at once rather than queued.
     pub fn too_many_probes() -> Self {
         Self {
@@ -245,14 +256,22 @@ impl From<Refused> for ApiError {
                 "changes are accepted only from camwall's own pages or server.allowed_origins",
             ),
             // A page on another site must not watch the cameras with this browser's access.
-            Refused::SocketOrigin => Self::new(
-                StatusCode::FORBIDDEN,
-                "bad_origin",
-                "this origin may not open the WebSocket (see server.allowed_origins)",
-            ),
+            Refused::SocketOrigin => Self::ws_bad_origin(),
             Refused::TooManyClients => Self::too_many_clients(),
         }
     }
+}
+
+/// The whole answer to a plain HTTP request on the HTTPS port, written on the raw connection
+/// before any TLS (no route runs there): `400` with one line of text, as nginx answers it.
+pub fn plain_http_on_https_port() -> Vec<u8> {
+    let text = "This port speaks HTTPS: use https:// instead of http://\n";
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
 }
 
 /// Turns every rejection (no route, bad query, no token...) into a JSON answer.
@@ -261,7 +280,17 @@ impl From<Refused> for ApiError {
 /// the checks go from the most specific cause to the least: a body too large for the one route
 /// that matched its path and method must not come out as "method not allowed" from the others.
 pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
-    let e = if let Some(r) = err.find::<Refused>() {
+    let e = if let Some(m) = err.find::<MisdirectedHost>() {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_host",
+            format!(
+                "Host {:?} is not a name of this server: IP addresses and localhost always work; \
+                 add other names to server.allowed_hosts in the config file",
+                m.host
+            ),
+        )
+    } else if let Some(r) = err.find::<Refused>() {
         ApiError::from(*r)
     } else if err.find::<NotJson>().is_some() {
         ApiError::new(
@@ -329,6 +358,44 @@ mod tests {
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let e = ApiError::from(ParamError::Quality("0".into()));
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_quality"));
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_is_421_naming_the_setting() {
+        use warp::Filter;
+        let allowed = std::sync::Arc::new(vec!["camwall.test".to_string()]);
+        let routes = crate::access::host::check_host(allowed)
+            .and(warp::any().map(|| "ok"))
+            .recover(handle_rejection);
+        let ask = |host: &'static str| {
+            warp::test::request()
+                .path("/")
+                .header("host", host)
+                .reply(&routes)
+        };
+        let res = ask("evil.example:8000").await;
+        assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+        let body: serde_json::Value = serde_json::from_slice(res.body()).expect("JSON");
+        assert_eq!(body["error"], "misdirected_host");
+        assert!(body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.allowed_hosts")));
+        for ok in ["camwall.test:8000", "127.0.0.1:8000", "localhost"] {
+            assert_eq!(ask(ok).await.status(), StatusCode::OK, "{ok}");
+        }
+    }
+
+    #[test]
+    fn plain_http_on_the_https_port_is_one_line() {
+        let answer = String::from_utf8(plain_http_on_https_port()).expect("text");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(body.lines().count(), 1);
+        assert!(body.contains("https://"));
     }
 
     #[tokio::test]

@@ -220,7 +220,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
             .and_then(move |p| files::serve(root.clone(), p))
     };
 
-    health
+    let all = health
         .or(metrics)
         .unify()
         .or(status)
@@ -242,7 +242,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(manage)
         .unify()
         .or(files)
-        .unify()
+        .unify();
+    // DNS rebinding: every route, pages included, serves only camwall's own names.
+    crate::access::host::check_host(state.allowed_hosts.clone())
+        .and(all)
         .recover(error::handle_rejection)
         .unify()
         .with(warp::log::custom(|info: warp::log::Info<'_>| {

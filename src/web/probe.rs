@@ -2,7 +2,8 @@
 //! once on a thread of its own (FFmpeg blocks), at most [`MAX_PROBES`] at a time so that probes
 //! cannot use up the server; the answer says what was found, with a snapshot, or why not.
 //! A `sub` object with a `url` (a second stream of the same camera) is probed too, after the
-//! main one. Credentials are never echoed: the answer names no URL.
+//! main one, with its own options. Credentials are never echoed: the answer names no URL, and
+//! a failure says only its plain cause (the target's own answer is logged at debug).
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,13 +12,14 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::cameras::{parse_body, respond};
 use super::error::ApiError;
 use super::state::WebState;
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, SubStreamConfig};
 use crate::control::parse_camera;
 use crate::ingest::probe::{probe, ProbeCause, Probed};
 use crate::obs::redact::redact_url;
@@ -49,14 +51,26 @@ fn cameras_of(mut body: Value) -> Result<(CameraConfig, Option<CameraConfig>), A
     let sub = match sub {
         None | Some(Value::Null) => None,
         Some(Value::Object(s)) => {
-            let Some(url) = s.get("url").and_then(Value::as_str) else {
+            if !s.get("url").is_some_and(Value::is_string) {
                 return Err(invalid("sub.url", "a sub stream needs a url"));
-            };
+            }
+            // The sub stream is probed with its own options, as the camera will open it.
+            let sub: SubStreamConfig =
+                serde_path_to_error::deserialize(Value::Object(s)).map_err(|e| {
+                    let path = e.path().to_string();
+                    let field = if path == "." {
+                        "sub".into()
+                    } else {
+                        format!("sub.{path}")
+                    };
+                    invalid(&field, &e.inner().to_string())
+                })?;
             let mut c = cam.clone();
-            c.url = url.to_string();
+            c.url = sub.url;
+            c.options = sub.options;
             if let Some((field, message)) = crate::config::validate_camera(&c)
                 .into_iter()
-                .find(|(f, _)| *f == "url")
+                .find(|(f, _)| matches!(*f, "url" | "options"))
             {
                 return Err(invalid(&format!("sub.{field}"), &message));
             }
@@ -95,7 +109,19 @@ async fn run(
             .unwrap_or(Err(crate::ingest::worker::SessionError::Panicked)),
         Err(e) => Err(crate::ingest::worker::SessionError::Spawn(e)),
     };
-    result.map_err(|e| (ProbeCause::of(&e), redact_url(&e.to_string())))
+    result.map_err(|e| {
+        let cause = ProbeCause::of(&e);
+        // What the target answered (an HTTP status, whether a file exists) is no business of
+        // the one probing: the operator finds it at debug level.
+        debug!(cause = cause.name(), error = %redact_url(&e.to_string()), "probe failed");
+        let message = match cause {
+            // Plain network words from `diagnose` (no such host, refused, nothing in time).
+            ProbeCause::Unreachable => redact_url(&e.to_string()),
+            ProbeCause::Unauthorized => "the source refused the credentials".to_string(),
+            ProbeCause::NoVideo | ProbeCause::Failed => "not a camera source".to_string(),
+        };
+        (cause, message)
+    })
 }
 
 fn found(p: &Probed) -> Value {
@@ -112,7 +138,17 @@ fn found(p: &Probed) -> Value {
 
 pub async fn handle(body: Bytes, s: WebState) -> Response {
     let result = async {
-        let (cam, sub) = cameras_of(parse_body(&body)?)?;
+        let mut body = parse_body(&body)?;
+        // Probing a camera being edited: its secrets as shown stand for the stored ones.
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        s.manager
+            .restore_secrets(&mut body, &id)
+            .map_err(ApiError::from)?;
+        let (cam, sub) = cameras_of(body)?;
         s.manager.check_probe(&cam).map_err(ApiError::from)?;
         if let Some(sub) = &sub {
             s.manager

@@ -23,6 +23,9 @@ pub struct WebState {
     pub guard: Arc<Guard>,
     /// The client caps (the guard admits through them; the status counts them).
     pub limits: Arc<ClientLimits>,
+    /// `server.allowed_hosts`: names a request's `Host` may give besides IP literals and
+    /// `localhost` (`access::host`).
+    pub allowed_hosts: Arc<Vec<String>>,
     /// No token and a non-loopback listen address (shown by `/health`).
     pub open_access: bool,
     /// This node's cluster, when `server.cluster` is set.

@@ -1,7 +1,8 @@
 //! HTTPS for the accept loop: loads a PEM certificate and key, or makes a self-signed one on
 //! first start and keeps it beside the config, and builds the rustls acceptor (HTTP/1.1 only).
-//! The per-connection handshake lives here too; the accept loop itself stays in `server`, and
-//! nothing here reads requests.
+//! The per-connection handshake lives here too (a plain HTTP request on the HTTPS port is
+//! answered `400` there, before TLS); the accept loop itself stays in `server`, and nothing here
+//! parses requests.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -114,14 +115,59 @@ pub async fn handshake(
     let Some(acceptor) = tls else {
         return Ok(Either::Left(tcp));
     };
-    match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Ok(Either::Right(s)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(std::io::Error::new(
+    let started = tokio::time::Instant::now();
+    let timed_out = || {
+        std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "TLS handshake not finished within the header deadline",
-        )),
+        )
+    };
+    // A TLS record starts with its content type (22 for a handshake); a plain HTTP request with
+    // the ASCII of its method. That one gets a readable answer instead of a TLS alert that
+    // clients show as "HTTP/0.9" or garbage.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+            return Err(answer_plain_http(tcp, deadline).await);
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(timed_out()),
     }
+    let left = deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Ok(Either::Right(s)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(timed_out()),
+    }
+}
+
+/// Answers a plain HTTP request on the HTTPS port with `400` and a line saying to use
+/// `https://` (as nginx does), then closes. The request is read first (up to 64 KiB, within
+/// `deadline`) so that closing does not reset the connection before the client reads the answer.
+async fn answer_plain_http(mut tcp: TcpStream, deadline: Duration) -> std::io::Error {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_head = async {
+        while head.len() < 64 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, read_head).await;
+    let answer = super::error::plain_http_on_https_port();
+    let _ = tokio::time::timeout(deadline, async {
+        tcp.write_all(&answer).await?;
+        tcp.shutdown().await
+    })
+    .await;
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "plain HTTP on the HTTPS port: answered 400",
+    )
 }
 
 /// Loads a PEM chain and key and builds the acceptor. `field`s in errors name the config keys.

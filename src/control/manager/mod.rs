@@ -20,9 +20,10 @@ use super::store::{ConfigStore, StoreError};
 mod shared;
 use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
 use crate::hub::{Camera, Hub};
-use crate::obs::redact::redact_url;
+use crate::obs::redact::{redact_options, redact_url};
 pub use shared::{BoxFuture, Expect, SharedCatalog};
 
+mod secrets;
 mod views;
 mod workers;
 pub use views::parse_view;
@@ -109,33 +110,14 @@ pub struct CameraView {
     pub revision: Option<u64>,
 }
 
-/// Option keys whose values are secrets (shown as `***`).
-fn secret_key(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    ["pass", "auth", "token", "secret", "key", "cookie"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
-/// FFmpeg options as the API shows them: secret values `***`, URLs without credentials.
-fn redact_options(options: &mut std::collections::BTreeMap<String, String>) {
-    for (k, v) in options.iter_mut() {
-        if secret_key(k) {
-            *v = "***".into();
-        } else {
-            *v = redact_url(v);
-        }
-    }
-}
-
 impl CameraView {
     pub fn of(c: &CameraConfig) -> Self {
         let mut config = c.clone();
         config.url = redact_url(&c.url);
-        redact_options(&mut config.options);
+        config.options = redact_options(&c.options);
         if let Some(sub) = config.sub.as_mut() {
             sub.url = redact_url(&sub.url);
-            redact_options(&mut sub.options);
+            sub.options = redact_options(&sub.options);
         }
         Self {
             config,
@@ -364,7 +346,9 @@ impl Manager {
     }
 
     /// Adds a camera (`POST /api/ip-cameras`).
-    pub async fn add(&self, body: Value) -> Result<CameraView, ChangeError> {
+    pub async fn add(&self, mut body: Value) -> Result<CameraView, ChangeError> {
+        // A new camera has no stored secret a mask could stand for.
+        secrets::restore(&mut body, None)?;
         if let Some(catalog) = self.catalog() {
             return self.shared_add(catalog, body).await;
         }
@@ -399,8 +383,9 @@ impl Manager {
         if let Some(catalog) = self.catalog() {
             return self.shared_write(catalog, id, body, if_match).await;
         }
-        let cam = parse_camera(&body)?;
         let mut store = self.store.lock().await;
+        self.restore_secrets(&mut body, id)?;
+        let cam = parse_camera(&body)?;
         self.apply_replace(&mut store, id, body, cam).await
     }
 
@@ -449,8 +434,16 @@ impl Manager {
             drop(store);
             return self.shared_write(catalog, id, body, if_match).await;
         }
+        self.restore_secrets(&mut body, id)?;
         let cam = parse_camera(&body)?;
         self.apply_replace(&mut store, id, body, cam).await
+    }
+
+    /// A body that sends camera `id`'s secrets back as shown keeps the stored ones (see
+    /// `secrets.rs`); the probe uses it too, for a camera edited before it is saved.
+    pub fn restore_secrets(&self, body: &mut Value, id: &str) -> Result<(), ChangeError> {
+        let stored = self.hub.get(id).map(|c| c.config());
+        secrets::restore(body, stored.as_deref())
     }
 
     async fn apply_replace(

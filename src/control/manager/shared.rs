@@ -106,8 +106,10 @@ impl Manager {
         body: Value,
         if_match: Option<u64>,
     ) -> Result<CameraView, ChangeError> {
-        let cam = parse_camera(&body)?;
         let _serial = self.store.lock().await;
+        let mut body = body;
+        self.restore_secrets(&mut body, id)?;
+        let cam = parse_camera(&body)?;
         let existing = self
             .hub
             .get(id)

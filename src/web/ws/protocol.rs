@@ -189,9 +189,20 @@ fn families(names: &[String]) -> Vec<Codec> {
     out
 }
 
-fn capped(mut ids: Vec<String>) -> Vec<String> {
-    ids.truncate(MAX_IDS_PER_MESSAGE);
-    ids
+/// The ids of one message, each once (in first-seen order: a message naming one camera a
+/// thousand times is one subscription and one `tier` event), at most [`MAX_IDS_PER_MESSAGE`].
+fn capped(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len().min(MAX_IDS_PER_MESSAGE));
+    let mut out = Vec::with_capacity(ids.len().min(MAX_IDS_PER_MESSAGE));
+    for id in ids {
+        if out.len() == MAX_IDS_PER_MESSAGE {
+            break;
+        }
+        if seen.insert(id.clone()) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// Parses and checks one client text message (tier parameters by `media::tier`'s rules, the
@@ -377,6 +388,16 @@ pub fn framed(header: &[u8], payload: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use crate::media::jpeg::Jpeg;
+
+    #[test]
+    fn ids_named_many_times_count_once() {
+        let many = vec!["cam1"; 1000].join("\",\"");
+        let text = format!(r#"{{"type":"subscribe","cameras":["{many}","cam2","cam1"]}}"#);
+        match parse_client(&text) {
+            Ok(Request::Subscribe(r)) => assert_eq!(r.cameras, ["cam1", "cam2"]),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn parses_and_refuses_client_messages() {
