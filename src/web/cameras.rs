@@ -16,13 +16,7 @@ use crate::control::{CameraView, ChangeError};
 pub const MAX_BODY: u64 = 64 * 1024;
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("the body is not JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))
 }
 
 /// The JSON answer for a result, with `status` on success.
@@ -64,13 +58,7 @@ fn if_match(s: &WebState, h: Option<String>) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let t = h.trim().trim_start_matches("W/").trim_matches('"');
-    t.parse().map(Some).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_if_match",
-            "If-Match must be a camera revision as the API gives it, e.g. \"12\"",
-        )
-    })
+    t.parse().map(Some).map_err(|_| ApiError::bad_if_match())
 }
 
 pub async fn add(body: Bytes, s: WebState) -> Response {

@@ -151,6 +151,52 @@ impl ApiError {
         }
     }
 
+    /// A path that names nothing.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+    }
+
+    /// A request body that is not JSON.
+    pub fn bad_json(e: &serde_json::Error) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not JSON: {e}"),
+        )
+    }
+
+    /// An `If-Match` that is not a camera revision.
+    pub fn bad_if_match() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_if_match",
+            "If-Match must be a camera revision as the API gives it, e.g. \"12\"",
+        )
+    }
+
+    /// A query parameter outside what it may be (`message` says what it may be).
+    pub fn bad_parameter(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_parameter", message)
+    }
+
+    /// A disabled camera serves no picture.
+    pub fn camera_disabled() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "camera_disabled",
+            "this camera is disabled",
+        )
+    }
+
+    /// `/api/cluster` on a node that runs alone.
+    pub fn not_clustered() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this camwall runs alone (no server.cluster in its config)",
+        )
+    }
+
     /// A WebSocket upgrade from another site's page (not camwall's origin nor
     /// `server.allowed_origins`).
     pub fn ws_bad_origin() -> Self {
@@ -329,7 +375,7 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
             "this path does not take that method",
         )
     } else if err.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+        ApiError::not_found()
     } else {
         tracing::debug!(?err, "unhandled rejection");
         ApiError::new(

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
 use super::error::ApiError;
@@ -129,7 +129,7 @@ pub async fn serve(
         Ok(bytes) => Ok(page(bytes.into(), &path)),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "cannot read a public file");
-            Ok(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path").into_response())
+            Ok(ApiError::not_found().into_response())
         }
     }
 }

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use warp::http::StatusCode;
-
 use super::error::ApiError;
 use crate::hub::streams::{self, StreamReq};
 use crate::hub::{Camera, Hub, Output, StreamKind};
@@ -46,15 +44,11 @@ impl FrameParams {
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(ms) if Duration::from_millis(ms) <= MAX_WAIT => Duration::from_millis(ms),
                 _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_parameter",
-                        format!(
-                            "wait_ms must be an integer from 0 to {}, got {:?}",
-                            MAX_WAIT.as_millis(),
-                            v.chars().take(32).collect::<String>()
-                        ),
-                    ))
+                    return Err(ApiError::bad_parameter(format!(
+                        "wait_ms must be an integer from 0 to {}, got {:?}",
+                        MAX_WAIT.as_millis(),
+                        v.chars().take(32).collect::<String>()
+                    )))
                 }
             },
         };
@@ -64,14 +58,10 @@ impl FrameParams {
         let stream = match q.get("stream") {
             None => StreamReq::Main,
             Some(v) => StreamReq::parse(v.trim()).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_parameter",
-                    format!(
-                        "stream must be main, sub or auto, got {:?}",
-                        v.chars().take(16).collect::<String>()
-                    ),
-                )
+                ApiError::bad_parameter(format!(
+                    "stream must be main, sub or auto, got {:?}",
+                    v.chars().take(16).collect::<String>()
+                ))
             })?,
         };
         Ok(Self {
@@ -94,11 +84,7 @@ impl FrameParams {
 pub fn lookup(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
     let cam = hub.get(id).ok_or_else(|| ApiError::unknown_camera(id))?;
     if !cam.config().enabled {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_disabled",
-            "this camera is disabled",
-        ));
+        return Err(ApiError::camera_disabled());
     }
     Ok(cam)
 }

@@ -182,12 +182,7 @@ fn clustered(body: &impl Serialize, c: &crate::cluster::Cluster) -> serde_json::
 pub fn cluster(s: &WebState) -> Response {
     match &s.cluster {
         Some(c) => json_ok(&c.status()),
-        None => super::error::ApiError::new(
-            warp::http::StatusCode::NOT_FOUND,
-            "not_clustered",
-            "this camwall runs alone (no server.cluster in its config)",
-        )
-        .into_response(),
+        None => super::error::ApiError::not_clustered().into_response(),
     }
 }
 
