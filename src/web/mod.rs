@@ -242,7 +242,11 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(manage)
         .unify()
         .or(files)
-        .unify();
+        .unify()
+        // One boxed filter: the chain's type is deep enough to overflow the compiler's
+        // recursion limit in release builds once the guards wrap it.
+        .map(Reply::into_response)
+        .boxed();
     // DNS rebinding: every route, pages included, serves only camwall's own names.
     crate::access::host::check_host(state.allowed_hosts.clone())
         .and(all)
