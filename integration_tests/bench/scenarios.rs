@@ -43,12 +43,21 @@ fn counters(s: &Value, video: bool) -> (HashMap<String, u64>, u64, u64, u64) {
         // A camera whose sub stream streams serves its thumbnails from it (S15): its
         // pictures are the ones counted.
         let sub = &c["streams"]["sub"];
+        // Pictures published (the newest seq): `frames_published`, or for a binary older than
+        // it `frames_in`, which counted them then (it now counts what the camera sent).
+        let published = |c: &Value| {
+            if c["frames_published"].is_u64() {
+                c["frames_published"].clone()
+            } else {
+                c["frames_in"].clone()
+            }
+        };
         let n = if video {
-            &c["video"]["units_in"]
+            c["video"]["units_in"].clone()
         } else if sub["state"] == "streaming" {
-            &sub["frames_in"]
+            published(sub)
         } else {
-            &c["frames_in"]
+            published(c)
         };
         frames.insert(
             c["id"].as_str().unwrap_or("").to_string(),
@@ -149,7 +158,7 @@ pub async fn wall_scenario(
     let (f0, e0, h0, b0) = counters(&s0, video);
     let (f1, e1, h1, b1) = counters(&s1, video);
     // Sequence numbers count published frames, so the window's source frames of a camera are
-    // exactly the seqs in (frames_in before, frames_in after]. Video seqs count access units
+    // exactly the seqs in (frames_published before, frames_published after]. Video seqs count access units
     // the same way against `video.units_in` (a unit too broken to convert takes no seq: the
     // row's `video.units_bad` says whether that happened).
     let window: HashMap<&String, (u64, u64)> = f1
