@@ -19,7 +19,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::frame::unix_ms_now;
+/// The wall clock in Unix milliseconds: the clock of every arrival time (`ts`).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// When a unit or picture was, on the camera's clock and on the wall clock. Both travel with
 /// it through the GOP cache, JPEG tiers and the cluster relay to every client.

@@ -8,13 +8,6 @@ use turbojpeg::Subsamp;
 
 use super::jpeg::{self, EncodeError, Jpeg, YuvPlanes};
 
-/// The wall clock in Unix milliseconds: the clock of every frame and unit timestamp (`ts`).
-pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// A decoded picture kept as the decoder made it (refcounted buffers, no copy).
 pub struct DecodedVideo {
     frame: ffmpeg::frame::Video,

@@ -30,7 +30,7 @@ use super::video::{VideoOut, VideoSub};
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
 use crate::hub::{Camera, Hub, HubEvent, Published};
-use crate::media::frame::unix_ms_now;
+use crate::media::clock::unix_ms_now;
 use crate::media::tier::{Rung, Tier};
 
 /// Adaptation looks at windows of this length.
