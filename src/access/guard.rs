@@ -106,9 +106,9 @@ pub enum Refused {
 impl warp::reject::Reject for Refused {}
 
 /// What the guard reads of a request.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Asking<'a> {
-    pub method: Option<&'a Method>,
+    pub method: &'a Method,
     pub token: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub host: Option<&'a str>,
@@ -143,9 +143,8 @@ impl Guard {
         match access {
             Access::View => self.principal(asking, Role::Viewer),
             Access::Change => {
-                let method = asking.method.unwrap_or(&Method::POST);
                 if cross_site_refused(
-                    method,
+                    asking.method,
                     asking.origin,
                     asking.host,
                     asking.sec_fetch_site,
@@ -204,7 +203,7 @@ pub fn guard(
                   site: Option<String>,
                   peer: Option<PeerAddr>| {
                 let asking = Asking {
-                    method: Some(&method),
+                    method: &method,
                     token: token.as_deref(),
                     origin: origin.as_deref(),
                     host: host.as_deref(),
@@ -236,11 +235,12 @@ mod tests {
 
     fn asking<'a>(method: &'a Method, token: Option<&'a str>) -> Asking<'a> {
         Asking {
-            method: Some(method),
+            method,
             token,
+            origin: None,
             host: Some("cam.lan:8000"),
+            sec_fetch_site: None,
             peer: "10.0.0.9:5000".parse().ok(),
-            ..Asking::default()
         }
     }
 

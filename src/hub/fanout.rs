@@ -273,7 +273,6 @@ fn viewer_check() -> tokio::time::Interval {
 mod tests {
     use super::*;
     use crate::hub::camera::HubSettings;
-    use crate::media::frame::Picture;
     use crate::media::tier::Qualities;
 
     fn camera() -> Arc<Camera> {
@@ -287,17 +286,7 @@ mod tests {
         Arc::new(Camera::new(cfg, &settings, 1))
     }
 
-    fn publish(cam: &Camera) -> u64 {
-        cam.publish(
-            16,
-            16,
-            Picture::Jpeg {
-                data: crate::hub::camera::tests::jpeg_bytes(),
-                quality: Some(90),
-            },
-            crate::media::clock::Stamp::now(0),
-        )
-    }
+    use crate::hub::camera::tests::publish;
 
     const T: Tier = Tier {
         quality: 90,

@@ -29,7 +29,8 @@ fn camera(ttl_ms: u64) -> Camera {
     Camera::new(cfg, &settings, 7)
 }
 
-fn publish(cam: &Camera) {
+/// Publishes a 16x16 source JPEG (passed through at quality >= 85); returns its seq.
+pub(crate) fn publish(cam: &Camera) -> u64 {
     cam.publish(
         16,
         16,
@@ -38,7 +39,7 @@ fn publish(cam: &Camera) {
             quality: Some(90),
         },
         crate::media::clock::Stamp::now(0),
-    );
+    )
 }
 
 const T50: Tier = Tier {

@@ -2,7 +2,6 @@
 //! lanes, ack, adaptation and retargeting, events, unsubscribe. No socket, no FFmpeg.
 
 use super::*;
-use crate::media::frame::Picture;
 use serde_json::Value;
 
 fn hub(cameras: &[&str]) -> Arc<Hub> {
@@ -16,15 +15,7 @@ fn hub(cameras: &[&str]) -> Arc<Hub> {
 
 /// Publishes a 16x16 source JPEG (passed through at quality >= 85: no encode needed).
 pub(super) fn publish(hub: &Hub, id: &str) -> u64 {
-    hub.get(id).unwrap().publish(
-        16,
-        16,
-        Picture::Jpeg {
-            data: crate::hub::camera::tests::jpeg_bytes(),
-            quality: Some(90),
-        },
-        crate::media::clock::Stamp::now(0),
-    )
+    crate::hub::camera::tests::publish(&hub.get(id).unwrap())
 }
 
 pub(super) fn texts(out: &[Out]) -> Vec<Value> {
