@@ -79,6 +79,19 @@ impl std::fmt::Debug for Principal {
 }
 
 impl Principal {
+    /// Anyone, with every right and room under the caps: for unit tests of what sits behind
+    /// the guard.
+    #[cfg(test)]
+    pub(crate) fn trusted() -> Self {
+        Self {
+            who: Who::Anonymous,
+            role: Role::Admin,
+            scope: Scope::All,
+            peer: None,
+            limits: ClientLimits::new(usize::MAX, usize::MAX, usize::MAX),
+        }
+    }
+
     /// A place under the caps for a client that stays (a stream, a socket, a long-poll),
     /// given back when the slot drops.
     pub fn admit(&self, kind: ClientKind) -> Result<ClientSlot, Refused> {

@@ -13,27 +13,26 @@
 //! lane nobody watches has no channel and no pump, so nothing is encoded for it. This module
 //! owns its lanes; it reads the camera and never writes to it.
 //!
-//! A camera another cluster node ingests is served the same way, except that its lanes pass on
-//! the owner's frames of the same lane (`remote`) instead of encoding here.
+//! One pump serves a lane wherever the camera is ingested: it takes the lane's frames from the
+//! camera's `placement` (encoded here, or the owner's frames of the same lane when another
+//! cluster node ingests the camera) and publishes them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, watch};
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
 use tracing::debug;
 
 use super::cache::{Encoded, Pin};
 use super::camera::Camera;
 use super::demand::DemandHold;
-use super::remote::Remote;
 use crate::media::tier::{Lane, Tier, MAX_LANES_PER_CAMERA};
 
 /// How often a pump counts its viewers when no frame arrives.
 const VIEWER_CHECK: Duration = Duration::from_secs(5);
-/// How long a remote lane waits before asking again when its relay ended.
-const REMOTE_RETRY: Duration = Duration::from_secs(1);
 
 /// A frame as published to live viewers.
 #[derive(Debug)]
@@ -82,10 +81,6 @@ impl Fanout {
         })
     }
 
-    pub fn camera(&self) -> &Arc<Camera> {
-        &self.cam
-    }
-
     fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<Lane, LaneEntry>> {
         self.lanes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -103,7 +98,10 @@ impl Fanout {
     /// Subscribes to `want`, starting its pump if nobody watched it yet. Returns the lane
     /// actually served: `want`, or the nearest existing lane when the camera has as many
     /// lanes (or pinned tiers) as it may.
-    pub fn subscribe(self: &Arc<Self>, want: Lane) -> (Lane, broadcast::Receiver<Arc<Published>>) {
+    pub(super) fn subscribe(
+        self: &Arc<Self>,
+        want: Lane,
+    ) -> (Lane, broadcast::Receiver<Arc<Published>>) {
         let mut lanes = self.lanes();
         if let Some(e) = lanes.get(&want) {
             return (want, e.tx.subscribe());
@@ -145,122 +143,41 @@ impl Fanout {
         false
     }
 
-    /// Serves `lane` until nobody watches or the camera is removed: from local encodes while
-    /// this node ingests the camera, from the owner's lane while another node does, moving
+    /// Serves `lane` until nobody watches or the camera is removed, from wherever the
+    /// camera's pictures come from ([`Placement`](super::placement::Placement)): encoded here
+    /// while this node ingests the camera, the owner's lane while another node does, moving
     /// between the two when the camera moves.
     async fn pump(self: Arc<Self>, lane: Lane, tx: broadcast::Sender<Arc<Published>>) {
-        let mut placement = self.cam.placement();
-        loop {
-            placement.borrow_and_update();
-            let end = match self.cam.remote() {
-                Some(remote) => self.pump_remote(lane, &tx, remote, &mut placement).await,
-                None => self.pump_local(lane, &tx, &mut placement).await,
-            };
-            match end {
-                PumpEnd::Moved => continue,
-                PumpEnd::Unwatched => {
-                    debug!(camera = %self.cam.id(), ?lane, "no viewers left; lane pump stops");
+        let cam = &self.cam;
+        let mut moves = cam.placement_changes();
+        // Viewers are also counted on a timer, so a pump of a camera that stopped sending
+        // frames does not outlive its last viewer.
+        let mut check = viewer_check();
+        'placed: loop {
+            moves.borrow_and_update();
+            let mut feed = cam.placement().lane(cam, lane);
+            loop {
+                let next = tokio::select! {
+                    _ = cam.removed().cancelled() => break 'placed,
+                    Ok(()) = moves.changed() => continue 'placed,
+                    _ = check.tick() => None,
+                    e = feed.next() => match e {
+                        Some(e) => Some(e),
+                        // The camera is gone.
+                        None => break 'placed,
+                    },
+                };
+                if self.release_if_unwatched(lane, &tx) {
+                    debug!(camera = %cam.id(), ?lane, "no viewers left; lane pump stops");
                     return;
                 }
-                PumpEnd::Removed => break,
+                if let Some(encoded) = next {
+                    let _ = tx.send(Arc::new(Published::new(lane.tier, encoded)));
+                }
             }
         }
         self.lanes().remove(&lane);
     }
-
-    /// Encodes every new frame that `lane`'s cap lets through once and publishes it.
-    async fn pump_local(
-        &self,
-        lane: Lane,
-        tx: &broadcast::Sender<Arc<Published>>,
-        placement: &mut watch::Receiver<bool>,
-    ) -> PumpEnd {
-        let cam = &self.cam;
-        let mut thinner = lane.thinner();
-        let mut frames = cam.subscribe();
-        let mut last_seq = 0;
-        // Viewers are also counted on a timer, so a pump of a camera that stopped sending frames
-        // does not outlive its last viewer.
-        let mut check = viewer_check();
-        loop {
-            let next = tokio::select! {
-                _ = cam.removed().cancelled() => return PumpEnd::Removed,
-                _ = placement.changed() => return PumpEnd::Moved,
-                _ = check.tick() => None,
-                r = frames.changed() => match r {
-                    Err(_) => return PumpEnd::Removed,
-                    Ok(()) => frames.borrow_and_update().as_ref().map(|f| (f.seq, f.captured_at)),
-                },
-            };
-            if self.release_if_unwatched(lane, tx) {
-                return PumpEnd::Unwatched;
-            }
-            let Some((seq, captured_at)) = next else {
-                continue;
-            };
-            // Thinned before the encode: a frame no viewer of this lane takes costs nothing.
-            if seq <= last_seq || !thinner.admit(captured_at) {
-                continue;
-            }
-            match cam.jpeg_at_least(lane.tier, seq).await {
-                Ok(encoded) => {
-                    last_seq = encoded.seq;
-                    let _ = tx.send(Arc::new(Published::new(lane.tier, encoded)));
-                }
-                Err(e) => debug!(camera = %cam.id(), error = %e, "lane pump skipped a frame"),
-            }
-        }
-    }
-
-    /// Passes on the owner's frames of `lane` (already encoded and thinned there).
-    async fn pump_remote(
-        &self,
-        lane: Lane,
-        tx: &broadcast::Sender<Arc<Published>>,
-        remote: Arc<dyn Remote>,
-        placement: &mut watch::Receiver<bool>,
-    ) -> PumpEnd {
-        let cam = &self.cam;
-        let mut frames = remote.lane(cam.id(), lane);
-        let mut check = viewer_check();
-        loop {
-            let got = tokio::select! {
-                _ = cam.removed().cancelled() => return PumpEnd::Removed,
-                _ = placement.changed() => return PumpEnd::Moved,
-                _ = check.tick() => false,
-                r = frames.changed() => match r {
-                    Ok(()) => true,
-                    // The relay ended it (NATS away): ask again after a pause.
-                    Err(_) => {
-                        tokio::time::sleep(REMOTE_RETRY).await;
-                        frames = remote.lane(cam.id(), lane);
-                        false
-                    }
-                },
-            };
-            if self.release_if_unwatched(lane, tx) {
-                return PumpEnd::Unwatched;
-            }
-            // A frame that came with the viewer check is taken too.
-            if !got && !frames.has_changed().unwrap_or(false) {
-                continue;
-            }
-            let encoded = frames.borrow_and_update().clone();
-            if let Some(e) = encoded {
-                let _ = tx.send(Arc::new(Published::new(lane.tier, cam.relayed(e))));
-            }
-        }
-    }
-}
-
-/// Why a pump's loop ended.
-enum PumpEnd {
-    /// The camera moved between this node and another: serve the lane from the other side.
-    Moved,
-    /// Nobody watches (the lane is already gone from the map).
-    Unwatched,
-    /// The camera was removed.
-    Removed,
 }
 
 fn viewer_check() -> tokio::time::Interval {
@@ -273,7 +190,9 @@ fn viewer_check() -> tokio::time::Interval {
 mod tests {
     use super::*;
     use crate::hub::camera::HubSettings;
+    use crate::hub::remote::Remote;
     use crate::media::tier::Qualities;
+    use tokio::sync::watch;
 
     fn camera() -> Arc<Camera> {
         let cfg = serde_json::from_str(r#"{"id":"a","url":"lavfi:testsrc2"}"#).unwrap();

@@ -5,10 +5,12 @@
 //! Ingest workers write into cameras; outputs and the web layer read. The hub never starts or
 //! stops workers (that is `control`) and knows nothing of HTTP, WebSockets or clients.
 
+pub mod attach;
 pub mod cache;
 pub mod camera;
 pub mod demand;
 pub mod fanout;
+pub mod placement;
 pub mod remote;
 pub mod streams;
 pub mod video;
@@ -21,11 +23,13 @@ use tokio::sync::broadcast;
 
 use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::media::tier::Qualities;
+pub use attach::{LaneOutput, Pictures, Still, Video, VideoOutput};
 pub use cache::{Encoded, FrameError};
 pub use camera::{
     Camera, CameraInfo, CameraState, CameraStatus, HubSettings, OwnerReport, SessionFailure,
 };
 pub use fanout::{Fanout, Published};
+
 pub use remote::Remote;
 
 /// Cameras appearing, changing (name, size, state as viewers see it) and disappearing.
@@ -45,20 +49,31 @@ struct Entry {
     fanout: Arc<Fanout>,
     /// The camera's sub stream: a camera of its own (status, cache, lanes, video), listed
     /// under its main camera only.
-    sub: Option<Output>,
+    sub: Option<Stream>,
 }
 
-/// One stream of a camera as outputs read it: its camera and its live lanes.
+/// One stream of a camera (its main stream, or its sub stream): outputs attach to it through
+/// [`Stream::attach`] (`attach`), never to its parts.
 #[derive(Clone)]
-pub struct Output {
+pub struct Stream {
     pub camera: Arc<Camera>,
-    pub fanout: Arc<Fanout>,
+    fanout: Arc<Fanout>,
 }
 
-impl Output {
+impl Stream {
     fn new(camera: Arc<Camera>) -> Self {
         let fanout = Fanout::new(camera.clone());
         Self { camera, fanout }
+    }
+
+    /// Live viewers attached to the stream: of its JPEG lanes and of its video.
+    pub fn viewers(&self) -> usize {
+        self.fanout.viewers() + self.camera.video().viewers()
+    }
+
+    /// JPEG lanes with a pump right now.
+    pub fn lane_count(&self) -> usize {
+        self.fanout.lane_count()
     }
 }
 
@@ -143,7 +158,7 @@ impl Hub {
     /// Adds a camera (not started: `control` starts workers) and tells viewers.
     pub fn insert(&self, config: CameraConfig) -> Arc<Camera> {
         let id = config.id.clone();
-        let sub = config.sub_config().map(|c| self.sub_output(c));
+        let sub = config.sub_config().map(|c| self.sub_stream(c));
         let camera = Arc::new(Camera::new(config, &self.settings, self.boot_id));
         let fanout = Fanout::new(camera.clone());
         self.cameras.insert(
@@ -161,8 +176,8 @@ impl Hub {
 
     /// A sub stream's camera: its own boot id, so that its ETags never match the main
     /// stream's frames of the same sequence number.
-    fn sub_output(&self, config: CameraConfig) -> Output {
-        Output::new(Arc::new(Camera::new(
+    fn sub_stream(&self, config: CameraConfig) -> Stream {
+        Stream::new(Arc::new(Camera::new(
             config,
             &self.settings,
             self.boot_id.wrapping_add(1),
@@ -177,7 +192,7 @@ impl Hub {
         if let Some(mut e) = self.cameras.get_mut(cam.id()) {
             match (e.sub.as_ref(), sub_config) {
                 (Some(sub), Some(c)) => sub.camera.set_config(c),
-                (None, Some(c)) => e.sub = Some(self.sub_output(c)),
+                (None, Some(c)) => e.sub = Some(self.sub_stream(c)),
                 (Some(sub), None) => {
                     stop(&sub.camera);
                     e.sub = None;
@@ -217,15 +232,15 @@ impl Hub {
     }
 
     /// Camera `id`'s sub stream, if it has one.
-    pub fn sub(&self, id: &str) -> Option<Output> {
+    pub fn sub(&self, id: &str) -> Option<Stream> {
         self.cameras.get(id).and_then(|e| e.sub.clone())
     }
 
     /// Stream `kind` of camera `id` (`None`: no such camera, or no sub stream).
-    pub fn output(&self, id: &str, kind: StreamKind) -> Option<Output> {
+    pub fn stream_of(&self, id: &str, kind: StreamKind) -> Option<Stream> {
         let e = self.cameras.get(id)?;
         match kind {
-            StreamKind::Main => Some(Output {
+            StreamKind::Main => Some(Stream {
                 camera: e.camera.clone(),
                 fanout: e.fanout.clone(),
             }),
@@ -233,17 +248,12 @@ impl Hub {
         }
     }
 
-    /// The live lanes of camera `id`.
-    pub fn fanout(&self, id: &str) -> Option<Arc<Fanout>> {
-        self.cameras.get(id).map(|e| e.fanout.clone())
-    }
-
     /// A stream by its id: a camera's main stream by the camera id, its sub stream by the
     /// camera id plus `.sub` (`config::SUB_SUFFIX`).
-    pub fn stream(&self, id: &str) -> Option<Output> {
+    pub fn stream(&self, id: &str) -> Option<Stream> {
         match id.strip_suffix(crate::config::SUB_SUFFIX) {
             Some(main) => self.sub(main),
-            None => self.output(id, StreamKind::Main),
+            None => self.stream_of(id, StreamKind::Main),
         }
     }
 
@@ -305,7 +315,7 @@ mod tests {
         let removed = hub.remove("a").unwrap();
         assert!(removed.removed().is_cancelled());
         assert!(matches!(ev.recv().await, Ok(HubEvent::Removed(id)) if id == "a"));
-        assert!(hub.get("a").is_none() && hub.fanout("a").is_none());
+        assert!(hub.get("a").is_none() && hub.stream("a").is_none());
         hub.reorder(vec!["c".into()]);
         assert_eq!(ids(&hub), ["c", "b"]);
     }

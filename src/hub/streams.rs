@@ -5,7 +5,7 @@
 //! switch is safe at any time for the viewer: a JPEG is whole, and a video viewer of the new
 //! stream starts at its current GOP's keyframe.
 
-use super::{Camera, CameraState, Hub, Output, StreamKind};
+use super::{Camera, CameraState, Hub, Stream, StreamKind};
 
 /// What a viewer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +31,7 @@ impl StreamReq {
 
 /// The stream that serves a viewer now.
 pub struct Choice {
-    pub output: Output,
+    pub stream: Stream,
     pub kind: StreamKind,
     /// The stream the viewer would get if both were up: `kind` differs while it is down.
     pub preferred: StreamKind,
@@ -79,11 +79,11 @@ pub fn preferred(
 /// The stream that serves a viewer of camera `id` now: the preferred one while it streams (or
 /// while neither does), else the other one while that one streams.
 pub fn choose(hub: &Hub, id: &str, req: StreamReq, max_width: Option<u32>) -> Option<Choice> {
-    let main = hub.output(id, StreamKind::Main)?;
+    let main = hub.stream_of(id, StreamKind::Main)?;
     // Most cameras have no sub stream: their main stream, without looking at states.
     let Some(sub) = hub.sub(id) else {
         return Some(Choice {
-            output: main,
+            stream: main,
             kind: StreamKind::Main,
             preferred: StreamKind::Main,
             wants_sub: false,
@@ -93,13 +93,13 @@ pub fn choose(hub: &Hub, id: &str, req: StreamReq, max_width: Option<u32>) -> Op
     let up = |c: &Camera| c.state() == CameraState::Streaming;
     let main_up = up(&main.camera);
     let sub_up = up(&sub.camera);
-    let (kind, output) = match preferred {
+    let (kind, stream) = match preferred {
         StreamKind::Sub if sub_up || !main_up => (StreamKind::Sub, sub),
         StreamKind::Main if !main_up && sub_up => (StreamKind::Sub, sub),
         _ => (StreamKind::Main, main),
     };
     Some(Choice {
-        output,
+        stream,
         kind,
         preferred,
         wants_sub: preferred == StreamKind::Sub || !main_up,

@@ -194,6 +194,66 @@ impl Qualities {
     }
 }
 
+/// How a live viewer names its JPEG quality.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LaneQuality {
+    /// A fixed quality, snapped to a configured tier or a multiple of 5 ([`Qualities::snap`]).
+    Fixed(u8),
+    /// A rung of the adaptation ladder ([`Qualities::ladder`]).
+    Rung(Rung),
+}
+
+/// What a live viewer asks of a stream's JPEG pictures, before it is resolved to a lane.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LaneAsk {
+    pub quality: LaneQuality,
+    pub max_width: Option<u32>,
+    pub max_fps: Option<f64>,
+}
+
+impl Qualities {
+    /// The lane that serves `ask` for a source `src_width` wide at `src_fps` frames a second
+    /// (0: not measured yet). A rung's rate is a fraction of the rounded source rate, so that
+    /// viewers on the same rung share one lane (measured rates wobble: 24.9, 25.1); the
+    /// viewer's own `max_fps` caps it further, and its `max_width` sets the smallest downscale.
+    pub fn lane(&self, ask: &LaneAsk, src_width: u32, src_fps: f64) -> Lane {
+        let min_scale = scale_for_width(src_width, ask.max_width);
+        match ask.quality {
+            LaneQuality::Fixed(q) => Lane::new(
+                Tier {
+                    quality: self.snap(q),
+                    scale: min_scale,
+                },
+                ask.max_fps,
+            ),
+            LaneQuality::Rung(rung) => {
+                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
+                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
+                let cap = match (fps, ask.max_fps) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Lane::new(
+                    Tier {
+                        quality: rung.quality,
+                        scale: rung.scale.max(min_scale),
+                    },
+                    cap,
+                )
+            }
+        }
+    }
+}
+
+impl Tier {
+    /// The tier a peer names, if it is one (quality 1..100, a downscale in [`SCALES`]): bytes
+    /// from another node are checked, not trusted.
+    pub fn checked(quality: u8, scale: u8) -> Option<Self> {
+        let quality = check_quality(u64::from(quality)).ok()?;
+        SCALES.contains(&scale).then_some(Self { quality, scale })
+    }
+}
+
 /// What one fan-out pump serves: a tier plus a frame-rate cap from [`FPS_RUNGS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Lane {

@@ -12,7 +12,7 @@ use super::params::resolve_request;
 use super::state::WebState;
 use crate::access::guard::Principal;
 use crate::access::limits::ClientKind;
-use crate::hub::Encoded;
+use crate::hub::{Encoded, Still};
 
 use crate::hub::cache::etag_matches;
 
@@ -28,12 +28,12 @@ pub async fn frame(
     if !who.scope.allows(&id) {
         return ApiError::unknown_camera(&id).into_response();
     }
-    let (out, p, tier, kind) = match resolve_request(&s.hub, &id, &query) {
+    let (stream, p, kind) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let cam = out.camera;
-    let enc = match p.after.as_deref() {
+    let tier = stream.tier(p.quality, p.max_width);
+    let enc = match p.after.clone() {
         Some(after) if p.is_long_poll() => {
             // A long-poll holds its connection up to a minute: it takes a place under the caps
             // like a stream does.
@@ -41,13 +41,19 @@ pub async fn frame(
                 Ok(slot) => slot,
                 Err(refused) => return ApiError::from(refused).into_response(),
             };
-            cam.jpeg_after(tier, after, p.wait).await
+            stream
+                .attach(Still {
+                    tier,
+                    after: Some((after, p.wait)),
+                })
+                .await
         }
-        _ => cam.jpeg(tier).await,
+        _ => stream.attach(Still { tier, after: None }).await,
     };
+    let cam = &stream.camera;
     let enc = match enc {
         Ok(e) => e,
-        Err(e) => return ApiError::frame(&cam, e).into_response(),
+        Err(e) => return ApiError::frame(cam, e).into_response(),
     };
     let known = if_none_match.as_deref().or(p.after.as_deref());
     let not_modified = etag_matches(known, &enc.etag);

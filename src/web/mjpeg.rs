@@ -7,12 +7,10 @@
 //! (`server::SEND_STALL_TIMEOUT`), which drops this stream and gives its client slot back.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
 use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 
@@ -21,8 +19,8 @@ use super::params::resolve_request;
 use super::state::WebState;
 use crate::access::guard::Principal;
 use crate::access::limits::{ClientKind, ClientSlot};
-use crate::hub::{Encoded, Published};
-use crate::media::tier::{Lane, Tier};
+use crate::hub::{Encoded, LaneOutput, Pictures, Still};
+use crate::media::tier::{LaneAsk, LaneQuality, Tier};
 
 /// Multipart boundary.
 pub const BOUNDARY: &str = "camwallframe";
@@ -53,7 +51,7 @@ struct StreamState {
     /// This client's place under the caps, given back when the stream ends.
     _slot: ClientSlot,
     tier: Tier,
-    frames: BroadcastStream<Arc<Published>>,
+    frames: LaneOutput,
     last: Option<Encoded>,
     first: bool,
     shutdown: tokio_util::sync::CancellationToken,
@@ -69,35 +67,34 @@ pub async fn mjpeg(
     if !who.scope.allows(&id) {
         return ApiError::unknown_camera(&id).into_response();
     }
-    let (out, p, tier, _) = match resolve_request(&s.hub, &id, &query) {
+    let (stream, p, _) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let (cam, fanout) = (out.camera, out.fanout);
     let slot = match who.admit(ClientKind::Mjpeg) {
         Ok(slot) => slot,
         Err(refused) => return ApiError::from(refused).into_response(),
     };
     // A live lane: the quality snapped to a rung, thinned to `max_fps` before encoding; the
     // fan-out may serve a nearby lane when the camera has as many as it may.
-    let want = Lane::new(
-        Tier {
-            quality: s.hub.qualities().snap(tier.quality),
-            ..tier
-        },
-        p.max_fps,
-    );
-    let (lane, rx) = fanout.subscribe(want);
-    // The newest frame goes out first, so players show a picture at once.
-    let first = match cam.jpeg(lane.tier).await {
-        Ok(e) => e,
-        Err(e) => return ApiError::frame(&cam, e).into_response(),
+    let ask = LaneAsk {
+        quality: LaneQuality::Fixed(p.quality),
+        max_width: p.max_width,
+        max_fps: p.max_fps,
     };
-    let frames = BroadcastStream::new(rx);
+    let want = stream.lane(&ask, tokio::time::Instant::now());
+    let frames = stream.attach(Pictures(want));
+    let tier = frames.lane().tier;
+    let cam = &stream.camera;
+    // The newest frame goes out first, so players show a picture at once.
+    let first = match stream.attach(Still { tier, after: None }).await {
+        Ok(e) => e,
+        Err(e) => return ApiError::frame(cam, e).into_response(),
+    };
     let state = StreamState {
         removed: cam.removed().clone(),
         _slot: slot,
-        tier: lane.tier,
+        tier,
         frames,
         last: Some(first),
         first: true,

@@ -1,5 +1,5 @@
 //! Query parameters of the frame and stream routes and the camera they name: parsed with the
-//! tier rules of `media::tier`, turned into the camera, parameters and tier to serve.
+//! tier rules of `media::tier`, turned into the stream and parameters to serve.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::error::ApiError;
 use crate::hub::streams::{self, StreamReq};
-use crate::hub::{Camera, Hub, Output, StreamKind};
-use crate::media::tier::{self, Tier};
+use crate::hub::{Camera, Hub, Stream, StreamKind};
+use crate::media::tier;
 
 /// Longest long-poll wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -89,14 +89,14 @@ pub fn lookup(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
     Ok(cam)
 }
 
-/// The stream, parameters and tier a frame or stream request asks for. A sub stream that is
-/// closed is asked to open (it serves the next request) while the main stream answers this
-/// one; a stream that is down is stood in for by the other one.
+/// The stream and parameters a frame or stream request asks for, and which stream serves it.
+/// A sub stream that is closed is asked to open (it serves the next request) while the main
+/// stream answers this one; a stream that is down is stood in for by the other one.
 pub fn resolve_request(
     hub: &Hub,
     id: &str,
     query: &HashMap<String, String>,
-) -> Result<(Output, FrameParams, Tier, StreamKind), ApiError> {
+) -> Result<(Stream, FrameParams, StreamKind), ApiError> {
     lookup(hub, id)?;
     let p = FrameParams::parse(query, hub.qualities().best())?;
     let choice = streams::choose(hub, id, p.stream, p.max_width)
@@ -109,11 +109,7 @@ pub fn resolve_request(
                 .touch(tokio::time::Instant::now(), linger);
         }
     }
-    let tier = Tier {
-        quality: p.quality,
-        scale: tier::scale_for_width(choice.output.camera.width(), p.max_width),
-    };
-    Ok((choice.output, p, tier, choice.kind))
+    Ok((choice.stream, p, choice.kind))
 }
 
 #[cfg(test)]

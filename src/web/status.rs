@@ -103,7 +103,7 @@ struct StreamStatus {
 
 impl StreamStatus {
     /// From a status already taken (the main stream's is the camera's own).
-    fn of(st: &CameraStatus, cam: &crate::hub::Camera, fanout: &crate::hub::Fanout) -> Self {
+    fn of(st: &CameraStatus, stream: &crate::hub::Stream) -> Self {
         Self {
             url: st.url.clone(),
             state: st.state,
@@ -117,7 +117,7 @@ impl StreamStatus {
             reconnects: st.reconnects,
             last_error: st.last_error.clone(),
             last_frame_age_ms: st.last_frame_age_ms,
-            viewers: fanout.viewers() + cam.video().viewers(),
+            viewers: stream.viewers(),
         }
     }
 }
@@ -131,12 +131,12 @@ pub fn status_body(hub: &Hub) -> StatusBody {
             .cameras()
             .iter()
             .filter_map(|c| {
-                let main = hub.output(c.id(), StreamKind::Main)?;
+                let main = hub.stream_of(c.id(), StreamKind::Main)?;
                 let status = c.status();
-                let main_status = StreamStatus::of(&status, &main.camera, &main.fanout);
+                let main_status = StreamStatus::of(&status, &main);
                 let sub = hub
                     .sub(c.id())
-                    .map(|s| StreamStatus::of(&s.camera.status(), &s.camera, &s.fanout));
+                    .map(|s| StreamStatus::of(&s.camera.status(), &s));
                 Some(CameraEntry {
                     status,
                     viewers: main_status.viewers + sub.as_ref().map_or(0, |s| s.viewers),

@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -38,7 +37,7 @@ use tracing::debug;
 use crate::config::{camera_of_stream, SUB_SUFFIX};
 use crate::control::Manager;
 use crate::hub::demand::StreamUse;
-use crate::hub::{Camera, Hub};
+use crate::hub::{Camera, Hub, Video};
 use crate::media::clock::Stamp;
 use crate::media::codec::Codec;
 use crate::media::nal::NalFormat;
@@ -275,7 +274,10 @@ impl Relay {
     async fn outbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
         // Whatever ends it, its entry goes at the next reconcile.
         let _ended = token.clone().drop_guard();
-        let mut rx = cam.video().subscribe().rx;
+        // A tap: other nodes' use of the stream is counted where it arrives (`.use`).
+        let Some(mut rx) = self.hub.stream(cam.id()).map(|s| s.attach(Video::Tap)) else {
+            return;
+        };
         let mut tick = tokio::time::interval(EVERY);
         let mut last_generation = 0;
         let mut need_key = true;
@@ -291,13 +293,13 @@ impl Relay {
                     }
                     continue;
                 }
-                r = rx.recv() => match r {
-                    Ok(u) => u,
-                    Err(RecvError::Lagged(_)) => {
+                r = rx.next() => match r {
+                    Some(Ok(u)) => u,
+                    Some(Err(_lagged)) => {
                         need_key = true;
                         continue;
                     }
-                    Err(RecvError::Closed) => return,
+                    None => return,
                 },
             };
             if unit.config.generation != last_generation {

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{lock, pull, stream_of, subject, token, Relay, WANT_TTL};
-use crate::hub::{Encoded, FrameError, Output, Remote};
+use crate::hub::{Encoded, FrameError, Pictures, Remote, Still, Stream};
 use crate::media::clock::Stamp;
 use crate::media::jpeg::Jpeg;
-use crate::media::tier::{check_quality, Lane, Tier, MAX_LANES_PER_CAMERA, SCALES};
+use crate::media::tier::{Lane, Tier, MAX_LANES_PER_CAMERA};
 
 /// How long a snapshot waits for the owner's answer (a long-poll: beyond its wait).
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -75,16 +75,10 @@ impl LaneWant {
     /// The lane, if the request names a valid one (another node's bytes: checked, not trusted).
     fn lane(&self) -> Option<Lane> {
         Some(Lane::new(
-            checked_tier(self.quality, self.scale)?,
+            Tier::checked(self.quality, self.scale)?,
             self.max_fps,
         ))
     }
-}
-
-/// A tier another node names, if it is one (quality 1..100, a known downscale).
-fn checked_tier(quality: u8, scale: u8) -> Option<Tier> {
-    let quality = check_quality(u64::from(quality)).ok()?;
-    SCALES.contains(&scale).then_some(Tier { quality, scale })
 }
 
 /// The subject lane `lane` of camera `camera` is published on.
@@ -170,14 +164,14 @@ impl Relay {
     }
 
     /// Owner side: one live lane of our fan-out, its JPEGs published as they come.
-    async fn jpeg_outbound(self: Arc<Self>, out: Output, lane: Lane, token: CancellationToken) {
+    async fn jpeg_outbound(self: Arc<Self>, out: Stream, lane: Lane, token: CancellationToken) {
         // Whatever ends it, its entry goes at the next reconcile.
         let _ended = token.clone().drop_guard();
-        let cam = out.camera;
         // The fan-out may serve the nearest lane when the camera has as many as it may.
-        let (_, mut rx) = out.fanout.subscribe(lane);
+        let mut frames = out.attach(Pictures(lane));
+        let cam = out.camera;
         let subject = lane_subject(cam.id(), lane);
-        let mut placement = cam.placement();
+        let mut placement = cam.placement_changes();
         loop {
             let p = tokio::select! {
                 biased;
@@ -186,16 +180,16 @@ impl Relay {
                 // Ours no more: our own lane now takes the new owner's frames from this very
                 // subject, and publishing them back would echo them.
                 _ = placement.changed() => {
-                    if cam.remote().is_some() {
+                    if cam.placement().is_elsewhere() {
                         return;
                     }
                     continue;
                 }
-                r = rx.recv() => match r {
-                    Ok(p) => p,
+                r = frames.next() => match r {
+                    Some(Ok(p)) => p,
                     // Latest wins, as for any viewer.
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
+                    Some(Err(_lagged)) => continue,
+                    None => return,
                 },
             };
             let _ = self
@@ -210,19 +204,14 @@ impl Relay {
         let Some(id) = stream_of(&m.subject) else {
             return;
         };
-        let Some(cam) = self
-            .hub
-            .stream(&id)
-            .map(|o| o.camera)
-            .filter(|_| self.ingests(&id))
-        else {
+        let Some(stream) = self.hub.stream(&id).filter(|_| self.ingests(&id)) else {
             // Not ours: the owner answers.
             return;
         };
         let answer = match serde_json::from_slice::<SnapRequest>(&m.payload) {
             Err(e) => error_payload(&format!("bad request: {e}")),
             Ok(r) => {
-                let Some(tier) = checked_tier(r.quality, r.scale) else {
+                let Some(tier) = Tier::checked(r.quality, r.scale) else {
                     let _ = self
                         .client
                         .publish(reply, error_payload("bad request: no such tier"))
@@ -230,10 +219,8 @@ impl Relay {
                     return;
                 };
                 let wait = Duration::from_millis(r.wait_ms).min(MAX_REMOTE_WAIT);
-                let enc = match r.after {
-                    Some(after) => cam.jpeg_after(tier, &after, wait).await,
-                    None => cam.jpeg(tier).await,
-                };
+                let after = r.after.map(|etag| (etag, wait));
+                let enc = stream.attach(Still { tier, after }).await;
                 match enc {
                     Ok(enc) => ok_payload(&enc),
                     Err(e) => error_payload(&e.to_string()),

@@ -2,7 +2,6 @@
 //! long-poll for the next one, or from the node that ingests it when that is another one.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,11 +23,11 @@ impl Camera {
 
     /// A snapshot (or, with `after`, a long-poll) from the node that ingests the camera. A
     /// camera its owner does not report streaming answers at once: no wait on a dead node.
-    async fn remote_jpeg(
+    pub(in crate::hub) async fn jpeg_from_owner(
         &self,
-        remote: Arc<dyn Remote>,
+        remote: &dyn Remote,
         tier: Tier,
-        after: Option<(String, Duration)>,
+        after: Option<(&str, Duration)>,
     ) -> Result<Encoded, FrameError> {
         if self.state() != CameraState::Streaming {
             return Err(FrameError::NoFrameYet {
@@ -36,9 +35,32 @@ impl Camera {
             });
         }
         remote
-            .snapshot(&self.id, tier, after)
+            .snapshot(
+                &self.id,
+                tier,
+                after.map(|(etag, wait)| (etag.to_string(), wait)),
+            )
             .await
             .map(|e| self.relayed(e))
+    }
+
+    /// The latest picture as a JPEG at `tier`, through the TTL cache, from wherever the
+    /// camera's pictures come from ([`Placement`](crate::hub::placement::Placement)).
+    pub(in crate::hub) async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        self.placement().still(self, tier, None).await
+    }
+
+    /// A long-poll: waits up to `wait` for a picture whose tag differs from `after`; the
+    /// current one if none came.
+    pub(in crate::hub) async fn jpeg_after(
+        &self,
+        tier: Tier,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Encoded, FrameError> {
+        self.placement()
+            .still(self, tier, Some((after, wait)))
+            .await
     }
 
     /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
@@ -48,10 +70,7 @@ impl Camera {
     /// is stopped would answer with an old picture: the request waits (up to [`COLD_WAIT`]) for
     /// the first picture published after it asked; concurrent requests wait for the same one,
     /// so they share one warm-up.
-    pub async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
-        if let Some(remote) = self.remote() {
-            return self.remote_jpeg(remote, tier, None).await;
-        }
+    pub(in crate::hub) async fn jpeg_here(&self, tier: Tier) -> Result<Encoded, FrameError> {
         let linger = Duration::from_millis(self.config().decode_linger_ms);
         let mut frames = self.latest.subscribe();
         let seen = frames.borrow_and_update().as_ref().map_or(0, |f| f.seq);
@@ -85,31 +104,26 @@ impl Camera {
         self.encode_tier(tier, fresh).await
     }
 
-    /// A long-poll: waits up to `wait` for a frame whose tag differs from `after`; the current
-    /// one if none came.
-    pub async fn jpeg_after(
+    /// A long-poll of a camera ingested here: waits up to `wait` for a frame whose tag
+    /// differs from `after`; the current one if none came.
+    pub(in crate::hub) async fn jpeg_after_here(
         &self,
         tier: Tier,
         after: &str,
         wait: Duration,
     ) -> Result<Encoded, FrameError> {
-        if let Some(remote) = self.remote() {
-            return self
-                .remote_jpeg(remote, tier, Some((after.to_string(), wait)))
-                .await;
-        }
         let deadline = Instant::now() + wait;
         // The decoder keeps running while the poll waits, however long its wait is.
         let _demand = self.demand.hold();
         let mut frames = self.subscribe();
         let mut enc = loop {
-            match self.jpeg(tier).await {
+            match self.jpeg_here(tier).await {
                 Ok(e) => break e,
                 // No frame yet: wait for the first one within the same budget.
                 Err(FrameError::NoFrameYet { .. }) => {
                     match tokio::time::timeout_at(deadline, frames.changed()).await {
                         Ok(Ok(())) => continue,
-                        _ => return self.jpeg(tier).await,
+                        _ => return self.jpeg_here(tier).await,
                     }
                 }
                 Err(e) => return Err(e),

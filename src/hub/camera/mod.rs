@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::TierCache;
 use super::demand::Demand;
-use super::remote::{Remote, RemoteSlot};
+use super::placement::Placement;
+use super::remote::RemoteSlot;
 use super::video::VideoFeed;
 use crate::config::CameraConfig;
 use crate::media::activity::ActivityMeter;
@@ -156,6 +157,7 @@ pub struct Camera {
     remote: RemoteSlot,
     /// Whether another cluster node ingests the camera (`control` decides; lanes watch it).
     elsewhere: watch::Sender<bool>,
+    qualities: Qualities,
 }
 
 impl Camera {
@@ -203,6 +205,7 @@ impl Camera {
             removed: CancellationToken::new(),
             remote: settings.remote.clone(),
             elsewhere: watch::Sender::new(false),
+            qualities: settings.qualities.clone(),
         }
     }
 
@@ -228,18 +231,23 @@ impl Camera {
         self.elsewhere.send_modify(|_| {});
     }
 
-    /// Changes of where the camera is ingested (see [`Camera::remote`]).
-    pub fn placement(&self) -> watch::Receiver<bool> {
+    /// Wakes at each change of where the camera is ingested (see [`Camera::placement`]).
+    pub fn placement_changes(&self) -> watch::Receiver<bool> {
         self.elsewhere.subscribe()
     }
 
-    /// The remote its pictures come from, while another cluster node ingests the camera.
-    pub fn remote(&self) -> Option<Arc<dyn Remote>> {
-        if *self.elsewhere.borrow() {
-            self.remote.get().cloned()
-        } else {
-            None
+    /// Where the camera's pictures come from now: here, or (another cluster node ingests it
+    /// and the cluster is connected) that node.
+    pub fn placement(&self) -> Placement {
+        match self.remote.get() {
+            Some(remote) if *self.elsewhere.borrow() => Placement::Elsewhere(remote.clone()),
+            _ => Placement::Here,
         }
+    }
+
+    /// The server's quality tiers, from which live lanes are resolved.
+    pub fn qualities(&self) -> &Qualities {
+        &self.qualities
     }
 
     pub fn id(&self) -> &str {

@@ -39,15 +39,17 @@ impl ActivityWatch {
         };
     }
 
-    /// The events due at `now`; `subscribed` tells the cameras the client watches. One pass
-    /// over the hub's cameras, whatever their number.
+    /// The events due at `now`; `allowed` tells the cameras the client may see (its scope),
+    /// `subscribed` those it watches. One pass over the hub's cameras, whatever their number.
     pub fn tick(
         &mut self,
         hub: &Hub,
+        allowed: impl Fn(&str) -> bool,
         subscribed: impl Fn(&str) -> bool,
         now: Instant,
     ) -> Vec<Value> {
-        let watched = |id: &str| self.all || self.asked.contains(id) || subscribed(id);
+        let watched =
+            |id: &str| allowed(id) && (self.all || self.asked.contains(id) || subscribed(id));
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for cam in hub.cameras() {

@@ -19,7 +19,6 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
 
 use super::activity::ActivityWatch;
@@ -27,9 +26,10 @@ use super::adapt::{Adapter, WindowStats};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
 use super::sub::{Sub, Target, VIDEO_LEVELS};
 use super::video::{VideoOut, VideoSub};
+use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
-use crate::hub::{Camera, Hub, HubEvent, Published};
+use crate::hub::{Hub, HubEvent, LaneOutput, Pictures, Published, Still, Video, VideoOutput};
 use crate::media::clock::unix_ms_now;
 use crate::media::tier::{Rung, Tier};
 
@@ -57,10 +57,14 @@ pub enum Incoming {
 /// The state of one connection.
 pub struct Session {
     hub: Arc<Hub>,
+    /// Who is watching: the guard's answer at the upgrade. Cameras outside its scope do not
+    /// exist for this connection (not listed, not announced, not subscribable).
+    who: Principal,
     ladder: Vec<Rung>,
     subs: HashMap<String, Sub>,
-    streams: StreamMap<String, BroadcastStream<Arc<Published>>>,
-    video_streams: StreamMap<String, BroadcastStream<Arc<VideoUnit>>>,
+    /// The JPEG lane or video attached for each camera served now (one per camera).
+    streams: StreamMap<String, LaneOutput>,
+    video_streams: StreamMap<String, VideoOutput>,
     out: Vec<Out>,
     last_window: Instant,
     activity: ActivityWatch,
@@ -68,10 +72,11 @@ pub struct Session {
 
 impl Session {
     /// A new connection: `hello` is the first thing out.
-    pub fn new(hub: Arc<Hub>, now: Instant) -> Self {
+    pub fn new(hub: Arc<Hub>, who: Principal, now: Instant) -> Self {
         let mut s = Self {
             ladder: hub.qualities().ladder(),
             hub,
+            who,
             subs: HashMap::new(),
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
@@ -84,7 +89,13 @@ impl Session {
     }
 
     fn hello(&mut self) {
-        let v = protocol::hello(&self.hub.infos(), self.hub.qualities(), unix_ms_now());
+        let cameras: Vec<_> = self
+            .hub
+            .infos()
+            .into_iter()
+            .filter(|c| self.who.scope.allows(&c.id))
+            .collect();
+        let v = protocol::hello(&cameras, self.hub.qualities(), unix_ms_now());
         self.text(v);
     }
 
@@ -160,15 +171,21 @@ impl Session {
 
     /// A camera came, changed or went; a listener that lagged gets the whole list again.
     pub fn on_event(&mut self, ev: Result<HubEvent, RecvError>) {
+        let allows = |id: &str| self.who.scope.allows(id);
         match ev {
-            Ok(HubEvent::Added(info)) => self.text(protocol::camera_added(&info)),
-            Ok(HubEvent::Changed(info)) => self.text(protocol::camera_changed(&info)),
-            Ok(HubEvent::Removed(id)) => {
+            Ok(HubEvent::Added(info)) if allows(&info.id) => {
+                self.text(protocol::camera_added(&info))
+            }
+            Ok(HubEvent::Changed(info)) if allows(&info.id) => {
+                self.text(protocol::camera_changed(&info))
+            }
+            Ok(HubEvent::Removed(id)) if allows(&id) => {
                 self.drop_sub(&id);
                 self.text(protocol::camera_removed(&id));
             }
             Err(RecvError::Lagged(_)) => self.hello(),
-            Err(RecvError::Closed) => {}
+            // Closed, or a camera outside the scope.
+            _ => {}
         }
     }
 
@@ -186,11 +203,12 @@ impl Session {
                 .cameras()
                 .iter()
                 .map(|c| c.id().to_string())
+                .filter(|id| self.who.scope.allows(id))
                 .collect();
         }
         let mut out = Vec::new();
         for id in ids {
-            if self.hub.get(id).is_some() {
+            if self.hub.get(id).is_some() && self.who.scope.allows(id) {
                 out.push(id.clone());
             } else {
                 self.refuse(ProtocolError::UnknownCamera(id.chars().take(64).collect()));
@@ -205,18 +223,17 @@ impl Session {
             let Some(choice) = streams::choose(&self.hub, id, req.stream, req.max_width) else {
                 continue;
             };
-            let (cam, fanout) = (choice.output.camera.clone(), choice.output.fanout.clone());
             let prev = self.subs.remove(id);
+            let fallback = choice.fallback();
             let mut sub = Sub {
-                src_width: cam.width(),
+                src_width: choice.stream.camera.width(),
                 // Sequence numbers belong to one camera object: a camera removed and added
                 // again starts over.
                 last_sent_seq: prev
                     .as_ref()
-                    .filter(|p| Arc::ptr_eq(&p.cam, &cam))
+                    .filter(|p| Arc::ptr_eq(p.cam(), &choice.stream.camera))
                     .map_or(0, |p| p.last_sent_seq),
-                cam,
-                fanout,
+                stream: choice.stream,
                 quality: req.quality,
                 max_width: req.max_width,
                 max_fps: req.max_fps,
@@ -236,9 +253,9 @@ impl Session {
                 codecs: req.codecs.clone(),
                 video: None,
                 seen_codec: None,
-                stream: req.stream,
+                stream_req: req.stream,
                 serving: choice.kind,
-                fallback: choice.fallback(),
+                fallback,
                 sub_use: None,
             };
             sub.keep_sub(&self.hub, id, choice.wants_sub);
@@ -256,24 +273,21 @@ impl Session {
         // The newest frame of each right away, not at the camera's next frame (a 1 fps camera
         // would otherwise keep a new tile blank for up to a second), fetched concurrently so
         // a wall of many cameras fills at once.
-        let wanted: Vec<(String, Arc<Camera>, Tier)> = ids
+        let (wanted, stills): (Vec<(String, Tier)>, Vec<_>) = ids
             .iter()
             .filter_map(|id| {
                 let sub = self.subs.get(id)?;
-                let lane = sub.lane?;
-                sub.cam
+                let tier = sub.lane?.tier;
+                let still = sub.stream.attach(Still { tier, after: None });
+                sub.cam()
                     .config()
                     .enabled
-                    .then(|| (id.clone(), sub.cam.clone(), lane.tier))
+                    .then(|| ((id.clone(), tier), still))
             })
-            .collect();
-        let firsts = futures_util::future::join_all(
-            wanted
-                .iter()
-                .map(|(_, cam, tier)| async move { cam.jpeg(*tier).await.ok() }),
-        )
-        .await;
-        for ((id, _, tier), first) in wanted.into_iter().zip(firsts) {
+            .unzip();
+        let firsts = futures_util::future::join_all(stills).await;
+        for ((id, tier), first) in wanted.into_iter().zip(firsts) {
+            let first = first.ok();
             let (Some(e), Some(sub)) = (first, self.subs.get_mut(&id)) else {
                 continue;
             };
@@ -291,8 +305,8 @@ impl Session {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
-        sub.seen_codec = sub.cam.video().codec();
-        let target = sub.target(&self.ladder, &self.hub, sub.cam.fps_at(now));
+        sub.seen_codec = sub.cam().video().codec();
+        let target = sub.target(&self.ladder, now);
         let (codec, mode, lane) = match target {
             Target::Video(codec, mode) => {
                 if let Some(v) = sub.video.as_mut() {
@@ -303,9 +317,9 @@ impl Session {
                 } else {
                     // Video from the current GOP on, keyframe first: the client decodes up to
                     // the newest picture at once instead of waiting for the next keyframe.
-                    let start = sub.cam.video().subscribe();
+                    let mut video = sub.stream.attach(Video::Watch);
                     let mut v = VideoSub::new(mode);
-                    for unit in &start.gop {
+                    for unit in &std::mem::take(&mut video.gop) {
                         for o in v.admit(id, unit) {
                             self.out.push(match o {
                                 VideoOut::Config(c) => Out::Text(c.to_string()),
@@ -314,8 +328,7 @@ impl Session {
                         }
                     }
                     self.streams.remove(id);
-                    self.video_streams
-                        .insert(id.to_string(), BroadcastStream::new(start.rx));
+                    self.video_streams.insert(id.to_string(), video);
                     sub.video = Some(v);
                     sub.lane = None;
                     // Acknowledgements of JPEG frames say nothing about video.
@@ -331,13 +344,13 @@ impl Session {
                     return;
                 }
                 // The fan-out may serve a nearby lane when the camera has as many as it may.
-                let (lane, rx) = sub.fanout.subscribe(want);
+                let frames = sub.stream.attach(Pictures(want));
+                let lane = frames.lane();
                 if sub.lane == Some(lane) {
                     return;
                 }
                 sub.lane = Some(lane);
-                self.streams
-                    .insert(id.to_string(), BroadcastStream::new(rx));
+                self.streams.insert(id.to_string(), frames);
                 ("jpeg", None, Some(lane))
             }
         };
@@ -449,19 +462,18 @@ impl Session {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
-        let Some(choice) = streams::choose(&self.hub, id, sub.stream, sub.max_width) else {
+        let Some(choice) = streams::choose(&self.hub, id, sub.stream_req, sub.max_width) else {
             return;
         };
         sub.keep_sub(&self.hub, id, choice.wants_sub);
-        if Arc::ptr_eq(&choice.output.camera, &sub.cam) {
+        if Arc::ptr_eq(&choice.stream.camera, sub.cam()) {
             return;
         }
         tracing::debug!(camera = %id, stream = ?choice.kind, fallback = choice.fallback(), "switching stream");
         sub.fallback = choice.fallback();
         sub.serving = choice.kind;
-        sub.cam = choice.output.camera;
-        sub.fanout = choice.output.fanout;
-        sub.src_width = sub.cam.width();
+        sub.stream = choice.stream;
+        sub.src_width = sub.cam().width();
         // Sequence numbers belong to one stream.
         sub.last_sent_seq = 0;
         sub.in_flight.clear();
@@ -484,7 +496,7 @@ impl Session {
         let moved: Vec<String> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.cam.video().codec() != s.seen_codec)
+            .filter(|(_, s)| s.cam().video().codec() != s.seen_codec)
             .map(|(id, _)| id.clone())
             .collect();
         for id in moved {
@@ -494,10 +506,13 @@ impl Session {
             self.last_window = now;
             self.adapt(now);
             // Levels change once a second: looked at once a window, not at every tick.
-            let subs = &self.subs;
-            let events = self
-                .activity
-                .tick(&self.hub, |id| subs.contains_key(id), now);
+            let (subs, scope) = (&self.subs, &self.who.scope);
+            let events = self.activity.tick(
+                &self.hub,
+                |id| scope.allows(id),
+                |id| subs.contains_key(id),
+                now,
+            );
             for e in events {
                 self.text(e);
             }
@@ -514,7 +529,7 @@ impl Session {
             let acking = sub.window.acking;
             let window = std::mem::take(&mut sub.window);
             sub.window.acking = acking;
-            let w = sub.cam.width();
+            let w = sub.cam().width();
             let size_changed = w != sub.src_width;
             sub.src_width = w;
             let verdict = window.verdict();
@@ -530,10 +545,10 @@ impl Session {
     fn poll_states(&mut self) {
         let mut events = Vec::new();
         for (id, sub) in self.subs.iter_mut() {
-            let state = sub.cam.state();
+            let state = sub.cam().state();
             if sub.last_state != Some(state) {
                 sub.last_state = Some(state);
-                events.push(protocol::state(id, state, sub.cam.last_error()));
+                events.push(protocol::state(id, state, sub.cam().last_error()));
             }
         }
         for e in events {

@@ -2,6 +2,7 @@
 //! lanes, ack, adaptation and retargeting, events, unsubscribe. No socket, no FFmpeg.
 
 use super::*;
+use crate::access::guard::Principal;
 use serde_json::Value;
 
 fn hub(cameras: &[&str]) -> Arc<Hub> {
@@ -59,7 +60,7 @@ async fn hello_subscribe_first_frame_and_live_frames() {
     let hub = hub(&["a", "b"]);
     publish(&hub, "a");
     let now = Instant::now();
-    let mut s = Session::new(hub.clone(), now);
+    let mut s = Session::new(hub.clone(), Principal::trusted(), now);
     let hello = texts(&s.take_output());
     assert_eq!(hello[0]["type"], "hello");
     assert_eq!(hello[0]["cameras"].as_array().map(Vec::len), Some(2));
@@ -92,7 +93,7 @@ async fn hello_subscribe_first_frame_and_live_frames() {
 async fn bad_messages_get_error_events_and_the_session_goes_on() {
     let hub = hub(&["a"]);
     let now = Instant::now();
-    let mut s = Session::new(hub, now);
+    let mut s = Session::new(hub, Principal::trusted(), now);
     s.take_output();
     s.on_text("nope", now).await;
     s.on_text(r#"{"type":"subscribe","cameras":["zz"]}"#, now)
@@ -116,7 +117,7 @@ async fn star_subscribes_every_camera_and_sends_first_frames() {
         publish(&hub, id);
     }
     let now = Instant::now();
-    let mut s = Session::new(hub, now);
+    let mut s = Session::new(hub, Principal::trusted(), now);
     s.take_output();
     s.on_text(r#"{"type":"subscribe","cameras":["*"],"quality":90}"#, now)
         .await;
@@ -131,7 +132,7 @@ async fn a_backlogged_client_steps_down_and_recovers() {
     publish(&hub, "a");
     // Time is tokio's paused clock throughout: sends are stamped with it.
     let now = Instant::now;
-    let mut s = Session::new(hub.clone(), now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), now());
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now())
         .await;
     let level = |out: &[Out]| {
@@ -175,7 +176,7 @@ async fn a_backlogged_client_steps_down_and_recovers() {
 async fn events_reach_the_client_and_removed_cameras_are_dropped() {
     let hub = hub(&["a"]);
     let now = Instant::now();
-    let mut s = Session::new(hub.clone(), now);
+    let mut s = Session::new(hub.clone(), Principal::trusted(), now);
     let mut ev = hub.events();
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now)
         .await;
@@ -201,7 +202,7 @@ async fn events_reach_the_client_and_removed_cameras_are_dropped() {
 async fn state_changes_are_sent_once() {
     let hub = hub(&["a"]);
     let now = Instant::now();
-    let mut s = Session::new(hub.clone(), now);
+    let mut s = Session::new(hub.clone(), Principal::trusted(), now);
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now)
         .await;
     s.take_output();
@@ -261,7 +262,7 @@ async fn prompt_acks_keep_the_top_tier_whatever_the_clients_clock_says() {
     for skew_ms in [400.0, 2000.0, -5000.0] {
         let hub = hub(&["a"]);
         publish(&hub, "a");
-        let mut s = Session::new(hub.clone(), Instant::now());
+        let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
         s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
             .await;
         let mut seen = levels(&s.take_output());
@@ -286,7 +287,7 @@ async fn prompt_acks_keep_the_top_tier_whatever_the_clients_clock_says() {
 async fn acks_late_on_the_servers_clock_step_down_whatever_the_client_claims() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
         .await;
     assert_eq!(levels(&s.take_output()), [0]);
@@ -312,7 +313,7 @@ async fn acks_late_on_the_servers_clock_step_down_whatever_the_client_claims() {
 async fn withheld_acks_step_down_whatever_the_client_claims() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
         .await;
     s.take_output();
@@ -340,7 +341,7 @@ async fn hello_and_pong_carry_the_servers_clock() {
     let unix_ms = || unix_ms_now() as i64;
     let hub = hub(&["a"]);
     let before = unix_ms();
-    let mut s = Session::new(hub, Instant::now());
+    let mut s = Session::new(hub, Principal::trusted(), Instant::now());
     let hello = texts(&s.take_output());
     assert_eq!(hello[0]["scales"], serde_json::json!([1, 2, 4]));
     let t = hello[0]["server_time_ms"].as_i64().unwrap();

@@ -7,6 +7,7 @@
 
 use super::tests::{publish, texts};
 use super::*;
+use crate::access::guard::Principal;
 use crate::media::h26x::fixtures::*;
 use crate::media::h26x::Codec;
 use crate::media::nal::{write_units, NalFormat};
@@ -132,7 +133,7 @@ async fn a_video_client_gets_its_tier_the_config_and_the_gop_at_subscribe() {
     push(&hub, "a", &key264());
     push(&hub, "a", &delta264());
     push(&hub, "a", &delta264());
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let out = subscribe(
         &mut s,
@@ -175,7 +176,7 @@ async fn a_client_without_codecs_gets_jpeg_from_a_video_camera() {
     start_h264(&hub, "a");
     push(&hub, "a", &key264());
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let out = subscribe(
         &mut s,
@@ -210,7 +211,7 @@ async fn an_h265_camera_is_jpeg_for_a_client_that_decodes_only_h264() {
         H265_TINY_VCL20_0,
     ]));
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let out = subscribe(
         &mut s,
@@ -223,7 +224,7 @@ async fn an_h265_camera_is_jpeg_for_a_client_that_decodes_only_h264() {
     assert_eq!(h[0]["kind"], "jpeg");
 
     // A client that decodes H.265 gets the camera's own stream.
-    let mut s2 = Session::new(hub.clone(), Instant::now());
+    let mut s2 = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s2.take_output();
     let out = subscribe(
         &mut s2,
@@ -247,7 +248,7 @@ async fn video_error_moves_the_client_to_jpeg_for_that_camera() {
         push(&hub, id, &key264());
         publish(&hub, id);
     }
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let sub = serde_json::json!({"type": "subscribe", "cameras": ["a", "b"], "codecs": ["h264"]});
     let out = subscribe(&mut s, sub.clone()).await;
@@ -291,7 +292,7 @@ async fn unacknowledged_video_steps_down_to_keyframes_then_jpeg_and_prompt_acks_
     start_h264(&hub, "a");
     push(&hub, "a", &key264());
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let out = subscribe(
         &mut s,
@@ -369,7 +370,7 @@ async fn a_lagged_video_stream_resumes_at_a_keyframe() {
     let hub = hub(&["a"]);
     start_h264(&hub, "a");
     push(&hub, "a", &key264());
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     subscribe(
         &mut s,
@@ -397,7 +398,7 @@ async fn a_lagged_video_stream_resumes_at_a_keyframe() {
 async fn viewers_follow_the_camera_when_its_video_starts_and_stops() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     // Subscribed while the camera's source is still opening: no video yet, so JPEG.
     let out = subscribe(
@@ -436,7 +437,7 @@ async fn viewers_follow_the_camera_when_its_video_starts_and_stops() {
 async fn a_client_listing_codecs_steps_down_at_once_on_a_camera_without_video() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     let out = subscribe(
         &mut s,
@@ -475,7 +476,7 @@ async fn activity_events_go_to_subscribers_and_to_clients_that_ask_at_most_once_
     let hub = hub(&["a", "b"]);
     start_h264(&hub, "a");
     start_h264(&hub, "b");
-    let mut s = Session::new(hub.clone(), Instant::now());
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.take_output();
     subscribe(
         &mut s,

@@ -11,9 +11,9 @@ use super::protocol::QualityReq;
 use super::video::{VideoMode, VideoSub};
 use crate::hub::demand::StreamUse;
 use crate::hub::streams::StreamReq;
-use crate::hub::{Camera, CameraState, Fanout, Hub, StreamKind};
+use crate::hub::{Camera, CameraState, Hub, Stream, StreamKind};
 use crate::media::h26x::Codec;
-use crate::media::tier::{self, Lane, Rung, Tier};
+use crate::media::tier::{Lane, LaneAsk, LaneQuality, Rung};
 
 /// Levels of the ladder above the JPEG rungs for a camera served as video: every access unit,
 /// then keyframes only.
@@ -28,8 +28,8 @@ pub enum Target {
 
 /// One camera a connection watches.
 pub struct Sub {
-    pub cam: Arc<Camera>,
-    pub fanout: Arc<Fanout>,
+    /// The stream serving it now (the camera's main or sub stream).
+    pub stream: Stream,
     pub quality: QualityReq,
     pub max_width: Option<u32>,
     pub max_fps: Option<f64>,
@@ -52,7 +52,7 @@ pub struct Sub {
     pub seen_codec: Option<Codec>,
     /// Which of the camera's streams the client asked for, which serves it now, and whether
     /// that one stands in for the other.
-    pub stream: StreamReq,
+    pub stream_req: StreamReq,
     pub serving: StreamKind,
     pub fallback: bool,
     /// Keeps the camera's sub stream connected while this viewer prefers it (or needs it as
@@ -71,9 +71,9 @@ impl Sub {
     }
 
     /// What to serve for the current settings and level.
-    pub fn target(&self, ladder: &[Rung], hub: &Hub, src_fps: f64) -> Target {
+    pub fn target(&self, ladder: &[Rung], now: Instant) -> Target {
         let video = self
-            .cam
+            .cam()
             .video()
             .codec()
             .filter(|c| !self.video_failed && self.codecs.contains(c));
@@ -89,40 +89,27 @@ impl Sub {
                 // level is a JPEG rung, so that a bad window steps down at once.
                 let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
                 let rung = level.saturating_sub(offset);
-                Target::Jpeg(self.lane(ladder, hub, src_fps, rung))
+                Target::Jpeg(self.lane(ladder, rung, now))
             }
         }
     }
 
-    /// The JPEG lane for `rung` of the ladder; `src_fps` is the camera's measured rate.
-    pub fn lane(&self, ladder: &[Rung], hub: &Hub, src_fps: f64, rung: usize) -> Lane {
-        let min_scale = tier::scale_for_width(self.src_width, self.max_width);
-        match self.quality {
-            QualityReq::Fixed(q) => Lane::new(
-                Tier {
-                    quality: hub.qualities().snap(q),
-                    scale: min_scale,
-                },
-                self.max_fps,
-            ),
-            QualityReq::Auto => {
-                let rung = ladder[rung.min(ladder.len() - 1)];
-                // From the rounded source rate, so that viewers on the same rung share one
-                // lane (measured rates wobble: 24.9, 25.1).
-                let fps = (rung.fps_factor < 1.0 && src_fps > 0.0)
-                    .then_some(src_fps.round().max(1.0) * rung.fps_factor);
-                let cap = match (fps, self.max_fps) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                Lane::new(
-                    Tier {
-                        quality: rung.quality,
-                        scale: rung.scale.max(min_scale),
-                    },
-                    cap,
-                )
-            }
-        }
+    /// The JPEG lane for `rung` of the ladder, as the stream resolves it.
+    pub fn lane(&self, ladder: &[Rung], rung: usize, now: Instant) -> Lane {
+        let quality = match self.quality {
+            QualityReq::Fixed(q) => LaneQuality::Fixed(q),
+            QualityReq::Auto => LaneQuality::Rung(ladder[rung.min(ladder.len() - 1)]),
+        };
+        let ask = LaneAsk {
+            quality,
+            max_width: self.max_width,
+            max_fps: self.max_fps,
+        };
+        self.stream.lane(&ask, now)
+    }
+
+    /// The camera of the stream serving it now.
+    pub fn cam(&self) -> &Arc<Camera> {
+        &self.stream.camera
     }
 }

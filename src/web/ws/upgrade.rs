@@ -20,6 +20,7 @@ use warp::ws::{Message, WebSocket};
 
 use super::protocol::{ProtocolError, MAX_WS_MESSAGE};
 use super::session::{Incoming, Out, Session, WINDOW};
+use crate::access::guard::Principal;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::Hub;
 use crate::obs::metrics;
@@ -38,13 +39,13 @@ pub fn upgrade(
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     slot: ClientSlot,
-    peer: String,
+    who: Principal,
 ) -> warp::reply::Response {
     use warp::Reply;
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            serve(socket, hub, shutdown, peer).await;
+            serve(socket, hub, shutdown, who).await;
             drop(slot);
         })
         .into_response()
@@ -67,7 +68,8 @@ fn message(o: Out) -> Message {
 }
 
 /// Serves one WebSocket connection until it closes, dies, or the server shuts down.
-async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, peer: String) {
+async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, who: Principal) {
+    let peer = who.peer.map(|p| p.to_string()).unwrap_or_default();
     let span = info_span!("ws", %peer);
     async move {
         debug!("connected");
@@ -98,7 +100,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
             }
         });
 
-        let mut session = Session::new(hub, Instant::now());
+        let mut session = Session::new(hub, who, Instant::now());
         let mut ticker = tokio::time::interval(WINDOW / 2);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ping = Instant::now();
@@ -183,7 +185,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, pe
 /// `GET /ws` after the access guard (token, origin): refuses clients over the caps, else
 /// upgrades.
 pub fn handle(
-    who: crate::access::guard::Principal,
+    who: Principal,
     ws: warp::ws::Ws,
     s: crate::web::state::WebState,
 ) -> warp::reply::Response {
@@ -192,6 +194,5 @@ pub fn handle(
         Ok(slot) => slot,
         Err(refused) => return ApiError::from(refused).into_response(),
     };
-    let peer = who.peer.map(|p| p.to_string()).unwrap_or_default();
-    upgrade(ws, s.hub, s.shutdown, slot, peer)
+    upgrade(ws, s.hub, s.shutdown, slot, who)
 }
