@@ -47,6 +47,35 @@ impl std::fmt::Debug for Placement {
     }
 }
 
+impl Camera {
+    /// Where the camera's pictures come from now.
+    pub fn placement(&self) -> Placement {
+        match self.owner_elsewhere() {
+            Some(remote) => Placement::Elsewhere(remote),
+            None => Placement::Here,
+        }
+    }
+
+    /// The latest picture as a JPEG at `tier`, through the TTL cache, from wherever the
+    /// camera's pictures come from.
+    pub(in crate::hub) async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
+        self.placement().still(self, tier, None).await
+    }
+
+    /// A long-poll: waits up to `wait` for a picture whose tag differs from `after`; the
+    /// current one if none came.
+    pub(in crate::hub) async fn jpeg_after(
+        &self,
+        tier: Tier,
+        after: &str,
+        wait: Duration,
+    ) -> Result<Encoded, FrameError> {
+        self.placement()
+            .still(self, tier, Some((after, wait)))
+            .await
+    }
+}
+
 impl Placement {
     pub fn is_elsewhere(&self) -> bool {
         matches!(self, Self::Elsewhere(_))

@@ -44,25 +44,6 @@ impl Camera {
             .map(|e| self.relayed(e))
     }
 
-    /// The latest picture as a JPEG at `tier`, through the TTL cache, from wherever the
-    /// camera's pictures come from ([`Placement`](crate::hub::placement::Placement)).
-    pub(in crate::hub) async fn jpeg(&self, tier: Tier) -> Result<Encoded, FrameError> {
-        self.placement().still(self, tier, None).await
-    }
-
-    /// A long-poll: waits up to `wait` for a picture whose tag differs from `after`; the
-    /// current one if none came.
-    pub(in crate::hub) async fn jpeg_after(
-        &self,
-        tier: Tier,
-        after: &str,
-        wait: Duration,
-    ) -> Result<Encoded, FrameError> {
-        self.placement()
-            .still(self, tier, Some((after, wait)))
-            .await
-    }
-
     /// The latest frame as a JPEG at `tier`, through the TTL cache. Concurrent callers for the
     /// same tier share one encode; a frame is never encoded twice at the same tier.
     ///

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::TierCache;
 use super::demand::Demand;
-use super::placement::Placement;
-use super::remote::RemoteSlot;
+use super::remote::{Remote, RemoteSlot};
 use super::video::VideoFeed;
 use crate::config::CameraConfig;
 use crate::media::activity::ActivityMeter;
@@ -231,17 +230,17 @@ impl Camera {
         self.elsewhere.send_modify(|_| {});
     }
 
-    /// Wakes at each change of where the camera is ingested (see [`Camera::placement`]).
+    /// Wakes at each change of where the camera is ingested (see `Camera::placement`).
     pub fn placement_changes(&self) -> watch::Receiver<bool> {
         self.elsewhere.subscribe()
     }
 
-    /// Where the camera's pictures come from now: here, or (another cluster node ingests it
-    /// and the cluster is connected) that node.
-    pub fn placement(&self) -> Placement {
+    /// The node its pictures come from while another one ingests it and the cluster is
+    /// connected (read as a `hub::placement::Placement`).
+    pub(in crate::hub) fn owner_elsewhere(&self) -> Option<Arc<dyn Remote>> {
         match self.remote.get() {
-            Some(remote) if *self.elsewhere.borrow() => Placement::Elsewhere(remote.clone()),
-            _ => Placement::Here,
+            Some(remote) if *self.elsewhere.borrow() => Some(remote.clone()),
+            _ => None,
         }
     }
 
