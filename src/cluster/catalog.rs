@@ -18,7 +18,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::control::{parse_camera, BoxFuture, ChangeError, Expect, Manager, SharedCatalog};
+use crate::config::{CameraConfig, LoadedConfig};
+use crate::control::{parse_camera, BoxFuture, CameraList, ChangeError, Manager, ReloadError};
 use crate::hub::Hub;
 use crate::obs::redact::redact_url;
 
@@ -28,6 +29,15 @@ pub const CAMERAS_BUCKET: &str = "camwall_cameras";
 const MAX_ENTRIES: usize = 10_000;
 /// How often the watch checks that the connection is still there.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// What a write expects of the entry it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The id must be new.
+    Absent,
+    /// The entry must still be at this revision.
+    Revision(u64),
+}
 
 /// The catalog as this node sees it: the bucket (once opened) and each camera's revision.
 #[derive(Default)]
@@ -215,55 +225,91 @@ async fn read_all(kv: &kv::Store) -> Result<BTreeMap<String, (u64, Value)>, asyn
     Ok(out)
 }
 
-impl SharedCatalog for Catalog {
-    fn put(
+impl Catalog {
+    /// Writes camera `id` as `body`; returns the new revision.
+    async fn put(&self, id: String, body: Value, expect: Expect) -> Result<u64, ChangeError> {
+        let kv = self.kv()?;
+        let bytes = Bytes::from(serde_json::to_vec(&body).map_err(unavailable)?);
+        let revision = match expect {
+            Expect::Absent => kv.create(id.as_str(), bytes).await.map_err(|e| {
+                if e.kind() == kv::CreateErrorKind::AlreadyExists {
+                    ChangeError::Duplicate(id.clone())
+                } else {
+                    unavailable(e)
+                }
+            })?,
+            Expect::Revision(r) => kv.update(id.as_str(), bytes, r).await.map_err(|e| {
+                if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
+                    ChangeError::Conflict(id.clone())
+                } else {
+                    unavailable(e)
+                }
+            })?,
+        };
+        self.revisions().insert(id, revision);
+        Ok(revision)
+    }
+
+    /// Removes camera `id` if it is still at `revision`.
+    async fn delete(&self, id: String, revision: u64) -> Result<(), ChangeError> {
+        let kv = self.kv()?;
+        if let Err(e) = kv.delete_expect_revision(id.as_str(), Some(revision)).await {
+            // The error does not say why: a newer revision there means someone changed it.
+            return Err(match kv.entry(id.as_str()).await {
+                Ok(Some(now)) if now.revision != revision => ChangeError::Conflict(id),
+                _ => unavailable(e),
+            });
+        }
+        self.revisions().remove(&id);
+        Ok(())
+    }
+}
+
+/// The camera list of a cluster node: every change carries a revision, so that concurrent
+/// edits on different nodes get `Conflict` instead of one silently replacing the other.
+impl CameraList for Catalog {
+    fn revision(&self, id: &str) -> Option<u64> {
+        self.revisions().get(id).copied()
+    }
+
+    fn stored(&self, current: &CameraConfig) -> BoxFuture<'_, Result<Value, ChangeError>> {
+        // The entry is the camera as this node applied it: its JSON form is the stored one.
+        let body = serde_json::to_value(current).map_err(|e| ChangeError::Invalid {
+            field: "(body)".into(),
+            message: e.to_string(),
+        });
+        Box::pin(std::future::ready(body))
+    }
+
+    fn add(&self, id: &str, body: Value) -> BoxFuture<'_, Result<Option<u64>, ChangeError>> {
+        let id = id.to_string();
+        Box::pin(async move { self.put(id, body, Expect::Absent).await.map(Some) })
+    }
+
+    fn replace(
         &self,
         id: &str,
         body: Value,
-        expect: Expect,
-    ) -> BoxFuture<'_, Result<u64, ChangeError>> {
+        base: Option<u64>,
+    ) -> BoxFuture<'_, Result<Option<u64>, ChangeError>> {
         let id = id.to_string();
         Box::pin(async move {
-            let kv = self.kv()?;
-            let bytes = Bytes::from(serde_json::to_vec(&body).map_err(unavailable)?);
-            let revision = match expect {
-                Expect::Absent => kv.create(id.as_str(), bytes).await.map_err(|e| {
-                    if e.kind() == kv::CreateErrorKind::AlreadyExists {
-                        ChangeError::Duplicate(id.clone())
-                    } else {
-                        unavailable(e)
-                    }
-                })?,
-                Expect::Revision(r) => kv.update(id.as_str(), bytes, r).await.map_err(|e| {
-                    if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
-                        ChangeError::Conflict(id.clone())
-                    } else {
-                        unavailable(e)
-                    }
-                })?,
-            };
-            self.revisions().insert(id, revision);
-            Ok(revision)
+            // No revision seen: the camera is not (yet) in the shared list.
+            let base = base.ok_or_else(|| ChangeError::NotFound(id.clone()))?;
+            self.put(id, body, Expect::Revision(base)).await.map(Some)
         })
     }
 
-    fn delete(&self, id: &str, revision: u64) -> BoxFuture<'_, Result<(), ChangeError>> {
+    fn remove(&self, id: &str, base: Option<u64>) -> BoxFuture<'_, Result<(), ChangeError>> {
         let id = id.to_string();
         Box::pin(async move {
-            let kv = self.kv()?;
-            if let Err(e) = kv.delete_expect_revision(id.as_str(), Some(revision)).await {
-                // The error does not say why: a newer revision there means someone changed it.
-                return Err(match kv.entry(id.as_str()).await {
-                    Ok(Some(now)) if now.revision != revision => ChangeError::Conflict(id),
-                    _ => unavailable(e),
-                });
-            }
-            self.revisions().remove(&id);
-            Ok(())
+            let base = base.ok_or_else(|| ChangeError::NotFound(id.clone()))?;
+            self.delete(id, base).await
         })
     }
 
-    fn revision(&self, id: &str) -> Option<u64> {
-        self.revisions().get(id).copied()
+    fn reload(&self) -> BoxFuture<'_, Result<LoadedConfig, ReloadError>> {
+        // The shared list is the truth in a cluster; the file is read only at start.
+        Box::pin(std::future::ready(Err(ReloadError::Clustered)))
     }
 }

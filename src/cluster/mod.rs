@@ -47,6 +47,9 @@ struct View {
     nodes: BTreeMap<String, Beat>,
     /// Our leases: camera id → the revision to refresh with.
     held: HashMap<String, u64>,
+    /// Cameras ingested elsewhere → the node ingesting them, as [`Cluster::show_remote_states`]
+    /// found it when it gave them their state; absent: no node can be reached for it.
+    owners: HashMap<String, String>,
 }
 
 /// One node's membership, leases and view of the others.
@@ -60,14 +63,6 @@ pub struct Cluster {
     limits: Arc<ClientLimits>,
     view: Mutex<View>,
     catalog: Arc<catalog::Catalog>,
-}
-
-/// A camera as the cluster places it: the node ingesting it and that node's state for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Placement {
-    pub node: Option<String>,
-    /// `None` when this node ingests it (its own state is the truth).
-    pub remote_state: Option<String>,
 }
 
 /// `GET /api/cluster`.
@@ -196,33 +191,15 @@ impl Cluster {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Where camera `id` is ingested and, if elsewhere, in what state.
-    pub fn placement(&self, id: &str) -> Placement {
+    /// The node ingesting camera `id`: this one, the one whose report the camera shows (see
+    /// `show_remote_states`), or `None` when no node can be reached for it. Only where: the
+    /// state is the camera's own (`Camera::status`), one rule for status, events and snapshots.
+    pub fn placement(&self, id: &str) -> Option<String> {
         let v = self.view();
         if v.held.contains_key(id) || self.manager.ingests(id) {
-            return Placement {
-                node: Some(self.node.clone()),
-                remote_state: None,
-            };
+            return Some(self.node.clone());
         }
-        let remote = v
-            .connected
-            .then(|| {
-                v.nodes
-                    .values()
-                    .find_map(|b| b.cameras.get(id).map(|s| (b.node.clone(), s.clone())))
-            })
-            .flatten();
-        match remote {
-            Some((node, state)) => Placement {
-                node: Some(node),
-                remote_state: Some(state),
-            },
-            None => Placement {
-                node: None,
-                remote_state: Some("unavailable".into()),
-            },
-        }
+        v.owners.get(id).cloned()
     }
 
     /// The nodes and what each ingests, for `GET /api/cluster`.
@@ -266,10 +243,7 @@ impl Cluster {
                 if connected_since.take().is_some() {
                     warn!("cluster: NATS connection lost; serving the cameras this node holds");
                 }
-                self.view().connected = false;
-                // No owner can be reached: viewers here see the others' cameras reconnect, and
-                // snapshots of them answer at once instead of waiting on a request.
-                self.show_remote_states(&BTreeMap::new());
+                self.lost();
                 continue;
             }
             let since = *connected_since.get_or_insert_with(|| {
@@ -281,7 +255,7 @@ impl Cluster {
                     Ok(b) => buckets = Some(b),
                     Err(e) => {
                         warn!("cluster: cannot open the KV buckets: {e}");
-                        self.view().connected = false;
+                        self.lost();
                         continue;
                     }
                 }
@@ -295,8 +269,7 @@ impl Cluster {
                 since.elapsed() >= membership::HEARTBEAT_TTL && self.catalog.is_synced();
             if let Err(e) = self.heartbeat(nodes_kv, leases_kv, may_claim, cpu).await {
                 debug!("cluster: heartbeat failed: {e}");
-                self.view().connected = false;
-                self.show_remote_states(&BTreeMap::new());
+                self.lost();
                 // A NATS server that came back empty has no buckets: make them again.
                 buckets = None;
             }
@@ -412,24 +385,41 @@ impl Cluster {
                 }
             }
         }
-        self.show_remote_states(&nodes);
+        let owners = self.show_remote_states(&nodes);
         let mut v = self.view();
         v.connected = true;
         v.nodes = nodes;
         v.held = held;
+        v.owners = owners;
         Ok(())
     }
 
-    /// Cameras ingested elsewhere take the state, size and rate their owner reports
-    /// (`connecting` while no node reports one, as during a takeover), so this node's viewers
-    /// see them as the owner's do and pick tiers from the owner's picture size.
-    fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) {
+    /// NATS or its buckets cannot be reached: no owner can be, so viewers here see the others'
+    /// cameras reconnect, status shows them with no node, and snapshots of them answer at once
+    /// instead of waiting on a request.
+    fn lost(&self) {
+        let owners = self.show_remote_states(&BTreeMap::new());
+        let mut v = self.view();
+        v.connected = false;
+        v.owners = owners;
+    }
+
+    /// The one rule for a camera ingested elsewhere: its owner is the node whose beat lists
+    /// it, and it takes the state, size, rate and activity that node reports (`connecting`
+    /// while no node reports it, as during a takeover or without NATS), so this node's status,
+    /// events and viewers show it as the owner's do and pick tiers from the owner's picture
+    /// size. Returns the owners found, which [`Cluster::placement`] names.
+    fn show_remote_states(&self, nodes: &BTreeMap<String, Beat>) -> HashMap<String, String> {
+        let mut owners = HashMap::new();
         for cam in self.hub.streams() {
             let main = crate::config::camera_of_stream(cam.id());
             if self.manager.ingests(main) {
                 continue;
             }
             let owner = nodes.values().find(|b| b.cameras.contains_key(main));
+            if let Some(b) = owner {
+                owners.insert(main.to_string(), b.node.clone());
+            }
             let state = owner
                 .and_then(|b| b.cameras.get(cam.id()).or_else(|| b.subs.get(cam.id())))
                 .map_or(CameraState::Connecting, |s| state_named(s));
@@ -443,6 +433,7 @@ impl Cluster {
             };
             cam.set_relayed(state, width, height, Some(report));
         }
+        owners
     }
 
     /// At shutdown: hand every camera back at once, so the others need not wait for expiry.

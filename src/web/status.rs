@@ -151,8 +151,9 @@ pub fn status_body(hub: &Hub) -> StatusBody {
 }
 
 /// `GET /api/ip-cameras/status`. In a cluster every camera also names the `node` ingesting
-/// it, and one ingested elsewhere shows that node's state (`unavailable` when no node can be
-/// reached for it); `node` at the top names the answering node.
+/// it; one ingested elsewhere shows the state the cluster gave the camera from that node's
+/// report, or `unavailable` when no node can be reached for it (`node` null). `node` at the
+/// top names the answering node.
 pub fn status(s: &WebState) -> Response {
     let body = status_body(&s.hub);
     match &s.cluster {
@@ -169,11 +170,13 @@ fn clustered(body: &impl Serialize, c: &crate::cluster::Cluster) -> serde_json::
     {
         for cam in cams {
             let id = cam["id"].as_str().unwrap_or_default().to_string();
-            let p = c.placement(&id);
-            cam["node"] = p.node.into();
-            if let Some(state) = p.remote_state {
-                cam["state"] = state.into();
+            let node = c.placement(&id);
+            // Nobody's report to show: the camera waits (`connecting` to its viewers), and
+            // status says why.
+            if node.is_none() {
+                cam["state"] = "unavailable".into();
             }
+            cam["node"] = node.into();
         }
     }
     v["node"] = c.node().into();

@@ -1,27 +1,32 @@
 //! The camera workers and the changes applied to them: start and stop workers, add, replace,
 //! patch and remove cameras while the others stream, and reload the file on SIGHUP.
 //!
-//! One async mutex around the [`ConfigStore`] serializes changes, so concurrent API calls and
-//! reloads each see and write a file that contains every change before them. A change is
-//! written first and applied to the hub only once written: a refused write changes nothing.
+//! Changes are stored in one [`CameraList`]: the config file alone, the cluster's shared
+//! catalog once the cluster sets it; the paths below never ask which. One async mutex
+//! serializes changes, so concurrent API calls, reloads and catalog entries each see a list
+//! that contains every change before them. A change is stored first and applied to the hub
+//! only once stored: a refused write changes nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::store::{ConfigStore, StoreError};
 
+mod file;
+mod list;
 mod shared;
-use crate::config::{self, CameraConfig, ConfigError, LoadedConfig};
+use crate::config::{self, CameraConfig, ConfigError};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::{redact_options, redact_url};
-pub use shared::{BoxFuture, Expect, SharedCatalog};
+use file::FileList;
+pub use list::{BoxFuture, CameraList};
 
 mod secrets;
 mod views;
@@ -51,7 +56,8 @@ pub enum ChangeError {
         path.display()
     )]
     ChangedOnDisk { path: PathBuf },
-    /// Cluster mode: the camera changed elsewhere since the revision the change was based on.
+    /// A list with revisions (the cluster's): the camera changed elsewhere since the revision
+    /// the change was based on.
     #[error("camera {0:?} changed since the revision this change is based on: read it, retry")]
     Conflict(String),
     /// Cluster mode: the shared camera list cannot be reached.
@@ -105,7 +111,8 @@ pub enum ReloadError {
 pub struct CameraView {
     #[serde(flatten)]
     pub config: CameraConfig,
-    /// Cluster mode: the camera's revision in the shared list (send it back as `If-Match`).
+    /// The camera's revision where the camera list keeps them (the cluster's shared list):
+    /// send it back as `If-Match`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
 }
@@ -124,6 +131,10 @@ impl CameraView {
             revision: None,
         }
     }
+
+    fn at(self, revision: Option<u64>) -> Self {
+        Self { revision, ..self }
+    }
 }
 
 /// Owns the camera workers and, through the store, the config file.
@@ -132,14 +143,16 @@ pub struct Manager {
     root: CancellationToken,
     tracker: TaskTracker,
     workers: Mutex<HashMap<String, CancellationToken>>,
-    store: tokio::sync::Mutex<ConfigStore>,
-    /// The views as last written or read (`/api/views` answers from here).
-    views: Mutex<Vec<crate::config::views::ViewConfig>>,
+    /// Held through each change, from its checks against the hub to its application there.
+    changes: tokio::sync::Mutex<()>,
+    /// The config file: the views, SIGHUP reloads, the seed of an empty cluster catalog.
+    file: Arc<FileList>,
+    /// Where camera changes are stored: `file` alone; the cluster's shared catalog once
+    /// [`Manager::set_catalog`] replaces it.
+    cameras: RwLock<Arc<dyn CameraList>>,
     /// Cluster mode: `Some` holds the cameras this node owns (ingests); only those get a
     /// worker. `None`: alone, every enabled camera gets one.
     owned: Option<Mutex<std::collections::HashSet<String>>>,
-    /// Cluster mode: the shared camera list that replaces the config file.
-    catalog: std::sync::OnceLock<Arc<dyn SharedCatalog>>,
 }
 
 /// A replacement body (`PUT .../{id}`) takes its id from the path: filled in when absent,
@@ -204,15 +217,16 @@ impl Manager {
         root: CancellationToken,
         clustered: bool,
     ) -> Arc<Self> {
+        let file = Arc::new(FileList::new(store));
         let m = Arc::new(Self {
             hub: hub.clone(),
             root,
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
-            views: Mutex::new(views::views_of(store.doc())),
-            store: tokio::sync::Mutex::new(store),
+            changes: tokio::sync::Mutex::new(()),
+            cameras: RwLock::new(file.clone()),
+            file,
             owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
-            catalog: std::sync::OnceLock::new(),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -226,58 +240,29 @@ impl Manager {
         self.tracker.wait().await;
     }
 
-    /// The configured cameras, credentials redacted.
+    /// The list camera changes are stored in now.
+    fn camera_list(&self) -> Arc<dyn CameraList> {
+        self.cameras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configured cameras, credentials redacted, with their revisions where the list
+    /// keeps them.
     pub fn list(&self) -> Vec<CameraView> {
-        if self.catalog().is_some() {
-            return self.shared_list();
-        }
+        let list = self.camera_list();
         self.hub
             .cameras()
             .iter()
-            .map(|c| CameraView::of(&c.config()))
+            .map(|c| CameraView::of(&c.config()).at(list.revision(c.id())))
             .collect()
     }
 
-    /// Validates `doc` as a whole config and writes it, unless the file was edited by hand.
-    async fn commit(store: &mut ConfigStore, doc: Value) -> Result<(), ChangeError> {
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| ChangeError::Io {
-            action: "serialize",
-            path: store.path().to_path_buf(),
-            source: e.into(),
-        })?;
-        if let Err(issues) = config::parse(&text) {
-            let i = &issues[0];
-            return Err(invalid(i.field.clone(), i.message.clone()));
-        }
-        Ok(store.write(doc).await?)
-    }
-
-    fn cameras_mut(doc: &mut Value) -> &mut Vec<Value> {
-        if !doc.is_object() {
-            *doc = Value::Object(Map::new());
-        }
-        let cams = doc.as_object_mut().map(|o| {
-            o.entry("cameras")
-                .or_insert_with(|| Value::Array(Vec::new()))
-        });
-        match cams {
-            Some(Value::Array(a)) => a,
-            Some(other) => {
-                *other = Value::Array(Vec::new());
-                match other {
-                    Value::Array(a) => a,
-                    _ => unreachable!("just set to an array"),
-                }
-            }
-            None => unreachable!("doc is an object"),
-        }
-    }
-
-    fn position(doc: &Value, id: &str) -> Option<usize> {
-        doc.get("cameras")?
-            .as_array()?
-            .iter()
-            .position(|c| c.get("id").and_then(Value::as_str) == Some(id))
+    /// One camera as [`Manager::list`] shows it, if it exists.
+    pub fn view(&self, id: &str) -> Option<CameraView> {
+        let cam = self.hub.get(id)?;
+        Some(CameraView::of(&cam.config()).at(self.camera_list().revision(id)))
     }
 
     /// Refuses, through the API, a camera that reads this machine (a file, a device, a lavfi
@@ -349,22 +334,16 @@ impl Manager {
     pub async fn add(&self, mut body: Value) -> Result<CameraView, ChangeError> {
         // A new camera has no stored secret a mask could stand for.
         secrets::restore(&mut body, None)?;
-        if let Some(catalog) = self.catalog() {
-            return self.shared_add(catalog, body).await;
-        }
         let cam = parse_camera(&body)?;
         self.check_source(&cam, None)?;
-        let mut store = self.store.lock().await;
+        let _serial = self.changes.lock().await;
         if self.hub.get(&cam.id).is_some() {
             return Err(ChangeError::Duplicate(cam.id));
         }
-        let mut doc = store.doc().clone();
-        Self::cameras_mut(&mut doc).push(body);
-        Self::commit(&mut store, doc).await?;
-        let c = self.hub.insert(cam.clone());
-        self.start_worker(&c);
+        let revision = self.camera_list().add(&cam.id, body).await?;
+        self.apply_locked(&cam.id, Some(cam.clone()));
         info!(camera = %cam.id, "camera added");
-        Ok(CameraView::of(&cam))
+        Ok(CameraView::of(&cam).at(revision))
     }
 
     /// Replaces a camera's whole configuration (`PUT /api/ip-cameras/{id}`). The id stays.
@@ -372,7 +351,8 @@ impl Manager {
         self.replace_if(id, body, None).await
     }
 
-    /// As [`Manager::replace`]; in cluster mode `if_match` is the revision the caller read.
+    /// As [`Manager::replace`]; `if_match` is the revision the caller read, where the camera
+    /// list keeps revisions.
     pub async fn replace_if(
         &self,
         id: &str,
@@ -380,13 +360,8 @@ impl Manager {
         if_match: Option<u64>,
     ) -> Result<CameraView, ChangeError> {
         path_id(&mut body, id).map_err(|m| invalid("id", m))?;
-        if let Some(catalog) = self.catalog() {
-            return self.shared_write(catalog, id, body, if_match).await;
-        }
-        let mut store = self.store.lock().await;
-        self.restore_secrets(&mut body, id)?;
-        let cam = parse_camera(&body)?;
-        self.apply_replace(&mut store, id, body, cam).await
+        let _serial = self.changes.lock().await;
+        self.replace_locked(id, body, if_match).await
     }
 
     /// Changes some fields (`PATCH /api/ip-cameras/{id}`, JSON merge patch: `null` removes a
@@ -395,7 +370,7 @@ impl Manager {
         self.patch_if(id, patch, None).await
     }
 
-    /// As [`Manager::patch`]; in cluster mode `if_match` is the revision the caller read.
+    /// As [`Manager::patch`]; `if_match` as for [`Manager::replace_if`].
     pub async fn patch_if(
         &self,
         id: &str,
@@ -411,16 +386,13 @@ impl Manager {
         if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(invalid("id", "ids cannot change"));
         }
-        let catalog = self.catalog();
-        let mut store = self.store.lock().await;
-        let mut body = match &catalog {
-            Some(_) => self.shared_body(id)?,
-            None => {
-                let pos = Self::position(store.doc(), id)
-                    .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-                store.doc()["cameras"][pos].clone()
-            }
-        };
+        // One lock from reading the stored camera to writing it: no change slips in between.
+        let _serial = self.changes.lock().await;
+        let existing = self
+            .hub
+            .get(id)
+            .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
+        let mut body = self.camera_list().stored(&existing.config()).await?;
         if let Some(o) = body.as_object_mut() {
             for (k, v) in patch {
                 if v.is_null() {
@@ -430,13 +402,7 @@ impl Manager {
                 }
             }
         }
-        if let Some(catalog) = catalog {
-            drop(store);
-            return self.shared_write(catalog, id, body, if_match).await;
-        }
-        self.restore_secrets(&mut body, id)?;
-        let cam = parse_camera(&body)?;
-        self.apply_replace(&mut store, id, body, cam).await
+        self.replace_locked(id, body, if_match).await
     }
 
     /// A body that sends camera `id`'s secrets back as shown keeps the stored ones (see
@@ -446,26 +412,26 @@ impl Manager {
         secrets::restore(body, stored.as_deref())
     }
 
-    async fn apply_replace(
+    /// PUT and PATCH, with `changes` held: `body` is the whole new camera.
+    async fn replace_locked(
         &self,
-        store: &mut ConfigStore,
         id: &str,
-        body: Value,
-        cam: CameraConfig,
+        mut body: Value,
+        if_match: Option<u64>,
     ) -> Result<CameraView, ChangeError> {
+        self.restore_secrets(&mut body, id)?;
+        let cam = parse_camera(&body)?;
         let existing = self
             .hub
             .get(id)
             .ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
         self.check_source(&cam, Some(&existing.config()))?;
-        let mut doc = store.doc().clone();
-        match Self::position(&doc, id) {
-            Some(pos) => Self::cameras_mut(&mut doc)[pos] = body,
-            None => Self::cameras_mut(&mut doc).push(body),
-        }
-        Self::commit(store, doc).await?;
+        let list = self.camera_list();
+        // Without If-Match, a change is based on the newest revision this node has seen.
+        let base = if_match.or_else(|| list.revision(id));
+        let revision = list.replace(id, body, base).await?;
         self.reconfigure(&existing, cam.clone());
-        Ok(CameraView::of(&cam))
+        Ok(CameraView::of(&cam).at(revision))
     }
 
     /// Gives a running camera a new configuration: only its own worker restarts; its viewers
@@ -492,75 +458,63 @@ impl Manager {
         self.remove_if(id, None).await
     }
 
-    /// As [`Manager::remove`]; in cluster mode `if_match` is the revision the caller read.
+    /// As [`Manager::remove`]; `if_match` as for [`Manager::replace_if`].
     pub async fn remove_if(&self, id: &str, if_match: Option<u64>) -> Result<(), ChangeError> {
-        if let Some(catalog) = self.catalog() {
-            return self.shared_remove(catalog, id, if_match).await;
-        }
-        let mut store = self.store.lock().await;
+        let _serial = self.changes.lock().await;
         if self.hub.get(id).is_none() {
             return Err(ChangeError::NotFound(id.to_string()));
         }
-        let mut doc = store.doc().clone();
-        if let Some(pos) = Self::position(&doc, id) {
-            Self::cameras_mut(&mut doc).remove(pos);
-        }
-        // Views name cameras: the camera leaves them in the same write.
-        let emptied = views::drop_camera_from_views(&mut doc, id);
-        Self::commit(&mut store, doc).await?;
-        if !emptied.is_empty() {
-            info!(camera = %id, views = ?emptied, "views left without a camera were removed");
-        }
-        self.set_views(views::views_of(store.doc()));
-        self.drop_camera(id);
+        let list = self.camera_list();
+        let base = if_match.or_else(|| list.revision(id));
+        list.remove(id, base).await?;
+        self.apply_locked(id, None);
         Ok(())
     }
 
-    fn drop_camera(&self, id: &str) {
-        self.stop_worker(id);
-        // Its lanes and MJPEG streams end; WebSocket viewers get camera_removed.
-        self.hub.remove(id);
-        info!(camera = %id, "camera removed");
+    /// Applies one stored camera to the hub, with `changes` held: a new camera is added (its
+    /// worker starts where this node ingests it), a changed one reconfigured, `None` removed.
+    fn apply_locked(&self, id: &str, cam: Option<CameraConfig>) {
+        match (cam, self.hub.get(id)) {
+            (Some(cfg), Some(existing)) => self.reconfigure(&existing, cfg),
+            (Some(cfg), None) => {
+                let c = self.hub.insert(cfg);
+                self.start_worker(&c);
+            }
+            (None, Some(_)) => {
+                // Cluster mode: no lease is kept for a camera that is gone.
+                self.set_owned(id, false);
+                self.stop_worker(id);
+                // Its lanes and MJPEG streams end; WebSocket viewers get camera_removed.
+                self.hub.remove(id);
+                info!(camera = %id, "camera removed");
+            }
+            (None, None) => {}
+        }
     }
 
     /// Reloads the config file (SIGHUP): applies the difference camera by camera and returns
     /// how many cameras the file holds. A file that cannot be read or is invalid is refused and
-    /// the running set stays as it was; the caller reports why.
+    /// the running set stays as it was; the caller reports why. In a cluster the camera list
+    /// is not the file, and it refuses.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
-        if self.catalog().is_some() {
-            return Err(ReloadError::Clustered);
-        }
-        let mut store = self.store.lock().await;
-        let path = store.path().to_path_buf();
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(source) => return Err(ReloadError::Read { path, source }),
-        };
-        let loaded = LoadedConfig::from_text(&path, text)?;
+        let _serial = self.changes.lock().await;
+        let loaded = self.camera_list().reload().await?;
         let new = &loaded.config;
         let wanted: HashMap<&str, &CameraConfig> =
             new.cameras.iter().map(|c| (c.id.as_str(), c)).collect();
         for cam in self.hub.cameras() {
             if !wanted.contains_key(cam.id()) {
-                self.drop_camera(cam.id());
+                self.apply_locked(cam.id(), None);
             }
         }
         for c in &new.cameras {
-            match self.hub.get(&c.id) {
-                Some(cam) => self.reconfigure(&cam, c.clone()),
-                None => {
-                    let cam = self.hub.insert(c.clone());
-                    self.start_worker(&cam);
-                }
-            }
+            self.apply_locked(&c.id, Some(c.clone()));
         }
         self.hub
             .reorder(new.cameras.iter().map(|c| c.id.clone()).collect());
         if new.server != *self.hub.server_config() {
             warn!("server settings changed in the file: they take effect at the next start");
         }
-        store.reloaded(&loaded);
-        self.set_views(new.views.clone());
         Ok(new.cameras.len())
     }
 }

@@ -1,4 +1,6 @@
-//! Unit tests of the manager: camera bodies checked with their field named, views redacted.
+//! Unit tests of the manager: camera bodies checked with their field named, views redacted,
+//! and the same change paths storing into either camera list (the file alone, a shared
+//! catalog in a cluster).
 
 use super::*;
 
@@ -38,6 +40,7 @@ mod cluster_mode {
     use tokio_util::sync::CancellationToken;
 
     use super::super::*;
+    use crate::config::LoadedConfig;
 
     /// The shared list in memory, with revisions as NATS KV gives them.
     #[derive(Default)]
@@ -46,45 +49,60 @@ mod cluster_mode {
         next: Mutex<u64>,
     }
 
-    impl SharedCatalog for FakeCatalog {
-        fn put(
+    impl FakeCatalog {
+        fn put(&self, id: &str, body: Value, base: Option<u64>) -> Result<u64, ChangeError> {
+            let id = id.to_string();
+            let mut e = self.entries.lock().unwrap();
+            match (base, e.get(&id)) {
+                (None, Some(_)) => return Err(ChangeError::Duplicate(id)),
+                (Some(r), Some((cur, _))) if *cur != r => return Err(ChangeError::Conflict(id)),
+                (Some(_), None) => return Err(ChangeError::Conflict(id)),
+                _ => {}
+            }
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            e.insert(id, (*n, body));
+            Ok(*n)
+        }
+    }
+
+    impl CameraList for FakeCatalog {
+        fn revision(&self, id: &str) -> Option<u64> {
+            self.entries.lock().unwrap().get(id).map(|(r, _)| *r)
+        }
+        fn stored(&self, current: &CameraConfig) -> BoxFuture<'_, Result<Value, ChangeError>> {
+            let body = serde_json::to_value(current).unwrap();
+            Box::pin(async move { Ok(body) })
+        }
+        fn add(&self, id: &str, body: Value) -> BoxFuture<'_, Result<Option<u64>, ChangeError>> {
+            let r = self.put(id, body, None).map(Some);
+            Box::pin(async move { r })
+        }
+        fn replace(
             &self,
             id: &str,
             body: Value,
-            expect: Expect,
-        ) -> BoxFuture<'_, Result<u64, ChangeError>> {
-            let id = id.to_string();
-            Box::pin(async move {
-                let mut e = self.entries.lock().unwrap();
-                match (expect, e.get(&id)) {
-                    (Expect::Absent, Some(_)) => return Err(ChangeError::Duplicate(id)),
-                    (Expect::Revision(r), Some((cur, _))) if *cur != r => {
-                        return Err(ChangeError::Conflict(id))
-                    }
-                    (Expect::Revision(_), None) => return Err(ChangeError::Conflict(id)),
-                    _ => {}
-                }
-                let mut n = self.next.lock().unwrap();
-                *n += 1;
-                e.insert(id, (*n, body));
-                Ok(*n)
-            })
+            base: Option<u64>,
+        ) -> BoxFuture<'_, Result<Option<u64>, ChangeError>> {
+            let r = match base {
+                None => Err(ChangeError::NotFound(id.to_string())),
+                Some(_) => self.put(id, body, base).map(Some),
+            };
+            Box::pin(async move { r })
         }
-        fn delete(&self, id: &str, revision: u64) -> BoxFuture<'_, Result<(), ChangeError>> {
-            let id = id.to_string();
-            Box::pin(async move {
-                let mut e = self.entries.lock().unwrap();
-                match e.get(&id) {
-                    Some((cur, _)) if *cur == revision => {
-                        e.remove(&id);
-                        Ok(())
-                    }
-                    _ => Err(ChangeError::Conflict(id)),
+        fn remove(&self, id: &str, base: Option<u64>) -> BoxFuture<'_, Result<(), ChangeError>> {
+            let mut e = self.entries.lock().unwrap();
+            let r = match e.get(id) {
+                Some((cur, _)) if Some(*cur) == base => {
+                    e.remove(id);
+                    Ok(())
                 }
-            })
+                _ => Err(ChangeError::Conflict(id.to_string())),
+            };
+            Box::pin(async move { r })
         }
-        fn revision(&self, id: &str) -> Option<u64> {
-            self.entries.lock().unwrap().get(id).map(|(r, _)| *r)
+        fn reload(&self) -> BoxFuture<'_, Result<LoadedConfig, ReloadError>> {
+            Box::pin(async { Err(ReloadError::Clustered) })
         }
     }
 
@@ -163,5 +181,70 @@ mod cluster_mode {
             "the config file is never written in cluster mode"
         );
         assert!(matches!(m.reload().await, Err(ReloadError::Clustered)));
+    }
+}
+
+mod alone {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::*;
+    use crate::config::LoadedConfig;
+
+    fn file_of(dir: &tempfile::TempDir) -> Value {
+        let text = std::fs::read_to_string(dir.path().join("cameras.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn changes_are_edits_of_the_file_as_written_never_over_a_hand_edit() {
+        // Disabled cameras: no worker, no FFmpeg.
+        let text = r#"{"cameras":[{"id":"a","url":"rtsp://u:pw@h/x","enabled":false}],
+            "views":[{"id":"v","cameras":["a"]}]}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cameras.json");
+        std::fs::write(&path, text).unwrap();
+        let loaded = LoadedConfig::from_text(&path, text.to_string()).unwrap();
+        let hub = Arc::new(Hub::new(&loaded.config));
+        let store = ConfigStore::new(path.clone(), &loaded);
+        let m = Manager::start(hub.clone(), store, CancellationToken::new());
+        // A patch touches the fields it names; the secret sent back as shown is kept; the
+        // file has no revisions.
+        let v = m
+            .patch("a", json!({"name": "A", "url": "rtsp://***@h/x"}))
+            .await
+            .unwrap();
+        assert_eq!(v.revision, None);
+        assert_eq!(
+            file_of(&dir)["cameras"][0],
+            json!({"id": "a", "url": "rtsp://u:pw@h/x", "enabled": false, "name": "A"})
+        );
+        assert!(m.list().iter().all(|v| v.revision.is_none()));
+        let v = m
+            .add(json!({"id": "b", "url": "rtsp://h/y", "enabled": false}))
+            .await
+            .unwrap();
+        assert_eq!(v.revision, None);
+        assert_eq!(file_of(&dir)["cameras"][1]["id"], "b");
+        // A hand edit is never overwritten, and the refused change is not applied.
+        let edited = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"A\"", "\"Hand\"");
+        std::fs::write(&path, &edited).unwrap();
+        let e = m.remove("b").await.unwrap_err();
+        assert!(matches!(e, ChangeError::ChangedOnDisk { .. }), "{e:?}");
+        assert!(hub.get("b").is_some());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+        assert_eq!(m.reload().await.unwrap(), 2);
+        assert_eq!(hub.get("a").unwrap().config().name.as_deref(), Some("Hand"));
+        // A removed camera leaves the views in the same write.
+        m.remove("a").await.unwrap();
+        assert!(hub.get("a").is_none());
+        assert!(m.views().is_empty());
+        let file = file_of(&dir);
+        assert!(file.get("views").is_none(), "{file}");
+        assert_eq!(file["cameras"].as_array().unwrap().len(), 1);
     }
 }

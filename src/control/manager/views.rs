@@ -1,6 +1,7 @@
 //! Views at run time (`/api/views`): list, add, replace and remove the named sets of cameras,
-//! each change written through the store like a camera change (atomically, never over a hand
-//! edit); and the views' share of a camera's removal (the camera leaves every view).
+//! each change an edit of the config file like a camera change alone (`file.rs`: atomically,
+//! never over a hand edit); and the views' share of a camera's removal (the camera leaves
+//! every view).
 
 use serde_json::Value;
 use tracing::info;
@@ -55,11 +56,7 @@ pub fn parse_view(body: &Value, cameras: &[CameraConfig]) -> Result<ViewConfig, 
 impl Manager {
     /// The configured views, in the file's order.
     pub fn views(&self) -> Vec<ViewConfig> {
-        self.views.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub(super) fn set_views(&self, views: Vec<ViewConfig>) {
-        *self.views.lock().unwrap_or_else(|e| e.into_inner()) = views;
+        self.file.views()
     }
 
     fn camera_configs(&self) -> Vec<CameraConfig> {
@@ -72,23 +69,27 @@ impl Manager {
 
     /// Adds a view (`POST /api/views`).
     pub async fn add_view(&self, body: Value) -> Result<ViewConfig, ChangeError> {
-        let mut store = self.store.lock().await;
+        // Views are checked against the cameras: no camera change may slip in between.
+        let _serial = self.changes.lock().await;
         let view = parse_view(&body, &self.camera_configs())?;
-        if position(store.doc(), &view.id).is_some() {
-            return Err(ChangeError::DuplicateView(view.id));
-        }
-        if self.views().len() >= MAX_VIEWS {
-            return Err(invalid(
-                "id",
-                format!("there are {MAX_VIEWS} views already, the most a config may hold"),
-            ));
-        }
-        let mut doc = store.doc().clone();
-        views_mut(&mut doc)
-            .ok_or_else(|| invalid("(body)", "the config file is not a JSON object"))?
-            .push(serde_json::to_value(&view).unwrap_or(body));
-        Self::commit(&mut store, doc).await?;
-        self.set_views(views_of(store.doc()));
+        let count = self.views().len();
+        self.file
+            .edit(|doc| {
+                if position(doc, &view.id).is_some() {
+                    return Err(ChangeError::DuplicateView(view.id.clone()));
+                }
+                if count >= MAX_VIEWS {
+                    return Err(invalid(
+                        "id",
+                        format!("there are {MAX_VIEWS} views already, the most a config may hold"),
+                    ));
+                }
+                views_mut(doc)
+                    .ok_or_else(|| invalid("(body)", "the config file is not a JSON object"))?
+                    .push(serde_json::to_value(&view).unwrap_or(body));
+                Ok(())
+            })
+            .await?;
         info!(view = %view.id, "view added");
         Ok(view)
     }
@@ -96,29 +97,35 @@ impl Manager {
     /// Replaces a view (`PUT /api/views/{id}`); the id stays.
     pub async fn replace_view(&self, id: &str, mut body: Value) -> Result<ViewConfig, ChangeError> {
         path_id(&mut body, id).map_err(|m| invalid("id", m))?;
-        let mut store = self.store.lock().await;
-        let pos = position(store.doc(), id).ok_or_else(|| ChangeError::UnknownView(short(id)))?;
-        let view = parse_view(&body, &self.camera_configs())?;
-        let mut doc = store.doc().clone();
-        if let Some(views) = views_mut(&mut doc) {
-            views[pos] = serde_json::to_value(&view).unwrap_or(body);
-        }
-        Self::commit(&mut store, doc).await?;
-        self.set_views(views_of(store.doc()));
+        let _serial = self.changes.lock().await;
+        let cameras = self.camera_configs();
+        let view = self
+            .file
+            .edit(|doc| {
+                let pos = position(doc, id).ok_or_else(|| ChangeError::UnknownView(short(id)))?;
+                let view = parse_view(&body, &cameras)?;
+                if let Some(views) = views_mut(doc) {
+                    views[pos] = serde_json::to_value(&view).unwrap_or(body);
+                }
+                Ok(view)
+            })
+            .await?;
         info!(view = %id, "view changed");
         Ok(view)
     }
 
     /// Removes a view (`DELETE /api/views/{id}`).
     pub async fn remove_view(&self, id: &str) -> Result<(), ChangeError> {
-        let mut store = self.store.lock().await;
-        let pos = position(store.doc(), id).ok_or_else(|| ChangeError::UnknownView(short(id)))?;
-        let mut doc = store.doc().clone();
-        if let Some(views) = views_mut(&mut doc) {
-            views.remove(pos);
-        }
-        Self::commit(&mut store, doc).await?;
-        self.set_views(views_of(store.doc()));
+        let _serial = self.changes.lock().await;
+        self.file
+            .edit(|doc| {
+                let pos = position(doc, id).ok_or_else(|| ChangeError::UnknownView(short(id)))?;
+                if let Some(views) = views_mut(doc) {
+                    views.remove(pos);
+                }
+                Ok(())
+            })
+            .await?;
         info!(view = %id, "view removed");
         Ok(())
     }
