@@ -5,6 +5,11 @@
 //! Packets reach viewers as they arrive, without waiting for (or needing) the decoder. The
 //! broadcast is bounded in units; a viewer that lags past it resumes at the next keyframe (the
 //! session decides). The GOP is bounded in bytes (`media::gop`). Knows nothing of viewers.
+//!
+//! The GOP here is the camera's only one: the ingest decoder of a camera that decodes on
+//! demand takes its units from here and warms up from this GOP, and registers itself as the
+//! feed's [`FeedDecoder`] so that a snapshot of a camera not decoding asks it for a picture
+//! (the hub never decodes).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -12,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::media::clock::Stamp;
+use crate::media::frame::Picture;
 use crate::media::gop::{GopCache, DEFAULT_MAX_BYTES};
 use crate::media::h26x::{Codec, VideoParams};
 use crate::media::nal::{self, NalFormat};
@@ -62,6 +68,40 @@ impl VideoUnit {
     }
 }
 
+/// A picture decoded from the feed's units, with its unit's place on the camera's clock.
+pub struct FeedPicture {
+    pub width: u32,
+    pub height: u32,
+    pub picture: Picture,
+    pub stamp: Stamp,
+}
+
+/// The decoder side of a feed: the session's decoder of a camera that decodes on demand,
+/// registered by ingest for the session ([`VideoFeed::set_decoder`]). The hub asks it "down"
+/// through this trait, never knowing FFmpeg or ingest.
+pub trait FeedDecoder: Send + Sync {
+    /// The newest picture of `gop` (the feed's current GOP, keyframe first), decoded by the
+    /// session's own decoder, which then goes on decoding from there (so the source does not
+    /// decode the GOP again). Blocking, a GOP's decode: call it off the async workers. `None`
+    /// when nothing decoded, the session ended, or the decoder is past this GOP already (its
+    /// pictures are being published).
+    fn newest_picture(&self, gop: &[Arc<VideoUnit>]) -> Option<FeedPicture>;
+}
+
+/// A snapshot's request to the decoder side: the session's decoder and the feed's GOP.
+pub struct ColdDecode {
+    pub decoder: Arc<dyn FeedDecoder>,
+    /// The current GOP, keyframe first.
+    pub gop: Vec<Arc<VideoUnit>>,
+}
+
+impl ColdDecode {
+    /// The GOP's newest picture ([`FeedDecoder::newest_picture`]). Blocking.
+    pub fn run(&self) -> Option<FeedPicture> {
+        self.decoder.newest_picture(&self.gop)
+    }
+}
+
 /// What a new viewer starts from: the parameters, the GOP up to the newest unit (keyframe
 /// first), and a receiver that continues right after it (no gap, no repeat).
 pub struct VideoStart {
@@ -77,6 +117,10 @@ struct Session {
     config: Option<Arc<VideoConfig>>,
     /// The forwarded units of the current GOP (the cache keeps the bitstream view).
     units: Vec<Arc<VideoUnit>>,
+    /// The unit forwarded last, in the GOP or not: what the session's decoder takes next.
+    newest: Option<Arc<VideoUnit>>,
+    /// The session's decoder, when it decodes on demand (dropped with the session).
+    decoder: Option<Arc<dyn FeedDecoder>>,
 }
 
 #[derive(Default)]
@@ -171,7 +215,42 @@ impl VideoFeed {
             input,
             config,
             units: Vec::new(),
+            newest: None,
+            decoder: None,
         });
+    }
+
+    /// Registers the current session's decoder, for [`VideoFeed::cold_decode`]; it goes
+    /// with the session. Ignored without a session.
+    pub fn set_decoder(&self, decoder: Arc<dyn FeedDecoder>) {
+        if let Some(s) = self.state().session.as_mut() {
+            s.decoder = Some(decoder);
+        }
+    }
+
+    /// The session's decoder with the current GOP to decode, taken together so that they
+    /// belong to one session; `None` without a registered decoder.
+    pub fn cold_decode(&self) -> Option<ColdDecode> {
+        let st = self.state();
+        let s = st.session.as_ref()?;
+        Some(ColdDecode {
+            decoder: s.decoder.clone()?,
+            gop: s.units.clone(),
+        })
+    }
+
+    /// The current GOP, keyframe first (empty while none is whole: before the first
+    /// keyframe, or after one outgrew its bound, until the next).
+    pub fn gop(&self) -> Vec<Arc<VideoUnit>> {
+        self.state()
+            .session
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.units.clone())
+    }
+
+    /// The unit forwarded last in this session, in the GOP or not.
+    pub fn newest(&self) -> Option<Arc<VideoUnit>> {
+        self.state().session.as_ref()?.newest.clone()
     }
 
     /// The session ended: no GOP is served from a source that is gone.
@@ -251,6 +330,7 @@ impl VideoFeed {
         if pushed.kept {
             session.units.push(unit.clone());
         }
+        session.newest = Some(unit.clone());
         let _ = self.tx.send(unit);
         Some(pushed.key)
     }

@@ -1,10 +1,10 @@
-//! The production source: FFmpeg opens, reads, paces and decodes a camera on the session thread
-//! and hands the worker pictures ready to publish.
+//! The production source: FFmpeg opens, reads and paces a camera on the session thread, and
+//! decodes it, handing the worker access units and pictures ready to publish.
 //!
-//! A network H.264/H.265 camera decodes only while its pictures are wanted (`hub::demand`):
-//! otherwise it forwards its access units, keeps the current GOP and decodes nothing; when
-//! demand comes back it decodes that GOP and publishes only the newest picture. While every
-//! viewer's rate is at or below the keyframe rate it decodes keyframes only.
+//! A network H.264/H.265 camera is not decoded here: its access units go to the worker, which
+//! forwards them to the camera's video feed and decodes the feed's units only while pictures
+//! are wanted (decoding on demand, `on_demand`). Other sources decode every picture here; MJPEG
+//! passes its JPEGs through.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,8 +37,18 @@ impl Opener for FfmpegOpener {
         config: &CameraConfig,
         cancel: &CancellationToken,
     ) -> Result<Box<dyn Source>, SessionError> {
-        Ok(Box::new(FfmpegSource::open(config, cancel)?))
+        Ok(Box::new(FfmpegSource::open(config, cancel, true)?))
     }
+}
+
+/// What a source does with its video packets.
+enum Pictures {
+    /// MJPEG: its JPEGs pass through as they are.
+    Jpeg,
+    /// Decoded here, every picture.
+    Decoded(PictureDecoder),
+    /// Left to the worker, which decodes the video feed's units on demand.
+    OnDemand,
 }
 
 /// One opened FFmpeg input, its video stream and decoder.
@@ -47,8 +57,8 @@ pub(super) struct FfmpegSource {
     /// The video stream read; every other stream is discarded inside libavformat.
     index: usize,
     codec: &'static str,
-    /// `None` for MJPEG: its JPEGs pass through as they are.
-    decoder: Option<PictureDecoder>,
+    /// What becomes of the video packets.
+    pictures: Pictures,
     deadline: Arc<Deadline>,
     stall_timeout: Duration,
     open_timeout: Duration,
@@ -90,9 +100,13 @@ impl FfmpegSource {
         (self.audio, self.declared_fps)
     }
 
+    /// Opens `config`'s source. With `on_demand`, a network H.264/H.265 stream is left to the
+    /// worker to decode ([`VideoStream::on_demand`]); without (the probe), everything that is
+    /// not MJPEG is decoded here.
     pub(super) fn open(
         config: &CameraConfig,
         cancel: &CancellationToken,
+        on_demand: bool,
     ) -> Result<Self, SessionError> {
         let kind = SourceKind::of(&config.url);
         let open_timeout = Duration::from_millis(config.open_timeout_ms);
@@ -157,13 +171,20 @@ impl FfmpegSource {
             }
         }
         let codec_id = params.id();
-        let video = video_stream(codec_id, &params);
+        // A network H.264/H.265 stream may stop decoding: its access units reach video
+        // viewers undecoded. Local sources and other codecs always decode.
+        let mut video = video_stream(codec_id, &params);
+        if let Some(v) = video.as_mut() {
+            v.on_demand = on_demand && !kind.is_local();
+        }
         let audio = input
             .streams()
             .any(|s| s.parameters().medium() == ffmpeg::media::Type::Audio);
-        let decoder = if codec_id == ffmpeg::codec::Id::MJPEG {
+        let pictures = if codec_id == ffmpeg::codec::Id::MJPEG {
             // JPEGs pass through as they are; decoded only if a client asks for less.
-            None
+            Pictures::Jpeg
+        } else if video.as_ref().is_some_and(|v| v.on_demand) {
+            Pictures::OnDemand
         } else {
             let mut ctx = ffmpeg::codec::context::Context::from_parameters(params)
                 .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?;
@@ -179,10 +200,7 @@ impl FfmpegSource {
                 .decoder()
                 .video()
                 .map_err(|e| SessionError::Decoder(format!("{}: {e}", codec_id.name())))?;
-            // A network H.264/H.265 stream may stop decoding: its access units reach video
-            // viewers undecoded. Local sources and other codecs always decode.
-            let can_idle = video.is_some() && !kind.is_local();
-            Some(PictureDecoder::new(&config.id, dec, can_idle))
+            Pictures::Decoded(PictureDecoder::new(&config.id, dec))
         };
         let mut gaps = Gaps::default();
         if known_fps {
@@ -193,12 +211,12 @@ impl FfmpegSource {
         let stall_now = gaps.stall_deadline(stall_timeout, open_timeout);
         deadline.extend(stall_now);
         // MJPEG has only keyframes; other codecs wait for one.
-        let keyframe_seen = decoder.is_none();
+        let keyframe_seen = matches!(pictures, Pictures::Jpeg);
         Ok(Self {
             input,
             index,
             codec: codec_id.name(),
-            decoder,
+            pictures,
             deadline,
             stall_timeout,
             open_timeout,
@@ -231,7 +249,7 @@ impl FfmpegSource {
         match packet.read(&mut self.input) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => {
-                if let Some(dec) = self.decoder.as_mut() {
+                if let Pictures::Decoded(dec) = &mut self.pictures {
                     dec.drain(&mut self.pending);
                 }
                 self.ended = true;
@@ -255,13 +273,7 @@ impl FfmpegSource {
         if packet.stream() != self.index {
             return Ok(true);
         }
-        let arrived = Instant::now();
-        self.gaps.arrived(arrived);
-        if packet.is_key() {
-            if let Some(dec) = self.decoder.as_mut() {
-                dec.keyframe_arrived(arrived);
-            }
-        }
+        self.gaps.arrived(Instant::now());
         if !self.keyframe_seen {
             // A stream with intra refresh flags no keyframe at all: after a bounded wait,
             // decode whatever comes rather than show nothing forever.
@@ -291,9 +303,10 @@ impl FfmpegSource {
                 .data()
                 .map(|d| (bytes::Bytes::copy_from_slice(d), pts));
         }
-        match self.decoder.as_mut() {
-            None => self.pass_jpeg(&packet),
-            Some(dec) => dec.feed(packet, &mut self.pending),
+        match &mut self.pictures {
+            Pictures::Jpeg => self.pass_jpeg(&packet),
+            Pictures::Decoded(dec) => dec.decode(&packet, &mut self.pending),
+            Pictures::OnDemand => {}
         }
         Ok(true)
     }
@@ -337,9 +350,11 @@ impl Source for FfmpegSource {
     }
 
     fn set_demand(&mut self, demand: Arc<Demand>) {
-        match self.decoder.as_mut() {
-            Some(dec) => dec.set_demand(demand),
-            None => demand.set_mode(DecodeMode::Off),
+        match &mut self.pictures {
+            Pictures::Decoded(dec) => dec.set_demand(demand),
+            Pictures::Jpeg => demand.set_mode(DecodeMode::Off),
+            // The worker's decoder reports.
+            Pictures::OnDemand => {}
         }
     }
 
@@ -407,6 +422,7 @@ fn video_stream(
         codec,
         format,
         extradata,
+        on_demand: false,
     })
 }
 

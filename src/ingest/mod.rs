@@ -8,7 +8,7 @@ mod decoder;
 pub mod devices;
 pub mod diagnose;
 pub mod ffmpeg_source;
-mod kept_gop;
+mod on_demand;
 pub mod probe;
 pub mod source;
 mod timing;

@@ -79,7 +79,7 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
     let until = Instant::now()
         + Duration::from_millis(config.open_timeout_ms)
         + Duration::from_millis(config.stall_timeout_ms);
-    let mut source = FfmpegSource::open(config, cancel)?;
+    let mut source = FfmpegSource::open(config, cancel, false)?;
     let (audio, fps) = source.probe_info();
     let codec = source.codec().to_string();
     for _ in 0..MAX_EVENTS {

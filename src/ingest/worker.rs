@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use super::backoff::Backoff;
+use super::on_demand::OnDemandDecoder;
 use super::source::OpenError;
 use crate::config::CameraConfig;
 use crate::hub::demand::Demand;
+use crate::hub::video::FeedPicture;
 use crate::hub::{Camera, SessionFailure};
 use crate::media::clock::{Stamp, TimeBase, Timeline};
 use crate::media::frame::Picture;
@@ -46,8 +48,9 @@ pub trait Source {
     fn video(&self) -> Option<VideoStream> {
         None
     }
-    /// The camera's demand for decoded pictures: a source that can stop decoding reads it per
-    /// packet and reports whether it decodes. Others ignore it (they always decode, or never).
+    /// The camera's demand for decoded pictures: a source that decodes reports that it decodes
+    /// every picture (and counts them), one that never does reports it. A stream decoded on
+    /// demand ([`VideoStream::on_demand`]) leaves it to the worker's decoder.
     fn set_demand(&mut self, _demand: Arc<Demand>) {}
     /// The unit of the timestamps its events carry (`ts`). Sources without a clock of their
     /// own leave their events' `ts` empty: they are stamped by arrival.
@@ -64,6 +67,10 @@ pub struct VideoStream {
     pub format: NalFormat,
     /// Parameter sets out of band (avcC/hvcC or Annex B), possibly empty.
     pub extradata: Vec<u8>,
+    /// The source does not decode it: the worker decodes the camera's video feed while its
+    /// pictures are wanted (decoding on demand, `on_demand`). Otherwise the source decodes
+    /// every picture itself.
+    pub on_demand: bool,
 }
 
 /// What an opened source yields.
@@ -318,7 +325,8 @@ pub fn run_once(
     };
     cam.set_codec(source.codec());
     info!(codec = source.codec(), "source opened");
-    if let Some(v) = source.video() {
+    let video = source.video();
+    if let Some(v) = &video {
         cam.video().start(v.codec, v.format, &v.extradata);
     }
     source.set_demand(cam.demand().clone());
@@ -326,7 +334,7 @@ pub fn run_once(
     let base = source.time_base();
     // Pictures of a source whose units are stamped take their unit's place on the clock;
     // pictures of other sources (MJPEG, raw) are the units themselves.
-    let units_stamped = source.video().is_some();
+    let units_stamped = video.is_some();
     // No GOP outlives the session it came from, and no decoder runs after it.
     struct StopVideo<'a>(&'a Camera);
     impl Drop for StopVideo<'_> {
@@ -336,6 +344,16 @@ pub fn run_once(
         }
     }
     let _stop_video = StopVideo(cam);
+    // A stream decoded on demand is decoded here, from the units as the feed keeps them (its
+    // GOP is the camera's only one), and its decoder answers the feed's cold snapshots.
+    // Declared after `_stop_video`, so dropped first: a snapshot's warm-up cannot set the
+    // demand's mode after the session's end turned it off.
+    let mut decoder = video.filter(|v| v.on_demand).map(|_| {
+        let d = OnDemandDecoder::new(cam.id(), cam.demand().clone());
+        cam.video().set_decoder(d.seam());
+        d
+    });
+    let mut decoded = Vec::new();
 
     // The camera's own cap: frames beyond it are dropped before anything is spent on them.
     let mut thinner = crate::media::tier::Thinner::new(cfg.max_fps);
@@ -363,14 +381,40 @@ pub fn run_once(
             Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
             Ok(SourceEvent::Video { data, ts }) => {
                 if cam.is_current(generation) {
-                    let pts = clock.stamp(ts, base, tokio::time::Instant::now());
+                    let now = tokio::time::Instant::now();
+                    let pts = clock.stamp(ts, base, now);
                     cam.video_unit(data, Stamp::now(pts));
+                    if let Some(d) = decoder.as_mut() {
+                        d.unit(cam.video(), &mut decoded);
+                        publish_decoded(cam, &mut decoded, &mut thinner, now);
+                    }
                 }
             }
-            Ok(SourceEvent::Eof) => return Ok(SessionEnd::Eof),
+            Ok(SourceEvent::Eof) => {
+                if let Some(d) = decoder.as_mut().filter(|_| cam.is_current(generation)) {
+                    d.drain(&mut decoded);
+                    publish_decoded(cam, &mut decoded, &mut thinner, tokio::time::Instant::now());
+                }
+                return Ok(SessionEnd::Eof);
+            }
             Ok(SourceEvent::Cancelled) => return Ok(SessionEnd::Cancelled),
             Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Publishes the pictures the on-demand decoder made, within the camera's rate cap. They carry
+/// their units' stamps: already on the camera's clock.
+fn publish_decoded(
+    cam: &Camera,
+    decoded: &mut Vec<FeedPicture>,
+    thinner: &mut crate::media::tier::Thinner,
+    now: Instant,
+) {
+    for p in decoded.drain(..) {
+        if thinner.admit(now) {
+            cam.publish(p.width, p.height, p.picture, p.stamp);
         }
     }
 }

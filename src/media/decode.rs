@@ -1,39 +1,34 @@
-//! FFmpeg video decoding shared by the ingest decoder and cold snapshots: decoded frames as
-//! pictures libjpeg-turbo takes, and the newest picture of a whole GOP decoded at once.
+//! FFmpeg video decoding shared by the ingest decoders: a live decoder for a camera's
+//! length-prefixed H.264/H.265 access units (opened from their avcC/hvcC description), and
+//! decoded frames as pictures libjpeg-turbo takes.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 use tracing::warn;
 
 use super::frame::{subsamp_of, DecodedVideo, Picture};
-use super::h26x::Codec;
+use super::h26x::{Codec, VideoParams};
 
-/// Why a GOP could not be decoded to a picture.
+/// Why a decoder could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("no decoder: {0}")]
     Decoder(String),
-    #[error("the GOP decoded to no picture")]
-    NoPicture,
 }
 
-/// Decodes a whole GOP (length-prefixed access units, keyframe first, with the avcC/hvcC
-/// `description`) and returns its newest picture. Blocking: run it off the async workers.
-/// Two frame threads: a batch of frames, unlike live decoding, gains from them.
-pub fn decode_newest(
-    codec: Codec,
-    description: &[u8],
-    units: &[Bytes],
-) -> Result<(u32, u32, Picture), DecodeError> {
-    let id = match codec {
+/// Opens a live decoder for length-prefixed access units described by `params` (the video
+/// feed's avcC/hvcC record, whose 4-byte lengths tell FFmpeg the units' framing). Live: each
+/// picture out as soon as its unit is in (no frame threading, which holds frames back; the
+/// low-delay flag on). Packets' pts come out on the frames they decode to, through reordering.
+pub fn open_live(params: &VideoParams) -> Result<ffmpeg::decoder::Video, DecodeError> {
+    let id = match params.codec {
         Codec::H264 => ffmpeg::codec::Id::H264,
         Codec::H265 => ffmpeg::codec::Id::HEVC,
     };
-    let bad = |e: ffmpeg::Error| DecodeError::Decoder(e.to_string());
     let found = ffmpeg::decoder::find(id).ok_or(DecodeError::Decoder(format!("{id:?}")))?;
     let mut ctx = ffmpeg::codec::context::Context::new_with_codec(found);
+    let description = &params.description;
     // SAFETY: the context is fresh and owned here; extradata is allocated with av_mallocz and
     // padded as FFmpeg requires, and freed with the context.
     unsafe {
@@ -48,32 +43,18 @@ pub fn decode_newest(
         (*c).extradata_size = description.len() as i32;
     }
     ctx.set_threading(ffmpeg::threading::Config {
-        kind: ffmpeg::threading::Type::Frame,
-        count: 2,
+        kind: ffmpeg::threading::Type::Slice,
+        count: 1,
         ..Default::default()
     });
-    let mut dec = ctx.decoder().video().map_err(bad)?;
-    let mut frame = ffmpeg::frame::Video::empty();
-    let mut newest = None;
-    let mut take = |dec: &mut ffmpeg::decoder::Video, newest: &mut Option<ffmpeg::frame::Video>| {
-        while dec.receive_frame(&mut frame).is_ok() {
-            *newest = Some(std::mem::replace(&mut frame, ffmpeg::frame::Video::empty()));
-        }
-    };
-    for unit in units {
-        let packet = ffmpeg::Packet::copy(unit);
-        if dec.send_packet(&packet).is_ok() {
-            take(&mut dec, &mut newest);
-        }
-    }
-    let _ = dec.send_eof();
-    take(&mut dec, &mut newest);
-    let mut newest = newest.ok_or(DecodeError::NoPicture)?;
-    to_picture(&mut newest, &mut None).ok_or(DecodeError::NoPicture)
+    ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
+    ctx.decoder()
+        .video()
+        .map_err(|e| DecodeError::Decoder(e.to_string()))
 }
 
 /// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some
-/// lavfi sources) to yuv420p. Rebuilt when the input size or format changes.
+/// lavfi sources, 10-bit H.265) to yuv420p. Rebuilt when the input size or format changes.
 pub struct Converter {
     key: (ffmpeg::format::Pixel, u32, u32),
     ctx: ffmpeg::software::scaling::Context,

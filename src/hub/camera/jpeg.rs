@@ -61,8 +61,8 @@ impl Camera {
         }
         // Held while waiting: a zero linger still gets this one picture.
         let hold = self.demand.hold();
-        // The current GOP decoded here at once (the source would start only at its next
-        // packet); failing that, the source's own warm-up.
+        // The session's decoder asked for the current GOP's newest picture at once (on its
+        // own it would start only at the next packet); failing that, that warm-up.
         let fresh = match self.decode_cold(seen).await {
             Some(seq) => Some(seq),
             None => tokio::time::timeout(COLD_WAIT, async {
@@ -122,30 +122,26 @@ impl Camera {
         Ok(enc)
     }
 
-    /// A cold snapshot's picture: the newest of the current GOP (the video feed's copy),
-    /// decoded on a blocking thread and published; `None` for cameras without video or a GOP
-    /// that does not decode. One decode at a time: a request that waited for another's finds
-    /// a picture newer than `seen` and takes it.
+    /// A cold snapshot's picture: asked of the decoder side of the video feed (registered by
+    /// ingest), which decodes the feed's current GOP on a blocking thread and goes on from
+    /// there; published here. `None` for cameras without one, or when nothing decoded. One
+    /// decode at a time: a request that waited for another's finds a picture newer than
+    /// `seen` and takes it.
     async fn decode_cold(&self, seen: u64) -> Option<u64> {
         let _one = self.cold_decode.lock().await;
-        if let Some(f) = self.latest().filter(|f| f.seq > seen) {
-            return Some(f.seq);
+        let newer = || self.latest().filter(|f| f.seq > seen).map(|f| f.seq);
+        if let Some(seq) = newer() {
+            return Some(seq);
         }
-        let start = self.video.subscribe();
-        let params = start.config?.params.clone();
-        let stamp = start.gop.last()?.stamp;
-        let units: Vec<bytes::Bytes> = start.gop.iter().map(|u| u.data.clone()).collect();
-        let n = units.len() as u64;
-        let t0 = std::time::Instant::now();
-        let (w, h, picture) = tokio::task::spawn_blocking(move || {
-            crate::media::decode::decode_newest(params.codec, &params.description, &units)
-        })
-        .await
-        .ok()?
-        .ok()?;
-        crate::obs::metrics::observe_decode(&self.id, t0.elapsed());
-        self.demand.count_decoded(n);
-        Some(self.publish(w, h, picture, stamp))
+        let request = self.video.cold_decode()?;
+        let p = tokio::task::spawn_blocking(move || request.run())
+            .await
+            .ok()??;
+        // The decoder went on from this picture: one it published meanwhile is newer.
+        if let Some(seq) = newer() {
+            return Some(seq);
+        }
+        Some(self.publish(p.width, p.height, p.picture, p.stamp))
     }
 
     /// The latest frame as a JPEG at `tier`, at least as new as frame `min_seq`, ignoring the

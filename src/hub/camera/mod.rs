@@ -145,8 +145,8 @@ pub struct Camera {
     video: VideoFeed,
     /// Who needs decoded pictures, and whether the decoder runs.
     demand: Arc<Demand>,
-    /// Held while a cold snapshot decodes the current GOP: concurrent ones wait for its
-    /// picture instead of decoding again.
+    /// Held while a cold snapshot has the feed's decoder decode the current GOP: concurrent
+    /// ones wait for its picture instead of decoding again.
     cold_decode: tokio::sync::Mutex<()>,
     /// Wakes the worker out of a backoff wait (`POST /api/ip-cameras/initialize`).
     kick: Notify,

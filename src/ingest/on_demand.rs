@@ -1,0 +1,473 @@
+//! The decoder of a network H.264/H.265 camera, which decodes only while its pictures are
+//! wanted (decoding on demand, `hub::demand`): every picture, keyframes only, or nothing.
+//!
+//! It decodes the camera's video feed (`hub::video`), not the source's packets: the units as
+//! the feed keeps them (length-prefixed), with a decoder opened from the feed's avcC/hvcC
+//! description. The feed's GOP is the camera's only one, and a warm-up decodes it; had the
+//! decoder been opened from the source's parameters (Annex B extradata for RTSP), the GOP's
+//! length-prefixed units would not parse, and feeding it both framings would leave its
+//! references wrong for the units that follow.
+//!
+//! The session thread hands it every unit it pushes to the feed. A snapshot of a camera that
+//! is not decoding asks it, through the feed's [`FeedDecoder`] seam and on a blocking thread,
+//! for the newest picture of the GOP: the same decoder warms up, and the session's decoding
+//! goes on from there instead of decoding the GOP again. A mutex keeps the two in turn.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ffmpeg_next as ffmpeg;
+use tracing::warn;
+
+use crate::hub::demand::{DecodeMode, Demand};
+use crate::hub::video::{FeedDecoder, FeedPicture, VideoConfig, VideoFeed, VideoUnit};
+use crate::media::clock::Stamp;
+use crate::media::decode::{open_live, to_picture, Converter};
+
+/// Most units a warm-up decodes (a 40 s GOP at 25 fps): beyond it, waiting for the next
+/// keyframe costs less than decoding the GOP so far. The feed bounds its GOP in bytes only,
+/// for viewers, who are sent it rather than decode it here.
+const MAX_WARM_UP: usize = 1000;
+
+/// Stamps of the units last handed to the decoder, to give a picture its unit's stamp: more
+/// than any reordering delay holds back (H.264 allows 16 frames).
+const STAMPS: usize = 32;
+
+/// The session thread's handle on the decoder. Dropped when the session ends: from then on a
+/// snapshot gets nothing from it.
+pub struct OnDemandDecoder {
+    shared: Arc<Shared>,
+    /// Pixel-format conversion for the session's pictures, kept here because a swscale
+    /// context stays on one thread (a snapshot's warm-up builds its own when it needs one).
+    converter: Option<Converter>,
+}
+
+/// The decoder, shared by the session thread and the feed's seam.
+struct Shared(Mutex<State>);
+
+/// The decoder opened from one of the feed's configurations.
+struct Opened {
+    config: Arc<VideoConfig>,
+    dec: ffmpeg::decoder::Video,
+}
+
+struct State {
+    camera_id: String,
+    demand: Arc<Demand>,
+    /// `None` until the first unit (the feed's parameters may come only with it).
+    opened: Option<Opened>,
+    decoded: ffmpeg::frame::Video,
+    errors: u32,
+    /// What the decoder does now (it starts in full, until the session's first picture).
+    mode: DecodeMode,
+    /// When the last keyframe arrived, and the keyframe interval measured last (the larger of
+    /// the last two, so one early keyframe does not make the rate look higher than it is).
+    last_key_at: Option<Instant>,
+    key_interval: Option<Duration>,
+    key_measured: Option<Duration>,
+    /// A picture came out of this session: from then on the decoder follows demand.
+    made_picture: bool,
+    /// The feed's sequence number of the newest unit the session handed over.
+    fed: u64,
+    /// That of the newest unit decoded. In full mode the decoder holds every unit since its
+    /// GOP's keyframe up to this one, so a unit at or before it was decoded by a warm-up.
+    decoded_to: u64,
+    stamps: VecDeque<Stamp>,
+    /// The session ended: nothing more is decoded for a snapshot.
+    ended: bool,
+}
+
+impl OnDemandDecoder {
+    pub fn new(camera_id: &str, demand: Arc<Demand>) -> Self {
+        demand.set_mode(DecodeMode::Full);
+        let state = State {
+            camera_id: camera_id.to_string(),
+            demand,
+            opened: None,
+            decoded: ffmpeg::frame::Video::empty(),
+            errors: 0,
+            mode: DecodeMode::Full,
+            last_key_at: None,
+            key_interval: None,
+            key_measured: None,
+            made_picture: false,
+            fed: 0,
+            decoded_to: 0,
+            stamps: VecDeque::with_capacity(STAMPS),
+            ended: false,
+        };
+        Self {
+            shared: Arc::new(Shared(Mutex::new(state))),
+            converter: None,
+        }
+    }
+
+    /// The seam to register on the feed, for snapshots.
+    pub fn seam(&self) -> Arc<dyn FeedDecoder> {
+        self.shared.clone()
+    }
+
+    /// The session pushed a unit to `feed`: decoded as the demand asks, its pictures queued
+    /// on `out`. A unit the feed refused (unreadable, no parameters yet) is not there to take.
+    pub fn unit(&mut self, feed: &VideoFeed, out: &mut Vec<FeedPicture>) {
+        let Some(unit) = feed.newest() else {
+            return;
+        };
+        let conv = &mut self.converter;
+        let mut st = self.shared.lock();
+        if unit.seq <= st.fed {
+            return;
+        }
+        st.fed = unit.seq;
+        if unit.key {
+            st.keyframe_arrived(Instant::now());
+        }
+        match (st.decode_wanted(), st.mode) {
+            (DecodeMode::Off, _) => st.go_cold(),
+            (DecodeMode::Full, DecodeMode::Full) => st.decode(&unit, conv, out),
+            // From nothing or keyframes to every picture: the feed's GOP catches up at once.
+            (DecodeMode::Full, _) => out.extend(st.warm_up(&feed.gop(), DecodeMode::Full, conv)),
+            // A thumbnail lane appeared on an idle camera: the newest picture now, keyframes
+            // from then on.
+            (DecodeMode::Keyframes, DecodeMode::Off) => {
+                out.extend(st.warm_up(&feed.gop(), DecodeMode::Keyframes, conv))
+            }
+            (DecodeMode::Keyframes, _) => {
+                st.set_mode(DecodeMode::Keyframes);
+                if unit.key {
+                    st.decode_keyframe(&unit, conv, out);
+                }
+            }
+        }
+    }
+
+    /// The end of the stream: the last pictures are still inside a decoder that decodes all.
+    pub fn drain(&mut self, out: &mut Vec<FeedPicture>) {
+        let conv = &mut self.converter;
+        let mut st = self.shared.lock();
+        if st.mode != DecodeMode::Full {
+            return;
+        }
+        let State {
+            opened,
+            decoded,
+            stamps,
+            ..
+        } = &mut *st;
+        if let Some(o) = opened.as_mut() {
+            let _ = o.dec.send_eof();
+            while o.dec.receive_frame(decoded).is_ok() {
+                out.extend(picture(decoded, stamps, conv));
+            }
+        }
+    }
+}
+
+impl Drop for OnDemandDecoder {
+    fn drop(&mut self) {
+        self.shared.lock().ended = true;
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic mid-decode leaves a decoder FFmpeg can still flush: keep going.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl FeedDecoder for Shared {
+    fn newest_picture(&self, gop: &[Arc<VideoUnit>]) -> Option<FeedPicture> {
+        let mut st = self.lock();
+        if st.ended {
+            return None;
+        }
+        // A snapshot wants the newest picture, and the next ones within its linger time.
+        st.warm_up(gop, DecodeMode::Full, &mut None)
+    }
+}
+
+/// The frame in `decoded` as a picture, stamped as the unit whose pts it carries (found among
+/// `stamps`; else at its pts, arrived with the newest unit).
+fn picture(
+    decoded: &mut ffmpeg::frame::Video,
+    stamps: &VecDeque<Stamp>,
+    conv: &mut Option<Converter>,
+) -> Option<FeedPicture> {
+    let pts = decoded.pts().or(decoded.timestamp());
+    let stamp = match pts {
+        Some(pts) => stamps.iter().rev().find(|s| s.pts_us == pts).copied(),
+        None => None,
+    }
+    .or_else(|| {
+        stamps.back().map(|s| Stamp {
+            pts_us: pts.unwrap_or(s.pts_us),
+            ..*s
+        })
+    })?;
+    let (width, height, picture) = to_picture(decoded, conv)?;
+    Some(FeedPicture {
+        width,
+        height,
+        picture,
+        stamp,
+    })
+}
+
+/// A unit as the decoder takes it: its pts on the camera's clock, which FFmpeg carries to the
+/// frame it decodes to, through reordering.
+fn packet_of(unit: &VideoUnit) -> ffmpeg::Packet {
+    let mut p = ffmpeg::Packet::copy(&unit.data);
+    p.set_pts(Some(unit.stamp.pts_us));
+    if unit.key {
+        p.set_flags(ffmpeg::codec::packet::Flags::KEY);
+    }
+    p
+}
+
+impl State {
+    /// What the decoder should do with the next unit: everything until the session's first
+    /// picture; after that, what the demand asks for.
+    fn decode_wanted(&self) -> DecodeMode {
+        if !self.made_picture {
+            return DecodeMode::Full;
+        }
+        self.demand
+            .mode(self.key_interval.map(|i| 1.0 / i.as_secs_f64()))
+    }
+
+    /// A keyframe arrived at `at`: measures the keyframe interval.
+    fn keyframe_arrived(&mut self, at: Instant) {
+        if let Some(prev) = self.last_key_at.replace(at) {
+            let gap = at.saturating_duration_since(prev);
+            // Two keyframes in a row (a camera's parameter sets, a broken GOP) say nothing.
+            if gap >= Duration::from_millis(50) {
+                let last = self.key_measured.replace(gap);
+                self.key_interval = Some(last.map_or(gap, |l| l.max(gap)));
+            }
+        }
+    }
+
+    fn set_mode(&mut self, mode: DecodeMode) {
+        if self.mode != mode {
+            self.mode = mode;
+            self.demand.set_mode(mode);
+        }
+    }
+
+    /// Stops decoding (if it ran): units are only kept by the feed from now on.
+    fn go_cold(&mut self) {
+        if self.mode == DecodeMode::Off {
+            return;
+        }
+        self.set_mode(DecodeMode::Off);
+        self.demand.set_cold();
+        // Its references are of no use to the warm-up, which starts at a keyframe: freed
+        // while idle.
+        if let Some(o) = self.opened.as_mut() {
+            o.dec.flush();
+        }
+    }
+
+    /// The decoder for `config`: opened anew when the feed's parameters changed (its
+    /// references are of the old ones). `None` when FFmpeg cannot open one.
+    fn decoder_for(&mut self, config: &Arc<VideoConfig>) -> Option<&mut ffmpeg::decoder::Video> {
+        if self
+            .opened
+            .as_ref()
+            .is_none_or(|o| o.config.generation != config.generation)
+        {
+            self.opened = match open_live(&config.params) {
+                Ok(dec) => Some(Opened {
+                    config: config.clone(),
+                    dec,
+                }),
+                Err(e) => {
+                    self.errors += 1;
+                    if self.errors.is_power_of_two() {
+                        warn!(error = %e, count = self.errors, "cannot open a decoder");
+                    }
+                    None
+                }
+            };
+        }
+        self.opened.as_mut().map(|o| &mut o.dec)
+    }
+
+    fn remember(&mut self, stamp: Stamp) {
+        if self.stamps.len() == STAMPS {
+            self.stamps.pop_front();
+        }
+        self.stamps.push_back(stamp);
+    }
+
+    fn decoded_pictures(&mut self, n: u64, t0: Instant) {
+        crate::obs::metrics::observe_decode(&self.camera_id, t0.elapsed());
+        if n > 0 {
+            self.made_picture = true;
+            self.demand.count_decoded(n);
+        }
+    }
+
+    fn refused(&mut self, e: ffmpeg::Error) {
+        // Corrupt units happen on real networks: skip them, keep the session.
+        self.errors += 1;
+        if self.errors.is_power_of_two() {
+            warn!(error = %e, count = self.errors, "decoder refused a unit");
+        }
+    }
+
+    /// Decodes the next unit of the stream (every picture) and queues what it makes; a unit
+    /// a warm-up decoded already is passed over.
+    fn decode(
+        &mut self,
+        unit: &VideoUnit,
+        conv: &mut Option<Converter>,
+        out: &mut Vec<FeedPicture>,
+    ) {
+        if unit.seq <= self.decoded_to {
+            return;
+        }
+        self.decoded_to = unit.seq;
+        self.remember(unit.stamp);
+        let t0 = Instant::now();
+        if self.decoder_for(&unit.config).is_none() {
+            return;
+        }
+        let State {
+            opened,
+            decoded,
+            stamps,
+            ..
+        } = self;
+        let Some(o) = opened.as_mut() else {
+            return;
+        };
+        if let Err(e) = o.dec.send_packet(&packet_of(unit)) {
+            self.refused(e);
+            return;
+        }
+        let mut n = 0;
+        while o.dec.receive_frame(decoded).is_ok() {
+            n += 1;
+            out.extend(picture(decoded, stamps, conv));
+        }
+        self.decoded_pictures(n, t0);
+    }
+
+    /// Decodes a keyframe on its own (what FFmpeg's `skip_frame = AVDISCARD_NONKEY` does,
+    /// without even handing it the other units): drained at once, since no later unit will
+    /// push it out of a decoder that reorders, then reset for the next one.
+    fn decode_keyframe(
+        &mut self,
+        unit: &VideoUnit,
+        conv: &mut Option<Converter>,
+        out: &mut Vec<FeedPicture>,
+    ) {
+        self.decoded_to = unit.seq;
+        self.remember(unit.stamp);
+        let t0 = Instant::now();
+        if self.decoder_for(&unit.config).is_none() {
+            return;
+        }
+        let State {
+            opened,
+            decoded,
+            stamps,
+            errors,
+            ..
+        } = self;
+        let Some(o) = opened.as_mut() else {
+            return;
+        };
+        o.dec.flush();
+        let mut n = 0;
+        if o.dec.send_packet(&packet_of(unit)).is_ok() {
+            let _ = o.dec.send_eof();
+            while o.dec.receive_frame(decoded).is_ok() {
+                n += 1;
+                out.extend(picture(decoded, stamps, conv));
+            }
+        } else {
+            *errors += 1;
+        }
+        // After a drain the decoder takes units again only once flushed.
+        o.dec.flush();
+        self.decoded_pictures(n, t0);
+    }
+
+    /// Demand is back (or wants more): decodes the feed's `gop` (keyframe first) up to its
+    /// newest unit, then runs in `mode`. Only the newest picture is returned: the keyframe's
+    /// is old by a GOP. A decoder already in step with the GOP decodes only the units it has
+    /// not had. `None`, leaving the mode as it was, when there is nothing to decode: no whole
+    /// GOP kept, or one past [`MAX_WARM_UP`] (the next keyframe starts one), a GOP older than
+    /// what the session handed over (a snapshot's, overtaken), or one decoded already.
+    fn warm_up(
+        &mut self,
+        gop: &[Arc<VideoUnit>],
+        mode: DecodeMode,
+        conv: &mut Option<Converter>,
+    ) -> Option<FeedPicture> {
+        let (first, newest) = (gop.first()?, gop.last()?);
+        let full = self.mode == DecodeMode::Full;
+        if newest.seq < self.fed || (full && newest.seq <= self.decoded_to) {
+            return None;
+        }
+        let t0 = Instant::now();
+        let in_step = full
+            && self.decoded_to >= first.seq
+            && self
+                .opened
+                .as_ref()
+                .is_some_and(|o| o.config.generation == first.config.generation);
+        if !in_step && gop.len() > MAX_WARM_UP {
+            return None;
+        }
+        let from = if in_step {
+            gop.partition_point(|u| u.seq <= self.decoded_to)
+        } else {
+            // What the decoder held refers to pictures long gone.
+            if let Some(o) = self.opened.as_mut() {
+                o.dec.flush();
+            }
+            0
+        };
+        self.decoder_for(&first.config)?;
+        let mut n = 0;
+        let mut last = None;
+        for unit in &gop[from..] {
+            self.remember(unit.stamp);
+            let Some(o) = self.opened.as_mut() else {
+                break;
+            };
+            if let Err(e) = o.dec.send_packet(&packet_of(unit)) {
+                self.refused(e);
+                continue;
+            }
+            while o.dec.receive_frame(&mut self.decoded).is_ok() {
+                n += 1;
+                // Taken out: the next receive clears the frame it is given, even when it fails.
+                last = Some(std::mem::replace(
+                    &mut self.decoded,
+                    ffmpeg::frame::Video::empty(),
+                ));
+            }
+        }
+        self.decoded_to = newest.seq;
+        let out = last.and_then(|mut frame| picture(&mut frame, &self.stamps, conv));
+        self.decoded_pictures(n, t0);
+        if mode == DecodeMode::Keyframes {
+            // Reset for keyframes decoded one at a time from here on.
+            if let Some(o) = self.opened.as_mut() {
+                o.dec.flush();
+            }
+        }
+        self.set_mode(mode);
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "on_demand_tests.rs"]
+mod tests;
