@@ -483,6 +483,14 @@ function onText(msg) {
     case "pong":
       onPong(msg);
       break;
+    case "link":
+      // The server's estimate of this connection's path: shown, never acted on here.
+      if (connBadge.className === "badge live") {
+        const rate = msg.rate_kbps == null ? "" : `, ${(msg.rate_kbps / 1000).toFixed(1)} Mbit/s`;
+        connBadge.textContent = `connected · ${msg.rtt_ms} ms${rate}`;
+        connBadge.title = `round trip ${msg.rtt_ms} ms (best ${msg.min_rtt_ms} ms)${rate}`;
+      }
+      break;
     case "activity":
       onActivity(msg);
       break;

@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub(crate) mod hub;
 pub(crate) mod ingest;
+pub(crate) mod link;
 pub mod media;
 pub mod obs;
 pub(crate) mod web;

@@ -287,6 +287,20 @@ pub fn hello(cameras: &[CameraInfo], qualities: &Qualities, server_time_ms: u64)
 
 /// `pong`: the answer to a `ping`, so that the client can estimate its clock's offset from the
 /// server's (frame `ts` values are on the server's clock).
+/// The server's estimate of the client's path (see `link`).
+pub fn link(
+    rtt: std::time::Duration,
+    min_rtt: std::time::Duration,
+    rate_bps: Option<f64>,
+) -> Value {
+    json!({
+        "type": "link",
+        "rtt_ms": rtt.as_millis() as u64,
+        "min_rtt_ms": min_rtt.as_millis() as u64,
+        "rate_kbps": rate_bps.map(|b| (b / 1000.0).round() as u64),
+    })
+}
+
 pub fn pong(t0: Option<f64>, server_time_ms: u64) -> Value {
     json!({"type": "pong", "t0": t0, "server_time_ms": server_time_ms})
 }

@@ -30,6 +30,7 @@ use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
 use crate::hub::{Hub, HubEvent, LaneOutput, Pictures, Published, Still, Video, VideoOutput};
+use crate::link::LinkEstimate;
 use crate::media::clock::unix_ms_now;
 use crate::media::tier::{Rung, Tier};
 
@@ -62,6 +63,8 @@ pub struct Session {
     who: Principal,
     ladder: Vec<Rung>,
     subs: HashMap<String, Sub>,
+    /// The client's path, judged once for all its subscriptions.
+    link: LinkEstimate,
     /// The JPEG lane or video attached for each camera served now (one per camera).
     streams: StreamMap<String, LaneOutput>,
     video_streams: StreamMap<String, VideoOutput>,
@@ -78,6 +81,7 @@ impl Session {
             hub,
             who,
             subs: HashMap::new(),
+            link: LinkEstimate::default(),
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
             out: Vec::new(),
@@ -144,15 +148,19 @@ impl Session {
                 if let Some(sub) = self.subs.get_mut(&camera) {
                     sub.window.acking = true;
                     // Acknowledging a frame settles every earlier one (the client skips frames
-                    // that a newer one replaced); the round trip is the acknowledged frame's.
-                    while let Some(&(s, sent_at)) = sub.in_flight.front() {
+                    // that a newer one replaced): all reached it, and count as delivered; the
+                    // round trip is the acknowledged frame's.
+                    let mut settled = 0;
+                    while let Some(&(s, sent_at, bytes)) = sub.in_flight.front() {
                         if s > seq {
                             break;
                         }
                         sub.in_flight.pop_front();
+                        settled += bytes;
                         if s == seq {
                             sub.window.rtt_sum += now.saturating_duration_since(sent_at);
                             sub.window.rtt_n += 1;
+                            self.link.acked(now, sent_at, settled);
                         }
                     }
                 }
@@ -426,8 +434,8 @@ impl Session {
         Some(p.wire(|p| protocol::frame_message(id, p.tier, &p.encoded)))
     }
 
-    /// A frame went out: its send began at `started` and took `took`.
-    pub fn sent(&mut self, id: &str, seq: u64, started: Instant, took: Duration) {
+    /// A frame of `bytes` went out: its send began at `started` and took `took`.
+    pub fn sent(&mut self, id: &str, seq: u64, bytes: usize, started: Instant, took: Duration) {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
@@ -440,8 +448,7 @@ impl Session {
             if sub.in_flight.len() >= MAX_TRACKED_IN_FLIGHT {
                 sub.in_flight.pop_front();
             }
-            sub.in_flight.push_back((seq, started));
-            sub.window.max_in_flight = sub.window.max_in_flight.max(sub.in_flight.len());
+            sub.in_flight.push_back((seq, started, bytes));
         }
     }
 
@@ -505,6 +512,9 @@ impl Session {
         if now.saturating_duration_since(self.last_window) >= WINDOW {
             self.last_window = now;
             self.adapt(now);
+            if let (Some(rtt), Some(min)) = (self.link.srtt(), self.link.min_rtt()) {
+                self.text(protocol::link(rtt, min, self.link.rate_bps()));
+            }
             // Levels change once a second: looked at once a window, not at every tick.
             let (subs, scope) = (&self.subs, &self.who.scope);
             let events = self.activity.tick(
@@ -527,12 +537,16 @@ impl Session {
                 continue;
             };
             let acking = sub.window.acking;
-            let window = std::mem::take(&mut sub.window);
+            let mut window = std::mem::take(&mut sub.window);
             sub.window.acking = acking;
+            window.oldest_unacked = sub
+                .in_flight
+                .front()
+                .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at));
             let w = sub.cam().width();
             let size_changed = w != sub.src_width;
             sub.src_width = w;
-            let verdict = window.verdict();
+            let verdict = window.verdict(&self.link);
             let changed = sub.quality == QualityReq::Auto && sub.adapter.feed(verdict);
             tracing::trace!(camera = %id, ?window, ?verdict, level = sub.adapter.level, "window");
             if changed || size_changed {

@@ -47,7 +47,13 @@ async fn pump(s: &mut Session) -> usize {
     {
         if let Ok(p) = item {
             if s.admit(&id, &p).is_some() {
-                s.sent(&id, p.encoded.seq, Instant::now(), Duration::from_millis(1));
+                s.sent(
+                    &id,
+                    p.encoded.seq,
+                    1000,
+                    Instant::now(),
+                    Duration::from_millis(1),
+                );
                 n += 1;
             }
         }
@@ -231,6 +237,7 @@ async fn send_ready(s: &mut Session, id: &str) -> Vec<u64> {
                 s.sent(
                     &got,
                     p.encoded.seq,
+                    1000,
                     Instant::now(),
                     Duration::from_millis(1),
                 );
@@ -291,17 +298,18 @@ async fn acks_late_on_the_servers_clock_step_down_whatever_the_client_claims() {
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
         .await;
     assert_eq!(levels(&s.take_output()), [0]);
-    // One frame at a time, acknowledged 450 ms after it went out (never more than one in
-    // flight), while the client claims 1 ms of latency.
+    // One frame at a time (never more than one in flight), first acknowledged 20 ms after it
+    // went out: the path's length. Then 450 ms after, while the client claims 1 ms of
+    // latency: 430 ms of queueing on the server's clock.
     let mut seen = Vec::new();
-    for _ in 0..3 {
+    for late in [20, 20, 450, 450, 450] {
         for _ in 0..2 {
             publish(&hub, "a");
             for seq in send_ready(&mut s, "a").await {
-                tokio::time::advance(Duration::from_millis(450)).await;
+                tokio::time::advance(Duration::from_millis(late)).await;
                 ack(&mut s, "a", seq, 1.0).await;
             }
-            tokio::time::advance(Duration::from_millis(50)).await;
+            tokio::time::advance(Duration::from_millis(500 - late)).await;
         }
         s.on_tick(Instant::now());
         seen.extend(levels(&s.take_output()));
@@ -310,23 +318,25 @@ async fn acks_late_on_the_servers_clock_step_down_whatever_the_client_claims() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn withheld_acks_step_down_whatever_the_client_claims() {
+async fn acks_falling_behind_step_down_whatever_the_client_claims() {
     let hub = hub(&["a"]);
     publish(&hub, "a");
     let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
     s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, Instant::now())
         .await;
     s.take_output();
-    // Acknowledgements trail six frames behind, so frames pile up in flight; each round trip
-    // alone (60 ms) would look fine, and the client claims 2 ms.
+    // Acknowledgements trail further and further behind (one frame more every tenth), so
+    // frames pile up in flight and each round trip is longer than the last, while the client
+    // claims 2 ms. (Trailing by a steady number of frames is a long link, not a queue.)
     let mut sent = Vec::new();
     let mut seen = Vec::new();
     for _ in 0..3 {
         for _ in 0..100 {
             publish(&hub, "a");
             sent.extend(send_ready(&mut s, "a").await);
-            if sent.len() > 6 {
-                ack(&mut s, "a", sent[sent.len() - 7], 2.0).await;
+            let behind = 1 + sent.len() / 10;
+            if sent.len() > behind {
+                ack(&mut s, "a", sent[sent.len() - 1 - behind], 2.0).await;
             }
             tokio::time::advance(Duration::from_millis(10)).await;
         }
@@ -354,4 +364,46 @@ async fn hello_and_pong_carry_the_servers_clock() {
     assert_eq!(pong[0]["t0"], 1234.5);
     let t = pong[0]["server_time_ms"].as_i64().unwrap();
     assert!((before..=unix_ms()).contains(&t), "{t} vs {before}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_link_is_not_a_slow_one() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
+    s.on_text(
+        r#"{"type":"subscribe","cameras":["a"],"quality":"auto"}"#,
+        Instant::now(),
+    )
+    .await;
+    assert_eq!(levels(&s.take_output()), [0]);
+    // 25 frames a second over a 400 ms round trip: ten frames always in flight, every one
+    // acknowledged 400 ms after it went out (a phone far away, a satellite link).
+    let mut due = std::collections::VecDeque::new();
+    let mut seen = Vec::new();
+    let mut links = Vec::new();
+    for _ in 0..8 {
+        for _ in 0..25 {
+            publish(&hub, "a");
+            for seq in send_ready(&mut s, "a").await {
+                due.push_back((Instant::now() + Duration::from_millis(400), seq));
+            }
+            tokio::time::advance(Duration::from_millis(40)).await;
+            while let Some(&(at, seq)) = due.front() {
+                if at > Instant::now() {
+                    break;
+                }
+                due.pop_front();
+                ack(&mut s, "a", seq, 400.0).await;
+            }
+        }
+        s.on_tick(Instant::now());
+        let out = s.take_output();
+        seen.extend(levels(&out));
+        links.extend(texts(&out).into_iter().filter(|v| v["type"] == "link"));
+    }
+    assert!(seen.is_empty(), "moved off the top rung: {seen:?}");
+    let last = links.last().expect("link events");
+    let min = last["min_rtt_ms"].as_u64().unwrap();
+    assert!((400..=450).contains(&min), "{last}");
 }

@@ -96,14 +96,26 @@ async fn pump(s: &mut Session) -> Vec<Out> {
         match incoming {
             Incoming::Jpeg(id, Ok(p)) => {
                 if let Some(b) = s.admit(&id, &p) {
-                    s.sent(&id, p.encoded.seq, Instant::now(), Duration::from_millis(1));
+                    s.sent(
+                        &id,
+                        p.encoded.seq,
+                        1000,
+                        Instant::now(),
+                        Duration::from_millis(1),
+                    );
                     out.push(Out::Binary(b));
                 }
             }
             Incoming::Video(id, Ok(unit)) => {
                 for o in s.admit_video(&id, &unit) {
                     if matches!(o, Out::Binary(_)) {
-                        s.sent(&id, unit.seq, Instant::now(), Duration::from_millis(1));
+                        s.sent(
+                            &id,
+                            unit.seq,
+                            1000,
+                            Instant::now(),
+                            Duration::from_millis(1),
+                        );
                     }
                     out.push(o);
                 }

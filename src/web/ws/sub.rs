@@ -39,8 +39,8 @@ pub struct Sub {
     pub src_width: u32,
     pub last_sent_seq: u64,
     pub window: WindowStats,
-    /// Frames sent and not yet acknowledged: sequence number and when the send began.
-    pub in_flight: VecDeque<(u64, Instant)>,
+    /// Frames sent and not yet acknowledged: sequence number, when the send began, bytes.
+    pub in_flight: VecDeque<(u64, Instant, usize)>,
     pub last_state: Option<CameraState>,
     /// Video families the client decodes.
     pub codecs: Vec<Codec>,

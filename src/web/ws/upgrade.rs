@@ -149,7 +149,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, wh
                             let started = Instant::now();
                             let Some(took) = send_timed(&mut tx, Message::binary(bytes)).await else { break };
                             metrics::frame_sent(ClientKind::WebSocket.label(), n);
-                            session.sent(&id, p.encoded.seq, started, took);
+                            session.sent(&id, p.encoded.seq, n, started, took);
                         }
                     }
                     Incoming::Video(id, Ok(unit)) => {
@@ -160,7 +160,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, wh
                             let Some(took) = send_timed(&mut tx, message(o)).await else { break 'conn };
                             if binary {
                                 metrics::frame_sent(ClientKind::WebSocket.label(), n);
-                                session.sent(&id, unit.seq, started, took);
+                                session.sent(&id, unit.seq, n, started, took);
                             }
                         }
                     }

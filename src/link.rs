@@ -1,0 +1,204 @@
+//! The estimate of what one client's path carries, shared by every subscription of that
+//! client: the round trip it has at best (the propagation delay plus the client's own steady
+//! decode and draw time), the round trip it has now, and so the queueing delay (now over the
+//! best, never an absolute number: a long link is not a slow link), and the rate at which the
+//! client takes bytes.
+//!
+//! The model is BBR's (Cardwell et al., ACM Queue 2016): a round-trip propagation estimate
+//! filtered as a windowed minimum, a delivery rate filtered as a windowed maximum. Pure: the
+//! connection feeds it acknowledgements with their times; it reads no clock and knows nothing
+//! of WebSockets, so a WebRTC session can feed it the same way.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How long the best round trip is remembered: long enough to span a burst of queueing, short
+/// enough to follow a path that got longer (a new route, a phone that changed cells).
+pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+/// How long the best delivery rate is remembered.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Buckets each window is kept in (one sample per bucket: the window's memory is bounded
+/// whatever the frame rate).
+const BUCKETS: u32 = 10;
+/// Weight of a new sample in the smoothed round trip (RFC 6298's 1/8).
+const SRTT_GAIN: f64 = 0.125;
+
+/// A windowed extreme kept as one value per bucket of the window: bounded memory, and an old
+/// extreme leaves the window whole bucket by bucket.
+#[derive(Debug, Clone)]
+struct Windowed<T> {
+    bucket: Duration,
+    /// (start of bucket, its extreme), oldest first.
+    samples: VecDeque<(Instant, T)>,
+}
+
+impl<T: Copy + PartialOrd> Windowed<T> {
+    fn new(window: Duration) -> Self {
+        Self {
+            bucket: window / BUCKETS,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Takes `v` at `now`; `better(a, b)` says whether `a` replaces `b` as the extreme.
+    fn record(&mut self, now: Instant, v: T, better: impl Fn(T, T) -> bool) {
+        let window = self.bucket * BUCKETS;
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= window)
+        {
+            self.samples.pop_front();
+        }
+        match self.samples.back_mut() {
+            Some((t, best)) if now.saturating_duration_since(*t) < self.bucket => {
+                if better(v, *best) {
+                    *best = v;
+                }
+            }
+            _ => self.samples.push_back((now, v)),
+        }
+    }
+
+    fn best(&self, better: impl Fn(T, T) -> bool) -> Option<T> {
+        self.samples
+            .iter()
+            .map(|(_, v)| *v)
+            .reduce(|a, b| if better(b, a) { b } else { a })
+    }
+}
+
+/// One client's path.
+#[derive(Debug, Clone)]
+pub struct LinkEstimate {
+    min_rtt: Windowed<Duration>,
+    srtt: Option<Duration>,
+    rate: Windowed<f64>,
+    /// Bytes acknowledged since `interval_start`, for the next delivery-rate sample.
+    acked: u64,
+    interval_start: Option<Instant>,
+}
+
+impl Default for LinkEstimate {
+    fn default() -> Self {
+        Self {
+            min_rtt: Windowed::new(MIN_RTT_WINDOW),
+            srtt: None,
+            rate: Windowed::new(RATE_WINDOW),
+            acked: 0,
+            interval_start: None,
+        }
+    }
+}
+
+/// The shortest interval a delivery-rate sample spans: shorter ones are mostly timing noise.
+const RATE_INTERVAL: Duration = Duration::from_millis(250);
+
+impl LinkEstimate {
+    /// The client acknowledged, at `now`, a message of `bytes` whose send began at `sent_at`.
+    pub fn acked(&mut self, now: Instant, sent_at: Instant, bytes: usize) {
+        let rtt = now.saturating_duration_since(sent_at);
+        self.min_rtt.record(now, rtt, |a, b| a < b);
+        self.srtt = Some(match self.srtt {
+            None => rtt,
+            Some(s) => s.mul_f64(1.0 - SRTT_GAIN) + rtt.mul_f64(SRTT_GAIN),
+        });
+        let Some(start) = self.interval_start else {
+            // The first ack opens the first interval: what it settles arrived before it.
+            self.interval_start = Some(now);
+            return;
+        };
+        self.acked = self.acked.saturating_add(bytes as u64);
+        let span = now.saturating_duration_since(start);
+        if span >= RATE_INTERVAL {
+            let bps = self.acked as f64 * 8.0 / span.as_secs_f64();
+            self.rate.record(now, bps, |a, b| a > b);
+            self.acked = 0;
+            self.interval_start = Some(now);
+        }
+    }
+
+    /// The best round trip seen within [`MIN_RTT_WINDOW`].
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt.best(|a, b| a < b)
+    }
+
+    /// The smoothed round trip now.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// How much longer than the best a round trip of `rtt` is: the time spent waiting in
+    /// queues (the network's, the socket's, the client's decoder). Before the first sample the
+    /// path is taken as having no length: all of `rtt` counts.
+    pub fn queueing(&self, rtt: Duration) -> Duration {
+        rtt.saturating_sub(self.min_rtt().unwrap_or(Duration::ZERO))
+    }
+
+    /// The best delivery rate seen within [`RATE_WINDOW`], in bits per second.
+    pub fn rate_bps(&self) -> Option<f64> {
+        self.rate.best(|a, b| a > b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_link_has_no_queue_and_a_growing_one_does() {
+        let mut l = LinkEstimate::default();
+        assert_eq!(l.queueing(ms(900)), ms(900), "no length known yet");
+        // 400 ms round trip, 25 acks a second: long, but nothing waits.
+        for _ in 0..50 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(40)).await;
+            l.acked(sent + ms(400), sent, 10_000);
+        }
+        assert_eq!(l.min_rtt(), Some(ms(400)));
+        assert_eq!(l.queueing(l.srtt().unwrap()), Duration::ZERO);
+        // A queue builds: each round trip 20 ms longer than the one before.
+        for i in 1..=20u64 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(40)).await;
+            l.acked(sent + ms(400 + 20 * i), sent, 10_000);
+        }
+        assert!(l.queueing(l.srtt().unwrap()) > ms(150), "{:?}", l.srtt());
+        assert_eq!(l.min_rtt(), Some(ms(400)), "the best is remembered");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_path_that_got_longer_is_learned_within_the_window() {
+        let mut l = LinkEstimate::default();
+        let t0 = Instant::now();
+        l.acked(t0 + ms(50), t0, 1000);
+        tokio::time::advance(ms(100)).await;
+        // From now on every round trip is 300 ms.
+        let until = Instant::now() + MIN_RTT_WINDOW + ms(1100);
+        while Instant::now() < until {
+            let sent = Instant::now();
+            tokio::time::advance(ms(100)).await;
+            l.acked(sent + ms(300), sent, 1000);
+        }
+        assert_eq!(l.min_rtt(), Some(ms(300)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_delivery_rate_is_the_best_recent_interval() {
+        let mut l = LinkEstimate::default();
+        // 12 500 bytes every 100 ms: 1 Mbit/s.
+        for _ in 0..30 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(100)).await;
+            l.acked(Instant::now(), sent, 12_500);
+        }
+        let r = l.rate_bps().unwrap();
+        assert!((0.9e6..1.2e6).contains(&r), "{r}");
+    }
+}
