@@ -572,3 +572,72 @@ async fn a_browser_clock_far_from_the_servers_neither_costs_the_tier_nor_hides_t
         );
     }
 }
+
+#[tokio::test]
+async fn a_long_link_keeps_the_top_tier_at_the_cameras_rate() {
+    let cw = start_camwall(
+        json!({"server": {}, "cameras": [lavfi("a", "testsrc2=size=320x240:rate=25")]}),
+    );
+    cw.wait_camera("a", Duration::from_secs(15), |c| {
+        c["fps"].as_f64().unwrap() > 20.0
+    })
+    .await;
+    // 200 ms each way: a 400 ms round trip (a satellite link, a phone on another continent),
+    // with no rate cap: the link carries everything the camera sends.
+    let target: std::net::SocketAddr = cw.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = common::link::delay_proxy(target, Duration::from_millis(200)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws"))
+        .await
+        .expect("ws connect through the proxy");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["a"], "quality": "auto"}),
+    )
+    .await;
+    // 300 frames (12 s of the camera), every one acknowledged as the wall page does; not one
+    // tier event may move the client off the top rung.
+    let mut frames = 0;
+    let mut tiers = Vec::new();
+    let mut link = None;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while frames < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "{frames} frames; tiers {tiers:?}"
+        );
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
+            panic!("the stream stopped after {frames} frames; tiers {tiers:?}");
+        };
+        use tokio_tungstenite::tungstenite::Message;
+        match msg {
+            Message::Binary(b) => {
+                let f = parse_frame(&b);
+                frames += 1;
+                ws_send(
+                    &mut ws,
+                    json!({"type": "ack", "camera": f.camera(), "seq": f.seq()}),
+                )
+                .await;
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                match v["type"].as_str() {
+                    Some("tier") => tiers.push(v["level"].as_u64().unwrap()),
+                    Some("link") => link = Some(v),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(tiers.first(), Some(&0));
+    assert!(
+        tiers.iter().all(|&l| l == 0),
+        "stepped down on a link that carries everything: {tiers:?}"
+    );
+    // The server saw the link for what it is: long (the test's proxy works), not queued.
+    let link = link.expect("link events");
+    let min = link["min_rtt_ms"].as_u64().unwrap();
+    assert!(min >= 400, "{link}");
+}

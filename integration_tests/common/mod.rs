@@ -4,6 +4,7 @@
 
 mod browser;
 mod harness;
+pub mod link;
 
 #[allow(unused_imports)]
 pub use browser::*;
