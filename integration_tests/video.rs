@@ -460,3 +460,54 @@ async fn units_and_jpeg_frames_carry_the_cameras_own_clock() {
     .await;
     assert_pts_follow_the_camera(&mut jpeg, "jpeg", 30).await;
 }
+
+#[tokio::test]
+async fn a_long_link_keeps_the_full_video_at_the_cameras_rate() {
+    let (_rtsp, cw) = h264_camera_with(25, "ball").await;
+    // 200 ms each way, no rate cap: a 400 ms round trip that carries everything.
+    let target: std::net::SocketAddr = cw.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = common::link::delay_proxy(target, Duration::from_millis(200)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws"))
+        .await
+        .expect("ws connect through the proxy");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": "auto", "codecs": ["h264"]}),
+    )
+    .await;
+    // 300 access units (12 s of the camera), each acknowledged as drawn; not one tier event
+    // may move the client off the full video.
+    let mut units = 0;
+    let mut tiers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while units < 300 {
+        assert!(Instant::now() < deadline, "{units} units; tiers {tiers:?}");
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
+            panic!("the stream stopped after {units} units; tiers {tiers:?}");
+        };
+        match msg {
+            Message::Binary(b) => {
+                let n = u16::from_be_bytes([b[1], b[2]]) as usize;
+                let header: Value = serde_json::from_slice(&b[3..3 + n]).unwrap();
+                units += 1;
+                ws_send(
+                    &mut ws,
+                    json!({"type": "ack", "camera": "cam", "seq": header["seq"]}),
+                )
+                .await;
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "tier" {
+                    tiers.push((v["level"].as_u64().unwrap(), v["mode"].clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !tiers.is_empty() && tiers.iter().all(|(l, m)| *l == 0 && m == "full"),
+        "left the full video on a link that carries everything: {tiers:?}"
+    );
+}
