@@ -40,6 +40,10 @@ pub const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after a failed accept (out of descriptors and the like): the error would repeat at
 /// once, so retrying at full speed would only burn a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(75);
+/// Most bytes a client's socket holds unsent before a send waits: a 720p JPEG or two, about
+/// 0.1 s at 10 Mbit/s and 1 s at 1 Mbit/s (TCP_NOTSENT_LOWAT; bytes in flight are not
+/// counted, so a long fast link still fills its window).
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// How the server treats connections.
 #[derive(Clone)]
@@ -108,6 +112,11 @@ pub async fn serve<F>(
             }
         };
         let _ = tcp.set_nodelay(true);
+        // Keep what waits unsent in the kernel short: without it a socket's send buffer grows
+        // to megabytes (Linux autotunes it), which on a thin link is seconds of video queued
+        // where latest-wins cannot replace it. With it, a send waits once this much is unsent,
+        // so a slow client is seen at once (skips, send time) and gets the newest frame.
+        let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let svc = warp::service(filter.clone());
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
