@@ -465,11 +465,7 @@ async fn units_and_jpeg_frames_carry_the_cameras_own_clock() {
 async fn a_long_link_keeps_the_full_video_at_the_cameras_rate() {
     let (_rtsp, cw) = h264_camera_with(25, "ball").await;
     // 200 ms each way, no rate cap: a 400 ms round trip that carries everything.
-    let target: std::net::SocketAddr = cw.base.trim_start_matches("http://").parse().unwrap();
-    let proxy = common::link::delay_proxy(target, Duration::from_millis(200)).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws"))
-        .await
-        .expect("ws connect through the proxy");
+    let mut ws = common::link::ws_over_long_link(&cw.base, Duration::from_millis(200)).await;
     ws_send(
         &mut ws,
         json!({"type": "subscribe", "cameras": ["cam"], "quality": "auto", "codecs": ["h264"]}),

@@ -584,11 +584,7 @@ async fn a_long_link_keeps_the_top_tier_at_the_cameras_rate() {
     .await;
     // 200 ms each way: a 400 ms round trip (a satellite link, a phone on another continent),
     // with no rate cap: the link carries everything the camera sends.
-    let target: std::net::SocketAddr = cw.base.trim_start_matches("http://").parse().unwrap();
-    let proxy = common::link::delay_proxy(target, Duration::from_millis(200)).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws"))
-        .await
-        .expect("ws connect through the proxy");
+    let mut ws = common::link::ws_over_long_link(&cw.base, Duration::from_millis(200)).await;
     ws_send(
         &mut ws,
         json!({"type": "subscribe", "cameras": ["a"], "quality": "auto"}),

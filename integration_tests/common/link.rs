@@ -57,3 +57,14 @@ async fn delayed(
     drop(tx);
     let _ = writer.await;
 }
+
+/// A WebSocket to the live wall of camwall at `base` (`http://127.0.0.1:PORT`), through a
+/// [`delay_proxy`] of `one_way` each way.
+pub async fn ws_over_long_link(base: &str, one_way: Duration) -> super::Ws {
+    let target: SocketAddr = base.trim_start_matches("http://").parse().expect("address");
+    let proxy = delay_proxy(target, one_way).await;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws"))
+        .await
+        .expect("ws connect through the proxy");
+    ws
+}
