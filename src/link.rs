@@ -30,20 +30,23 @@ const SRTT_GAIN: f64 = 0.125;
 #[derive(Debug, Clone)]
 struct Windowed<T> {
     bucket: Duration,
+    /// Whether the first value replaces the second as the extreme.
+    better: fn(T, T) -> bool,
     /// (start of bucket, its extreme), oldest first.
     samples: VecDeque<(Instant, T)>,
 }
 
 impl<T: Copy + PartialOrd> Windowed<T> {
-    fn new(window: Duration) -> Self {
+    fn new(window: Duration, better: fn(T, T) -> bool) -> Self {
         Self {
             bucket: window / BUCKETS,
+            better,
             samples: VecDeque::new(),
         }
     }
 
-    /// Takes `v` at `now`; `better(a, b)` says whether `a` replaces `b` as the extreme.
-    fn record(&mut self, now: Instant, v: T, better: impl Fn(T, T) -> bool) {
+    /// Takes `v` at `now`.
+    fn record(&mut self, now: Instant, v: T) {
         let window = self.bucket * BUCKETS;
         while self
             .samples
@@ -54,7 +57,7 @@ impl<T: Copy + PartialOrd> Windowed<T> {
         }
         match self.samples.back_mut() {
             Some((t, best)) if now.saturating_duration_since(*t) < self.bucket => {
-                if better(v, *best) {
+                if (self.better)(v, *best) {
                     *best = v;
                 }
             }
@@ -62,11 +65,11 @@ impl<T: Copy + PartialOrd> Windowed<T> {
         }
     }
 
-    fn best(&self, better: impl Fn(T, T) -> bool) -> Option<T> {
+    fn best(&self) -> Option<T> {
         self.samples
             .iter()
             .map(|(_, v)| *v)
-            .reduce(|a, b| if better(b, a) { b } else { a })
+            .reduce(|a, b| if (self.better)(b, a) { b } else { a })
     }
 }
 
@@ -84,9 +87,9 @@ pub struct LinkEstimate {
 impl Default for LinkEstimate {
     fn default() -> Self {
         Self {
-            min_rtt: Windowed::new(MIN_RTT_WINDOW),
+            min_rtt: Windowed::new(MIN_RTT_WINDOW, |a, b| a < b),
             srtt: None,
-            rate: Windowed::new(RATE_WINDOW),
+            rate: Windowed::new(RATE_WINDOW, |a, b| a > b),
             acked: 0,
             interval_start: None,
         }
@@ -100,7 +103,7 @@ impl LinkEstimate {
     /// The client acknowledged, at `now`, a message of `bytes` whose send began at `sent_at`.
     pub fn acked(&mut self, now: Instant, sent_at: Instant, bytes: usize) {
         let rtt = now.saturating_duration_since(sent_at);
-        self.min_rtt.record(now, rtt, |a, b| a < b);
+        self.min_rtt.record(now, rtt);
         self.srtt = Some(match self.srtt {
             None => rtt,
             Some(s) => s.mul_f64(1.0 - SRTT_GAIN) + rtt.mul_f64(SRTT_GAIN),
@@ -114,7 +117,7 @@ impl LinkEstimate {
         let span = now.saturating_duration_since(start);
         if span >= RATE_INTERVAL {
             let bps = self.acked as f64 * 8.0 / span.as_secs_f64();
-            self.rate.record(now, bps, |a, b| a > b);
+            self.rate.record(now, bps);
             self.acked = 0;
             self.interval_start = Some(now);
         }
@@ -122,7 +125,7 @@ impl LinkEstimate {
 
     /// The best round trip seen within [`MIN_RTT_WINDOW`].
     pub fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt.best(|a, b| a < b)
+        self.min_rtt.best()
     }
 
     /// The smoothed round trip now.
@@ -139,7 +142,7 @@ impl LinkEstimate {
 
     /// The best delivery rate seen within [`RATE_WINDOW`], in bits per second.
     pub fn rate_bps(&self) -> Option<f64> {
-        self.rate.best(|a, b| a > b)
+        self.rate.best()
     }
 }
 

@@ -125,7 +125,7 @@ impl OnDemandDecoder {
         }
         match (st.decode_wanted(), st.mode) {
             (DecodeMode::Off, _) => st.go_cold(),
-            (DecodeMode::Full, DecodeMode::Full) => st.decode(&unit, conv, out),
+            (DecodeMode::Full, DecodeMode::Full) => st.decode(&unit, false, conv, out),
             // From nothing or keyframes to every picture: the feed's GOP catches up at once.
             (DecodeMode::Full, _) => out.extend(st.warm_up(&feed.gop(), DecodeMode::Full, conv)),
             // A thumbnail lane appeared on an idle camera: the newest picture now, keyframes
@@ -136,7 +136,7 @@ impl OnDemandDecoder {
             (DecodeMode::Keyframes, _) => {
                 st.set_mode(DecodeMode::Keyframes);
                 if unit.key {
-                    st.decode_keyframe(&unit, conv, out);
+                    st.decode(&unit, true, conv, out);
                 }
             }
         }
@@ -318,15 +318,19 @@ impl State {
         }
     }
 
-    /// Decodes the next unit of the stream (every picture) and queues what it makes; a unit
-    /// a warm-up decoded already is passed over.
+    /// Decodes `unit` and queues what it makes. In the stream (every picture), a unit a
+    /// warm-up decoded already is passed over. `alone`: a keyframe decoded on its own (what
+    /// FFmpeg's `skip_frame = AVDISCARD_NONKEY` does, without even handing it the other
+    /// units), drained at once, since no later unit will push it out of a decoder that
+    /// reorders, then reset for the next one.
     fn decode(
         &mut self,
         unit: &VideoUnit,
+        alone: bool,
         conv: &mut Option<Converter>,
         out: &mut Vec<FeedPicture>,
     ) {
-        if unit.seq <= self.decoded_to {
+        if !alone && unit.seq <= self.decoded_to {
             return;
         }
         self.decoded_to = unit.seq;
@@ -344,56 +348,27 @@ impl State {
         let Some(o) = opened.as_mut() else {
             return;
         };
-        if let Err(e) = o.dec.send_packet(&packet_of(unit)) {
-            self.refused(e);
-            return;
+        if alone {
+            o.dec.flush();
         }
+        let sent = o.dec.send_packet(&packet_of(unit));
         let mut n = 0;
-        while o.dec.receive_frame(decoded).is_ok() {
-            n += 1;
-            out.extend(picture(decoded, stamps, conv));
-        }
-        self.decoded_pictures(n, t0);
-    }
-
-    /// Decodes a keyframe on its own (what FFmpeg's `skip_frame = AVDISCARD_NONKEY` does,
-    /// without even handing it the other units): drained at once, since no later unit will
-    /// push it out of a decoder that reorders, then reset for the next one.
-    fn decode_keyframe(
-        &mut self,
-        unit: &VideoUnit,
-        conv: &mut Option<Converter>,
-        out: &mut Vec<FeedPicture>,
-    ) {
-        self.decoded_to = unit.seq;
-        self.remember(unit.stamp);
-        let t0 = Instant::now();
-        if self.decoder_for(&unit.config).is_none() {
-            return;
-        }
-        let State {
-            opened,
-            decoded,
-            stamps,
-            errors,
-            ..
-        } = self;
-        let Some(o) = opened.as_mut() else {
-            return;
-        };
-        o.dec.flush();
-        let mut n = 0;
-        if o.dec.send_packet(&packet_of(unit)).is_ok() {
-            let _ = o.dec.send_eof();
+        if sent.is_ok() {
+            if alone {
+                let _ = o.dec.send_eof();
+            }
             while o.dec.receive_frame(decoded).is_ok() {
                 n += 1;
                 out.extend(picture(decoded, stamps, conv));
             }
-        } else {
-            *errors += 1;
         }
-        // After a drain the decoder takes units again only once flushed.
-        o.dec.flush();
+        if alone {
+            // After a drain the decoder takes units again only once flushed.
+            o.dec.flush();
+        }
+        if let Err(e) = sent {
+            self.refused(e);
+        }
         self.decoded_pictures(n, t0);
     }
 

@@ -40,25 +40,7 @@ async fn settle() {
 
 /// Takes frames from the lanes for as long as some are ready, sending them all.
 async fn pump(s: &mut Session) -> usize {
-    let mut n = 0;
-    settle().await;
-    while let Ok(Some(Incoming::Jpeg(id, item))) =
-        tokio::time::timeout(Duration::from_millis(1), s.next_frame()).await
-    {
-        if let Ok(p) = item {
-            if s.admit(&id, &p).is_some() {
-                s.sent(
-                    &id,
-                    p.encoded.seq,
-                    1000,
-                    Instant::now(),
-                    Duration::from_millis(1),
-                );
-                n += 1;
-            }
-        }
-    }
-    n
+    send_all(s).await.len()
 }
 
 #[tokio::test(start_paused = true)]
@@ -225,27 +207,35 @@ async fn state_changes_are_sent_once() {
     assert_eq!(texts(&s.take_output())[0]["state"], "streaming");
 }
 
-/// Sends every frame the lanes have ready, each send beginning now; returns their seqs.
-async fn send_ready(s: &mut Session, id: &str) -> Vec<u64> {
-    let mut seqs = Vec::new();
+/// Sends every frame ready on the lanes, as the connection loop does (each marked sent now
+/// as 1000 bytes); returns the camera and sequence number of each.
+async fn send_all(s: &mut Session) -> Vec<(String, u64)> {
+    let mut sent = Vec::new();
     settle().await;
-    while let Ok(Some(Incoming::Jpeg(got, item))) =
+    while let Ok(Some(Incoming::Jpeg(id, item))) =
         tokio::time::timeout(Duration::from_millis(1), s.next_frame()).await
     {
         if let Ok(p) = item {
-            if got == id && s.admit(&got, &p).is_some() {
+            if s.admit(&id, &p).is_some() {
                 s.sent(
-                    &got,
+                    &id,
                     p.encoded.seq,
                     1000,
                     Instant::now(),
                     Duration::from_millis(1),
                 );
-                seqs.push(p.encoded.seq);
+                sent.push((id, p.encoded.seq));
             }
         }
     }
-    seqs
+    sent
+}
+
+/// [`send_all`] on a session watching `id` alone: the sequence numbers sent.
+async fn send_ready(s: &mut Session, id: &str) -> Vec<u64> {
+    let sent = send_all(s).await;
+    assert!(sent.iter().all(|(got, _)| got == id), "{sent:?}");
+    sent.into_iter().map(|(_, seq)| seq).collect()
 }
 
 /// Levels of the `tier` events in `out`.
