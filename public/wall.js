@@ -311,11 +311,15 @@ function onFrame(buf) {
   const header = JSON.parse(decoder.decode(new Uint8Array(buf, 3, n)));
   const t = tiles.get(header.camera);
   if (!t) return;
+  // Acknowledged as it arrives: the server measures the link by these, and this page's own
+  // decoding and drawing are not the link's (the page reports them apart, see reportDecoders).
+  send({ type: "ack", camera: header.camera, seq: header.seq });
   if (header.kind === "video") {
     if (t.video) t.video.decode(header, new Uint8Array(buf, 3 + n));
     return;
   }
   // Latest wins: a frame that arrives while the previous one decodes replaces any waiting one.
+  if (t.pending) t.dropped = (t.dropped || 0) + 1;
   t.pending = { header, blob: new Blob([new Uint8Array(buf, 3 + n)], { type: "image/jpeg" }) };
   if (!t.drawing) draw(t);
 }
@@ -340,7 +344,6 @@ async function draw(t) {
       const latency = Math.max(0, Math.round(serverNow() - header.ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
-      send({ type: "ack", camera: header.camera, seq: header.seq, latency_ms: latency });
       t.size = `${header.width}×${header.height}`;
       const src = header.width * header.scale;
       if (Math.abs(src - t.srcWidth) > header.scale) {
@@ -364,12 +367,36 @@ function markFirstPaint(kind) {
   window.camwallFirstPaint = { ms: performance.now(), kind };
 }
 
-// What a tile gets, as its stats line says it: "H.264 full", "H.264 keyframes", "JPEG q80 1/2".
+// What a tile gets, as its stats line says it: "H.264 full", "H.264 keyframes", "JPEG q80 1/2",
+// and why when it is reduced: "(link 1.0 of 2.7 Mbit/s)" or "(this device is busy)".
 function tierLabel(msg) {
   const names = { h264: "H.264", h265: "H.265" };
-  if (msg.codec && msg.codec !== "jpeg") return `${names[msg.codec] || msg.codec} ${msg.mode}`;
-  return `JPEG q${msg.quality}${msg.scale > 1 ? ` 1/${msg.scale}` : ""}`;
+  const what = msg.codec && msg.codec !== "jpeg"
+    ? `${names[msg.codec] || msg.codec} ${msg.mode}`
+    : `JPEG q${msg.quality}${msg.scale > 1 ? ` 1/${msg.scale}` : ""}`;
+  if (msg.reason === "viewer") return `${what} (this device is busy)`;
+  if (msg.reason === "link") {
+    const best = msg.best_kbps ? ` of ${(msg.best_kbps / 1000).toFixed(1)}` : "";
+    const rate = linkKbps ? `link ${(linkKbps / 1000).toFixed(1)}${best} Mbit/s` : "link full";
+    return `${what} (${rate})`;
+  }
+  return what;
 }
+
+// Once a second, how each watched tile keeps up: chunks waiting in its video decoder, or JPEG
+// frames replaced before they were drawn. The server steps a tile down for this machine's
+// sake only on these reports, never by how fast acknowledgements come.
+let linkKbps = null;
+function reportDecoders() {
+  for (const t of tiles.values()) {
+    if (!t.subscribed) continue;
+    const queue = t.video && t.video.decoder ? t.video.decoder.decodeQueueSize : (t.pending ? 1 : 0);
+    const dropped = t.dropped || 0;
+    t.dropped = 0;
+    if (queue > 0 || dropped > 0) send({ type: "decoder", camera: t.id, queue, dropped });
+  }
+}
+setInterval(reportDecoders, 1000);
 
 // A camera served as video: (re)configure the tile's decoder, or tell the server this browser
 // cannot decode it (it then sends JPEG).
@@ -389,7 +416,6 @@ async function configureVideo(t, cfg) {
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
       t.size = `${t.canvas.width}×${t.canvas.height}`;
-      send({ type: "ack", camera: t.id, seq, latency_ms: latency });
     };
   }
   t.video.configure(cfg);
@@ -485,6 +511,7 @@ function onText(msg) {
       break;
     case "link":
       // The server's estimate of this connection's path: shown, never acted on here.
+      linkKbps = msg.rate_kbps;
       if (connBadge.className === "badge live") {
         const rate = msg.rate_kbps == null ? "" : `, ${(msg.rate_kbps / 1000).toFixed(1)} Mbit/s`;
         connBadge.textContent = `connected · ${msg.rtt_ms} ms${rate}`;

@@ -9,6 +9,8 @@
 //! connection feeds it acknowledgements with their times; it reads no clock and knows nothing
 //! of WebSockets, so a WebRTC session can feed it the same way.
 
+pub mod share;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -82,6 +84,9 @@ pub struct LinkEstimate {
     /// Bytes acknowledged since `interval_start`, for the next delivery-rate sample.
     acked: u64,
     interval_start: Option<Instant>,
+    /// The latest delivery-rate sample: what the path carries now, when a queue says it is
+    /// full (the windowed best remembers a rate that may be gone).
+    recent: Option<f64>,
 }
 
 impl Default for LinkEstimate {
@@ -92,6 +97,7 @@ impl Default for LinkEstimate {
             rate: Windowed::new(RATE_WINDOW, |a, b| a > b),
             acked: 0,
             interval_start: None,
+            recent: None,
         }
     }
 }
@@ -118,6 +124,7 @@ impl LinkEstimate {
         if span >= RATE_INTERVAL {
             let bps = self.acked as f64 * 8.0 / span.as_secs_f64();
             self.rate.record(now, bps);
+            self.recent = Some(bps);
             self.acked = 0;
             self.interval_start = Some(now);
         }
@@ -138,6 +145,12 @@ impl LinkEstimate {
     /// path is taken as having no length: all of `rtt` counts.
     pub fn queueing(&self, rtt: Duration) -> Duration {
         rtt.saturating_sub(self.min_rtt().unwrap_or(Duration::ZERO))
+    }
+
+    /// The latest delivery-rate sample, in bits per second: while a queue stands, the rate
+    /// of the path's narrowest point now.
+    pub fn recent_bps(&self) -> Option<f64> {
+        self.recent
     }
 
     /// The best delivery rate seen within [`RATE_WINDOW`], in bits per second.

@@ -349,6 +349,11 @@ impl Camera {
         self.live().width
     }
 
+    /// Height of the newest frame (0 before the first).
+    pub fn height(&self) -> u32 {
+        self.live().height
+    }
+
     /// Measured frame rate at `now` (0 when frames stopped): of the pictures published, or,
     /// while none are (nobody needs decoded pictures), of the source's compressed units.
     pub fn fps_at(&self, now: Instant) -> f64 {

@@ -1,6 +1,5 @@
-//! The adaptation policy of a live client: judge each one-second window of sending (skips,
-//! send time, queueing over the path's best round trip) and move along the ladder with
-//! hysteresis.
+//! The verdict on a live client's last moments of sending (skips, send time, queueing over
+//! the path's best round trip), which `link::share` turns into rungs.
 //! Pure: the connection feeds it numbers; it reads no clock and touches no socket.
 //!
 //! Every time judged here is measured on the server's own clock: a browser's clock may be
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use crate::link::LinkEstimate;
 
-/// What one window of sending looked like for one subscription.
+/// What one window of sending looked like for a connection (all its subscriptions).
 #[derive(Debug, Default, Clone)]
 pub struct WindowStats {
     pub sent: u32,
@@ -65,61 +64,6 @@ impl WindowStats {
         } else {
             Drain::Ok
         }
-    }
-}
-
-/// Moves a client along the ladder with hysteresis: down one rung on a bad window, up one
-/// after `up_after` good windows in a row; flapping (down soon after an up) doubles
-/// `up_after`, up to 30 s.
-#[derive(Debug, Clone)]
-pub struct Adapter {
-    pub level: usize,
-    max_level: usize,
-    good_run: u32,
-    up_after: u32,
-    windows_since_up: u32,
-}
-
-impl Adapter {
-    pub fn new(max_level: usize) -> Self {
-        Self {
-            level: 0,
-            max_level,
-            good_run: 0,
-            up_after: 3,
-            windows_since_up: u32::MAX,
-        }
-    }
-
-    /// Feeds one window's verdict; returns true if the level changed.
-    pub fn feed(&mut self, d: Drain) -> bool {
-        self.windows_since_up = self.windows_since_up.saturating_add(1);
-        match d {
-            Drain::Bad => {
-                self.good_run = 0;
-                if self.level < self.max_level {
-                    if self.windows_since_up <= 5 {
-                        self.up_after = (self.up_after * 2).min(30);
-                    }
-                    self.level += 1;
-                    return true;
-                }
-            }
-            Drain::Good => {
-                self.good_run += 1;
-                if self.good_run >= self.up_after && self.level > 0 {
-                    self.level -= 1;
-                    self.good_run = 0;
-                    self.windows_since_up = 0;
-                    return true;
-                }
-                if self.windows_since_up > 60 {
-                    self.up_after = 3;
-                }
-            }
-            Drain::Ok => self.good_run = 0,
-        }
-        false
     }
 }
 
@@ -186,35 +130,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(meh.verdict(&near), Drain::Ok);
-    }
-
-    #[test]
-    fn adapter_steps_down_fast_and_up_slowly_without_flapping() {
-        let mut a = Adapter::new(6);
-        assert!(a.feed(Drain::Bad));
-        assert!(a.feed(Drain::Bad));
-        assert_eq!(a.level, 2);
-        assert!(!a.feed(Drain::Good));
-        assert!(!a.feed(Drain::Good));
-        assert!(a.feed(Drain::Good));
-        assert_eq!(a.level, 1);
-        // Bad right after stepping up: back down, and the next step up takes longer.
-        assert!(a.feed(Drain::Bad));
-        let mut n = 0;
-        while !a.feed(Drain::Good) {
-            n += 1;
-        }
-        assert!(n >= 5, "stepped up after {n} good windows");
-        // Ok windows break a good run.
-        let mut b = Adapter::new(6);
-        b.feed(Drain::Bad);
-        b.feed(Drain::Good);
-        b.feed(Drain::Good);
-        b.feed(Drain::Ok);
-        assert!(!b.feed(Drain::Good));
-        for _ in 0..10 {
-            b.feed(Drain::Bad);
-        }
-        assert_eq!(b.level, 6);
     }
 }

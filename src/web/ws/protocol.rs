@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::hub::streams::StreamReq;
 use crate::hub::{CameraInfo, CameraState, Encoded, StreamKind};
+use crate::link::share::Reason;
 use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
@@ -93,6 +94,16 @@ pub enum ClientMsg {
         #[serde(default)]
         message: Option<String>,
     },
+    /// How the page keeps up with `camera`: its decoder's backlog now (`queue`: chunks
+    /// waiting, WebCodecs' `decodeQueueSize`, or JPEG frames waiting to be drawn) and the
+    /// frames it dropped undrawn since its last report.
+    Decoder {
+        camera: String,
+        #[serde(default)]
+        queue: u32,
+        #[serde(default)]
+        dropped: u32,
+    },
 }
 
 /// Why a client message was refused; sent back as an `error` event, the socket stays open.
@@ -103,7 +114,7 @@ pub enum ProtocolError {
     #[error("not JSON: {0}")]
     BadJson(String),
     #[error(
-        "unknown message type {0:?}; expected subscribe, unsubscribe, ack, ping, activity or video_error"
+        "unknown message type {0:?}; expected subscribe, unsubscribe, ack, ping, activity, video_error or decoder"
     )]
     UnknownType(String),
     #[error("{0}")]
@@ -170,6 +181,11 @@ pub enum Request {
         /// What the browser said, at most 200 characters (for the log).
         message: String,
     },
+    Decoder {
+        camera: String,
+        queue: u32,
+        dropped: u32,
+    },
 }
 
 /// The families a client lists, known ones only (a newer client may list more), at most
@@ -216,7 +232,7 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
     if !matches!(
         kind,
-        "subscribe" | "unsubscribe" | "ack" | "ping" | "video_error" | "activity"
+        "subscribe" | "unsubscribe" | "ack" | "ping" | "video_error" | "activity" | "decoder"
     ) {
         return Err(ProtocolError::UnknownType(kind.chars().take(32).collect()));
     }
@@ -263,6 +279,15 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
         ClientMsg::VideoError { camera, message } => Request::VideoError {
             camera,
             message: message.unwrap_or_default().chars().take(200).collect(),
+        },
+        ClientMsg::Decoder {
+            camera,
+            queue,
+            dropped,
+        } => Request::Decoder {
+            camera,
+            queue,
+            dropped,
         },
     })
 }
@@ -336,6 +361,12 @@ pub struct TierEvent<'a> {
     pub stream: StreamKind,
     /// The stream the client would get is down: the other one stands in.
     pub fallback: bool,
+    /// Why it is below its best rung: `"link"` (the link does not carry more) or `"viewer"`
+    /// (the page's decoder fell behind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// What the best rung costs (for video: the camera's own bitrate), kbit/s as measured.
+    pub best_kbps: u64,
 }
 
 /// `state`: a watched camera's state changed.

@@ -9,6 +9,10 @@
 //! A camera whose codec the client decodes (`codecs` in subscribe) is served as video, the
 //! camera's own access units (`video`), at the top two levels of the ladder (every unit, then
 //! keyframes only); below them, and for everything else, as JPEG lanes.
+//!
+//! Which level each subscription gets is decided for the whole connection at once
+//! (`link::share`): every subscription's rungs are priced from what was measured passing
+//! through it, and the link's estimate (`link`) says how much fits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,20 +26,27 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
 
 use super::activity::ActivityWatch;
-use super::adapt::{Adapter, WindowStats};
+use super::adapt::{Drain, WindowStats};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
-use super::sub::{Sub, Target, VIDEO_LEVELS};
+use super::sub::{Sub, Target};
 use super::video::{VideoOut, VideoSub};
 use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
 use crate::hub::{Hub, HubEvent, LaneOutput, Pictures, Published, Still, Video, VideoOutput};
+use crate::link::share::{Share, Signal};
 use crate::link::LinkEstimate;
 use crate::media::clock::unix_ms_now;
 use crate::media::tier::{Rung, Tier};
 
-/// Adaptation looks at windows of this length.
+/// Events about the connection (`link`, activity) go out once per window.
 pub const WINDOW: Duration = Duration::from_secs(1);
+/// The link's sharing decides this often: a queue that grows is answered within about this.
+pub const DECIDE_EVERY: Duration = Duration::from_millis(500);
+/// A page reporting more chunks than this waiting in a tile's decoder, or this many frames
+/// dropped undrawn in a second, cannot keep up (one or two are a burst of arrivals).
+const DECODER_BACKLOG: u32 = 3;
+const DECODER_DROPS: u32 = 3;
 /// Sent-but-unacknowledged sequence numbers remembered per camera.
 const MAX_TRACKED_IN_FLIGHT: usize = 64;
 
@@ -63,8 +74,12 @@ pub struct Session {
     who: Principal,
     ladder: Vec<Rung>,
     subs: HashMap<String, Sub>,
-    /// The client's path, judged once for all its subscriptions.
+    /// The client's path, judged once for all its subscriptions, and how they share it.
     link: LinkEstimate,
+    share: Share,
+    /// What sending looked like since the last decision.
+    window: WindowStats,
+    last_decision: Instant,
     /// The JPEG lane or video attached for each camera served now (one per camera).
     streams: StreamMap<String, LaneOutput>,
     video_streams: StreamMap<String, VideoOutput>,
@@ -82,6 +97,9 @@ impl Session {
             who,
             subs: HashMap::new(),
             link: LinkEstimate::default(),
+            share: Share::default(),
+            window: WindowStats::default(),
+            last_decision: now,
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
             out: Vec::new(),
@@ -144,9 +162,20 @@ impl Session {
             }
             // `latency_ms` is the client's clock minus the server's: it is wrong by however
             // far apart the two clocks are, so it is accepted and not judged.
+            Ok(Request::Decoder {
+                camera,
+                queue,
+                dropped,
+            }) => {
+                if let Some(sub) = self.subs.get_mut(&camera) {
+                    if queue > DECODER_BACKLOG || dropped >= DECODER_DROPS {
+                        sub.viewer_busy = true;
+                    }
+                }
+            }
             Ok(Request::Ack { camera, seq, .. }) => {
                 if let Some(sub) = self.subs.get_mut(&camera) {
-                    sub.window.acking = true;
+                    self.window.acking = true;
                     // Acknowledging a frame settles every earlier one (the client skips frames
                     // that a newer one replaced): all reached it, and count as delivered; the
                     // round trip is the acknowledged frame's.
@@ -158,8 +187,8 @@ impl Session {
                         sub.in_flight.pop_front();
                         settled += bytes;
                         if s == seq {
-                            sub.window.rtt_sum += now.saturating_duration_since(sent_at);
-                            sub.window.rtt_n += 1;
+                            self.window.rtt_sum += now.saturating_duration_since(sent_at);
+                            self.window.rtt_n += 1;
                             self.link.acked(now, sent_at, settled);
                         }
                     }
@@ -233,6 +262,7 @@ impl Session {
             };
             let prev = self.subs.remove(id);
             let fallback = choice.fallback();
+            let max_level = Sub::max_level(&self.ladder, !req.codecs.is_empty());
             let mut sub = Sub {
                 src_width: choice.stream.camera.width(),
                 // Sequence numbers belong to one camera object: a camera removed and added
@@ -245,16 +275,11 @@ impl Session {
                 quality: req.quality,
                 max_width: req.max_width,
                 max_fps: req.max_fps,
-                adapter: Adapter::new(
-                    self.ladder.len() - 1
-                        + if req.codecs.is_empty() {
-                            0
-                        } else {
-                            VIDEO_LEVELS
-                        },
-                ),
+                level: 0,
+                reason: None,
+                meter: prev.as_ref().map(|p| p.meter.clone()).unwrap_or_default(),
+                viewer_busy: false,
                 lane: None,
-                window: WindowStats::default(),
                 in_flight: VecDeque::new(),
                 last_state: None,
                 video_failed: prev.as_ref().is_some_and(|p| p.video_failed),
@@ -272,7 +297,8 @@ impl Session {
             self.video_streams.remove(id);
             if let (Some(p), QualityReq::Auto) = (&prev, req.quality) {
                 if p.codecs == req.codecs {
-                    sub.adapter = p.adapter.clone();
+                    sub.level = p.level.min(max_level);
+                    sub.reason = p.reason;
                 }
             }
             self.subs.insert(id.clone(), sub);
@@ -328,6 +354,7 @@ impl Session {
                     let mut video = sub.stream.attach(Video::Watch);
                     let mut v = VideoSub::new(mode);
                     for unit in &std::mem::take(&mut video.gop) {
+                        sub.meter.unit(unit);
                         for o in v.admit(id, unit) {
                             self.out.push(match o {
                                 VideoOut::Config(c) => Out::Text(c.to_string()),
@@ -365,6 +392,7 @@ impl Session {
         let (quality, scale, max_fps) = lane.map_or((0, 1, None), |l| {
             (l.tier.quality, l.tier.scale, l.max_fps())
         });
+        let best = sub.tile(&self.ladder, now).costs.first().copied();
         let ev = TierEvent {
             kind: "tier",
             camera: id,
@@ -373,11 +401,13 @@ impl Session {
             width: sub.src_width.div_ceil(u32::from(scale)),
             max_fps,
             auto: sub.quality == QualityReq::Auto,
-            level: sub.adapter.level,
+            level: sub.level,
             codec,
             mode,
             stream: sub.serving,
             fallback: sub.fallback,
+            reason: sub.reason.filter(|_| sub.level > 0),
+            best_kbps: best.map_or(0, |b| (b / 1000.0).round() as u64),
         };
         if let Ok(t) = serde_json::to_string(&ev) {
             self.out.push(Out::Text(t));
@@ -404,7 +434,11 @@ impl Session {
     /// What goes to this client for an access unit of `id`: a `video_config` when the
     /// parameters are new to it, then the unit; nothing while it waits for a keyframe.
     pub fn admit_video(&mut self, id: &str, unit: &VideoUnit) -> Vec<Out> {
-        let Some(v) = self.subs.get_mut(id).and_then(|s| s.video.as_mut()) else {
+        let Some(sub) = self.subs.get_mut(id) else {
+            return Vec::new();
+        };
+        sub.meter.unit(unit);
+        let Some(v) = sub.video.as_mut() else {
             return Vec::new();
         };
         v.admit(id, unit)
@@ -426,11 +460,12 @@ impl Session {
 
     /// Whether a published frame goes to this client now; the message if so.
     pub fn admit(&mut self, id: &str, p: &Published) -> Option<Bytes> {
-        let sub = self.subs.get(id)?;
+        let sub = self.subs.get_mut(id)?;
         // The lane already thinned to its rate cap (before encoding).
         if Some(p.tier) != sub.lane.map(|l| l.tier) || p.encoded.seq <= sub.last_sent_seq {
             return None;
         }
+        sub.meter.jpeg(p.tier, p.encoded.jpeg.data.len());
         Some(p.wire(|p| protocol::frame_message(id, p.tier, &p.encoded)))
     }
 
@@ -442,9 +477,9 @@ impl Session {
         if sub.video.is_none() {
             sub.last_sent_seq = seq;
         }
-        sub.window.sent += 1;
-        sub.window.send_time += took;
-        if sub.window.acking {
+        self.window.sent += 1;
+        self.window.send_time += took;
+        if self.window.acking {
             if sub.in_flight.len() >= MAX_TRACKED_IN_FLIGHT {
                 sub.in_flight.pop_front();
             }
@@ -454,8 +489,8 @@ impl Session {
 
     /// The client had not taken `n` frames of `id` when newer ones came.
     pub fn skipped(&mut self, id: &str, n: u64) {
-        if let Some(sub) = self.subs.get_mut(id) {
-            sub.window.skipped = sub
+        if self.subs.contains_key(id) {
+            self.window.skipped = self
                 .window
                 .skipped
                 .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
@@ -509,9 +544,12 @@ impl Session {
         for id in moved {
             self.retarget(&id, now);
         }
+        if now.saturating_duration_since(self.last_decision) >= DECIDE_EVERY {
+            self.last_decision = now;
+            self.adapt(now);
+        }
         if now.saturating_duration_since(self.last_window) >= WINDOW {
             self.last_window = now;
-            self.adapt(now);
             if let (Some(rtt), Some(min)) = (self.link.srtt(), self.link.min_rtt()) {
                 self.text(protocol::link(rtt, min, self.link.rate_bps()));
             }
@@ -529,28 +567,62 @@ impl Session {
         }
     }
 
-    /// Judges each subscription's window and moves auto ones along the ladder.
+    /// Judges the connection's last moments of sending and moves its subscriptions to the
+    /// levels the link's sharing decides.
     fn adapt(&mut self, now: Instant) {
-        let ids: Vec<String> = self.subs.keys().cloned().collect();
-        for id in ids {
-            let Some(sub) = self.subs.get_mut(&id) else {
+        let acking = self.window.acking;
+        let mut window = std::mem::take(&mut self.window);
+        self.window.acking = acking;
+        window.oldest_unacked = self
+            .subs
+            .values()
+            .filter_map(|s| s.in_flight.front())
+            .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at))
+            .max();
+        let verdict = window.verdict(&self.link);
+        // Every tile's report is taken (and cleared), not only the first busy one.
+        let busy: Vec<bool> = self
+            .subs
+            .values_mut()
+            .map(|s| std::mem::take(&mut s.viewer_busy))
+            .collect();
+        let viewer_busy = busy.contains(&true);
+        let signal = match verdict {
+            Drain::Bad => Signal::Congested {
+                rate_bps: self.link.recent_bps(),
+            },
+            _ if viewer_busy => Signal::ViewerBusy,
+            Drain::Ok => Signal::Steady,
+            Drain::Good => Signal::Clear,
+        };
+        // A stable order, so that ties go the same way every time.
+        let mut ids: Vec<String> = self.subs.keys().cloned().collect();
+        ids.sort();
+        let tiles: Vec<_> = ids
+            .iter()
+            .filter_map(|id| self.subs.get(id))
+            .map(|s| s.tile(&self.ladder, now))
+            .collect();
+        let decision = self.share.decide(&tiles, signal);
+        tracing::trace!(?window, ?verdict, ?signal, ?decision, "decision");
+        for (id, level) in ids.iter().zip(decision.levels) {
+            let Some(sub) = self.subs.get_mut(id) else {
                 continue;
             };
-            let acking = sub.window.acking;
-            let mut window = std::mem::take(&mut sub.window);
-            sub.window.acking = acking;
-            window.oldest_unacked = sub
-                .in_flight
-                .front()
-                .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at));
             let w = sub.cam().width();
             let size_changed = w != sub.src_width;
             sub.src_width = w;
-            let verdict = window.verdict(&self.link);
-            let changed = sub.quality == QualityReq::Auto && sub.adapter.feed(verdict);
-            tracing::trace!(camera = %id, ?window, ?verdict, level = sub.adapter.level, "window");
+            let changed = sub.quality == QualityReq::Auto && level != sub.level;
+            if changed {
+                if level > sub.level {
+                    sub.reason = decision.reason.or(sub.reason);
+                } else if level == 0 {
+                    sub.reason = None;
+                }
+                sub.level = level;
+            }
             if changed || size_changed {
-                self.retarget(&id, now);
+                self.retarget(id, now);
             }
         }
     }

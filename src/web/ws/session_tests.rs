@@ -397,3 +397,88 @@ async fn a_long_link_is_not_a_slow_one() {
     let min = last["min_rtt_ms"].as_u64().unwrap();
     assert!((400..=450).contains(&min), "{last}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_page_that_cannot_keep_up_costs_one_tile_one_rung_and_says_why() {
+    let hub = hub(&["a", "b"]);
+    publish(&hub, "a");
+    publish(&hub, "b");
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
+    s.on_text(
+        r#"{"type":"subscribe","cameras":["a","b"],"quality":"auto"}"#,
+        Instant::now(),
+    )
+    .await;
+    assert_eq!(levels(&s.take_output()), [0, 0]);
+    // Acks come at once (the link is fine); the page says tile a's decoder has 9 chunks
+    // waiting.
+    for seq in send_all(&mut s).await {
+        ack(&mut s, &seq.0, seq.1, 0.0).await;
+    }
+    s.on_text(
+        r#"{"type":"decoder","camera":"a","queue":9,"dropped":0}"#,
+        Instant::now(),
+    )
+    .await;
+    tokio::time::advance(DECIDE_EVERY).await;
+    s.on_tick(Instant::now());
+    let tiers: Vec<Value> = texts(&s.take_output())
+        .into_iter()
+        .filter(|v| v["type"] == "tier")
+        .collect();
+    assert_eq!(tiers.len(), 1, "one tile gives up one rung: {tiers:?}");
+    assert_eq!(tiers[0]["level"], 1);
+    assert_eq!(tiers[0]["reason"], "viewer");
+    // A report of nothing waiting changes nothing; nor does a report about another camera.
+    s.on_text(
+        r#"{"type":"decoder","camera":"b","queue":1,"dropped":1}"#,
+        Instant::now(),
+    )
+    .await;
+    s.on_text(
+        r#"{"type":"decoder","camera":"zz","queue":99,"dropped":99}"#,
+        Instant::now(),
+    )
+    .await;
+    tokio::time::advance(DECIDE_EVERY).await;
+    s.on_tick(Instant::now());
+    assert!(levels(&s.take_output()).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_on_the_link_moves_the_connection_down_and_says_why() {
+    let hub = hub(&["a", "b"]);
+    let first = [publish(&hub, "a"), publish(&hub, "b")];
+    let mut s = Session::new(hub.clone(), Principal::trusted(), Instant::now());
+    s.on_text(
+        r#"{"type":"subscribe","cameras":["a","b"],"quality":"auto"}"#,
+        Instant::now(),
+    )
+    .await;
+    s.take_output();
+    // The first frames acknowledged 20 ms after they went out, then acks stop: frames wait
+    // ever longer on the way.
+    tokio::time::advance(Duration::from_millis(20)).await;
+    ack(&mut s, "a", first[0], 0.0).await;
+    ack(&mut s, "b", first[1], 0.0).await;
+    let mut tiers = Vec::new();
+    for _ in 0..4 {
+        publish(&hub, "a");
+        publish(&hub, "b");
+        send_all(&mut s).await;
+        tokio::time::advance(DECIDE_EVERY).await;
+        s.on_tick(Instant::now());
+        tiers.extend(
+            texts(&s.take_output())
+                .into_iter()
+                .filter(|v| v["type"] == "tier"),
+        );
+    }
+    assert!(!tiers.is_empty(), "never stepped down");
+    assert!(
+        tiers
+            .iter()
+            .all(|t| t["reason"] == "link" && t["level"].as_u64() > Some(0)),
+        "{tiers:?}"
+    );
+}

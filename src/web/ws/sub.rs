@@ -1,17 +1,19 @@
 //! One subscription of a live-wall connection: what it asked for, which stream of the camera
-//! serves it, where it is on the ladder, and what it should receive now (`target`).
+//! serves it, where it is on its ladder, what it should receive now (`target`), and what each
+//! rung of that ladder costs the link (`tile`, for the connection's sharing of the link).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::adapt::{Adapter, WindowStats};
+use super::meter::Meter;
 use super::protocol::QualityReq;
 use super::video::{VideoMode, VideoSub};
 use crate::hub::demand::StreamUse;
 use crate::hub::streams::StreamReq;
 use crate::hub::{Camera, CameraState, Hub, Stream, StreamKind};
+use crate::link::share::{Reason, Tile};
 use crate::media::h26x::Codec;
 use crate::media::tier::{Lane, LaneAsk, LaneQuality, Rung};
 
@@ -33,12 +35,18 @@ pub struct Sub {
     pub quality: QualityReq,
     pub max_width: Option<u32>,
     pub max_fps: Option<f64>,
-    pub adapter: Adapter,
+    /// Where it is on its ladder (0: the best), and why it is below the best (`None` at the
+    /// top or for a fixed quality).
+    pub level: usize,
+    pub reason: Option<Reason>,
+    /// What its rungs cost, as measured.
+    pub meter: Meter,
+    /// The client's page said its decoder fell behind on this tile since the last decision.
+    pub viewer_busy: bool,
     /// The lane this subscription reads now (`None` before the first retarget).
     pub lane: Option<Lane>,
     pub src_width: u32,
     pub last_sent_seq: u64,
-    pub window: WindowStats,
     /// Frames sent and not yet acknowledged: sequence number, when the send began, bytes.
     pub in_flight: VecDeque<(u64, Instant, usize)>,
     pub last_state: Option<CameraState>,
@@ -70,14 +78,27 @@ impl Sub {
         }
     }
 
-    /// What to serve for the current settings and level.
-    pub fn target(&self, ladder: &[Rung], now: Instant) -> Target {
-        let video = self
-            .cam()
+    /// The levels of a ladder with `video` above the JPEG rungs: every unit, then keyframes.
+    pub fn max_level(ladder: &[Rung], video: bool) -> usize {
+        ladder.len() - 1 + if video { VIDEO_LEVELS } else { 0 }
+    }
+
+    /// The video codec this viewer gets the camera's own units in, if any.
+    fn video_codec(&self) -> Option<Codec> {
+        self.cam()
             .video()
             .codec()
-            .filter(|c| !self.video_failed && self.codecs.contains(c));
-        let level = self.adapter.level;
+            .filter(|c| !self.video_failed && self.codecs.contains(c))
+    }
+
+    /// What to serve for the current settings and level.
+    pub fn target(&self, ladder: &[Rung], now: Instant) -> Target {
+        self.target_at(ladder, self.level, now)
+    }
+
+    /// What level `level` serves.
+    fn target_at(&self, ladder: &[Rung], level: usize, now: Instant) -> Target {
+        let video = self.video_codec();
         match (video, self.quality) {
             (Some(c), QualityReq::Fixed(_)) => Target::Video(c, VideoMode::Full),
             (Some(c), QualityReq::Auto) if level == 0 => Target::Video(c, VideoMode::Full),
@@ -86,11 +107,47 @@ impl Sub {
             }
             _ => {
                 // The video levels count only where video could be served: elsewhere each
-                // level is a JPEG rung, so that a bad window steps down at once.
+                // level is a JPEG rung.
                 let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
                 let rung = level.saturating_sub(offset);
                 Target::Jpeg(self.lane(ladder, rung, now))
             }
+        }
+    }
+
+    /// What a target costs the link, in bits per second.
+    fn cost(&self, target: Target, now: Instant) -> f64 {
+        let cam = self.cam();
+        let (w, h) = (f64::from(cam.width()), f64::from(cam.height()));
+        let fps = cam.fps_at(now).max(1.0);
+        match target {
+            Target::Video(_, VideoMode::Full) => self.meter.full_bps(w * h, fps),
+            Target::Video(_, VideoMode::Keyframes) => self.meter.keyframes_bps(w * h, fps),
+            Target::Jpeg(lane) => {
+                let fps = lane.max_fps().map_or(fps, |cap| cap.min(fps));
+                self.meter.jpeg_bps(lane.tier, w * h, fps)
+            }
+        }
+    }
+
+    /// This subscription as the link's sharing sees it: its size on the client's screen, its
+    /// level, and the cost of each rung it may be moved to (one rung, where it is, for a
+    /// fixed quality).
+    pub fn tile(&self, ladder: &[Rung], now: Instant) -> Tile {
+        let weight = self.max_width.unwrap_or(self.src_width).max(1);
+        let costs = match self.quality {
+            QualityReq::Fixed(_) => vec![self.cost(self.target(ladder, now), now)],
+            QualityReq::Auto => {
+                let top = Self::max_level(ladder, self.video_codec().is_some());
+                (0..=top)
+                    .map(|l| self.cost(self.target_at(ladder, l, now), now))
+                    .collect()
+            }
+        };
+        Tile {
+            weight,
+            level: if costs.len() == 1 { 0 } else { self.level },
+            costs,
         }
     }
 

@@ -1,0 +1,460 @@
+//! How one client's link is shared among what it watches: which rung each of its tiles gets,
+//! from what each rung costs (bits per second, measured as sent) and what the link carries.
+//!
+//! One decision per connection, never per tile: sixteen tiles on one thin link share it,
+//! instead of each believing it has all of it. The policy is BBR's in spirit (Cardwell et al.,
+//! ACM Queue 2016): when a queue grows, fit everything under the rate the link delivers right
+//! now, with a margin so that the queue drains; when nothing waits, probe up one tile by one
+//! rung at a time, and remember the rate where the link last filled (the ceiling) so that a
+//! probe past it is tried again only after a while, a longer while each time it fails.
+//!
+//! Pure: the connection feeds it verdicts and its tiles' costs; it reads no clock (time is
+//! counted in decisions) and knows nothing of WebSockets, so a WebRTC session can use it.
+
+/// The share of the delivered rate a congested link is fitted into: the rest drains the queue.
+pub const DRAIN_GAIN: f64 = 0.85;
+/// A step up that stays under this share of the ceiling is no probe: the link carried it.
+pub const CEILING_GAIN: f64 = 0.9;
+/// Good decisions in a row before the first step up; doubled by each failed probe.
+pub const UP_AFTER: u32 = 6;
+/// The most good decisions a step up waits for.
+pub const UP_AFTER_MAX: u32 = 60;
+/// Decisions a step up is watched for: a congestion this soon after it means it failed.
+const PROBE_WATCH: u32 = 6;
+/// Decisions a ceiling holds before a probe past it is allowed again (doubled by each failed
+/// probe past it, up to [`CEILING_HOLD_MAX`]).
+const CEILING_HOLD: u32 = 20;
+const CEILING_HOLD_MAX: u32 = 120;
+
+/// One tile's options: the cost of each rung in bits per second, best rung first, and where
+/// it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// Which tile goes first: the larger on the client's screen (a focused tile is the
+    /// largest).
+    pub weight: u32,
+    pub level: usize,
+    /// Bits per second of each rung, best first. A tile that does not adapt (a fixed quality)
+    /// has one rung: it still takes its part of the link.
+    pub costs: Vec<f64>,
+}
+
+impl Tile {
+    fn bottom(&self) -> usize {
+        self.costs.len().saturating_sub(1)
+    }
+
+    fn cost(&self, level: usize) -> f64 {
+        self.costs.get(level).copied().unwrap_or(0.0)
+    }
+}
+
+/// What the last moments of the connection said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Signal {
+    /// A queue grew on the way to the client: the link is full. `rate_bps` is what it
+    /// delivered most recently (`None` when nothing was acknowledged).
+    Congested { rate_bps: Option<f64> },
+    /// The client's own machine cannot keep up (its decoder's backlog grew): fewer or smaller
+    /// tiles, whatever the link.
+    ViewerBusy,
+    /// Neither good nor bad.
+    Steady,
+    /// Nothing waits anywhere.
+    Clear,
+}
+
+/// Why a tile is below its best rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Link,
+    Viewer,
+}
+
+/// A connection's sharing state.
+#[derive(Debug, Clone)]
+pub struct Share {
+    good_run: u32,
+    up_after: u32,
+    /// Decisions since the last step up (`None`: none yet).
+    since_up: Option<u32>,
+    /// The step up being watched went past the ceiling.
+    probing: bool,
+    /// The rate at which the link last filled, and decisions since.
+    ceiling: Option<(f64, u32)>,
+    ceiling_hold: u32,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Self {
+            good_run: 0,
+            up_after: UP_AFTER,
+            since_up: None,
+            probing: false,
+            ceiling: None,
+            ceiling_hold: CEILING_HOLD,
+        }
+    }
+}
+
+/// The levels decided, and why the tiles that moved down did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub levels: Vec<usize>,
+    pub reason: Option<Reason>,
+}
+
+fn total(tiles: &[Tile], levels: &[usize]) -> f64 {
+    tiles.iter().zip(levels).map(|(t, &l)| t.cost(l)).sum()
+}
+
+/// Tile indices, the first to serve first: larger weight, then the order given.
+fn by_priority(tiles: &[Tile]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tiles.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tiles[i].weight));
+    order
+}
+
+/// The best levels, none above the tile's current one, whose total fits `budget`: every tile
+/// starts at its bottom rung and they take turns moving up a rung, in priority order, while it
+/// fits. Turns make it fair (sixteen equal tiles get about a sixteenth each); a tile twice as
+/// large takes two steps a turn, so the focused tile is served first.
+pub fn fit(tiles: &[Tile], budget: f64) -> Vec<usize> {
+    let mut levels: Vec<usize> = tiles.iter().map(Tile::bottom).collect();
+    let order = by_priority(tiles);
+    let smallest = tiles.iter().map(|t| t.weight.max(1)).min().unwrap_or(1);
+    let steps = |t: &Tile| (t.weight.max(1) / smallest).clamp(1, 8);
+    let mut spent = total(tiles, &levels);
+    loop {
+        let mut moved = false;
+        for &i in &order {
+            let t = &tiles[i];
+            for _ in 0..steps(t) {
+                let l = levels[i];
+                if l == 0 || l <= t.level {
+                    break;
+                }
+                let more = t.cost(l - 1) - t.cost(l);
+                if spent + more > budget {
+                    break;
+                }
+                levels[i] = l - 1;
+                spent += more;
+                moved = true;
+            }
+        }
+        if !moved {
+            return levels;
+        }
+    }
+}
+
+/// The tile to give up a rung when one must: the lowest priority, and among equals the one
+/// best served; `None` when every tile is at its bottom.
+fn poorest_victim(tiles: &[Tile], levels: &[usize]) -> Option<usize> {
+    let order = by_priority(tiles);
+    order
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&i| levels[i] < tiles[i].bottom())
+        .min_by_key(|&i| (tiles[i].weight, levels[i]))
+}
+
+impl Share {
+    /// Takes one signal and returns the tiles' levels from now on.
+    pub fn decide(&mut self, tiles: &[Tile], signal: Signal) -> Decision {
+        let current: Vec<usize> = tiles.iter().map(|t| t.level.min(t.bottom())).collect();
+        self.since_up = self.since_up.map(|n| n.saturating_add(1));
+        if let Some((_, age)) = self.ceiling.as_mut() {
+            *age = age.saturating_add(1);
+        }
+        let watched = self.since_up.is_some_and(|n| n <= PROBE_WATCH);
+        match signal {
+            Signal::Congested { rate_bps } => {
+                self.good_run = 0;
+                if watched {
+                    // The last step up filled the link: wait longer before the next.
+                    self.up_after = (self.up_after * 2).min(UP_AFTER_MAX);
+                    if self.probing {
+                        self.ceiling_hold = (self.ceiling_hold * 2).min(CEILING_HOLD_MAX);
+                    }
+                }
+                self.since_up = None;
+                self.probing = false;
+                let mut levels = match rate_bps.filter(|r| *r > 0.0) {
+                    Some(rate) => {
+                        self.ceiling = Some((rate, 0));
+                        fit(tiles, rate * DRAIN_GAIN)
+                    }
+                    // Nothing acknowledged: no rate to fit, every tile one rung down.
+                    None => tiles
+                        .iter()
+                        .zip(&current)
+                        .map(|(t, &l)| (l + 1).min(t.bottom()))
+                        .collect(),
+                };
+                if levels == current {
+                    // Everything already fits the rate, yet a queue grew (a burst, someone
+                    // else on the link): one rung less, from the tile that can best spare it.
+                    if let Some(i) = poorest_victim(tiles, &levels) {
+                        levels[i] += 1;
+                    }
+                }
+                Decision {
+                    reason: (levels != current).then_some(Reason::Link),
+                    levels,
+                }
+            }
+            Signal::ViewerBusy => {
+                self.good_run = 0;
+                if watched {
+                    self.up_after = (self.up_after * 2).min(UP_AFTER_MAX);
+                }
+                self.since_up = None;
+                self.probing = false;
+                let mut levels = current.clone();
+                if let Some(i) = poorest_victim(tiles, &levels) {
+                    levels[i] += 1;
+                }
+                Decision {
+                    reason: (levels != current).then_some(Reason::Viewer),
+                    levels,
+                }
+            }
+            Signal::Steady => {
+                self.good_run = 0;
+                Decision {
+                    levels: current,
+                    reason: None,
+                }
+            }
+            Signal::Clear => {
+                self.good_run += 1;
+                if self.since_up.is_some_and(|n| n > PROBE_WATCH) {
+                    // The last step up held: a probe past the ceiling raised it.
+                    if self.probing {
+                        self.ceiling = None;
+                        self.ceiling_hold = CEILING_HOLD;
+                        self.probing = false;
+                    }
+                    if self.since_up.is_some_and(|n| n > UP_AFTER_MAX * 2) {
+                        self.up_after = UP_AFTER;
+                    }
+                }
+                let mut levels = current.clone();
+                if self.good_run >= self.up_after {
+                    if let Some((i, probing)) = self.next_up(tiles, &current) {
+                        levels[i] -= 1;
+                        self.good_run = 0;
+                        self.since_up = Some(0);
+                        self.probing = probing;
+                    }
+                }
+                Decision {
+                    levels,
+                    reason: None,
+                }
+            }
+        }
+    }
+
+    /// The tile to move up one rung, and whether that goes past the ceiling: the first in
+    /// priority among those furthest down that may, a step within the ceiling before one
+    /// past it; past it only once the ceiling has held its time.
+    fn next_up(&self, tiles: &[Tile], levels: &[usize]) -> Option<(usize, bool)> {
+        let spent = total(tiles, levels);
+        let order = by_priority(tiles);
+        let mut candidates: Vec<usize> = order.into_iter().filter(|&i| levels[i] > 0).collect();
+        // Stable: priority order among tiles equally far down.
+        candidates.sort_by_key(|&i| std::cmp::Reverse(levels[i]));
+        let after = |i: usize| spent - tiles[i].cost(levels[i]) + tiles[i].cost(levels[i] - 1);
+        match self.ceiling {
+            None => candidates.first().map(|&i| (i, false)),
+            Some((ceiling, age)) => candidates
+                .iter()
+                .find(|&&i| after(i) <= ceiling * CEILING_GAIN)
+                .map(|&i| (i, false))
+                .or_else(|| {
+                    (age >= self.ceiling_hold)
+                        .then(|| candidates.first().map(|&i| (i, true)))
+                        .flatten()
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MBIT: f64 = 1e6;
+
+    /// A video tile: full video at 2.7 Mbit/s, keyframes 0.4, then JPEG rungs.
+    fn video(weight: u32, level: usize) -> Tile {
+        Tile {
+            weight,
+            level,
+            costs: vec![2.7 * MBIT, 0.4 * MBIT, 0.3 * MBIT, 0.1 * MBIT],
+        }
+    }
+
+    fn apply(tiles: &mut [Tile], d: &Decision) {
+        for (t, &l) in tiles.iter_mut().zip(&d.levels) {
+            t.level = l;
+        }
+    }
+
+    #[test]
+    fn a_congested_link_is_fitted_at_once_with_room_to_drain() {
+        let mut s = Share::default();
+        let mut tiles = vec![video(1, 0)];
+        // The link delivered 1 Mbit/s while the queue grew: the camera's 2.7 does not fit.
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(MBIT),
+            },
+        );
+        assert_eq!(d.levels, [1]);
+        assert_eq!(d.reason, Some(Reason::Link));
+        apply(&mut tiles, &d);
+        // Down as far as needed in one decision, not one rung a second.
+        let mut jpeg = vec![Tile {
+            weight: 1,
+            level: 0,
+            costs: vec![12.0 * MBIT, 9.0 * MBIT, 6.0 * MBIT, 2.0 * MBIT, 0.7 * MBIT],
+        }];
+        let d = Share::default().decide(
+            &jpeg,
+            Signal::Congested {
+                rate_bps: Some(3.0 * MBIT),
+            },
+        );
+        assert_eq!(d.levels, [3], "2 Mbit/s is the best under 85% of 3");
+        apply(&mut jpeg, &d);
+    }
+
+    #[test]
+    fn tiles_on_one_link_share_it_fairly_and_the_larger_first() {
+        // Four equal tiles on 3.5 Mbit/s: each gets its turns; nobody keeps full video.
+        let tiles: Vec<Tile> = (0..4).map(|_| video(1, 0)).collect();
+        let levels = fit(&tiles, 3.5 * MBIT);
+        assert!(levels.iter().all(|&l| l == 1), "{levels:?}");
+        // The focused (larger) tile is served first: it alone gets full video.
+        let mut tiles = tiles;
+        tiles[2].weight = 4;
+        let levels = fit(&tiles, 3.5 * MBIT);
+        assert_eq!(levels[2], 0, "{levels:?}");
+        assert!(total(&tiles, &levels) <= 3.5 * MBIT);
+        // Nothing ever goes above where it is: a congested link does not move anyone up.
+        tiles[0].level = 3;
+        assert_eq!(fit(&tiles, 100.0 * MBIT)[0], 3);
+    }
+
+    #[test]
+    fn a_clear_link_is_probed_one_tile_at_a_time_and_a_failed_probe_waits_longer() {
+        let mut s = Share::default();
+        let mut tiles = vec![video(1, 0), video(1, 0)];
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(3.0 * MBIT),
+            },
+        );
+        apply(&mut tiles, &d);
+        assert_eq!(
+            d.levels,
+            [1, 1],
+            "keyframes each: full video for one would not fit"
+        );
+        // Up after UP_AFTER clear decisions? Not past the ceiling (3 Mbit/s) before it held.
+        for _ in 0..CEILING_HOLD - 1 {
+            let d = s.decide(&tiles, Signal::Clear);
+            assert_eq!(d.levels, [tiles[0].level, tiles[1].level]);
+        }
+        // The ceiling held its time: one probe past it, one tile first.
+        let d = s.decide(&tiles, Signal::Clear);
+        assert_eq!(d.levels, [0, 1]);
+        apply(&mut tiles, &d);
+        // It fails: back down, and the next probe past the ceiling waits twice as long.
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(3.0 * MBIT),
+            },
+        );
+        apply(&mut tiles, &d);
+        let mut waited = 0;
+        loop {
+            let d = s.decide(&tiles, Signal::Clear);
+            if d.levels != [tiles[0].level, tiles[1].level] {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 1000);
+        }
+        assert!(waited >= 2 * CEILING_HOLD - 1, "waited {waited}");
+    }
+
+    #[test]
+    fn a_step_within_the_ceiling_is_taken_without_waiting_for_it() {
+        let mut s = Share::default();
+        let mut tiles = vec![video(1, 0)];
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(0.45 * MBIT),
+            },
+        );
+        apply(&mut tiles, &d);
+        assert_eq!(tiles[0].level, 2, "0.3 fits 85% of 0.45; 0.4 does not");
+        // 0.4 is within 90% of the ceiling: taken after the usual clear run.
+        let mut n = 1;
+        while s.decide(&tiles, Signal::Clear).levels == [2] {
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(n, UP_AFTER);
+        tiles[0].level = 1;
+        // Full video (2.7) is far past it: not before the ceiling has held its time.
+        let mut n = 1;
+        while s.decide(&tiles, Signal::Clear).levels == [1] {
+            n += 1;
+            assert!(n < 1000);
+        }
+        assert!(n >= CEILING_HOLD - UP_AFTER, "{n}");
+    }
+
+    #[test]
+    fn a_busy_viewer_gives_up_a_rung_from_the_least_important_tile() {
+        let mut s = Share::default();
+        let mut tiles = vec![video(4, 0), video(1, 0), video(1, 1)];
+        let d = s.decide(&tiles, Signal::ViewerBusy);
+        assert_eq!(d.levels, [0, 1, 1]);
+        assert_eq!(d.reason, Some(Reason::Viewer));
+        apply(&mut tiles, &d);
+        let d = s.decide(&tiles, Signal::ViewerBusy);
+        assert_eq!(d.levels, [0, 1, 2], "the last of the small ones");
+        apply(&mut tiles, &d);
+        // Steady keeps everything; no acknowledgement at all steps every tile down one.
+        assert_eq!(s.decide(&tiles, Signal::Steady).levels, [0, 1, 2]);
+        let d = s.decide(&tiles, Signal::Congested { rate_bps: None });
+        assert_eq!(d.levels, [1, 2, 3]);
+    }
+
+    #[test]
+    fn congestion_with_everything_fitting_still_gives_up_one_rung() {
+        let mut s = Share::default();
+        let tiles = vec![video(1, 1), video(1, 1)];
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(100.0 * MBIT),
+            },
+        );
+        assert_eq!(d.levels.iter().sum::<usize>(), 3, "{:?}", d.levels);
+    }
+}
