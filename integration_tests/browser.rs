@@ -187,3 +187,54 @@ async fn the_wall_paints_the_same_with_jpeg_when_asked() {
     assert_eq!(codec, "jpeg");
     assert_true_colours(&white, &blue);
 }
+
+/// Four 720p25 H.264 cameras on a wall on this machine: a link that carries everything and a
+/// page that keeps up. Every tile gets the full video from the first seconds on and keeps it:
+/// the page's own decoding is not mistaken for the link, and a busy moment does not flap it.
+#[tokio::test]
+async fn four_h264_tiles_on_a_local_wall_stay_full() {
+    let rtsp = RtspServer::start(&["--pattern", "ball", "--size", "1280x720", "--fps", "25"]);
+    let cameras: Vec<_> = (0..4)
+        .map(|i| json!({"id": format!("c{i}"), "url": rtsp.url()}))
+        .collect();
+    let cw = start_camwall(json!({"server": {}, "cameras": cameras}));
+    for i in 0..4 {
+        cw.wait_camera(&format!("c{i}"), Duration::from_secs(20), |c| {
+            c["state"] == "streaming"
+        })
+        .await;
+    }
+    let mut b = Browser::open(&cw.url("/")).await;
+    let report = "JSON.stringify([...document.querySelectorAll('.tile .stats')].map(s => s.textContent))";
+    b.wait_for(
+        "(() => { const s = [...document.querySelectorAll('.tile .stats')].map(s => s.textContent); return s.length === 4 && s.every(t => /H\\.264 full/.test(t) && !/^0 fps/.test(t)); })()",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Read the tiles' own stats lines every 2 s for 20 s: full video on every tile, every
+    // time, and pictures arriving.
+    let mut readings = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let v = b.eval(report).await;
+        let lines: Vec<String> = serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap();
+        readings.push(lines);
+    }
+    for (n, lines) in readings.iter().enumerate() {
+        assert!(
+            lines.len() == 4 && lines.iter().all(|l| l.contains("H.264 full")),
+            "reading {n}: {lines:?}\nall: {readings:#?}"
+        );
+    }
+    let fps = |l: &str| -> f64 {
+        l.split(" fps")
+            .next()
+            .and_then(|f| f.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    for tile in 0..4 {
+        let best = readings.iter().map(|r| fps(&r[tile])).fold(0.0, f64::max);
+        assert!(best >= 10.0, "tile {tile} drew at most {best} fps: {readings:#?}");
+    }
+}

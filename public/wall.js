@@ -315,7 +315,12 @@ function onFrame(buf) {
   // decoding and drawing are not the link's (the page reports them apart, see reportDecoders).
   send({ type: "ack", camera: header.camera, seq: header.seq });
   if (header.kind === "video") {
-    if (t.video) t.video.decode(header, new Uint8Array(buf, 3 + n));
+    if (t.video) {
+      // The smallest backlog seen at an arrival since the last report: a burst (the GOP sent
+      // at subscribe) drains within it, a decoder that cannot keep up never does.
+      if (t.video.decoder) t.minQueue = Math.min(t.minQueue ?? Infinity, t.video.decoder.decodeQueueSize);
+      t.video.decode(header, new Uint8Array(buf, 3 + n));
+    }
     return;
   }
   // Latest wins: a frame that arrives while the previous one decodes replaces any waiting one.
@@ -383,15 +388,16 @@ function tierLabel(msg) {
   return what;
 }
 
-// Once a second, how each watched tile keeps up: chunks waiting in its video decoder, or JPEG
-// frames replaced before they were drawn. The server steps a tile down for this machine's
-// sake only on these reports, never by how fast acknowledgements come.
+// Once a second, how each watched tile keeps up: chunks that stayed waiting in its video
+// decoder, or JPEG frames replaced before they were drawn. The server steps a tile down for
+// this machine's sake only on these reports, never by how fast acknowledgements come.
 let linkKbps = null;
 function reportDecoders() {
   for (const t of tiles.values()) {
     if (!t.subscribed) continue;
-    const queue = t.video && t.video.decoder ? t.video.decoder.decodeQueueSize : (t.pending ? 1 : 0);
+    const queue = Number.isFinite(t.minQueue) ? t.minQueue : 0;
     const dropped = t.dropped || 0;
+    t.minQueue = Infinity;
     t.dropped = 0;
     if (queue > 0 || dropped > 0) send({ type: "decoder", camera: t.id, queue, dropped });
   }
