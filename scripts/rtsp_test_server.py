@@ -8,6 +8,7 @@ which has the `gi` bindings.
   rtsp_test_server.py --port 0 --pattern smpte100 --size 640x360 --fps 15
   rtsp_test_server.py --port 0 --clip clip.h264        (a pre-encoded H.264 stream, looped)
   rtsp_test_server.py --port 0 --pattern smpte --switch-after 5   (still, then scrolling)
+  rtsp_test_server.py --port 0 --pattern smpte --speed 4 --size 1280x720 --fps 25 --bitrate 4000
 """
 import argparse
 import sys
@@ -36,12 +37,16 @@ def main():
     ap.add_argument("--switch-after", type=float,
                     help="after this many seconds of serving, scroll at --switch-speed")
     ap.add_argument("--switch-speed", type=int, default=4)
+    ap.add_argument("--bitrate", type=int,
+                    help="target bitrate of the live encode in kbit/s (default: the encoder's, "
+                    "2048 for x264 and x265); a rich pattern such as a scrolling smpte fills it")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
     args = ap.parse_args()
 
     Gst.init(None)
     w, h = args.size.split("x")
+    rate = f" bitrate={args.bitrate}" if args.bitrate else ""
     if args.clip:
         launch = (
             f"( multifilesrc location={args.clip} loop=true ! h264parse ! "
@@ -54,10 +59,10 @@ def main():
             f"horizontal-speed={args.speed} ! "
             f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
             + (
-                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
+                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
                 f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )"
                 if args.codec == "h265"
-                else f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! "
+                else f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
                 f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
             )
         )
