@@ -23,8 +23,12 @@ pub const UP_AFTER_MAX: u32 = 60;
 const PROBE_WATCH: u32 = 6;
 /// Decisions a ceiling holds before a probe past it is allowed again (doubled by each failed
 /// probe past it, up to [`CEILING_HOLD_MAX`]).
-const CEILING_HOLD: u32 = 20;
+const CEILING_HOLD: u32 = 16;
 const CEILING_HOLD_MAX: u32 = 120;
+/// How far past the ceiling a probe may reach once the ceiling has held its time: twice it,
+/// and twice as far again for every further hold (a link four times faster than it last was
+/// is found, late; a camera four times the link is not tried every few seconds).
+const PROBE_REACH: f64 = 2.0;
 
 /// One tile's options: the cost of each rung in bits per second, best rung first, and where
 /// it is now.
@@ -46,6 +50,14 @@ impl Tile {
 
     fn cost(&self, level: usize) -> f64 {
         self.costs.get(level).copied().unwrap_or(0.0)
+    }
+
+    /// The nearest rung below `level` that costs less: one rung less for the link. (The rung
+    /// right below may cost more: full-size JPEG at the frame rate is dearer than a camera's
+    /// keyframes.)
+    fn cheaper_below(&self, level: usize) -> Option<usize> {
+        let here = self.cost(level);
+        (level + 1..self.costs.len()).find(|&l| self.cost(l) < here)
     }
 }
 
@@ -118,30 +130,32 @@ fn by_priority(tiles: &[Tile]) -> Vec<usize> {
 }
 
 /// The best levels, none above the tile's current one, whose total fits `budget`: every tile
-/// starts at its bottom rung and they take turns moving up a rung, in priority order, while it
-/// fits. Turns make it fair (sixteen equal tiles get about a sixteenth each); a tile twice as
-/// large takes two steps a turn, so the focused tile is served first.
+/// starts at its bottom rung and they take turns moving up, in priority order, while it fits.
+/// A move goes to the nearest better rung that fits: a ladder's costs need not fall with it
+/// (a camera's keyframes cost less than full-size JPEG at its frame rate). Turns make it fair
+/// (sixteen equal tiles get about a sixteenth each); a tile twice as large takes two moves a
+/// turn, so the focused tile is served first.
 pub fn fit(tiles: &[Tile], budget: f64) -> Vec<usize> {
     let mut levels: Vec<usize> = tiles.iter().map(Tile::bottom).collect();
     let order = by_priority(tiles);
     let smallest = tiles.iter().map(|t| t.weight.max(1)).min().unwrap_or(1);
-    let steps = |t: &Tile| (t.weight.max(1) / smallest).clamp(1, 8);
+    let moves = |t: &Tile| (t.weight.max(1) / smallest).clamp(1, 8);
     let mut spent = total(tiles, &levels);
     loop {
         let mut moved = false;
         for &i in &order {
             let t = &tiles[i];
-            for _ in 0..steps(t) {
+            for _ in 0..moves(t) {
                 let l = levels[i];
-                if l == 0 || l <= t.level {
+                let here = t.cost(l);
+                let Some(to) = (t.level..l)
+                    .rev()
+                    .find(|&to| spent - here + t.cost(to) <= budget)
+                else {
                     break;
-                }
-                let more = t.cost(l - 1) - t.cost(l);
-                if spent + more > budget {
-                    break;
-                }
-                levels[i] = l - 1;
-                spent += more;
+                };
+                levels[i] = to;
+                spent += t.cost(to) - here;
                 moved = true;
             }
         }
@@ -151,19 +165,25 @@ pub fn fit(tiles: &[Tile], budget: f64) -> Vec<usize> {
     }
 }
 
-/// The tile to give up a rung when one must: the lowest priority, and among equals the one
-/// best served; `None` when every tile is at its bottom.
-fn poorest_victim(tiles: &[Tile], levels: &[usize]) -> Option<usize> {
+/// The tile to give up a rung when one must, and the rung: the lowest priority, and among
+/// equals the one best served; `None` when no tile has a cheaper rung left.
+fn poorest_victim(tiles: &[Tile], levels: &[usize]) -> Option<(usize, usize)> {
     let order = by_priority(tiles);
     order
         .iter()
         .rev()
         .copied()
-        .filter(|&i| levels[i] < tiles[i].bottom())
-        .min_by_key(|&i| (tiles[i].weight, levels[i]))
+        .filter_map(|i| Some((i, tiles[i].cheaper_below(levels[i])?)))
+        .min_by_key(|&(i, _)| (tiles[i].weight, levels[i]))
 }
 
 impl Share {
+    /// Whether the last step up went past the rate where the link last filled and is still
+    /// watched: a smaller queue is reason enough to take it back.
+    pub fn probing(&self) -> bool {
+        self.probing && self.since_up.is_some_and(|n| n <= PROBE_WATCH)
+    }
+
     /// Takes one signal and returns the tiles' levels from now on.
     pub fn decide(&mut self, tiles: &[Tile], signal: Signal) -> Decision {
         let current: Vec<usize> = tiles.iter().map(|t| t.level.min(t.bottom())).collect();
@@ -189,18 +209,22 @@ impl Share {
                         self.ceiling = Some((rate, 0));
                         fit(tiles, rate * DRAIN_GAIN)
                     }
-                    // Nothing acknowledged: no rate to fit, every tile one rung down.
-                    None => tiles
-                        .iter()
-                        .zip(&current)
-                        .map(|(t, &l)| (l + 1).min(t.bottom()))
-                        .collect(),
+                    // Nothing acknowledged: no rate to fit, every tile one rung down; the link
+                    // carries less than was sent, say half.
+                    None => {
+                        self.ceiling = Some((total(tiles, &current) / 2.0, 0));
+                        tiles
+                            .iter()
+                            .zip(&current)
+                            .map(|(t, &l)| t.cheaper_below(l).unwrap_or(l))
+                            .collect()
+                    }
                 };
                 if levels == current {
                     // Everything already fits the rate, yet a queue grew (a burst, someone
                     // else on the link): one rung less, from the tile that can best spare it.
-                    if let Some(i) = poorest_victim(tiles, &levels) {
-                        levels[i] += 1;
+                    if let Some((i, to)) = poorest_victim(tiles, &levels) {
+                        levels[i] = to;
                     }
                 }
                 Decision {
@@ -216,8 +240,8 @@ impl Share {
                 self.since_up = None;
                 self.probing = false;
                 let mut levels = current.clone();
-                if let Some(i) = poorest_victim(tiles, &levels) {
-                    levels[i] += 1;
+                if let Some((i, to)) = poorest_victim(tiles, &levels) {
+                    levels[i] = to;
                 }
                 Decision {
                     reason: (levels != current).then_some(Reason::Viewer),
@@ -246,8 +270,8 @@ impl Share {
                 }
                 let mut levels = current.clone();
                 if self.good_run >= self.up_after {
-                    if let Some((i, probing)) = self.next_up(tiles, &current) {
-                        levels[i] -= 1;
+                    if let Some((i, to, probing)) = self.next_up(tiles, &current) {
+                        levels[i] = to;
                         self.good_run = 0;
                         self.since_up = Some(0);
                         self.probing = probing;
@@ -261,26 +285,49 @@ impl Share {
         }
     }
 
-    /// The tile to move up one rung, and whether that goes past the ceiling: the first in
-    /// priority among those furthest down that may, a step within the ceiling before one
-    /// past it; past it only once the ceiling has held its time.
-    fn next_up(&self, tiles: &[Tile], levels: &[usize]) -> Option<(usize, bool)> {
+    /// The tile to move up, its new rung, and whether that goes past the ceiling: the first
+    /// in priority among those furthest down. A better rung that costs no more is taken first
+    /// (the best such). A move within the ceiling goes to the nearest
+    /// better rung that stays within it (past dearer ones); one past it, only once the ceiling
+    /// has held its time, is one rung up, and reaches [`PROBE_REACH`] times the ceiling, twice
+    /// that for every further hold.
+    fn next_up(&self, tiles: &[Tile], levels: &[usize]) -> Option<(usize, usize, bool)> {
         let spent = total(tiles, levels);
         let order = by_priority(tiles);
         let mut candidates: Vec<usize> = order.into_iter().filter(|&i| levels[i] > 0).collect();
         // Stable: priority order among tiles equally far down.
         candidates.sort_by_key(|&i| std::cmp::Reverse(levels[i]));
-        let after = |i: usize| spent - tiles[i].cost(levels[i]) + tiles[i].cost(levels[i] - 1);
+        let after = |i: usize, to: usize| spent - tiles[i].cost(levels[i]) + tiles[i].cost(to);
+        // A better rung that costs no more than the one it has is no risk at all: the best one.
+        let free = candidates.iter().find_map(|&i| {
+            let here = tiles[i].cost(levels[i]);
+            (0..levels[i])
+                .find(|&to| tiles[i].cost(to) <= here)
+                .map(|to| (i, to, false))
+        });
+        if free.is_some() {
+            return free;
+        }
         match self.ceiling {
-            None => candidates.first().map(|&i| (i, false)),
+            None => candidates.first().map(|&i| (i, levels[i] - 1, false)),
             Some((ceiling, age)) => candidates
                 .iter()
-                .find(|&&i| after(i) <= ceiling * CEILING_GAIN)
-                .map(|&i| (i, false))
+                .find_map(|&i| {
+                    (0..levels[i])
+                        .rev()
+                        .find(|&to| after(i, to) <= ceiling * CEILING_GAIN)
+                        .map(|to| (i, to, false))
+                })
                 .or_else(|| {
-                    (age >= self.ceiling_hold)
-                        .then(|| candidates.first().map(|&i| (i, true)))
-                        .flatten()
+                    if age < self.ceiling_hold {
+                        return None;
+                    }
+                    let holds = f64::from(age / self.ceiling_hold - 1);
+                    let reach = ceiling * PROBE_REACH * 2f64.powf(holds.min(8.0));
+                    candidates
+                        .iter()
+                        .find(|&&i| after(i, levels[i] - 1) <= reach)
+                        .map(|&i| (i, levels[i] - 1, true))
                 }),
         }
     }
@@ -443,6 +490,46 @@ mod tests {
         assert_eq!(s.decide(&tiles, Signal::Steady).levels, [0, 1, 2]);
         let d = s.decide(&tiles, Signal::Congested { rate_bps: None });
         assert_eq!(d.levels, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_cheaper_better_rung_is_found_past_dearer_ones() {
+        // Keyframes (0.5) cost less than the full-size JPEG rungs below them.
+        let tiles = vec![Tile {
+            weight: 1,
+            level: 0,
+            costs: vec![4.0 * MBIT, 0.5 * MBIT, 13.0 * MBIT, 3.0 * MBIT, 1.2 * MBIT, 0.3 * MBIT],
+        }];
+        assert_eq!(fit(&tiles, 1.7 * MBIT), [1]);
+        assert_eq!(fit(&tiles, 0.4 * MBIT), [5]);
+        // One rung less from keyframes is the cheapest JPEG rung, not full-size JPEG.
+        assert_eq!(tiles[0].cheaper_below(1), Some(5));
+        let mut s = Share::default();
+        let at_keyframes = vec![Tile {
+            level: 1,
+            ..tiles[0].clone()
+        }];
+        assert_eq!(
+            s.decide(&at_keyframes, Signal::ViewerBusy).levels,
+            [5],
+            "never to a dearer rung"
+        );
+        // Probing up from the bottom under a known ceiling skips the dear rungs.
+        s.decide(
+            &at_keyframes,
+            Signal::Congested {
+                rate_bps: Some(MBIT),
+            },
+        );
+        let bottom = vec![Tile {
+            level: 5,
+            ..tiles[0].clone()
+        }];
+        let mut n = 1;
+        while s.decide(&bottom, Signal::Clear).levels == [5] {
+            n += 1;
+            assert!(n <= UP_AFTER, "never moved up");
+        }
     }
 
     #[test]

@@ -40,10 +40,12 @@ pub const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after a failed accept (out of descriptors and the like): the error would repeat at
 /// once, so retrying at full speed would only burn a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(75);
-/// Most bytes a client's socket holds unsent before a send waits: a 720p JPEG or two, about
-/// 0.1 s at 10 Mbit/s and 1 s at 1 Mbit/s (TCP_NOTSENT_LOWAT; bytes in flight are not
-/// counted, so a long fast link still fills its window).
-const NOTSENT_LOWAT: u32 = 128 * 1024;
+/// Most bytes a client's socket holds unsent before a send waits (the frame being written may
+/// go past it): about 0.05 s at 10 Mbit/s and 0.25 s at 2 Mbit/s, so that what a narrowed
+/// link has queued, and the tier change that answers it, get through within a second or so
+/// (TCP_NOTSENT_LOWAT; bytes in flight are not counted, so a long fast link still fills its
+/// window).
+const NOTSENT_LOWAT: u32 = 64 * 1024;
 
 /// How the server treats connections.
 #[derive(Clone)]

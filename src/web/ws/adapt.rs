@@ -41,6 +41,13 @@ pub enum Drain {
 }
 
 impl WindowStats {
+    /// How long frames waited in queues on the way to the client: the window's average round
+    /// trip, or the age of the oldest frame still out if longer, over the path's best.
+    pub fn queueing(&self, link: &LinkEstimate) -> Option<Duration> {
+        let rtt = (self.rtt_n > 0).then(|| self.rtt_sum / self.rtt_n);
+        rtt.max(self.oldest_unacked).map(|r| link.queueing(r))
+    }
+
     /// The window judged against the connection's path: skipped frames (the socket did not
     /// take them), slow sends, and queueing on the way to the client's screen.
     pub fn verdict(&self, link: &LinkEstimate) -> Drain {
@@ -50,8 +57,7 @@ impl WindowStats {
         } else {
             0.0
         };
-        let rtt = (self.rtt_n > 0).then(|| self.rtt_sum / self.rtt_n);
-        let queueing = rtt.max(self.oldest_unacked).map(|r| link.queueing(r));
+        let queueing = self.queueing(link);
         let bad = (self.skipped > 0 && self.skipped * 5 >= offered)
             || avg_send_ms > 50.0
             || queueing.is_some_and(|q| q > QUEUE_BAD);

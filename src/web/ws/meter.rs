@@ -99,14 +99,17 @@ impl Meter {
         self.full_bps.unwrap_or(pixels * fps * VIDEO_BITS_PER_PIXEL)
     }
 
-    /// Bits per second of its keyframes alone.
+    /// Bits per second of its keyframes alone: never as much as the whole stream they are a
+    /// part of, whatever the guesses before both were measured.
     pub fn keyframes_bps(&self, pixels: f64, fps: f64) -> f64 {
-        match (self.key_bits, self.key_every_us) {
+        let full = self.full_bps(pixels, fps);
+        let keys = match (self.key_bits, self.key_every_us) {
             (Some(bits), Some(every)) if every > 0.0 => bits / (every / 1e6),
             // One GOP a second or so until two keyframes were seen.
             (Some(bits), _) => bits,
-            _ => self.full_bps(pixels, fps) / 5.0,
-        }
+            _ => full / 5.0,
+        };
+        keys.min(full * 0.9)
     }
 
     /// Bits per second of JPEG frames at `tier` (of a source `pixels` large) at `fps`: the

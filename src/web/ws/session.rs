@@ -26,7 +26,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
 
 use super::activity::ActivityWatch;
-use super::adapt::{Drain, WindowStats};
+use super::adapt::{Drain, WindowStats, QUEUE_BAD, QUEUE_GOOD};
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
 use super::sub::{Sub, Target};
 use super::video::{VideoOut, VideoSub};
@@ -41,14 +41,18 @@ use crate::media::tier::{Rung, Tier};
 
 /// Events about the connection (`link`, activity) go out once per window.
 pub const WINDOW: Duration = Duration::from_secs(1);
-/// The link's sharing decides this often: a queue that grows is answered within about this.
+/// The connection loop ticks this often.
+pub const TICK: Duration = Duration::from_millis(250);
+/// The link's sharing decides this often, and at any tick where a queue has grown past its
+/// bound (a link that narrowed is answered within a tick or two).
 pub const DECIDE_EVERY: Duration = Duration::from_millis(500);
 /// A page reporting more chunks than this waiting in a tile's decoder, or this many frames
 /// dropped undrawn in a second, cannot keep up (one or two are a burst of arrivals).
 const DECODER_BACKLOG: u32 = 3;
 const DECODER_DROPS: u32 = 3;
-/// Sent-but-unacknowledged sequence numbers remembered per camera.
-const MAX_TRACKED_IN_FLIGHT: usize = 64;
+/// Sent-but-unacknowledged sequence numbers remembered per camera: ten seconds of a 25 fps
+/// camera, so that what a long queue delivers still counts in the delivery rate.
+const MAX_TRACKED_IN_FLIGHT: usize = 256;
 
 /// Something to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +84,9 @@ pub struct Session {
     /// What sending looked like since the last decision.
     window: WindowStats,
     last_decision: Instant,
+    /// When the link was last found full: frames sent before then tell of the queue already
+    /// answered, and are not held against the rungs chosen then.
+    congested_at: Option<Instant>,
     /// The JPEG lane or video attached for each camera served now (one per camera).
     streams: StreamMap<String, LaneOutput>,
     video_streams: StreamMap<String, VideoOutput>,
@@ -100,6 +107,7 @@ impl Session {
             share: Share::default(),
             window: WindowStats::default(),
             last_decision: now,
+            congested_at: None,
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
             out: Vec::new(),
@@ -186,9 +194,11 @@ impl Session {
                         }
                         sub.in_flight.pop_front();
                         settled += bytes;
-                        if s == seq {
+                        if s == seq && self.congested_at.is_none_or(|at| sent_at >= at) {
                             self.window.rtt_sum += now.saturating_duration_since(sent_at);
                             self.window.rtt_n += 1;
+                        }
+                        if s == seq {
                             self.link.acked(now, sent_at, settled);
                         }
                     }
@@ -544,7 +554,8 @@ impl Session {
         for id in moved {
             self.retarget(&id, now);
         }
-        if now.saturating_duration_since(self.last_decision) >= DECIDE_EVERY {
+        let since = now.saturating_duration_since(self.last_decision);
+        if since >= DECIDE_EVERY || (since >= TICK && self.queue_over_bound(now)) {
             self.last_decision = now;
             self.adapt(now);
         }
@@ -567,19 +578,57 @@ impl Session {
         }
     }
 
+    /// How long the oldest frame still out (of those sent since the link was last found
+    /// full) has been out.
+    fn oldest_unacked(&self, now: Instant) -> Option<Duration> {
+        let since = self.congested_at;
+        self.subs
+            .values()
+            .filter_map(|s| {
+                s.in_flight
+                    .iter()
+                    .find(|&&(_, sent_at, _)| since.is_none_or(|at| sent_at >= at))
+            })
+            .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at))
+            .max()
+    }
+
+    /// The bound a queue may not pass: lower while a step up past the link's last known rate
+    /// is being tried, so that a probe that fills the link is taken back at once.
+    fn queue_bound(&self) -> Duration {
+        if self.share.probing() {
+            QUEUE_GOOD
+        } else {
+            QUEUE_BAD
+        }
+    }
+
+    /// Whether the oldest frame still out has waited past the bound already.
+    fn queue_over_bound(&self, now: Instant) -> bool {
+        self.oldest_unacked(now)
+            .is_some_and(|age| self.link.queueing(age) > self.queue_bound())
+    }
+
     /// Judges the connection's last moments of sending and moves its subscriptions to the
     /// levels the link's sharing decides.
     fn adapt(&mut self, now: Instant) {
         let acking = self.window.acking;
         let mut window = std::mem::take(&mut self.window);
         self.window.acking = acking;
-        window.oldest_unacked = self
-            .subs
-            .values()
-            .filter_map(|s| s.in_flight.front())
-            .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at))
-            .max();
-        let verdict = window.verdict(&self.link);
+        window.oldest_unacked = self.oldest_unacked(now);
+        let mut verdict = window.verdict(&self.link);
+        if window
+            .queueing(&self.link)
+            .is_some_and(|q| q > self.queue_bound())
+        {
+            verdict = Drain::Bad;
+        }
+        // After the link was found full, it is judged again only on frames sent since: the
+        // queue then takes a while to drain, and stepping down again for it overshoots.
+        let fresh = window.rtt_n > 0 || window.oldest_unacked.is_some();
+        if verdict == Drain::Bad && window.acking && self.congested_at.is_some() && !fresh {
+            verdict = Drain::Ok;
+        }
         // Every tile's report is taken (and cleared), not only the first busy one.
         let busy: Vec<bool> = self
             .subs
@@ -589,7 +638,7 @@ impl Session {
         let viewer_busy = busy.contains(&true);
         let signal = match verdict {
             Drain::Bad => Signal::Congested {
-                rate_bps: self.link.recent_bps(),
+                rate_bps: self.link.recent_bps().or(self.link.rate_bps()),
             },
             _ if viewer_busy => Signal::ViewerBusy,
             Drain::Ok => Signal::Steady,
@@ -604,6 +653,9 @@ impl Session {
             .map(|s| s.tile(&self.ladder, now))
             .collect();
         let decision = self.share.decide(&tiles, signal);
+        if matches!(signal, Signal::Congested { .. }) {
+            self.congested_at = Some(now);
+        }
         tracing::trace!(?window, ?verdict, ?signal, ?decision, "decision");
         for (id, level) in ids.iter().zip(decision.levels) {
             let Some(sub) = self.subs.get_mut(id) else {

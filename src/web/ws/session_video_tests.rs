@@ -299,7 +299,8 @@ async fn video_error_moves_the_client_to_jpeg_for_that_camera() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn unacknowledged_video_steps_down_to_keyframes_then_jpeg_and_prompt_acks_bring_it_back() {
+async fn unacknowledged_video_steps_down_to_keyframes_then_cheaper_jpeg_and_prompt_acks_bring_it_back(
+) {
     let hub = hub(&["a"]);
     start_h264(&hub, "a");
     push(&hub, "a", &key264());
@@ -338,10 +339,14 @@ async fn unacknowledged_video_steps_down_to_keyframes_then_jpeg_and_prompt_acks_
     }
     tokio::time::advance(WINDOW).await;
     s.on_tick(Instant::now());
+    // To the first JPEG rung that costs the link less than keyframes (full-size JPEG at the
+    // camera's rate would cost more).
     let t = tiers(&s.take_output());
-    assert_eq!(t, [("jpeg".into(), None, 2)]);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0].0, "jpeg");
+    assert!(t[0].2 >= 2, "{t:?}");
 
-    // Prompt acknowledgements: back up through keyframes to full video.
+    // Prompt acknowledgements: back up to full video.
     let mut up = Vec::new();
     let mut kinds = Vec::new();
     for _ in 0..12 {
@@ -361,15 +366,15 @@ async fn unacknowledged_video_steps_down_to_keyframes_then_jpeg_and_prompt_acks_
             break;
         }
     }
+    // Back to video (here at once: this camera's full video costs the link no more than the
+    // JPEG rung it had).
     assert_eq!(
-        up,
-        [
-            ("h264".into(), Some("keyframes".into()), 1),
-            ("h264".into(), Some("full".into()), 0)
-        ]
+        up.last(),
+        Some(&("h264".to_string(), Some("full".to_string()), 0)),
+        "{up:?}"
     );
+    assert!(up.iter().all(|t| t.0 == "h264"), "{up:?}");
     assert_eq!(kinds.first().map(String::as_str), Some(r#""jpeg""#));
-    assert!(kinds.iter().any(|k| k == r#""video""#), "{kinds:?}");
     // Full again from the next keyframe: every unit.
     push(&hub, "a", &key264());
     push(&hub, "a", &delta264());

@@ -19,7 +19,7 @@ use tracing::{debug, info_span, Instrument};
 use warp::ws::{Message, WebSocket};
 
 use super::protocol::{ProtocolError, MAX_WS_MESSAGE};
-use super::session::{Incoming, Out, Session, WINDOW};
+use super::session::{Incoming, Out, Session, TICK};
 use crate::access::guard::Principal;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::Hub;
@@ -101,7 +101,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, wh
         });
 
         let mut session = Session::new(hub, who, Instant::now());
-        let mut ticker = tokio::time::interval(WINDOW / 2);
+        let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ping = Instant::now();
         let mut events_open = true;
