@@ -205,7 +205,8 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
         .await;
     }
     let mut b = Browser::open(&cw.url("/")).await;
-    let report = "JSON.stringify([...document.querySelectorAll('.tile .stats')].map(s => s.textContent))";
+    let report =
+        "JSON.stringify([...document.querySelectorAll('.tile .stats')].map(s => s.textContent))";
     b.wait_for(
         "(() => { const s = [...document.querySelectorAll('.tile .stats')].map(s => s.textContent); return s.length === 4 && s.every(t => /H\\.264 full/.test(t) && !/^0 fps/.test(t)); })()",
         report,
@@ -235,6 +236,9 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
     };
     for tile in 0..4 {
         let best = readings.iter().map(|r| fps(&r[tile])).fold(0.0, f64::max);
-        assert!(best >= 10.0, "tile {tile} drew at most {best} fps: {readings:#?}");
+        assert!(
+            best >= 10.0,
+            "tile {tile} drew at most {best} fps: {readings:#?}"
+        );
     }
 }

@@ -522,3 +522,52 @@ async fn a_link_that_narrows_and_widens_is_followed() {
         up.as_secs_f64()
     );
 }
+
+/// A camera with a sub stream, over a link that carries the sub stream's video but not the
+/// main one's: the viewer gets the sub stream's own video at the camera's full frame rate (a
+/// rung of its own, above keyframes and JPEG), not keyframes of the main stream.
+#[tokio::test]
+async fn a_thin_link_gets_the_sub_streams_video_at_full_rate() {
+    let name = "a_thin_link_gets_the_sub_streams_video_at_full_rate";
+    let main = RtspServer::start(&BARS_720P_4M);
+    let sub = RtspServer::start(&[
+        "--pattern",
+        "smpte",
+        "--speed",
+        "4",
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--bitrate",
+        "400",
+    ]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "cam", "url": main.url(), "sub": {"url": sub.url()}}
+    ]}));
+    cw.wait_camera("cam", Duration::from_secs(20), |c| {
+        c["state"] == "streaming" && c["video"]["units_in"].as_u64() > Some(FPS)
+    })
+    .await;
+    let shape = Shape::new(2_000_000, ONE_WAY);
+    let before = camera_video(&cw).await;
+    let mut v = Viewer::connect(
+        &cw,
+        &shape,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+    )
+    .await;
+    let run = v.run(RUN_MS).await;
+    let j = summarize(&v, name, &shape, &cw, before).await;
+    run.unwrap();
+    let (_, _, last) = v.tiers.last().expect("tier events");
+    assert!(
+        last["stream"] == "sub" && last["mode"] == "full" && last["codec"] == "h264",
+        "ended on {last}; tiers {}",
+        v.tiers_text()
+    );
+    assert_eq!(last["reason"], "link", "{last}");
+    // The sub stream's every unit: the camera's rate, not one keyframe a second.
+    assert!(j.fps >= 15.0, "{:.1} fps in the last 10 s", j.fps);
+    assert!(j.age_p90 < 1500, "frame age p90 {} ms", j.age_p90);
+}

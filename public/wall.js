@@ -372,13 +372,14 @@ function markFirstPaint(kind) {
   window.camwallFirstPaint = { ms: performance.now(), kind };
 }
 
-// What a tile gets, as its stats line says it: "H.264 full", "H.264 keyframes", "JPEG q80 1/2",
-// and why when it is reduced: "(link 1.0 of 2.7 Mbit/s)" or "(this device is busy)".
+// What a tile gets, as its stats line says it: "H.264 full", "H.264 full sub" (the camera's sub
+// stream), "H.264 keyframes", "JPEG q80 1/2", and why when it is reduced: "(link 1.0 of 2.7 Mbit/s)" or "(this device is busy)".
 function tierLabel(msg) {
   const names = { h264: "H.264", h265: "H.265" };
-  const what = msg.codec && msg.codec !== "jpeg"
+  const what = (msg.codec && msg.codec !== "jpeg"
     ? `${names[msg.codec] || msg.codec} ${msg.mode}`
-    : `JPEG q${msg.quality}${msg.scale > 1 ? ` 1/${msg.scale}` : ""}`;
+    : `JPEG q${msg.quality}${msg.scale > 1 ? ` 1/${msg.scale}` : ""}`)
+    + (msg.stream === "sub" ? " sub" : "");
   if (msg.reason === "viewer") return `${what} (this device is busy)`;
   if (msg.reason === "link") {
     const best = msg.best_kbps ? ` of ${(msg.best_kbps / 1000).toFixed(1)}` : "";

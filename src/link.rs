@@ -26,6 +26,14 @@ pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 const BUCKETS: u32 = 10;
 /// Weight of a new sample in the smoothed round trip (RFC 6298's 1/8).
 const SRTT_GAIN: f64 = 0.125;
+/// A message this large tells the rate of the path's narrowest point by how much longer than
+/// the best round trip it took (a train of packets); smaller ones are timing noise.
+const BURST_MIN_BYTES: usize = 8 * 1024;
+/// A delivery rate this much above the one before still grows: the sender's TCP is ramping
+/// up (slow start) and queueing is expected (BBR's startup, its 25 %).
+const GROWTH: f64 = 1.25;
+/// Samples without such growth after which the path counts as filled.
+const FILLED_AFTER: u32 = 3;
 
 /// A windowed extreme kept as one value per bucket of the window: bounded memory, and an old
 /// extreme leaves the window whole bucket by bucket.
@@ -87,6 +95,12 @@ pub struct LinkEstimate {
     /// The latest delivery-rate sample: what the path carries now, when a queue says it is
     /// full (the windowed best remembers a rate that may be gone).
     recent: Option<f64>,
+    /// The rate large messages crossed the path at (windowed best): its narrowest point's,
+    /// also while the sender sends less than that.
+    burst: Windowed<f64>,
+    /// Startup: the best delivery rate so far, and samples since it grew by [`GROWTH`].
+    grown_to: f64,
+    flat_samples: u32,
 }
 
 impl Default for LinkEstimate {
@@ -98,6 +112,9 @@ impl Default for LinkEstimate {
             acked: 0,
             interval_start: None,
             recent: None,
+            burst: Windowed::new(RATE_WINDOW, |a, b| a > b),
+            grown_to: 0.0,
+            flat_samples: 0,
         }
     }
 }
@@ -109,6 +126,14 @@ impl LinkEstimate {
     /// The client acknowledged, at `now`, a message of `bytes` whose send began at `sent_at`.
     pub fn acked(&mut self, now: Instant, sent_at: Instant, bytes: usize) {
         let rtt = now.saturating_duration_since(sent_at);
+        if let Some(extra) = self
+            .min_rtt()
+            .map(|m| rtt.saturating_sub(m))
+            .filter(|e| bytes >= BURST_MIN_BYTES && *e >= Duration::from_millis(1))
+        {
+            self.burst
+                .record(now, bytes as f64 * 8.0 / extra.as_secs_f64());
+        }
         self.min_rtt.record(now, rtt);
         self.srtt = Some(match self.srtt {
             None => rtt,
@@ -125,6 +150,15 @@ impl LinkEstimate {
             let bps = self.acked as f64 * 8.0 / span.as_secs_f64();
             self.rate.record(now, bps);
             self.recent = Some(bps);
+            if !self.starting() {
+                // Started once: a rate that grows later is a probe or a better path, and a
+                // queue then is the link's.
+            } else if bps >= self.grown_to * GROWTH {
+                self.grown_to = bps;
+                self.flat_samples = 0;
+            } else {
+                self.flat_samples = self.flat_samples.saturating_add(1);
+            }
             self.acked = 0;
             self.interval_start = Some(now);
         }
@@ -145,6 +179,35 @@ impl LinkEstimate {
     /// path is taken as having no length: all of `rtt` counts.
     pub fn queueing(&self, rtt: Duration) -> Duration {
         rtt.saturating_sub(self.min_rtt().unwrap_or(Duration::ZERO))
+    }
+
+    /// Whether the delivery rate has grown sample after sample since the connection began: its
+    /// TCP is still ramping up, and a queue now is its ramp, not the path being full. Once the
+    /// rate stopped growing, never again.
+    pub fn starting(&self) -> bool {
+        self.flat_samples < FILLED_AFTER
+    }
+
+    /// How long a message of `bytes` takes to cross the path at the best rate a large message
+    /// was seen to cross it: a large frame's round trip is longer by this without anything
+    /// waiting.
+    pub fn transmission(&self, bytes: usize) -> Duration {
+        // Only large messages tell the path's rate: the delivery rate of a stream that sends
+        // less than the path carries is the stream's own rate, and would excuse any queue.
+        match self.burst.best() {
+            Some(r) if r > 0.0 => Duration::from_secs_f64(bytes as f64 * 8.0 / r),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The best rate the path was seen to carry within [`RATE_WINDOW`], bits per second: the
+    /// delivery rate, or the rate a large message crossed at, whichever is higher.
+    pub fn capacity_bps(&self) -> Option<f64> {
+        self.burst
+            .best()
+            .into_iter()
+            .chain(self.rate_bps())
+            .reduce(f64::max)
     }
 
     /// The latest delivery-rate sample, in bits per second: while a queue stands, the rate
@@ -203,6 +266,40 @@ mod tests {
             l.acked(sent + ms(300), sent, 1000);
         }
         assert_eq!(l.min_rtt(), Some(ms(300)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_frame_is_not_a_queue_and_a_ramp_is_a_start() {
+        let mut l = LinkEstimate::default();
+        assert!(l.starting());
+        // A 40 ms path; 2 KB frames at once, a 100 KB keyframe 400 ms over it (2 Mbit/s).
+        for _ in 0..10 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(100)).await;
+            l.acked(sent + ms(40), sent, 2_000);
+        }
+        let sent = Instant::now();
+        tokio::time::advance(ms(440)).await;
+        l.acked(Instant::now(), sent, 100_000);
+        let tx = l.transmission(100_000);
+        assert!((ms(350)..ms(450)).contains(&tx), "{tx:?}");
+        assert_eq!(l.queueing(ms(440).saturating_sub(tx)), Duration::ZERO);
+        // A rate that grows sample after sample is a start; one that stops growing is not.
+        let mut l = LinkEstimate::default();
+        let mut bytes = 1000.0;
+        for _ in 0..12 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(100)).await;
+            l.acked(Instant::now(), sent, bytes as usize);
+            bytes *= 1.5;
+        }
+        assert!(l.starting());
+        for _ in 0..20 {
+            let sent = Instant::now();
+            tokio::time::advance(ms(100)).await;
+            l.acked(Instant::now(), sent, bytes as usize);
+        }
+        assert!(!l.starting());
     }
 
     #[tokio::test(start_paused = true)]

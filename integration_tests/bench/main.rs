@@ -14,12 +14,16 @@
 mod browser;
 #[path = "../common/harness.rs"]
 mod harness;
+#[path = "../common/link.rs"]
+#[allow(dead_code)]
+mod link;
 
 mod clients;
 mod cluster;
 mod cluster_jpeg;
 mod floor;
 mod http;
+mod links;
 mod ondemand;
 mod passthrough;
 mod procfs;
@@ -33,6 +37,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
+
+/// A WebSocket client of the live wall (what the shared shaping proxy hands back).
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 use crate::floor::{clip_bytes_per_s, floor_ms_per_frame};
 use crate::passthrough::passthrough_floor;
@@ -64,7 +72,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S15; the floor always runs, the passthrough floor with S9), comma separated.
+        /// Run only these scenarios (S1..S17; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -236,6 +244,10 @@ async fn main() {
             "S14: 3 nodes and nats-server, {n} cameras 720p25, {per_node} video viewers per node"
         );
         results.push(cluster::s14_cluster(&ctx, n, per_node, secs).await);
+    }
+    if want("S17") {
+        eprintln!("S17: one client over four links, JPEG auto and video");
+        results.push(links::s17_links(&ctx, if ctx.quick { 12 } else { 30 }).await);
     }
     if want("S16") {
         let (n, per_node) = if ctx.quick { (6, 1) } else { (12, 2) };

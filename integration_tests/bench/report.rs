@@ -163,6 +163,31 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     c["jpeg_frames_to_video_clients"],
                 ));
             }
+            Some("S17") if r.get("links").is_some() => {
+                md.push_str(&format!("- S17 ({}):\n", r["setup"].as_str().unwrap_or("")));
+                for l in r["links"].as_array().into_iter().flatten() {
+                    let rungs: Vec<&str> = l["rungs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    md.push_str(&format!(
+                        "  - {} over {}: {} frames/s, {} kbit/s{}, frame age p50/p90 {}/{} ms; rungs: {}\n",
+                        l["mode"].as_str().unwrap_or(""),
+                        l["link"].as_str().unwrap_or(""),
+                        f(&l["fps"]),
+                        f(&l["kbps"]),
+                        l["link_use_percent"]
+                            .as_f64()
+                            .map(|u| format!(" ({u:.0} % of the link)"))
+                            .unwrap_or_default(),
+                        f(&l["age_ms"]["p50"]),
+                        f(&l["age_ms"]["p90"]),
+                        rungs.join(", "),
+                    ));
+                }
+            }
             Some("S16") if r.get("cluster_jpeg").is_some() => {
                 let c = &r["cluster_jpeg"];
                 let nodes: Vec<String> = c["nodes_cpu_percent"]

@@ -25,10 +25,12 @@ const PROBE_WATCH: u32 = 6;
 /// probe past it, up to [`CEILING_HOLD_MAX`]).
 const CEILING_HOLD: u32 = 16;
 const CEILING_HOLD_MAX: u32 = 120;
-/// How far past the ceiling a probe may reach once the ceiling has held its time: twice it,
-/// and twice as far again for every further hold (a link four times faster than it last was
-/// is found, late; a camera four times the link is not tried every few seconds).
-const PROBE_REACH: f64 = 2.0;
+/// How far past the ceiling a probe may reach once the ceiling has held its time: a little
+/// over twice it (a link back to what it was before it narrowed), a quarter further for every
+/// further hold. A probe that fails fills the link's queues with seconds of what it tried, so
+/// a camera many times the link's rate is tried rarely.
+const PROBE_REACH: f64 = 2.2;
+const REACH_GROWTH: f64 = 1.25;
 
 /// One tile's options: the cost of each rung in bits per second, best rung first, and where
 /// it is now.
@@ -93,6 +95,8 @@ pub struct Share {
     since_up: Option<u32>,
     /// The step up being watched went past the ceiling.
     probing: bool,
+    /// The last step up: which tile, from which level, to which.
+    last_up: Option<(usize, usize, usize)>,
     /// The rate at which the link last filled, and decisions since.
     ceiling: Option<(f64, u32)>,
     ceiling_hold: u32,
@@ -105,6 +109,7 @@ impl Default for Share {
             up_after: UP_AFTER,
             since_up: None,
             probing: false,
+            last_up: None,
             ceiling: None,
             ceiling_hold: CEILING_HOLD,
         }
@@ -195,6 +200,7 @@ impl Share {
         match signal {
             Signal::Congested { rate_bps } => {
                 self.good_run = 0;
+                let last_up = self.last_up.take().filter(|_| watched);
                 if watched {
                     // The last step up filled the link: wait longer before the next.
                     self.up_after = (self.up_after * 2).min(UP_AFTER_MAX);
@@ -204,6 +210,24 @@ impl Share {
                 }
                 self.since_up = None;
                 self.probing = false;
+                if let Some((i, from, _)) =
+                    last_up.filter(|&(i, _, to)| current.get(i) == Some(&to))
+                {
+                    // What held before that step is known to fit: back to it, at once and no
+                    // further (a rate sampled this soon after the step is not the link's yet).
+                    // The ceiling stays, its time starts again.
+                    match self.ceiling.as_mut() {
+                        Some((_, age)) => *age = 0,
+                        // What was sent with the step did not fit: the link carries less.
+                        None => self.ceiling = Some((total(tiles, &current), 0)),
+                    }
+                    let mut levels = current.clone();
+                    levels[i] = from;
+                    return Decision {
+                        levels,
+                        reason: Some(Reason::Link),
+                    };
+                }
                 let mut levels = match rate_bps.filter(|r| *r > 0.0) {
                     Some(rate) => {
                         self.ceiling = Some((rate, 0));
@@ -275,6 +299,7 @@ impl Share {
                         self.good_run = 0;
                         self.since_up = Some(0);
                         self.probing = probing;
+                        self.last_up = Some((i, current[i], to));
                     }
                 }
                 Decision {
@@ -289,8 +314,8 @@ impl Share {
     /// in priority among those furthest down. A better rung that costs no more is taken first
     /// (the best such). A move within the ceiling goes to the nearest
     /// better rung that stays within it (past dearer ones); one past it, only once the ceiling
-    /// has held its time, is one rung up, and reaches [`PROBE_REACH`] times the ceiling, twice
-    /// that for every further hold.
+    /// has held its time, is one rung up, and reaches [`PROBE_REACH`] times the ceiling,
+    /// [`REACH_GROWTH`] times further for every further hold.
     fn next_up(&self, tiles: &[Tile], levels: &[usize]) -> Option<(usize, usize, bool)> {
         let spent = total(tiles, levels);
         let order = by_priority(tiles);
@@ -323,7 +348,7 @@ impl Share {
                         return None;
                     }
                     let holds = f64::from(age / self.ceiling_hold - 1);
-                    let reach = ceiling * PROBE_REACH * 2f64.powf(holds.min(8.0));
+                    let reach = ceiling * PROBE_REACH * REACH_GROWTH.powf(holds.min(16.0));
                     candidates
                         .iter()
                         .find(|&&i| after(i, levels[i] - 1) <= reach)
@@ -476,6 +501,33 @@ mod tests {
     }
 
     #[test]
+    fn a_step_up_that_fills_the_link_is_taken_back_exactly() {
+        let mut s = Share::default();
+        // Keyframes, with a JPEG rung below them that would fit a stale, low rate.
+        let mut tiles = vec![Tile {
+            weight: 1,
+            level: 1,
+            costs: vec![4.0 * MBIT, 0.2 * MBIT, 0.1 * MBIT],
+        }];
+        let mut d = s.decide(&tiles, Signal::Clear);
+        while d.levels == [1] {
+            d = s.decide(&tiles, Signal::Clear);
+        }
+        apply(&mut tiles, &d);
+        assert_eq!(tiles[0].level, 0);
+        // The rate sampled right after the step is the old stream's, 0.15 Mbit/s: fitting it
+        // would drop below keyframes. Back to keyframes instead.
+        let d = s.decide(
+            &tiles,
+            Signal::Congested {
+                rate_bps: Some(0.15 * MBIT),
+            },
+        );
+        assert_eq!(d.levels, [1]);
+        assert_eq!(d.reason, Some(Reason::Link));
+    }
+
+    #[test]
     fn a_busy_viewer_gives_up_a_rung_from_the_least_important_tile() {
         let mut s = Share::default();
         let mut tiles = vec![video(4, 0), video(1, 0), video(1, 1)];
@@ -498,7 +550,14 @@ mod tests {
         let tiles = vec![Tile {
             weight: 1,
             level: 0,
-            costs: vec![4.0 * MBIT, 0.5 * MBIT, 13.0 * MBIT, 3.0 * MBIT, 1.2 * MBIT, 0.3 * MBIT],
+            costs: vec![
+                4.0 * MBIT,
+                0.5 * MBIT,
+                13.0 * MBIT,
+                3.0 * MBIT,
+                1.2 * MBIT,
+                0.3 * MBIT,
+            ],
         }];
         assert_eq!(fit(&tiles, 1.7 * MBIT), [1]);
         assert_eq!(fit(&tiles, 0.4 * MBIT), [5]);

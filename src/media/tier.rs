@@ -154,8 +154,10 @@ impl Qualities {
         self.0[self.0.len() - 1]
     }
 
-    /// The ladder: every tier at full size, then the lowest at 1/2 and 1/4 size, then 1/4
-    /// size at 1/2 and 1/4 of the frame rate.
+    /// The ladder: every tier at full size, then the lowest at 1/2 size (at the full and at
+    /// half the frame rate) and 1/4 size, then 1/4 size at 1/2 and 1/4 of the frame rate.
+    /// Neighbouring rungs differ by about half in bits, so that a thin link finds one that
+    /// uses most of it.
     pub fn ladder(&self) -> Vec<Rung> {
         let mut out: Vec<Rung> = self
             .0
@@ -166,7 +168,7 @@ impl Qualities {
                 fps_factor: 1.0,
             })
             .collect();
-        for (scale, fps_factor) in [(2, 1.0), (4, 1.0), (4, 0.5), (4, 0.25)] {
+        for (scale, fps_factor) in [(2, 1.0), (2, 0.5), (4, 1.0), (4, 0.5), (4, 0.25)] {
             out.push(Rung {
                 quality: self.lowest(),
                 scale,
@@ -377,12 +379,14 @@ mod tests {
                 (80, 1),
                 (70, 1),
                 (70, 2),
+                (70, 2),
                 (70, 4),
                 (70, 4),
                 (70, 4)
             ]
         );
-        assert_eq!(l[6].fps_factor, 0.25);
+        assert_eq!(l[4].fps_factor, 0.5);
+        assert_eq!(l[7].fps_factor, 0.25);
         assert_eq!(Qualities::new(&[]).best(), 85);
     }
 

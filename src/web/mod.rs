@@ -204,6 +204,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     let ws = warp::path!("ws")
         .and(guard(state.guard.clone(), Access::Socket))
         .and(warp::ws())
+        .and(warp::ext::optional::<server::SocketFd>())
         .and(with_state.clone())
         .map(ws::upgrade::handle);
 

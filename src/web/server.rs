@@ -40,12 +40,50 @@ pub const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after a failed accept (out of descriptors and the like): the error would repeat at
 /// once, so retrying at full speed would only burn a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(75);
-/// Most bytes a client's socket holds unsent before a send waits (the frame being written may
-/// go past it): about 0.05 s at 10 Mbit/s and 0.25 s at 2 Mbit/s, so that what a narrowed
-/// link has queued, and the tier change that answers it, get through within a second or so
-/// (TCP_NOTSENT_LOWAT; bytes in flight are not counted, so a long fast link still fills its
-/// window).
-const NOTSENT_LOWAT: u32 = 64 * 1024;
+/// Most bytes a client's socket holds unsent before a send waits, until the live wall sizes it
+/// to the link (`UnsentLimit`): a 720p JPEG or two (TCP_NOTSENT_LOWAT; bytes in flight are not
+/// counted, so a long fast link still fills its window).
+pub const NOTSENT_LOWAT: u32 = 128 * 1024;
+
+/// The accepted socket of a request, put in its extensions, so that the live wall can size the
+/// bytes its socket holds unsent to the link's rate ([`UnsentLimit::set`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketFd(std::os::fd::RawFd);
+
+/// Sets how many bytes a live-wall connection's socket holds unsent before a send waits.
+#[derive(Debug)]
+pub struct UnsentLimit {
+    fd: std::os::fd::RawFd,
+    now: u32,
+}
+
+impl UnsentLimit {
+    /// For the socket of `fd`. Only the connection that owns the socket may hold one, and only
+    /// while it holds the socket (the WebSocket's own halves): the descriptor stays valid for
+    /// that long.
+    pub fn new(fd: SocketFd) -> Self {
+        Self {
+            fd: fd.0,
+            now: NOTSENT_LOWAT,
+        }
+    }
+
+    /// Sets the limit to `bytes` if it differs by more than a quarter from the one set.
+    pub fn set(&mut self, bytes: u32) {
+        if bytes.abs_diff(self.now) <= self.now / 4 {
+            return;
+        }
+        // SAFETY: the descriptor is the socket of the connection this value belongs to, which
+        // the caller holds open for as long as it holds this value (see `new`).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        if socket2::SockRef::from(&fd)
+            .set_tcp_notsent_lowat(bytes)
+            .is_ok()
+        {
+            self.now = bytes;
+        }
+    }
+}
 
 /// How the server treats connections.
 #[derive(Clone)]
@@ -119,11 +157,13 @@ pub async fn serve<F>(
         // where latest-wins cannot replace it. With it, a send waits once this much is unsent,
         // so a slow client is seen at once (skips, send time) and gets the newest frame.
         let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+        let fd = SocketFd(std::os::fd::AsRawFd::as_raw_fd(&tcp));
         let svc = warp::service(filter.clone());
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let client = proxy::client_addr(peer, req.headers(), &trusted);
                 req.extensions_mut().insert(PeerAddr(client));
+                req.extensions_mut().insert(fd);
                 let mut svc = svc.clone();
                 tower_service::Service::call(&mut svc, req)
             });

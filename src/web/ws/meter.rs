@@ -94,6 +94,11 @@ impl Meter {
         self.jpeg.push((tier, smooth(old, bytes as f64)));
     }
 
+    /// Whether the stream's own bitrate was measured yet.
+    pub fn measured(&self) -> bool {
+        self.full_bps.is_some()
+    }
+
     /// Bits per second of the camera's full video, `pixels` a picture at `fps`.
     pub fn full_bps(&self, pixels: f64, fps: f64) -> f64 {
         self.full_bps.unwrap_or(pixels * fps * VIDEO_BITS_PER_PIXEL)

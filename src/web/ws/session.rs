@@ -46,13 +46,20 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// The link's sharing decides this often, and at any tick where a queue has grown past its
 /// bound (a link that narrowed is answered within a tick or two).
 pub const DECIDE_EVERY: Duration = Duration::from_millis(500);
+/// What a socket holds unsent is kept to about this much of the link's time.
+const UNSENT_TIME: Duration = Duration::from_millis(100);
+/// While a connection starts, a queue longer than this still counts.
+const STARTUP_QUEUE: Duration = Duration::from_secs(1);
 /// A page reporting more chunks than this waiting in a tile's decoder, or this many frames
 /// dropped undrawn in a second, cannot keep up (one or two are a burst of arrivals).
 const DECODER_BACKLOG: u32 = 3;
 const DECODER_DROPS: u32 = 3;
 /// Sent-but-unacknowledged sequence numbers remembered per camera: ten seconds of a 25 fps
-/// camera, so that what a long queue delivers still counts in the delivery rate.
+/// camera.
 const MAX_TRACKED_IN_FLIGHT: usize = 256;
+/// Messages remembered for the delivery rate, whichever camera they were of: ten seconds of
+/// sixteen 25 fps cameras.
+const MAX_SENT_LOG: usize = 4096;
 
 /// Something to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +94,11 @@ pub struct Session {
     /// When the link was last found full: frames sent before then tell of the queue already
     /// answered, and are not held against the rungs chosen then.
     congested_at: Option<Instant>,
+    /// Frames sent and not yet known delivered, of every camera, in the order sent (when,
+    /// bytes): one socket delivers in order, so an ack of any frame says every frame sent
+    /// before it arrived. This is what the delivery rate counts, whatever became of the
+    /// camera's own record (a stream switch clears that).
+    sent_log: VecDeque<(Instant, usize)>,
     /// The JPEG lane or video attached for each camera served now (one per camera).
     streams: StreamMap<String, LaneOutput>,
     video_streams: StreamMap<String, VideoOutput>,
@@ -108,6 +120,7 @@ impl Session {
             window: WindowStats::default(),
             last_decision: now,
             congested_at: None,
+            sent_log: VecDeque::new(),
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
             out: Vec::new(),
@@ -184,24 +197,37 @@ impl Session {
             Ok(Request::Ack { camera, seq, .. }) => {
                 if let Some(sub) = self.subs.get_mut(&camera) {
                     self.window.acking = true;
-                    // Acknowledging a frame settles every earlier one (the client skips frames
-                    // that a newer one replaced): all reached it, and count as delivered; the
-                    // round trip is the acknowledged frame's.
-                    let mut settled = 0;
+                    // Acknowledging a frame settles every earlier one of the camera (the client
+                    // skips frames that a newer one replaced); the round trip is the
+                    // acknowledged frame's.
+                    let mut acked = None;
                     while let Some(&(s, sent_at, bytes)) = sub.in_flight.front() {
                         if s > seq {
                             break;
                         }
                         sub.in_flight.pop_front();
-                        settled += bytes;
-                        if s == seq && self.congested_at.is_none_or(|at| sent_at >= at) {
-                            self.window.rtt_sum += now.saturating_duration_since(sent_at);
-                            self.window.rtt_n += 1;
-                        }
                         if s == seq {
-                            self.link.acked(now, sent_at, settled);
+                            acked = Some((sent_at, bytes));
                         }
                     }
+                    let Some((sent_at, bytes)) = acked else {
+                        return;
+                    };
+                    if self.congested_at.is_none_or(|at| sent_at >= at) {
+                        // A large frame takes longer to cross without waiting anywhere.
+                        let rtt = now.saturating_duration_since(sent_at);
+                        self.window.rtt_sum += rtt.saturating_sub(self.link.transmission(bytes));
+                        self.window.rtt_n += 1;
+                    }
+                    let mut delivered = 0;
+                    while let Some(&(t, b)) = self.sent_log.front() {
+                        if t > sent_at {
+                            break;
+                        }
+                        self.sent_log.pop_front();
+                        delivered += b;
+                    }
+                    self.link.acked(now, sent_at, delivered);
                 }
             }
             Ok(Request::Ping { t0 }) => self.text(protocol::pong(t0, unix_ms_now())),
@@ -272,7 +298,12 @@ impl Session {
             };
             let prev = self.subs.remove(id);
             let fallback = choice.fallback();
-            let max_level = Sub::max_level(&self.ladder, !req.codecs.is_empty());
+            let link_streams = Sub::link_streams_for(
+                &self.hub,
+                id,
+                (req.quality, req.stream, !req.codecs.is_empty()),
+                req.max_width,
+            );
             let mut sub = Sub {
                 src_width: choice.stream.camera.width(),
                 // Sequence numbers belong to one camera object: a camera removed and added
@@ -287,7 +318,8 @@ impl Session {
                 max_fps: req.max_fps,
                 level: 0,
                 reason: None,
-                meter: prev.as_ref().map(|p| p.meter.clone()).unwrap_or_default(),
+                meters: prev.as_ref().map(|p| p.meters.clone()).unwrap_or_default(),
+                link_streams,
                 viewer_busy: false,
                 lane: None,
                 in_flight: VecDeque::new(),
@@ -307,11 +339,13 @@ impl Session {
             self.video_streams.remove(id);
             if let (Some(p), QualityReq::Auto) = (&prev, req.quality) {
                 if p.codecs == req.codecs {
-                    sub.level = p.level.min(max_level);
+                    sub.level = p.level.min(sub.max_level(&self.ladder));
                     sub.reason = p.reason;
                 }
             }
             self.subs.insert(id.clone(), sub);
+            // The level kept may be served by the other stream.
+            self.restream(id, now);
             self.retarget(id, now);
         }
         // The newest frame of each right away, not at the camera's next frame (a 1 fps camera
@@ -364,7 +398,7 @@ impl Session {
                     let mut video = sub.stream.attach(Video::Watch);
                     let mut v = VideoSub::new(mode);
                     for unit in &std::mem::take(&mut video.gop) {
-                        sub.meter.unit(unit);
+                        sub.meter_mut().unit(unit);
                         for o in v.admit(id, unit) {
                             self.out.push(match o {
                                 VideoOut::Config(c) => Out::Text(c.to_string()),
@@ -447,7 +481,7 @@ impl Session {
         let Some(sub) = self.subs.get_mut(id) else {
             return Vec::new();
         };
-        sub.meter.unit(unit);
+        sub.meter_mut().unit(unit);
         let Some(v) = sub.video.as_mut() else {
             return Vec::new();
         };
@@ -475,7 +509,7 @@ impl Session {
         if Some(p.tier) != sub.lane.map(|l| l.tier) || p.encoded.seq <= sub.last_sent_seq {
             return None;
         }
-        sub.meter.jpeg(p.tier, p.encoded.jpeg.data.len());
+        sub.meter_mut().jpeg(p.tier, p.encoded.jpeg.data.len());
         Some(p.wire(|p| protocol::frame_message(id, p.tier, &p.encoded)))
     }
 
@@ -494,6 +528,10 @@ impl Session {
                 sub.in_flight.pop_front();
             }
             sub.in_flight.push_back((seq, started, bytes));
+            if self.sent_log.len() >= MAX_SENT_LOG {
+                self.sent_log.pop_front();
+            }
+            self.sent_log.push_back((started, bytes));
         }
     }
 
@@ -508,13 +546,21 @@ impl Session {
     }
 
     /// Moves `id` to the stream that should serve it now (the sub stream came up or went
-    /// down, the main one failed): a new lane or video from the new stream's keyframe, with
-    /// the old picture on screen until the first new one arrives.
+    /// down, the main one failed, the link moved the viewer to or from the sub stream): a new
+    /// lane or video from the new stream's keyframe, with the old picture on screen until the
+    /// first new one arrives.
     fn restream(&mut self, id: &str, now: Instant) {
         let Some(sub) = self.subs.get_mut(id) else {
             return;
         };
-        let Some(choice) = streams::choose(&self.hub, id, sub.stream_req, sub.max_width) else {
+        let video = !sub.codecs.is_empty() && !sub.video_failed;
+        sub.link_streams = Sub::link_streams_for(
+            &self.hub,
+            id,
+            (sub.quality, sub.stream_req, video),
+            sub.max_width,
+        );
+        let Some(choice) = streams::choose(&self.hub, id, sub.stream_ask(), sub.max_width) else {
             return;
         };
         sub.keep_sub(&self.hub, id, choice.wants_sub);
@@ -579,7 +625,7 @@ impl Session {
     }
 
     /// How long the oldest frame still out (of those sent since the link was last found
-    /// full) has been out.
+    /// full) has been out, less the time it takes to cross the path.
     fn oldest_unacked(&self, now: Instant) -> Option<Duration> {
         let since = self.congested_at;
         self.subs
@@ -589,7 +635,10 @@ impl Session {
                     .iter()
                     .find(|&&(_, sent_at, _)| since.is_none_or(|at| sent_at >= at))
             })
-            .map(|&(_, sent_at, _)| now.saturating_duration_since(sent_at))
+            .map(|&(_, sent_at, bytes)| {
+                now.saturating_duration_since(sent_at)
+                    .saturating_sub(self.link.transmission(bytes))
+            })
             .max()
     }
 
@@ -622,6 +671,17 @@ impl Session {
             .is_some_and(|q| q > self.queue_bound())
         {
             verdict = Drain::Bad;
+        }
+        // While the connection's TCP is still ramping up (its delivery rate grows sample after
+        // sample), a queue is the ramp's: only a very long one counts.
+        if verdict == Drain::Bad
+            && window.acking
+            && self.link.starting()
+            && window
+                .queueing(&self.link)
+                .is_none_or(|q| q < STARTUP_QUEUE)
+        {
+            verdict = Drain::Ok;
         }
         // After the link was found full, it is judged again only on frames sent since: the
         // queue then takes a while to drain, and stepping down again for it overshoots.
@@ -673,10 +733,23 @@ impl Session {
                 }
                 sub.level = level;
             }
+            if changed {
+                // Onto or off the sub stream, when the level says so.
+                self.restream(id, now);
+            }
             if changed || size_changed {
                 self.retarget(id, now);
             }
         }
+    }
+
+    /// How many bytes the socket should hold unsent: 100 ms at the best rate the link was
+    /// seen to carry, between 16 and 256 KiB (`None` until a rate is known). Whatever waits in
+    /// the kernel cannot be replaced by a newer frame, so a narrow link's queue stays short.
+    pub fn unsent_bytes(&self) -> Option<u32> {
+        let rate = self.link.capacity_bps()?;
+        let bytes = rate / 8.0 * UNSENT_TIME.as_secs_f64();
+        Some(bytes.clamp(16.0 * 1024.0, 256.0 * 1024.0) as u32)
     }
 
     /// A state event for each watched camera whose state changed.

@@ -11,14 +11,15 @@ use super::meter::Meter;
 use super::protocol::QualityReq;
 use super::video::{VideoMode, VideoSub};
 use crate::hub::demand::StreamUse;
-use crate::hub::streams::StreamReq;
+use crate::hub::streams::{self, StreamReq};
 use crate::hub::{Camera, CameraState, Hub, Stream, StreamKind};
 use crate::link::share::{Reason, Tile};
 use crate::media::h26x::Codec;
 use crate::media::tier::{Lane, LaneAsk, LaneQuality, Rung};
 
 /// Levels of the ladder above the JPEG rungs for a camera served as video: every access unit,
-/// then keyframes only.
+/// then keyframes only (with a sub stream the link may move the viewer to, its every unit in
+/// between: three).
 pub const VIDEO_LEVELS: usize = 2;
 
 /// What a subscription should receive now.
@@ -39,8 +40,11 @@ pub struct Sub {
     /// top or for a fixed quality).
     pub level: usize,
     pub reason: Option<Reason>,
-    /// What its rungs cost, as measured.
-    pub meter: Meter,
+    /// What its rungs cost, as measured on the main stream and on the sub stream.
+    pub meters: [Meter; 2],
+    /// The camera's main and sub streams, when the link may move this viewer from the one to
+    /// the other: video, `auto` quality and stream, a tile its size gives the main stream.
+    pub link_streams: Option<(Stream, Stream)>,
     /// The client's page said its decoder fell behind on this tile since the last decision.
     pub viewer_busy: bool,
     /// The lane this subscription reads now (`None` before the first retarget).
@@ -78,9 +82,53 @@ impl Sub {
         }
     }
 
-    /// The levels of a ladder with `video` above the JPEG rungs: every unit, then keyframes.
-    pub fn max_level(ladder: &[Rung], video: bool) -> usize {
-        ladder.len() - 1 + if video { VIDEO_LEVELS } else { 0 }
+    /// The main and sub stream of camera `id` if the link may move a viewer asking `req` at
+    /// most `max_width` wide between them (see [`Sub::link_streams`]).
+    pub fn link_streams_for(
+        hub: &Hub,
+        id: &str,
+        req: (QualityReq, StreamReq, bool),
+        max_width: Option<u32>,
+    ) -> Option<(Stream, Stream)> {
+        let (quality, stream, video) = req;
+        if quality != QualityReq::Auto || stream != StreamReq::Auto || !video {
+            return None;
+        }
+        let main = hub.stream_of(id, StreamKind::Main)?;
+        let sub = hub.sub(id)?;
+        (streams::preferred(StreamReq::Auto, max_width, &main.camera, Some(&sub.camera))
+            == StreamKind::Main)
+            .then_some((main, sub))
+    }
+
+    /// Video levels above the JPEG rungs.
+    fn video_levels(&self) -> usize {
+        VIDEO_LEVELS + usize::from(self.link_streams.is_some())
+    }
+
+    /// The lowest level of this viewer's ladder.
+    pub fn max_level(&self, ladder: &[Rung]) -> usize {
+        let video = if self.video_codec().is_some() {
+            self.video_levels()
+        } else {
+            0
+        };
+        ladder.len() - 1 + video
+    }
+
+    /// Which of the camera's streams should serve it: the sub stream when the link moved it
+    /// below the main stream's video, else what the client asked for.
+    pub fn stream_ask(&self) -> StreamReq {
+        if self.link_streams.is_some() && self.level >= 1 && self.quality == QualityReq::Auto {
+            StreamReq::Sub
+        } else {
+            self.stream_req
+        }
+    }
+
+    /// The measurements of the stream serving it now.
+    pub fn meter_mut(&mut self) -> &mut Meter {
+        &mut self.meters[usize::from(self.serving == StreamKind::Sub)]
     }
 
     /// The video codec this viewer gets the camera's own units in, if any.
@@ -98,34 +146,70 @@ impl Sub {
 
     /// What level `level` serves.
     fn target_at(&self, ladder: &[Rung], level: usize, now: Instant) -> Target {
-        let video = self.video_codec();
+        self.target_on(&self.stream, ladder, level, now)
+    }
+
+    /// What level `level` serves when `stream` serves it (its codec, its lanes).
+    fn target_on(&self, stream: &Stream, ladder: &[Rung], level: usize, now: Instant) -> Target {
+        let video = stream
+            .camera
+            .video()
+            .codec()
+            .or(self.video_codec())
+            .filter(|c| !self.video_failed && self.codecs.contains(c));
+        let levels = self.video_levels();
         match (video, self.quality) {
             (Some(c), QualityReq::Fixed(_)) => Target::Video(c, VideoMode::Full),
-            (Some(c), QualityReq::Auto) if level == 0 => Target::Video(c, VideoMode::Full),
-            (Some(c), QualityReq::Auto) if level < VIDEO_LEVELS => {
-                Target::Video(c, VideoMode::Keyframes)
+            // Every unit: of the main stream at level 0, of the sub stream at level 1 when
+            // the link may move the viewer to it.
+            (Some(c), QualityReq::Auto) if level == 0 || (levels > VIDEO_LEVELS && level == 1) => {
+                Target::Video(c, VideoMode::Full)
             }
+            (Some(c), QualityReq::Auto) if level < levels => Target::Video(c, VideoMode::Keyframes),
             _ => {
                 // The video levels count only where video could be served: elsewhere each
                 // level is a JPEG rung.
-                let offset = if video.is_some() { VIDEO_LEVELS } else { 0 };
+                let offset = if video.is_some() { levels } else { 0 };
                 let rung = level.saturating_sub(offset);
-                Target::Jpeg(self.lane(ladder, rung, now))
+                Target::Jpeg(self.lane_on(stream, ladder, rung, now))
             }
         }
     }
 
-    /// What a target costs the link, in bits per second.
-    fn cost(&self, target: Target, now: Instant) -> f64 {
-        let cam = self.cam();
-        let (w, h) = (f64::from(cam.width()), f64::from(cam.height()));
-        let fps = cam.fps_at(now).max(1.0);
-        match target {
-            Target::Video(_, VideoMode::Full) => self.meter.full_bps(w * h, fps),
-            Target::Video(_, VideoMode::Keyframes) => self.meter.keyframes_bps(w * h, fps),
+    /// What level `level` costs the link, in bits per second, priced on the stream that would
+    /// serve it: as measured there, else scaled from the main stream's measurements by size.
+    fn cost(&self, ladder: &[Rung], level: usize, now: Instant) -> f64 {
+        let (stream, kind) = match &self.link_streams {
+            Some((main, _)) if level == 0 => (main, StreamKind::Main),
+            Some((_, sub)) => (sub, StreamKind::Sub),
+            None => (&self.stream, self.serving),
+        };
+        let main_cam = self
+            .link_streams
+            .as_ref()
+            .map_or(self.cam(), |(m, _)| &m.camera);
+        let main_pixels = f64::from(main_cam.width()) * f64::from(main_cam.height());
+        let main_fps = main_cam.fps_at(now).max(1.0);
+        let cam = &stream.camera;
+        let mut pixels = f64::from(cam.width()) * f64::from(cam.height());
+        let mut fps = cam.fps_at(now);
+        if pixels == 0.0 {
+            // A sub stream not opened yet: a typical one, a sixth of the main stream's pixels.
+            pixels = main_pixels / 6.0;
+        }
+        if fps <= 0.0 {
+            fps = main_fps;
+        }
+        let meter = &self.meters[usize::from(kind == StreamKind::Sub)];
+        match self.target_on(stream, ladder, level, now) {
+            Target::Video(_, VideoMode::Full) if kind == StreamKind::Sub && !meter.measured() => {
+                self.meters[0].full_bps(main_pixels, main_fps) * pixels / main_pixels.max(1.0)
+            }
+            Target::Video(_, VideoMode::Full) => meter.full_bps(pixels, fps),
+            Target::Video(_, VideoMode::Keyframes) => meter.keyframes_bps(pixels, fps),
             Target::Jpeg(lane) => {
                 let fps = lane.max_fps().map_or(fps, |cap| cap.min(fps));
-                self.meter.jpeg_bps(lane.tier, w * h, fps)
+                meter.jpeg_bps(lane.tier, pixels, fps)
             }
         }
     }
@@ -135,14 +219,11 @@ impl Sub {
     /// fixed quality).
     pub fn tile(&self, ladder: &[Rung], now: Instant) -> Tile {
         let weight = self.max_width.unwrap_or(self.src_width).max(1);
-        let costs = match self.quality {
-            QualityReq::Fixed(_) => vec![self.cost(self.target(ladder, now), now)],
-            QualityReq::Auto => {
-                let top = Self::max_level(ladder, self.video_codec().is_some());
-                (0..=top)
-                    .map(|l| self.cost(self.target_at(ladder, l, now), now))
-                    .collect()
-            }
+        let costs: Vec<f64> = match self.quality {
+            QualityReq::Fixed(_) => vec![self.cost(ladder, self.level, now)],
+            QualityReq::Auto => (0..=self.max_level(ladder))
+                .map(|l| self.cost(ladder, l, now))
+                .collect(),
         };
         Tile {
             weight,
@@ -151,8 +232,8 @@ impl Sub {
         }
     }
 
-    /// The JPEG lane for `rung` of the ladder, as the stream resolves it.
-    pub fn lane(&self, ladder: &[Rung], rung: usize, now: Instant) -> Lane {
+    /// The JPEG lane for `rung` of the ladder, as `stream` resolves it.
+    fn lane_on(&self, stream: &Stream, ladder: &[Rung], rung: usize, now: Instant) -> Lane {
         let quality = match self.quality {
             QualityReq::Fixed(q) => LaneQuality::Fixed(q),
             QualityReq::Auto => LaneQuality::Rung(ladder[rung.min(ladder.len() - 1)]),
@@ -162,7 +243,7 @@ impl Sub {
             max_width: self.max_width,
             max_fps: self.max_fps,
         };
-        self.stream.lane(&ask, now)
+        stream.lane(&ask, now)
     }
 
     /// The camera of the stream serving it now.

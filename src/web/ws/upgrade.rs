@@ -24,6 +24,7 @@ use crate::access::guard::Principal;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::Hub;
 use crate::obs::metrics;
+use crate::web::server::{SocketFd, UnsentLimit};
 
 /// A ping goes out this often; a client silent for [`DEAD_AFTER`] is dropped.
 pub const PING_EVERY: Duration = Duration::from_secs(10);
@@ -36,6 +37,7 @@ const CONTROL_QUEUE: usize = 32;
 /// Upgrades to the live wall's WebSocket; `slot` is the client's place under the caps.
 pub fn upgrade(
     ws: warp::ws::Ws,
+    fd: Option<SocketFd>,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     slot: ClientSlot,
@@ -45,7 +47,8 @@ pub fn upgrade(
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            serve(socket, hub, shutdown, who).await;
+            // The socket's descriptor is used only inside `serve`, which holds the socket.
+            serve(socket, fd.map(UnsentLimit::new), hub, shutdown, who).await;
             drop(slot);
         })
         .into_response()
@@ -68,7 +71,13 @@ fn message(o: Out) -> Message {
 }
 
 /// Serves one WebSocket connection until it closes, dies, or the server shuts down.
-async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, who: Principal) {
+async fn serve(
+    socket: WebSocket,
+    mut unsent: Option<UnsentLimit>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    who: Principal,
+) {
     let peer = who.peer.map(|p| p.to_string()).unwrap_or_default();
     let span = info_span!("ws", %peer);
     async move {
@@ -130,6 +139,9 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, wh
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     session.on_tick(now);
+                    if let (Some(u), Some(bytes)) = (unsent.as_mut(), session.unsent_bytes()) {
+                        u.set(bytes);
+                    }
                     if now.saturating_duration_since(last_ping) >= PING_EVERY {
                         last_ping = now;
                         let silent = epoch.elapsed().saturating_sub(Duration::from_millis(last_heard.load(Ordering::Relaxed)));
@@ -187,6 +199,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken, wh
 pub fn handle(
     who: Principal,
     ws: warp::ws::Ws,
+    fd: Option<SocketFd>,
     s: crate::web::state::WebState,
 ) -> warp::reply::Response {
     use crate::web::error::ApiError;
@@ -194,5 +207,5 @@ pub fn handle(
         Ok(slot) => slot,
         Err(refused) => return ApiError::from(refused).into_response(),
     };
-    upgrade(ws, s.hub, s.shutdown, slot, who)
+    upgrade(ws, fd, s.hub, s.shutdown, slot, who)
 }
