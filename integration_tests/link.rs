@@ -571,3 +571,37 @@ async fn a_thin_link_gets_the_sub_streams_video_at_full_rate() {
     assert!(j.fps >= 15.0, "{:.1} fps in the last 10 s", j.fps);
     assert!(j.age_p90 < 1500, "frame age p90 {} ms", j.age_p90);
 }
+
+/// A 400 ms round trip with no rate cap (a satellite link, a phone on another continent): a
+/// long link is not a slow one. A JPEG viewer and a video viewer of a 720p25 camera, at once,
+/// each stay on the top rung at the camera's full rate for 30 s of the camera's time.
+#[tokio::test]
+async fn a_long_link_keeps_jpeg_and_video_on_the_top_rung() {
+    let (_rtsp, cw) = camera(&BALL_720P).await;
+    let shape = Shape::delay_only(Duration::from_millis(200));
+    let before = camera_video(&cw).await;
+    let mut jpeg = Viewer::connect(
+        &cw,
+        &shape,
+        json!({"type": "subscribe", "cameras": ["cam"], "quality": "auto"}),
+    )
+    .await;
+    let mut video = Viewer::connect(
+        &cw,
+        &shape,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+    )
+    .await;
+    let (rj, rv) = tokio::join!(jpeg.run(RUN_MS), video.run(RUN_MS));
+    for (v, run, kind) in [(&jpeg, rj, "jpeg"), (&video, rv, "video")] {
+        let name = format!("a_long_link_keeps_jpeg_and_video_on_the_top_rung ({kind})");
+        let j = summarize(v, &name, &shape, &cw, before).await;
+        run.unwrap();
+        assert!(
+            !v.tiers.is_empty() && v.tiers.iter().all(|(_, _, t)| t["level"] == 0),
+            "{kind}: moved off the top rung on a link that carries everything: {}",
+            v.tiers_text()
+        );
+        assert!(j.fps >= 20.0, "{kind}: {:.1} fps in the last 10 s", j.fps);
+    }
+}
