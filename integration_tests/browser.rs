@@ -188,9 +188,11 @@ async fn the_wall_paints_the_same_with_jpeg_when_asked() {
     assert_true_colours(&white, &blue);
 }
 
-/// Four 720p25 H.264 cameras on a wall on this machine: a link that carries everything and a
-/// page that keeps up. Every tile gets the full video from the first seconds on and keeps it:
-/// the page's own decoding is not mistaken for the link, and a busy moment does not flap it.
+/// Four 720p25 H.264 cameras on a wall on this machine: a link that carries everything. Every
+/// tile gets the full video from the first seconds on and keeps it: the page's own decoding is
+/// not mistaken for the link, and a busy moment does not flap it. A machine too busy to decode
+/// four 720p streams (a CPU hog beside the tests) may have its page ask for less, and the tile
+/// then says so ("this device is busy"); nothing else may move a tile off full video.
 #[tokio::test]
 async fn four_h264_tiles_on_a_local_wall_stay_full() {
     let rtsp = RtspServer::start(&["--pattern", "ball", "--size", "1280x720", "--fps", "25"]);
@@ -213,8 +215,7 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
         Duration::from_secs(30),
     )
     .await;
-    // Read the tiles' own stats lines every 2 s for 20 s: full video on every tile, every
-    // time, and pictures arriving.
+    // Read the tiles' own stats lines every 2 s for 20 s.
     let mut readings = Vec::new();
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -222,12 +223,19 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
         let lines: Vec<String> = serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap();
         readings.push(lines);
     }
+    let busy = |l: &str| l.contains("(this device is busy)");
     for (n, lines) in readings.iter().enumerate() {
         assert!(
-            lines.len() == 4 && lines.iter().all(|l| l.contains("H.264 full")),
-            "reading {n}: {lines:?}\nall: {readings:#?}"
+            lines.len() == 4
+                && lines
+                    .iter()
+                    .all(|l| (l.contains("H.264 full") && !l.contains('(')) || busy(l)),
+            "reading {n}: a tile off full video on a link that carries everything, for no \
+             reason the page gave: {lines:?}\nall: {readings:#?}"
         );
     }
+    // Pictures kept coming on every tile: the camera's rate on a page that kept up, at least
+    // its keyframes on one that could not.
     let fps = |l: &str| -> f64 {
         l.split(" fps")
             .next()
@@ -235,10 +243,12 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
             .unwrap_or(0.0)
     };
     for tile in 0..4 {
-        let best = readings.iter().map(|r| fps(&r[tile])).fold(0.0, f64::max);
+        let full = readings.iter().map(|r| &r[tile]).filter(|l| !busy(l));
+        let best = full.map(|l| fps(l)).fold(0.0, f64::max);
+        let drawing = readings[7..].iter().any(|r| fps(&r[tile]) > 0.0);
         assert!(
-            best >= 10.0,
-            "tile {tile} drew at most {best} fps: {readings:#?}"
+            drawing && (best >= 10.0 || readings.iter().all(|r| busy(&r[tile]))),
+            "tile {tile}: {readings:#?}"
         );
     }
 }

@@ -314,6 +314,17 @@ async fn summarize(
     j
 }
 
+/// One viewer through `shape` of the camera `cw` streams, run for [`RUN_MS`] of the camera's
+/// time after `subscribe`, summarized as `name`, and judged over the last [`JUDGED_MS`].
+async fn watch(cw: &Camwall, shape: &Shape, subscribe: Value, name: &str) -> (Viewer, Judged) {
+    let before = camera_video(cw).await;
+    let mut v = Viewer::connect(cw, shape, subscribe).await;
+    let run = v.run(RUN_MS).await;
+    let j = summarize(&v, name, shape, cw, before).await;
+    run.unwrap();
+    (v, j)
+}
+
 /// The verdict numbers of a stretch of capture time.
 struct Judged {
     frames: usize,
@@ -406,16 +417,13 @@ async fn a_capped_link_is_used_without_a_standing_queue() {
     let name = "a_capped_link_is_used_without_a_standing_queue";
     let (_rtsp, cw) = camera(&BALL_720P).await;
     let shape = Shape::new(3_000_000, ONE_WAY);
-    let before = camera_video(&cw).await;
-    let mut v = Viewer::connect(
+    let (_, j) = watch(
         &cw,
         &shape,
         json!({"type": "subscribe", "cameras": ["cam"], "quality": "auto"}),
+        name,
     )
     .await;
-    let run = v.run(RUN_MS).await;
-    let j = summarize(&v, name, &shape, &cw, before).await;
-    run.unwrap();
     // JPEG auto takes what the link carries: at least half of it...
     assert!(
         j.bits_per_s >= 1.5e6,
@@ -434,16 +442,13 @@ async fn video_over_a_link_thinner_than_the_camera_keeps_frames_fresh() {
     let name = "video_over_a_link_thinner_than_the_camera_keeps_frames_fresh";
     let (_rtsp, cw) = camera(&BARS_720P_4M).await;
     let shape = Shape::new(1_000_000, ONE_WAY);
-    let before = camera_video(&cw).await;
-    let mut v = Viewer::connect(
+    let (v, j) = watch(
         &cw,
         &shape,
         json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+        name,
     )
     .await;
-    let run = v.run(RUN_MS).await;
-    let j = summarize(&v, name, &shape, &cw, before).await;
-    run.unwrap();
     let left = v.tiers.iter().find(|(_, _, t)| left_full_video(t));
     assert!(
         left.is_some(),
@@ -550,16 +555,13 @@ async fn a_thin_link_gets_the_sub_streams_video_at_full_rate() {
     })
     .await;
     let shape = Shape::new(2_000_000, ONE_WAY);
-    let before = camera_video(&cw).await;
-    let mut v = Viewer::connect(
+    let (v, j) = watch(
         &cw,
         &shape,
         json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+        name,
     )
     .await;
-    let run = v.run(RUN_MS).await;
-    let j = summarize(&v, name, &shape, &cw, before).await;
-    run.unwrap();
     let (_, _, last) = v.tiers.last().expect("tier events");
     assert!(
         last["stream"] == "sub" && last["mode"] == "full" && last["codec"] == "h264",
