@@ -25,9 +25,9 @@ const PROBE_WATCH: u32 = 6;
 /// probe past it, up to [`CEILING_HOLD_MAX`]).
 const CEILING_HOLD: u32 = 16;
 const CEILING_HOLD_MAX: u32 = 120;
-/// How far past the ceiling a probe may reach once the ceiling has held its time: a little
-/// over twice it (a link back to what it was before it narrowed), a quarter further for every
-/// further hold. A probe that fails fills the link's queues with seconds of what it tried, so
+/// How far past the ceiling (or what is sent now, if more) a probe may reach once the ceiling
+/// has held its time: a little over twice it (a link back to what it was before it narrowed),
+/// a quarter further for every further hold. A probe that fails fills the link's queues with seconds of what it tried, so
 /// a camera many times the link's rate is tried rarely.
 const PROBE_REACH: f64 = 2.2;
 const REACH_GROWTH: f64 = 1.25;
@@ -286,6 +286,8 @@ impl Share {
                     if self.probing {
                         self.ceiling = None;
                         self.ceiling_hold = CEILING_HOLD;
+                        // The link carries more than it was thought to: climb at the usual pace.
+                        self.up_after = UP_AFTER;
                         self.probing = false;
                     }
                     if self.since_up.is_some_and(|n| n > UP_AFTER_MAX * 2) {
@@ -348,7 +350,10 @@ impl Share {
                         return None;
                     }
                     let holds = f64::from(age / self.ceiling_hold - 1);
-                    let reach = ceiling * PROBE_REACH * REACH_GROWTH.powf(holds.min(16.0));
+                    // From the ceiling, or from what is sent now if that is more (a client that
+                    // was throttled far below its link climbs back rung by rung).
+                    let reach =
+                        ceiling.max(spent) * PROBE_REACH * REACH_GROWTH.powf(holds.min(16.0));
                     candidates
                         .iter()
                         .find(|&&i| after(i, levels[i] - 1) <= reach)
