@@ -195,9 +195,15 @@ async fn the_wall_paints_the_same_with_jpeg_when_asked() {
 /// then says so ("this device is busy"); nothing else may move a tile off full video.
 #[tokio::test]
 async fn four_h264_tiles_on_a_local_wall_stay_full() {
-    let rtsp = RtspServer::start(&["--pattern", "ball", "--size", "1280x720", "--fps", "25"]);
-    let cameras: Vec<_> = (0..4)
-        .map(|i| json!({"id": format!("c{i}"), "url": rtsp.url()}))
+    // One server per camera: four clients joining one shared GStreamer media at once, beside
+    // a loaded suite, twice left the server not listening.
+    let rtsp: Vec<RtspServer> = (0..4)
+        .map(|_| RtspServer::start(&["--pattern", "ball", "--size", "1280x720", "--fps", "25"]))
+        .collect();
+    let cameras: Vec<_> = rtsp
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"id": format!("c{i}"), "url": r.url()}))
         .collect();
     let cw = start_camwall(json!({"server": {}, "cameras": cameras}));
     for i in 0..4 {
