@@ -49,7 +49,9 @@ impl WindowStats {
     }
 
     /// The window judged against the connection's path: skipped frames (the socket did not
-    /// take them), slow sends, and queueing on the way to the client's screen.
+    /// take them), slow sends, and queueing on the way to the client's screen. Frames skipped
+    /// while sends went through at once and nothing queued were the server's own lag (out of
+    /// CPU, a burst from a lane), not the link's: they make a window only not good.
     pub fn verdict(&self, link: &LinkEstimate) -> Drain {
         let offered = self.sent + self.skipped;
         let avg_send_ms = if self.sent > 0 {
@@ -58,7 +60,8 @@ impl WindowStats {
             0.0
         };
         let queueing = self.queueing(link);
-        let bad = (self.skipped > 0 && self.skipped * 5 >= offered)
+        let pushed_back = avg_send_ms >= 10.0 || queueing.is_some_and(|q| q >= QUEUE_GOOD);
+        let bad = (self.skipped > 0 && self.skipped * 5 >= offered && pushed_back)
             || avg_send_ms > 50.0
             || queueing.is_some_and(|q| q > QUEUE_BAD);
         let good =
@@ -93,12 +96,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(good.verdict(&near), Drain::Good);
+        // Frames skipped while sends took 20 ms each: the socket pushed back.
         let lagging = WindowStats {
             sent: 10,
             skipped: 15,
+            send_time: Duration::from_millis(200),
             ..Default::default()
         };
         assert_eq!(lagging.verdict(&near), Drain::Bad);
+        // The same skips with sends going through at once and nothing queued: the server fell
+        // behind (out of CPU), not the link. Not good, not bad.
+        let server_lag = WindowStats {
+            send_time: Duration::from_millis(10),
+            ..lagging.clone()
+        };
+        assert_eq!(server_lag.verdict(&near), Drain::Ok);
         let slow_send = WindowStats {
             sent: 2,
             send_time: Duration::from_millis(200),
