@@ -191,7 +191,7 @@ async fn the_wall_paints_the_same_with_jpeg_when_asked() {
 /// Four 25 fps H.264 cameras on a wall on this machine: a link that carries everything. Every
 /// tile gets the full video from the first seconds on and keeps it: the page's own decoding is
 /// not mistaken for the link, and a busy moment does not flap it. A machine too busy to decode
-/// four 720p streams (a CPU hog beside the tests) may have its page ask for less, and the tile
+/// four streams (a CPU hog beside the tests) may have its page ask for less, and the tile
 /// then says so ("this device is busy"); nothing else may move a tile off full video.
 #[tokio::test]
 async fn four_h264_tiles_on_a_local_wall_stay_full() {
