@@ -26,15 +26,15 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
 
 use super::activity::ActivityWatch;
-use super::adapt::{Drain, WindowStats, QUEUE_BAD, QUEUE_GOOD};
-use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq, TierEvent};
-use super::sub::{Sub, Target};
-use super::video::{VideoOut, VideoSub};
+use super::adapt::WindowStats;
+use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq};
+use super::sub::Sub;
+use super::video::VideoOut;
 use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
-use crate::hub::{Hub, HubEvent, LaneOutput, Pictures, Published, Still, Video, VideoOutput};
-use crate::link::share::{Share, Signal};
+use crate::hub::{Hub, HubEvent, LaneOutput, Published, Still, VideoOutput};
+use crate::link::share::Share;
 use crate::link::LinkEstimate;
 use crate::media::clock::unix_ms_now;
 use crate::media::tier::{Rung, Tier};
@@ -377,87 +377,6 @@ impl Session {
         }
     }
 
-    /// Recomputes what `id` receives; on a change (or the first time), moves it to the new
-    /// lane or to video and tells the client.
-    fn retarget(&mut self, id: &str, now: Instant) {
-        let Some(sub) = self.subs.get_mut(id) else {
-            return;
-        };
-        sub.seen_codec = sub.cam().video().codec();
-        let target = sub.target(&self.ladder, now);
-        let (codec, mode, lane) = match target {
-            Target::Video(codec, mode) => {
-                if let Some(v) = sub.video.as_mut() {
-                    if v.mode == mode {
-                        return;
-                    }
-                    v.set_mode(mode);
-                } else {
-                    // Video from the current GOP on, keyframe first: the client decodes up to
-                    // the newest picture at once instead of waiting for the next keyframe.
-                    let mut video = sub.stream.attach(Video::Watch);
-                    let mut v = VideoSub::new(mode);
-                    for unit in &std::mem::take(&mut video.gop) {
-                        sub.meter_mut().unit(unit);
-                        for o in v.admit(id, unit) {
-                            self.out.push(match o {
-                                VideoOut::Config(c) => Out::Text(c.to_string()),
-                                VideoOut::Unit(b) => Out::Binary(b),
-                            });
-                        }
-                    }
-                    self.streams.remove(id);
-                    self.video_streams.insert(id.to_string(), video);
-                    sub.video = Some(v);
-                    sub.lane = None;
-                    // Acknowledgements of JPEG frames say nothing about video.
-                    sub.in_flight.clear();
-                }
-                (codec.name(), Some(mode), None)
-            }
-            Target::Jpeg(want) => {
-                if sub.video.take().is_some() {
-                    self.video_streams.remove(id);
-                    sub.in_flight.clear();
-                } else if sub.lane == Some(want) {
-                    return;
-                }
-                // The fan-out may serve a nearby lane when the camera has as many as it may.
-                let frames = sub.stream.attach(Pictures(want));
-                let lane = frames.lane();
-                if sub.lane == Some(lane) {
-                    return;
-                }
-                sub.lane = Some(lane);
-                self.streams.insert(id.to_string(), frames);
-                ("jpeg", None, Some(lane))
-            }
-        };
-        let (quality, scale, max_fps) = lane.map_or((0, 1, None), |l| {
-            (l.tier.quality, l.tier.scale, l.max_fps())
-        });
-        let best = sub.tile(&self.ladder, now).costs.first().copied();
-        let ev = TierEvent {
-            kind: "tier",
-            camera: id,
-            quality,
-            scale,
-            width: sub.src_width.div_ceil(u32::from(scale)),
-            max_fps,
-            auto: sub.quality == QualityReq::Auto,
-            level: sub.level,
-            codec,
-            mode,
-            stream: sub.serving,
-            fallback: sub.fallback,
-            reason: sub.reason.filter(|_| sub.level > 0),
-            best_kbps: best.map_or(0, |b| (b / 1000.0).round() as u64),
-        };
-        if let Ok(t) = serde_json::to_string(&ev) {
-            self.out.push(Out::Text(t));
-        }
-    }
-
     /// The next frame from any watched lane or video feed (pending forever while nothing is
     /// watched).
     pub async fn next_frame(&mut self) -> Option<Incoming> {
@@ -545,44 +464,6 @@ impl Session {
         }
     }
 
-    /// Moves `id` to the stream that should serve it now (the sub stream came up or went
-    /// down, the main one failed, the link moved the viewer to or from the sub stream): a new
-    /// lane or video from the new stream's keyframe, with the old picture on screen until the
-    /// first new one arrives.
-    fn restream(&mut self, id: &str, now: Instant) {
-        let Some(sub) = self.subs.get_mut(id) else {
-            return;
-        };
-        let video = !sub.codecs.is_empty() && !sub.video_failed;
-        sub.link_streams = Sub::link_streams_for(
-            &self.hub,
-            id,
-            (sub.quality, sub.stream_req, video),
-            sub.max_width,
-        );
-        let Some(choice) = streams::choose(&self.hub, id, sub.stream_ask(), sub.max_width) else {
-            return;
-        };
-        sub.keep_sub(&self.hub, id, choice.wants_sub);
-        if Arc::ptr_eq(&choice.stream.camera, sub.cam()) {
-            return;
-        }
-        tracing::debug!(camera = %id, stream = ?choice.kind, fallback = choice.fallback(), "switching stream");
-        sub.fallback = choice.fallback();
-        sub.serving = choice.kind;
-        sub.stream = choice.stream;
-        sub.src_width = sub.cam().width();
-        // Sequence numbers belong to one stream.
-        sub.last_sent_seq = 0;
-        sub.in_flight.clear();
-        sub.lane = None;
-        sub.video = None;
-        sub.seen_codec = None;
-        self.streams.remove(id);
-        self.video_streams.remove(id);
-        self.retarget(id, now);
-    }
-
     /// A clock tick: state events for watched cameras, and once per [`WINDOW`] the adaptation.
     pub fn on_tick(&mut self, now: Instant) {
         let ids: Vec<String> = self.subs.keys().cloned().collect();
@@ -624,134 +505,6 @@ impl Session {
         }
     }
 
-    /// How long the oldest frame still out (of those sent since the link was last found
-    /// full) has been out, less the time it takes to cross the path.
-    fn oldest_unacked(&self, now: Instant) -> Option<Duration> {
-        let since = self.congested_at;
-        self.subs
-            .values()
-            .filter_map(|s| {
-                s.in_flight
-                    .iter()
-                    .find(|&&(_, sent_at, _)| since.is_none_or(|at| sent_at >= at))
-            })
-            .map(|&(_, sent_at, bytes)| {
-                now.saturating_duration_since(sent_at)
-                    .saturating_sub(self.link.transmission(bytes))
-            })
-            .max()
-    }
-
-    /// The bound a queue may not pass: lower while a step up past the link's last known rate
-    /// is being tried, so that a probe that fills the link is taken back at once.
-    fn queue_bound(&self) -> Duration {
-        if self.share.probing() {
-            QUEUE_GOOD
-        } else {
-            QUEUE_BAD
-        }
-    }
-
-    /// Whether the oldest frame still out has waited past the bound already.
-    fn queue_over_bound(&self, now: Instant) -> bool {
-        self.oldest_unacked(now)
-            .is_some_and(|age| self.link.queueing(age) > self.queue_bound())
-    }
-
-    /// Judges the connection's last moments of sending and moves its subscriptions to the
-    /// levels the link's sharing decides.
-    fn adapt(&mut self, now: Instant) {
-        let acking = self.window.acking;
-        let mut window = std::mem::take(&mut self.window);
-        self.window.acking = acking;
-        window.oldest_unacked = self.oldest_unacked(now);
-        let mut verdict = window.verdict(&self.link);
-        if window
-            .queueing(&self.link)
-            .is_some_and(|q| q > self.queue_bound())
-        {
-            verdict = Drain::Bad;
-        }
-        // While the connection's TCP is still ramping up (its delivery rate grows sample after
-        // sample), a queue is the ramp's: only a very long one counts.
-        if verdict == Drain::Bad
-            && window.acking
-            && self.link.starting()
-            && window
-                .queueing(&self.link)
-                .is_none_or(|q| q < STARTUP_QUEUE)
-        {
-            verdict = Drain::Ok;
-        }
-        // After the link was found full, it is judged again only on frames sent since: the
-        // queue then takes a while to drain, and stepping down again for it overshoots.
-        let fresh = window.rtt_n > 0 || window.oldest_unacked.is_some();
-        if verdict == Drain::Bad && window.acking && self.congested_at.is_some() && !fresh {
-            verdict = Drain::Ok;
-        }
-        // Every tile's report is taken (and cleared), not only the first busy one.
-        let busy: Vec<bool> = self
-            .subs
-            .values_mut()
-            .map(|s| std::mem::take(&mut s.viewer_busy))
-            .collect();
-        let viewer_busy = busy.contains(&true);
-        let signal = match verdict {
-            Drain::Bad => Signal::Congested {
-                rate_bps: self.link.recent_bps().or(self.link.rate_bps()),
-            },
-            _ if viewer_busy => Signal::ViewerBusy,
-            Drain::Ok => Signal::Steady,
-            Drain::Good => Signal::Clear,
-        };
-        // A stable order, so that ties go the same way every time.
-        let mut ids: Vec<String> = self.subs.keys().cloned().collect();
-        ids.sort();
-        let tiles: Vec<_> = ids
-            .iter()
-            .filter_map(|id| self.subs.get(id))
-            .map(|s| s.tile(&self.ladder, now))
-            .collect();
-        let decision = self.share.decide(&tiles, signal);
-        if matches!(signal, Signal::Congested { .. }) {
-            self.congested_at = Some(now);
-        }
-        tracing::trace!(?window, ?verdict, ?signal, ?decision, "decision");
-        for (id, level) in ids.iter().zip(decision.levels) {
-            let Some(sub) = self.subs.get_mut(id) else {
-                continue;
-            };
-            let w = sub.cam().width();
-            let size_changed = w != sub.src_width;
-            sub.src_width = w;
-            let changed = sub.quality == QualityReq::Auto && level != sub.level;
-            if changed {
-                if level > sub.level {
-                    sub.reason = decision.reason.or(sub.reason);
-                } else if level == 0 {
-                    sub.reason = None;
-                }
-                sub.level = level;
-            }
-            if changed {
-                // Onto or off the sub stream, when the level says so.
-                self.restream(id, now);
-            }
-            if changed || size_changed {
-                self.retarget(id, now);
-            }
-        }
-    }
-
-    /// How many bytes the socket should hold unsent: 100 ms at the best rate the link was
-    /// seen to carry, between 16 and 256 KiB (`None` until a rate is known). Whatever waits in
-    /// the kernel cannot be replaced by a newer frame, so a narrow link's queue stays short.
-    pub fn unsent_bytes(&self) -> Option<u32> {
-        let rate = self.link.capacity_bps()?;
-        let bytes = rate / 8.0 * UNSENT_TIME.as_secs_f64();
-        Some(bytes.clamp(16.0 * 1024.0, 256.0 * 1024.0) as u32)
-    }
-
     /// A state event for each watched camera whose state changed.
     fn poll_states(&mut self) {
         let mut events = Vec::new();
@@ -767,6 +520,9 @@ impl Session {
         }
     }
 }
+
+mod judge;
+mod target;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]
