@@ -40,6 +40,8 @@ def main():
     ap.add_argument("--bitrate", type=int,
                     help="target bitrate of the live encode in kbit/s (default: the encoder's, "
                     "2048 for x264 and x265); a rich pattern such as a scrolling smpte fills it")
+    ap.add_argument("--profile", choices=["high", "main", "baseline"],
+                    help="H.264 profile the encoder must use (default: x264's choice, Constrained Baseline at ultrafast)")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
     args = ap.parse_args()
@@ -47,6 +49,10 @@ def main():
     Gst.init(None)
     w, h = args.size.split("x")
     rate = f" bitrate={args.bitrate}" if args.bitrate else ""
+    # x264 signals the profile its tools need: ultrafast turns CABAC and 8x8 transforms off,
+    # which is Constrained Baseline whatever the caps say.
+    tools = {"high": " cabac=true dct8x8=true", "main": " cabac=true"}.get(args.profile or "", "")
+    rate += tools
     if args.clip:
         launch = (
             f"( multifilesrc location={args.clip} loop=true ! h264parse ! "
@@ -63,7 +69,8 @@ def main():
                 f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )"
                 if args.codec == "h265"
                 else f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
-                f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+                + (f"video/x-h264,profile={args.profile} ! " if args.profile else "")
+                + f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
             )
         )
     server = GstRtspServer.RTSPServer()

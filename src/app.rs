@@ -109,6 +109,12 @@ impl App {
                  reach it may watch and change cameras; set server.auth tokens"
             );
         }
+        let webrtc = match local {
+            Some(addr) => {
+                crate::web::webrtc::start(addr, &server_config.webrtc, self.cancel.clone()).await
+            }
+            None => None,
+        };
         let state = WebState {
             hub: self.hub.clone(),
             public_dir: self.public_dir.clone(),
@@ -123,6 +129,7 @@ impl App {
             allowed_hosts: Arc::new(server_config.allowed_hosts.clone()),
             open_access,
             cluster: self.cluster.clone(),
+            webrtc,
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();

@@ -16,11 +16,13 @@ pub enum ClientKind {
     /// A frame request waiting for a newer frame (`wait_ms`): it holds a connection for up to
     /// a minute, so it counts like a stream (its own total, capped like MJPEG clients).
     LongPoll,
+    /// A WebRTC session (WHEP, or a wall tile on a page without WebCodecs).
+    WebRtc,
 }
 
 impl ClientKind {
     /// Every kind, for gauges.
-    pub const ALL: [ClientKind; 3] = [Self::WebSocket, Self::Mjpeg, Self::LongPoll];
+    pub const ALL: [ClientKind; 4] = [Self::WebSocket, Self::Mjpeg, Self::LongPoll, Self::WebRtc];
 
     /// The metrics label of the kind.
     pub fn label(self) -> &'static str {
@@ -28,6 +30,7 @@ impl ClientKind {
             Self::WebSocket => "websocket",
             Self::Mjpeg => "mjpeg",
             Self::LongPoll => "long_poll",
+            Self::WebRtc => "webrtc",
         }
     }
 }
@@ -37,10 +40,14 @@ pub struct ClientLimits {
     ws: AtomicUsize,
     mjpeg: AtomicUsize,
     long_poll: AtomicUsize,
+    webrtc: AtomicUsize,
     per_ip: DashMap<IpAddr, usize>,
     pub max_ws: usize,
     pub max_mjpeg: usize,
     pub max_per_ip: usize,
+    /// WebRTC sessions at once: as many as WebSocket clients (the WebRTC service has its
+    /// own cap too, `server.webrtc.max_sessions`); per address they count with the rest.
+    pub max_webrtc: usize,
 }
 
 /// A client's place under the caps, given back on drop.
@@ -56,10 +63,12 @@ impl ClientLimits {
             ws: AtomicUsize::new(0),
             mjpeg: AtomicUsize::new(0),
             long_poll: AtomicUsize::new(0),
+            webrtc: AtomicUsize::new(0),
             per_ip: DashMap::new(),
             max_ws,
             max_mjpeg,
             max_per_ip,
+            max_webrtc: max_ws,
         })
     }
 
@@ -68,6 +77,7 @@ impl ClientLimits {
             ClientKind::WebSocket => (&self.ws, self.max_ws),
             ClientKind::Mjpeg => (&self.mjpeg, self.max_mjpeg),
             ClientKind::LongPoll => (&self.long_poll, self.max_mjpeg),
+            ClientKind::WebRtc => (&self.webrtc, self.max_webrtc),
         }
     }
 

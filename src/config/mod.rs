@@ -17,6 +17,8 @@ pub use camera::*;
 
 mod cluster;
 pub use cluster::{validate_cluster, ClusterConfig};
+mod webrtc;
+pub use webrtc::{parse_candidate, validate_webrtc, WebRtcConfig};
 
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -77,6 +79,9 @@ pub struct ServerConfig {
     /// Run as one node of a cluster over NATS (see `config::cluster`). Default: none (alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+    /// WebRTC output (WHEP, the wall without WebCodecs). Default: on, UDP on the HTTP port.
+    #[serde(default, skip_serializing_if = "WebRtcConfig::is_default")]
+    pub webrtc: WebRtcConfig,
 }
 
 /// `server.tls` section: either `cert` and `key`, or `self_signed`.
@@ -120,6 +125,7 @@ impl Default for ServerConfig {
             allow_local_sources: false,
             trusted_proxies: Vec::new(),
             cluster: None,
+            webrtc: WebRtcConfig::default(),
         }
     }
 }
@@ -382,6 +388,11 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     if let Some(c) = &s.cluster {
         issues.extend(validate_cluster(c).into_iter().map(|(f, m)| server(f, m)));
     }
+    issues.extend(
+        validate_webrtc(&s.webrtc)
+            .into_iter()
+            .map(|(f, m)| server(f, m)),
+    );
     if !(100..=600_000).contains(&s.limits.header_timeout_ms) {
         issues.push(server(
             "limits.header_timeout_ms",

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub frames_sent: Family<KindLabels, Counter>,
     pub frames_skipped: Family<KindLabels, Counter>,
     pub bytes_sent: Family<KindLabels, Counter>,
+    pub webrtc_sessions: Counter,
+    pub webrtc_feedback: Family<KindLabels, Counter>,
 }
 
 /// The process's instruments.
@@ -80,6 +82,8 @@ pub fn metrics() -> &'static Metrics {
         frames_sent: Family::default(),
         frames_skipped: Family::default(),
         bytes_sent: Family::default(),
+        webrtc_sessions: Counter::default(),
+        webrtc_feedback: Family::default(),
     })
 }
 
@@ -149,6 +153,29 @@ pub fn frame_sent(kind: &'static str, bytes: usize) {
     let l = KindLabels { kind };
     metrics().frames_sent.get_or_create(&l).inc();
     metrics().bytes_sent.get_or_create(&l).inc_by(bytes as u64);
+}
+
+/// Records `n` frames of `bytes` in all sent to live clients of `kind` (WebRTC counts in
+/// batches).
+pub fn frames_sent(kind: &'static str, n: u64, bytes: u64) {
+    let l = KindLabels { kind };
+    metrics().frames_sent.get_or_create(&l).inc_by(n);
+    metrics().bytes_sent.get_or_create(&l).inc_by(bytes);
+}
+
+/// Records a WebRTC session opened (an offer answered).
+pub fn webrtc_opened() {
+    metrics().webrtc_sessions.inc();
+}
+
+/// Records `n` pieces of WebRTC receiver feedback of `kind` (`nack`, `keyframe_request`).
+pub fn webrtc_feedback(kind: &'static str, n: u64) {
+    if n > 0 {
+        metrics()
+            .webrtc_feedback
+            .get_or_create(&KindLabels { kind })
+            .inc_by(n);
+    }
 }
 
 /// Records frames a live client of `kind` skipped because it had not taken the previous one.
@@ -330,6 +357,16 @@ pub fn render(scrape: &Scrape) -> String {
         "bytes_sent",
         "Frame bytes sent to live clients, by kind",
         m.bytes_sent.clone(),
+    );
+    reg.register(
+        "webrtc_sessions_opened",
+        "WebRTC sessions whose offer was answered",
+        m.webrtc_sessions.clone(),
+    );
+    reg.register(
+        "webrtc_feedback",
+        "WebRTC receiver feedback: NACKs and keyframe requests (PLI, FIR)",
+        m.webrtc_feedback.clone(),
     );
 
     let state = Family::<StateLabels, Gauge>::default();

@@ -15,6 +15,7 @@ pub mod state;
 mod status;
 pub mod tls;
 mod views;
+pub mod webrtc;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -208,6 +209,54 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state.clone())
         .map(ws::upgrade::handle);
 
+    // WHEP: the body is SDP, not JSON. The guard's socket rule applies (a viewer, and a
+    // browser only from camwall's pages or an allowed origin), as for the wall's WebSocket.
+    let session = || guard(state.guard.clone(), Access::Socket);
+    let origin = || warp::header::optional::<String>("origin");
+    let whep_post = warp::path!("api" / "ip-cameras" / String / "whep")
+        .and(warp::post())
+        .and(session())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(origin())
+        .and(warp::ext::optional::<server::LocalAddr>())
+        .and(warp::body::content_length_limit(webrtc::whep::MAX_OFFER))
+        .and(warp::body::bytes())
+        .and(with_state.clone())
+        .then(webrtc::whep::offer);
+    let whep_delete = warp::path!("api" / "ip-cameras" / String / "whep" / String)
+        .and(warp::delete())
+        .and(session())
+        .and(origin())
+        .and(with_state.clone())
+        .map(|id, sid, _: Principal, o, s| webrtc::whep::delete(id, sid, o, s));
+    let whep_patch = warp::path!("api" / "ip-cameras" / String / "whep" / String)
+        .and(warp::patch())
+        .and(session())
+        .and(origin())
+        .and(with_state.clone())
+        .map(|_: String, _: String, _: Principal, o, s| webrtc::whep::patch(o, s));
+    // Preflights carry no token: they only say what may be sent.
+    let whep_options = warp::options()
+        .and(
+            warp::path!("api" / "ip-cameras" / String / "whep")
+                .map(|_| ())
+                .untuple_one()
+                .or(warp::path!("api" / "ip-cameras" / String / "whep" / String)
+                    .map(|_, _| ())
+                    .untuple_one())
+                .unify(),
+        )
+        .and(origin())
+        .and(with_state.clone())
+        .map(webrtc::whep::options);
+    let whep = whep_post
+        .or(whep_delete)
+        .unify()
+        .or(whep_patch)
+        .unify()
+        .or(whep_options)
+        .unify();
+
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(viewer())
@@ -239,6 +288,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(mjpeg_alias)
         .unify()
         .or(ws)
+        .unify()
+        .or(whep)
         .unify()
         .or(manage)
         .unify()

@@ -45,6 +45,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(75);
 /// counted, so a long fast link still fills its window).
 pub const NOTSENT_LOWAT: u32 = 128 * 1024;
 
+/// The local address a request's connection arrived on, put in its extensions: the address
+/// the client reached, which WebRTC announces as its candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
 /// The accepted socket of a request, put in its extensions, so that the live wall can size the
 /// bytes its socket holds unsent to the link's rate ([`UnsentLimit::set`]).
 #[derive(Debug, Clone, Copy)]
@@ -158,12 +163,16 @@ pub async fn serve<F>(
         // so a slow client is seen at once (skips, send time) and gets the newest frame.
         let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let fd = SocketFd(std::os::fd::AsRawFd::as_raw_fd(&tcp));
+        let local = tcp.local_addr().ok().map(LocalAddr);
         let svc = warp::service(filter.clone());
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let client = proxy::client_addr(peer, req.headers(), &trusted);
                 req.extensions_mut().insert(PeerAddr(client));
                 req.extensions_mut().insert(fd);
+                if let Some(l) = local {
+                    req.extensions_mut().insert(l);
+                }
                 let mut svc = svc.clone();
                 tower_service::Service::call(&mut svc, req)
             });

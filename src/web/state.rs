@@ -30,4 +30,6 @@ pub struct WebState {
     pub open_access: bool,
     /// This node's cluster, when `server.cluster` is set.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// WebRTC sessions and their UDP socket (`None`: off, or the socket could not be bound).
+    pub webrtc: Option<Arc<crate::web::webrtc::WebRtc>>,
 }

@@ -27,6 +27,15 @@ struct Health {
     /// True when anyone who can reach the server may use it (no token, not on loopback).
     open_access: bool,
     cameras: HealthCameras,
+    /// WebRTC's UDP port and sessions; `null` when WebRTC is off.
+    webrtc: Option<HealthWebRtc>,
+}
+
+#[derive(Serialize)]
+struct HealthWebRtc {
+    udp: u16,
+    sessions: usize,
+    opened: u64,
 }
 
 #[derive(Serialize)]
@@ -52,6 +61,11 @@ pub fn health(s: &WebState) -> Response {
             enabled: cams.iter().filter(|c| c.config().enabled).count(),
             streaming,
         },
+        webrtc: s.webrtc.as_ref().map(|w| HealthWebRtc {
+            udp: w.local_addr().port(),
+            sessions: w.sessions(),
+            opened: w.opened(),
+        }),
     })
 }
 

@@ -1,0 +1,508 @@
+//! One WebRTC viewer of one camera, sans-I/O: the str0m `Rtc` that answered its offer, which
+//! of the camera's access units it is sent (never one whose reference it missed), their RTP
+//! times on the camera's clock, the current GOP sent again from its keyframe when the viewer
+//! asks for a picture (PLI/FIR), and when the viewer is gone (never connected, consent lost,
+//! closed). Time, datagrams and units are inputs; transmissions and deadlines are outputs, so
+//! every rule runs on a made-up clock in the unit tests. The socket loop is `session`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::BweKind;
+use str0m::change::SdpOffer;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+
+use crate::hub::video::VideoUnit;
+use crate::media::codec::Codec;
+use crate::media::nal::{self, NalFormat};
+
+/// A peer that has not connected within this long after its answer is dropped (an offer
+/// made and abandoned).
+pub const CONNECT_WITHIN: Duration = Duration::from_secs(15);
+/// A connected peer heard nothing from this long is gone (consent freshness, RFC 7675:
+/// browsers check consent every 5 s and send RTCP every second; 30 s is the RFC's limit).
+pub const CONSENT_LOST_AFTER: Duration = Duration::from_secs(20);
+/// Bytes waiting in the pacer past which a viewer skips to the next keyframe: a link that
+/// cannot carry the camera costs at most this much memory, about one GOP of a 720p camera.
+pub const MAX_QUEUED_BYTES: usize = 1 << 20;
+/// RTP packets kept for retransmission on NACK.
+const NACK_HISTORY_PACKETS: usize = 600;
+/// The rate str0m paces at before the receiver's feedback says more: high enough that the
+/// GOP a new viewer starts with goes out within a few hundred milliseconds.
+const START_RATE_BPS: u64 = 20_000_000;
+/// 90 kHz RTP ticks per microsecond of the camera's clock, as a fraction.
+const TICKS_PER_US: (i64, i64) = (9, 100);
+
+/// Why a peer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// No ICE connection within [`CONNECT_WITHIN`].
+    NeverConnected,
+    /// Nothing heard for [`CONSENT_LOST_AFTER`].
+    ConsentLost,
+    /// The peer closed (DTLS close, ICE disconnected) or str0m failed.
+    Closed,
+}
+
+impl End {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NeverConnected => "never_connected",
+            Self::ConsentLost => "consent_lost",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// An offer that cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    #[error("the offer is not SDP camwall can read: {0}")]
+    Malformed(String),
+    #[error("the offer has no video section that receives")]
+    NoVideo,
+    #[error("the offer takes no {0} video with packetization-mode 1, which this camera sends")]
+    NoCodec(&'static str),
+}
+
+/// What the peer asks of its socket loop next.
+#[derive(Debug)]
+pub enum Next {
+    Transmit {
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Nothing to send before this instant (or an input).
+    Wait(Instant),
+    Ended(End),
+}
+
+/// Counters for metrics and the session's log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub units: u64,
+    pub bytes: u64,
+    pub gops_resent: u64,
+    pub keyframe_requests: u64,
+    pub nacks: u64,
+    pub units_skipped: u64,
+}
+
+/// How a peer is set up: shared by every session of the process.
+#[derive(Clone)]
+pub struct Setup {
+    pub provider: Arc<CryptoProvider>,
+    pub cert: DtlsCert,
+}
+
+/// The mapping from the camera's clock to the viewer's RTP clock: the camera's own time
+/// between units, except for a GOP sent at once (a start, a picture request), whose units
+/// are stamped one tick apart so that the browser's jitter buffer plays them at once
+/// instead of holding the picture back by the GOP's length.
+#[derive(Debug, Clone, Default)]
+pub struct RtpClock {
+    /// Ticks added to the camera's pts (in ticks) for live units.
+    offset: Option<i64>,
+    last: Option<u64>,
+}
+
+fn pts_ticks(pts_us: i64) -> i64 {
+    pts_us.saturating_mul(TICKS_PER_US.0) / TICKS_PER_US.1
+}
+
+impl RtpClock {
+    /// The RTP time of a live unit: the camera's time, never before the last one sent.
+    pub fn live(&mut self, pts_us: i64) -> u64 {
+        let t = pts_ticks(pts_us);
+        let offset = *self.offset.get_or_insert(-t);
+        let mut out = (t + offset).max(0) as u64;
+        if let Some(last) = self.last {
+            if out <= last {
+                out = last + 1;
+            }
+        }
+        self.last = Some(out);
+        out
+    }
+
+    /// The RTP times of `n` units sent at once, the newest at `newest_pts_us`; live units
+    /// go on from the newest on the camera's clock.
+    pub fn burst(&mut self, n: usize, newest_pts_us: i64) -> Vec<u64> {
+        let base = self.last.map_or(0, |l| l + 1);
+        let times: Vec<u64> = (0..n as u64).map(|i| base + i).collect();
+        if let Some(&newest) = times.last() {
+            self.offset = Some(newest as i64 - pts_ticks(newest_pts_us));
+            self.last = Some(newest);
+        }
+        times
+    }
+}
+
+/// One viewer's peer connection.
+pub struct Peer {
+    rtc: Rtc,
+    mid: Mid,
+    pt: Pt,
+    codec: Codec,
+    /// Where datagrams for this peer arrive (its host candidate).
+    local: SocketAddr,
+    created: Instant,
+    connected: bool,
+    last_heard: Instant,
+    ended: Option<End>,
+    clock: RtpClock,
+    /// Sending waits for a keyframe (start, after a lag or a skip).
+    need_key: bool,
+    last_seq: u64,
+    /// The GOP is to be sent from its keyframe (connected, or a picture request).
+    gop_asked: bool,
+    /// The start's GOP was sent.
+    started: bool,
+    /// The keyframe of the GOP last sent again: a picture request is answered once per GOP.
+    resent_key: Option<u64>,
+    /// Only keyframes are sent (the link cannot carry the camera).
+    pub keyframes_only: bool,
+    pub counts: Counts,
+    /// The receiver-fed estimate of what the path carries (TWCC or REMB), bits per second.
+    pub estimate_bps: Option<f64>,
+}
+
+impl Peer {
+    /// Answers `offer` for a camera sending `codec`, with host candidates `candidates` (the
+    /// first is where datagrams arrive) and ICE credentials `creds` (the socket loop routes
+    /// STUN by their ufrag). Returns the peer and the SDP answer.
+    pub fn answer(
+        setup: &Setup,
+        offer: &str,
+        codec: Codec,
+        candidates: &[SocketAddr],
+        creds: IceCreds,
+        now: Instant,
+    ) -> Result<(Self, String), OfferError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
+        let local = *candidates
+            .first()
+            .ok_or_else(|| OfferError::Malformed("no local candidate".into()))?;
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(setup.provider.clone())
+            .set_dtls_cert(setup.cert.clone())
+            .set_local_ice_credentials(creds)
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_h264(codec == Codec::H264)
+            .enable_h265(codec == Codec::H265)
+            .enable_bwe(Some(str0m::bwe::Bitrate::bps(START_RATE_BPS)))
+            .set_send_buffer_video(NACK_HISTORY_PACKETS)
+            // Nothing is received but RTCP: the stats feed the metrics once a second.
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        for addr in candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| OfferError::Malformed(e.to_string()))?;
+        let answer = answer.to_sdp_string();
+        // str0m tells of the offer's media only once connected; the answer names them now.
+        let mid = sending_video_mid(&answer).ok_or(OfferError::NoVideo)?;
+        let pt = pick_pt(&mut rtc, mid, codec).ok_or(OfferError::NoCodec(codec.name()))?;
+        let peer = Self {
+            rtc,
+            mid,
+            pt,
+            codec,
+            local,
+            created: now,
+            connected: false,
+            last_heard: now,
+            ended: None,
+            clock: RtpClock::default(),
+            need_key: true,
+            last_seq: 0,
+            gop_asked: false,
+            started: false,
+            resent_key: None,
+            keyframes_only: false,
+            counts: Counts::default(),
+            estimate_bps: None,
+        };
+        Ok((peer, answer))
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A datagram from `source`.
+    pub fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let Ok(r) = Receive::new(Protocol::Udp, source, self.local, data) else {
+            return;
+        };
+        if self.rtc.handle_input(Input::Receive(now, r)).is_ok() {
+            self.last_heard = now;
+        }
+    }
+
+    /// The deadline the peer asked for has come.
+    pub fn timeout(&mut self, now: Instant) {
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.end(End::Closed);
+        }
+    }
+
+    /// Ends the peer (a `DELETE`, shutdown, or a rule here).
+    pub fn end(&mut self, why: End) {
+        if self.ended.is_none() {
+            self.ended = Some(why);
+            self.rtc.disconnect();
+        }
+    }
+
+    /// Whether the camera's current GOP is to be sent from its keyframe now.
+    pub fn wants_gop(&self) -> bool {
+        self.connected && self.gop_asked && self.ended.is_none()
+    }
+
+    /// Sends `gop` (the camera's current GOP, keyframe first, up to its newest unit) at
+    /// once; live units go on after its newest. A GOP sent already is not sent again.
+    pub fn send_gop(&mut self, now: Instant, gop: &[Arc<VideoUnit>]) {
+        self.gop_asked = false;
+        let Some(first) = gop.first().filter(|u| u.key) else {
+            // No GOP yet: the next keyframe starts the picture.
+            self.need_key = true;
+            return;
+        };
+        if self.started {
+            // A picture request: once per GOP.
+            if self.resent_key == Some(first.seq) {
+                return;
+            }
+            self.resent_key = Some(first.seq);
+        }
+        self.started = true;
+        let units: Vec<&Arc<VideoUnit>> = if self.keyframes_only {
+            vec![first]
+        } else {
+            gop.iter().collect()
+        };
+        let newest = units[units.len() - 1];
+        let times = self.clock.burst(units.len(), newest.stamp.pts_us);
+        for (u, t) in units.iter().zip(times) {
+            self.write(now, u, t);
+        }
+        self.counts.gops_resent += 1;
+        self.need_key = false;
+        self.last_seq = newest.seq;
+    }
+
+    /// A live unit of the camera, in order.
+    pub fn send_unit(&mut self, now: Instant, unit: &VideoUnit) {
+        if !self.connected || self.gop_asked || unit.seq <= self.last_seq {
+            return;
+        }
+        let queued = self.queued_bytes();
+        if self.need_key || self.keyframes_only || queued > MAX_QUEUED_BYTES {
+            if !unit.key || queued > MAX_QUEUED_BYTES {
+                // A unit whose reference was not sent cannot be decoded; one the pacer
+                // cannot take in time is better skipped to the next keyframe.
+                self.need_key |= !self.keyframes_only;
+                self.counts.units_skipped += 1;
+                return;
+            }
+            self.need_key = false;
+        }
+        let t = self.clock.live(unit.stamp.pts_us);
+        self.write(now, unit, t);
+        self.last_seq = unit.seq;
+    }
+
+    /// Units were missed (the broadcast overtook this viewer): resume at a keyframe.
+    pub fn lagged(&mut self) {
+        self.need_key = true;
+    }
+
+    /// Bytes waiting in the pacer.
+    pub fn queued_bytes(&mut self) -> usize {
+        let mid = self.mid;
+        let mut api = self.rtc.direct_api();
+        api.stream_tx_by_mid(mid, None)
+            .and_then(|s| s.queue_info().map(|q| q.byte_size()))
+            .unwrap_or(0)
+    }
+
+    fn write(&mut self, now: Instant, unit: &VideoUnit, rtp_ticks: u64) {
+        let Some(data) = annex_b(self.codec, unit) else {
+            return;
+        };
+        let len = data.len();
+        let Some(writer) = self.rtc.writer(self.mid) else {
+            return;
+        };
+        let time = MediaTime::new(rtp_ticks, Frequency::NINETY_KHZ);
+        if writer.write(self.pt, now, time, data).is_ok() {
+            self.counts.units += 1;
+            self.counts.bytes += len as u64;
+        }
+    }
+
+    /// What to do next: a datagram to send, a deadline, or the end.
+    pub fn poll(&mut self, now: Instant) -> Next {
+        if let Some(end) = self.ended {
+            return Next::Ended(end);
+        }
+        if !self.connected && now.saturating_duration_since(self.created) >= CONNECT_WITHIN {
+            self.end(End::NeverConnected);
+            return Next::Ended(End::NeverConnected);
+        }
+        if self.connected && now.saturating_duration_since(self.last_heard) >= CONSENT_LOST_AFTER {
+            self.end(End::ConsentLost);
+            return Next::Ended(End::ConsentLost);
+        }
+        loop {
+            if !self.rtc.is_alive() {
+                self.end(End::Closed);
+                return Next::Ended(End::Closed);
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    return Next::Transmit {
+                        to: t.destination,
+                        data: t.contents.into(),
+                    }
+                }
+                Ok(Output::Timeout(at)) => {
+                    let own = if self.connected {
+                        self.last_heard + CONSENT_LOST_AFTER
+                    } else {
+                        self.created + CONNECT_WITHIN
+                    };
+                    return Next::Wait(at.min(own));
+                }
+                Ok(Output::Event(e)) => {
+                    self.event(e);
+                    if let Some(end) = self.ended {
+                        return Next::Ended(end);
+                    }
+                }
+                Err(_) => {
+                    self.end(End::Closed);
+                    return Next::Ended(End::Closed);
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.gop_asked = true;
+            }
+            // ICE's own consent check (no binding request for a while) or ours, whichever
+            // comes first.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.end(End::ConsentLost)
+            }
+            Event::Closed => self.end(End::Closed),
+            Event::KeyframeRequest(_) => {
+                // Cameras do not take keyframe requests: the GOP from its keyframe is the
+                // picture the viewer lacks (once per GOP: see `send_gop`).
+                self.counts.keyframe_requests += 1;
+                self.gop_asked = true;
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => self.estimate_bps = Some(estimate.as_f64()),
+            Event::MediaEgressStats(s) => self.counts.nacks = s.nacks,
+            _ => {}
+        }
+    }
+}
+
+/// The mid of the first video section of an answer that sends (the offer's `recvonly` or
+/// `sendrecv` video, not rejected).
+fn sending_video_mid(answer: &str) -> Option<Mid> {
+    let mut video = false;
+    let mut mid = None;
+    let mut sends = false;
+    let mut found = None;
+    let mut close = |video: bool, mid: &mut Option<String>, sends: bool| {
+        if found.is_none() && video && sends {
+            found = mid.take();
+        }
+    };
+    for line in answer.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(video, &mut mid, sends);
+            // A rejected section has port 0.
+            video = m.starts_with("video ") && !m.starts_with("video 0 ");
+            mid = None;
+            sends = false;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.trim().to_string());
+        } else if line.starts_with("a=sendonly") || line.starts_with("a=sendrecv") {
+            sends = true;
+        }
+    }
+    close(video, &mut mid, sends);
+    found.map(|m| Mid::from(m.as_str()))
+}
+
+/// The negotiated payload type for the camera's codec: packetization-mode 1 (cameras send
+/// NAL units bigger than a packet), preferring the profile the offer lists first. Browsers
+/// decode High and Main whatever `profile-level-id` they offered, so any H.264 type serves.
+fn pick_pt(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let want = match codec {
+        Codec::H264 => RtcCodec::H264,
+        Codec::H265 => RtcCodec::H265,
+    };
+    let writer = rtc.writer(mid)?;
+    let params: Vec<_> = writer
+        .payload_params()
+        .filter(|p| p.spec().codec == want)
+        .cloned()
+        .collect();
+    params
+        .iter()
+        .find(|p| want != RtcCodec::H264 || p.spec().format.packetization_mode == Some(1))
+        .map(|p| p.pt())
+}
+
+/// The unit as Annex B, what str0m's packetizers take, with the parameter sets in front of
+/// a keyframe that lacks them (RTSP cameras give them once, in the SDP).
+fn annex_b(codec: Codec, unit: &VideoUnit) -> Option<Vec<u8>> {
+    let body = nal::convert(NalFormat::LengthPrefixed, NalFormat::AnnexB, &unit.data).ok()?;
+    if !unit.key || has_parameter_sets(codec, &unit.data) {
+        return Some(body);
+    }
+    let mut out = unit
+        .config
+        .params
+        .parameter_sets_framed(NalFormat::AnnexB)
+        .ok()?;
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+fn has_parameter_sets(codec: Codec, au: &[u8]) -> bool {
+    nal::nal_units(NalFormat::LengthPrefixed, au)
+        .filter_map(Result::ok)
+        .any(|n| match (codec, n.first()) {
+            (Codec::H264, Some(b)) => b & 0x1f == 7,
+            (Codec::H265, Some(b)) => (b >> 1) & 0x3f == 33,
+            _ => false,
+        })
+}
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;

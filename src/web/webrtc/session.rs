@@ -1,0 +1,134 @@
+//! One WebRTC session's task: moves datagrams, the camera's units and time into its
+//! sans-I/O [`Peer`] and the peer's datagrams out through the shared socket, until the peer
+//! ends, the session is deleted, the camera goes, or camwall shuts down.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::peer::{End, Next, Peer};
+use super::WebRtc;
+use crate::access::limits::{ClientKind, ClientSlot};
+use crate::hub::attach::VideoOutput;
+use crate::hub::{Hub, HubEvent, Stream};
+use crate::obs::metrics;
+
+/// What a session's task holds.
+pub(super) struct Run {
+    pub rtc: Arc<WebRtc>,
+    pub id: String,
+    pub peer: Peer,
+    pub video: VideoOutput,
+    pub inbox: mpsc::Receiver<(std::net::SocketAddr, Bytes)>,
+    pub end: CancellationToken,
+    pub stream: Stream,
+    pub hub: Arc<Hub>,
+    pub slot: ClientSlot,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Run {
+    pub async fn run(mut self) {
+        let camera = self.stream.camera.id().to_string();
+        let mut events = self.hub.events();
+        // The GOP the attach gave is stale by the time the peer connects: it asks again.
+        self.video.gop.clear();
+        let mut reported = self.peer.counts;
+        let why = loop {
+            // Everything the peer has to send, then its deadline.
+            let deadline = loop {
+                match self.peer.poll(now()) {
+                    Next::Transmit { to, data } => self.rtc.send(to, &data).await,
+                    Next::Wait(at) => break Ok(at),
+                    Next::Ended(why) => break Err(why),
+                }
+            };
+            let deadline = match deadline {
+                Ok(at) => at,
+                Err(why) => break why,
+            };
+            if self.peer.wants_gop() {
+                let gop = self.stream.camera.video().gop();
+                self.peer.send_gop(now(), &gop);
+                continue;
+            }
+            report(&mut reported, &self.peer);
+            tokio::select! {
+                _ = self.end.cancelled() => self.peer.end(End::Closed),
+                d = self.inbox.recv() => match d {
+                    Some((from, data)) => self.peer.receive(now(), from, &data),
+                    None => self.peer.end(End::Closed),
+                },
+                u = self.video.next() => match u {
+                    Some(Ok(unit)) => self.peer.send_unit(now(), &unit),
+                    Some(Err(BroadcastStreamRecvError::Lagged(_))) => self.peer.lagged(),
+                    None => self.peer.end(End::Closed),
+                },
+                e = events.recv() => match e {
+                    Ok(HubEvent::Removed(id)) if id == camera => self.peer.end(End::Closed),
+                    Err(broadcast::error::RecvError::Lagged(_)) if self.hub.get(&camera).is_none() => {
+                        self.peer.end(End::Closed)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => self.peer.end(End::Closed),
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(Instant::from_std(deadline)) => self.peer.timeout(now()),
+            }
+        };
+        report(&mut reported, &self.peer);
+        self.rtc.forget(&self.id);
+        let c = self.peer.counts;
+        let log = |msg: &str| {
+            info!(
+                camera = %camera,
+                session = %self.id,
+                why = why.label(),
+                units = c.units,
+                bytes = c.bytes,
+                gops_sent = c.gops_resent,
+                keyframe_requests = c.keyframe_requests,
+                nacks = c.nacks,
+                skipped = c.units_skipped,
+                "{msg}"
+            )
+        };
+        if self.peer.connected() || why != End::NeverConnected {
+            log("WebRTC session ended");
+        } else {
+            debug!(camera = %camera, session = %self.id, "WebRTC offer abandoned");
+        }
+        drop(self.slot);
+    }
+}
+
+/// Adds what the peer did since the last report to the process's metrics.
+fn report(last: &mut super::peer::Counts, peer: &Peer) {
+    let c = peer.counts;
+    if c == *last {
+        return;
+    }
+    metrics::frames_sent(
+        ClientKind::WebRtc.label(),
+        c.units.saturating_sub(last.units),
+        c.bytes.saturating_sub(last.bytes),
+    );
+    metrics::frames_skipped(
+        ClientKind::WebRtc.label(),
+        c.units_skipped.saturating_sub(last.units_skipped),
+    );
+    metrics::webrtc_feedback("nack", c.nacks.saturating_sub(last.nacks));
+    metrics::webrtc_feedback(
+        "keyframe_request",
+        c.keyframe_requests.saturating_sub(last.keyframe_requests),
+    );
+    *last = c;
+}
