@@ -42,10 +42,13 @@ async def main():
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--vanish", action="store_true", help="stop without DELETE")
     ap.add_argument("--offer", help="send this file as the offer instead of aiortc's")
+    ap.add_argument("--kind", default="video", choices=["video", "audio"],
+                    help="what the offer asks for (audio: an offer without video)")
+    ap.add_argument("--print-offer", action="store_true", help="print the offer and stop")
     args = ap.parse_args()
 
     pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver(args.kind, direction="recvonly")
     frames = []
     done = asyncio.Event()
     t0 = time.monotonic()
@@ -66,6 +69,10 @@ async def main():
 
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription.sdp
+    if args.print_offer:
+        say(event="offer", sdp=offer)
+        await pc.close()
+        return
     if args.offer:
         offer = open(args.offer).read()
     t0 = time.monotonic()

@@ -5,6 +5,7 @@
 mod browser;
 mod harness;
 pub mod link;
+pub mod whep;
 
 #[allow(unused_imports)]
 pub use browser::*;
