@@ -853,3 +853,37 @@ async fn a_node_joins_over_tls_with_a_private_ca_and_a_password_it_never_shows()
     assert!(err.contains("server.cluster.tls_ca"), "{err}");
     assert!(!err.contains("s3cretpw"), "{err}");
 }
+
+/// WHEP on a node that does not ingest the camera: the owner's H.264 comes through the video
+/// relay, as it does for WebSocket viewers, and plays in a third-party player.
+#[tokio::test]
+async fn whep_on_the_node_that_does_not_own_the_camera_plays_it() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let rtsp = RtspServer::start(&MAIN);
+    let cams = [json!({"id": "cam", "url": rtsp.url()})];
+    let a = start_camwall(node_config(&nats.url(), "a", &cams));
+    let b = start_camwall(node_config(&nats.url(), "b", &cams));
+    let all = [("a", &a), ("b", &b)];
+    let owners = wait_owners(&all, &["cam".to_string()], Duration::from_secs(30)).await;
+    let viewer = if owners["cam"] == "a" { &b } else { &a };
+    let url = viewer.url("/api/ip-cameras/cam/whep");
+    let events = common::whep::play(
+        &url,
+        &["--frames", "30", "--timeout", "60"],
+        Duration::from_secs(90),
+    )
+    .await;
+    let done = common::whep::event(&events, "done");
+    assert_eq!(done["frames"], 30, "{events:?}");
+    assert_eq!(common::whep::event(&events, "deleted")["status"], 200);
+    let c = viewer.camera("cam").await;
+    assert_eq!(
+        c["frames_in"], 0,
+        "nothing ingested on the viewing node: {c}"
+    );
+    assert_eq!(c["jpeg_encodes"], 0, "{c}");
+}
