@@ -8,6 +8,7 @@
 //! their addresses and queues are bounded; a session ends on `DELETE`, when its peer is
 //! gone (consent freshness), its camera is removed, or at shutdown.
 
+mod adapt;
 pub mod peer;
 mod session;
 mod stun;

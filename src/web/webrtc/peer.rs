@@ -17,6 +17,7 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
+use super::adapt::{Adapt, Rung, Sample};
 use crate::hub::video::VideoUnit;
 use crate::media::codec::Codec;
 use crate::media::nal::{self, NalFormat};
@@ -35,6 +36,9 @@ const NACK_HISTORY_PACKETS: usize = 600;
 /// The rate str0m paces at before the receiver's feedback says more: high enough that the
 /// GOP a new viewer starts with goes out within a few hundred milliseconds.
 const START_RATE_BPS: u64 = 20_000_000;
+/// After a GOP sent at once has left at the start rate, how long before the pacer's queue
+/// is read as the path's again.
+const BURST_SETTLE: Duration = Duration::from_millis(500);
 /// 90 kHz RTP ticks per microsecond of the camera's clock, as a fraction.
 const TICKS_PER_US: (i64, i64) = (9, 100);
 
@@ -170,6 +174,12 @@ pub struct Peer {
     pub counts: Counts,
     /// The receiver-fed estimate of what the path carries (TWCC or REMB), bits per second.
     pub estimate_bps: Option<f64>,
+    /// Loss the receiver last reported.
+    loss: Option<f32>,
+    adapt: Adapt,
+    /// A GOP sent at once queues in the pacer by design: the queue says nothing of the path
+    /// until this instant.
+    burst_until: Option<Instant>,
 }
 
 impl Peer {
@@ -234,6 +244,9 @@ impl Peer {
             keyframes_only: false,
             counts: Counts::default(),
             estimate_bps: None,
+            loss: None,
+            adapt: Adapt::default(),
+            burst_until: None,
         };
         Ok((peer, answer))
     }
@@ -300,12 +313,16 @@ impl Peer {
             self.write(now, u, t);
         }
         self.counts.gops_resent += 1;
+        let bits: usize = units.iter().map(|u| u.data.len() * 8).sum();
+        self.burst_until =
+            Some(now + Duration::from_secs_f64(bits as f64 / START_RATE_BPS as f64) + BURST_SETTLE);
         self.need_key = false;
         self.last_seq = newest.seq;
     }
 
     /// A live unit of the camera, in order.
     pub fn send_unit(&mut self, now: Instant, unit: &VideoUnit) {
+        self.adapt.unit(unit);
         if !self.connected || self.gop_asked || unit.seq <= self.last_seq {
             return;
         }
@@ -337,6 +354,42 @@ impl Peer {
         api.stream_tx_by_mid(mid, None)
             .and_then(|s| s.queue_info().map(|q| q.byte_size()))
             .unwrap_or(0)
+    }
+
+    /// The camera's frame rate (for cost guesses before its bitrate is measured).
+    pub fn set_fps(&mut self, fps: f64) {
+        self.adapt.set_fps(fps);
+    }
+
+    /// Decides whether the path carries the camera's full video or only its keyframes, from
+    /// the receiver's estimate, the pacer's queue and reported loss. Returns the rung.
+    pub fn adapt(&mut self, now: Instant) -> Rung {
+        if !self.connected || self.burst_until.is_some_and(|t| now < t) {
+            return self.adapt.rung();
+        }
+        let sample = Sample {
+            estimate_bps: self.estimate_bps,
+            queued_for: self.queue_delay(now),
+            loss: self.loss.take(),
+        };
+        let rung = self.adapt.decide(sample);
+        let keyframes = rung == Rung::Keyframes;
+        if self.keyframes_only && !keyframes {
+            // The deltas since the last keyframe sent were not: full video resumes at a
+            // keyframe.
+            self.need_key = true;
+        }
+        self.keyframes_only = keyframes;
+        rung
+    }
+
+    /// How long the oldest unsent packet has waited in the pacer.
+    fn queue_delay(&mut self, now: Instant) -> Duration {
+        let mid = self.mid;
+        let mut api = self.rtc.direct_api();
+        api.stream_tx_by_mid(mid, None)
+            .and_then(|s| s.queue_info().and_then(|q| q.first_unsent()))
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
     fn write(&mut self, now: Instant, unit: &VideoUnit, rtp_ticks: u64) {
@@ -422,7 +475,12 @@ impl Peer {
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
             ) => self.estimate_bps = Some(estimate.as_f64()),
-            Event::MediaEgressStats(s) => self.counts.nacks = s.nacks,
+            Event::MediaEgressStats(s) => {
+                self.counts.nacks = s.nacks;
+                if s.loss.is_some() {
+                    self.loss = s.loss;
+                }
+            }
             _ => {}
         }
     }

@@ -18,6 +18,7 @@ use crate::hub::video::{VideoConfig, VideoUnit};
 use crate::media::clock::Stamp;
 use crate::media::h26x::fixtures::{H264_TINY_PPS, H264_TINY_SPS};
 use crate::media::h26x::VideoParams;
+use crate::web::webrtc::adapt::Rung;
 
 const CLIENT: &str = "127.0.0.1:5000";
 const SERVER: &str = "127.0.0.1:6000";
@@ -63,6 +64,24 @@ fn unit(seq: u64, key: bool) -> Arc<VideoUnit> {
     ))
 }
 
+/// A unit of `bytes` (an IDR slice for a keyframe), 40 ms after the one before.
+fn sized(seq: u64, key: bool, bytes: usize) -> Arc<VideoUnit> {
+    let mut nal = vec![if key { 0x65 } else { 0x41 }, 0x88];
+    nal.resize(bytes, seq as u8 | 1);
+    let mut data = (nal.len() as u32).to_be_bytes().to_vec();
+    data.extend_from_slice(&nal);
+    Arc::new(VideoUnit::new(
+        seq,
+        key,
+        Bytes::from(data),
+        Stamp {
+            pts_us: seq as i64 * 40_000,
+            captured_unix_ms: 1_000,
+        },
+        config(),
+    ))
+}
+
 /// A browser-like receiver and the camwall peer that answered it, on one clock.
 struct Pair {
     now: Instant,
@@ -74,6 +93,35 @@ struct Pair {
     /// The client's datagrams reach the peer (false: it vanished).
     client_talks: bool,
     ended: Option<End>,
+    /// A narrow path from the peer to the client, when set.
+    link: Option<Bottleneck>,
+}
+
+/// A path of `bps` from the peer to the client: packets leave one after another at that
+/// rate and take 10 ms on the way; one that would wait more than 200 ms is dropped.
+struct Bottleneck {
+    bps: f64,
+    free_at: Instant,
+    queue: std::collections::VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Bottleneck {
+    fn push(&mut self, now: Instant, data: Vec<u8>) {
+        let start = self.free_at.max(now);
+        if start - now > Duration::from_millis(200) {
+            return;
+        }
+        self.free_at = start + Duration::from_secs_f64(data.len() as f64 * 8.0 / self.bps);
+        self.queue
+            .push_back((self.free_at + Duration::from_millis(10), data));
+    }
+
+    fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self.queue.front() {
+            Some((at, _)) if *at <= now => self.queue.pop_front().map(|(_, d)| d),
+            _ => None,
+        }
+    }
 }
 
 fn client_offer(now: Instant) -> (Rtc, String, SdpPendingOffer) {
@@ -112,6 +160,7 @@ impl Pair {
             client_connected: false,
             client_talks: true,
             ended: None,
+            link: None,
         }
     }
 
@@ -122,6 +171,18 @@ impl Pair {
         for _ in 0..1_000_000 {
             let mut busy = false;
             let mut next = until;
+            if let Some(link) = self.link.as_mut() {
+                while let Some(data) = link.due(self.now) {
+                    busy = true;
+                    let r = Receive::new(Protocol::Udp, addr(SERVER), addr(CLIENT), &data).unwrap();
+                    self.client
+                        .handle_input(Input::Receive(self.now, r))
+                        .unwrap();
+                }
+                if let Some((at, _)) = link.queue.front() {
+                    next = next.min(*at);
+                }
+            }
             loop {
                 match self.client.poll_output().unwrap() {
                     Output::Transmit(t) => {
@@ -144,6 +205,10 @@ impl Pair {
                 match self.peer.poll(self.now) {
                     Next::Transmit { data, .. } => {
                         busy = true;
+                        if let Some(link) = self.link.as_mut() {
+                            link.push(self.now, data);
+                            continue;
+                        }
                         let r =
                             Receive::new(Protocol::Udp, addr(SERVER), addr(CLIENT), &data).unwrap();
                         self.client
@@ -294,6 +359,54 @@ fn keyframes_only_and_lags_resume_at_a_keyframe() {
     p.send(&unit(7, true));
     assert_eq!(p.frames.len(), 4, "keyframes only");
     assert_eq!(p.peer.counts.units_skipped, 2);
+}
+
+#[test]
+fn a_path_that_cannot_carry_the_camera_gets_its_keyframes_then_full_video_when_it_can() {
+    let mut p = Pair::new();
+    p.connect();
+    p.send_gop(&[sized(0, true, 40_000)]);
+    // About 1.9 Mbit/s: 40 KB keyframes once a second, 8 KB between, over 0.5 Mbit/s.
+    p.link = Some(Bottleneck {
+        bps: 500_000.0,
+        free_at: p.now,
+        queue: Default::default(),
+    });
+    p.peer.set_fps(25.0);
+    let mut seq = 1;
+    let mut play = |p: &mut Pair, seconds: u64| {
+        let mut rungs = Vec::new();
+        for _ in 0..seconds * 25 {
+            let key = seq % 25 == 0;
+            p.send(&sized(seq, key, if key { 40_000 } else { 8_000 }));
+            if seq % 12 == 0 {
+                rungs.push(p.peer.adapt(p.now));
+            }
+            seq += 1;
+        }
+        rungs
+    };
+    let rungs = play(&mut p, 10);
+    assert_eq!(
+        rungs.last(),
+        Some(&Rung::Keyframes),
+        "a path a quarter of the camera: {rungs:?}"
+    );
+    let before = p.frames.len();
+    let rungs = play(&mut p, 4);
+    assert!(rungs.iter().all(|r| *r == Rung::Keyframes), "{rungs:?}");
+    assert!(
+        (2..=5).contains(&(p.frames.len() - before)),
+        "keyframes reach the viewer: {}",
+        p.frames.len() - before
+    );
+    // The path widens: back to full video, resuming at a keyframe.
+    p.link = None;
+    let rungs = play(&mut p, 60);
+    assert_eq!(rungs.last(), Some(&Rung::Full), "{rungs:?}");
+    let before = p.frames.len();
+    play(&mut p, 2);
+    assert!(p.frames.len() - before >= 49, "every frame again");
 }
 
 #[test]

@@ -43,6 +43,9 @@ impl Run {
         // The GOP the attach gave is stale by the time the peer connects: it asks again.
         self.video.gop.clear();
         let mut reported = self.peer.counts;
+        let mut decide = tokio::time::interval(super::adapt::DECIDE_EVERY);
+        decide.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rung = super::adapt::Rung::Full;
         let why = loop {
             // Everything the peer has to send, then its deadline.
             let deadline = loop {
@@ -81,6 +84,15 @@ impl Run {
                     Err(broadcast::error::RecvError::Closed) => self.peer.end(End::Closed),
                     _ => {}
                 },
+                _ = decide.tick() => {
+                    self.peer.set_fps(self.stream.camera.fps_at(Instant::now()));
+                    let now_rung = self.peer.adapt(now());
+                    if now_rung != rung {
+                        debug!(camera = %camera, session = %self.id, from = ?rung, to = ?now_rung,
+                            estimate_bps = ?self.peer.estimate_bps, "WebRTC viewer changes rung");
+                        rung = now_rung;
+                    }
+                }
                 _ = tokio::time::sleep_until(Instant::from_std(deadline)) => self.peer.timeout(now()),
             }
         };

@@ -4,7 +4,7 @@
 
 pub mod activity;
 pub mod adapt;
-mod meter;
+pub mod meter;
 pub mod protocol;
 pub mod session;
 mod sub;
