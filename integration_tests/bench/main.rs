@@ -32,6 +32,7 @@ mod scenarios;
 mod soak;
 mod sources;
 mod startup;
+mod webrtc;
 
 use std::path::PathBuf;
 
@@ -72,7 +73,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S17; the floor always runs, the passthrough floor with S9), comma separated.
+        /// Run only these scenarios (S1..S19; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -248,6 +249,16 @@ async fn main() {
     if want("S17") {
         eprintln!("S17: one client over four links, JPEG auto and video");
         results.push(links::s17_links(&ctx, if ctx.quick { 12 } else { 30 }).await);
+    }
+    if want("S18") {
+        // After S9, with its setup: S18 CPU / S9 CPU compares like with like.
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S18: {n} cameras 720p25, 4 WebRTC clients watching all");
+        results.push(webrtc::s18(&ctx, n, secs).await);
+    }
+    if want("S19") {
+        eprintln!("S19: first picture over WebRTC");
+        results.push(webrtc::s19(&ctx, 5).await);
     }
     if want("S16") {
         let (n, per_node) = if ctx.quick { (6, 1) } else { (12, 2) };

@@ -118,6 +118,43 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     }
                 }
             }
+            Some("S18") if r.get("webrtc").is_some() => {
+                let w = &r["webrtc"];
+                let s9 = cpu_of(results, "S9").unwrap_or(f64::NAN);
+                md.push_str(&format!(
+                    "- S18 ({}): {} % of a core, **{} x S9** (same run); delivered min/mean {}/{}; bytes over the source max/mean {}/{}; first frame p50/max {}/{} ms; JPEG encodes {}; RSS {} MB; sessions {}, errors {}\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    f(&r["cpu_percent"]),
+                    f(&(r["cpu_percent"].as_f64().unwrap_or(f64::NAN) / s9).into()),
+                    f(&w["delivered_min"]),
+                    f(&w["delivered_mean"]),
+                    f(&w["bytes_over_source_max"]),
+                    f(&w["bytes_over_source_mean"]),
+                    f(&w["first_frame_ms"]["p50"]),
+                    f(&w["first_frame_ms"]["max"]),
+                    w["jpeg_encodes"],
+                    f(&w["rss_mb"]),
+                    w["sessions"],
+                    w["errors"].as_array().map_or(0, Vec::len),
+                ));
+            }
+            Some("S19") => {
+                md.push_str(&format!(
+                    "- S19 ({}, {} tries): offer to first frame (str0m receiver) p50/max {}/{} ms; offer to first decoded frame (aiortc) p50/max {}/{} ms ({} tries){}\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    r["tries"],
+                    f(&r["str0m_first_frame_ms"]["p50"]),
+                    f(&r["str0m_first_frame_ms"]["max"]),
+                    f(&r["aiortc_first_decoded_ms"]["p50"]),
+                    f(&r["aiortc_first_decoded_ms"]["max"]),
+                    r["aiortc_first_decoded_ms"]["n"],
+                    r.get("page_first_paint_ms").map_or(String::new(), |p| format!(
+                        "; page load to first painted WebRTC frame on an insecure origin p50/max {}/{} ms",
+                        f(&p["p50"]),
+                        f(&p["max"])
+                    )),
+                ));
+            }
             Some("PASSTHROUGH") => {
                 let s9 = cpu_of(results, "S9").unwrap_or(f64::NAN);
                 let p = r["cpu_percent"].as_f64().unwrap_or(f64::NAN);
