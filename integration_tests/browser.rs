@@ -261,6 +261,9 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
     }
 }
 
+/// The viewer token of the WebRTC wall test.
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+
 /// `/health`'s `webrtc` object (`{udp, sessions, opened}`, or null when WebRTC is off).
 async fn webrtc_health(cw: &Camwall) -> serde_json::Value {
     let h: serde_json::Value = reqwest::get(cw.url("/health"))
@@ -288,9 +291,22 @@ async fn wait_webrtc_sessions(cw: &Camwall, n: u64, timeout: Duration) -> serde_
     }
 }
 
+/// The status API's answer, read with a viewer token.
+async fn status_with(cw: &Camwall, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(cw.url("/api/ip-cameras/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Each camera's `jpeg_encodes`, by id.
-async fn jpeg_encodes(cw: &Camwall) -> Vec<(String, u64)> {
-    let s = cw.status().await;
+async fn jpeg_encodes(cw: &Camwall, token: &str) -> Vec<(String, u64)> {
+    let s = status_with(cw, token).await;
     s["cameras"]
         .as_array()
         .unwrap()
@@ -357,18 +373,30 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
         .enumerate()
         .map(|(i, r)| json!({"id": format!("c{i}"), "url": r.url()}))
         .collect();
+    // With a token, which the page passes on (WHEP, DELETE, status) as it came to it.
     let cw = start_camwall(json!({
-        "server": {"allowed_hosts": ["camwall.test"]},
+        "server": {"allowed_hosts": ["camwall.test"], "auth": {"viewer_tokens": [VIEWER]}},
         "cameras": cameras
     }));
-    for i in 0..2 {
-        cw.wait_camera(&format!("c{i}"), Duration::from_secs(30), |c| {
-            c["state"] == "streaming" && c["codec"] == "h264"
-        })
-        .await;
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status_with(&cw, VIEWER).await;
+        let cams = s["cameras"].as_array().unwrap();
+        if cams.len() == 2
+            && cams
+                .iter()
+                .all(|c| c["state"] == "streaming" && c["codec"] == "h264")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "cameras never streamed H.264: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(webrtc_health(&cw).await["opened"], 0);
-    let page = format!("http://camwall.test:{}/", port_of(&cw));
+    let page = format!("http://camwall.test:{}/?token={VIEWER}", port_of(&cw));
     let mut b =
         Browser::open_with_args(&page, &["--host-resolver-rules=MAP camwall.test 127.0.0.1"]).await;
     b.wait_for(
@@ -381,6 +409,15 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
         b.eval("location.host").await,
         json!(format!("camwall.test:{}", port_of(&cw)))
     );
+    // Without the token, WHEP is refused like the WebSocket.
+    let r = reqwest::Client::new()
+        .post(cw.url("/api/ip-cameras/c0/whep"))
+        .header("content-type", "application/sdp")
+        .body("v=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     assert_eq!(b.eval("isSecureContext").await, json!(false));
     assert_eq!(b.eval("typeof VideoDecoder").await, json!("undefined"));
     assert_eq!(b.eval("typeof RTCPeerConnection").await, json!("function"));
@@ -412,7 +449,7 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
 
     // No JPEG is encoded for the page while it plays: counted over a number of pictures on
     // every tile, not a time window.
-    let encodes = jpeg_encodes(&cw).await;
+    let encodes = jpeg_encodes(&cw, VIEWER).await;
     eprintln!("jpeg_encodes before: {encodes:?}");
     let start = webrtc_frames(&mut b).await;
     let target: Vec<String> = start
@@ -427,7 +464,7 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
     b.wait_for(&target.join(" && "), TILES_REPORT, Duration::from_secs(90))
         .await;
     assert_eq!(
-        jpeg_encodes(&cw).await,
+        jpeg_encodes(&cw, VIEWER).await,
         encodes,
         "JPEG encoded while the page played WebRTC"
     );
@@ -483,7 +520,7 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
         "the tile that came back opened one session: {w}"
     );
     assert_eq!(
-        jpeg_encodes(&cw).await,
+        jpeg_encodes(&cw, VIEWER).await,
         encodes,
         "JPEG encoded while the page played WebRTC"
     );
@@ -494,7 +531,7 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
     drop(b);
 
     // On 127.0.0.1 the page is a secure context: WebCodecs over the WebSocket, no WebRTC.
-    let mut b = Browser::open(&cw.url("/")).await;
+    let mut b = Browser::open(&cw.url(&format!("/?token={VIEWER}"))).await;
     b.wait_for(
         "(() => { const s = [...document.querySelectorAll('.tile')].map(t => [t.dataset.path, t.querySelector('.stats').textContent]); return s.length === 2 && s.every(([p, t]) => p === 'webcodecs' && /H\\.264 full/.test(t) && !/^0 fps/.test(t)); })()",
         TILES_REPORT,
@@ -511,8 +548,11 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
     );
 
     // `?codec=webrtc` takes WebRTC even there.
-    b.call("Page.navigate", json!({"url": cw.url("/?codec=webrtc")}))
-        .await;
+    b.call(
+        "Page.navigate",
+        json!({"url": cw.url(&format!("/?token={VIEWER}&codec=webrtc"))}),
+    )
+    .await;
     b.wait_for(
         &tiles_on_webrtc(2, 1280, 720),
         TILES_REPORT,
