@@ -260,3 +260,337 @@ async fn four_h264_tiles_on_a_local_wall_stay_full() {
         );
     }
 }
+
+/// The viewer token of the WebRTC wall test.
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+
+/// `/health`'s `webrtc` object (`{udp, sessions, opened}`, or null when WebRTC is off).
+async fn webrtc_health(cw: &Camwall) -> serde_json::Value {
+    let h: serde_json::Value = reqwest::get(cw.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    h["webrtc"].clone()
+}
+
+/// Waits (bounded) until camwall has `n` WebRTC sessions open: they open and end
+/// asynchronously to the page.
+async fn wait_webrtc_sessions(cw: &Camwall, n: u64, timeout: Duration) -> serde_json::Value {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let w = webrtc_health(cw).await;
+        if w["sessions"].as_u64() == Some(n) {
+            return w;
+        }
+        if std::time::Instant::now() > end {
+            panic!("never {n} WebRTC sessions: {w}\nlogs:\n{}", cw.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The status API's answer, read with a viewer token.
+async fn status_with(cw: &Camwall, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(cw.url("/api/ip-cameras/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Each camera's `jpeg_encodes`, by id.
+async fn jpeg_encodes(cw: &Camwall, token: &str) -> Vec<(String, u64)> {
+    let s = status_with(cw, token).await;
+    s["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_string();
+            (id, c["jpeg_encodes"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// The port of a camwall's `http://127.0.0.1:PORT` address.
+fn port_of(cw: &Camwall) -> String {
+    cw.base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// What the wall's tiles show, for failure messages.
+const TILES_REPORT: &str = "JSON.stringify({paths: window.camwall && camwall.paths(), webrtc: window.camwall && camwall.webrtc(), subscribed: window.camwall && camwall.subscribed(), stats: [...document.querySelectorAll('.tile .stats')].map(s => s.textContent), videos: [...document.querySelectorAll('.tile video')].map(v => [v.readyState, v.videoWidth, v.videoHeight])})";
+
+/// Every one of `n` tiles plays its camera in its `<video>` over WebRTC, `w` x `h`.
+fn tiles_on_webrtc(n: usize, w: u32, h: u32) -> String {
+    format!(
+        "(() => {{ const t = [...document.querySelectorAll('.tile')]; const p = window.camwall ? camwall.paths() : {{}}; return t.length === {n} && t.every(e => {{ const v = e.querySelector('video'); return p[e.dataset.camera] === 'webrtc' && e.dataset.path === 'webrtc' && v.readyState >= 2 && v.videoWidth === {w} && v.videoHeight === {h}; }}); }})()"
+    )
+}
+
+/// Every tile's WebRTC pictures so far, by camera (0 for a tile without a session).
+async fn webrtc_frames(b: &mut Browser) -> Vec<(String, u64)> {
+    let v = b
+        .eval("JSON.stringify([...document.querySelectorAll('.tile')].map(e => [e.dataset.camera, (camwall.webrtc()[e.dataset.camera] || {frames: 0}).frames]))")
+        .await;
+    serde_json::from_str(v.as_str().unwrap()).unwrap()
+}
+
+/// A page on plain http under a host name other than localhost (a LAN name, or an address
+/// like 192.168.1.10) is no secure context: no WebCodecs. There the wall plays each H.264
+/// camera over WebRTC in a `<video>`, one WHEP session per tile, and the server encodes no
+/// JPEG for it; a tile that leaves the screen, and the page that is left, end their sessions.
+/// The same page on 127.0.0.1 (a secure context) keeps WebCodecs over the WebSocket, and
+/// `?codec=webrtc` takes WebRTC there too.
+#[tokio::test]
+async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs() {
+    let rtsp: Vec<RtspServer> = (0..2)
+        .map(|_| {
+            RtspServer::start(&[
+                "--pattern",
+                "ball",
+                "--size",
+                "1280x720",
+                "--fps",
+                "25",
+                "--profile",
+                "high",
+            ])
+        })
+        .collect();
+    let cameras: Vec<_> = rtsp
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"id": format!("c{i}"), "url": r.url()}))
+        .collect();
+    // With a token, which the page passes on (WHEP, DELETE, status) as it came to it.
+    let cw = start_camwall(json!({
+        "server": {"allowed_hosts": ["camwall.test"], "auth": {"viewer_tokens": [VIEWER]}},
+        "cameras": cameras
+    }));
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status_with(&cw, VIEWER).await;
+        let cams = s["cameras"].as_array().unwrap();
+        if cams.len() == 2
+            && cams
+                .iter()
+                .all(|c| c["state"] == "streaming" && c["codec"] == "h264")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "cameras never streamed H.264: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(webrtc_health(&cw).await["opened"], 0);
+    let page = format!("http://camwall.test:{}/?token={VIEWER}", port_of(&cw));
+    let mut b =
+        Browser::open_with_args(&page, &["--host-resolver-rules=MAP camwall.test 127.0.0.1"]).await;
+    b.wait_for(
+        "typeof window.camwallWebRtc === 'boolean'",
+        "location.href",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        b.eval("location.host").await,
+        json!(format!("camwall.test:{}", port_of(&cw)))
+    );
+    // Without the token, WHEP is refused like the WebSocket.
+    let r = reqwest::Client::new()
+        .post(cw.url("/api/ip-cameras/c0/whep"))
+        .header("content-type", "application/sdp")
+        .body("v=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(b.eval("isSecureContext").await, json!(false));
+    assert_eq!(b.eval("typeof VideoDecoder").await, json!("undefined"));
+    assert_eq!(b.eval("typeof RTCPeerConnection").await, json!("function"));
+    assert_eq!(b.eval("window.camwallWebRtc").await, json!(true));
+
+    // Both tiles play their camera's own 1280x720 in a <video> from WebRTC.
+    b.wait_for(
+        &tiles_on_webrtc(2, 1280, 720),
+        TILES_REPORT,
+        Duration::from_secs(60),
+    )
+    .await;
+    let w = wait_webrtc_sessions(&cw, 2, Duration::from_secs(10)).await;
+    assert_eq!(w["opened"], 2, "one session per tile: {w}");
+    // The WebSocket carries nothing of these cameras (no subscription: no video, no JPEG).
+    assert_eq!(b.eval("camwall.subscribed()").await, json!([]));
+    // The tiles say how they play.
+    b.wait_for(
+        "[...document.querySelectorAll('.tile .stats')].every(s => /fps · .* · webrtc H\\.264 · 1280×720/.test(s.textContent))",
+        TILES_REPORT,
+        Duration::from_secs(20),
+    )
+    .await;
+    // For the record: when each tile showed its first WebRTC picture, in ms after navigation.
+    let firsts = b
+        .eval("JSON.stringify({tiles: camwall.webrtc(), first: window.camwallFirstPaint})")
+        .await;
+    eprintln!("first WebRTC pictures (ms after navigation): {firsts}");
+
+    // No JPEG is encoded for the page while it plays: counted over a number of pictures on
+    // every tile, not a time window.
+    let encodes = jpeg_encodes(&cw, VIEWER).await;
+    eprintln!("jpeg_encodes before: {encodes:?}");
+    let start = webrtc_frames(&mut b).await;
+    let target: Vec<String> = start
+        .iter()
+        .map(|(id, n)| {
+            format!(
+                "(camwall.webrtc()['{id}'] || {{frames: 0}}).frames >= {}",
+                n + 100
+            )
+        })
+        .collect();
+    b.wait_for(&target.join(" && "), TILES_REPORT, Duration::from_secs(90))
+        .await;
+    assert_eq!(
+        jpeg_encodes(&cw, VIEWER).await,
+        encodes,
+        "JPEG encoded while the page played WebRTC"
+    );
+    b.wait_for(
+        &tiles_on_webrtc(2, 1280, 720),
+        TILES_REPORT,
+        Duration::from_secs(10),
+    )
+    .await;
+    let w = webrtc_health(&cw).await;
+    assert_eq!(
+        (w["sessions"].as_u64(), w["opened"].as_u64()),
+        (Some(2), Some(2)),
+        "{w}"
+    );
+
+    // Focused, one tile is all the screen shows: the other's session ends (DELETE), and comes
+    // back when the wall does.
+    b.eval("document.querySelector('.tile[data-camera=\"c0\"]').click()")
+        .await;
+    b.wait_for(
+        "camwall.focused() === 'c0'",
+        TILES_REPORT,
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_webrtc_sessions(&cw, 1, Duration::from_secs(15)).await;
+    assert_eq!(b.eval("Object.keys(camwall.webrtc())").await, json!(["c0"]));
+    // Ended by the page's DELETE on its Location (answered 200: the session was still there).
+    b.wait_for(
+        "performance.getEntriesByType('resource').filter(e => /\\/whep\\/[0-9a-f]+$/.test(e.name)).map(e => e.responseStatus).join() === '200'",
+        "JSON.stringify(performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus]))",
+        Duration::from_secs(15),
+    )
+    .await;
+    b.eval("document.querySelector('.tile[data-camera=\"c0\"]').click()")
+        .await;
+    b.wait_for(
+        "camwall.focused() === null",
+        TILES_REPORT,
+        Duration::from_secs(10),
+    )
+    .await;
+    b.wait_for(
+        &tiles_on_webrtc(2, 1280, 720),
+        TILES_REPORT,
+        Duration::from_secs(60),
+    )
+    .await;
+    let w = wait_webrtc_sessions(&cw, 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        w["opened"], 3,
+        "the tile that came back opened one session: {w}"
+    );
+    assert_eq!(
+        jpeg_encodes(&cw, VIEWER).await,
+        encodes,
+        "JPEG encoded while the page played WebRTC"
+    );
+
+    // A page that is left ends its sessions.
+    b.call("Page.navigate", json!({"url": "about:blank"})).await;
+    wait_webrtc_sessions(&cw, 0, Duration::from_secs(15)).await;
+    drop(b);
+
+    // On 127.0.0.1 the page is a secure context: WebCodecs over the WebSocket, no WebRTC.
+    let mut b = Browser::open(&cw.url(&format!("/?token={VIEWER}"))).await;
+    b.wait_for(
+        "(() => { const s = [...document.querySelectorAll('.tile')].map(t => [t.dataset.path, t.querySelector('.stats').textContent]); return s.length === 2 && s.every(([p, t]) => p === 'webcodecs' && /H\\.264 full/.test(t) && !/^0 fps/.test(t)); })()",
+        TILES_REPORT,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(b.eval("isSecureContext").await, json!(true));
+    assert_eq!(b.eval("window.camwallWebRtc").await, json!(false));
+    let w = webrtc_health(&cw).await;
+    assert_eq!(
+        (w["sessions"].as_u64(), w["opened"].as_u64()),
+        (Some(0), Some(3)),
+        "{w}"
+    );
+
+    // `?codec=webrtc` takes WebRTC even there.
+    b.call(
+        "Page.navigate",
+        json!({"url": cw.url(&format!("/?token={VIEWER}&codec=webrtc"))}),
+    )
+    .await;
+    b.wait_for(
+        &tiles_on_webrtc(2, 1280, 720),
+        TILES_REPORT,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(b.eval("isSecureContext").await, json!(true));
+    wait_webrtc_sessions(&cw, 2, Duration::from_secs(10)).await;
+}
+
+/// Where the server has WebRTC off (`503 webrtc_unavailable`), an insecure page's H.264 tile
+/// falls back to JPEG over the WebSocket, as it played before WebRTC.
+#[tokio::test]
+async fn an_insecure_wall_falls_back_to_jpeg_when_webrtc_is_off() {
+    let rtsp = RtspServer::start(&["--pattern", "ball", "--size", "320x240", "--fps", "15"]);
+    let cw = start_camwall(json!({
+        "server": {"allowed_hosts": ["camwall.test"], "webrtc": {"enabled": false}},
+        "cameras": [{"id": "cam", "url": rtsp.url()}]
+    }));
+    cw.wait_camera("cam", Duration::from_secs(30), |c| {
+        c["state"] == "streaming" && c["codec"] == "h264"
+    })
+    .await;
+    assert_eq!(webrtc_health(&cw).await, serde_json::Value::Null);
+    let page = format!("http://camwall.test:{}/", port_of(&cw));
+    let mut b =
+        Browser::open_with_args(&page, &["--host-resolver-rules=MAP camwall.test 127.0.0.1"]).await;
+    b.wait_for(
+        "(() => { const t = document.querySelector('.tile'); return !!t && camwall.paths().cam === 'jpeg' && t.querySelector('canvas').width === 320 && /JPEG/.test(t.querySelector('.stats').textContent) && !/^0 fps/.test(t.querySelector('.stats').textContent); })()",
+        TILES_REPORT,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(b.eval("isSecureContext").await, json!(false));
+    assert_eq!(b.eval("window.camwallWebRtc").await, json!(true));
+    assert_eq!(b.eval("Object.keys(camwall.webrtc())").await, json!([]));
+    cw.wait_camera("cam", Duration::from_secs(10), |c| {
+        c["jpeg_encodes"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+}

@@ -2,12 +2,16 @@
 // subscribes while visible, draws the newest frame on a canvas, and acknowledges it so the
 // server can fit quality, size and frame rate to this browser's link and screen. Cameras whose
 // codec this browser decodes (WebCodecs, secure contexts only) come as their own H.264/H.265;
-// the rest, and every tile after a decoder error, as JPEG. `?codec=jpeg` forces JPEG.
+// where WebCodecs is missing (plain http on a LAN address, older Safari) those cameras play
+// over WebRTC instead, one peer connection per tile (webrtc.js), the WebSocket still carrying
+// everything else; the rest, and every tile after a decoder or WebRTC failure, as JPEG.
+// `?codec=jpeg` forces JPEG, `?codec=webcodecs` WebCodecs, `?codec=webrtc` WebRTC.
 // `?view=ID` shows a view (views.js), `&tour=N` pages through it every N seconds; layout.js
 // places the tiles, interact.js handles keyboard, zoom, swipe, fullscreen and snapshots.
 // Activity events mark busy tiles, sort the view (`sort=activity`) and pick the most active.
 
 import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
+import { webrtcAvailable, WebRtcTile } from "./webrtc.js";
 import { applyLayout } from "./layout.js";
 import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
 import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
@@ -19,6 +23,18 @@ const params = new URLSearchParams(location.search);
 const token = params.get("token");
 // Video families this browser decodes, probed once before connecting.
 let families = [];
+// Whether tiles of cameras that send H.264/H.265 play over WebRTC (no WebCodecs here, or
+// `?codec=webrtc`), and what the server said of each camera's codec (`h264`, `h265`, `other`
+// for one that sends no such video; unknown while it connects), from its status.
+let useWebRtc = false;
+const sources = new Map();
+// A tile whose WebRTC session failed plays over the WebSocket and tries again after this,
+// twice as long after each further failure.
+const RTC_RETRY_MS = 10000;
+const RTC_RETRY_MAX_MS = 300000;
+// The WebSocket tells a camera's state only to tiles subscribed there, which WebRTC tiles are
+// not: the page reads the status this often while it uses WebRTC.
+const STATUS_EVERY_MS = 5000;
 
 const tiles = new Map(); // camera id -> tile state
 let ws = null;
@@ -86,7 +102,7 @@ function makeTile(cam) {
   el.tabIndex = 0;
   el.setAttribute("role", "button");
   el.dataset.camera = cam.id;
-  el.innerHTML = `<div class="pic"><canvas></canvas></div><div class="msg"></div>
+  el.innerHTML = `<div class="pic"><canvas></canvas><video muted autoplay playsinline></video></div><div class="msg"></div>
     <div class="age" hidden></div>
     <div class="bar"><span class="name"></span><span class="badge"></span>
     <span class="stats"></span>
@@ -99,7 +115,12 @@ function makeTile(cam) {
     visible: false, onPage: true, subscribed: false, maxWidth: 0, pending: null, drawing: false,
     frames: [], latency: 0, tier: null, state: cam.state, error: null,
     video: null, label: "", lastTs: 0, activity: 0,
+    // WebRTC: the video element, the session (while one is open or opening), whether it shows
+    // pictures, when to try again after a failure, and the camera's codec as the status said.
+    videoEl: el.querySelector("video"), rtc: null, rtcLive: false, rtcRetryAt: 0, rtcFailures: 0,
+    rtcStartMs: null, rtcFirstMs: null, rttAt: 0, source: sources.get(cam.id) ?? null,
   };
+  t.videoEl.muted = true;
   t.zoom = new Zoom(el, el.querySelector(".pic"));
   setName(t, t.name);
   el.addEventListener("click", (e) => {
@@ -228,9 +249,18 @@ function wantedWidth(t) {
 function updateSubscription(t) {
   const want = !document.hidden && t.onPage && t.visible && (!focused || focused === t);
   if (!want) {
-    if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
-    t.subscribed = false;
+    stopRtc(t);
+    unsubscribe(t);
     return;
+  }
+  if (wantsWebRtc(t)) {
+    if (!t.rtc) startRtc(t);
+    // Pictures come over WebRTC: nothing of this camera over the WebSocket. Until the first
+    // one, a tile that was on the WebSocket (a retry after a failure) keeps what it had.
+    if (t.rtcLive) unsubscribe(t);
+    if (t.rtcLive || !t.subscribed) return;
+  } else if (t.rtc) {
+    stopRtc(t);
   }
   if (focused === t) {
     // A focused tile may be zoomed into: the full-size stream (no max_width).
@@ -248,8 +278,114 @@ function updateSubscription(t) {
   send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families });
 }
 
+function unsubscribe(t) {
+  if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
+  t.subscribed = false;
+}
+
 function updateAll() {
   for (const t of tiles.values()) updateSubscription(t);
+}
+
+// Whether a tile plays over WebRTC now: on a page that uses it, for a camera that sends its
+// own H.264/H.265 (or may: not known yet), unless its session failed a moment ago.
+function wantsWebRtc(t) {
+  return useWebRtc && t.source !== "other" && t.state !== "disabled" && t.state !== "stopped"
+    && Date.now() >= t.rtcRetryAt;
+}
+
+// Opens the tile's WebRTC session (WHEP); the video element takes over at its first picture.
+function startRtc(t) {
+  const rtc = new WebRtcTile(t.videoEl, t.id, token, {
+    onFrame: (meta) => rtcFrame(t, rtc, meta),
+    onFail: (err) => rtcFailed(t, rtc, err),
+  });
+  t.rtc = rtc;
+  t.rtcStartMs = performance.now();
+  rtc.start();
+}
+
+// Ends the tile's WebRTC session (DELETE), if any; the canvas shows again.
+function stopRtc(t) {
+  if (t.rtc) t.rtc.close();
+  t.rtc = null;
+  if (t.rtcLive) {
+    t.rtcLive = false;
+    t.el.classList.remove("webrtc");
+    t.size = null;
+  }
+}
+
+// A picture shown by the tile's video element (requestVideoFrameCallback's metadata).
+function rtcFrame(t, rtc, meta) {
+  if (t.rtc !== rtc) return;
+  if (!t.rtcLive) {
+    t.rtcLive = true;
+    t.rtcFailures = 0;
+    t.rtcFirstMs = performance.now();
+    t.latency = 0;
+    t.el.classList.add("webrtc");
+    t.el.dataset.path = "webrtc";
+    const names = { h264: "H.264", h265: "H.265" };
+    t.label = `webrtc${names[t.source] ? ` ${names[t.source]}` : ""}`;
+    markFirstPaint("webrtc");
+    // What stood in until now (JPEG or video over the WebSocket) stops.
+    unsubscribe(t);
+    if (t.video) { t.video.close(); t.video = null; }
+  }
+  const now = Date.now();
+  t.frames.push(now);
+  t.lastTs = serverNow();
+  t.size = `${t.videoEl.videoWidth}×${t.videoEl.videoHeight}`;
+  // From arrival to display in this browser, plus half the round trip: the camera's frames
+  // leave the server as they come.
+  if (typeof meta.receiveTime === "number" && typeof meta.expectedDisplayTime === "number") {
+    const latency = Math.max(0, meta.expectedDisplayTime - meta.receiveTime) + rtc.rtt * 500;
+    t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
+  }
+}
+
+// The session could not start, or was lost: the tile goes back to the WebSocket (JPEG, or the
+// camera's video where WebCodecs decodes it) and tries WebRTC again later; never again on this
+// page when this browser or the request is what the server refused.
+function rtcFailed(t, rtc, err) {
+  if (t.rtc !== rtc) return;
+  console.warn("camwall: WebRTC", t.id, err.status || "", err.code, err.message);
+  t.rtc = null;
+  stopRtc(t);
+  t.rtcFailures++;
+  const final = [400, 401, 403, 415].includes(err.status);
+  const wait = Math.min(RTC_RETRY_MS * 2 ** (t.rtcFailures - 1), RTC_RETRY_MAX_MS);
+  t.rtcRetryAt = final ? Infinity : Date.now() + wait;
+  if (!final) setTimeout(() => { if (tiles.get(t.id) === t) updateSubscription(t); }, wait + 50);
+  updateSubscription(t);
+}
+
+// What the server says of every camera: each camera's codec (which tiles try WebRTC) and, for
+// tiles on WebRTC, their state.
+async function refreshStatus() {
+  let cams = null;
+  try {
+    const r = await fetch("/api/ip-cameras/status", { headers: token ? { Authorization: `Bearer ${token}` } : {}, cache: "no-store" });
+    if (r.ok) cams = (await r.json()).cameras;
+  } catch (_) {
+    // The server restarting: the next round asks again.
+  }
+  if (!Array.isArray(cams)) return;
+  for (const cam of cams) {
+    // The source's codec as FFmpeg names it (`h264`, `hevc`, `mjpeg`, `rawvideo`), or for a
+    // camera ingested by another node of a cluster, that of the video relayed here.
+    const codec = cam.codec || (cam.video && cam.video.codec);
+    const source = codec === "h264" ? "h264" : codec === "hevc" || codec === "h265" ? "h265" : codec ? "other" : null;
+    sources.set(cam.id, source);
+    const t = tiles.get(cam.id);
+    if (!t) continue;
+    t.source = source;
+    if (t.rtc && !t.subscribed && cam.state && (cam.state !== t.state || (cam.last_error || null) !== t.error)) {
+      setState(t, cam.state, cam.last_error || null);
+    }
+  }
+  updateAll();
 }
 
 const observer = new IntersectionObserver((entries) => {
@@ -264,6 +400,7 @@ function removeTile(id) {
   const t = tiles.get(id);
   if (!t) return;
   if (t.video) t.video.close();
+  stopRtc(t);
   if (focused === t) toggleFocus(t);
   observer.unobserve(t.el);
   t.el.remove();
@@ -295,6 +432,10 @@ installKeys({
   fullscreen: () => toggleFullscreen(focused ? focused.el : document.documentElement),
 });
 document.addEventListener("visibilitychange", updateAll);
+// A page being left ends its WebRTC sessions (DELETE); one restored from the cache opens them
+// again.
+window.addEventListener("pagehide", () => { for (const t of tiles.values()) stopRtc(t); });
+window.addEventListener("pageshow", (e) => { if (e.persisted) updateAll(); });
 
 function layout() {
   if (focused) return;
@@ -435,12 +576,15 @@ function refreshStats() {
     t.frames = t.frames.filter((x) => now - x < 2000);
     const fps = t.frames.length / 2;
     if (t.state === "streaming") live++;
-    t.stats.textContent = t.subscribed && t.size
+    const playing = t.subscribed || t.rtcLive;
+    t.stats.textContent = playing && t.size
       ? `${fps.toFixed(0)} fps · ${Math.round(t.latency)} ms · ${t.label} · ${t.size}`
       : "";
     // A picture that stopped changing must not pass for live: its age goes over it.
     const age = t.lastTs ? serverNow() - t.lastTs : 0;
-    const stale = t.subscribed && age > STALE_MS;
+    const stale = playing && age > STALE_MS;
+    // The WebRTC connection's round trip, for the latency shown, every few seconds.
+    if (t.rtcLive && now - t.rttAt > 2000) { t.rttAt = now; t.rtc.refreshRtt(); }
     t.age.hidden = !stale;
     if (stale) t.age.textContent = `${formatAge(age)} old`;
     t.el.classList.toggle("stale", stale);
@@ -486,14 +630,18 @@ function onText(msg) {
       const t = tiles.get(msg.camera);
       if (!t) break;
       t.tier = msg;
-      t.label = tierLabel(msg);
       t.el.dataset.codec = msg.codec || "jpeg";
+      if (!t.rtcLive) {
+        t.label = tierLabel(msg);
+        t.el.dataset.path = (msg.codec || "jpeg") === "jpeg" ? "jpeg" : "webcodecs";
+      }
       if ((msg.codec || "jpeg") === "jpeg" && t.video) { t.video.close(); t.video = null; }
       break;
     }
     case "video_config": {
       const t = tiles.get(msg.camera);
-      if (t) configureVideo(t, msg);
+      // One sent before the tile moved to WebRTC has nothing left to configure.
+      if (t && !t.rtcLive) configureVideo(t, msg);
       break;
     }
     case "camera_added": {
@@ -570,6 +718,14 @@ window.camwall = {
   focused: () => (focused ? focused.id : null),
   zoom: () => (focused ? focused.zoom.z : 1),
   subscribed: () => [...tiles.values()].filter((t) => t.subscribed).map((t) => t.id),
+  // How each tile plays: "webrtc", "webcodecs", "jpeg" ("" while it shows nothing); for its
+  // WebRTC session, the pictures so far and when (ms since navigation) it started, its offer
+  // went out, the answer came, it connected and the first picture showed.
+  paths: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.rtcLive ? "webrtc" : t.subscribed ? t.el.dataset.path || "" : ""])),
+  webrtc: () => Object.fromEntries([...tiles.values()].filter((t) => t.rtc).map((t) => [t.id, {
+    live: t.rtcLive, frames: t.rtc.frames, startMs: t.rtcStartMs, ...t.rtc.times,
+    firstMs: t.rtcLive ? t.rtcFirstMs : null,
+  }])),
   activity: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.activity])),
   active: () => [...tiles.values()].filter((t) => t.el.classList.contains("active")).map((t) => t.id),
   page: () => (tour ? tour.page : 0),
@@ -615,10 +771,18 @@ async function start() {
   sortBox.checked = sortByActivity;
   sortBox.addEventListener("change", () => { sortByActivity = sortBox.checked; lastSort = Date.now(); arrange(); });
   document.getElementById("most-active").addEventListener("click", focusMostActive);
+  const codec = params.get("codec");
   let f = [];
-  if (params.get("codec") !== "jpeg") f = await supportedFamilies().catch(() => []);
+  if (codec !== "jpeg") f = await supportedFamilies().catch(() => []);
   families = f;
   window.camwallFamilies = f;
+  // WebRTC where WebCodecs decodes nothing here (or when asked), unless asked for another.
+  useWebRtc = webrtcAvailable() && (codec === "webrtc" || (!f.length && codec !== "jpeg" && codec !== "webcodecs"));
+  window.camwallWebRtc = useWebRtc;
+  if (useWebRtc) {
+    await refreshStatus();
+    setInterval(refreshStatus, STATUS_EVERY_MS);
+  }
   connect();
 }
 start();
