@@ -232,7 +232,7 @@ async fn whep_refuses_what_it_cannot_answer_with_json_and_lives_on() {
 #[tokio::test]
 async fn vanished_peers_and_abandoned_offers_leave_nothing_behind() {
     let (_rtsp, cw) = high_profile_camera(json!({
-        "limits": {"max_clients_per_ip": 256, "max_ws_clients": 256},
+        "webrtc": {"max_sessions_per_ip": 200},
     }))
     .await;
     wait_streaming(&cw).await;
@@ -279,6 +279,16 @@ async fn vanished_peers_and_abandoned_offers_leave_nothing_behind() {
         assert_eq!(r.status().as_u16(), 201, "offer {i}");
     }
     assert_eq!(health(&cw).await["webrtc"]["sessions"], 200);
+    let r = http
+        .post(&url)
+        .header("content-type", "application/sdp")
+        .body(sdp.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "past the per-address cap");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "too_many_clients");
     wait_sessions(&cw, 0, Duration::from_secs(60)).await;
     let rss_after = rss_kib(pid);
     assert!(

@@ -46,7 +46,8 @@ pub struct ClientLimits {
     pub max_mjpeg: usize,
     pub max_per_ip: usize,
     /// WebRTC sessions at once: as many as WebSocket clients (the WebRTC service has its
-    /// own cap too, `server.webrtc.max_sessions`); per address they count with the rest.
+    /// own caps too, `server.webrtc.max_sessions` and `max_sessions_per_ip`); they do not
+    /// count under `max_per_ip`.
     pub max_webrtc: usize,
 }
 
@@ -97,7 +98,9 @@ impl ClientLimits {
             count.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let ip = peer.map(|p| p.ip());
+        // WebRTC sessions have a per-address cap of their own (a wall on a page without
+        // WebCodecs opens one per tile): `web::webrtc` counts them.
+        let ip = peer.map(|p| p.ip()).filter(|_| kind != ClientKind::WebRtc);
         if let Some(ip) = ip {
             let mut n = self.per_ip.entry(ip).or_insert(0);
             if *n >= self.max_per_ip {

@@ -20,6 +20,9 @@ pub struct WebRtcConfig {
     pub candidates: Vec<String>,
     /// Most WebRTC sessions at once. Default 256.
     pub max_sessions: usize,
+    /// Most WebRTC sessions from one address: a wall on a page without WebCodecs opens one
+    /// per tile on screen. Default 64.
+    pub max_sessions_per_ip: usize,
 }
 
 impl Default for WebRtcConfig {
@@ -29,6 +32,7 @@ impl Default for WebRtcConfig {
             udp: None,
             candidates: Vec::new(),
             max_sessions: 256,
+            max_sessions_per_ip: 64,
         }
     }
 }
@@ -61,6 +65,9 @@ pub fn validate_webrtc(c: &WebRtcConfig) -> Vec<(&'static str, String)> {
     }
     if c.max_sessions == 0 {
         out.push(("webrtc.max_sessions", "must be at least 1".into()));
+    }
+    if c.max_sessions_per_ip == 0 {
+        out.push(("webrtc.max_sessions_per_ip", "must be at least 1".into()));
     }
     out
 }

@@ -48,6 +48,9 @@ pub struct VideoUnit {
     /// The unit as a viewer's wire message, built by the first viewer and shared by the rest
     /// (a unit goes to every video viewer of the camera: one header, one copy).
     wire: OnceLock<Bytes>,
+    /// The unit as WebRTC's packetizers take it (Annex B), built by the first WebRTC viewer
+    /// and shared by the rest.
+    annex_b: OnceLock<Option<Arc<[u8]>>>,
 }
 
 impl VideoUnit {
@@ -59,7 +62,15 @@ impl VideoUnit {
             stamp,
             config,
             wire: OnceLock::new(),
+            annex_b: OnceLock::new(),
         }
+    }
+
+    /// The unit re-framed by `build` for WebRTC viewers, built once for all of them.
+    pub fn annex_b(&self, build: impl FnOnce(&Self) -> Option<Vec<u8>>) -> Option<Arc<[u8]>> {
+        self.annex_b
+            .get_or_init(|| build(self).map(Arc::from))
+            .clone()
     }
 
     /// The wire message, built once by `build` for every viewer.

@@ -50,6 +50,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ("views.js", include_bytes!("../../public/views.js")),
     ("wall.css", include_bytes!("../../public/wall.css")),
     ("wall.js", include_bytes!("../../public/wall.js")),
+    ("webrtc.js", include_bytes!("../../public/webrtc.js")),
 ];
 
 /// The built-in page a request path names.

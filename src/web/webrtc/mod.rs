@@ -48,6 +48,7 @@ pub struct Options {
     /// Addresses announced besides the one a request arrived on (NAT, Docker).
     pub candidates: Vec<SocketAddr>,
     pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
 }
 
 /// Why a session could not start.
@@ -63,6 +64,8 @@ pub enum OpenError {
 
 struct Handle {
     camera: String,
+    /// The client's address (behind trusted proxies, the forwarded one).
+    client: Option<IpAddr>,
     inbox: mpsc::Sender<(SocketAddr, Bytes)>,
     end: CancellationToken,
     ufrag: String,
@@ -147,9 +150,16 @@ impl WebRtc {
         stream: Stream,
         offer: &str,
         request_ip: Option<IpAddr>,
+        client: Option<IpAddr>,
         slot: ClientSlot,
     ) -> Result<(String, String), OpenError> {
         if self.sessions.len() >= self.options.max_sessions {
+            return Err(OpenError::TooMany);
+        }
+        let from_client = |h: &Handle| client.is_some() && h.client == client;
+        if self.sessions.iter().filter(|h| from_client(h)).count()
+            >= self.options.max_sessions_per_ip
+        {
             return Err(OpenError::TooMany);
         }
         let mut video = stream.attach(Video::Watch);
@@ -172,6 +182,7 @@ impl WebRtc {
             id.clone(),
             Handle {
                 camera: stream.camera.id().to_string(),
+                client,
                 inbox: tx,
                 end: end.clone(),
                 ufrag: ufrag.clone(),
@@ -300,6 +311,7 @@ pub async fn start(
             .filter_map(|c| crate::config::parse_candidate(c, config.udp.unwrap_or(http.port())))
             .collect(),
         max_sessions: config.max_sessions,
+        max_sessions_per_ip: config.max_sessions_per_ip,
     };
     let port = config.udp.unwrap_or(http.port());
     match WebRtc::bind(

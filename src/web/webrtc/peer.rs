@@ -393,7 +393,8 @@ impl Peer {
     }
 
     fn write(&mut self, now: Instant, unit: &VideoUnit, rtp_ticks: u64) {
-        let Some(data) = annex_b(self.codec, unit) else {
+        let codec = self.codec;
+        let Some(data) = unit.annex_b(|u| annex_b(codec, u)) else {
             return;
         };
         let len = data.len();

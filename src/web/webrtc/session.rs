@@ -19,6 +19,9 @@ use crate::hub::attach::VideoOutput;
 use crate::hub::{Hub, HubEvent, Stream};
 use crate::obs::metrics;
 
+/// The finest step the session sleeps in (see `run`).
+const PACE_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What a session's task holds.
 pub(super) struct Run {
     pub rtc: Arc<WebRtc>,
@@ -59,6 +62,15 @@ impl Run {
                 Ok(at) => at,
                 Err(why) => break why,
             };
+            let now_std = now();
+            if deadline <= now_std {
+                self.peer.timeout(now_std);
+                continue;
+            }
+            // str0m's pacer asks to be woken for every packet (0.5 ms apart at its start
+            // rate): waking at most every PACE_TICK sends what came due in one go, a wake per
+            // frame instead of one per packet, as browsers' own pacers work in 5 ms steps.
+            let deadline = deadline.max(now_std + PACE_TICK);
             if self.peer.wants_gop() {
                 let gop = self.stream.camera.video().gop();
                 self.peer.send_gop(now(), &gop);

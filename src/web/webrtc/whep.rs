@@ -95,8 +95,9 @@ async fn offer_inner(
         Err(refused) => return ApiError::from(refused).into_response(),
     };
     let request_ip = local.map(|l| l.0.ip());
+    let client = who.peer.map(|p| p.ip().to_canonical());
     match rtc
-        .open(s.hub.clone(), stream, offer, request_ip, slot)
+        .open(s.hub.clone(), stream, offer, request_ip, client, slot)
         .await
     {
         Ok((session, answer)) => {
