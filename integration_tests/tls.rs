@@ -102,7 +102,11 @@ fn plain_http_answer(port: u16) -> Vec<u8> {
 }
 
 /// The fingerprints camwall logged, in order.
-fn logged_fingerprints(cw: &Camwall) -> Vec<String> {
+/// The fingerprints camwall logged at start. Its log is read on a thread of its own, apart
+/// from the "listening" line on stdout: wait for the line rather than race that thread.
+async fn logged_fingerprints(cw: &Camwall) -> Vec<String> {
+    cw.wait_log("SHA-256 fingerprint ", Duration::from_secs(20))
+        .await;
     cw.logs()
         .lines()
         .filter_map(|l| l.split("SHA-256 fingerprint ").nth(1))
@@ -124,7 +128,7 @@ async fn self_signed_certificate_is_kept_reused_and_serves_https_and_wss() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "key file mode {mode:o}");
     let fingerprint = openssl_fingerprint(&cert);
-    assert_eq!(logged_fingerprints(&cw), vec![fingerprint.clone()]);
+    assert_eq!(logged_fingerprints(&cw).await, vec![fingerprint.clone()]);
 
     // HTTPS with a client that trusts only this certificate (so it verifies the names too).
     let client = client_trusting(&cert);
@@ -158,7 +162,7 @@ async fn self_signed_certificate_is_kept_reused_and_serves_https_and_wss() {
     assert!(status.success(), "{status:?}");
     let dir = std::mem::replace(&mut cw.dir, tempfile::tempdir().unwrap());
     let cw2 = start_with_config_file(dir, cw.config_path.clone());
-    assert_eq!(logged_fingerprints(&cw2), vec![fingerprint]);
+    assert_eq!(logged_fingerprints(&cw2).await, vec![fingerprint]);
     assert_eq!(std::fs::read(&cert).unwrap(), cert_bytes);
     assert_eq!(std::fs::read(&key).unwrap(), key_bytes);
     assert_eq!(health(&client, &cw2).await["status"], "ok");
@@ -228,7 +232,10 @@ async fn configured_certificate_and_key_files_are_served() {
         .expect("run openssl");
     assert!(out.status.success(), "{out:?}");
     let cw = start_with_config_file(dir, config_path);
-    assert_eq!(logged_fingerprints(&cw), vec![openssl_fingerprint(&cert)]);
+    assert_eq!(
+        logged_fingerprints(&cw).await,
+        vec![openssl_fingerprint(&cert)]
+    );
     // Trusting only the configured certificate, the handshake verifies: that is what is served.
     let client = client_trusting(&cert);
     assert_eq!(health(&client, &cw).await["status"], "ok");
