@@ -236,16 +236,16 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state.clone())
         .map(|_: String, _: String, _: Principal, o, s| webrtc::whep::patch(o, s));
     // Preflights carry no token: they only say what may be sent.
-    let whep_options = warp::options()
-        .and(
-            warp::path!("api" / "ip-cameras" / String / "whep")
-                .map(|_| ())
-                .untuple_one()
-                .or(warp::path!("api" / "ip-cameras" / String / "whep" / String)
-                    .map(|_, _| ())
-                    .untuple_one())
-                .unify(),
-        )
+    // The path first: a method filter that rejects first would turn every unknown path's
+    // 404 into a 405.
+    let whep_options = warp::path!("api" / "ip-cameras" / String / "whep")
+        .map(|_| ())
+        .untuple_one()
+        .or(warp::path!("api" / "ip-cameras" / String / "whep" / String)
+            .map(|_, _| ())
+            .untuple_one())
+        .unify()
+        .and(warp::options())
         .and(origin())
         .and(with_state.clone())
         .map(webrtc::whep::options);
