@@ -297,3 +297,111 @@ async fn vanished_peers_and_abandoned_offers_leave_nothing_behind() {
     );
     assert_eq!(cw.camera("cam").await["viewers"], 0);
 }
+
+/// A WHEP player with no UDP at all (as behind a firewall that blocks it): str0m with an
+/// active TCP candidate only, framing its packets on one TCP connection (RFC 4571) to the
+/// passive candidate camwall announces on its HTTP port. Returns the frames it received.
+async fn tcp_only_player(base: &str, camera: &str, want: usize) -> usize {
+    use std::net::SocketAddr;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive, TcpType};
+    use str0m::{Candidate, Event, Input, Output, RtcConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut rtc = RtcConfig::new()
+        .clear_codecs()
+        .enable_h264(true)
+        .build(Instant::now());
+    // Active candidates take port 9 (RFC 6544): the connection's own port is the system's.
+    let local: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let c = Candidate::builder()
+        .tcp()
+        .host(local)
+        .tcptype(TcpType::Active)
+        .build()
+        .unwrap();
+    rtc.add_local_candidate(c);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/ip-cameras/{camera}/whep"))
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let answer = r.text().await.unwrap();
+    assert!(
+        answer.contains("tcptype passive"),
+        "a passive TCP candidate: {answer}"
+    );
+    let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let mut conn: Option<(tokio::net::TcpStream, SocketAddr)> = None;
+    let mut frames = 0;
+    let end = Instant::now() + Duration::from_secs(60);
+    while frames < want && Instant::now() < end {
+        let timeout = match rtc.poll_output().unwrap() {
+            Output::Transmit(t) => {
+                if t.proto == Protocol::Tcp {
+                    if conn.is_none() {
+                        let s = tokio::net::TcpStream::connect(t.destination).await.unwrap();
+                        conn = Some((s, t.destination));
+                    }
+                    let (s, _) = conn.as_mut().unwrap();
+                    let mut framed = (t.contents.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&t.contents);
+                    s.write_all(&framed).await.unwrap();
+                }
+                continue;
+            }
+            Output::Event(Event::MediaData(_)) => {
+                frames += 1;
+                continue;
+            }
+            Output::Event(_) => continue,
+            Output::Timeout(t) => t,
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
+        let input = match conn.as_mut() {
+            Some((s, server)) => {
+                let read = async {
+                    let n = s.read_u16().await.ok()? as usize;
+                    let mut buf = vec![0u8; n];
+                    s.read_exact(&mut buf).await.ok()?;
+                    Some(buf)
+                };
+                match tokio::time::timeout(wait, read).await {
+                    Ok(Some(buf)) => {
+                        let r = Receive::new(Protocol::Tcp, *server, local, &buf).unwrap();
+                        rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
+                        continue;
+                    }
+                    Ok(None) => panic!("camwall closed the ICE-TCP connection"),
+                    Err(_) => Input::Timeout(Instant::now()),
+                }
+            }
+            None => {
+                tokio::time::sleep(wait).await;
+                Input::Timeout(Instant::now())
+            }
+        };
+        rtc.handle_input(input).unwrap();
+    }
+    frames
+}
+
+#[tokio::test]
+async fn ice_over_tcp_on_the_http_port_plays_where_udp_is_blocked() {
+    let (_rtsp, cw) = high_profile_camera(json!({})).await;
+    wait_streaming(&cw).await;
+    let frames = tcp_only_player(&cw.base, "cam", 50).await;
+    assert_eq!(frames, 50, "frames over ICE-TCP");
+    // The HTTP port still serves HTTP beside it.
+    assert_eq!(health(&cw).await["webrtc"]["sessions"], 1);
+}

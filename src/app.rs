@@ -115,6 +115,7 @@ impl App {
             }
             None => None,
         };
+        let ice_tcp = webrtc.as_ref().map(|w| w.ice_tcp());
         let state = WebState {
             hub: self.hub.clone(),
             public_dir: self.public_dir.clone(),
@@ -143,6 +144,7 @@ impl App {
             trusted_proxies: Arc::new(server_config.trusted_proxies.clone()),
             send_stall_timeout: crate::web::server::SEND_STALL_TIMEOUT,
             tls: tls.map(|t| t.acceptor()),
+            ice_tcp,
         };
         let server = crate::web::server::serve(listener, routes(state), opts, cancel.clone());
         let server = tokio::spawn(server);

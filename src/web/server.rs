@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -105,7 +105,14 @@ pub struct ServeOptions {
     pub send_stall_timeout: Duration,
     /// HTTPS: the handshake runs first, within `header_timeout`.
     pub tls: Option<TlsAcceptor>,
+    /// ICE over TCP on this port: a connection whose first byte is 0 (an RFC 4571 frame of a
+    /// STUN binding request; HTTP starts with a method's letter, TLS with 22) is handed over
+    /// with its connection slot.
+    pub ice_tcp: Option<IceTcpHandoff>,
 }
+
+/// Takes a connection that speaks ICE over TCP, its peer and its place under the caps.
+pub type IceTcpHandoff = Arc<dyn Fn(TcpStream, SocketAddr, Box<dyn Send>) + Send + Sync>;
 
 /// Serves `filter` on `listener` until `cancel` fires, then waits for open connections to end
 /// (the caller bounds that wait). With `opts.tls`, each connection first completes a TLS
@@ -189,7 +196,17 @@ pub async fn serve<F>(
         let tls = opts.tls.clone();
         let header_timeout = opts.header_timeout;
         let stop = cancel.clone();
+        let ice_tcp = opts.ice_tcp.clone();
         tracker.spawn(async move {
+            if let Some(ice) = ice_tcp {
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await {
+                    Ok(Ok(1)) if first[0] == 0 => return ice(tcp, peer, Box::new(slot)),
+                    Ok(Ok(1)) => {}
+                    // Silent past the head deadline, or gone.
+                    _ => return,
+                }
+            }
             let _slot = slot;
             let io = match super::tls::handshake(tcp, tls.as_ref(), header_timeout).await {
                 Ok(io) => io,

@@ -12,6 +12,7 @@ mod adapt;
 pub mod peer;
 mod session;
 mod stun;
+mod tcp;
 pub mod whep;
 
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -62,11 +64,14 @@ pub enum OpenError {
     TooMany,
 }
 
+/// A datagram (or an ICE-TCP frame) for a session: how it came, from where, what.
+type Inbound = (Protocol, SocketAddr, Bytes);
+
 struct Handle {
     camera: String,
     /// The client's address (behind trusted proxies, the forwarded one).
     client: Option<IpAddr>,
-    inbox: mpsc::Sender<(SocketAddr, Bytes)>,
+    inbox: mpsc::Sender<Inbound>,
     end: CancellationToken,
     ufrag: String,
 }
@@ -80,6 +85,10 @@ pub struct WebRtc {
     sessions: DashMap<String, Handle>,
     by_ufrag: DashMap<String, String>,
     by_addr: DashMap<SocketAddr, String>,
+    /// Open ICE-TCP connections by peer address: where a session's TCP packets go.
+    tcp_conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// The HTTP port, where ICE-TCP is served (a passive TCP candidate).
+    http_port: Option<u16>,
     opened: AtomicU64,
     cancel: CancellationToken,
 }
@@ -88,6 +97,7 @@ impl WebRtc {
     /// Binds the UDP socket and starts its loop (ends with `cancel`).
     pub async fn bind(
         addr: SocketAddr,
+        http_port: Option<u16>,
         options: Options,
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
@@ -106,6 +116,8 @@ impl WebRtc {
             sessions: DashMap::new(),
             by_ufrag: DashMap::new(),
             by_addr: DashMap::new(),
+            tcp_conns: DashMap::new(),
+            http_port,
             opened: AtomicU64::new(0),
             cancel,
         });
@@ -142,6 +154,36 @@ impl WebRtc {
         out
     }
 
+    /// The passive TCP candidate of a session whose offer came in on `request_ip`: the HTTP
+    /// port, where the accept loop hands ICE-TCP connections over.
+    fn tcp_candidate(&self, request_ip: Option<IpAddr>) -> Option<SocketAddr> {
+        let port = self.http_port?;
+        let ip = request_ip
+            .map(|ip| ip.to_canonical())
+            .or_else(|| Some(self.local.ip()).filter(|ip| !ip.is_unspecified()))?;
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// The accept loop's handoff for ICE-TCP connections (`web::server`).
+    pub fn ice_tcp(self: &Arc<Self>) -> crate::web::server::IceTcpHandoff {
+        let rtc = self.clone();
+        Arc::new(move |stream, peer, slot| {
+            tokio::spawn(tcp::serve(rtc.clone(), stream, peer, slot));
+        })
+    }
+
+    /// Hands `data` from `from` to session `id`; false when the session is gone. A full
+    /// inbox drops it, like a lost datagram.
+    fn deliver(&self, id: &str, proto: Protocol, from: SocketAddr, data: Bytes) -> bool {
+        match self.sessions.get(id) {
+            Some(h) => {
+                let _ = h.inbox.try_send((proto, from, data));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Answers `offer` for `stream`'s video: the session runs until ended. Returns its id and
     /// the SDP answer.
     pub async fn open(
@@ -175,7 +217,8 @@ impl WebRtc {
         let ufrag = creds.ufrag.clone();
         let now = tokio::time::Instant::now().into_std();
         let candidates = self.candidates(request_ip);
-        let (peer, answer) = Peer::answer(&self.setup, offer, codec, &candidates, creds, now)?;
+        let tcp = self.tcp_candidate(request_ip);
+        let (peer, answer) = Peer::answer(&self.setup, offer, codec, &candidates, tcp, creds, now)?;
         let (tx, rx) = mpsc::channel(INBOX);
         let end = self.cancel.child_token();
         self.sessions.insert(
@@ -225,8 +268,14 @@ impl WebRtc {
         self.by_addr.retain(|_, s| s != id);
     }
 
-    async fn send(&self, to: SocketAddr, data: &[u8]) {
-        if let Err(e) = self.socket.send_to(data, to).await {
+    async fn send(&self, proto: Protocol, to: SocketAddr, data: Vec<u8>) {
+        if proto == Protocol::Tcp {
+            if let Some(conn) = self.tcp_conns.get(&to) {
+                let _ = conn.try_send(Bytes::from(data));
+            }
+            return;
+        }
+        if let Err(e) = self.socket.send_to(&data, to).await {
             debug!(%to, error = %e, "WebRTC send failed");
         }
     }
@@ -254,10 +303,7 @@ impl WebRtc {
                     .inspect(|id| self.learn(from, id)),
             };
             let Some(id) = id else { continue };
-            if let Some(h) = self.sessions.get(&id) {
-                // Full: dropped like a lost datagram; the peer's retransmissions cover it.
-                let _ = h.inbox.try_send((from, Bytes::copy_from_slice(data)));
-            }
+            self.deliver(&id, Protocol::Udp, from, Bytes::copy_from_slice(data));
         }
     }
 
@@ -314,8 +360,10 @@ pub async fn start(
         max_sessions_per_ip: config.max_sessions_per_ip,
     };
     let port = config.udp.unwrap_or(http.port());
+    let http_port = Some(http.port());
     match WebRtc::bind(
         SocketAddr::new(http.ip(), port),
+        http_port,
         options.clone(),
         cancel.clone(),
     )
@@ -324,7 +372,7 @@ pub async fn start(
         Ok(rtc) => Some(rtc),
         Err(e) if config.udp.is_none() => {
             warn!(port, error = %e, "UDP port of HTTP taken; WebRTC on any free UDP port");
-            WebRtc::bind(SocketAddr::new(http.ip(), 0), options, cancel)
+            WebRtc::bind(SocketAddr::new(http.ip(), 0), http_port, options, cancel)
                 .await
                 .inspect_err(|e| warn!(error = %e, "WebRTC is off: no UDP socket"))
                 .ok()

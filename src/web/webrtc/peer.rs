@@ -78,6 +78,7 @@ pub enum OfferError {
 #[derive(Debug)]
 pub enum Next {
     Transmit {
+        proto: Protocol,
         to: SocketAddr,
         data: Vec<u8>,
     },
@@ -155,6 +156,8 @@ pub struct Peer {
     codec: Codec,
     /// Where datagrams for this peer arrive (its host candidate).
     local: SocketAddr,
+    /// Where ICE-TCP connections for it arrive (its passive TCP candidate).
+    local_tcp: Option<SocketAddr>,
     created: Instant,
     connected: bool,
     last_heard: Instant,
@@ -191,6 +194,7 @@ impl Peer {
         offer: &str,
         codec: Codec,
         candidates: &[SocketAddr],
+        tcp: Option<SocketAddr>,
         creds: IceCreds,
         now: Instant,
     ) -> Result<(Self, String), OfferError> {
@@ -217,6 +221,17 @@ impl Peer {
                 rtc.add_local_candidate(c);
             }
         }
+        // ICE over TCP where UDP is blocked: passive, on the HTTP port (RFC 6544).
+        if let Some(addr) = tcp {
+            let c = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build();
+            if let Ok(c) = c {
+                rtc.add_local_candidate(c);
+            }
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -231,6 +246,7 @@ impl Peer {
             pt,
             codec,
             local,
+            local_tcp: tcp,
             created: now,
             connected: false,
             last_heard: now,
@@ -255,9 +271,13 @@ impl Peer {
         self.connected
     }
 
-    /// A datagram from `source`.
-    pub fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
-        let Ok(r) = Receive::new(Protocol::Udp, source, self.local, data) else {
+    /// A datagram (or an ICE-TCP frame) from `source`.
+    pub fn receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, data: &[u8]) {
+        let local = match (proto, self.local_tcp) {
+            (Protocol::Tcp, Some(tcp)) => tcp,
+            _ => self.local,
+        };
+        let Ok(r) = Receive::new(proto, source, local, data) else {
             return;
         };
         if self.rtc.handle_input(Input::Receive(now, r)).is_ok() {
@@ -429,6 +449,7 @@ impl Peer {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
                     return Next::Transmit {
+                        proto: t.proto,
                         to: t.destination,
                         data: t.contents.into(),
                     }

@@ -148,8 +148,16 @@ impl Pair {
     fn new() -> Self {
         let now = Instant::now();
         let (mut client, offer, pending) = client_offer(now);
-        let (peer, answer) =
-            Peer::answer(&setup(), &offer, Codec::H264, &[addr(SERVER)], creds(), now).unwrap();
+        let (peer, answer) = Peer::answer(
+            &setup(),
+            &offer,
+            Codec::H264,
+            &[addr(SERVER)],
+            None,
+            creds(),
+            now,
+        )
+        .unwrap();
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
         client.sdp_api().accept_answer(pending, answer).unwrap();
         Pair {
@@ -189,7 +197,8 @@ impl Pair {
                         busy = true;
                         if self.client_talks {
                             let data: Vec<u8> = t.contents.into();
-                            self.peer.receive(self.now, addr(CLIENT), &data);
+                            self.peer
+                                .receive(self.now, Protocol::Udp, addr(CLIENT), &data);
                         }
                     }
                     Output::Event(Event::Connected) => self.client_connected = true,
@@ -436,9 +445,17 @@ fn an_offer_never_connected_ends() {
 fn offers_without_video_or_not_sdp_are_refused() {
     let now = Instant::now();
     let err = |offer: &str| {
-        Peer::answer(&setup(), offer, Codec::H264, &[addr(SERVER)], creds(), now)
-            .err()
-            .unwrap()
+        Peer::answer(
+            &setup(),
+            offer,
+            Codec::H264,
+            &[addr(SERVER)],
+            None,
+            creds(),
+            now,
+        )
+        .err()
+        .unwrap()
     };
     assert!(matches!(err("hello"), OfferError::Malformed(_)));
     let mut rtc = RtcConfig::new()
@@ -454,6 +471,7 @@ fn offers_without_video_or_not_sdp_are_refused() {
         &h264_offer,
         Codec::H265,
         &[addr(SERVER)],
+        None,
         creds(),
         now,
     );

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -28,7 +27,7 @@ pub(super) struct Run {
     pub id: String,
     pub peer: Peer,
     pub video: VideoOutput,
-    pub inbox: mpsc::Receiver<(std::net::SocketAddr, Bytes)>,
+    pub inbox: mpsc::Receiver<super::Inbound>,
     pub end: CancellationToken,
     pub stream: Stream,
     pub hub: Arc<Hub>,
@@ -53,7 +52,7 @@ impl Run {
             // Everything the peer has to send, then its deadline.
             let deadline = loop {
                 match self.peer.poll(now()) {
-                    Next::Transmit { to, data } => self.rtc.send(to, &data).await,
+                    Next::Transmit { proto, to, data } => self.rtc.send(proto, to, data).await,
                     Next::Wait(at) => break Ok(at),
                     Next::Ended(why) => break Err(why),
                 }
@@ -80,7 +79,7 @@ impl Run {
             tokio::select! {
                 _ = self.end.cancelled() => self.peer.end(End::Closed),
                 d = self.inbox.recv() => match d {
-                    Some((from, data)) => self.peer.receive(now(), from, &data),
+                    Some((proto, from, data)) => self.peer.receive(now(), proto, from, &data),
                     None => self.peer.end(End::Closed),
                 },
                 u = self.video.next() => match u {
