@@ -267,25 +267,19 @@ async fn vanished_peers_and_abandoned_offers_leave_nothing_behind() {
     let offer = play(&url, &["--print-offer"], Duration::from_secs(60)).await;
     let sdp = event(&offer, "offer")["sdp"].as_str().unwrap().to_string();
     let http = reqwest::Client::new();
-    let rss_before = rss_kib(pid);
-    for i in 0..200 {
-        let r = http
-            .post(&url)
+    let offer = || {
+        http.post(&url)
             .header("content-type", "application/sdp")
             .body(sdp.clone())
             .send()
-            .await
-            .unwrap();
+    };
+    let rss_before = rss_kib(pid);
+    for i in 0..200 {
+        let r = offer().await.unwrap();
         assert_eq!(r.status().as_u16(), 201, "offer {i}");
     }
     assert_eq!(health(&cw).await["webrtc"]["sessions"], 200);
-    let r = http
-        .post(&url)
-        .header("content-type", "application/sdp")
-        .body(sdp.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = offer().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "past the per-address cap");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "too_many_clients");

@@ -203,8 +203,13 @@ pub async fn serve<F>(
                 match tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await {
                     Ok(Ok(1)) if first[0] == 0 => return ice(tcp, peer, Box::new(slot)),
                     Ok(Ok(1)) => {}
-                    // Silent past the head deadline, or gone.
-                    _ => return,
+                    // Silent past the head deadline, or gone: cut as the handshake or the
+                    // request head would have been.
+                    _ if tls.is_some() => {
+                        let e = super::tls::handshake_timed_out();
+                        return debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    _ => return debug!(%peer, "nothing sent within the header deadline; closed"),
                 }
             }
             let _slot = slot;

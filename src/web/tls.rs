@@ -104,6 +104,14 @@ impl Tls {
 /// What the accept loop hands to hyper: the TCP stream itself, or its TLS session.
 pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
+/// A connection that sent nothing (or too little) of its handshake within the deadline.
+pub fn handshake_timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "TLS handshake not finished within the header deadline",
+    )
+}
+
 /// Runs the TLS handshake (when `tls` is set) within `deadline`, so a client that connects and
 /// never finishes the handshake is cut like one that never sends its request head. Runs in the
 /// connection's own task: a slow handshake holds up no one else.
@@ -116,12 +124,7 @@ pub async fn handshake(
         return Ok(Either::Left(tcp));
     };
     let started = tokio::time::Instant::now();
-    let timed_out = || {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "TLS handshake not finished within the header deadline",
-        )
-    };
+    let timed_out = handshake_timed_out;
     // A TLS record starts with its content type (22 for a handshake); a plain HTTP request with
     // the ASCII of its method. That one gets a readable answer instead of a TLS alert that
     // clients show as "HTTP/0.9" or garbage.

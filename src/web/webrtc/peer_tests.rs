@@ -42,26 +42,10 @@ fn config() -> Arc<VideoConfig> {
     })
 }
 
-/// A unit of one NAL: an IDR slice for a keyframe, else a non-IDR slice. Its pts is
-/// `seq` × 40 ms on the camera's clock.
+/// A small unit: an IDR slice for a keyframe, else a non-IDR slice, `seq` x 40 ms on the
+/// camera's clock.
 fn unit(seq: u64, key: bool) -> Arc<VideoUnit> {
-    let nal: Vec<u8> = if key {
-        vec![0x65, 0x88, seq as u8, 1, 2, 3]
-    } else {
-        vec![0x41, 0x9a, seq as u8, 4, 5, 6]
-    };
-    let mut data = (nal.len() as u32).to_be_bytes().to_vec();
-    data.extend_from_slice(&nal);
-    Arc::new(VideoUnit::new(
-        seq,
-        key,
-        Bytes::from(data),
-        Stamp {
-            pts_us: seq as i64 * 40_000,
-            captured_unix_ms: 1_000,
-        },
-        config(),
-    ))
+    sized(seq, key, 6)
 }
 
 /// A unit of `bytes` (an IDR slice for a keyframe), 40 ms after the one before.
