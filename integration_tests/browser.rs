@@ -291,22 +291,9 @@ async fn wait_webrtc_sessions(cw: &Camwall, n: u64, timeout: Duration) -> serde_
     }
 }
 
-/// The status API's answer, read with a viewer token.
-async fn status_with(cw: &Camwall, token: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(cw.url("/api/ip-cameras/status"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Each camera's `jpeg_encodes`, by id.
 async fn jpeg_encodes(cw: &Camwall, token: &str) -> Vec<(String, u64)> {
-    let s = status_with(cw, token).await;
+    let s = cw.status_with_token(token).await;
     s["cameras"]
         .as_array()
         .unwrap()
@@ -354,20 +341,7 @@ async fn webrtc_frames(b: &mut Browser) -> Vec<(String, u64)> {
 /// `?codec=webrtc` takes WebRTC there too.
 #[tokio::test]
 async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs() {
-    let rtsp: Vec<RtspServer> = (0..2)
-        .map(|_| {
-            RtspServer::start(&[
-                "--pattern",
-                "ball",
-                "--size",
-                "1280x720",
-                "--fps",
-                "25",
-                "--profile",
-                "high",
-            ])
-        })
-        .collect();
+    let rtsp: Vec<RtspServer> = (0..2).map(|_| RtspServer::start(&HIGH_720P)).collect();
     let cameras: Vec<_> = rtsp
         .iter()
         .enumerate()
@@ -380,7 +354,7 @@ async fn an_insecure_wall_plays_h264_over_webrtc_and_a_local_one_keeps_webcodecs
     }));
     let end = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let s = status_with(&cw, VIEWER).await;
+        let s = cw.status_with_token(VIEWER).await;
         let cams = s["cameras"].as_array().unwrap();
         if cams.len() == 2
             && cams

@@ -15,16 +15,7 @@ const ORIGIN: &str = "https://dash.example";
 
 /// A 720p25 High-profile camera `cam` and camwall with `server` settings.
 async fn high_profile_camera(server: Value) -> (RtspServer, Camwall) {
-    let rtsp = RtspServer::start(&[
-        "--size",
-        "1280x720",
-        "--fps",
-        "25",
-        "--profile",
-        "high",
-        "--pattern",
-        "ball",
-    ]);
+    let rtsp = RtspServer::start(&HIGH_720P);
     let cw =
         start_camwall(json!({"server": server, "cameras": [{"id": "cam", "url": rtsp.url()}]}));
     (rtsp, cw)

@@ -323,19 +323,24 @@ where
 }
 
 impl Camwall {
+    /// The status API's answer, read with a viewer token.
+    pub async fn status_with_token(&self, token: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.url("/api/ip-cameras/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Waits until camera `id` streams, reading the status with a token.
     pub async fn wait_camera_with_token(&self, id: &str, token: &str) {
         let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
-            let s: Value = reqwest::Client::new()
-                .get(self.url("/api/ip-cameras/status"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let s = self.status_with_token(token).await;
             if s["cameras"]
                 .as_array()
                 .unwrap()
@@ -423,6 +428,17 @@ pub async fn sub_stream_video_viewer(cw: &Camwall, cam: &str) -> Ws {
 }
 
 /// A main stream (800x448) and a sub stream (320x180) of one camera, as GStreamer test cameras.
+/// A 720p25 H.264 camera in High profile, what most IP cameras send.
+pub const HIGH_720P: [&str; 8] = [
+    "--pattern",
+    "ball",
+    "--size",
+    "1280x720",
+    "--fps",
+    "25",
+    "--profile",
+    "high",
+];
 pub const MAIN: [&str; 6] = ["--pattern", "ball", "--size", "800x448", "--fps", "15"];
 pub const SUB: [&str; 6] = ["--pattern", "smpte100", "--size", "320x180", "--fps", "15"];
 

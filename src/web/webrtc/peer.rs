@@ -92,7 +92,7 @@ pub enum Next {
 pub struct Counts {
     pub units: u64,
     pub bytes: u64,
-    pub gops_resent: u64,
+    pub gops_sent: u64,
     pub keyframe_requests: u64,
     pub nacks: u64,
     pub units_skipped: u64,
@@ -332,7 +332,7 @@ impl Peer {
         for (u, t) in units.iter().zip(times) {
             self.write(now, u, t);
         }
-        self.counts.gops_resent += 1;
+        self.counts.gops_sent += 1;
         let bits: usize = units.iter().map(|u| u.data.len() * 8).sum();
         self.burst_until =
             Some(now + Duration::from_secs_f64(bits as f64 / START_RATE_BPS as f64) + BURST_SETTLE);

@@ -117,7 +117,7 @@ impl Run {
                 why = why.label(),
                 units = c.units,
                 bytes = c.bytes,
-                gops_sent = c.gops_resent,
+                gops_sent = c.gops_sent,
                 keyframe_requests = c.keyframe_requests,
                 nacks = c.nacks,
                 skipped = c.units_skipped,
