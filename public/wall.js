@@ -113,7 +113,7 @@ function makeTile(cam) {
     badge: el.querySelector(".badge"), stats: el.querySelector(".stats"),
     age: el.querySelector(".age"),
     visible: false, onPage: true, subscribed: false, maxWidth: 0, pending: null, drawing: false,
-    frames: [], latency: 0, tier: null, state: cam.state, error: null,
+    frames: [], drawn: 0, latency: 0, tier: null, state: cam.state, error: null,
     video: null, label: "", lastTs: 0, activity: 0,
     // WebRTC: the video element, the session (while one is open or opening), whether it shows
     // pictures, when to try again after a failure, and the camera's codec as the status said.
@@ -335,6 +335,7 @@ function rtcFrame(t, rtc, meta) {
   }
   const now = Date.now();
   t.frames.push(now);
+  t.drawn++;
   t.lastTs = serverNow();
   t.size = `${t.videoEl.videoWidth}×${t.videoEl.videoHeight}`;
   // From arrival to display in this browser, plus half the round trip: the camera's frames
@@ -490,6 +491,7 @@ async function draw(t) {
       const latency = Math.max(0, Math.round(serverNow() - header.ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
+      t.drawn++;
       t.size = `${header.width}×${header.height}`;
       const src = header.width * header.scale;
       if (Math.abs(src - t.srcWidth) > header.scale) {
@@ -563,6 +565,7 @@ async function configureVideo(t, cfg) {
       const latency = Math.max(0, Math.round(serverNow() - ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
+      t.drawn++;
       t.size = `${t.canvas.width}×${t.canvas.height}`;
     };
   }
@@ -721,6 +724,8 @@ window.camwall = {
   // How each tile plays: "webrtc", "webcodecs", "jpeg" ("" while it shows nothing); for its
   // WebRTC session, the pictures so far and when (ms since navigation) it started, its offer
   // went out, the answer came, it connected and the first picture showed.
+  // Pictures drawn so far per tile, on any path: a test awaits them instead of reading a rate.
+  drawn: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.drawn])),
   paths: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.rtcLive ? "webrtc" : t.subscribed ? t.el.dataset.path || "" : ""])),
   webrtc: () => Object.fromEntries([...tiles.values()].filter((t) => t.rtc).map((t) => [t.id, {
     live: t.rtcLive, frames: t.rtc.frames, startMs: t.rtcStartMs, ...t.rtc.times,
