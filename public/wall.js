@@ -11,7 +11,7 @@
 // Activity events mark busy tiles, sort the view (`sort=activity`) and pick the most active.
 
 import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
-import { webrtcAvailable, WebRtcTile } from "./webrtc.js";
+import { prepareOffer, webrtcAvailable, WebRtcTile } from "./webrtc.js";
 import { applyLayout } from "./layout.js";
 import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
 import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
@@ -294,15 +294,50 @@ function wantsWebRtc(t) {
     && Date.now() >= t.rtcRetryAt;
 }
 
-// Opens the tile's WebRTC session (WHEP); the video element takes over at its first picture.
+// Opens the tile's WebRTC session (WHEP), or takes the one opened early for its camera; the
+// video element takes over at its first picture.
 function startRtc(t) {
-  const rtc = new WebRtcTile(t.videoEl, t.id, token, {
+  const e = early.get(t.id);
+  early.delete(t.id);
+  let rtc = null;
+  const callbacks = {
     onFrame: (meta) => rtcFrame(t, rtc, meta),
     onFail: (err) => rtcFailed(t, rtc, err),
-  });
+  };
+  if (e && !e.rtc.closed) {
+    rtc = e.rtc;
+    t.rtcStartMs = e.at;
+    rtc.adopt(t.videoEl, callbacks);
+  } else {
+    rtc = new WebRtcTile(t.videoEl, t.id, token, callbacks);
+    t.rtcStartMs = performance.now();
+    rtc.start();
+  }
   t.rtc = rtc;
-  t.rtcStartMs = performance.now();
-  rtc.start();
+}
+
+// Sessions opened from the status, before the WebSocket's `hello` makes the tiles: offer,
+// answer and connection then overlap the socket's start, and the page's first pictures come
+// a round of requests sooner. For the view's first cameras that send H.264/H.265; one no tile
+// takes within EARLY_MS is ended.
+const early = new Map();
+const EARLY_MAX = 16;
+const EARLY_MS = 5000;
+function startEarly(cams) {
+  const playable = new Set(cams.filter((c) => c.state === "streaming" && ["h264", "h265"].includes(sources.get(c.id))).map((c) => c.id));
+  const ids = camerasOf(view, cams.map((c) => c.id)).filter((id) => playable.has(id));
+  for (const id of ids.slice(0, EARLY_MAX)) {
+    if (early.has(id) || tiles.has(id)) continue;
+    const rtc = new WebRtcTile(null, id, token);
+    early.set(id, { rtc, at: performance.now() });
+    rtc.start();
+    setTimeout(() => {
+      if (early.get(id) && early.get(id).rtc === rtc) {
+        early.delete(id);
+        rtc.close();
+      }
+    }, EARLY_MS);
+  }
 }
 
 // Ends the tile's WebRTC session (DELETE), if any; the canvas shows again.
@@ -372,7 +407,7 @@ async function refreshStatus() {
   } catch (_) {
     // The server restarting: the next round asks again.
   }
-  if (!Array.isArray(cams)) return;
+  if (!Array.isArray(cams)) return null;
   for (const cam of cams) {
     // The source's codec as FFmpeg names it (`h264`, `hevc`, `mjpeg`, `rawvideo`), or for a
     // camera ingested by another node of a cluster, that of the video relayed here.
@@ -387,6 +422,7 @@ async function refreshStatus() {
     }
   }
   updateAll();
+  return cams;
 }
 
 const observer = new IntersectionObserver((entries) => {
@@ -758,7 +794,17 @@ async function refreshViews() {
 
 // The view (and tour) the address asks for, the menu, what this browser decodes; then connect.
 async function start() {
-  const views = await loadViews(token);
+  const codec = params.get("codec");
+  // The views, what this browser decodes and (where it plays WebRTC) the cameras, at once.
+  const viewsLoaded = loadViews(token);
+  families = codec !== "jpeg" ? await supportedFamilies().catch(() => []) : [];
+  window.camwallFamilies = families;
+  // WebRTC where WebCodecs decodes nothing here (or when asked), unless asked for another.
+  useWebRtc = webrtcAvailable() && (codec === "webrtc" || (!families.length && codec !== "jpeg" && codec !== "webcodecs"));
+  window.camwallWebRtc = useWebRtc;
+  const status = useWebRtc ? refreshStatus() : null;
+  if (useWebRtc) prepareOffer();
+  const views = await viewsLoaded;
   const wanted = params.get("view");
   view = views.find((v) => v.id === wanted) || ALL;
   if (wanted && view === ALL && wanted !== ALL.id) console.warn("camwall: no view", wanted);
@@ -776,16 +822,8 @@ async function start() {
   sortBox.checked = sortByActivity;
   sortBox.addEventListener("change", () => { sortByActivity = sortBox.checked; lastSort = Date.now(); arrange(); });
   document.getElementById("most-active").addEventListener("click", focusMostActive);
-  const codec = params.get("codec");
-  let f = [];
-  if (codec !== "jpeg") f = await supportedFamilies().catch(() => []);
-  families = f;
-  window.camwallFamilies = f;
-  // WebRTC where WebCodecs decodes nothing here (or when asked), unless asked for another.
-  useWebRtc = webrtcAvailable() && (codec === "webrtc" || (!f.length && codec !== "jpeg" && codec !== "webcodecs"));
-  window.camwallWebRtc = useWebRtc;
-  if (useWebRtc) {
-    await refreshStatus();
+  if (status) {
+    status.then((cams) => { if (cams && !tour) startEarly(cams); });
     setInterval(refreshStatus, STATUS_EVERY_MS);
   }
   connect();

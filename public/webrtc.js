@@ -16,6 +16,19 @@ export function webrtcAvailable() {
   return typeof RTCPeerConnection !== "undefined";
 }
 
+// A connection with its offer made ahead, while the page still asks for its cameras: the
+// first session takes it and skips the browser's offer time. Closed if nobody takes it soon.
+let prepared = null;
+const PREPARED_MS = 10000;
+export function prepareOffer() {
+  if (prepared || !webrtcAvailable()) return;
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const mine = { pc, offer: pc.createOffer().then((o) => pc.setLocalDescription(o)) };
+  prepared = mine;
+  setTimeout(() => { if (prepared === mine) { prepared = null; pc.close(); } }, PREPARED_MS);
+}
+
 // Why a session failed: `status` and `code` from the WHEP answer (409 `no_video`, 503
 // `webrtc_unavailable`, ...), or status 0 with a code of this page's (`failed`, `timeout`).
 export class WhepError extends Error {
@@ -28,15 +41,18 @@ export class WhepError extends Error {
 
 // One tile's session. `onFrame(meta)` for each picture shown (requestVideoFrameCallback's
 // metadata, or {} where that is missing); `onFail(WhepError)` once, when the session cannot
-// start or is lost; the owner then closes it and shows the tile otherwise.
+// start or is lost; the owner then closes it and shows the tile otherwise. A session may start
+// before its tile exists (`video` null, no callbacks) and be handed to it with `adopt`: the
+// page opens them while its WebSocket still connects.
 export class WebRtcTile {
-  constructor(video, camera, token, { onFrame, onFail }) {
+  constructor(video, camera, token, { onFrame, onFail } = {}) {
     this.video = video;
     this.camera = camera;
     this.token = token;
     this.onFrame = onFrame;
     this.onFail = onFail;
     this.pc = null;
+    this.stream = null;
     this.location = null;
     this.closed = false;
     this.frames = 0;
@@ -63,14 +79,15 @@ export class WebRtcTile {
   }
 
   async open() {
-    const pc = new RTCPeerConnection();
+    const ahead = prepared;
+    prepared = null;
+    const pc = ahead ? ahead.pc : new RTCPeerConnection();
     this.pc = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
+    if (!ahead) pc.addTransceiver("video", { direction: "recvonly" });
     pc.ontrack = (e) => {
       if (this.closed) return;
-      this.video.srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
-      this.video.play().catch(() => { /* autoplay of a muted video: retried by the browser */ });
-      this.watchFrames();
+      this.stream = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
+      if (this.video) this.play();
     };
     pc.onconnectionstatechange = () => this.onState(pc.connectionState);
     this.timers.push(setTimeout(() => {
@@ -79,8 +96,11 @@ export class WebRtcTile {
     this.timers.push(setTimeout(() => {
       if (!this.frames) this.fail(new WhepError(0, "timeout", "no picture over WebRTC"));
     }, FIRST_FRAME_MS));
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
+    if (ahead) {
+      await ahead.offer;
+    } else {
+      await pc.setLocalDescription(await pc.createOffer());
+    }
     this.times.offer = performance.now();
     const r = await fetch(`/api/ip-cameras/${encodeURIComponent(this.camera)}/whep`, {
       method: "POST",
@@ -99,6 +119,20 @@ export class WebRtcTile {
     // Closed while the offer was out: the session just made goes at once.
     if (this.closed) return this.remove();
     await pc.setRemoteDescription({ type: "answer", sdp: text });
+  }
+
+  // Hands a session started without a tile to its tile's video element.
+  adopt(video, { onFrame, onFail }) {
+    this.video = video;
+    this.onFrame = onFrame;
+    this.onFail = onFail;
+    if (this.stream) this.play();
+  }
+
+  play() {
+    this.video.srcObject = this.stream;
+    this.video.play().catch(() => { /* autoplay of a muted video: retried by the browser */ });
+    this.watchFrames();
   }
 
   onState(state) {
@@ -172,10 +206,12 @@ export class WebRtcTile {
     this.closed = true;
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     clearTimeout(this.lostTimer);
-    if (this.frameCallback !== null && typeof this.video.cancelVideoFrameCallback === "function") {
-      this.video.cancelVideoFrameCallback(this.frameCallback);
+    if (this.video) {
+      if (this.frameCallback !== null && typeof this.video.cancelVideoFrameCallback === "function") {
+        this.video.cancelVideoFrameCallback(this.frameCallback);
+      }
+      this.video.srcObject = null;
     }
-    this.video.srcObject = null;
     const pc = this.pc;
     if (!pc) return;
     pc.ontrack = null;

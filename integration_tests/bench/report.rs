@@ -149,9 +149,10 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     f(&r["aiortc_first_decoded_ms"]["max"]),
                     r["aiortc_first_decoded_ms"]["n"],
                     r.get("page_first_paint_ms").map_or(String::new(), |p| format!(
-                        "; page load to first painted WebRTC frame on an insecure origin p50/max {}/{} ms",
+                        "; page load to first painted frame on an insecure origin p50/max {}/{} ms (painted by: {})",
                         f(&p["p50"]),
-                        f(&p["max"])
+                        f(&p["max"]),
+                        p["kind"].as_str().unwrap_or("?")
                     )),
                 ));
             }

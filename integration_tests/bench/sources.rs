@@ -36,7 +36,9 @@ pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
     // Every load-generator client comes from 127.0.0.1: lift the per-address and total caps
     // (defaults 32, 64 connections, and 256) above what any scenario opens, so the caps never
     // shape a result.
+    // `camwall.test` (mapped to 127.0.0.1 in Chromium) is S19's insecure-origin page.
     let cfg = json!({"server": {
+        "allowed_hosts": ["camwall.test"],
         "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096,
                    "max_connections_per_ip": 8192}
     }, "cameras": cameras});

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use str0m::net::Protocol;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::peer::{End, Next, Peer};
+use super::udp::Outbox;
 use super::WebRtc;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::attach::VideoOutput;
@@ -48,15 +50,24 @@ impl Run {
         let mut decide = tokio::time::interval(super::adapt::DECIDE_EVERY);
         decide.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rung = super::adapt::Rung::Full;
+        let mut out = Outbox::default();
         let why = loop {
             // Everything the peer has to send, then its deadline.
             let deadline = loop {
                 match self.peer.poll(now()) {
-                    Next::Transmit { proto, to, data } => self.rtc.send(proto, to, data).await,
+                    Next::Transmit {
+                        proto: Protocol::Udp,
+                        to,
+                        data,
+                    } => out.push(to, data),
+                    Next::Transmit { to, data, .. } => self.rtc.send_tcp(to, data),
                     Next::Wait(at) => break Ok(at),
                     Next::Ended(why) => break Err(why),
                 }
             };
+            if !out.is_empty() {
+                self.rtc.send_udp(&mut out).await;
+            }
             let deadline = match deadline {
                 Ok(at) => at,
                 Err(why) => break why,
@@ -69,7 +80,12 @@ impl Run {
             // str0m's pacer asks to be woken for every packet (0.5 ms apart at its start
             // rate): waking at most every PACE_TICK sends what came due in one go, a wake per
             // frame instead of one per packet, as browsers' own pacers work in 5 ms steps.
-            let deadline = deadline.max(now_std + PACE_TICK);
+            // Until the connection is up, every flight of ICE and DTLS goes at once.
+            let deadline = if self.peer.connected() {
+                deadline.max(now_std + PACE_TICK)
+            } else {
+                deadline
+            };
             if self.peer.wants_gop() {
                 let gop = self.stream.camera.video().gop();
                 self.peer.send_gop(now(), &gop);
