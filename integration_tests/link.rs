@@ -421,18 +421,22 @@ async fn a_capped_link_is_used_without_a_standing_queue() {
     let name = "a_capped_link_is_used_without_a_standing_queue";
     let (_rtsp, cw) = camera(&BALL_720P).await;
     let shape = Shape::new(3_000_000, ONE_WAY);
-    let (_, j) = watch(
+    let (v, j) = watch(
         &cw,
         &shape,
         json!({"type": "subscribe", "cameras": ["cam"], "quality": "auto"}),
         name,
     )
     .await;
-    // JPEG auto takes what the link carries: at least half of it...
+    // JPEG auto takes what the link carries: at least half of it, unless the top rung all
+    // along was less (a server so busy, beside a CPU hog, that it encoded 11 of the camera's
+    // 25 frames a second: then nothing was held back for the link's sake)...
+    let top_all_along = v.tiers.iter().all(|(_, _, t)| t["level"] == 0);
     assert!(
-        j.bits_per_s >= 1.5e6,
-        "{:.2} Mbit/s over a 3 Mbit/s link",
-        j.bits_per_s / 1e6
+        j.bits_per_s >= 1.5e6 || top_all_along,
+        "{:.2} Mbit/s over a 3 Mbit/s link; tiers {}",
+        j.bits_per_s / 1e6,
+        v.tiers_text()
     );
     // ... as a moving picture, not a few large frames ...
     assert!(j.fps >= 5.0, "{:.1} fps", j.fps);
