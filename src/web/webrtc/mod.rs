@@ -13,7 +13,6 @@ pub mod peer;
 mod session;
 mod stun;
 mod tcp;
-mod udp;
 pub mod whep;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,9 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 use str0m::net::Protocol;
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::access::limits::ClientSlot;
 use crate::hub::attach::Video;
@@ -41,6 +41,8 @@ const ADDRS_PER_SESSION: usize = 4;
 /// How long an offer waits for its camera's first unit when the camera's codec is not yet
 /// known (a camera still connecting, or relayed from another node on demand).
 const CODEC_WAIT: Duration = Duration::from_secs(8);
+/// The largest UDP datagram read.
+const MAX_DATAGRAM: usize = 2048;
 
 /// `server.webrtc`, resolved: where the socket is and what to announce.
 #[derive(Debug, Clone)]
@@ -76,7 +78,7 @@ struct Handle {
 
 /// Every WebRTC session of the process and their socket.
 pub struct WebRtc {
-    udp: udp::Udp,
+    socket: Arc<UdpSocket>,
     local: SocketAddr,
     options: Options,
     setup: Setup,
@@ -99,15 +101,15 @@ impl WebRtc {
         options: Options,
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
-        let udp = udp::Udp::bind(addr).await?;
-        let local = udp.local_addr()?;
+        let socket = Arc::new(UdpSocket::bind(addr).await?);
+        let local = socket.local_addr()?;
         let provider = Arc::new(str0m::crypto::from_feature_flags());
         let cert = provider
             .dtls_provider
             .generate_certificate()
             .ok_or_else(|| std::io::Error::other("no DTLS certificate could be made"))?;
         let rtc = Arc::new(Self {
-            udp,
+            socket,
             local,
             options,
             setup: Setup { provider, cert },
@@ -266,37 +268,41 @@ impl WebRtc {
         self.by_addr.retain(|_, s| s != id);
     }
 
-    /// Sends one datagram: over its ICE-TCP connection, or on the UDP socket.
-    fn send_tcp(&self, to: SocketAddr, data: Vec<u8>) {
-        if let Some(conn) = self.tcp_conns.get(&to) {
-            let _ = conn.try_send(Bytes::from(data));
+    async fn send(&self, proto: Protocol, to: SocketAddr, data: Vec<u8>) {
+        if proto == Protocol::Tcp {
+            if let Some(conn) = self.tcp_conns.get(&to) {
+                let _ = conn.try_send(Bytes::from(data));
+            }
+            return;
         }
-    }
-
-    /// Sends a session's UDP datagrams of one turn, batched (see `udp`).
-    async fn send_udp(&self, out: &mut udp::Outbox) {
-        self.udp.send_all(out).await;
+        if let Err(e) = self.socket.send_to(&data, to).await {
+            debug!(%to, error = %e, "WebRTC send failed");
+        }
     }
 
     async fn receive_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; udp::RECV_BUF];
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            tokio::select! {
+            let got = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = self.udp.recv(&mut buf, |from, data| self.route(from, data)) => {}
-            }
-        }
-    }
-
-    /// Hands a datagram from `from` to its session, if any.
-    fn route(&self, from: SocketAddr, data: &[u8]) {
-        let id = match self.by_addr.get(&from) {
-            Some(id) => Some(id.clone()),
-            None => stun::local_ufrag(data)
-                .and_then(|u| self.by_ufrag.get(u).map(|id| id.clone()))
-                .inspect(|id| self.learn(from, id)),
-        };
-        if let Some(id) = id {
+                got = self.socket.recv_from(&mut buf) => got,
+            };
+            let (n, from) = match got {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP errors from a vanished peer surface here on Linux: not fatal.
+                    debug!(error = %e, "WebRTC receive error");
+                    continue;
+                }
+            };
+            let data = &buf[..n];
+            let id = match self.by_addr.get(&from) {
+                Some(id) => Some(id.clone()),
+                None => stun::local_ufrag(data)
+                    .and_then(|u| self.by_ufrag.get(u).map(|id| id.clone()))
+                    .inspect(|id| self.learn(from, id)),
+            };
+            let Some(id) = id else { continue };
             self.deliver(&id, Protocol::Udp, from, Bytes::copy_from_slice(data));
         }
     }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use str0m::net::Protocol;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -13,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::peer::{End, Next, Peer};
-use super::udp::Outbox;
 use super::WebRtc;
 use crate::access::limits::{ClientKind, ClientSlot};
 use crate::hub::attach::VideoOutput;
@@ -50,24 +48,15 @@ impl Run {
         let mut decide = tokio::time::interval(super::adapt::DECIDE_EVERY);
         decide.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rung = super::adapt::Rung::Full;
-        let mut out = Outbox::default();
         let why = loop {
             // Everything the peer has to send, then its deadline.
             let deadline = loop {
                 match self.peer.poll(now()) {
-                    Next::Transmit {
-                        proto: Protocol::Udp,
-                        to,
-                        data,
-                    } => out.push(to, data),
-                    Next::Transmit { to, data, .. } => self.rtc.send_tcp(to, data),
+                    Next::Transmit { proto, to, data } => self.rtc.send(proto, to, data).await,
                     Next::Wait(at) => break Ok(at),
                     Next::Ended(why) => break Err(why),
                 }
             };
-            if !out.is_empty() {
-                self.rtc.send_udp(&mut out).await;
-            }
             let deadline = match deadline {
                 Ok(at) => at,
                 Err(why) => break why,
