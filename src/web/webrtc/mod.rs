@@ -9,7 +9,9 @@
 //! gone (consent freshness), its camera is removed, or at shutdown.
 
 mod adapt;
+mod negotiate;
 pub mod peer;
+mod rtp_clock;
 mod session;
 mod stun;
 mod tcp;

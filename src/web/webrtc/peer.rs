@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
 use super::adapt::{Adapt, Rung, Sample};
+use super::negotiate::{pick_pt, sending_video_mid};
+use super::rtp_clock::RtpClock;
 use crate::hub::video::VideoUnit;
 use crate::media::codec::Codec;
 use crate::media::nal::{self, NalFormat};
@@ -39,8 +40,6 @@ const START_RATE_BPS: u64 = 20_000_000;
 /// After a GOP sent at once has left at the start rate, how long before the pacer's queue
 /// is read as the path's again.
 const BURST_SETTLE: Duration = Duration::from_millis(500);
-/// 90 kHz RTP ticks per microsecond of the camera's clock, as a fraction.
-const TICKS_PER_US: (i64, i64) = (9, 100);
 
 /// Why a peer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,49 +102,6 @@ pub struct Counts {
 pub struct Setup {
     pub provider: Arc<CryptoProvider>,
     pub cert: DtlsCert,
-}
-
-/// The mapping from the camera's clock to the viewer's RTP clock: the camera's own time
-/// between units, except for a GOP sent at once (a start, a picture request), whose units
-/// are stamped one tick apart so that the browser's jitter buffer plays them at once
-/// instead of holding the picture back by the GOP's length.
-#[derive(Debug, Clone, Default)]
-pub struct RtpClock {
-    /// Ticks added to the camera's pts (in ticks) for live units.
-    offset: Option<i64>,
-    last: Option<u64>,
-}
-
-fn pts_ticks(pts_us: i64) -> i64 {
-    pts_us.saturating_mul(TICKS_PER_US.0) / TICKS_PER_US.1
-}
-
-impl RtpClock {
-    /// The RTP time of a live unit: the camera's time, never before the last one sent.
-    pub fn live(&mut self, pts_us: i64) -> u64 {
-        let t = pts_ticks(pts_us);
-        let offset = *self.offset.get_or_insert(-t);
-        let mut out = (t + offset).max(0) as u64;
-        if let Some(last) = self.last {
-            if out <= last {
-                out = last + 1;
-            }
-        }
-        self.last = Some(out);
-        out
-    }
-
-    /// The RTP times of `n` units sent at once, the newest at `newest_pts_us`; live units
-    /// go on from the newest on the camera's clock.
-    pub fn burst(&mut self, n: usize, newest_pts_us: i64) -> Vec<u64> {
-        let base = self.last.map_or(0, |l| l + 1);
-        let times: Vec<u64> = (0..n as u64).map(|i| base + i).collect();
-        if let Some(&newest) = times.last() {
-            self.offset = Some(newest as i64 - pts_ticks(newest_pts_us));
-            self.last = Some(newest);
-        }
-        times
-    }
 }
 
 /// One viewer's peer connection.
@@ -506,55 +462,6 @@ impl Peer {
             _ => {}
         }
     }
-}
-
-/// The mid of the first video section of an answer that sends (the offer's `recvonly` or
-/// `sendrecv` video, not rejected).
-fn sending_video_mid(answer: &str) -> Option<Mid> {
-    let mut video = false;
-    let mut mid = None;
-    let mut sends = false;
-    let mut found = None;
-    let mut close = |video: bool, mid: &mut Option<String>, sends: bool| {
-        if found.is_none() && video && sends {
-            found = mid.take();
-        }
-    };
-    for line in answer.lines() {
-        if let Some(m) = line.strip_prefix("m=") {
-            close(video, &mut mid, sends);
-            // A rejected section has port 0.
-            video = m.starts_with("video ") && !m.starts_with("video 0 ");
-            mid = None;
-            sends = false;
-        } else if let Some(m) = line.strip_prefix("a=mid:") {
-            mid = Some(m.trim().to_string());
-        } else if line.starts_with("a=sendonly") || line.starts_with("a=sendrecv") {
-            sends = true;
-        }
-    }
-    close(video, &mut mid, sends);
-    found.map(|m| Mid::from(m.as_str()))
-}
-
-/// The negotiated payload type for the camera's codec: packetization-mode 1 (cameras send
-/// NAL units bigger than a packet), preferring the profile the offer lists first. Browsers
-/// decode High and Main whatever `profile-level-id` they offered, so any H.264 type serves.
-fn pick_pt(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
-    let want = match codec {
-        Codec::H264 => RtcCodec::H264,
-        Codec::H265 => RtcCodec::H265,
-    };
-    let writer = rtc.writer(mid)?;
-    let params: Vec<_> = writer
-        .payload_params()
-        .filter(|p| p.spec().codec == want)
-        .cloned()
-        .collect();
-    params
-        .iter()
-        .find(|p| want != RtcCodec::H264 || p.spec().format.packetization_mode == Some(1))
-        .map(|p| p.pt())
 }
 
 /// The unit as Annex B, what str0m's packetizers take, with the parameter sets in front of
