@@ -322,7 +322,9 @@ function startRtc(t) {
 // takes within EARLY_MS is ended.
 const early = new Map();
 const EARLY_MAX = 16;
-const EARLY_MS = 5000;
+// Long enough for a socket on a slow or busy link to say `hello`: a session ended too soon
+// would be opened again by its tile.
+const EARLY_MS = 15000;
 function startEarly(cams) {
   const playable = new Set(cams.filter((c) => c.state === "streaming" && ["h264", "h265"].includes(sources.get(c.id))).map((c) => c.id));
   const ids = camerasOf(view, cams.map((c) => c.id)).filter((id) => playable.has(id));
