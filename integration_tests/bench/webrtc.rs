@@ -287,7 +287,17 @@ pub async fn s19(ctx: &Ctx, tries: usize) -> Value {
         )
         .await;
         // The last page's sessions are gone (DELETE on unload) before the next load.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let h: Value = match reqwest::get(format!("{}/health", cw.base)).await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if h["webrtc"]["sessions"] == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         b.call("Page.navigate", json!({"url": page})).await;
         b.wait_for(
             "!!window.camwallFirstPaint",
