@@ -48,9 +48,9 @@ pub struct VideoUnit {
     /// The unit as a viewer's wire message, built by the first viewer and shared by the rest
     /// (a unit goes to every video viewer of the camera: one header, one copy).
     wire: OnceLock<Bytes>,
-    /// The unit as WebRTC's packetizers take it (Annex B), built by the first WebRTC viewer
-    /// and shared by the rest.
-    annex_b: OnceLock<Option<Arc<[u8]>>>,
+    /// The unit as RTP payloads, built by the first WebRTC viewer and shared by the rest,
+    /// which only number and encrypt them.
+    rtp: OnceLock<Arc<[Arc<[u8]>]>>,
 }
 
 impl VideoUnit {
@@ -62,15 +62,13 @@ impl VideoUnit {
             stamp,
             config,
             wire: OnceLock::new(),
-            annex_b: OnceLock::new(),
+            rtp: OnceLock::new(),
         }
     }
 
-    /// The unit re-framed by `build` for WebRTC viewers, built once for all of them.
-    pub fn annex_b(&self, build: impl FnOnce(&Self) -> Option<Vec<u8>>) -> Option<Arc<[u8]>> {
-        self.annex_b
-            .get_or_init(|| build(self).map(Arc::from))
-            .clone()
+    /// The unit's RTP payloads, built once by `build` for every WebRTC viewer.
+    pub fn rtp(&self, build: impl FnOnce(&Self) -> Vec<Arc<[u8]>>) -> Arc<[Arc<[u8]>]> {
+        self.rtp.get_or_init(|| build(self).into()).clone()
     }
 
     /// The wire message, built once by `build` for every viewer.

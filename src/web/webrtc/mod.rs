@@ -10,6 +10,7 @@
 
 mod adapt;
 mod negotiate;
+mod packetize;
 pub mod peer;
 mod rtp_clock;
 mod session;

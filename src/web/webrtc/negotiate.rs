@@ -39,15 +39,19 @@ pub(super) fn sending_video_mid(answer: &str) -> Option<Mid> {
 /// The negotiated payload type for the camera's codec: packetization-mode 1 (cameras send
 /// NAL units bigger than a packet), preferring the profile the offer lists first. Browsers
 /// decode High and Main whatever `profile-level-id` they offered, so any H.264 type serves.
-pub(super) fn pick_pt(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+pub(super) fn pick_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
     let want = match codec {
         Codec::H264 => RtcCodec::H264,
         Codec::H265 => RtcCodec::H265,
     };
-    let writer = rtc.writer(mid)?;
-    let params: Vec<_> = writer
-        .payload_params()
-        .filter(|p| p.spec().codec == want)
+    // What str0m's frame writer would offer (`Writer::payload_params`): the configured types
+    // the peer's answer kept for this media.
+    let remote = rtc.media(mid)?.remote_pts().to_vec();
+    let params: Vec<_> = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .filter(|p| remote.contains(&p.pt()) && p.spec().codec == want)
         .cloned()
         .collect();
     params

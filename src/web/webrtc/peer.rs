@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::media::{Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
 use super::adapt::{Adapt, Rung, Sample};
 use super::negotiate::{pick_pt, sending_video_mid};
+use super::packetize;
 use super::rtp_clock::RtpClock;
 use crate::hub::video::VideoUnit;
 use crate::media::codec::Codec;
-use crate::media::nal::{self, NalFormat};
 
 /// A peer that has not connected within this long after its answer is dropped (an offer
 /// made and abandoned).
@@ -126,6 +127,8 @@ pub struct Peer {
     gop_asked: bool,
     /// The start's GOP was sent.
     started: bool,
+    /// The next RTP sequence number (extended: str0m counts the wraps).
+    next_seq: u64,
     /// The keyframe of the GOP last sent again: a picture request is answered once per GOP.
     resent_key: Option<u64>,
     /// Only keyframes are sent (the link cannot carry the camera).
@@ -169,6 +172,9 @@ impl Peer {
             .enable_h265(codec == Codec::H265)
             .enable_bwe(Some(str0m::bwe::Bitrate::bps(START_RATE_BPS)))
             .set_send_buffer_video(NACK_HISTORY_PACKETS)
+            // The payloads are built once per unit for every viewer (`packetize`): str0m
+            // numbers, paces, encrypts and resends them.
+            .set_rtp_mode(true)
             // Nothing is received but RTCP: the stats feed the metrics once a second.
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
@@ -195,7 +201,9 @@ impl Peer {
         let answer = answer.to_sdp_string();
         // str0m tells of the offer's media only once connected; the answer names them now.
         let mid = sending_video_mid(&answer).ok_or(OfferError::NoVideo)?;
-        let pt = pick_pt(&mut rtc, mid, codec).ok_or(OfferError::NoCodec(codec.name()))?;
+        let pt = pick_pt(&rtc, mid, codec).ok_or(OfferError::NoCodec(codec.name()))?;
+        // RFC 3550 asks for a random start; the SSRC str0m drew is random.
+        let next_seq = first_seq(&mut rtc, mid);
         let peer = Self {
             rtc,
             mid,
@@ -212,6 +220,7 @@ impl Peer {
             last_seq: 0,
             gop_asked: false,
             started: false,
+            next_seq,
             resent_key: None,
             keyframes_only: false,
             counts: Counts::default(),
@@ -368,20 +377,32 @@ impl Peer {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
+    /// Numbers the unit's shared payloads in this viewer's sequence and queues them in the
+    /// pacer, the last with the marker bit.
     fn write(&mut self, now: Instant, unit: &VideoUnit, rtp_ticks: u64) {
         let codec = self.codec;
-        let Some(data) = unit.annex_b(|u| annex_b(codec, u)) else {
+        let payloads = unit.rtp(|u| packetize::payloads(codec, u, packetize::MAX_PAYLOAD));
+        let Some((last, _)) = payloads.split_last() else {
             return;
         };
-        let len = data.len();
-        let Some(writer) = self.rtc.writer(self.mid) else {
+        let (mid, pt) = (self.mid, self.pt);
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return;
         };
-        let time = MediaTime::new(rtp_ticks, Frequency::NINETY_KHZ);
-        if writer.write(self.pt, now, time, data).is_ok() {
-            self.counts.units += 1;
-            self.counts.bytes += len as u64;
+        // RTP time is the 90 kHz clock's low 32 bits, wrapping as RFC 3550 has it.
+        let time = rtp_ticks as u32;
+        let mut len = 0;
+        for p in payloads.iter() {
+            let write = RtpWrite::new(pt, self.next_seq.into(), time, now, p.clone())
+                .marker(std::ptr::eq(p, last))
+                .nackable(true);
+            stream.write_rtp(write);
+            self.next_seq += 1;
+            len += p.len();
         }
+        self.counts.units += 1;
+        self.counts.bytes += len as u64;
     }
 
     /// What to do next: a datagram to send, a deadline, or the end.
@@ -464,30 +485,14 @@ impl Peer {
     }
 }
 
-/// The unit as Annex B, what str0m's packetizers take, with the parameter sets in front of
-/// a keyframe that lacks them (RTSP cameras give them once, in the SDP).
-fn annex_b(codec: Codec, unit: &VideoUnit) -> Option<Vec<u8>> {
-    let body = nal::convert(NalFormat::LengthPrefixed, NalFormat::AnnexB, &unit.data).ok()?;
-    if !unit.key || has_parameter_sets(codec, &unit.data) {
-        return Some(body);
-    }
-    let mut out = unit
-        .config
-        .params
-        .parameter_sets_framed(NalFormat::AnnexB)
-        .ok()?;
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-fn has_parameter_sets(codec: Codec, au: &[u8]) -> bool {
-    nal::nal_units(NalFormat::LengthPrefixed, au)
-        .filter_map(Result::ok)
-        .any(|n| match (codec, n.first()) {
-            (Codec::H264, Some(b)) => b & 0x1f == 7,
-            (Codec::H265, Some(b)) => (b >> 1) & 0x3f == 33,
-            _ => false,
-        })
+/// A start for the viewer's sequence numbers, below 2^15 so the first packets cannot wrap
+/// into a second roll-over count.
+fn first_seq(rtc: &mut Rtc, mid: Mid) -> u64 {
+    let ssrc = rtc
+        .direct_api()
+        .stream_tx_by_mid(mid, None)
+        .map_or(0, |s| *s.ssrc());
+    u64::from(ssrc % (1 << 15))
 }
 
 #[cfg(test)]

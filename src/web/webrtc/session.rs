@@ -38,6 +38,17 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// `at` rounded up to the process's PACE_TICK grid: every session's pacer wakes on the same
+/// ticks, so one timer firing runs them all in turn instead of each waking a worker alone.
+fn on_grid(at: std::time::Instant) -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    let tick = PACE_TICK.as_nanos();
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    let up = since.div_ceil(tick) * tick;
+    epoch + std::time::Duration::from_nanos(u64::try_from(up).unwrap_or(u64::MAX))
+}
+
 impl Run {
     pub async fn run(mut self) {
         let camera = self.stream.camera.id().to_string();
@@ -71,7 +82,7 @@ impl Run {
             // frame instead of one per packet, as browsers' own pacers work in 5 ms steps.
             // Until the connection is up, every flight of ICE and DTLS goes at once.
             let deadline = if self.peer.connected() {
-                deadline.max(now_std + PACE_TICK)
+                on_grid(deadline.max(now_std + PACE_TICK))
             } else {
                 deadline
             };
