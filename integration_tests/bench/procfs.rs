@@ -20,7 +20,16 @@ pub fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// CPU ticks (user + system, 1/100 s) of a process.
 pub fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU ticks of the calling thread.
+pub fn thread_cpu_ticks() -> u64 {
+    stat_ticks("/proc/thread-self/stat")
+}
+
+fn stat_ticks(path: &str) -> u64 {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();

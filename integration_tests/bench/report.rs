@@ -137,6 +137,14 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
                     w["sessions"],
                     w["errors"].as_array().map_or(0, Vec::len),
                 ));
+                let floor = w["udp_floor_cpu_percent"].as_f64().unwrap_or(f64::NAN);
+                md.push_str(&format!(
+                    "- S18 floor: the same {} datagrams/s of {} bytes sent over loopback by one thread doing nothing else: {} % of a core; S18 less that floor: {} x S9\n",
+                    f(&w["datagrams_per_s"]),
+                    w["datagram_bytes_mean"],
+                    f(&floor.into()),
+                    f(&((r["cpu_percent"].as_f64().unwrap_or(f64::NAN) - floor) / s9).into()),
+                ));
             }
             Some("S19") => {
                 md.push_str(&format!(

@@ -27,6 +27,9 @@ pub struct RtcStats {
     /// Frames and payload bytes while measuring.
     pub frames: u64,
     pub bytes: u64,
+    /// Datagrams received and their bytes while measuring (RTP, RTCP, everything).
+    pub datagrams: u64,
+    pub datagram_bytes: u64,
     /// From the POST of the offer to the first frame.
     pub first_frame_ms: Option<f64>,
     pub error: Option<String>,
@@ -117,10 +120,16 @@ async fn run_session(
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(100));
         let input = match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
-            Ok(Ok((n, from))) => match Receive::new(Protocol::Udp, from, local, &buf[..n]) {
-                Ok(r) => Input::Receive(Instant::now(), r),
-                Err(_) => continue,
-            },
+            Ok(Ok((n, from))) => {
+                if measuring.load(Ordering::Relaxed) {
+                    st.datagrams += 1;
+                    st.datagram_bytes += n as u64;
+                }
+                match Receive::new(Protocol::Udp, from, local, &buf[..n]) {
+                    Ok(r) => Input::Receive(Instant::now(), r),
+                    Err(_) => continue,
+                }
+            }
             _ => Input::Timeout(Instant::now()),
         };
         rtc.handle_input(input).map_err(|e| e.to_string())?;
@@ -192,6 +201,15 @@ pub async fn s18(ctx: &Ctx, n: usize, secs: u64) -> Value {
         bytes_ratio.push(st.bytes as f64 / (b1 - b0).max(1) as f64);
     }
     let mut ttff: Vec<f64> = all.iter().filter_map(|s| s.first_frame_ms).collect();
+    // The floor under any WebRTC server on this path: the same datagrams sent over loopback
+    // by a thread that does nothing else (no RTP, no SRTP, no pacer).
+    let datagrams: u64 = all.iter().map(|s| s.datagrams).sum();
+    let datagram_bytes: u64 = all.iter().map(|s| s.datagram_bytes).sum();
+    let rate = datagrams as f64 / elapsed.max(1e-3);
+    let size = (datagram_bytes / datagrams.max(1)) as usize;
+    let floor = tokio::task::spawn_blocking(move || udp_floor(rate, size, Duration::from_secs(10)))
+        .await
+        .unwrap_or(f64::NAN);
     let encodes: u64 = s1["cameras"]
         .as_array()
         .into_iter()
@@ -216,8 +234,54 @@ pub async fn s18(ctx: &Ctx, n: usize, secs: u64) -> Value {
         "first_frame_ms": {"p50": pct(&mut ttff, 50.0), "max": pct(&mut ttff, 100.0)},
         "jpeg_encodes": encodes,
         "rss_mb": rss,
+        "datagrams_per_s": rate,
+        "datagram_bytes_mean": size,
+        "udp_floor_cpu_percent": floor,
         },
     })
+}
+
+/// % of a core one thread takes to send `rate` datagrams a second of `size` bytes to a
+/// socket on 127.0.0.1 for `dur`, in 5 ms bursts as camwall's sessions pace them. On
+/// loopback the receiving socket's queueing runs in the sender's system call, as it does
+/// for camwall.
+fn udp_floor(rate: f64, size: usize, dur: Duration) -> f64 {
+    let (Ok(tx), Ok(rx)) = (
+        std::net::UdpSocket::bind("127.0.0.1:0"),
+        std::net::UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        return f64::NAN;
+    };
+    let Ok(to) = rx.local_addr() else {
+        return f64::NAN;
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let done = done.clone();
+        let _ = rx.set_read_timeout(Some(Duration::from_millis(100)));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !done.load(Ordering::Relaxed) {
+                let _ = rx.recv(&mut buf);
+            }
+        })
+    };
+    let packet = vec![0x80u8; size.max(1)];
+    let t0 = Instant::now();
+    let ticks0 = crate::procfs::thread_cpu_ticks();
+    let mut sent = 0u64;
+    while t0.elapsed() < dur {
+        let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due {
+            let _ = tx.send_to(&packet, to);
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pct = (crate::procfs::thread_cpu_ticks() - ticks0) as f64 / t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    pct
 }
 
 /// S19: time to the first picture over WebRTC: from the offer to the first frame in the
