@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use crate::hub::video::VideoUnit;
-use crate::media::codec::Codec;
+use crate::media::codec::{Codec, NalKind};
 use crate::media::nal::{self, NalFormat};
+use crate::media::{h264, h265, h26x};
 
 /// The largest payload: str0m's datagram target (1150 bytes) less the SRTP tag, rounded down
 /// to the SRTP block, as str0m's own packetizers size theirs; the RTP header and its
@@ -16,6 +17,8 @@ pub const MAX_PAYLOAD: usize = {
     let rtp = str0m::DATAGRAM_MTU_TARGET - 16;
     rtp - rtp % 16
 };
+// A whole number of SRTP blocks, and room for the RTP header under a 1200-byte datagram.
+const _: () = assert!(MAX_PAYLOAD % 16 == 0 && MAX_PAYLOAD + 64 <= 1200);
 
 /// FU-A (RFC 6184 5.8) and FU (RFC 7798 4.4.3) packet types.
 const H264_FU_A: u8 = 28;
@@ -47,20 +50,15 @@ pub fn payloads(codec: Codec, unit: &VideoUnit, max: usize) -> Vec<Arc<[u8]>> {
 }
 
 fn is_parameter_set(codec: Codec, n: &[u8]) -> bool {
-    match (codec, n.first()) {
-        (Codec::H264, Some(b)) => matches!(b & 0x1f, 7 | 8),
-        (Codec::H265, Some(b)) => matches!((b >> 1) & 0x3f, 32..=34),
-        _ => false,
-    }
+    matches!(h26x::classify(codec, n), Ok(NalKind::ParameterSet(_)))
 }
 
 /// Access unit delimiters say nothing a packetized stream does not (the marker bit ends a
 /// unit): they are left out.
 fn is_delimiter(codec: Codec, n: &[u8]) -> bool {
-    match (codec, n.first()) {
-        (Codec::H264, Some(b)) => b & 0x1f == 9,
-        (Codec::H265, Some(b)) => (b >> 1) & 0x3f == 35,
-        _ => true,
+    match codec {
+        Codec::H264 => matches!(h264::nal_type(n), Ok(h264::NAL_AUD)),
+        Codec::H265 => matches!(h265::nal_header(n), Ok((h265::NAL_AUD, _))),
     }
 }
 
@@ -77,13 +75,11 @@ fn push_nal(codec: Codec, n: &[u8], max: usize, out: &mut Vec<Arc<[u8]>>) {
         out.push(Arc::from(n));
         return;
     }
-    // The fragmentation unit's own headers, before each piece of the NAL's body.
-    let (head, nal_type): (Vec<u8>, u8) = match codec {
-        Codec::H264 => (vec![(n[0] & 0xe0) | H264_FU_A], n[0] & 0x1f),
-        Codec::H265 => (
-            vec![(n[0] & 0x81) | (H265_FU << 1), n[1]],
-            (n[0] >> 1) & 0x3f,
-        ),
+    // The fragmentation unit's payload header (the NAL's, with the FU type), then its FU
+    // header (start and end bits, the NAL's type) before each piece of the NAL's body.
+    let (head, nal_type): (&[u8], u8) = match codec {
+        Codec::H264 => (&[(n[0] & 0xe0) | H264_FU_A], n[0] & 0x1f),
+        Codec::H265 => (&[(n[0] & 0x81) | (H265_FU << 1), n[1]], (n[0] >> 1) & 0x3f),
     };
     let room = max.saturating_sub(head.len() + 1).max(1);
     let body = &n[header_len..];
@@ -97,7 +93,7 @@ fn push_nal(codec: Codec, n: &[u8], max: usize, out: &mut Vec<Arc<[u8]>>) {
             fu |= FU_END;
         }
         let mut p = Vec::with_capacity(head.len() + 1 + piece.len());
-        p.extend_from_slice(&head);
+        p.extend_from_slice(head);
         p.push(fu | nal_type);
         p.extend_from_slice(piece);
         out.push(Arc::from(p));
@@ -192,13 +188,5 @@ mod tests {
             rebuilt.extend_from_slice(&fu[3..]);
         }
         assert_eq!(rebuilt, idr);
-    }
-
-    #[test]
-    fn the_default_payload_leaves_room_for_srtp() {
-        assert_eq!(
-            MAX_PAYLOAD, 1120,
-            "1150 less the 16-byte tag, a multiple of 16"
-        );
     }
 }
