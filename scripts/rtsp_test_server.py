@@ -9,6 +9,7 @@ which has the `gi` bindings.
   rtsp_test_server.py --port 0 --clip clip.h264        (a pre-encoded H.264 stream, looped)
   rtsp_test_server.py --port 0 --pattern smpte --switch-after 5   (still, then scrolling)
   rtsp_test_server.py --port 0 --pattern smpte --speed 4 --size 1280x720 --fps 25 --bitrate 4000
+  rtsp_test_server.py --port 0 --audio aac --audio-freq 440   (H.264 plus a sine in AAC)
 """
 import argparse
 import sys
@@ -44,6 +45,9 @@ def main():
                     help="H.264 profile the encoder must use (default: x264's choice, Constrained Baseline at ultrafast)")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
+    ap.add_argument("--audio", choices=["aac", "pcmu"],
+                    help="an audio track beside the video: a sine in AAC (48 kHz) or G.711 mu-law (8 kHz)")
+    ap.add_argument("--audio-freq", type=int, default=440, help="the sine's frequency in Hz")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -73,6 +77,16 @@ def main():
                 + f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
             )
         )
+    if args.audio:
+        enc = {
+            "aac": ("48000", "avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"),
+            "pcmu": ("8000", "mulawenc ! rtppcmupay name=pay1 pt=0"),
+        }[args.audio]
+        audio = (
+            f" audiotestsrc is-live=true wave=sine freq={args.audio_freq} ! audioconvert ! "
+            f"audioresample ! audio/x-raw,rate={enc[0]},channels=1 ! {enc[1]}"
+        )
+        launch = launch.rstrip()[:-1].rstrip() + audio + " )"
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))

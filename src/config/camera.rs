@@ -44,6 +44,44 @@ pub struct CameraConfig {
     /// for thumbnails. Opened only while used. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<SubStreamConfig>,
+    /// Which reader ingests an RTSP camera: `auto` (retina, camwall's async RTSP client) or
+    /// `ffmpeg` (FFmpeg's, for a camera retina cannot read). Other sources always use FFmpeg.
+    /// Default `auto`.
+    #[serde(default, skip_serializing_if = "Ingest::is_auto")]
+    pub ingest: Ingest,
+}
+
+/// A camera's `ingest` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ingest {
+    #[default]
+    Auto,
+    Ffmpeg,
+}
+
+impl Ingest {
+    fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
+/// What reads a camera's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// retina, on the camera's task: RTSP.
+    Retina,
+    /// FFmpeg, on a thread of the session's own.
+    Ffmpeg,
+}
+
+impl Reader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Retina => "retina",
+            Self::Ffmpeg => "ffmpeg",
+        }
+    }
 }
 
 /// A camera's second source: the same fields and rules as the main one.
@@ -84,6 +122,20 @@ impl CameraConfig {
         let mut renamed = other.clone();
         renamed.name = self.name.clone();
         *self == renamed
+    }
+
+    /// The reader of this camera's source (its sub stream's follows the same setting).
+    pub fn reader(&self) -> Reader {
+        // rtsps:// (RTSP over TLS) is FFmpeg's: retina has no TLS.
+        let rtsp = self
+            .url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("rtsp://"));
+        if rtsp && self.ingest == Ingest::Auto {
+            Reader::Retina
+        } else {
+            Reader::Ffmpeg
+        }
     }
 
     /// Display name: `name`, else the id.

@@ -6,6 +6,7 @@
 //! stops workers (that is `control`) and knows nothing of HTTP, WebSockets or clients.
 
 pub mod attach;
+pub mod audio;
 pub mod cache;
 pub mod camera;
 pub mod demand;
@@ -24,6 +25,7 @@ use tokio::sync::broadcast;
 use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::media::tier::Qualities;
 pub use attach::{LaneOutput, Pictures, Still, Video, VideoOutput};
+pub use audio::AudioInfo;
 pub use cache::{Encoded, FrameError};
 pub use camera::{
     Camera, CameraInfo, CameraState, CameraStatus, HubSettings, OwnerReport, SessionFailure,

@@ -18,7 +18,7 @@ use super::decoder::PictureDecoder;
 use super::diagnose::{self, Cause, Resolved};
 use super::source::{self, Deadline, OpenError, SourceKind};
 use super::timing::{Gaps, Pacer};
-use super::worker::{Opener, SessionError, Source, SourceEvent, VideoStream};
+use super::worker::{SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
 use crate::hub::demand::{DecodeMode, Demand};
 use crate::media::clock::TimeBase;
@@ -26,20 +26,6 @@ use crate::media::frame::Picture;
 use crate::media::h26x::{extradata_parameter_sets, Codec};
 use crate::media::jpeg;
 use crate::media::nal::NalFormat;
-
-/// Opens camera sources with FFmpeg.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FfmpegOpener;
-
-impl Opener for FfmpegOpener {
-    fn open(
-        &self,
-        config: &CameraConfig,
-        cancel: &CancellationToken,
-    ) -> Result<Box<dyn Source>, SessionError> {
-        Ok(Box::new(FfmpegSource::open(config, cancel, true)?))
-    }
-}
 
 /// What a source does with its video packets.
 enum Pictures {
@@ -103,7 +89,7 @@ impl FfmpegSource {
     /// Opens `config`'s source. With `on_demand`, a network H.264/H.265 stream is left to the
     /// worker to decode ([`VideoStream::on_demand`]); without (the probe), everything that is
     /// not MJPEG is decoded here.
-    pub(super) fn open(
+    pub(crate) fn open(
         config: &CameraConfig,
         cancel: &CancellationToken,
         on_demand: bool,

@@ -8,7 +8,8 @@
 //! length-prefixed units would not parse, and feeding it both framings would leave its
 //! references wrong for the units that follow.
 //!
-//! The session thread hands it every unit it pushes to the feed. A snapshot of a camera that
+//! The session thread hands it every unit it pushes to the feed (a session read on the
+//! camera's task hands it to the decode pool, which catches up with the feed instead). A snapshot of a camera that
 //! is not decoding asks it, through the feed's [`FeedDecoder`] seam and on a blocking thread,
 //! for the newest picture of the GOP: the same decoder warms up, and the session's decoding
 //! goes on from there instead of decoding the GOP again. A mutex keeps the two in turn.
@@ -38,8 +39,8 @@ const STAMPS: usize = 32;
 /// snapshot gets nothing from it.
 pub struct OnDemandDecoder {
     shared: Arc<Shared>,
-    /// Pixel-format conversion for the session's pictures, kept here because a swscale
-    /// context stays on one thread (a snapshot's warm-up builds its own when it needs one).
+    /// Pixel-format conversion for the session's pictures, kept out of the shared state so
+    /// that a snapshot's warm-up, on another thread at the same time, builds its own.
     converter: Option<Converter>,
 }
 
@@ -111,9 +112,31 @@ impl OnDemandDecoder {
     /// The session pushed a unit to `feed`: decoded as the demand asks, its pictures queued
     /// on `out`. A unit the feed refused (unreadable, no parameters yet) is not there to take.
     pub fn unit(&mut self, feed: &VideoFeed, out: &mut Vec<FeedPicture>) {
-        let Some(unit) = feed.newest() else {
+        if let Some(unit) = feed.newest() {
+            self.take(&unit, feed, out);
+        }
+    }
+
+    /// Every unit the session pushed to `feed` since the last one taken, in order (the decode
+    /// pool's turn, which may come several units late): those of the feed's GOP, and its newest
+    /// unit. Units of a GOP the feed has already replaced are gone; the decoder starts again at
+    /// the keyframe that replaced it.
+    pub fn catch_up(&mut self, feed: &VideoFeed, out: &mut Vec<FeedPicture>) {
+        let fed = self.shared.lock().fed;
+        let Some(newest) = feed.newest().filter(|n| n.seq > fed) else {
             return;
         };
+        let mut units: Vec<Arc<VideoUnit>> =
+            feed.gop().into_iter().filter(|u| u.seq > fed).collect();
+        if units.last().is_none_or(|u| u.seq < newest.seq) {
+            units.push(newest);
+        }
+        for unit in &units {
+            self.take(unit, feed, out);
+        }
+    }
+
+    fn take(&mut self, unit: &Arc<VideoUnit>, feed: &VideoFeed, out: &mut Vec<FeedPicture>) {
         let conv = &mut self.converter;
         let mut st = self.shared.lock();
         if unit.seq <= st.fed {
@@ -125,7 +148,7 @@ impl OnDemandDecoder {
         }
         match (st.decode_wanted(), st.mode) {
             (DecodeMode::Off, _) => st.go_cold(),
-            (DecodeMode::Full, DecodeMode::Full) => st.decode(&unit, false, conv, out),
+            (DecodeMode::Full, DecodeMode::Full) => st.decode(unit, false, conv, out),
             // From nothing or keyframes to every picture: the feed's GOP catches up at once.
             (DecodeMode::Full, _) => out.extend(st.warm_up(&feed.gop(), DecodeMode::Full, conv)),
             // A thumbnail lane appeared on an idle camera: the newest picture now, keyframes
@@ -136,7 +159,7 @@ impl OnDemandDecoder {
             (DecodeMode::Keyframes, _) => {
                 st.set_mode(DecodeMode::Keyframes);
                 if unit.key {
-                    st.decode(&unit, true, conv, out);
+                    st.decode(unit, true, conv, out);
                 }
             }
         }

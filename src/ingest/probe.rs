@@ -110,7 +110,7 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
             }
             SourceEvent::Eof => return Err(SessionError::EndedTooSoon),
             SourceEvent::Cancelled => break,
-            SourceEvent::Corrupt | SourceEvent::Video { .. } => {}
+            SourceEvent::Corrupt | SourceEvent::Video { .. } | SourceEvent::Audio { .. } => {}
         }
     }
     Err(SessionError::OpenTimeout(Duration::from_millis(

@@ -1,9 +1,12 @@
-//! The camera worker: `run()` keeps one camera alive forever (backoff between attempts),
-//! `run_once()` is one blocking session from open to failure, on a thread of its own. The
-//! source is a trait (`Opener`, `Source`) so that this logic runs in tests without FFmpeg.
+//! The camera worker: `run()` keeps one camera alive forever (backoff between attempts). A
+//! session is read on the camera's own task when its source is async (RTSP through retina:
+//! `run_task`), else on a thread of its own, blocking (`run_once`: FFmpeg). The source is a
+//! trait (`Opener`, `Source`, `TaskSource`) so that this logic runs in tests without either.
 
 use crate::media::h26x::Codec;
 use crate::media::nal::NalFormat;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use super::backoff::Backoff;
-use super::on_demand::OnDemandDecoder;
+use super::session::{DecodeOn, Publisher};
 use super::source::OpenError;
 use crate::config::CameraConfig;
 use crate::hub::demand::Demand;
-use crate::hub::video::FeedPicture;
-use crate::hub::{Camera, SessionFailure};
-use crate::media::clock::{Stamp, TimeBase, Timeline};
+use crate::hub::{AudioInfo, Camera, SessionFailure};
+use crate::media::clock::{TimeBase, Timeline};
 use crate::media::frame::Picture;
 use crate::obs::redact::redact_url;
 
@@ -34,6 +36,36 @@ pub trait Opener: Send + Sync {
         config: &CameraConfig,
         cancel: &CancellationToken,
     ) -> Result<Box<dyn Source>, SessionError>;
+
+    /// Opens `config`'s source to be read on the camera's task, when it is read that way;
+    /// `None`: it is read on a thread, through [`Opener::open`].
+    fn open_task(&self, _config: &CameraConfig) -> Option<TaskOpen> {
+        None
+    }
+}
+
+/// A future that opens a source read on the camera's task.
+pub type TaskOpen = Pin<Box<dyn Future<Output = Result<Box<dyn TaskSource>, SessionError>> + Send>>;
+/// The next event of such a source.
+pub type NextEvent<'a> =
+    Pin<Box<dyn Future<Output = Result<SourceEvent, SessionError>> + Send + 'a>>;
+
+/// An opened source read on the camera's task: as [`Source`], but it waits without blocking.
+pub trait TaskSource: Send {
+    fn codec(&self) -> &str;
+    /// The next picture, unit or audio frame, the end of the source, or a failure.
+    fn next_event(&mut self) -> NextEvent<'_>;
+    fn video(&self) -> Option<VideoStream> {
+        None
+    }
+    /// The audio track read beside the video, if any.
+    fn audio(&self) -> Option<AudioInfo> {
+        None
+    }
+    fn set_demand(&mut self, _demand: Arc<Demand>) {}
+    fn time_base(&self) -> TimeBase {
+        TimeBase::MICROS
+    }
 }
 
 /// An opened source. Lives and dies on the session thread, so it need not be `Send`.
@@ -91,6 +123,9 @@ pub enum SourceEvent {
     /// One access unit of the video stream, as it arrived (before any decoding), with the
     /// source's presentation timestamp (in [`Source::time_base`]).
     Video { data: bytes::Bytes, ts: Option<i64> },
+    /// One compressed audio frame, as it arrived, with its timestamp in the audio's own clock
+    /// ticks ([`AudioInfo::sample_rate`]).
+    Audio { data: bytes::Bytes, ts: Option<i64> },
 }
 
 /// Why a session ended without an error.
@@ -132,12 +167,20 @@ pub enum SessionError {
     Panicked,
     #[error("cannot start a session thread: {0}")]
     Spawn(std::io::Error),
+    #[error("read failed: {0}")]
+    ReadRtsp(String),
+    /// The RTSP reader cannot read this camera; FFmpeg's may.
+    #[error("{0} (to read this camera with FFmpeg instead, set \"ingest\": \"ffmpeg\")")]
+    Rtsp(String),
 }
 
 impl SessionError {
     /// Errors that fast retries will not fix get a slower backoff.
     fn is_slow(&self) -> bool {
-        matches!(self, Self::Unauthorized | Self::NoVideo | Self::Decoder(_))
+        matches!(
+            self,
+            Self::Unauthorized | Self::NoVideo | Self::Decoder(_) | Self::Rtsp(_)
+        )
     }
 }
 
@@ -170,28 +213,36 @@ pub async fn run(
             cam.set_connecting();
             let started = Instant::now();
             let frames_before = cam.frames_in();
-            let (c, o, tok) = (cam.clone(), opener.clone(), cancel.clone());
-            let span = tracing::Span::current();
-            // A session blocks for its whole life: a thread of its own, so sessions never
-            // take the blocking pool that JPEG encodes and file I/O share.
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let mut clock = std::mem::take(&mut timeline);
-            let spawned = std::thread::Builder::new()
-                .name(format!("cam-{}", cam.id()))
-                .spawn(move || {
-                    let r = span.in_scope(|| run_once(&c, &*o, &tok, generation, &mut clock));
-                    let _ = done_tx.send((r, clock));
-                });
-            let res = match spawned {
-                Ok(_) => match done_rx.await {
-                    Ok((r, clock)) => {
-                        timeline = clock;
-                        r
+            let cfg = cam.config();
+            let res = match opener.open_task(&cfg) {
+                // Read on this task: no thread.
+                Some(open) => run_task(&cam, open, &cancel, generation, &mut timeline).await,
+                None => {
+                    let (c, o, tok) = (cam.clone(), opener.clone(), cancel.clone());
+                    let span = tracing::Span::current();
+                    // A session blocks for its whole life: a thread of its own, so sessions
+                    // never take the blocking pool that JPEG encodes and file I/O share.
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                    let mut clock = std::mem::take(&mut timeline);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("cam-{}", cam.id()))
+                        .spawn(move || {
+                            let r =
+                                span.in_scope(|| run_once(&c, &*o, &tok, generation, &mut clock));
+                            let _ = done_tx.send((r, clock));
+                        });
+                    match spawned {
+                        Ok(_) => match done_rx.await {
+                            Ok((r, clock)) => {
+                                timeline = clock;
+                                r
+                            }
+                            // The sender is dropped without a send only by a panic.
+                            Err(_) => Err(SessionError::Panicked),
+                        },
+                        Err(e) => Err(SessionError::Spawn(e)),
                     }
-                    // The sender is dropped without a send only by a panic.
-                    Err(_) => Err(SessionError::Panicked),
-                },
-                Err(e) => Err(SessionError::Spawn(e)),
+                }
             };
             let session = started.elapsed();
             let error = match res {
@@ -307,10 +358,11 @@ pub async fn run_on_demand(
     }
 }
 
-/// One session: open, then publish what the source yields until an error, the end, or
-/// shutdown. Units and pictures are placed on the camera's `clock` (`media::clock`).
+/// One session on its own thread: open, then publish what the source yields until an error,
+/// the end, or shutdown. Units and pictures are placed on the camera's `clock`
+/// (`media::clock`).
 pub fn run_once(
-    cam: &Camera,
+    cam: &Arc<Camera>,
     opener: &dyn Opener,
     cancel: &CancellationToken,
     generation: u64,
@@ -323,98 +375,60 @@ pub fn run_once(
         Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
         Err(e) => return Err(e),
     };
-    cam.set_codec(source.codec());
-    info!(codec = source.codec(), "source opened");
-    let video = source.video();
-    if let Some(v) = &video {
-        cam.video().start(v.codec, v.format, &v.extradata);
-    }
+    let mut publisher = Publisher::start(
+        cam,
+        generation,
+        clock,
+        source.codec(),
+        source.video(),
+        source.time_base(),
+        DecodeOn::SessionThread,
+    );
     source.set_demand(cam.demand().clone());
-    clock.new_session();
-    let base = source.time_base();
-    // Pictures of a source whose units are stamped take their unit's place on the clock;
-    // pictures of other sources (MJPEG, raw) are the units themselves.
-    let units_stamped = video.is_some();
-    // No GOP outlives the session it came from, and no decoder runs after it.
-    struct StopVideo<'a>(&'a Camera);
-    impl Drop for StopVideo<'_> {
-        fn drop(&mut self) {
-            self.0.video().stop();
-            self.0.demand().session_ended();
-        }
-    }
-    let _stop_video = StopVideo(cam);
-    // A stream decoded on demand is decoded here, from the units as the feed keeps them (its
-    // GOP is the camera's only one), and its decoder answers the feed's cold snapshots.
-    // Declared after `_stop_video`, so dropped first: a snapshot's warm-up cannot set the
-    // demand's mode after the session's end turned it off.
-    let mut decoder = video.filter(|v| v.on_demand).map(|_| {
-        let d = OnDemandDecoder::new(cam.id(), cam.demand().clone());
-        cam.video().set_decoder(d.seam());
-        d
-    });
-    let mut decoded = Vec::new();
-
-    // The camera's own cap: frames beyond it are dropped before anything is spent on them.
-    let mut thinner = crate::media::tier::Thinner::new(cfg.max_fps);
     loop {
-        match source.next_event() {
-            Ok(SourceEvent::Picture {
-                width,
-                height,
-                picture,
-                ts,
-            }) => {
-                if !cam.is_current(generation) {
-                    continue;
-                }
-                let now = tokio::time::Instant::now();
-                let pts = if units_stamped {
-                    clock.map(ts).or(clock.head()).unwrap_or(0)
-                } else {
-                    clock.stamp(ts, base, now)
-                };
-                if thinner.admit(now) {
-                    cam.publish(width, height, picture, Stamp::now(pts));
-                }
-            }
-            Ok(SourceEvent::Corrupt) => cam.count_corrupt(),
-            Ok(SourceEvent::Video { data, ts }) => {
-                if cam.is_current(generation) {
-                    let now = tokio::time::Instant::now();
-                    let pts = clock.stamp(ts, base, now);
-                    cam.video_unit(data, Stamp::now(pts));
-                    if let Some(d) = decoder.as_mut() {
-                        d.unit(cam.video(), &mut decoded);
-                        publish_decoded(cam, &mut decoded, &mut thinner, now);
-                    }
-                }
-            }
-            Ok(SourceEvent::Eof) => {
-                if let Some(d) = decoder.as_mut().filter(|_| cam.is_current(generation)) {
-                    d.drain(&mut decoded);
-                    publish_decoded(cam, &mut decoded, &mut thinner, tokio::time::Instant::now());
-                }
-                return Ok(SessionEnd::Eof);
-            }
-            Ok(SourceEvent::Cancelled) => return Ok(SessionEnd::Cancelled),
-            Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
-            Err(e) => return Err(e),
+        if let Some(end) = publisher.event(source.next_event(), cancel) {
+            return end;
         }
     }
 }
 
-/// Publishes the pictures the on-demand decoder made, within the camera's rate cap. They carry
-/// their units' stamps: already on the camera's clock.
-fn publish_decoded(
-    cam: &Camera,
-    decoded: &mut Vec<FeedPicture>,
-    thinner: &mut crate::media::tier::Thinner,
-    now: Instant,
-) {
-    for p in decoded.drain(..) {
-        if thinner.admit(now) {
-            cam.publish(p.width, p.height, p.picture, p.stamp);
+/// One session on the camera's task: as [`run_once`], with the source's waits awaited and the
+/// decoding on demand done by the decode pool.
+async fn run_task(
+    cam: &Arc<Camera>,
+    open: TaskOpen,
+    cancel: &CancellationToken,
+    generation: u64,
+    clock: &mut Timeline,
+) -> Result<SessionEnd, SessionError> {
+    let mut source = tokio::select! {
+        _ = cancel.cancelled() => return Ok(SessionEnd::Cancelled),
+        opened = open => match opened {
+            Ok(s) => s,
+            Err(_) if cancel.is_cancelled() => return Ok(SessionEnd::Cancelled),
+            Err(e) => return Err(e),
+        },
+    };
+    let mut publisher = Publisher::start(
+        cam,
+        generation,
+        clock,
+        source.codec(),
+        source.video(),
+        source.time_base(),
+        DecodeOn::Pool,
+    );
+    cam.audio().start(source.audio());
+    source.set_demand(cam.demand().clone());
+    let end = loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => break Ok(SessionEnd::Cancelled),
+            event = source.next_event() => event,
+        };
+        if let Some(end) = publisher.event(event, cancel) {
+            break end;
         }
-    }
+    };
+    publisher.finish().await;
+    end
 }

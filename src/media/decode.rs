@@ -60,6 +60,12 @@ pub struct Converter {
     ctx: ffmpeg::software::scaling::Context,
 }
 
+// SAFETY: an SwsContext has no thread affinity (no thread-local state, no thread it must be
+// freed on); it must only not be used from two threads at once, which `&mut self` on every
+// use and the lack of `Sync` rule out. ffmpeg-next leaves it `!Send` only because it holds a
+// raw pointer. The decode pool moves a camera's decoder, with its converter, between threads.
+unsafe impl Send for Converter {}
+
 /// Takes the decoded frame out of `decoded` (leaving an empty one) as a picture to publish.
 pub fn to_picture(
     decoded: &mut ffmpeg::frame::Video,

@@ -69,7 +69,7 @@ impl Manager {
             return;
         }
         let opener: Arc<dyn crate::ingest::worker::Opener> =
-            Arc::new(crate::ingest::ffmpeg_source::FfmpegOpener);
+            Arc::new(crate::ingest::opener::CameraOpener);
         let token = self.worker_token(cam.id().to_string());
         self.tracker.spawn(crate::ingest::worker::run(
             cam.clone(),

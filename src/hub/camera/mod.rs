@@ -14,6 +14,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::audio::AudioFeed;
 use super::cache::TierCache;
 use super::demand::Demand;
 use super::remote::{Remote, RemoteSlot};
@@ -143,6 +144,8 @@ pub struct Camera {
     cache: TierCache,
     /// The camera's own access units for video viewers (H.264/H.265 sources).
     video: VideoFeed,
+    /// The camera's own compressed audio, kept as it arrived (RTSP cameras read by retina).
+    audio: AudioFeed,
     /// Who needs decoded pictures, and whether the decoder runs.
     demand: Arc<Demand>,
     /// Held while a cold snapshot has the feed's decoder decode the current GOP: concurrent
@@ -198,6 +201,7 @@ impl Camera {
             frames_corrupt: AtomicU64::new(0),
             latest: watch::Sender::new(None),
             video: VideoFeed::default(),
+            audio: AudioFeed::default(),
             demand: Arc::new(Demand::default()),
             cold_decode: tokio::sync::Mutex::new(()),
             kick: Notify::new(),
@@ -256,6 +260,11 @@ impl Camera {
     /// The camera's own compressed video (ingest pushes, video viewers subscribe).
     pub fn video(&self) -> &VideoFeed {
         &self.video
+    }
+
+    /// The camera's own compressed audio (ingest pushes; nothing reads it yet but the status).
+    pub fn audio(&self) -> &AudioFeed {
+        &self.audio
     }
 
     /// Demand for decoded pictures (lanes hold it, the ingest source reads it).

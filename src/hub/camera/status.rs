@@ -24,6 +24,13 @@ pub struct CameraStatus {
     pub width: u32,
     pub height: u32,
     pub codec: Option<String>,
+    /// Which reader ingests the camera: `retina` (RTSP) or `ffmpeg` (everything else, and
+    /// RTSP cameras set to `"ingest": "ffmpeg"`).
+    pub ingest: &'static str,
+    /// The camera's audio track (codec, sample rate, channels), `null` without one.
+    pub audio: Option<super::super::AudioInfo>,
+    /// Compressed audio frames received (kept as they came, never decoded).
+    pub audio_frames_in: u64,
     /// What the camera sent: access units of its video (decoded or not), or pictures of a
     /// source without one (MJPEG, raw).
     pub frames_in: u64,
@@ -88,6 +95,9 @@ impl Camera {
             width: l.width,
             height: l.height,
             codec: l.codec,
+            ingest: config.reader().name(),
+            audio: self.audio.info(),
+            audio_frames_in: self.audio.received(),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             frames_published: self.seq.load(Ordering::Relaxed),
             frames_decoded: self.demand.frames_decoded(),
