@@ -31,8 +31,9 @@ def main():
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--clip", help="raw H.264 Annex B file served in a loop instead of a live encode")
-    ap.add_argument("--codec", choices=["h264", "h265"], default="h264",
-                    help="codec of the live encode (h265: x265, for HEVC cameras)")
+    ap.add_argument("--codec", choices=["h264", "h265", "vp8"], default="h264",
+                    help="codec of the live encode (h265: x265, for HEVC cameras; vp8: one "
+                    "the RTSP reader does not take and FFmpeg's does)")
     ap.add_argument("--speed", type=int, default=0,
                     help="scroll the pattern this many pixels a frame (moving content)")
     ap.add_argument("--switch-after", type=float,
@@ -69,7 +70,9 @@ def main():
             f"horizontal-speed={args.speed} ! "
             f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
             + (
-                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
+                f"vp8enc deadline=1 keyframe-max-dist={args.fps} ! rtpvp8pay name=pay0 pt=96 )"
+                if args.codec == "vp8"
+                else f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
                 f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )"
                 if args.codec == "h265"
                 else f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps}{rate} ! "
