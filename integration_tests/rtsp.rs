@@ -274,3 +274,34 @@ async fn a_resolution_change_mid_stream_keeps_the_session() {
         "{c}"
     );
 }
+
+#[tokio::test]
+async fn the_probe_reads_an_rtsp_camera_with_the_reader_it_will_use() {
+    let rtsp = RtspServer::start(&["--size", "320x180", "--fps", "15", "--audio", "aac"]);
+    let cw = start_camwall(json!({"server": {}, "cameras": []}));
+    let c = reqwest::Client::new();
+    for (ingest, audio_codec) in [("retina", json!("aac")), ("ffmpeg", json!(null))] {
+        let mut body = json!({"url": rtsp.url()});
+        if ingest == "ffmpeg" {
+            body["ingest"] = json!("ffmpeg");
+        }
+        let res = c
+            .post(cw.url("/api/ip-cameras/probe"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let found: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(found["ingest"], ingest, "{found}");
+        assert_eq!(found["codec"], "h264", "{found}");
+        assert_eq!(found["audio"], true, "{found}");
+        assert_eq!(found["audio_codec"], audio_codec, "{found}");
+        let snap = found["snapshot"].as_str().unwrap();
+        use base64::Engine;
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode(snap.trim_start_matches("data:image/jpeg;base64,"))
+            .unwrap();
+        assert_eq!(decode_rgb(&jpeg).0, 320, "{ingest}");
+    }
+}

@@ -1,17 +1,20 @@
 //! Testing a camera before it is saved (`POST /api/ip-cameras/probe`): open the source once,
-//! with the camera's own timeouts, take its first picture and say what was found, or why it
-//! failed in the words `diagnose` gives. Blocking: runs on a thread of its own, never touches
-//! the hub.
+//! with the reader the camera will use and its own timeouts, take its first picture and say
+//! what was found, or why it failed in the words `diagnose` gives. Blocking: runs on a thread
+//! of its own (retina's async session on a small runtime there), never touches the hub.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use ffmpeg_next as ffmpeg;
+
 use super::ffmpeg_source::FfmpegSource;
 use super::worker::{SessionError, Source, SourceEvent};
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, Reader};
 use crate::media::frame::Picture;
+use crate::media::h26x::Codec;
 use crate::media::jpeg;
 
 /// Most source events read while waiting for the first picture (a bound besides the time).
@@ -30,6 +33,10 @@ pub struct Probed {
     /// The frame rate the stream declares, when it declares one.
     pub fps: Option<f64>,
     pub audio: bool,
+    /// The audio track's codec, where the reader tells it (retina).
+    pub audio_codec: Option<String>,
+    /// The reader that read it, as the camera will be read: `retina` or `ffmpeg`.
+    pub ingest: &'static str,
     /// Its first picture as a JPEG.
     pub jpeg: Bytes,
 }
@@ -76,6 +83,9 @@ impl ProbeCause {
 /// Opens `config`'s source once and returns what its first picture shows. Blocks up to the
 /// camera's open timeout (plus its stall timeout for the first picture), or until `cancel`.
 pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed, SessionError> {
+    if config.reader() == Reader::Retina {
+        return probe_rtsp(config, cancel);
+    }
     let until = Instant::now()
         + Duration::from_millis(config.open_timeout_ms)
         + Duration::from_millis(config.stall_timeout_ms);
@@ -105,6 +115,8 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
                     height,
                     fps,
                     audio,
+                    audio_codec: None,
+                    ingest: Reader::Ffmpeg.name(),
                     jpeg,
                 });
             }
@@ -116,6 +128,69 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
     Err(SessionError::OpenTimeout(Duration::from_millis(
         config.open_timeout_ms,
     )))
+}
+
+/// The probe of an RTSP camera read by retina: its first picture, or its first keyframe
+/// decoded here.
+fn probe_rtsp(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed, SessionError> {
+    let within = Duration::from_millis(config.open_timeout_ms + config.stall_timeout_ms);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SessionError::Spawn)?;
+    let first = rt.block_on(async {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(SessionError::OpenTimeout(Duration::ZERO)),
+            r = tokio::time::timeout(within, super::rtsp::first_unit(config)) => {
+                r.unwrap_or(Err(SessionError::OpenTimeout(Duration::from_millis(config.open_timeout_ms))))
+            }
+        }
+    })?;
+    let (width, height, picture) = match first.event {
+        SourceEvent::Picture {
+            width,
+            height,
+            picture,
+            ..
+        } => (width, height, picture),
+        SourceEvent::Video { data, .. } => {
+            let codec = first.video.as_ref().map_or(Codec::H264, |v| v.codec);
+            decode_keyframe(codec, &data)?
+        }
+        _ => return Err(SessionError::EndedTooSoon),
+    };
+    Ok(Probed {
+        codec: first.codec,
+        width,
+        height,
+        fps: first.fps,
+        audio: first.audio.is_some(),
+        audio_codec: first.audio.map(|a| a.codec),
+        ingest: Reader::Retina.name(),
+        jpeg: snapshot(&picture, width)?,
+    })
+}
+
+/// One Annex B keyframe (parameter sets in front) decoded on its own.
+fn decode_keyframe(codec: Codec, unit: &[u8]) -> Result<(u32, u32, Picture), SessionError> {
+    let id = match codec {
+        Codec::H264 => ffmpeg::codec::Id::H264,
+        Codec::H265 => ffmpeg::codec::Id::HEVC,
+    };
+    let failed = |what: &str| SessionError::Decoder(format!("{}: {what}", id.name()));
+    let found = ffmpeg::decoder::find(id).ok_or_else(|| failed("no decoder"))?;
+    let mut dec = ffmpeg::codec::context::Context::new_with_codec(found)
+        .decoder()
+        .video()
+        .map_err(|e| failed(&e.to_string()))?;
+    dec.send_packet(&ffmpeg::Packet::copy(unit))
+        .map_err(|e| failed(&e.to_string()))?;
+    let _ = dec.send_eof();
+    let mut frame = ffmpeg::frame::Video::empty();
+    dec.receive_frame(&mut frame)
+        .map_err(|e| failed(&e.to_string()))?;
+    crate::media::decode::to_picture(&mut frame, &mut None)
+        .ok_or_else(|| failed("the keyframe decoded to nothing"))
 }
 
 fn snapshot(picture: &Picture, width: u32) -> Result<Bytes, SessionError> {

@@ -77,6 +77,8 @@ struct RtspSource {
     keyframe_seen: bool,
     before_key: u32,
     bad_jpegs: u32,
+    /// The frame rate the SDP declares, when it declares a plausible one (for the probe).
+    declared_fps: Option<f64>,
 }
 
 /// The URL without its credentials (retina takes them apart), and the credentials, decoded.
@@ -268,9 +270,10 @@ impl RtspSource {
             ),
             Kind::Jpeg => ("mjpeg", None),
         };
+        let declared_fps = declared_fps.map(f64::from).filter(|f| *f <= 240.0);
         let mut gaps = Gaps::default();
-        if let Some(fps) = declared_fps.filter(|f| *f <= 240.0) {
-            gaps.push(Duration::from_secs_f64(1.0 / f64::from(fps)));
+        if let Some(fps) = declared_fps {
+            gaps.push(Duration::from_secs_f64(1.0 / fps));
         }
         debug!(codec, audio = ?audio, "RTSP session playing");
         Ok(Self {
@@ -288,6 +291,7 @@ impl RtspSource {
             keyframe_seen: kind == Kind::Jpeg,
             before_key: 0,
             bad_jpegs: 0,
+            declared_fps,
         })
     }
 
@@ -345,6 +349,37 @@ impl RtspSource {
                 // Sender reports, ONVIF metadata, streams not set up: nothing to publish.
                 _ => {}
             }
+        }
+    }
+}
+
+/// What the probe learns from a camera read by retina: its first picture or keyframe.
+pub struct FirstUnit {
+    pub codec: String,
+    pub video: Option<VideoStream>,
+    pub audio: Option<AudioInfo>,
+    pub fps: Option<f64>,
+    /// A picture (MJPEG) or the first keyframe (H.264/H.265, parameter sets in front).
+    pub event: SourceEvent,
+}
+
+/// Opens `config`'s camera as a session would and returns its first picture or keyframe, for
+/// the probe. Within the camera's open timeout plus its stall timeout.
+pub async fn first_unit(config: &CameraConfig) -> Result<FirstUnit, SessionError> {
+    let mut source = RtspSource::open(config).await?;
+    loop {
+        match source.next().await? {
+            event @ (SourceEvent::Picture { .. } | SourceEvent::Video { .. }) => {
+                return Ok(FirstUnit {
+                    codec: source.codec.to_string(),
+                    video: source.video.clone(),
+                    audio: source.audio.clone(),
+                    fps: source.declared_fps,
+                    event,
+                })
+            }
+            SourceEvent::Eof => return Err(SessionError::EndedTooSoon),
+            _ => {}
         }
     }
 }

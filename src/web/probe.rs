@@ -132,6 +132,8 @@ fn found(p: &Probed) -> Value {
         "height": p.height,
         "fps": p.fps.map(|f| (f * 100.0).round() / 100.0),
         "audio": p.audio,
+        "audio_codec": p.audio_codec,
+        "ingest": p.ingest,
         "snapshot": format!("data:image/jpeg;base64,{snapshot}"),
     })
 }
