@@ -250,6 +250,21 @@ impl Viewer {
         }
     }
 
+    /// Each tier event that held for at least `min` frames, with the mean size of those frames
+    /// (whole messages, bytes).
+    fn tier_sizes(&self, min: usize) -> Vec<(&Value, f64)> {
+        let mut out = Vec::new();
+        for (i, (_, since, t)) in self.tiers.iter().enumerate() {
+            let until = self.tiers.get(i + 1).map_or(self.frames.len(), |n| n.1);
+            let held = self.frames.get(*since..until).unwrap_or_default();
+            if held.len() >= min {
+                let bytes = held.iter().map(|f| f.bytes).sum::<usize>();
+                out.push((t, bytes as f64 / held.len() as f64));
+            }
+        }
+        out
+    }
+
     /// The tier events, one line: when each came, its rung, what it serves, and the frames
     /// that came while it held (count, mean size).
     fn tiers_text(&self) -> String {
@@ -432,8 +447,17 @@ async fn a_capped_link_is_used_without_a_standing_queue() {
     // along was less (a server so busy, beside a CPU hog, that it encoded 11 of the camera's
     // 25 frames a second: then nothing was held back for the link's sake)...
     let top_all_along = v.tiers.iter().all(|(_, _, t)| t["level"] == 0);
+    // ... or the ladder has no rung between one the link cannot carry and one a quarter of its
+    // size: the ball on black makes q85, q80 and q70 the same size at full scale (3.1 Mbit/s
+    // at 25 fps), so what the window gets between that and half scale (0.9 Mbit/s) is only how
+    // long the larger one was tried, and a fifth of the link is the floor.
+    let full_size_overflows = v
+        .tier_sizes(5)
+        .iter()
+        .filter(|(t, _)| t["codec"] == "jpeg" && t["scale"] == 1)
+        .all(|(_, bytes)| bytes * 8.0 * FPS as f64 > 3e6);
     assert!(
-        j.bits_per_s >= 1.5e6 || top_all_along,
+        j.bits_per_s >= 1.5e6 || top_all_along || (full_size_overflows && j.bits_per_s >= 0.6e6),
         "{:.2} Mbit/s over a 3 Mbit/s link; tiers {}",
         j.bits_per_s / 1e6,
         v.tiers_text()

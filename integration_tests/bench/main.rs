@@ -239,6 +239,57 @@ async fn main() {
             .await,
         );
     }
+    // The same cameras through FFmpeg's RTSP reader (a thread per camera) instead of retina's
+    // tasks: the A/B of the RTSP reader, in the same run.
+    for (id, n, clients) in [
+        ("S9F", if ctx.quick { 8 } else { 16 }, 4),
+        ("S10F", if ctx.quick { 24 } else { 64 }, 1),
+    ] {
+        if !want(id) {
+            continue;
+        }
+        eprintln!("{id}: {n} cameras 720p25, {clients} wall client(s) on video, FFmpeg's reader");
+        let rtsp = start_rtsp(&clip720, n);
+        results.push(
+            wall_scenario(
+                &ctx,
+                id,
+                &format!(
+                    "{n} cameras 720p25 RTSP read by FFmpeg (\"ingest\": \"ffmpeg\"), {clients} wall client(s) on video"
+                ),
+                sources::with_ffmpeg_ingest(rtsp_cams(rtsp.port, n)),
+                clients,
+                video.clone(),
+                0,
+                0,
+                secs,
+            )
+            .await,
+        );
+    }
+    if want("S22") {
+        let sizes: &[usize] = if ctx.quick { &[50, 100] } else { &[200, 500] };
+        for &n in sizes {
+            eprintln!("S22: {n} RTSP cameras 320x180 10 fps, 1 wall client on video");
+            let (_rtsp, cams) = sources::small_rtsp(n, 4);
+            results.push(
+                wall_scenario(
+                    &ctx,
+                    &format!("S22-{n}"),
+                    &format!(
+                        "{n} RTSP cameras 320x180 10 fps (4 shared GStreamer mounts), 1 wall client watching all on video"
+                    ),
+                    cams,
+                    1,
+                    video.clone(),
+                    0,
+                    0,
+                    secs,
+                )
+                .await,
+            );
+        }
+    }
     if want("S14") {
         let (n, per_node) = if ctx.quick { (9, 2) } else { (24, 4) };
         eprintln!(

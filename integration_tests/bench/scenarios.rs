@@ -89,10 +89,13 @@ pub async fn wall_scenario(
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
+    let started = Instant::now();
     let cw = start_camwall(&ctx.camwall, cameras);
     if !wait_streaming(&cw, n_cams, Duration::from_secs(60)).await {
         return json!({"id": id, "setup": setup, "error": "cameras did not stream"});
     }
+    // From the process start to every camera streaming (S22: 200 and 500 cameras).
+    let startup_s = started.elapsed().as_secs_f64();
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -141,6 +144,7 @@ pub async fn wall_scenario(
     measuring.store(false, Ordering::Relaxed);
     let cpu_pct = cpu.percent();
     let elapsed = t0.elapsed().as_secs_f64();
+    let threads = proc_status(cw.pid(), "Threads:");
     let s1 = status(&cw).await;
     stop.store(true, Ordering::Relaxed);
     let mut all: Vec<WsStats> = Vec::new();
@@ -206,6 +210,8 @@ pub async fn wall_scenario(
         "cpu_percent": cpu_pct,
         "floor_cpu_percent": floor_cpu,
         "cpu_vs_floor": cpu_pct / floor_cpu,
+        "startup_s": startup_s,
+        "threads": threads,
         "rss_mb_before": rss_before as f64 / 1024.0,
         "rss_mb_peak": rss_peak.lock().unwrap().0 as f64 / 1024.0,
         // Heap and other private memory; the rest of RSS is shared-library pages (FFmpeg's

@@ -25,6 +25,28 @@ pub fn start_rtsp_on(clip: &Path, mounts: usize, port: u16) -> RtspServer {
     RtspServer::start_on(port, &["--fps", "25", "--mounts", &mounts, "--clip", &clip])
 }
 
+/// `n` small live RTSP cameras (320x180 10 fps) sharing the `mounts` encodes of one GStreamer
+/// server: what S22 scales to hundreds without hundreds of encoders.
+pub fn small_rtsp(n: usize, mounts: usize) -> (RtspServer, Vec<Value>) {
+    let m = mounts.max(2).to_string();
+    let rtsp = RtspServer::start(&["--size", "320x180", "--fps", "10", "--mounts", &m]);
+    let cams = (0..n)
+        .map(|i| {
+            json!({"id": format!("cam{i}"),
+                   "url": format!("rtsp://127.0.0.1:{}/cam{}", rtsp.port, i % mounts.max(2))})
+        })
+        .collect();
+    (rtsp, cams)
+}
+
+/// The same cameras read by FFmpeg's RTSP reader instead of retina (the A/B of S9F, S10F).
+pub fn with_ffmpeg_ingest(mut cams: Vec<Value>) -> Vec<Value> {
+    for c in &mut cams {
+        c["ingest"] = json!("ffmpeg");
+    }
+    cams
+}
+
 pub fn rtsp_cams(port: u16, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| json!({"id": format!("cam{i}"), "url": format!("rtsp://127.0.0.1:{port}/cam{i}")}))
@@ -40,7 +62,7 @@ pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
     let cfg = json!({"server": {
         "allowed_hosts": ["camwall.test"],
         "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096,
-                   "max_connections_per_ip": 8192}
+                   "max_connections_per_ip": 8192, "max_cameras": 1024}
     }, "cameras": cameras});
     let (dir, path) = write_config(cfg);
     drop_unknown_fields(bin, &path);
