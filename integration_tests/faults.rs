@@ -123,11 +123,13 @@ async fn wrong_rtsp_credentials_say_unauthorized_and_back_off_slower() {
         "--user",
         "viewer",
         "--password",
-        "right-pw",
+        "right-pw: s@fe/100%!",
     ]);
+    // The right password has characters a URL must percent-encode; the reader decodes them.
+    let right = "right-pw%3A%20s%40fe%2F100%25!";
     let cw = start_camwall(json!({"server": {}, "cameras": [
         {"id": "wrong", "url": format!("rtsp://viewer:wrong-pw@127.0.0.1:{}/cam", rtsp.port)},
-        {"id": "right", "url": format!("rtsp://viewer:right-pw@127.0.0.1:{}/cam", rtsp.port)}
+        {"id": "right", "url": format!("rtsp://viewer:{right}@127.0.0.1:{}/cam", rtsp.port)}
     ]}));
     let c = cw
         .wait_camera("wrong", Duration::from_secs(20), |c| {
@@ -147,6 +149,7 @@ async fn wrong_rtsp_credentials_say_unauthorized_and_back_off_slower() {
     let all = cw.status().await.to_string();
     assert!(!all.contains("wrong-pw") && !all.contains("right-pw"));
     assert!(!cw.logs().contains("right-pw") && !cw.logs().contains("wrong-pw"));
+    assert!(!cw.logs().contains("s@fe") && !cw.logs().contains("s%40fe"));
 }
 
 #[tokio::test]

@@ -71,6 +71,10 @@ fn gone_cold(feed: &VideoFeed, demand: &Arc<Demand>) -> OnDemandDecoder {
         "the session's first picture"
     );
     assert_eq!(demand.frames_decoded(), 1);
+    assert!(
+        dec.shared.lock().opened.is_none(),
+        "the decoder is freed with the first picture"
+    );
     assert_eq!(push(feed, &mut dec, delta(), 40_000), Vec::<i64>::new());
     assert_eq!(demand.decoder(), DecodeMode::Off);
     assert!(demand.is_cold());
@@ -94,6 +98,21 @@ fn a_camera_nobody_watches_stops_decoding_and_warms_up_from_the_feeds_gop() {
     drop(lane);
     assert_eq!(push(&feed, &mut dec, delta(), 240_000), Vec::<i64>::new());
     assert_eq!(demand.decoder(), DecodeMode::Off);
+}
+
+#[test]
+fn a_decoder_freed_after_the_first_picture_warms_up_for_a_viewer_who_comes_at_once() {
+    let (feed, demand) = (VideoFeed::default(), Arc::new(Demand::default()));
+    let mut dec = session(&feed, &demand);
+    assert_eq!(push(&feed, &mut dec, key(0), 0), [0]);
+    assert!(dec.shared.lock().opened.is_none());
+    let lane = demand.hold();
+    // A new decoder takes the GOP again from its keyframe: the P picture comes out whole.
+    assert_eq!(push(&feed, &mut dec, delta(), 40_000), [40_000]);
+    assert_eq!(demand.frames_decoded(), 1 + 2);
+    assert_eq!(push(&feed, &mut dec, delta(), 80_000), [80_000]);
+    assert_eq!(demand.decoder(), DecodeMode::Full);
+    drop(lane);
 }
 
 #[test]
