@@ -128,6 +128,9 @@ impl Job {
         w.decoder.catch_up(self.cam.video(), &mut w.out);
         if self.cam.is_current(self.generation) {
             publish_decoded(&self.cam, &mut w.out, &mut w.thinner, Instant::now());
+            if self.cam.demand().is_cold() {
+                self.cam.forget_cold_picture();
+            }
         } else {
             w.out.clear();
         }

@@ -544,10 +544,27 @@ impl Camera {
             height,
             picture,
         };
-        self.latest.send_replace(Some(Arc::new(frame)));
-        // After the frame is in place: a snapshot that sees "not cold" finds it.
-        self.demand.published();
+        // "Not cold" is said under the frame's lock: a snapshot that sees it finds the frame,
+        // and `forget_cold_picture` never drops one published after the decoder went cold.
+        let frame = Arc::new(frame);
+        self.latest.send_modify(|l| {
+            *l = Some(frame);
+            self.demand.published();
+        });
         seq
+    }
+
+    /// Drops the newest picture while the decoder is cold (nobody watches): it is older than
+    /// the GOP, a snapshot decodes a fresh one anyway, and a 720p picture is 1.4 MB a camera
+    /// would otherwise hold for nobody.
+    pub fn forget_cold_picture(&self) {
+        self.latest.send_if_modified(|l| {
+            let stale = l.is_some() && self.demand.is_cold();
+            if stale {
+                *l = None;
+            }
+            stale
+        });
     }
 
     /// The latest frame, if any.

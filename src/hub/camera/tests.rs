@@ -289,3 +289,18 @@ fn a_camera_that_goes_to_another_node_forgets_its_last_picture() {
         "no remote without a cluster"
     );
 }
+
+#[test]
+fn a_cold_cameras_picture_is_dropped_and_a_new_one_is_kept() {
+    let cam = camera(100);
+    publish(&cam);
+    cam.forget_cold_picture();
+    assert!(cam.latest().is_some(), "not cold: kept");
+    cam.demand().set_cold();
+    cam.forget_cold_picture();
+    assert!(cam.latest().is_none(), "cold: older than the GOP, dropped");
+    // A picture published after (a snapshot's warm-up) makes the camera current again.
+    let seq = publish(&cam);
+    cam.forget_cold_picture();
+    assert_eq!(cam.latest().map(|f| f.seq), Some(seq));
+}
