@@ -125,15 +125,22 @@ impl Job {
         let Some(w) = guard.as_mut() else {
             return;
         };
-        w.decoder.catch_up(self.cam.video(), &mut w.out);
-        if self.cam.is_current(self.generation) {
-            publish_decoded(&self.cam, &mut w.out, &mut w.thinner, Instant::now());
-            if self.cam.demand().is_cold() {
-                self.cam.forget_cold_picture();
+        let Work {
+            decoder,
+            thinner,
+            out,
+        } = w;
+        let (cam, generation) = (&self.cam, self.generation);
+        decoder.catch_up(cam.video(), out, &mut |pictures| {
+            if cam.is_current(generation) {
+                publish_decoded(cam, pictures, thinner, Instant::now());
+                if cam.demand().is_cold() {
+                    cam.forget_cold_picture();
+                }
+            } else {
+                pictures.clear();
             }
-        } else {
-            w.out.clear();
-        }
+        });
     }
 }
 

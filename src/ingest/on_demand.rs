@@ -120,8 +120,15 @@ impl OnDemandDecoder {
     /// Every unit the session pushed to `feed` since the last one taken, in order (the decode
     /// pool's turn, which may come several units late): those of the feed's GOP, and its newest
     /// unit. Units of a GOP the feed has already replaced are gone; the decoder starts again at
-    /// the keyframe that replaced it.
-    pub fn catch_up(&mut self, feed: &VideoFeed, out: &mut Vec<FeedPicture>) {
+    /// the keyframe that replaced it. `publish` takes the pictures of each unit before the next
+    /// is taken, as on a session thread: a picture published after the decoder went cold would
+    /// make its staleness look current.
+    pub fn catch_up(
+        &mut self,
+        feed: &VideoFeed,
+        out: &mut Vec<FeedPicture>,
+        publish: &mut dyn FnMut(&mut Vec<FeedPicture>),
+    ) {
         let fed = self.shared.lock().fed;
         let Some(newest) = feed.newest().filter(|n| n.seq > fed) else {
             return;
@@ -133,6 +140,7 @@ impl OnDemandDecoder {
         }
         for unit in &units {
             self.take(unit, feed, out);
+            publish(out);
         }
     }
 

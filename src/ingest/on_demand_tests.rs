@@ -199,3 +199,24 @@ async fn a_cold_snapshot_is_answered_by_the_sessions_decoder() {
     assert_eq!(demand.frames_decoded(), 1 + 2);
     assert!(!demand.is_cold());
 }
+
+#[test]
+fn a_late_turn_publishes_each_units_pictures_before_taking_the_next() {
+    let (feed, demand) = (VideoFeed::default(), Arc::new(Demand::default()));
+    let mut dec = session(&feed, &demand);
+    // The decode pool's turn comes two units late.
+    feed.push_unit(key(0), stamp(0));
+    feed.push_unit(delta(), stamp(40_000));
+    let (mut out, mut published) = (Vec::new(), Vec::new());
+    dec.catch_up(&feed, &mut out, &mut |pictures| {
+        for p in pictures.drain(..) {
+            published.push(p.stamp.pts_us);
+            demand.published();
+        }
+    });
+    assert_eq!(published, [0], "the session's first picture");
+    // Had the picture been published after the second unit turned the decoder off, the camera
+    // would look current with a picture a unit old.
+    assert!(demand.is_cold());
+    assert_eq!(demand.decoder(), DecodeMode::Off);
+}
