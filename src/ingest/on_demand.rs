@@ -312,9 +312,9 @@ impl State {
     }
 
     /// Closes the decoder. Its references are of no use to a warm-up, which starts at a
-    /// keyframe, and a flush keeps the frame pools it allocated (its whole picture buffer:
-    /// about 1.2 MB at 320x180, 15 MB at 1080p): closed while idle, opened again by the next
-    /// warm-up (a fraction of a millisecond). What a camera nobody watches holds is its GOP.
+    /// keyframe, and a flush keeps the frame pools it allocated (several pictures: about
+    /// 1.2 MB at 320x180, measured): closed while idle, opened again by the next
+    /// warm-up. What a camera nobody watches holds is its GOP.
     fn release(&mut self) {
         self.opened = None;
         self.decoded = ffmpeg::frame::Video::empty();
