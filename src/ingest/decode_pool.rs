@@ -17,8 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use tokio::time::Instant;
 use tracing::error;
 
-use super::on_demand::OnDemandDecoder;
-use super::session::publish_decoded;
+use super::on_demand::{publish_decoded, OnDemandDecoder};
 use crate::hub::video::FeedPicture;
 use crate::hub::Camera;
 use crate::media::tier::Thinner;

@@ -14,6 +14,7 @@ mod on_demand;
 pub mod opener;
 pub mod probe;
 mod rtsp;
+pub mod seam;
 mod session;
 pub mod source;
 mod timing;

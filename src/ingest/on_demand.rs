@@ -23,8 +23,10 @@ use tracing::warn;
 
 use crate::hub::demand::{DecodeMode, Demand};
 use crate::hub::video::{FeedDecoder, FeedPicture, VideoConfig, VideoFeed, VideoUnit};
+use crate::hub::Camera;
 use crate::media::clock::Stamp;
 use crate::media::decode::{open_live, to_picture, Converter};
+use crate::media::tier::Thinner;
 
 /// Most units a warm-up decodes (a 40 s GOP at 25 fps): beyond it, waiting for the next
 /// keyframe costs less than decoding the GOP so far. The feed bounds its GOP in bytes only,
@@ -490,6 +492,21 @@ impl State {
         }
         self.set_mode(mode);
         out
+    }
+}
+
+/// Publishes the pictures the on-demand decoder made, within the camera's rate cap. They carry
+/// their units' stamps: already on the camera's clock.
+pub(super) fn publish_decoded(
+    cam: &Camera,
+    decoded: &mut Vec<FeedPicture>,
+    thinner: &mut Thinner,
+    now: tokio::time::Instant,
+) {
+    for p in decoded.drain(..) {
+        if thinner.admit(now) {
+            cam.publish(p.width, p.height, p.picture, p.stamp);
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::decode_pool::PooledDecoder;
+use super::on_demand::publish_decoded;
 use super::on_demand::OnDemandDecoder;
-use super::worker::{SessionEnd, SessionError, SourceEvent, VideoStream};
+use super::seam::{SessionEnd, SessionError, SourceEvent, VideoStream};
 use crate::hub::video::FeedPicture;
 use crate::hub::Camera;
 use crate::media::clock::{Stamp, TimeBase, Timeline};
@@ -183,21 +184,6 @@ impl<'a> Publisher<'a> {
     pub(super) async fn finish(mut self) {
         if let Decoding::Pool(p) = std::mem::replace(&mut self.decoding, Decoding::None) {
             let _ = tokio::task::spawn_blocking(move || drop(p)).await;
-        }
-    }
-}
-
-/// Publishes the pictures the on-demand decoder made, within the camera's rate cap. They carry
-/// their units' stamps: already on the camera's clock.
-pub(super) fn publish_decoded(
-    cam: &Camera,
-    decoded: &mut Vec<FeedPicture>,
-    thinner: &mut Thinner,
-    now: Instant,
-) {
-    for p in decoded.drain(..) {
-        if thinner.admit(now) {
-            cam.publish(p.width, p.height, p.picture, p.stamp);
         }
     }
 }
