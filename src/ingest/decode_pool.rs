@@ -133,9 +133,6 @@ impl Job {
         decoder.catch_up(cam.video(), out, &mut |pictures| {
             if cam.is_current(generation) {
                 publish_decoded(cam, pictures, thinner, Instant::now());
-                if cam.demand().is_cold() {
-                    cam.forget_cold_picture();
-                }
             } else {
                 pictures.clear();
             }

@@ -496,7 +496,8 @@ impl State {
 }
 
 /// Publishes the pictures the on-demand decoder made, within the camera's rate cap. They carry
-/// their units' stamps: already on the camera's clock.
+/// their units' stamps: already on the camera's clock. A camera whose decoder went cold lets go
+/// of its picture (`Camera::forget_cold_picture`).
 pub(super) fn publish_decoded(
     cam: &Camera,
     decoded: &mut Vec<FeedPicture>,
@@ -507,6 +508,9 @@ pub(super) fn publish_decoded(
         if thinner.admit(now) {
             cam.publish(p.width, p.height, p.picture, p.stamp);
         }
+    }
+    if cam.demand().is_cold() {
+        cam.forget_cold_picture();
     }
 }
 

@@ -148,9 +148,6 @@ impl<'a> Publisher<'a> {
                         Decoding::Inline(d) => {
                             d.unit(cam.video(), &mut self.decoded);
                             publish_decoded(cam, &mut self.decoded, &mut self.thinner, now);
-                            if cam.demand().is_cold() {
-                                cam.forget_cold_picture();
-                            }
                         }
                         Decoding::Pool(p) => p.kick(),
                     }
