@@ -81,12 +81,14 @@ def main():
             )
         )
     if args.audio:
+        # Rate, encoder, and samples per buffer: G.711 in 20 ms packets, as cameras send it.
         enc = {
-            "aac": ("48000", "avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"),
-            "pcmu": ("8000", "mulawenc ! rtppcmupay name=pay1 pt=0"),
+            "aac": ("48000", "avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97", 1024),
+            "pcmu": ("8000", "mulawenc ! rtppcmupay name=pay1 pt=0", 160),
         }[args.audio]
         audio = (
-            f" audiotestsrc is-live=true wave=sine freq={args.audio_freq} ! audioconvert ! "
+            f" audiotestsrc is-live=true wave=sine freq={args.audio_freq} "
+            f"samplesperbuffer={enc[2]} ! audioconvert ! "
             f"audioresample ! audio/x-raw,rate={enc[0]},channels=1 ! {enc[1]}"
         )
         launch = launch.rstrip()[:-1].rstrip() + audio + " )"

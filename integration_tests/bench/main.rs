@@ -32,6 +32,7 @@ mod scenarios;
 mod soak;
 mod sources;
 mod startup;
+mod viewers;
 mod webrtc;
 
 use std::path::PathBuf;
@@ -290,6 +291,14 @@ async fn main() {
             );
         }
     }
+    if want("S23") {
+        let (cams, added) = if ctx.quick { (4, 20) } else { (8, 100) };
+        eprintln!(
+            "S23: memory per viewer, {cams} small cameras, 1 then {} viewers",
+            added + 1
+        );
+        results.push(viewers::s23_viewers(&ctx, cams, added, secs.min(10)).await);
+    }
     if want("S14") {
         let (n, per_node) = if ctx.quick { (9, 2) } else { (24, 4) };
         eprintln!(
@@ -403,7 +412,12 @@ async fn main() {
     if want("S12") {
         let n = if ctx.quick { 8 } else { 16 };
         eprintln!("S12: {n} cameras 720p25, nobody watching, against the passthrough floor");
-        results.push(ondemand::s12_idle(&ctx, n, secs).await);
+        results.push(ondemand::s12_idle(&ctx, n, secs, false).await);
+    }
+    if want("S12F") {
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S12F: {n} cameras 720p25, nobody watching, FFmpeg's reader");
+        results.push(ondemand::s12_idle(&ctx, n, secs, true).await);
     }
     if want("S13") {
         eprintln!("S13: cold snapshots");

@@ -29,16 +29,22 @@ async fn wait_cold(cw: &crate::harness::Camwall, timeout: Duration) -> usize {
 
 /// S12: `n` cameras 720p25 with nobody watching: camwall's CPU against `ffmpeg -c copy`
 /// readers of the same streams, measured right after in the same run.
-pub async fn s12_idle(ctx: &Ctx, n: usize, secs: u64) -> Value {
+pub async fn s12_idle(ctx: &Ctx, n: usize, secs: u64, ffmpeg: bool) -> Value {
+    let id = if ffmpeg { "S12F" } else { "S12" };
     let rtsp = start_rtsp(&ctx.clips.join("clip720.h264"), n);
     let cams = rtsp_cams(rtsp.port, n);
+    let cams = if ffmpeg {
+        crate::sources::with_ffmpeg_ingest(cams)
+    } else {
+        cams
+    };
     let urls: Vec<String> = cams
         .iter()
         .filter_map(|c| c["url"].as_str().map(String::from))
         .collect();
     let cw = start_camwall(&ctx.camwall, cams);
     if !wait_streaming(&cw, n, Duration::from_secs(60)).await {
-        return json!({"id": "S12", "error": "cameras did not stream"});
+        return json!({"id": id, "error": "cameras did not stream"});
     }
     let still_decoding = wait_cold(&cw, Duration::from_secs(30)).await;
     let s0 = status(&cw).await;
@@ -46,18 +52,32 @@ pub async fn s12_idle(ctx: &Ctx, n: usize, secs: u64) -> Value {
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let cpu_pct = cpu.percent();
     let s1 = status(&cw).await;
+    let rss = crate::harness::proc_status(cw.pid(), "VmRSS:") as f64 / 1024.0;
+    let threads = crate::harness::proc_status(cw.pid(), "Threads:");
     let sum = |s: &Value, f: &dyn Fn(&Value) -> u64| -> u64 {
         s["cameras"].as_array().map_or(0, |c| c.iter().map(f).sum())
     };
     let units = |c: &Value| c["video"]["units_in"].as_u64().unwrap_or(0);
     let decoded = |c: &Value| c["frames_decoded"].as_u64().unwrap_or(0);
     drop(cw);
-    let floor = passthrough_floor(&urls, secs).await;
-    let floor_pct = floor["cpu_percent"].as_f64().unwrap_or(f64::NAN);
+    // The floor once, with the retina row; the FFmpeg row is read against S12's CPU.
+    let floor_pct = if ffmpeg {
+        f64::NAN
+    } else {
+        let floor = passthrough_floor(&urls, secs).await;
+        floor["cpu_percent"].as_f64().unwrap_or(f64::NAN)
+    };
+    let reader = if ffmpeg {
+        ", read by FFmpeg (\"ingest\": \"ffmpeg\")"
+    } else {
+        ""
+    };
     json!({
-        "id": "S12",
-        "setup": format!("{n} cameras 720p25 RTSP, nobody watching (decoding on demand)"),
+        "id": id,
+        "setup": format!("{n} cameras 720p25 RTSP{reader}, nobody watching (decoding on demand)"),
         "cpu_percent": cpu_pct,
+        "rss_mb": rss,
+        "threads": threads,
         "passthrough_cpu_percent": floor_pct,
         "cpu_vs_passthrough": cpu_pct / floor_pct,
         "cameras_decoding": still_decoding,

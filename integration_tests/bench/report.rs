@@ -62,6 +62,37 @@ pub fn markdown(results: &[Value], machine: &str) -> String {
     }
     for r in results {
         match r["id"].as_str() {
+            Some(id @ ("S12" | "S12F")) if r.get("cpu_percent").is_some() => {
+                let ratio = match (id, cpu_of(results, "S12")) {
+                    ("S12F", Some(retina)) => format!(
+                        "; S12 (retina) over this: {}",
+                        f(&Value::from(retina / r["cpu_percent"].as_f64().unwrap_or(f64::NAN)))
+                    ),
+                    _ => format!(
+                        "; passthrough floor {} %, over it {}",
+                        f(&r["passthrough_cpu_percent"]),
+                        f(&r["cpu_vs_passthrough"])
+                    ),
+                };
+                md.push_str(&format!(
+                    "- {id} ({}): {} % of a core{ratio}; RSS {} MB, threads {}; cameras still decoding {}, frames decoded {} of {} units\n",
+                    r["setup"].as_str().unwrap_or(""),
+                    f(&r["cpu_percent"]),
+                    f(&r["rss_mb"]),
+                    r["threads"],
+                    r["cameras_decoding"],
+                    r["frames_decoded"],
+                    r["units_in"],
+                ));
+            }
+            Some("S23") if r.get("kb_per_viewer").is_some() => md.push_str(&format!(
+                "- S23 ({}): RSS {} MB with one viewer, {} MB with all ({} viewers counted by the status over the cameras): **{} KB per viewer**\n",
+                r["setup"].as_str().unwrap_or(""),
+                f(&r["rss_mb_one_viewer"]),
+                f(&r["rss_mb_all_viewers"]),
+                r["viewers_counted"],
+                f(&r["kb_per_viewer"]),
+            )),
             Some("S4") => md.push_str(&format!(
                 "- S4 snapshots ({}): {} requests, {} req/s, p50 {} ms, p99 {} ms, CPU {} %\n",
                 r["setup"].as_str().unwrap_or(""),

@@ -4,9 +4,10 @@
 //! GOP's worth of units) and lets go of everything when it is dropped.
 //!
 //! Today's wants: [`Pictures`] (a live JPEG lane), [`Video`] (the camera's own access units
-//! from the current GOP on) and [`Still`] (one picture: a snapshot or a long-poll). The
-//! WebSocket session, MJPEG streams, snapshots, long-polls and the cluster relay all attach
-//! here; a new consumer (WebRTC, audio, a replay writer) is one more want.
+//! from the current GOP on), [`Audio`] (the camera's own audio frames) and [`Still`] (one
+//! picture: a snapshot or a long-poll). The WebSocket session, WebRTC, MJPEG streams,
+//! snapshots, long-polls and the cluster relay all attach here; a new consumer (a replay
+//! writer) is one more want.
 //!
 //! Demand is counted from what is attached: a lane keeps its camera decoding at the lane's
 //! rate while it lives (`fanout`), a still marks the snapshot linger, and every output but a
@@ -22,6 +23,7 @@ use futures_util::future::BoxFuture;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::audio::AudioFrame;
 use super::cache::{Encoded, FrameError};
 use super::demand::StreamUse;
 use super::fanout::Published;
@@ -137,6 +139,35 @@ impl futures_util::Stream for VideoOutput {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.units).poll_next(cx)
+    }
+}
+
+/// The camera's own audio frames from now on, as they came (no decode). Audio keeps no
+/// stream connected by itself: a listener also watches the camera.
+#[derive(Debug, Clone, Copy)]
+pub struct Audio;
+
+/// A camera's audio: every frame after the attach, each naming its track; a listener that
+/// falls behind the broadcast is told how many it missed and goes on with the newest.
+pub struct AudioOutput {
+    frames: BroadcastStream<Arc<AudioFrame>>,
+}
+
+impl Want for Audio {
+    type Output = AudioOutput;
+
+    fn attach(self, stream: &Stream) -> AudioOutput {
+        AudioOutput {
+            frames: BroadcastStream::new(stream.camera.audio().subscribe()),
+        }
+    }
+}
+
+impl futures_util::Stream for AudioOutput {
+    type Item = Result<Arc<AudioFrame>, BroadcastStreamRecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.frames).poll_next(cx)
     }
 }
 

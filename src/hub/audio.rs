@@ -1,11 +1,13 @@
-//! A camera's audio as it arrived: its codec, rate and channels for the status, and its last
-//! compressed frames on the camera's clock, bounded in time and bytes like the GOP cache.
-//! Nothing here decodes: listeners (a later output) take the frames as they are.
+//! A camera's audio as it arrived: its codec, rate and channels for the status, its last
+//! compressed frames on the camera's clock, bounded in time and bytes like the GOP cache, and
+//! a broadcast of each frame to listeners (`hub::attach::Audio`). Nothing here decodes:
+//! listeners take the frames as they are.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 use crate::media::clock::{Stamp, MAX_BACK};
 
@@ -21,11 +23,36 @@ pub struct AudioInfo {
     pub description: Vec<u8>,
 }
 
+impl AudioInfo {
+    /// The WebCodecs codec string of a track a browser can decode (`AudioDecoder`): AAC as
+    /// `mp4a.40.<object type>` from its AudioSpecificConfig, G.711 as `ulaw`/`alaw`, Opus.
+    /// `None` for the rest (G.723, G.726, L16), which no listener is sent.
+    pub fn codec_string(&self) -> Option<String> {
+        match self.codec.as_str() {
+            "aac" => {
+                // The object type is the config's first 5 bits (31: an escape, not in use
+                // by cameras; read as plain AAC-LC).
+                let aot = self.description.first().map_or(2, |b| b >> 3);
+                let aot = if aot == 0 || aot == 31 { 2 } else { aot };
+                Some(format!("mp4a.40.{aot}"))
+            }
+            "pcmu" => Some("ulaw".into()),
+            "pcma" => Some("alaw".into()),
+            "opus" => Some("opus".into()),
+            _ => None,
+        }
+    }
+}
+
 /// One compressed audio frame on the camera's clock.
 #[derive(Debug, Clone)]
 pub struct AudioFrame {
     pub data: bytes::Bytes,
     pub stamp: Stamp,
+    /// Per camera, increasing: a listener's gaps are frames it missed.
+    pub seq: u64,
+    /// The track it belongs to: a listener sends a new `audio_config` when this changes.
+    pub info: Arc<AudioInfo>,
 }
 
 /// The longest span of audio kept (a GOP at a common 2 s keyframe interval, doubled).
@@ -33,47 +60,70 @@ const KEEP_US: i64 = 4_000_000;
 /// The most bytes of audio kept, whatever the span (4 s of 48 kHz stereo L16 is 768 KB).
 const MAX_BYTES: usize = 256 * 1024;
 
+/// Frames buffered in the broadcast: a second or two of audio. A listener further behind
+/// misses frames (its player fills the gap) rather than holding older ones.
+const BROADCAST_FRAMES: usize = 64;
+
 #[derive(Default)]
 struct State {
-    info: Option<AudioInfo>,
-    frames: VecDeque<AudioFrame>,
+    info: Option<Arc<AudioInfo>>,
+    frames: VecDeque<Arc<AudioFrame>>,
     bytes: usize,
     /// The audio's first timestamp this session (in microseconds) and where the camera's
     /// clock stood then: later frames follow their own timestamps from there.
     origin: Option<(i64, i64)>,
     received: u64,
+    seq: u64,
 }
 
 /// A camera's audio feed.
-#[derive(Default)]
-pub struct AudioFeed(Mutex<State>);
+pub struct AudioFeed {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<AudioFrame>>,
+}
+
+impl Default for AudioFeed {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            tx: broadcast::channel(BROADCAST_FRAMES).0,
+        }
+    }
+}
 
 impl AudioFeed {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every frame from now on (see [`BROADCAST_FRAMES`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AudioFrame>> {
+        self.tx.subscribe()
     }
 
     /// A session started, with this audio track (or none).
     pub fn start(&self, info: Option<AudioInfo>) {
         let mut st = self.state();
         *st = State {
-            info,
+            info: info.map(Arc::new),
             received: st.received,
+            seq: st.seq,
             ..State::default()
         };
     }
 
     /// The session ended: no audio is kept from a source that is gone.
     pub fn stop(&self) {
-        let received = self.state().received;
-        *self.state() = State {
-            received,
+        let mut st = self.state();
+        *st = State {
+            received: st.received,
+            seq: st.seq,
             ..State::default()
         };
     }
 
     pub fn info(&self) -> Option<AudioInfo> {
-        self.state().info.clone()
+        self.state().info.as_deref().cloned()
     }
 
     /// Frames received since start, over all sessions.
@@ -82,7 +132,7 @@ impl AudioFeed {
     }
 
     /// The frames kept, oldest first.
-    pub fn frames(&self) -> Vec<AudioFrame> {
+    pub fn frames(&self) -> Vec<Arc<AudioFrame>> {
         self.state().frames.iter().cloned().collect()
     }
 
@@ -93,9 +143,10 @@ impl AudioFeed {
     /// or one that jumps, is placed by arrival.
     pub fn frame(&self, data: bytes::Bytes, ts: Option<i64>, clock_us: i64) {
         let mut st = self.state();
-        let Some(rate) = st.info.as_ref().map(|i| i64::from(i.sample_rate.max(1))) else {
+        let Some(info) = st.info.clone() else {
             return;
         };
+        let rate = i64::from(info.sample_rate.max(1));
         st.received += 1;
         let pts = match ts.map(|t| t.saturating_mul(1_000_000) / rate) {
             Some(us) => match st.origin {
@@ -110,10 +161,14 @@ impl AudioFeed {
             None => clock_us,
         };
         st.bytes += data.len();
-        st.frames.push_back(AudioFrame {
+        st.seq += 1;
+        let frame = Arc::new(AudioFrame {
             data,
             stamp: Stamp::now(pts),
+            seq: st.seq,
+            info,
         });
+        st.frames.push_back(frame.clone());
         while let Some(first) = st.frames.front() {
             let old = pts - first.stamp.pts_us > KEEP_US;
             if !(old || st.bytes > MAX_BYTES) || st.frames.len() == 1 {
@@ -122,6 +177,9 @@ impl AudioFeed {
             let gone = st.frames.pop_front().map_or(0, |f| f.data.len());
             st.bytes -= gone;
         }
+        drop(st);
+        // No listener is not an error.
+        let _ = self.tx.send(frame);
     }
 }
 
@@ -160,6 +218,48 @@ mod tests {
         assert_eq!(feed.received(), 3);
         feed.stop();
         assert!(feed.info().is_none() && feed.frames().is_empty());
+    }
+
+    #[test]
+    fn listeners_get_each_frame_with_its_track() {
+        let feed = AudioFeed::default();
+        let mut rx = feed.subscribe();
+        feed.start(Some(pcmu()));
+        feed.frame(bytes::Bytes::from_static(b"a"), Some(0), 0);
+        feed.frame(bytes::Bytes::from_static(b"b"), Some(160), 0);
+        let (a, b) = (rx.try_recv().unwrap(), rx.try_recv().unwrap());
+        assert_eq!(a.seq + 1, b.seq);
+        assert_eq!(&b.data[..], b"b");
+        assert_eq!(b.stamp.pts_us, 20_000);
+        assert_eq!(a.info.codec_string().as_deref(), Some("ulaw"));
+        // A new session's track is a new one: listeners see it change.
+        feed.start(Some(pcmu()));
+        feed.frame(bytes::Bytes::from_static(b"c"), Some(0), 0);
+        let c = rx.try_recv().unwrap();
+        assert!(!Arc::ptr_eq(&c.info, &b.info) && c.seq > b.seq);
+    }
+
+    #[test]
+    fn codec_strings_are_what_webcodecs_takes() {
+        let aac = |description: Vec<u8>| AudioInfo {
+            codec: "aac".into(),
+            sample_rate: 48000,
+            channels: 1,
+            description,
+        };
+        // AudioSpecificConfig 0x1188: AAC-LC (object type 2), 48 kHz, mono.
+        assert_eq!(
+            aac(vec![0x11, 0x88]).codec_string().as_deref(),
+            Some("mp4a.40.2")
+        );
+        assert_eq!(
+            aac(vec![0x2b, 0x08]).codec_string().as_deref(),
+            Some("mp4a.40.5")
+        );
+        assert_eq!(aac(vec![]).codec_string().as_deref(), Some("mp4a.40.2"));
+        let mut g726 = pcmu();
+        g726.codec = "g726".into();
+        assert_eq!(g726.codec_string(), None);
     }
 
     #[test]

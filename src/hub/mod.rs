@@ -24,8 +24,8 @@ use tokio::sync::broadcast;
 
 use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::media::tier::Qualities;
-pub use attach::{LaneOutput, Pictures, Still, Video, VideoOutput};
-pub use audio::AudioInfo;
+pub use attach::{Audio, AudioOutput, LaneOutput, Pictures, Still, Video, VideoOutput};
+pub use audio::{AudioFrame, AudioInfo};
 pub use cache::{Encoded, FrameError};
 pub use camera::{
     Camera, CameraInfo, CameraState, CameraStatus, HubSettings, OwnerReport, SessionFailure,

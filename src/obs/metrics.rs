@@ -66,6 +66,8 @@ pub struct Metrics {
     pub encode_seconds: Family<CameraLabels, Histogram, fn() -> Histogram>,
     pub frames_sent: Family<KindLabels, Counter>,
     pub frames_skipped: Family<KindLabels, Counter>,
+    pub audio_sent: Family<KindLabels, Counter>,
+    pub audio_skipped: Family<KindLabels, Counter>,
     pub bytes_sent: Family<KindLabels, Counter>,
     pub webrtc_sessions: Counter,
     pub webrtc_feedback: Family<KindLabels, Counter>,
@@ -81,6 +83,8 @@ pub fn metrics() -> &'static Metrics {
         encode_seconds: Family::new_with_constructor(seconds_histogram),
         frames_sent: Family::default(),
         frames_skipped: Family::default(),
+        audio_sent: Family::default(),
+        audio_skipped: Family::default(),
         bytes_sent: Family::default(),
         webrtc_sessions: Counter::default(),
         webrtc_feedback: Family::default(),
@@ -182,6 +186,22 @@ pub fn webrtc_feedback(kind: &'static str, n: u64) {
 pub fn frames_skipped(kind: &'static str, n: u64) {
     metrics()
         .frames_skipped
+        .get_or_create(&KindLabels { kind })
+        .inc_by(n);
+}
+
+/// Records audio frames sent to live clients of `kind`.
+pub fn audio_frames_sent(kind: &'static str, n: u64) {
+    metrics()
+        .audio_sent
+        .get_or_create(&KindLabels { kind })
+        .inc_by(n);
+}
+
+/// Records audio frames a live client of `kind` missed (it fell behind the broadcast).
+pub fn audio_frames_skipped(kind: &'static str, n: u64) {
+    metrics()
+        .audio_skipped
         .get_or_create(&KindLabels { kind })
         .inc_by(n);
 }
@@ -352,6 +372,16 @@ pub fn render(scrape: &Scrape) -> String {
         "frames_skipped",
         "Frames a live client skipped because it had not taken the previous one, by kind",
         m.frames_skipped.clone(),
+    );
+    reg.register(
+        "audio_frames_sent",
+        "The cameras' own audio frames sent to live clients, by kind",
+        m.audio_sent.clone(),
+    );
+    reg.register(
+        "audio_frames_skipped",
+        "Audio frames a live client missed because it fell behind, by kind",
+        m.audio_skipped.clone(),
     );
     reg.register(
         "bytes_sent",

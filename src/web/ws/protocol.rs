@@ -13,7 +13,7 @@ use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
 /// Protocol version announced in `hello`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Wire format version of binary frame messages.
 pub const FRAME_MESSAGE_VERSION: u8 = 1;
 /// Control messages above this size get an `oversized` error (the socket stays open).
@@ -67,6 +67,10 @@ pub enum ClientMsg {
         /// `"auto"` (default), `"main"` or `"sub"`: which of the camera's streams.
         #[serde(default)]
         stream: Option<String>,
+        /// Audio codecs the client's decoder takes (`"aac"`, `"opus"`, `"pcmu"`, `"pcma"`);
+        /// none (the default): no audio (version 3).
+        #[serde(default)]
+        audio: Vec<String>,
     },
     Unsubscribe {
         cameras: Vec<String>,
@@ -159,6 +163,8 @@ pub struct SubscribeReq {
     /// Video codec families the client decodes; empty: JPEG only (version-1 clients).
     pub codecs: Vec<Codec>,
     pub stream: StreamReq,
+    /// Audio codecs the client decodes (`aac`, `opus`, `pcmu`, `pcma`); empty: no audio.
+    pub audio: Vec<&'static str>,
 }
 
 /// A client message, checked.
@@ -197,6 +203,20 @@ fn families(names: &[String]) -> Vec<Codec> {
             "h264" => Codec::H264,
             "h265" => Codec::H265,
             _ => continue,
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The audio codecs a client lists, known ones only, at most once each.
+fn audio_codecs(names: &[String]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for n in names.iter().take(8) {
+        let Some(c) = ["aac", "opus", "pcmu", "pcma"].into_iter().find(|c| c == n) else {
+            continue;
         };
         if !out.contains(&c) {
             out.push(c);
@@ -246,12 +266,14 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             max_fps,
             codecs,
             stream,
+            audio,
         } => Request::Subscribe(SubscribeReq {
             cameras: capped(cameras),
             quality,
             max_width: max_width.map(tier::check_max_width).transpose()?,
             max_fps: max_fps.map(tier::check_max_fps).transpose()?,
             codecs: families(&codecs),
+            audio: audio_codecs(&audio),
             stream: match stream.as_deref() {
                 None => StreamReq::Auto,
                 Some(s) => StreamReq::parse(s).ok_or_else(|| {
@@ -470,6 +492,12 @@ mod tests {
                 ..
             }))
         ));
+        match parse_client(
+            r#"{"type":"subscribe","cameras":["a"],"audio":["pcmu","mp3","aac","pcmu"]}"#,
+        ) {
+            Ok(Request::Subscribe(r)) => assert_eq!(r.audio, ["pcmu", "aac"]),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             parse_client(r#"{"type":"subscribe","cameras":["a"],"stream":"tiny"}"#)
                 .unwrap_err()

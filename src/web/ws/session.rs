@@ -27,13 +27,17 @@ use tokio_stream::StreamMap;
 
 use super::activity::ActivityWatch;
 use super::adapt::WindowStats;
+use super::audio::AudioOut;
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq};
 use super::sub::Sub;
 use super::video::VideoOut;
 use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
-use crate::hub::{Hub, HubEvent, LaneOutput, Published, Still, VideoOutput};
+use crate::hub::{
+    Audio, AudioFrame, AudioOutput, Hub, HubEvent, LaneOutput, Published, Still, StreamKind,
+    VideoOutput,
+};
 use crate::link::share::Share;
 use crate::link::LinkEstimate;
 use crate::media::clock::unix_ms_now;
@@ -75,6 +79,7 @@ pub type LaneItem = Result<Arc<Published>, BroadcastStreamRecvError>;
 pub enum Incoming {
     Jpeg(String, LaneItem),
     Video(String, Result<Arc<VideoUnit>, BroadcastStreamRecvError>),
+    Audio(String, Result<Arc<AudioFrame>, BroadcastStreamRecvError>),
 }
 
 /// The state of one connection.
@@ -102,6 +107,9 @@ pub struct Session {
     /// The JPEG lane or video attached for each camera served now (one per camera).
     streams: StreamMap<String, LaneOutput>,
     video_streams: StreamMap<String, VideoOutput>,
+    /// The cameras the client listens to (it listed audio codecs): their main stream's audio.
+    audio_streams: StreamMap<String, AudioOutput>,
+    listening: HashMap<String, AudioOut>,
     out: Vec<Out>,
     last_window: Instant,
     activity: ActivityWatch,
@@ -123,6 +131,8 @@ impl Session {
             sent_log: VecDeque::new(),
             streams: StreamMap::new(),
             video_streams: StreamMap::new(),
+            audio_streams: StreamMap::new(),
+            listening: HashMap::new(),
             out: Vec::new(),
             last_window: now,
             activity: ActivityWatch::default(),
@@ -266,6 +276,8 @@ impl Session {
         self.subs.remove(id);
         self.streams.remove(id);
         self.video_streams.remove(id);
+        self.audio_streams.remove(id);
+        self.listening.remove(id);
     }
 
     /// `["*"]` means every camera; unknown ids get an error event each.
@@ -344,6 +356,7 @@ impl Session {
                 }
             }
             self.subs.insert(id.clone(), sub);
+            self.listen(id, &req.audio);
             // The level kept may be served by the other stream.
             self.restream(id, now);
             self.retarget(id, now);
@@ -377,10 +390,35 @@ impl Session {
         }
     }
 
-    /// The next frame from any watched lane or video feed (pending forever while nothing is
-    /// watched).
+    /// The camera's audio for a client that lists `codecs` (none: no audio), from its main
+    /// stream whichever stream serves the picture: the sound does not jump with a switch.
+    fn listen(&mut self, id: &str, codecs: &[&'static str]) {
+        self.audio_streams.remove(id);
+        self.listening.remove(id);
+        if codecs.is_empty() {
+            return;
+        }
+        if let Some(main) = self.hub.stream_of(id, StreamKind::Main) {
+            self.audio_streams
+                .insert(id.to_string(), main.attach(Audio));
+            self.listening
+                .insert(id.to_string(), AudioOut::new(codecs.to_vec()));
+        }
+    }
+
+    /// What goes to this client for an audio frame of `id`.
+    pub fn admit_audio(&mut self, id: &str, frame: &AudioFrame) -> Vec<Out> {
+        self.listening
+            .get_mut(id)
+            .map(|a| a.admit(id, frame))
+            .unwrap_or_default()
+    }
+
+    /// The next frame from any watched lane, video or audio feed (pending forever while
+    /// nothing is watched).
     pub async fn next_frame(&mut self) -> Option<Incoming> {
-        if self.streams.is_empty() && self.video_streams.is_empty() {
+        if self.streams.is_empty() && self.video_streams.is_empty() && self.audio_streams.is_empty()
+        {
             std::future::pending::<()>().await;
         }
         tokio::select! {
@@ -389,6 +427,9 @@ impl Session {
             }
             Some((id, item)) = self.video_streams.next(), if !self.video_streams.is_empty() => {
                 Some(Incoming::Video(id, item))
+            }
+            Some((id, item)) = self.audio_streams.next(), if !self.audio_streams.is_empty() => {
+                Some(Incoming::Audio(id, item))
             }
             else => None,
         }

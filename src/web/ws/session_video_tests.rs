@@ -120,6 +120,8 @@ async fn pump(s: &mut Session) -> Vec<Out> {
                     out.push(o);
                 }
             }
+            Incoming::Audio(id, Ok(f)) => out.extend(s.admit_audio(&id, &f)),
+            Incoming::Audio(_, Err(_)) => {}
             Incoming::Jpeg(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.skipped(&id, n),
             Incoming::Video(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.video_lagged(&id, n),
         }
@@ -552,4 +554,45 @@ async fn activity_events_go_to_subscribers_and_to_clients_that_ask_at_most_once_
     tokio::time::advance(Duration::from_secs(1)).await;
     run(&mut s, &mut events, 1, 800);
     assert!(of(&events, "b") >= 1, "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn audio_goes_only_to_a_client_that_lists_its_codec_while_subscribed() {
+    let hub = hub(&["a"]);
+    start_h264(&hub, "a");
+    let cam = hub.get("a").unwrap();
+    cam.audio().start(Some(crate::hub::AudioInfo {
+        codec: "pcmu".into(),
+        sample_rate: 8000,
+        channels: 1,
+        description: Vec::new(),
+    }));
+    let sub = |audio: &[&str]| serde_json::json!({"type": "subscribe", "cameras": ["a"], "codecs": ["h264"], "audio": audio});
+    let mut deaf = Session::new(hub.clone(), Principal::trusted(), Instant::now());
+    let mut ears = Session::new(hub.clone(), Principal::trusted(), Instant::now());
+    subscribe(&mut deaf, sub(&[])).await;
+    subscribe(&mut ears, sub(&["aac", "pcmu"])).await;
+    cam.audio()
+        .frame(Bytes::from_static(&[0xff; 160]), Some(0), 0);
+    let heard = pump(&mut ears).await;
+    let configs: Vec<Value> = texts(&heard)
+        .into_iter()
+        .filter(|v| v["type"] == "audio_config")
+        .collect();
+    assert_eq!(configs.len(), 1, "{heard:?}");
+    assert_eq!(configs[0]["codec"], "ulaw");
+    let kinds: Vec<Value> = headers(&heard).iter().map(|h| h["kind"].clone()).collect();
+    assert_eq!(kinds, ["audio"]);
+    assert!(
+        headers(&pump(&mut deaf).await).is_empty(),
+        "no audio unasked"
+    );
+    ears.on_text(r#"{"type":"unsubscribe","cameras":["a"]}"#, Instant::now())
+        .await;
+    cam.audio()
+        .frame(Bytes::from_static(&[0xff; 160]), Some(160), 0);
+    assert!(
+        headers(&pump(&mut ears).await).is_empty(),
+        "none after unsubscribe"
+    );
 }

@@ -176,6 +176,19 @@ async fn serve(
                             }
                         }
                     }
+                    Incoming::Audio(id, Ok(frame)) => {
+                        for o in session.admit_audio(&id, &frame) {
+                            let audio = matches!(o, Out::Binary(_));
+                            if send_timed(&mut tx, message(o)).await.is_none() { break 'conn }
+                            if audio {
+                                metrics::audio_frames_sent(ClientKind::WebSocket.label(), 1);
+                            }
+                        }
+                    }
+                    // Missed audio is a gap the page's player fills; it goes on with the newest.
+                    Incoming::Audio(_, Err(BroadcastStreamRecvError::Lagged(n))) => {
+                        metrics::audio_frames_skipped(ClientKind::WebSocket.label(), n);
+                    }
                     Incoming::Jpeg(id, Err(BroadcastStreamRecvError::Lagged(n))) => {
                         metrics::frames_skipped(ClientKind::WebSocket.label(), n);
                         session.skipped(&id, n);

@@ -1,0 +1,302 @@
+//! The cameras' own audio to listeners, end to end: GStreamer RTSP cameras with a sine on
+//! their audio track (AAC 440 Hz, G.711 µ-law 1 kHz), camwall reading them, and a WebSocket
+//! client that asks for audio (protocol version 3). The frames are decoded here (µ-law by
+//! its table, AAC by the ffmpeg CLI) and their pitch measured.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use base64::Engine;
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// What a client received for one camera.
+#[derive(Default)]
+struct Heard {
+    config: Option<Value>,
+    /// (pts µs, payload) in arrival order.
+    frames: Vec<(i64, Vec<u8>)>,
+    video_units: usize,
+}
+
+/// Reads the socket until `done` says enough was heard of every camera, within `timeout`.
+async fn listen(
+    ws: &mut Ws,
+    cameras: &[&str],
+    timeout: Duration,
+    done: impl Fn(&Heard) -> bool,
+) -> std::collections::HashMap<String, Heard> {
+    let mut heard: std::collections::HashMap<String, Heard> = cameras
+        .iter()
+        .map(|c| (c.to_string(), Heard::default()))
+        .collect();
+    let end = tokio::time::Instant::now() + timeout;
+    while !heard.values().all(&done) {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout_at(end, ws.next()).await else {
+            break;
+        };
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "audio_config" {
+                    if let Some(h) = heard.get_mut(v["camera"].as_str().unwrap()) {
+                        h.config = Some(v);
+                    }
+                }
+            }
+            Message::Binary(b) => {
+                let n = u16::from_be_bytes([b[1], b[2]]) as usize;
+                let header: Value = serde_json::from_slice(&b[3..3 + n]).unwrap();
+                let Some(h) = heard.get_mut(header["camera"].as_str().unwrap()) else {
+                    continue;
+                };
+                match header["kind"].as_str() {
+                    Some("audio") => {
+                        assert!(h.config.is_some(), "a frame before its audio_config");
+                        h.frames
+                            .push((header["pts"].as_i64().unwrap(), b[3 + n..].to_vec()));
+                    }
+                    Some("video") => h.video_units += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    heard
+}
+
+/// G.711 µ-law to linear (ITU-T G.711).
+fn ulaw(b: u8) -> i16 {
+    let b = !b;
+    let sign = b & 0x80;
+    let exp = (b >> 4) & 7;
+    let mantissa = i32::from(b & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exp) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// The pitch of a sine, from how often it crosses zero (upward) per second.
+fn pitch(samples: &[i16], rate: u32) -> f64 {
+    let ups = samples.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+    ups as f64 * f64::from(rate) / samples.len() as f64
+}
+
+fn loudness(samples: &[i16]) -> f64 {
+    let sum: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}
+
+/// Raw AAC frames in ADTS, as the ffmpeg CLI reads them, from the AudioSpecificConfig.
+fn adts(config: &[u8], frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let aot = config[0] >> 3;
+    let sf = ((config[0] & 7) << 1) | (config[1] >> 7);
+    let ch = (config[1] >> 3) & 0x0f;
+    let mut out = Vec::new();
+    for (_, f) in frames {
+        let len = 7 + f.len();
+        out.extend_from_slice(&[
+            0xFF,
+            0xF1,
+            ((aot - 1) << 6) | (sf << 2) | (ch >> 2),
+            ((ch & 3) << 6) | (len >> 11) as u8,
+            ((len >> 3) & 0xff) as u8,
+            (((len & 7) << 5) as u8) | 0x1F,
+            0xFC,
+        ]);
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Decodes ADTS AAC to 16-bit mono PCM with the ffmpeg CLI.
+fn decode_aac(adts: &[u8]) -> Vec<i16> {
+    let mut child = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "aac",
+            "-i",
+            "pipe:0",
+        ])
+        .args(["-f", "s16le", "-ac", "1", "pipe:1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = adts.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "ffmpeg decodes the AAC");
+    out.stdout
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_listener_hears_each_camera_at_its_own_pitch_beside_its_video() {
+    let small = ["--size", "320x180", "--fps", "15"];
+    let aac = RtspServer::start(&[&small[..], &["--audio", "aac", "--audio-freq", "440"]].concat());
+    let pcmu =
+        RtspServer::start(&[&small[..], &["--audio", "pcmu", "--audio-freq", "1000"]].concat());
+    let mute = RtspServer::start(&small);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "aac", "url": aac.url()},
+        {"id": "pcmu", "url": pcmu.url()},
+        {"id": "mute", "url": mute.url()}
+    ]}));
+    for id in ["aac", "pcmu", "mute"] {
+        cw.wait_camera(id, Duration::from_secs(20), |c| c["state"] == "streaming")
+            .await;
+    }
+    let mut ws = ws_connect(&cw).await;
+    let hello = next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "hello")
+        .await
+        .expect("hello");
+    assert_eq!(hello["version"], 3);
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["aac", "pcmu", "mute"], "codecs": ["h264"],
+               "audio": ["aac", "pcmu", "opus"]}),
+    )
+    .await;
+    // Two seconds of sound from each camera with audio, and the video of all three.
+    let heard = listen(
+        &mut ws,
+        &["aac", "pcmu", "mute"],
+        Duration::from_secs(20),
+        |h| h.video_units >= 20 && (h.config.is_none() || h.frames.len() >= 100),
+    )
+    .await;
+    let mute = &heard["mute"];
+    assert!(mute.video_units >= 20, "the camera without audio plays on");
+    assert!(mute.config.is_none() && mute.frames.is_empty());
+
+    // µ-law at 8 kHz: each byte a sample, so each frame's pts follows the bytes before it.
+    let p = &heard["pcmu"];
+    let c = p.config.as_ref().expect("pcmu audio_config");
+    assert_eq!(
+        (&c["codec"], &c["family"], &c["sample_rate"], &c["channels"]),
+        (&json!("ulaw"), &json!("pcmu"), &json!(8000), &json!(1))
+    );
+    assert!(p.frames.len() >= 100 && p.video_units >= 20);
+    for w in p.frames.windows(2) {
+        let expect = w[0].1.len() as i64 * 125;
+        assert!(
+            (w[1].0 - w[0].0 - expect).abs() <= 1,
+            "pts steps by the samples"
+        );
+    }
+    let samples: Vec<i16> = p
+        .frames
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(|b| ulaw(*b)))
+        .collect();
+    let hz = pitch(&samples, 8000);
+    assert!((hz - 1000.0).abs() < 30.0, "pcmu pitch {hz} Hz");
+    assert!(loudness(&samples) > 1000.0, "not silence");
+
+    // AAC: 1024 samples a frame at 48 kHz, decoded by FFmpeg with the config's description.
+    let a = &heard["aac"];
+    let c = a.config.as_ref().expect("aac audio_config");
+    assert_eq!(
+        (&c["codec"], &c["sample_rate"], &c["channels"]),
+        (&json!("mp4a.40.2"), &json!(48000), &json!(1))
+    );
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(c["description"].as_str().expect("AAC has a description"))
+        .unwrap();
+    for w in a.frames.windows(2) {
+        let step = w[1].0 - w[0].0;
+        assert!((step - 21_333).abs() <= 1, "AAC pts step {step} µs");
+    }
+    let samples = decode_aac(&adts(&config, &a.frames));
+    assert!(samples.len() >= 48_000, "{} samples", samples.len());
+    // The decoder's first frame is its priming: measure past it.
+    let hz = pitch(&samples[4096..], 48_000);
+    assert!((hz - 440.0).abs() < 15.0, "aac pitch {hz} Hz");
+    assert!(loudness(&samples[4096..]) > 1000.0, "not silence");
+}
+
+#[tokio::test]
+async fn audio_goes_only_to_a_client_that_asked_and_a_bad_list_is_refused() {
+    let aac = RtspServer::start(&["--size", "320x180", "--fps", "15", "--audio", "aac"]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "cam", "url": aac.url()}]}));
+    cw.wait_camera("cam", Duration::from_secs(20), |c| {
+        c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
+    })
+    .await;
+    let mut ws = ws_connect(&cw).await;
+    // Not a list: an error event, and the connection lives on.
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "audio": "aac"}),
+    )
+    .await;
+    let err = next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "error")
+        .await
+        .expect("an error event");
+    assert_eq!(err["code"], "bad_message");
+    // Video without audio: 50 units (more than three seconds of the camera's audio frames
+    // at 15 fps) and not one audio frame.
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
+        h.video_units >= 50
+    })
+    .await;
+    assert!(heard["cam"].video_units >= 50);
+    assert!(heard["cam"].config.is_none() && heard["cam"].frames.is_empty());
+    // A codec the camera does not send: nothing either; then the one it sends.
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "audio": ["pcmu"]}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
+        h.video_units >= 50
+    })
+    .await;
+    assert!(heard["cam"].frames.is_empty(), "no pcmu from an AAC camera");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "audio": ["aac"]}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
+        h.frames.len() >= 20
+    })
+    .await;
+    assert!(heard["cam"].frames.len() >= 20 && heard["cam"].config.is_some());
+    // Unsubscribed, then watched again without audio: the sound stops with the first.
+    ws_send(&mut ws, json!({"type": "unsubscribe", "cameras": ["cam"]})).await;
+    ws_send(&mut ws, json!({"type": "ping", "t0": 1})).await;
+    next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "pong")
+        .await
+        .expect("pong");
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
+        h.video_units >= 50
+    })
+    .await;
+    assert!(heard["cam"].video_units >= 50);
+    assert!(heard["cam"].frames.is_empty(), "no audio after unsubscribe");
+}
