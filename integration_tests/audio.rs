@@ -146,11 +146,9 @@ fn decode_aac(adts: &[u8]) -> Vec<i16> {
 
 #[tokio::test]
 async fn a_listener_hears_each_camera_at_its_own_pitch_beside_its_video() {
-    let small = ["--size", "320x180", "--fps", "15"];
-    let aac = RtspServer::start(&[&small[..], &["--audio", "aac", "--audio-freq", "440"]].concat());
-    let pcmu =
-        RtspServer::start(&[&small[..], &["--audio", "pcmu", "--audio-freq", "1000"]].concat());
-    let mute = RtspServer::start(&small);
+    let aac = RtspServer::small(Some(("aac", 440)));
+    let pcmu = RtspServer::small(Some(("pcmu", 1000)));
+    let mute = RtspServer::small(None);
     let cw = start_camwall(json!({"server": {}, "cameras": [
         {"id": "aac", "url": aac.url()},
         {"id": "pcmu", "url": pcmu.url()},
@@ -231,7 +229,7 @@ async fn a_listener_hears_each_camera_at_its_own_pitch_beside_its_video() {
 
 #[tokio::test]
 async fn audio_goes_only_to_a_client_that_asked_and_a_bad_list_is_refused() {
-    let aac = RtspServer::start(&["--size", "320x180", "--fps", "15", "--audio", "aac"]);
+    let aac = RtspServer::small(Some(("aac", 440)));
     let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "cam", "url": aac.url()}]}));
     cw.wait_camera("cam", Duration::from_secs(20), |c| {
         c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
@@ -250,53 +248,38 @@ async fn audio_goes_only_to_a_client_that_asked_and_a_bad_list_is_refused() {
     assert_eq!(err["code"], "bad_message");
     // Video without audio: 50 units (more than three seconds of the camera's audio frames
     // at 15 fps) and not one audio frame.
-    ws_send(
-        &mut ws,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
-    )
-    .await;
-    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
-        h.video_units >= 50
-    })
-    .await;
-    assert!(heard["cam"].video_units >= 50);
-    assert!(heard["cam"].config.is_none() && heard["cam"].frames.is_empty());
+    let fifty = |h: &Heard| h.video_units >= 50;
+    let h = watch(&mut ws, json!(null), fifty).await;
+    assert!(h.video_units >= 50 && h.config.is_none() && h.frames.is_empty());
     // A codec the camera does not send: nothing either; then the one it sends.
-    ws_send(
-        &mut ws,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "audio": ["pcmu"]}),
-    )
-    .await;
-    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
-        h.video_units >= 50
-    })
-    .await;
-    assert!(heard["cam"].frames.is_empty(), "no pcmu from an AAC camera");
-    ws_send(
-        &mut ws,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"], "audio": ["aac"]}),
-    )
-    .await;
-    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
-        h.frames.len() >= 20
-    })
-    .await;
-    assert!(heard["cam"].frames.len() >= 20 && heard["cam"].config.is_some());
-    // Unsubscribed, then watched again without audio: the sound stops with the first.
+    let h = watch(&mut ws, json!(["pcmu"]), fifty).await;
+    assert!(
+        h.video_units >= 50 && h.frames.is_empty(),
+        "no pcmu from an AAC camera"
+    );
+    let h = watch(&mut ws, json!(["aac"]), |h| h.frames.len() >= 20).await;
+    assert!(h.frames.len() >= 20 && h.config.is_some());
+    // Unsubscribed, then watched again without audio: the sound stops with the first (the
+    // pong says everything sent before the unsubscribe was read).
     ws_send(&mut ws, json!({"type": "unsubscribe", "cameras": ["cam"]})).await;
     ws_send(&mut ws, json!({"type": "ping", "t0": 1})).await;
     next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "pong")
         .await
         .expect("pong");
-    ws_send(
-        &mut ws,
-        json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]}),
-    )
-    .await;
-    let heard = listen(&mut ws, &["cam"], Duration::from_secs(20), |h| {
-        h.video_units >= 50
-    })
-    .await;
-    assert!(heard["cam"].video_units >= 50);
-    assert!(heard["cam"].frames.is_empty(), "no audio after unsubscribe");
+    let h = watch(&mut ws, json!(null), fifty).await;
+    assert!(
+        h.video_units >= 50 && h.frames.is_empty(),
+        "no audio after unsubscribe"
+    );
+}
+
+/// Subscribes to `cam` as video with `audio` (null: none listed) and listens until `done`.
+async fn watch(ws: &mut Ws, audio: Value, done: impl Fn(&Heard) -> bool) -> Heard {
+    let mut sub = json!({"type": "subscribe", "cameras": ["cam"], "codecs": ["h264"]});
+    if !audio.is_null() {
+        sub["audio"] = audio;
+    }
+    ws_send(ws, sub).await;
+    let mut heard = listen(ws, &["cam"], Duration::from_secs(20), done).await;
+    heard.remove("cam").unwrap_or_default()
 }

@@ -86,11 +86,9 @@ async fn camera_recovers_when_the_rtsp_server_comes_back() {
 
 #[tokio::test]
 async fn audio_tracks_show_in_the_status_and_the_video_plays_on() {
-    let small = ["--size", "320x180", "--fps", "15"];
-    let aac = RtspServer::start(&[&small[..], &["--audio", "aac", "--audio-freq", "440"]].concat());
-    let pcmu =
-        RtspServer::start(&[&small[..], &["--audio", "pcmu", "--audio-freq", "1000"]].concat());
-    let mute = RtspServer::start(&small);
+    let aac = RtspServer::small(Some(("aac", 440)));
+    let pcmu = RtspServer::small(Some(("pcmu", 1000)));
+    let mute = RtspServer::small(None);
     let cw = start_camwall(json!({"server": {}, "cameras": [
         {"id": "aac", "url": aac.url()},
         {"id": "pcmu", "url": pcmu.url()},

@@ -262,6 +262,17 @@ impl RtspServer {
         Self::start_on(0, args)
     }
 
+    /// A small H.264 camera (320x180, 15 fps) with a sine of `hz` on its audio track in
+    /// `codec` (`aac`, `pcmu`; `None`: no audio track).
+    pub fn small(audio: Option<(&str, u32)>) -> Self {
+        let mut args = vec!["--size", "320x180", "--fps", "15"];
+        let hz = audio.map(|(_, hz)| hz.to_string()).unwrap_or_default();
+        if let Some((codec, _)) = audio {
+            args.extend(["--audio", codec, "--audio-freq", &hz]);
+        }
+        Self::start(&args)
+    }
+
     /// On a given port (0: any), e.g. a restart where camera URLs must stay valid.
     pub fn start_on(port: u16, args: &[&str]) -> Self {
         let script = repo_root().join("scripts/rtsp_test_server.py");

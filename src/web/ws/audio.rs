@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::protocol::framed;
-use super::session::Out;
 use crate::hub::{AudioFrame, AudioInfo};
 
 /// One camera's audio for one client.
@@ -31,16 +30,15 @@ impl AudioOut {
         }
     }
 
-    /// What goes to the client for `frame` of `camera`: an `audio_config` when its track is
-    /// new to the client, then the frame; nothing when the client does not decode its codec.
-    pub fn admit(&mut self, camera: &str, frame: &AudioFrame) -> Vec<Out> {
+    /// What goes to the client for `frame` of `camera`: the `audio_config` event when its
+    /// track is new to the client, and the frame; nothing when the client does not decode
+    /// its codec.
+    pub fn admit(&mut self, camera: &str, frame: &AudioFrame) -> Option<(Option<Value>, Bytes)> {
         if !self.codecs.contains(&frame.info.codec.as_str()) {
-            return Vec::new();
+            return None;
         }
-        let Some(codec) = frame.info.codec_string() else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(2);
+        let codec = frame.info.codec_string()?;
+        let mut config = None;
         if !self
             .announced
             .as_ref()
@@ -48,14 +46,11 @@ impl AudioOut {
         {
             // The same track again after a reconnect needs no new config.
             if self.announced.as_deref() != Some(&*frame.info) {
-                out.push(Out::Text(
-                    config_event(camera, &frame.info, &codec).to_string(),
-                ));
+                config = Some(config_event(camera, &frame.info, &codec));
             }
             self.announced = Some(frame.info.clone());
         }
-        out.push(Out::Binary(frame_message(camera, frame)));
-        out
+        Some((config, frame_message(camera, frame)))
     }
 }
 
@@ -132,34 +127,34 @@ mod tests {
     fn a_config_goes_before_the_first_frame_of_each_track() {
         let mut out = AudioOut::new(vec!["pcmu"]);
         let t = track("pcmu");
-        let first = out.admit("door", &frame(&t, 1));
-        let [Out::Text(c), Out::Binary(m)] = &first[..] else {
-            panic!("{first:?}")
-        };
-        let c: Value = serde_json::from_str(c).unwrap();
+        let (c, m) = out.admit("door", &frame(&t, 1)).unwrap();
+        let c = c.expect("a config first");
         assert_eq!(c["type"], "audio_config");
         assert_eq!(c["codec"], "ulaw");
         assert_eq!(c["sample_rate"], 8000);
-        let h = header(m);
+        let h = header(&m);
         assert_eq!(
             (h["kind"].as_str(), h["seq"].as_u64()),
             (Some("audio"), Some(1))
         );
         assert_eq!(h["pts"], 20_000);
         assert_eq!(&m[m.len() - 3..], &[1, 2, 3]);
-        assert_eq!(out.admit("door", &frame(&t, 2)).len(), 1, "no config again");
+        let config = |out: &mut AudioOut, t: &Arc<AudioInfo>, seq| {
+            out.admit("door", &frame(t, seq)).unwrap().0.is_some()
+        };
+        assert!(!config(&mut out, &t, 2), "no config again");
         // A reconnect with the same track: no config; another track: a config.
-        assert_eq!(out.admit("door", &frame(&track("pcmu"), 3)).len(), 1);
+        assert!(!config(&mut out, &track("pcmu"), 3));
         let mut other = (*track("pcmu")).clone();
         other.sample_rate = 16000;
-        assert_eq!(out.admit("door", &frame(&Arc::new(other), 4)).len(), 2);
+        assert!(config(&mut out, &Arc::new(other), 4));
     }
 
     #[test]
     fn a_codec_the_client_does_not_decode_is_not_sent() {
         let mut out = AudioOut::new(vec!["aac"]);
-        assert!(out.admit("door", &frame(&track("pcmu"), 1)).is_empty());
+        assert!(out.admit("door", &frame(&track("pcmu"), 1)).is_none());
         let mut any = AudioOut::new(vec!["aac", "opus", "pcmu", "pcma"]);
-        assert!(any.admit("door", &frame(&track("g726"), 1)).is_empty());
+        assert!(any.admit("door", &frame(&track("g726"), 1)).is_none());
     }
 }

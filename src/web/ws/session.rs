@@ -408,10 +408,12 @@ impl Session {
 
     /// What goes to this client for an audio frame of `id`.
     pub fn admit_audio(&mut self, id: &str, frame: &AudioFrame) -> Vec<Out> {
-        self.listening
-            .get_mut(id)
-            .map(|a| a.admit(id, frame))
-            .unwrap_or_default()
+        let Some((config, frame)) = self.listening.get_mut(id).and_then(|a| a.admit(id, frame))
+        else {
+            return Vec::new();
+        };
+        let config = config.map(|c| Out::Text(c.to_string()));
+        config.into_iter().chain([Out::Binary(frame)]).collect()
     }
 
     /// The next frame from any watched lane, video or audio feed (pending forever while
