@@ -4,7 +4,7 @@
 //! listeners take the frames as they are.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -45,7 +45,7 @@ impl AudioInfo {
 }
 
 /// One compressed audio frame on the camera's clock.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AudioFrame {
     pub data: bytes::Bytes,
     pub stamp: Stamp,
@@ -53,6 +53,26 @@ pub struct AudioFrame {
     pub seq: u64,
     /// The track it belongs to: a listener sends a new `audio_config` when this changes.
     pub info: Arc<AudioInfo>,
+    /// The frame as a listener's wire message, built by the first listener and shared by the
+    /// rest (as a video unit's).
+    wire: OnceLock<bytes::Bytes>,
+}
+
+impl AudioFrame {
+    pub fn new(data: bytes::Bytes, stamp: Stamp, seq: u64, info: Arc<AudioInfo>) -> Self {
+        Self {
+            data,
+            stamp,
+            seq,
+            info,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The wire message, built once by `build` for every listener.
+    pub fn wire(&self, build: impl FnOnce(&Self) -> bytes::Bytes) -> bytes::Bytes {
+        self.wire.get_or_init(|| build(self)).clone()
+    }
 }
 
 /// The longest span of audio kept (a GOP at a common 2 s keyframe interval, doubled).
@@ -162,12 +182,7 @@ impl AudioFeed {
         };
         st.bytes += data.len();
         st.seq += 1;
-        let frame = Arc::new(AudioFrame {
-            data,
-            stamp: Stamp::now(pts),
-            seq: st.seq,
-            info,
-        });
+        let frame = Arc::new(AudioFrame::new(data, Stamp::now(pts), st.seq, info));
         st.frames.push_back(frame.clone());
         while let Some(first) = st.frames.front() {
             let old = pts - first.stamp.pts_us > KEEP_US;

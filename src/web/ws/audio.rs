@@ -30,6 +30,11 @@ impl AudioOut {
         }
     }
 
+    /// The codecs the client listed.
+    pub fn codecs(&self) -> &[&'static str] {
+        &self.codecs
+    }
+
     /// What goes to the client for `frame` of `camera`: the `audio_config` event when its
     /// track is new to the client, and the frame; nothing when the client does not decode
     /// its codec.
@@ -50,7 +55,7 @@ impl AudioOut {
             }
             self.announced = Some(frame.info.clone());
         }
-        Some((config, frame_message(camera, frame)))
+        Some((config, frame.wire(|f| frame_message(camera, f))))
     }
 }
 
@@ -98,15 +103,11 @@ mod tests {
     use crate::media::clock::Stamp;
 
     fn frame(info: &Arc<AudioInfo>, seq: u64) -> AudioFrame {
-        AudioFrame {
-            data: Bytes::from_static(&[1, 2, 3]),
-            stamp: Stamp {
-                pts_us: 20_000 * seq as i64,
-                captured_unix_ms: 1000,
-            },
-            seq,
-            info: info.clone(),
-        }
+        let stamp = Stamp {
+            pts_us: 20_000 * seq as i64,
+            captured_unix_ms: 1000,
+        };
+        AudioFrame::new(Bytes::from_static(&[1, 2, 3]), stamp, seq, info.clone())
     }
 
     fn track(codec: &str) -> Arc<AudioInfo> {

@@ -35,8 +35,8 @@ use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
 use crate::hub::{
-    Audio, AudioFrame, AudioOutput, Hub, HubEvent, LaneOutput, Published, Still, StreamKind,
-    VideoOutput,
+    Audio, AudioFrame, AudioOutput, Camera, Hub, HubEvent, LaneOutput, Published, Still,
+    StreamKind, VideoOutput,
 };
 use crate::link::share::Share;
 use crate::link::LinkEstimate;
@@ -109,7 +109,7 @@ pub struct Session {
     video_streams: StreamMap<String, VideoOutput>,
     /// The cameras the client listens to (it listed audio codecs): their main stream's audio.
     audio_streams: StreamMap<String, AudioOutput>,
-    listening: HashMap<String, AudioOut>,
+    listening: HashMap<String, (Arc<Camera>, AudioOut)>,
     out: Vec<Out>,
     last_window: Instant,
     activity: ActivityWatch,
@@ -391,24 +391,39 @@ impl Session {
     }
 
     /// The camera's audio for a client that lists `codecs` (none: no audio), from its main
-    /// stream whichever stream serves the picture: the sound does not jump with a switch.
+    /// stream whichever stream serves the picture: the sound does not jump with a switch. A
+    /// subscribe again to the same camera with the same codecs (a tile resized) keeps the
+    /// sound as it goes.
     fn listen(&mut self, id: &str, codecs: &[&'static str]) {
-        self.audio_streams.remove(id);
-        self.listening.remove(id);
-        if codecs.is_empty() {
+        let main = self.hub.stream_of(id, StreamKind::Main);
+        let same = |(cam, out): &(Arc<Camera>, AudioOut)| {
+            out.codecs() == codecs && main.as_ref().is_some_and(|m| Arc::ptr_eq(cam, &m.camera))
+        };
+        if !codecs.is_empty()
+            && self.audio_streams.contains_key(id)
+            && self.listening.get(id).is_some_and(same)
+        {
             return;
         }
-        if let Some(main) = self.hub.stream_of(id, StreamKind::Main) {
-            self.audio_streams
-                .insert(id.to_string(), main.attach(Audio));
-            self.listening
-                .insert(id.to_string(), AudioOut::new(codecs.to_vec()));
-        }
+        self.audio_streams.remove(id);
+        self.listening.remove(id);
+        let Some(main) = main.filter(|_| !codecs.is_empty()) else {
+            return;
+        };
+        self.audio_streams
+            .insert(id.to_string(), main.attach(Audio));
+        self.listening.insert(
+            id.to_string(),
+            (main.camera.clone(), AudioOut::new(codecs.to_vec())),
+        );
     }
 
     /// What goes to this client for an audio frame of `id`.
     pub fn admit_audio(&mut self, id: &str, frame: &AudioFrame) -> Vec<Out> {
-        let Some((config, frame)) = self.listening.get_mut(id).and_then(|a| a.admit(id, frame))
+        let Some((config, frame)) = self
+            .listening
+            .get_mut(id)
+            .and_then(|(_, a)| a.admit(id, frame))
         else {
             return Vec::new();
         };
@@ -567,6 +582,9 @@ impl Session {
 mod judge;
 mod target;
 
+#[cfg(test)]
+#[path = "session_audio_tests.rs"]
+mod audio_tests;
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;

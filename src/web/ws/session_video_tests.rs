@@ -2,7 +2,8 @@
 //! decodes H.264/H.265 gets at subscribe (tier, video_config, the GOP burst), JPEG for clients
 //! and cameras that cannot take video, the fallback on `video_error`, the ladder through
 //! keyframes-only down to JPEG and back, resumption at a keyframe after a lag, and viewers
-//! moving when the camera's video starts or stops after they subscribed.
+//! moving when the camera's video starts or stops after they subscribed. The helpers serve
+//! the audio tests too.
 //! No socket, no FFmpeg: access units from the fixtures are pushed into the camera's feed.
 
 use super::tests::{publish, texts};
@@ -13,7 +14,7 @@ use crate::media::h26x::Codec;
 use crate::media::nal::{write_units, NalFormat};
 use serde_json::Value;
 
-fn hub(cameras: &[&str]) -> Arc<Hub> {
+pub(super) fn hub(cameras: &[&str]) -> Arc<Hub> {
     let cams: Vec<Value> = cameras
         .iter()
         .map(|id| serde_json::json!({"id": id, "url": "lavfi:testsrc2"}))
@@ -37,7 +38,7 @@ fn delta264() -> Vec<u8> {
 }
 
 /// Starts `id`'s feed as the ingest does for an H.264 camera.
-fn start_h264(hub: &Hub, id: &str) {
+pub(super) fn start_h264(hub: &Hub, id: &str) {
     hub.get(id)
         .unwrap()
         .video()
@@ -49,7 +50,7 @@ fn push(hub: &Hub, id: &str, data: &[u8]) {
 }
 
 /// The JSON headers of the binary frames in `out`.
-fn headers(out: &[Out]) -> Vec<Value> {
+pub(super) fn headers(out: &[Out]) -> Vec<Value> {
     out.iter()
         .filter_map(|o| match o {
             Out::Binary(b) => {
@@ -84,7 +85,7 @@ async fn settle() {
 
 /// Sends everything ready on the lanes and feeds, as the connection loop does: each frame
 /// marked sent now. Returns what went out (lag notices handled as the loop handles them).
-async fn pump(s: &mut Session) -> Vec<Out> {
+pub(super) async fn pump(s: &mut Session) -> Vec<Out> {
     let mut out = Vec::new();
     settle().await;
     for _ in 0..1000 {
@@ -129,7 +130,7 @@ async fn pump(s: &mut Session) -> Vec<Out> {
     out
 }
 
-async fn subscribe(s: &mut Session, msg: Value) -> Vec<Out> {
+pub(super) async fn subscribe(s: &mut Session, msg: Value) -> Vec<Out> {
     s.on_text(&msg.to_string(), Instant::now()).await;
     s.take_output()
 }
@@ -554,45 +555,4 @@ async fn activity_events_go_to_subscribers_and_to_clients_that_ask_at_most_once_
     tokio::time::advance(Duration::from_secs(1)).await;
     run(&mut s, &mut events, 1, 800);
     assert!(of(&events, "b") >= 1, "{events:?}");
-}
-
-#[tokio::test(start_paused = true)]
-async fn audio_goes_only_to_a_client_that_lists_its_codec_while_subscribed() {
-    let hub = hub(&["a"]);
-    start_h264(&hub, "a");
-    let cam = hub.get("a").unwrap();
-    cam.audio().start(Some(crate::hub::AudioInfo {
-        codec: "pcmu".into(),
-        sample_rate: 8000,
-        channels: 1,
-        description: Vec::new(),
-    }));
-    let sub = |audio: &[&str]| serde_json::json!({"type": "subscribe", "cameras": ["a"], "codecs": ["h264"], "audio": audio});
-    let mut deaf = Session::new(hub.clone(), Principal::trusted(), Instant::now());
-    let mut ears = Session::new(hub.clone(), Principal::trusted(), Instant::now());
-    subscribe(&mut deaf, sub(&[])).await;
-    subscribe(&mut ears, sub(&["aac", "pcmu"])).await;
-    cam.audio()
-        .frame(Bytes::from_static(&[0xff; 160]), Some(0), 0);
-    let heard = pump(&mut ears).await;
-    let configs: Vec<Value> = texts(&heard)
-        .into_iter()
-        .filter(|v| v["type"] == "audio_config")
-        .collect();
-    assert_eq!(configs.len(), 1, "{heard:?}");
-    assert_eq!(configs[0]["codec"], "ulaw");
-    let kinds: Vec<Value> = headers(&heard).iter().map(|h| h["kind"].clone()).collect();
-    assert_eq!(kinds, ["audio"]);
-    assert!(
-        headers(&pump(&mut deaf).await).is_empty(),
-        "no audio unasked"
-    );
-    ears.on_text(r#"{"type":"unsubscribe","cameras":["a"]}"#, Instant::now())
-        .await;
-    cam.audio()
-        .frame(Bytes::from_static(&[0xff; 160]), Some(160), 0);
-    assert!(
-        headers(&pump(&mut ears).await).is_empty(),
-        "none after unsubscribe"
-    );
 }
