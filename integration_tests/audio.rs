@@ -283,3 +283,155 @@ async fn watch(ws: &mut Ws, audio: Value, done: impl Fn(&Heard) -> bool) -> Hear
     let mut heard = listen(ws, &["cam"], Duration::from_secs(20), done).await;
     heard.remove("cam").unwrap_or_default()
 }
+
+/// The strongest frequency of `samples` between 50 Hz and 4 kHz, in 5 Hz steps (Goertzel
+/// over each candidate: a spectral peak, not a zero-crossing count that noise could fool).
+fn peak_hz(samples: &[i16], rate: u32) -> f64 {
+    let x: Vec<f64> = samples.iter().map(|s| f64::from(*s)).collect();
+    let power = |hz: f64| {
+        let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in &x {
+            let s0 = v + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
+    };
+    (10..=800)
+        .map(|i| f64::from(i) * 5.0)
+        .map(|hz| (hz, power(hz)))
+        .fold(
+            (0.0, f64::MIN),
+            |best, c| if c.1 > best.1 { c } else { best },
+        )
+        .0
+}
+
+#[tokio::test]
+async fn a_whep_player_hears_aac_as_opus_and_g711_as_it_is_beside_25_fps_video() {
+    use common::whep::{event, play};
+    let camera = |codec: &str, hz: &str| {
+        RtspServer::start(&[
+            "--size",
+            "320x180",
+            "--fps",
+            "25",
+            "--audio",
+            codec,
+            "--audio-freq",
+            hz,
+        ])
+    };
+    let (aac, pcmu, mute) = (
+        camera("aac", "440"),
+        camera("pcmu", "1000"),
+        RtspServer::small(None),
+    );
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "aac", "url": aac.url()},
+        {"id": "pcmu", "url": pcmu.url()},
+        {"id": "mute", "url": mute.url()}
+    ]}));
+    for id in ["aac", "pcmu"] {
+        cw.wait_camera(id, Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
+        })
+        .await;
+    }
+    cw.wait_camera("mute", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    let transcoded = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("camwall_audio_transcoded_frames_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let m = cw.metrics().await;
+    assert!(
+        m.contains("camwall_audio_transcodes 0") && transcoded(&m) == 0.0,
+        "no listener, no transcode:\n{m}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (id, hz, rate) in [("aac", 440.0, 48_000), ("pcmu", 1000.0, 8000)] {
+        let out = dir.path().join(format!("{id}.pcm"));
+        let url = cw.url(&format!("/api/ip-cameras/{id}/whep"));
+        let args = [
+            "--kind",
+            "av",
+            "--frames",
+            "50",
+            "--audio-seconds",
+            "2",
+            "--audio-out",
+        ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.push(out.to_str().unwrap());
+        let events = play(&url, &args, Duration::from_secs(40)).await;
+        let done = event(&events, "done");
+        assert_eq!(done["frames"], 50, "{id}: the video plays: {events:?}");
+        let deltas: Vec<i64> = done["deltas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_i64)
+            .collect();
+        let live = &deltas[deltas.len() / 2..];
+        let mean = live.iter().sum::<i64>() as f64 / live.len() as f64;
+        assert!(
+            (mean - 3600.0).abs() < 200.0,
+            "{id}: 25 fps at 90 kHz: {deltas:?}"
+        );
+        assert_eq!(done["audio_rate"], rate, "{id}: {done}");
+        let channels = done["audio_channels"].as_u64().unwrap() as usize;
+        let raw = std::fs::read(&out).unwrap();
+        let samples: Vec<i16> = raw
+            .chunks_exact(2 * channels)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert!(
+            samples.len() >= rate as usize * 3 / 2,
+            "{id}: {} samples",
+            samples.len()
+        );
+        // Past the first 200 ms (the decoders' start), one second of it.
+        let skip = rate as usize / 5;
+        let second = &samples[skip..(skip + rate as usize).min(samples.len())];
+        let peak = peak_hz(second, rate);
+        assert!(
+            (peak - hz).abs() <= 10.0,
+            "{id}: spectral peak at {peak} Hz, not {hz}"
+        );
+        assert!(loudness(second) > 1000.0, "{id}: not silence");
+    }
+    // A camera without audio plays its video to a player that asked for sound too.
+    let url = cw.url("/api/ip-cameras/mute/whep");
+    let events = play(
+        &url,
+        &["--kind", "av", "--frames", "20"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let done = event(&events, "done");
+    assert_eq!(
+        (&done["frames"], &done["audio_frames"]),
+        (&json!(20), &json!(0))
+    );
+    // The transcode ran for the AAC camera's listener only, and stopped when it left.
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = cw.metrics().await;
+        let made = transcoded(&m);
+        assert!(made >= 90.0, "two seconds of Opus were made: {made}");
+        if m.contains("camwall_audio_transcodes 0") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the transcode never stopped:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

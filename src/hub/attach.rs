@@ -151,6 +151,8 @@ pub struct Audio;
 /// falls behind the broadcast is told how many it missed and goes on with the newest.
 pub struct AudioOutput {
     frames: BroadcastStream<Arc<AudioFrame>>,
+    /// For [`Opus`]: keeps the camera's transcode running while this output lives.
+    _transcode: Option<super::transcode::Hold>,
 }
 
 impl Want for Audio {
@@ -159,6 +161,24 @@ impl Want for Audio {
     fn attach(self, stream: &Stream) -> AudioOutput {
         AudioOutput {
             frames: BroadcastStream::new(stream.camera.audio().subscribe()),
+            _transcode: None,
+        }
+    }
+}
+
+/// The camera's AAC as Opus frames (48 kHz, 20 ms), for listeners that cannot take AAC
+/// (WebRTC): the camera's one transcode runs while any such output lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Opus;
+
+impl Want for Opus {
+    type Output = AudioOutput;
+
+    fn attach(self, stream: &Stream) -> AudioOutput {
+        let (frames, hold) = stream.camera.opus().listen(stream.camera.audio());
+        AudioOutput {
+            frames: BroadcastStream::new(frames),
+            _transcode: Some(hold),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod placement;
 pub mod remote;
 pub mod streams;
+pub mod transcode;
 pub mod video;
 
 use std::sync::{Arc, Mutex};

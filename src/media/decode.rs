@@ -28,9 +28,26 @@ pub fn open_live(params: &VideoParams) -> Result<ffmpeg::decoder::Video, DecodeE
     };
     let found = ffmpeg::decoder::find(id).ok_or(DecodeError::Decoder(format!("{id:?}")))?;
     let mut ctx = ffmpeg::codec::context::Context::new_with_codec(found);
-    let description = &params.description;
-    // SAFETY: the context is fresh and owned here; extradata is allocated with av_mallocz and
-    // padded as FFmpeg requires, and freed with the context.
+    set_extradata(&mut ctx, &params.description)?;
+    ctx.set_threading(ffmpeg::threading::Config {
+        kind: ffmpeg::threading::Type::Slice,
+        count: 1,
+        ..Default::default()
+    });
+    ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
+    ctx.decoder()
+        .video()
+        .map_err(|e| DecodeError::Decoder(e.to_string()))
+}
+
+/// Gives a fresh codec context its configuration record (avcC, hvcC, AAC's
+/// AudioSpecificConfig) as FFmpeg's extradata.
+pub fn set_extradata(
+    ctx: &mut ffmpeg::codec::context::Context,
+    description: &[u8],
+) -> Result<(), DecodeError> {
+    // SAFETY: the context is fresh and owned by the caller; extradata is allocated with
+    // av_mallocz and padded as FFmpeg requires, and freed with the context.
     unsafe {
         let c = ctx.as_mut_ptr();
         let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
@@ -42,15 +59,7 @@ pub fn open_live(params: &VideoParams) -> Result<ffmpeg::decoder::Video, DecodeE
         (*c).extradata = buf;
         (*c).extradata_size = description.len() as i32;
     }
-    ctx.set_threading(ffmpeg::threading::Config {
-        kind: ffmpeg::threading::Type::Slice,
-        count: 1,
-        ..Default::default()
-    });
-    ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
-    ctx.decoder()
-        .video()
-        .map_err(|e| DecodeError::Decoder(e.to_string()))
+    Ok(())
 }
 
 /// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some

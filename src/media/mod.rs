@@ -13,4 +13,5 @@ pub mod h265;
 pub mod h26x;
 pub mod jpeg;
 pub mod nal;
+pub mod opus;
 pub mod tier;

@@ -68,6 +68,10 @@ pub struct Metrics {
     pub frames_skipped: Family<KindLabels, Counter>,
     pub audio_sent: Family<KindLabels, Counter>,
     pub audio_skipped: Family<KindLabels, Counter>,
+    /// AAC to Opus transcodes running now (one per camera with WebRTC listeners).
+    pub audio_transcodes: Gauge,
+    /// Opus packets the transcodes made.
+    pub audio_transcoded: Counter,
     pub bytes_sent: Family<KindLabels, Counter>,
     pub webrtc_sessions: Counter,
     pub webrtc_feedback: Family<KindLabels, Counter>,
@@ -85,6 +89,8 @@ pub fn metrics() -> &'static Metrics {
         frames_skipped: Family::default(),
         audio_sent: Family::default(),
         audio_skipped: Family::default(),
+        audio_transcodes: Gauge::default(),
+        audio_transcoded: Counter::default(),
         bytes_sent: Family::default(),
         webrtc_sessions: Counter::default(),
         webrtc_feedback: Family::default(),
@@ -204,6 +210,21 @@ pub fn audio_frames_skipped(kind: &'static str, n: u64) {
         .audio_skipped
         .get_or_create(&KindLabels { kind })
         .inc_by(n);
+}
+
+/// A camera's AAC to Opus transcode started (`true`) or stopped.
+pub fn audio_transcode(running: bool) {
+    let g = &metrics().audio_transcodes;
+    if running {
+        g.inc();
+    } else {
+        g.dec();
+    }
+}
+
+/// Records Opus packets a transcode made.
+pub fn audio_transcoded(n: u64) {
+    metrics().audio_transcoded.inc_by(n);
 }
 
 /// Drops the series of a removed camera, so that cameras coming and going do not grow the
@@ -382,6 +403,16 @@ pub fn render(scrape: &Scrape) -> String {
         "audio_frames_skipped",
         "Audio frames a live client missed because it fell behind, by kind",
         m.audio_skipped.clone(),
+    );
+    reg.register(
+        "audio_transcodes",
+        "AAC to Opus transcodes running now, one per camera that WebRTC listeners hear",
+        m.audio_transcodes.clone(),
+    );
+    reg.register(
+        "audio_transcoded_frames",
+        "Opus packets made from cameras' AAC for WebRTC listeners",
+        m.audio_transcoded.clone(),
     );
     reg.register(
         "bytes_sent",

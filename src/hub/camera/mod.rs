@@ -18,6 +18,7 @@ use super::audio::AudioFeed;
 use super::cache::TierCache;
 use super::demand::Demand;
 use super::remote::{Remote, RemoteSlot};
+use super::transcode::OpusFeed;
 use super::video::VideoFeed;
 use crate::config::CameraConfig;
 use crate::media::activity::ActivityMeter;
@@ -146,6 +147,8 @@ pub struct Camera {
     video: VideoFeed,
     /// The camera's own compressed audio, kept as it arrived (RTSP cameras read by retina).
     audio: AudioFeed,
+    /// Its AAC as Opus, while WebRTC listeners take it.
+    opus: OpusFeed,
     /// Who needs decoded pictures, and whether the decoder runs.
     demand: Arc<Demand>,
     /// Held while a cold snapshot has the feed's decoder decode the current GOP: concurrent
@@ -202,6 +205,7 @@ impl Camera {
             latest: watch::Sender::new(None),
             video: VideoFeed::default(),
             audio: AudioFeed::default(),
+            opus: OpusFeed::default(),
             demand: Arc::new(Demand::default()),
             cold_decode: tokio::sync::Mutex::new(()),
             kick: Notify::new(),
@@ -262,9 +266,14 @@ impl Camera {
         &self.video
     }
 
-    /// The camera's own compressed audio (ingest pushes; nothing reads it yet but the status).
+    /// The camera's own compressed audio, as ingest pushed it.
     pub fn audio(&self) -> &AudioFeed {
         &self.audio
+    }
+
+    /// The camera's AAC as Opus (see `hub::transcode`).
+    pub fn opus(&self) -> &OpusFeed {
+        &self.opus
     }
 
     /// Demand for decoded pictures (lanes hold it, the ingest source reads it).

@@ -9,6 +9,7 @@
 //! gone (consent freshness), its camera is removed, or at shutdown.
 
 mod adapt;
+mod audio;
 mod negotiate;
 mod packetize;
 pub mod peer;
@@ -32,10 +33,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::access::limits::ClientSlot;
-use crate::hub::attach::Video;
+use crate::hub::attach::{Audio, Opus, Video};
 use crate::hub::{Hub, Stream};
 use crate::media::codec::Codec;
-use peer::{OfferError, Peer, Setup};
+use audio::AudioSend;
+use peer::{OfferError, Peer, Sends, Setup};
 
 /// Datagrams queued for one session; beyond it they are dropped (UDP: the peer resends).
 const INBOX: usize = 256;
@@ -221,7 +223,25 @@ impl WebRtc {
         let now = tokio::time::Instant::now().into_std();
         let candidates = self.candidates(request_ip);
         let tcp = self.tcp_candidate(request_ip);
-        let (peer, answer) = Peer::answer(&self.setup, offer, codec, &candidates, tcp, creds, now)?;
+        // The camera's audio as it goes to WebRTC (G.711 as it is, AAC through the camera's
+        // one Opus transcode), when its track is known now.
+        let track = stream
+            .camera
+            .audio()
+            .info()
+            .and_then(|i| AudioSend::for_track(&i));
+        let sends = Sends {
+            video: codec,
+            audio: track.map(|(send, _)| send),
+        };
+        let (peer, answer) = Peer::answer(&self.setup, offer, sends, &candidates, tcp, creds, now)?;
+        // Audio is attached only when the answer has a section for it: no transcode runs for
+        // a viewer that did not ask for sound.
+        let audio = match (peer.audio(), track) {
+            (Some(_), Some((_, true))) => Some(stream.attach(Opus)),
+            (Some(_), Some((_, false))) => Some(stream.attach(Audio)),
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel(INBOX);
         let end = self.cancel.child_token();
         self.sessions.insert(
@@ -242,6 +262,7 @@ impl WebRtc {
             id: id.clone(),
             peer,
             video,
+            audio,
             inbox: rx,
             end,
             stream,

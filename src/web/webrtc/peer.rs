@@ -18,10 +18,14 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
 use super::adapt::{Adapt, Rung, Sample};
-use super::negotiate::{pick_pt, sending_video_mid};
+use super::audio::{AudioSend, AudioTrack};
+use super::negotiate::{
+    inactive_audio, one_stream, pick_audio_pt, pick_pt, sending_mid, sending_video_mid,
+};
 use super::packetize;
 use super::rtp_clock::RtpClock;
 use crate::hub::video::VideoUnit;
+use crate::hub::AudioFrame;
 use crate::media::codec::Codec;
 
 /// A peer that has not connected within this long after its answer is dropped (an offer
@@ -96,6 +100,15 @@ pub struct Counts {
     pub keyframe_requests: u64,
     pub nacks: u64,
     pub units_skipped: u64,
+    pub audio_frames: u64,
+}
+
+/// What a viewer is sent: the camera's video codec, and its audio when it has a track
+/// WebRTC takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sends {
+    pub video: Codec,
+    pub audio: Option<AudioSend>,
 }
 
 /// How a peer is set up: shared by every session of the process.
@@ -142,21 +155,29 @@ pub struct Peer {
     /// A GOP sent at once queues in the pacer by design: the queue says nothing of the path
     /// until this instant.
     burst_until: Option<Instant>,
+    /// The audio section, when the offer has one and the camera's track can be sent.
+    audio: Option<AudioTrack>,
+    /// Where the camera's clock met this viewer's wall clock (the first media written): the
+    /// sender reports of both sections map RTP times through it, so the browser can line
+    /// audio up with video.
+    anchor: Option<(Instant, i64)>,
 }
 
 impl Peer {
-    /// Answers `offer` for a camera sending `codec`, with host candidates `candidates` (the
+    /// Answers `offer` for a camera sending `sends`, with host candidates `candidates` (the
     /// first is where datagrams arrive) and ICE credentials `creds` (the socket loop routes
-    /// STUN by their ufrag). Returns the peer and the SDP answer.
+    /// STUN by their ufrag). Returns the peer and the SDP answer. An audio section the camera
+    /// cannot fill is answered without a codec (inactive); the video still plays.
     pub fn answer(
         setup: &Setup,
         offer: &str,
-        codec: Codec,
+        sends: Sends,
         candidates: &[SocketAddr],
         tcp: Option<SocketAddr>,
         creds: IceCreds,
         now: Instant,
     ) -> Result<(Self, String), OfferError> {
+        let codec = sends.video;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
         let local = *candidates
@@ -170,6 +191,12 @@ impl Peer {
             .clear_codecs()
             .enable_h264(codec == Codec::H264)
             .enable_h265(codec == Codec::H265)
+            // Every audio codec browsers take, whatever the camera sends: str0m answers an
+            // audio section with none in common without a payload type, which is no SDP at
+            // all. A section that will not carry the camera's track is made inactive below.
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .enable_opus(true, false)
             .enable_bwe(Some(str0m::bwe::Bitrate::bps(START_RATE_BPS)))
             .set_send_buffer_video(NACK_HISTORY_PACKETS)
             // The payloads are built once per unit for every viewer (`packetize`): str0m
@@ -204,6 +231,15 @@ impl Peer {
         let pt = pick_pt(&rtc, mid, codec).ok_or(OfferError::NoCodec(codec.name()))?;
         // RFC 3550 asks for a random start; the SSRC str0m drew is random.
         let next_seq = first_seq(&mut rtc, mid);
+        let audio = sends.audio.and_then(|send| {
+            let mid = sending_mid(&answer, "audio")?;
+            let pt = pick_audio_pt(&rtc, mid, send.rtc_codec())?;
+            Some(AudioTrack::new(mid, pt, send, first_seq(&mut rtc, mid)))
+        });
+        let answer = match audio {
+            Some(_) => one_stream(&answer),
+            None => inactive_audio(&answer),
+        };
         let peer = Self {
             rtc,
             mid,
@@ -228,6 +264,8 @@ impl Peer {
             loss: None,
             adapt: Adapt::default(),
             burst_until: None,
+            audio,
+            anchor: None,
         };
         Ok((peer, answer))
     }
@@ -327,6 +365,46 @@ impl Peer {
         self.last_seq = unit.seq;
     }
 
+    /// What the audio section sends, when there is one.
+    pub fn audio(&self) -> Option<AudioSend> {
+        self.audio.as_ref().map(AudioTrack::send)
+    }
+
+    /// An audio frame of the camera (its own, or the Opus transcode of its AAC), in order.
+    /// Audio needs no keyframe: it goes from the connection on.
+    pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) {
+        if !self.connected || self.ended.is_some() {
+            return;
+        }
+        let Some(send) = self.audio() else {
+            return;
+        };
+        // A camera that came back with another codec: its frames do not fit the section.
+        if frame.info.codec != send.label() || frame.info.sample_rate != send.rate() {
+            return;
+        }
+        let wallclock = self.wallclock(now, frame.stamp.pts_us);
+        if let Some(track) = self.audio.as_mut() {
+            track.write(&mut self.rtc, frame, wallclock);
+            self.counts.audio_frames = track.frames;
+        }
+    }
+
+    /// The instant on this viewer's wall clock of camera time `pts_us`: anchored where the
+    /// first media met the clock, never after `now` (str0m's sender reports take only past
+    /// instants).
+    fn wallclock(&mut self, now: Instant, pts_us: i64) -> Instant {
+        let (at, pts0) = *self.anchor.get_or_insert((now, pts_us));
+        let d = pts_us - pts0;
+        let t = if d >= 0 {
+            at + Duration::from_micros(d as u64)
+        } else {
+            at.checked_sub(Duration::from_micros(d.unsigned_abs()))
+                .unwrap_or(at)
+        };
+        t.min(now)
+    }
+
     /// Units were missed (the broadcast overtook this viewer): resume at a keyframe.
     pub fn lagged(&mut self) {
         self.need_key = true;
@@ -386,6 +464,7 @@ impl Peer {
             return;
         };
         let (mid, pt) = (self.mid, self.pt);
+        let wallclock = self.wallclock(now, unit.stamp.pts_us);
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return;
@@ -394,7 +473,7 @@ impl Peer {
         let time = rtp_ticks as u32;
         let mut len = 0;
         for p in payloads.iter() {
-            let write = RtpWrite::new(pt, self.next_seq.into(), time, now, p.clone())
+            let write = RtpWrite::new(pt, self.next_seq.into(), time, wallclock, p.clone())
                 .marker(std::ptr::eq(p, last))
                 .nackable(true);
             stream.write_rtp(write);
@@ -498,3 +577,7 @@ fn first_seq(rtc: &mut Rtc, mid: Mid) -> u64 {
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "peer_audio_tests.rs"]
+mod audio_tests;

@@ -44,7 +44,7 @@ fn config() -> Arc<VideoConfig> {
 
 /// A small unit: an IDR slice for a keyframe, else a non-IDR slice, `seq` x 40 ms on the
 /// camera's clock.
-fn unit(seq: u64, key: bool) -> Arc<VideoUnit> {
+pub(super) fn unit(seq: u64, key: bool) -> Arc<VideoUnit> {
     sized(seq, key, 6)
 }
 
@@ -67,12 +67,14 @@ fn sized(seq: u64, key: bool, bytes: usize) -> Arc<VideoUnit> {
 }
 
 /// A browser-like receiver and the camwall peer that answered it, on one clock.
-struct Pair {
-    now: Instant,
-    client: Rtc,
-    peer: Peer,
-    /// RTP times of the frames the client received, in order.
-    frames: Vec<u64>,
+pub(super) struct Pair {
+    pub(super) now: Instant,
+    pub(super) client: Rtc,
+    pub(super) peer: Peer,
+    /// RTP times of the video frames the client received, in order.
+    pub(super) frames: Vec<u64>,
+    /// RTP times and payloads of the audio frames the client received, in order.
+    pub(super) audio: Vec<(u64, Vec<u8>)>,
     client_connected: bool,
     /// The client's datagrams reach the peer (false: it vanished).
     client_talks: bool,
@@ -109,16 +111,35 @@ impl Bottleneck {
 }
 
 fn client_offer(now: Instant) -> (Rtc, String, SdpPendingOffer) {
+    client_offer_with(now, false)
+}
+
+/// A browser-like offer: `recvonly` video, and `recvonly` audio (Opus, PCMU, PCMA) first when
+/// `audio`, as a page that wants sound makes it.
+pub(super) fn client_offer_with(now: Instant, audio: bool) -> (Rtc, String, SdpPendingOffer) {
     let mut rtc = RtcConfig::new()
         .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
         .clear_codecs()
         .enable_h264(true)
+        .enable_opus(audio, false)
+        .enable_pcmu(audio, false)
+        .enable_pcma(audio, false)
         .build(now);
     rtc.add_local_candidate(Candidate::host(addr(CLIENT), "udp").unwrap());
     let mut change = rtc.sdp_api();
+    if audio {
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
     change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = change.apply().unwrap();
     (rtc, offer.to_sdp_string(), pending)
+}
+
+fn h264() -> Sends {
+    Sends {
+        video: Codec::H264,
+        audio: None,
+    }
 }
 
 fn creds() -> IceCreds {
@@ -130,30 +151,30 @@ fn creds() -> IceCreds {
 
 impl Pair {
     fn new() -> Self {
+        Self::with(h264(), false).0
+    }
+
+    /// A pair whose peer sends `sends` to a client that offers audio when `audio`; also
+    /// the answer's SDP.
+    pub(super) fn with(sends: Sends, audio: bool) -> (Self, String) {
         let now = Instant::now();
-        let (mut client, offer, pending) = client_offer(now);
-        let (peer, answer) = Peer::answer(
-            &setup(),
-            &offer,
-            Codec::H264,
-            &[addr(SERVER)],
-            None,
-            creds(),
-            now,
-        )
-        .unwrap();
-        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        let (mut client, offer, pending) = client_offer_with(now, audio);
+        let (peer, answer_sdp) =
+            Peer::answer(&setup(), &offer, sends, &[addr(SERVER)], None, creds(), now).unwrap();
+        let answer = SdpAnswer::from_sdp_string(&answer_sdp).unwrap();
         client.sdp_api().accept_answer(pending, answer).unwrap();
-        Pair {
+        let pair = Pair {
             now,
             client,
             peer,
             frames: Vec::new(),
+            audio: Vec::new(),
             client_connected: false,
             client_talks: true,
             ended: None,
             link: None,
-        }
+        };
+        (pair, answer_sdp)
     }
 
     /// Runs both sides until neither has anything to do before `until`, moving the clock to
@@ -186,7 +207,12 @@ impl Pair {
                         }
                     }
                     Output::Event(Event::Connected) => self.client_connected = true,
-                    Output::Event(Event::MediaData(d)) => self.frames.push(d.time.numer()),
+                    Output::Event(Event::MediaData(d)) if d.mid == self.peer.mid => {
+                        self.frames.push(d.time.numer())
+                    }
+                    Output::Event(Event::MediaData(d)) => {
+                        self.audio.push((d.time.numer(), d.data.to_vec()))
+                    }
                     Output::Event(_) => {}
                     Output::Timeout(t) => {
                         next = next.min(t);
@@ -240,12 +266,12 @@ impl Pair {
         panic!("the pair never settled");
     }
 
-    fn run_for(&mut self, d: Duration) {
+    pub(super) fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
     }
 
-    fn connect(&mut self) {
+    pub(super) fn connect(&mut self) {
         for _ in 0..50 {
             if self.peer.connected() && self.client_connected {
                 return;
@@ -260,7 +286,7 @@ impl Pair {
         self.run_for(Duration::from_millis(40));
     }
 
-    fn send_gop(&mut self, gop: &[Arc<VideoUnit>]) {
+    pub(super) fn send_gop(&mut self, gop: &[Arc<VideoUnit>]) {
         assert!(self.peer.wants_gop(), "the peer asks for the GOP");
         self.peer.send_gop(self.now, gop);
         self.run_for(Duration::from_millis(40));
@@ -429,17 +455,9 @@ fn an_offer_never_connected_ends() {
 fn offers_without_video_or_not_sdp_are_refused() {
     let now = Instant::now();
     let err = |offer: &str| {
-        Peer::answer(
-            &setup(),
-            offer,
-            Codec::H264,
-            &[addr(SERVER)],
-            None,
-            creds(),
-            now,
-        )
-        .err()
-        .unwrap()
+        Peer::answer(&setup(), offer, h264(), &[addr(SERVER)], None, creds(), now)
+            .err()
+            .unwrap()
     };
     assert!(matches!(err("hello"), OfferError::Malformed(_)));
     let mut rtc = RtcConfig::new()
@@ -453,7 +471,10 @@ fn offers_without_video_or_not_sdp_are_refused() {
     let h265 = Peer::answer(
         &setup(),
         &h264_offer,
-        Codec::H265,
+        Sends {
+            video: Codec::H265,
+            audio: None,
+        },
         &[addr(SERVER)],
         None,
         creds(),

@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use super::peer::{End, Next, Peer};
 use super::WebRtc;
 use crate::access::limits::{ClientKind, ClientSlot};
-use crate::hub::attach::VideoOutput;
+use crate::hub::attach::{AudioOutput, VideoOutput};
 use crate::hub::{Hub, HubEvent, Stream};
 use crate::obs::metrics;
 
@@ -27,6 +27,9 @@ pub(super) struct Run {
     pub id: String,
     pub peer: Peer,
     pub video: VideoOutput,
+    /// The camera's audio (or its Opus transcode), when the viewer's answer has a section
+    /// for it.
+    pub audio: Option<AudioOutput>,
     pub inbox: mpsc::Receiver<super::Inbound>,
     pub end: CancellationToken,
     pub stream: Stream,
@@ -98,6 +101,13 @@ impl Run {
                     Some((proto, from, data)) => self.peer.receive(now(), proto, from, &data),
                     None => self.peer.end(End::Closed),
                 },
+                a = next_audio(&mut self.audio) => match a {
+                    Some(Ok(frame)) => self.peer.send_audio(now(), &frame),
+                    Some(Err(BroadcastStreamRecvError::Lagged(n))) => {
+                        metrics::audio_frames_skipped(ClientKind::WebRtc.label(), n)
+                    }
+                    None => self.audio = None,
+                },
                 u = self.video.next() => match u {
                     Some(Ok(unit)) => self.peer.send_unit(now(), &unit),
                     Some(Err(BroadcastStreamRecvError::Lagged(_))) => self.peer.lagged(),
@@ -149,6 +159,16 @@ impl Run {
     }
 }
 
+/// The next audio frame, or never when the viewer has no audio.
+async fn next_audio(
+    audio: &mut Option<AudioOutput>,
+) -> Option<Result<Arc<crate::hub::AudioFrame>, BroadcastStreamRecvError>> {
+    match audio {
+        Some(a) => a.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Adds what the peer did since the last report to the process's metrics.
 fn report(last: &mut super::peer::Counts, peer: &Peer) {
     let c = peer.counts;
@@ -163,6 +183,10 @@ fn report(last: &mut super::peer::Counts, peer: &Peer) {
     metrics::frames_skipped(
         ClientKind::WebRtc.label(),
         c.units_skipped.saturating_sub(last.units_skipped),
+    );
+    metrics::audio_frames_sent(
+        ClientKind::WebRtc.label(),
+        c.audio_frames.saturating_sub(last.audio_frames),
     );
     metrics::webrtc_feedback("nack", c.nacks.saturating_sub(last.nacks));
     metrics::webrtc_feedback(
