@@ -1,7 +1,10 @@
 //! The cameras' own audio to listeners, end to end: GStreamer RTSP cameras with a sine on
-//! their audio track (AAC 440 Hz, G.711 µ-law 1 kHz), camwall reading them, and a WebSocket
-//! client that asks for audio (protocol version 3). The frames are decoded here (µ-law by
-//! its table, AAC by the ffmpeg CLI) and their pitch measured.
+//! their audio track (AAC 440 Hz, G.711 µ-law 1 kHz), camwall reading them, and listeners:
+//! a WebSocket client that asks for audio (protocol version 3; µ-law decoded by its table,
+//! AAC by the ffmpeg CLI), a third-party WHEP player (aiortc: G.711 as it came, AAC as
+//! camwall's Opus), and the wall page in chromium (its sound button, WebCodecs' AudioDecoder
+//! with the picture held to the sound's clock, or WebRTC on an insecure page). What each heard
+//! is checked for its pitch.
 
 mod common;
 
@@ -431,6 +434,220 @@ async fn a_whep_player_hears_aac_as_opus_and_g711_as_it_is_beside_25_fps_video()
         assert!(
             tokio::time::Instant::now() < end,
             "the transcode never stopped:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture() {
+    let aac = RtspServer::start(&[
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--audio",
+        "aac",
+        "--audio-freq",
+        "440",
+    ]);
+    let mute = RtspServer::small(None);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "aac", "url": aac.url()},
+        {"id": "mute", "url": mute.url()}
+    ]}));
+    cw.wait_camera("aac", Duration::from_secs(20), |c| {
+        c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
+    })
+    .await;
+    cw.wait_camera("mute", Duration::from_secs(20), |c| {
+        c["state"] == "streaming"
+    })
+    .await;
+    // On 127.0.0.1 the page is a secure context: WebCodecs decodes video and audio.
+    let mut b = Browser::open(&cw.url("/")).await;
+    let report = "JSON.stringify({sound: window.camwall && window.camwall.sound(), \
+                  paths: window.camwall && window.camwall.paths()})";
+    b.wait_for(
+        "!!window.camwall && window.camwall.sound().speakers.join() === 'aac' \
+         && window.camwall.paths().aac === 'webcodecs'",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Off until asked: nothing heard, nothing decoded.
+    let s = b.eval("window.camwall.sound()").await;
+    assert_eq!(
+        (&s["on"], &s["heard"], &s["decoded"]),
+        (&json!(false), &Value::Null, &json!(0))
+    );
+    // The speaker button, clicked as a person would (a gesture: the page may start sound).
+    let at = b
+        .eval(
+            "(() => { const r = document.querySelector('[data-camera=aac] .sound')\
+             .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()",
+        )
+        .await;
+    let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+    for kind in ["mousePressed", "mouseReleased"] {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+        )
+        .await;
+    }
+    b.wait_for(
+        "window.camwall.sound().decoded >= 150 && window.camwall.sound().skews.length >= 100",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    let s = b.eval("window.camwall.sound()").await;
+    assert_eq!(
+        (&s["on"], &s["heard"], &s["state"]),
+        (&json!(true), &json!("aac"), &json!("running"))
+    );
+    // What the page heard: the camera's 440 Hz tone.
+    let rate = s["rate"].as_u64().unwrap() as u32;
+    let heard: Vec<i16> = b
+        .eval("window.camwall.heardSamples()")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v.as_f64().unwrap() * 32767.0) as i16)
+        .collect();
+    assert!(
+        heard.len() >= rate as usize / 2,
+        "{} samples at {rate}",
+        heard.len()
+    );
+    let peak = peak_hz(&heard, rate);
+    assert!((peak - 440.0).abs() <= 10.0, "the page heard {peak} Hz");
+    assert!(loudness(&heard) > 1000.0, "not silence");
+    // Each picture was painted when its sound played: lip sync within 100 ms. The GOP sent
+    // at the subscribe (older than the sound, shown at once to catch up) is left out: the
+    // last 50 pictures are live ones.
+    let all: Vec<f64> = s["skews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let mut skews: Vec<f64> = all[all.len() - 50..].iter().map(|v| v.abs()).collect();
+    skews.sort_by(f64::total_cmp);
+    let p90 = skews[skews.len() * 9 / 10];
+    assert!(p90 <= 100.0, "picture to sound p90 {p90} ms: {skews:?}");
+    // The button again: sound off, and the server stops sending it.
+    for kind in ["mousePressed", "mouseReleased"] {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+        )
+        .await;
+    }
+    b.wait_for(
+        "window.camwall.sound().heard === null && !window.camwall.sound().on",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
+    let aac = RtspServer::start(&[
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--audio",
+        "aac",
+        "--audio-freq",
+        "440",
+    ]);
+    let cw = start_camwall(json!({"server": {"allowed_hosts": ["camwall.test"]},
+        "cameras": [{"id": "aac", "url": aac.url()}]}));
+    cw.wait_camera("aac", Duration::from_secs(20), |c| {
+        c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
+    })
+    .await;
+    // A LAN-style address: no WebCodecs, so the tile plays over WebRTC.
+    let page = format!("http://camwall.test:{}/", port_of(&cw));
+    let mut b =
+        Browser::open_with_args(&page, &["--host-resolver-rules=MAP camwall.test 127.0.0.1"]).await;
+    let report = "JSON.stringify({sound: window.camwall && window.camwall.sound(), \
+                  paths: window.camwall && window.camwall.paths()})";
+    b.wait_for(
+        "!!window.camwall && window.camwall.paths().aac === 'webrtc' \
+         && window.camwall.sound().speakers.join() === 'aac'",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    let m = cw.metrics().await;
+    assert!(
+        m.contains("camwall_audio_transcodes 0"),
+        "muted: no transcode"
+    );
+    let at = b
+        .eval(
+            "(() => { const r = document.querySelector('[data-camera=aac] .sound')\
+             .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()",
+        )
+        .await;
+    let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+    for kind in ["mousePressed", "mouseReleased"] {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+        )
+        .await;
+    }
+    // The tile's session opens again with audio; its video element plays it unmuted.
+    b.wait_for(
+        "window.camwall.sound().rtcAudio === 1 && window.camwall.paths().aac === 'webrtc' \
+         && !document.querySelector('[data-camera=aac] video').muted",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(cw.metrics().await.contains("camwall_audio_transcodes 1"));
+    // What the tile plays, through the page's own analyser: the camera's 440 Hz.
+    let heard = b
+        .call(
+            "Runtime.evaluate",
+            json!({"returnByValue": true, "awaitPromise": true, "expression":
+                "(async () => { const v = document.querySelector('[data-camera=aac] video');\
+                 const ctx = new AudioContext(); await ctx.resume();\
+                 const an = ctx.createAnalyser(); an.fftSize = 8192;\
+                 ctx.createMediaStreamSource(v.srcObject).connect(an);\
+                 await new Promise((r) => setTimeout(r, 1500));\
+                 const bins = new Float32Array(an.frequencyBinCount); an.getFloatFrequencyData(bins);\
+                 let best = 1; for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;\
+                 return {hz: best * ctx.sampleRate / an.fftSize, db: bins[best]}; })()"}),
+        )
+        .await["result"]["value"]
+        .clone();
+    let hz = heard["hz"].as_f64().unwrap();
+    assert!((hz - 440.0).abs() <= 12.0, "the tile played {heard}");
+    assert!(
+        heard["db"].as_f64().unwrap() > -60.0,
+        "not silence: {heard}"
+    );
+    // Off again: the session goes back to video only and the transcode stops.
+    for kind in ["mousePressed", "mouseReleased"] {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+        )
+        .await;
+    }
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cw.metrics().await.contains("camwall_audio_transcodes 0") {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the transcode never stopped"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -315,16 +315,6 @@ async fn jpeg_encodes(cw: &Camwall, token: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The port of a camwall's `http://127.0.0.1:PORT` address.
-fn port_of(cw: &Camwall) -> String {
-    cw.base
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string()
-}
-
 /// What the wall's tiles show, for failure messages.
 const TILES_REPORT: &str = "JSON.stringify({paths: window.camwall && camwall.paths(), webrtc: window.camwall && camwall.webrtc(), subscribed: window.camwall && camwall.subscribed(), stats: [...document.querySelectorAll('.tile .stats')].map(s => s.textContent), videos: [...document.querySelectorAll('.tile video')].map(v => [v.readyState, v.videoWidth, v.videoHeight])})";
 

@@ -1,6 +1,12 @@
 // camwall wall page: a camera's own H.264/H.265 decoded in the browser with WebCodecs, drawn on
 // the tile's canvas. Used per tile when the browser can decode the camera's codec in a secure
-// context; the tile falls back to JPEG (and tells the server) when the decoder fails.
+// context; the tile falls back to JPEG (and tells the server) when the decoder fails. A tile
+// whose sound is heard holds each frame until the sound's clock reaches it (`clock`): lip sync.
+
+// A frame is held for the sound's clock at most this long, and at most this many at once (the
+// oldest is shown early rather than the queue growing).
+const HOLD_MAX_MS = 1000;
+const HOLD_MAX_FRAMES = 60;
 
 // Codec families this browser's VideoDecoder takes, probed once with typical codec strings.
 export async function supportedFamilies() {
@@ -60,6 +66,11 @@ export class VideoTile {
     this.failed = false;
     this.pending = new Map(); // chunk timestamp (pts) -> {seq, ts}
     this.onDrawn = null; // (seq, ts) after a frame is painted
+    // With sound: pts (µs) -> ms until it is heard, or null (then frames show at once).
+    this.clock = null;
+    this.held = [];
+    // How far each painted frame was from the sound's clock (ms, + = early), the last few.
+    this.skews = [];
   }
 
   configure(cfg) {
@@ -98,7 +109,30 @@ export class VideoTile {
     }
   }
 
+  // A decoded frame: shown now, or when the sound's clock reaches it.
   draw(frame) {
+    const wait = this.clock ? this.clock(frame.timestamp) : null;
+    if (wait === null || wait <= 2 || wait > HOLD_MAX_MS) return this.paint(frame);
+    if (this.held.length >= HOLD_MAX_FRAMES) this.paint(this.held.shift());
+    this.held.push(frame);
+    setTimeout(() => this.release(frame), wait);
+  }
+
+  // A held frame's time has come: it is shown (any held before it were shown already).
+  release(frame) {
+    const i = this.held.indexOf(frame);
+    if (i < 0) return;
+    for (const f of this.held.splice(0, i + 1)) this.paint(f);
+  }
+
+  paint(frame) {
+    if (this.clock) {
+      const skew = this.clock(frame.timestamp);
+      if (skew !== null) {
+        this.skews.push(skew);
+        if (this.skews.length > 200) this.skews.shift();
+      }
+    }
     try {
       const w = frame.displayWidth, h = frame.displayHeight;
       if (this.canvas.width !== w || this.canvas.height !== h) {
@@ -127,5 +161,7 @@ export class VideoTile {
     }
     this.decoder = null;
     this.pending.clear();
+    for (const f of this.held) f.close();
+    this.held = [];
   }
 }

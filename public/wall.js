@@ -9,9 +9,11 @@
 // `?view=ID` shows a view (views.js), `&tour=N` pages through it every N seconds; layout.js
 // places the tiles, interact.js handles keyboard, zoom, swipe, fullscreen and snapshots.
 // Activity events mark busy tiles, sort the view (`sort=activity`) and pick the most active.
+// Sound (sound.js) is off until asked: a speaker button on each tile with audio, one heard.
 
 import { supportedFamilies, supportsConfig, VideoTile } from "./video.js";
 import { prepareOffer, webrtcAvailable, WebRtcTile } from "./webrtc.js";
+import { AudioPlayer, audioFamilies } from "./sound.js";
 import { applyLayout } from "./layout.js";
 import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
 import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
@@ -28,6 +30,18 @@ let families = [];
 // for one that sends no such video; unknown while it connects), from its status.
 let useWebRtc = false;
 const sources = new Map();
+// Sound: the audio families this browser decodes over the WebSocket, each camera's audio
+// codec family from the status (`aac`, `pcmu`, `pcma`, `opus`; null without audio), the
+// page's player (made on the user's first click: browsers play sound only after a gesture),
+// and whether sound is on (kept across reloads and tours) with the camera last asked for.
+let audioFams = [];
+const audioOf = new Map();
+let player = null;
+const sound = { on: localStorage.getItem("camwall.sound") === "on", pick: null };
+// WebRTC carries these to every browser (AAC as the server's Opus transcode).
+const RTC_AUDIO = ["aac", "pcmu", "pcma", "opus"];
+// Without WebRTC, the status (each camera's audio) is read this often.
+const AUDIO_STATUS_EVERY_MS = 15000;
 // A tile whose WebRTC session failed plays over the WebSocket and tries again after this,
 // twice as long after each further failure.
 const RTC_RETRY_MS = 10000;
@@ -106,7 +120,8 @@ function makeTile(cam) {
     <div class="age" hidden></div>
     <div class="bar"><span class="name"></span><span class="badge"></span>
     <span class="stats"></span>
-    <button class="snap" type="button" title="Download a snapshot">snapshot</button></div>`;
+    <button class="snap" type="button" title="Download a snapshot">snapshot</button>
+    <button class="sound" type="button" title="Sound" aria-pressed="false" hidden>sound</button></div>`;
   const t = {
     srcWidth: cam.width || 0, name: cam.name || cam.id,
     id: cam.id, el, canvas: el.querySelector("canvas"), msg: el.querySelector(".msg"),
@@ -119,12 +134,14 @@ function makeTile(cam) {
     // pictures, when to try again after a failure, and the camera's codec as the status said.
     videoEl: el.querySelector("video"), rtc: null, rtcLive: false, rtcRetryAt: 0, rtcFailures: 0,
     rtcStartMs: null, rtcFirstMs: null, rttAt: 0, source: sources.get(cam.id) ?? null,
+    // Sound: heard now, and whether its WebSocket subscription asks for audio.
+    soundBtn: el.querySelector(".sound"), heard: false, audioSub: false,
   };
   t.videoEl.muted = true;
   t.zoom = new Zoom(el, el.querySelector(".pic"));
   setName(t, t.name);
   el.addEventListener("click", (e) => {
-    if (e.target.closest(".snap")) return;
+    if (e.target.closest(".snap") || e.target.closest(".sound")) return;
     // The end of a drag (panning a zoomed picture) is no click.
     if (el.dataset.dragged) { el.dataset.dragged = ""; if (focused === t) return; }
     toggleFocus(t);
@@ -134,6 +151,10 @@ function makeTile(cam) {
     downloadSnapshot(t.id, t.name, token)
       .then((file) => { window.camwallLastSnapshot = file; })
       .catch((err) => console.warn("camwall:", err.message));
+  });
+  t.soundBtn.addEventListener("click", (e) => {
+    e.stopPropagation();
+    toggleSound(t);
   });
   attachGestures(el, t.zoom, () => focused === t, (dir) => swipe(t, dir));
   wall.appendChild(el);
@@ -170,7 +191,56 @@ function arrange() {
   }
   if (focused && !focused.onPage) toggleFocus(focused);
   layout();
+  applySound();
   requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
+}
+
+// Whether this page can play tile `t`'s sound on the path it plays on.
+function canHear(t) {
+  const family = audioOf.get(t.id);
+  if (!family) return false;
+  return wantsWebRtc(t) || t.rtcLive ? RTC_AUDIO.includes(family) : audioFams.includes(family);
+}
+
+// The one tile heard: none while sound is off (or before the first click made the player);
+// else the focused tile, the one last asked for, or the first on the page with sound.
+function heardTile() {
+  if (!sound.on || !player) return null;
+  const list = shown().filter(canHear);
+  if (focused && list.includes(focused)) return focused;
+  return list.find((x) => x.id === sound.pick) || list[0] || null;
+}
+
+// Shows each tile's speaker, and moves the sound to the tile that should be heard: its
+// WebSocket subscription asks for audio (or its WebRTC session is opened again with audio),
+// and its video is held to the sound's clock.
+function applySound() {
+  const h = heardTile();
+  for (const t of tiles.values()) {
+    t.soundBtn.hidden = !canHear(t);
+    t.soundBtn.setAttribute("aria-pressed", String(t === h || (sound.on && !player && canHear(t) && t.id === sound.pick)));
+    if (t.heard === (t === h)) continue;
+    t.heard = t === h;
+    if (t.rtc && t.rtc.audio !== t.heard) stopRtc(t);
+    t.videoEl.muted = !t.heard;
+    if (!t.heard && player && player.camera === t.id) player.stop();
+    if (t.video) t.video.clock = t.heard ? (pts) => player.delayMs(pts) : null;
+    updateSubscription(t);
+  }
+}
+
+// The speaker button: sound on for this tile (off when it is the one heard).
+function toggleSound(t) {
+  if (!player) player = new AudioPlayer();
+  player.resume();
+  if (sound.on && heardTile() === t) {
+    sound.on = false;
+  } else {
+    sound.on = true;
+    sound.pick = t.id;
+  }
+  localStorage.setItem("camwall.sound", sound.on ? "on" : "off");
+  applySound();
 }
 
 // The view's cameras in its order, or busiest first when sorting by activity.
@@ -262,25 +332,31 @@ function updateSubscription(t) {
   } else if (t.rtc) {
     stopRtc(t);
   }
+  // The heard tile's subscription asks for its audio; the others' do not (no audio sent).
+  const audio = t.heard && !t.rtcLive ? audioFams : [];
+  const same = t.audioSub === audio.length > 0;
   if (focused === t) {
     // A focused tile may be zoomed into: the full-size stream (no max_width).
-    if (t.subscribed && t.maxWidth === Infinity) return;
+    if (t.subscribed && t.maxWidth === Infinity && same) return;
     t.maxWidth = Infinity;
     t.subscribed = true;
-    send({ type: "subscribe", cameras: [t.id], quality: "auto", codecs: families });
+    t.audioSub = audio.length > 0;
+    send({ type: "subscribe", cameras: [t.id], quality: "auto", codecs: families, audio });
     return;
   }
   const maxWidth = wantedWidth(t);
   // Resubscribe only when the size changes enough to matter (tiers are whole fractions).
-  if (t.subscribed && t.maxWidth !== Infinity && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
+  if (t.subscribed && same && t.maxWidth !== Infinity && Math.abs(maxWidth - t.maxWidth) < t.maxWidth * 0.25) return;
   t.maxWidth = maxWidth;
   t.subscribed = true;
-  send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families });
+  t.audioSub = audio.length > 0;
+  send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families, audio });
 }
 
 function unsubscribe(t) {
   if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
   t.subscribed = false;
+  t.audioSub = false;
 }
 
 function updateAll() {
@@ -304,16 +380,19 @@ function startRtc(t) {
     onFrame: (meta) => rtcFrame(t, rtc, meta),
     onFail: (err) => rtcFailed(t, rtc, err),
   };
-  if (e && !e.rtc.closed) {
+  // A session opened early has no audio: the heard tile opens its own.
+  if (e && t.heard) e.rtc.close();
+  if (e && !e.rtc.closed && !t.heard) {
     rtc = e.rtc;
     t.rtcStartMs = e.at;
     rtc.adopt(t.videoEl, callbacks);
   } else {
-    rtc = new WebRtcTile(t.videoEl, t.id, token, callbacks);
+    rtc = new WebRtcTile(t.videoEl, t.id, token, { ...callbacks, audio: t.heard });
     t.rtcStartMs = performance.now();
     rtc.start();
   }
   t.rtc = rtc;
+  t.videoEl.muted = !t.heard;
 }
 
 // Sessions opened from the status, before the WebSocket's `hello` makes the tiles: offer,
@@ -369,6 +448,7 @@ function rtcFrame(t, rtc, meta) {
     // What stood in until now (JPEG or video over the WebSocket) stops.
     unsubscribe(t);
     if (t.video) { t.video.close(); t.video = null; }
+    if (player && player.camera === t.id) player.stop();
   }
   const now = Date.now();
   t.frames.push(now);
@@ -395,7 +475,8 @@ function rtcFailed(t, rtc, err) {
   const final = [400, 401, 403, 415].includes(err.status);
   const wait = Math.min(RTC_RETRY_MS * 2 ** (t.rtcFailures - 1), RTC_RETRY_MAX_MS);
   t.rtcRetryAt = final ? Infinity : Date.now() + wait;
-  if (!final) setTimeout(() => { if (tiles.get(t.id) === t) updateSubscription(t); }, wait + 50);
+  if (!final) setTimeout(() => { if (tiles.get(t.id) === t) { applySound(); updateSubscription(t); } }, wait + 50);
+  applySound();
   updateSubscription(t);
 }
 
@@ -416,6 +497,7 @@ async function refreshStatus() {
     const codec = cam.codec || (cam.video && cam.video.codec);
     const source = codec === "h264" ? "h264" : codec === "hevc" || codec === "h265" ? "h265" : codec ? "other" : null;
     sources.set(cam.id, source);
+    audioOf.set(cam.id, cam.audio && cam.audio.codec ? cam.audio.codec : null);
     const t = tiles.get(cam.id);
     if (!t) continue;
     t.source = source;
@@ -423,6 +505,7 @@ async function refreshStatus() {
       setState(t, cam.state, cam.last_error || null);
     }
   }
+  applySound();
   updateAll();
   return cams;
 }
@@ -454,6 +537,7 @@ function toggleFocus(t) {
   for (const x of tiles.values()) x.el.classList.toggle("focus", x === focused);
   if (focused) focused.el.focus();
   layout();
+  applySound();
   // Sizes change with focus: let layout settle, then ask for the right tiers.
   requestAnimationFrame(() => { for (const x of tiles.values()) x.maxWidth = 0; updateAll(); });
 }
@@ -491,6 +575,11 @@ function onFrame(buf) {
   const header = JSON.parse(decoder.decode(new Uint8Array(buf, 3, n)));
   const t = tiles.get(header.camera);
   if (!t) return;
+  // Sound goes to the player; the link is measured by the pictures' acknowledgements.
+  if (header.kind === "audio") {
+    if (player && t.heard) player.decode(t.id, header, new Uint8Array(buf, 3 + n));
+    return;
+  }
   // Acknowledged as it arrives: the server measures the link by these, and this page's own
   // decoding and drawing are not the link's (the page reports them apart, see reportDecoders).
   send({ type: "ack", camera: header.camera, seq: header.seq });
@@ -607,6 +696,7 @@ async function configureVideo(t, cfg) {
       t.size = `${t.canvas.width}×${t.canvas.height}`;
     };
   }
+  t.video.clock = t.heard && player ? (pts) => player.delayMs(pts) : null;
   t.video.configure(cfg);
 }
 
@@ -677,6 +767,13 @@ function onText(msg) {
         t.el.dataset.path = (msg.codec || "jpeg") === "jpeg" ? "jpeg" : "webcodecs";
       }
       if ((msg.codec || "jpeg") === "jpeg" && t.video) { t.video.close(); t.video = null; }
+      break;
+    }
+    case "audio_config": {
+      const t = tiles.get(msg.camera);
+      if (!t || !t.heard || !player) break;
+      player.configure(t.id, msg);
+      if (t.video) t.video.clock = (pts) => player.delayMs(pts);
       break;
     }
     case "video_config": {
@@ -772,6 +869,20 @@ window.camwall = {
   activity: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.activity])),
   active: () => [...tiles.values()].filter((t) => t.el.classList.contains("active")).map((t) => t.id),
   page: () => (tour ? tour.page : 0),
+  // Sound: on or off, the tile heard, frames decoded and the clock's restarts, the context's
+  // state, the last second heard (mono) at its rate, and the heard tile's picture-to-sound
+  // offsets at paint (ms).
+  sound: () => {
+    const h = heardTile();
+    return {
+      on: sound.on, heard: h ? h.id : null, speakers: [...tiles.values()].filter((t) => !t.soundBtn.hidden).map((t) => t.id),
+      decoded: player ? player.decoded : 0, restarts: player ? player.restarts : 0,
+      state: player ? player.ctx.state : null, rate: player ? player.keepRate : 0,
+      skews: h && h.video ? [...h.video.skews] : [],
+      rtcAudio: h && h.rtc && h.rtc.stream ? h.rtc.stream.getAudioTracks().length : 0,
+    };
+  },
+  heardSamples: () => (player ? Array.from(player.keep) : []),
 };
 
 // The views as the server has them now: the menu follows, and so does the view on screen if
@@ -801,6 +912,7 @@ async function start() {
   const viewsLoaded = loadViews(token);
   families = codec !== "jpeg" ? await supportedFamilies().catch(() => []) : [];
   window.camwallFamilies = families;
+  audioFams = codec !== "jpeg" ? await audioFamilies().catch(() => []) : [];
   // WebRTC where WebCodecs decodes nothing here (or when asked), unless asked for another.
   useWebRtc = webrtcAvailable() && (codec === "webrtc" || (!families.length && codec !== "jpeg" && codec !== "webcodecs"));
   window.camwallWebRtc = useWebRtc;
@@ -827,7 +939,15 @@ async function start() {
   if (status) {
     status.then((cams) => { if (cams && !tour) startEarly(cams); });
     setInterval(refreshStatus, STATUS_EVERY_MS);
+  } else {
+    // Which cameras have sound (the speakers) comes from the status.
+    refreshStatus();
+    setInterval(refreshStatus, AUDIO_STATUS_EVERY_MS);
   }
+  // Sound left on by an earlier visit starts at the first click anywhere (a gesture).
+  document.addEventListener("pointerdown", () => {
+    if (sound.on && !player) { player = new AudioPlayer(); player.resume(); applySound(); }
+  });
   connect();
 }
 start();

@@ -2,7 +2,9 @@
 // RTCPeerConnection per tile, opened with WHEP (`POST /api/ip-cameras/{id}/whep`, the SDP offer
 // in, the answer and the session's Location out) and ended with `DELETE` on that Location. For
 // browsers without WebCodecs (plain http on a LAN address, older Safari), whose pages would
-// otherwise make the server decode and re-encode every camera as JPEG.
+// otherwise make the server decode and re-encode every camera as JPEG. A tile whose sound is
+// heard asks for audio too (an audio section in its offer): one media stream, which the
+// browser plays in sync, unmuted by the page.
 
 // The server is ICE-lite with host candidates in its answer: no STUN or TURN servers, and the
 // offer goes out at once, without waiting for this side's candidates.
@@ -45,9 +47,10 @@ export class WhepError extends Error {
 // before its tile exists (`video` null, no callbacks) and be handed to it with `adopt`: the
 // page opens them while its WebSocket still connects.
 export class WebRtcTile {
-  constructor(video, camera, token, { onFrame, onFail } = {}) {
+  constructor(video, camera, token, { onFrame, onFail, audio = false } = {}) {
     this.video = video;
     this.camera = camera;
+    this.audio = audio;
     this.token = token;
     this.onFrame = onFrame;
     this.onFail = onFail;
@@ -79,11 +82,13 @@ export class WebRtcTile {
   }
 
   async open() {
-    const ahead = prepared;
-    prepared = null;
+    // The offer made ahead asks for video only.
+    const ahead = this.audio ? null : prepared;
+    if (ahead) prepared = null;
     const pc = ahead ? ahead.pc : new RTCPeerConnection();
     this.pc = pc;
     if (!ahead) pc.addTransceiver("video", { direction: "recvonly" });
+    if (this.audio) pc.addTransceiver("audio", { direction: "recvonly" });
     pc.ontrack = (e) => {
       if (this.closed) return;
       this.stream = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);

@@ -517,3 +517,13 @@ pub async fn read_mjpeg_up_to(url: String, max: usize, dur: Duration) -> (usize,
 pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The port of a camwall's `http://127.0.0.1:PORT` address.
+pub fn port_of(cw: &Camwall) -> String {
+    cw.base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}

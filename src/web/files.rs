@@ -46,6 +46,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
         include_bytes!("../../public/settings.html"),
     ),
     ("settings.js", include_bytes!("../../public/settings.js")),
+    ("sound.js", include_bytes!("../../public/sound.js")),
     ("video.js", include_bytes!("../../public/video.js")),
     ("views.js", include_bytes!("../../public/views.js")),
     ("wall.css", include_bytes!("../../public/wall.css")),
