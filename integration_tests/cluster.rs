@@ -863,22 +863,56 @@ async fn whep_on_the_node_that_does_not_own_the_camera_plays_it() {
     }
     let store = tempfile::tempdir().unwrap();
     let nats = Nats::start(free_port(), store.path());
-    let rtsp = RtspServer::start(&MAIN);
+    // With AAC audio: the viewing node gets it relayed and makes the Opus itself.
+    let rtsp = RtspServer::start(&[&MAIN[..], &["--audio", "aac", "--audio-freq", "440"]].concat());
     let cams = [json!({"id": "cam", "url": rtsp.url()})];
     let a = start_camwall(node_config(&nats.url(), "a", &cams));
     let b = start_camwall(node_config(&nats.url(), "b", &cams));
     let all = [("a", &a), ("b", &b)];
     let owners = wait_owners(&all, &["cam".to_string()], Duration::from_secs(30)).await;
     let viewer = if owners["cam"] == "a" { &b } else { &a };
+    // The owner announces the track: the viewing node's status shows it.
+    viewer
+        .wait_camera("cam", Duration::from_secs(20), |c| {
+            c["audio"]["codec"] == "aac"
+        })
+        .await;
     let url = viewer.url("/api/ip-cameras/cam/whep");
+    let dir = tempfile::tempdir().unwrap();
+    let pcm = dir.path().join("heard.pcm");
     let events = common::whep::play(
         &url,
-        &["--frames", "30", "--timeout", "60"],
+        &[
+            "--frames",
+            "30",
+            "--timeout",
+            "60",
+            "--kind",
+            "av",
+            "--audio-seconds",
+            "2",
+            "--audio-out",
+            pcm.to_str().unwrap(),
+        ],
         Duration::from_secs(90),
     )
     .await;
     let done = common::whep::event(&events, "done");
     assert_eq!(done["frames"], 30, "{events:?}");
+    let channels = done["audio_channels"].as_u64().unwrap_or(1).max(1) as usize;
+    let heard: Vec<i16> = std::fs::read(&pcm)
+        .unwrap()
+        .chunks_exact(2 * channels)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    assert!(heard.len() >= 72_000, "{} samples: {done}", heard.len());
+    let second = &heard[9_600..57_600];
+    let peak = peak_hz(second, 48_000);
+    assert!(
+        (peak - 440.0).abs() <= 10.0,
+        "heard {peak} Hz over the relay"
+    );
+    assert!(loudness(second) > 1000.0, "not silence");
     assert_eq!(common::whep::event(&events, "deleted")["status"], 200);
     let c = viewer.camera("cam").await;
     assert_eq!(

@@ -527,3 +527,33 @@ pub fn port_of(cw: &Camwall) -> String {
         .trim_end_matches('/')
         .to_string()
 }
+
+/// The strongest frequency of `samples` between 50 Hz and 4 kHz, in 5 Hz steps (Goertzel
+/// over each candidate: a spectral peak, not a zero-crossing count that noise could fool).
+pub fn peak_hz(samples: &[i16], rate: u32) -> f64 {
+    let x: Vec<f64> = samples.iter().map(|s| f64::from(*s)).collect();
+    let power = |hz: f64| {
+        let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in &x {
+            let s0 = v + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
+    };
+    (10..=800)
+        .map(|i| f64::from(i) * 5.0)
+        .map(|hz| (hz, power(hz)))
+        .fold(
+            (0.0, f64::MIN),
+            |best, c| if c.1 > best.1 { c } else { best },
+        )
+        .0
+}
+
+/// The root mean square of 16-bit samples (a sine at full scale: about 23,000).
+pub fn loudness(samples: &[i16]) -> f64 {
+    let sum: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}

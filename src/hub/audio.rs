@@ -121,6 +121,32 @@ impl AudioFeed {
         self.tx.subscribe()
     }
 
+    /// Listeners now (WebSocket clients, WebRTC sessions, a transcode, the cluster relay).
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// The track of a camera ingested by another node, as its owner announced it: kept
+    /// when it is the same, else started anew (listeners see the new track).
+    pub fn relayed_track(&self, info: AudioInfo) {
+        if self.state().info.as_deref() != Some(&info) {
+            self.start(Some(info));
+        }
+    }
+
+    /// A frame relayed from the camera's owner, on the owner's clock (which relayed video
+    /// units keep too).
+    pub fn relayed_frame(&self, data: bytes::Bytes, stamp: Stamp) {
+        let mut st = self.state();
+        let Some(info) = st.info.clone() else {
+            return;
+        };
+        st.seq += 1;
+        let frame = Arc::new(AudioFrame::new(data, stamp, st.seq, info));
+        drop(st);
+        let _ = self.tx.send(frame);
+    }
+
     /// A session started, with this audio track (or none).
     pub fn start(&self, info: Option<AudioInfo>) {
         let mut st = self.state();

@@ -19,6 +19,9 @@
 //! decoded or encoded again there. Snapshots and long-polls are requests (`.snap`) answered
 //! from the owner's TTL cache.
 //!
+//! Audio (`audio`): the track announced beside the video's configuration, the frames relayed
+//! only while some node listens.
+//!
 //! Streams, not only cameras: a sub stream travels as its own stream (token `<id>~sub`), and a
 //! node that uses another node's sub stream repeats `.use` so that its owner keeps it
 //! connected (it connects on demand).
@@ -37,12 +40,13 @@ use tracing::debug;
 use crate::config::{camera_of_stream, SUB_SUFFIX};
 use crate::control::Manager;
 use crate::hub::demand::StreamUse;
-use crate::hub::{Camera, Hub, Video};
+use crate::hub::{Audio, Camera, Hub, Video};
 use crate::media::clock::Stamp;
 use crate::media::codec::Codec;
 use crate::media::nal::NalFormat;
 use crate::media::tier::Lane;
 
+mod audio;
 mod pictures;
 
 /// How long a node's wish for a camera's units lasts without being repeated.
@@ -89,6 +93,10 @@ pub struct Relay {
     jpeg_tasks: Mutex<HashMap<(String, Lane), CancellationToken>>,
     /// Places for snapshot and long-poll answers being worked on for other nodes.
     answering: Arc<tokio::sync::Semaphore>,
+    /// Our cameras other nodes listen to, with when they last said so.
+    audio_wanted: Mutex<HashMap<String, Instant>>,
+    /// Running inbound audio of remote cameras listened to here.
+    audio_tasks: Mutex<HashMap<String, CancellationToken>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -108,6 +116,8 @@ impl Relay {
             jpeg_tasks: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERS)),
+            audio_wanted: Mutex::new(HashMap::new()),
+            audio_tasks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -120,8 +130,16 @@ impl Relay {
             self.client.subscribe("camwall.relay.*.jwant").await,
             self.client.subscribe("camwall.relay.*.use").await,
         );
+        let audio_subs = (
+            self.client.subscribe("camwall.relay.*.awant").await,
+            self.client.subscribe("camwall.relay.*.acfg").await,
+        );
         let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps), Ok(mut jwants), Ok(mut uses)) = subs
         else {
+            debug!("cluster: relay subscriptions failed");
+            return;
+        };
+        let (Ok(mut awants), Ok(mut acfgs)) = audio_subs else {
             debug!("cluster: relay subscriptions failed");
             return;
         };
@@ -137,6 +155,12 @@ impl Relay {
                     }
                 }
                 Some(m) = uses.next() => self.stream_used(&m.subject),
+                Some(m) = awants.next() => self.audio_wanted(&m.subject),
+                Some(m) = acfgs.next() => {
+                    if let Some(id) = stream_of(&m.subject) {
+                        self.audio_config_arrived(&id, &m.payload);
+                    }
+                }
                 Some(m) = jwants.next() => self.lane_wanted(&m.subject, &m.payload),
                 Some(m) = cfgs.next() => {
                     if let Some(id) = stream_of(&m.subject) {
@@ -160,6 +184,9 @@ impl Relay {
             t.cancel();
         }
         for (_, t) in lock(&self.jpeg_tasks).drain() {
+            t.cancel();
+        }
+        for (_, t) in lock(&self.audio_tasks).drain() {
             t.cancel();
         }
         lock(&self.used).clear();
@@ -192,6 +219,7 @@ impl Relay {
         let now = Instant::now();
         lock(&self.wanted).retain(|_, t| now.duration_since(*t) < WANT_TTL);
         self.reconcile_jpeg(cancel);
+        self.reconcile_audio(cancel);
         lock(&self.used).retain(|_, (t, _)| now.duration_since(*t) < WANT_TTL);
         let mut tasks = lock(&self.tasks);
         let cams = self.hub.streams();
@@ -275,9 +303,13 @@ impl Relay {
         // Whatever ends it, its entry goes at the next reconcile.
         let _ended = token.clone().drop_guard();
         // A tap: other nodes' use of the stream is counted where it arrives (`.use`).
-        let Some(mut rx) = self.hub.stream(cam.id()).map(|s| s.attach(Video::Tap)) else {
+        let Some(stream) = self.hub.stream(cam.id()) else {
             return;
         };
+        let mut rx = stream.attach(Video::Tap);
+        // The camera's audio as it came: published only while another node listens.
+        let mut sound = Some(stream.attach(Audio));
+        let (sound_subject, acfg) = (subject(cam.id(), "audio"), subject(cam.id(), "acfg"));
         let mut tick = tokio::time::interval(EVERY);
         let mut last_generation = 0;
         let mut need_key = true;
@@ -290,6 +322,21 @@ impl Relay {
                     if let Some(c) = cam.video().subscribe().config {
                         last_generation = c.generation;
                         self.publish_config(cam.id(), &c.params).await;
+                    }
+                    if let Some(info) = cam.audio().info() {
+                        let _ = self.client.publish(acfg.clone(), audio::config_payload(&info)).await;
+                    }
+                    continue;
+                }
+                f = next_frame(&mut sound) => {
+                    match f {
+                        Some(Ok(f)) if self.audio_listened(cam.id()) => {
+                            let p = audio::frame_payload(&f);
+                            let _ = self.client.publish(sound_subject.clone(), p).await;
+                        }
+                        // The feed is gone (the camera with it): no more audio to wait for.
+                        None => sound = None,
+                        _ => {}
                     }
                     continue;
                 }
@@ -360,6 +407,18 @@ impl Relay {
             },
         )
         .await;
+    }
+}
+
+/// The next audio frame, or never once the feed has ended.
+async fn next_frame(
+    sound: &mut Option<crate::hub::AudioOutput>,
+) -> Option<
+    Result<Arc<crate::hub::AudioFrame>, tokio_stream::wrappers::errors::BroadcastStreamRecvError>,
+> {
+    match sound {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
 }
 
