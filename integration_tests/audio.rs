@@ -623,3 +623,73 @@ async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_file_cameras_aac_track_reaches_a_listener_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("tone.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=15",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        "4",
+        "-c:v",
+        "libx264",
+        "-g",
+        "15",
+        "-bf",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-ac",
+        "1",
+        "-shortest",
+        clip.to_str().unwrap(),
+    ]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "f", "url": path_str(&clip)}]}));
+    let c = cw
+        .wait_camera("f", Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(5)
+        })
+        .await;
+    assert_eq!(
+        (
+            &c["audio"]["codec"],
+            &c["audio"]["sample_rate"],
+            &c["audio"]["channels"]
+        ),
+        (&json!("aac"), &json!(44100), &json!(1)),
+        "{c}"
+    );
+    let mut ws = ws_connect(&cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["f"], "codecs": ["h264"], "audio": ["aac"]}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["f"], Duration::from_secs(20), |h| {
+        h.frames.len() >= 80
+    })
+    .await;
+    let f = &heard["f"];
+    let cfg = f.config.as_ref().expect("audio_config");
+    assert_eq!(
+        (&cfg["codec"], &cfg["sample_rate"]),
+        (&json!("mp4a.40.2"), &json!(44100))
+    );
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(cfg["description"].as_str().unwrap())
+        .unwrap();
+    let samples = decode_aac(&adts(&config, &f.frames));
+    let peak = peak_hz(&samples[4096..], 44_100);
+    assert!((peak - 440.0).abs() <= 10.0, "the file's tone: {peak} Hz");
+    assert!(loudness(&samples[4096..]) > 1000.0);
+}

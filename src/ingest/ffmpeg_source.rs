@@ -4,7 +4,8 @@
 //! A network H.264/H.265 camera is not decoded here: its access units go to the worker, which
 //! forwards them to the camera's video feed and decodes the feed's units only while pictures
 //! are wanted (decoding on demand, `on_demand`). Other sources decode every picture here; MJPEG
-//! passes its JPEGs through.
+//! passes its JPEGs through. An audio track listeners take as it is goes on as it came
+//! (`ffmpeg_audio`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,11 +17,13 @@ use tracing::warn;
 
 use super::decoder::PictureDecoder;
 use super::diagnose::{self, Cause, Resolved};
+use super::ffmpeg_audio::{extradata, FileAudio};
 use super::source::{self, Deadline, OpenError, SourceKind};
 use super::timing::{Gaps, Pacer};
 use super::worker::{SessionError, Source, SourceEvent, VideoStream};
 use crate::config::CameraConfig;
 use crate::hub::demand::{DecodeMode, Demand};
+use crate::hub::AudioInfo;
 use crate::media::clock::TimeBase;
 use crate::media::frame::Picture;
 use crate::media::h26x::{extradata_parameter_sets, Codec};
@@ -40,7 +43,8 @@ enum Pictures {
 /// One opened FFmpeg input, its video stream and decoder.
 pub(super) struct FfmpegSource {
     input: ffmpeg::format::context::Input,
-    /// The video stream read; every other stream is discarded inside libavformat.
+    /// The video stream read; every other stream but the audio kept is discarded inside
+    /// libavformat.
     index: usize,
     codec: &'static str,
     /// What becomes of the video packets.
@@ -74,8 +78,11 @@ pub(super) struct FfmpegSource {
     /// The access unit read last (and its pts), handed out before the pictures it decodes to.
     unit: Option<(bytes::Bytes, Option<i64>)>,
     ended: bool,
-    /// The input has an audio stream (read for the probe; never decoded).
+    /// The input has an audio stream (for the probe).
     audio: bool,
+    /// The audio track passed on, and its packet read last.
+    audio_track: Option<FileAudio>,
+    audio_frame: Option<(bytes::Bytes, Option<i64>)>,
     /// The frame rate the stream declares, when it declares a plausible one.
     declared_fps: Option<f64>,
 }
@@ -146,12 +153,15 @@ impl FfmpegSource {
                 wrap_bits,
             )
         };
-        // Only the video stream is read: audio and data packets are dropped inside libavformat.
+        let audio_track = FileAudio::find(&input);
+        let audio_index = audio_track.as_ref().map(|a| a.index);
+        // Only the video stream and the audio kept are read: other packets are dropped inside
+        // libavformat.
         // SAFETY: `input` owns a valid context; `streams` holds `nb_streams` valid pointers.
         unsafe {
             let ctx = input.as_mut_ptr();
             for i in 0..(*ctx).nb_streams as usize {
-                if i != index {
+                if i != index && Some(i) != audio_index {
                     (**(*ctx).streams.add(i)).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
                 }
             }
@@ -224,6 +234,8 @@ impl FfmpegSource {
             unit: None,
             ended: false,
             audio,
+            audio_track,
+            audio_frame: None,
             declared_fps: known_fps.then_some(nominal_fps),
         })
     }
@@ -256,6 +268,16 @@ impl FfmpegSource {
             .stall_deadline(self.stall_timeout, self.open_timeout);
         self.stall_now = stall;
         self.deadline.extend(stall);
+        if let Some(a) = self
+            .audio_track
+            .as_ref()
+            .filter(|a| a.index == packet.stream())
+        {
+            self.audio_frame = packet
+                .data()
+                .map(|d| (bytes::Bytes::copy_from_slice(d), a.ticks(packet.pts())));
+            return Ok(true);
+        }
         if packet.stream() != self.index {
             return Ok(true);
         }
@@ -335,6 +357,10 @@ impl Source for FfmpegSource {
         self.clock_base
     }
 
+    fn audio(&self) -> Option<AudioInfo> {
+        self.audio_track.as_ref().map(|a| a.info.clone())
+    }
+
     fn set_demand(&mut self, demand: Arc<Demand>) {
         match &mut self.pictures {
             Pictures::Decoded(dec) => dec.set_demand(demand),
@@ -352,6 +378,9 @@ impl Source for FfmpegSource {
             }
             if let Some((data, ts)) = self.unit.take() {
                 return Ok(SourceEvent::Video { data, ts });
+            }
+            if let Some((data, ts)) = self.audio_frame.take() {
+                return Ok(SourceEvent::Audio { data, ts });
             }
             if let Some((width, height, picture, ts)) = self.pending.pop_front() {
                 return Ok(SourceEvent::Picture {
@@ -383,16 +412,7 @@ fn video_stream(
         ffmpeg::codec::Id::HEVC => Codec::H265,
         _ => return None,
     };
-    // SAFETY: `params` wraps a valid AVCodecParameters; extradata is `extradata_size` bytes
-    // when not null.
-    let extradata = unsafe {
-        let p = params.as_ptr();
-        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
-            Vec::new()
-        } else {
-            std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
-        }
-    };
+    let extradata = extradata(params);
     let format = if extradata.is_empty() {
         NalFormat::AnnexB
     } else {

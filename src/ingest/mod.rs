@@ -9,6 +9,7 @@ mod decode_pool;
 mod decoder;
 pub mod devices;
 pub mod diagnose;
+mod ffmpeg_audio;
 pub mod ffmpeg_source;
 mod on_demand;
 pub mod opener;

@@ -13,6 +13,7 @@ use ffmpeg_next as ffmpeg;
 use super::ffmpeg_source::FfmpegSource;
 use super::worker::{SessionError, Source, SourceEvent};
 use crate::config::{CameraConfig, Reader};
+use crate::hub::AudioInfo;
 use crate::media::frame::Picture;
 use crate::media::h26x::Codec;
 use crate::media::jpeg;
@@ -33,8 +34,8 @@ pub struct Probed {
     /// The frame rate the stream declares, when it declares one.
     pub fps: Option<f64>,
     pub audio: bool,
-    /// The audio track's codec, where the reader tells it (retina).
-    pub audio_codec: Option<String>,
+    /// The audio track camwall keeps and passes on (codec, rate, channels), when it has one.
+    pub audio_track: Option<AudioInfo>,
     /// The reader that read it, as the camera will be read: `retina` or `ffmpeg`.
     pub ingest: &'static str,
     /// Its first picture as a JPEG.
@@ -115,7 +116,7 @@ pub fn probe(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probed
                     height,
                     fps,
                     audio,
-                    audio_codec: None,
+                    audio_track: source.audio(),
                     ingest: Reader::Ffmpeg.name(),
                     jpeg,
                 });
@@ -165,7 +166,7 @@ fn probe_rtsp(config: &CameraConfig, cancel: &CancellationToken) -> Result<Probe
         height,
         fps: first.fps,
         audio: first.audio.is_some(),
-        audio_codec: first.audio.map(|a| a.codec),
+        audio_track: first.audio,
         ingest: Reader::Retina.name(),
         jpeg: snapshot(&picture, width)?,
     })

@@ -72,6 +72,10 @@ pub trait Source {
     fn video(&self) -> Option<VideoStream> {
         None
     }
+    /// The audio track passed on beside the video (`SourceEvent::Audio`), if any.
+    fn audio(&self) -> Option<AudioInfo> {
+        None
+    }
     /// The camera's demand for decoded pictures: a source that decodes reports that it decodes
     /// every picture (and counts them), one that never does reports it. A stream decoded on
     /// demand ([`VideoStream::on_demand`]) leaves it to the worker's decoder.

@@ -217,6 +217,7 @@ pub fn run_once(
         source.time_base(),
         DecodeOn::SessionThread,
     );
+    cam.audio().start(source.audio());
     source.set_demand(cam.demand().clone());
     loop {
         if let Some(end) = publisher.event(source.next_event(), cancel) {

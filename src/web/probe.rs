@@ -132,7 +132,9 @@ fn found(p: &Probed) -> Value {
         "height": p.height,
         "fps": p.fps.map(|f| (f * 100.0).round() / 100.0),
         "audio": p.audio,
-        "audio_codec": p.audio_codec,
+        "audio_codec": p.audio_track.as_ref().map(|a| &a.codec),
+        "audio_sample_rate": p.audio_track.as_ref().map(|a| a.sample_rate),
+        "audio_channels": p.audio_track.as_ref().map(|a| a.channels),
         "ingest": p.ingest,
         "snapshot": format!("data:image/jpeg;base64,{snapshot}"),
     })
