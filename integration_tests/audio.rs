@@ -693,3 +693,71 @@ async fn a_file_cameras_aac_track_reaches_a_listener_as_it_is() {
     assert!((peak - 440.0).abs() <= 10.0, "the file's tone: {peak} Hz");
     assert!(loudness(&samples[4096..]) > 1000.0);
 }
+
+#[tokio::test]
+async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode() {
+    use common::whep::{event, play};
+    let opus = RtspServer::start(&[
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--audio",
+        "opus",
+        "--audio-freq",
+        "440",
+    ]);
+    // retina has no Opus depacketizer: FFmpeg's reader keeps the track.
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "opus", "url": opus.url(), "ingest": "ffmpeg"}
+    ]}));
+    let c = cw
+        .wait_camera("opus", Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(10)
+        })
+        .await;
+    assert_eq!(
+        (&c["audio"]["codec"], &c["audio"]["sample_rate"]),
+        (&json!("opus"), &json!(48000)),
+        "{c}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("opus.pcm");
+    let url = cw.url("/api/ip-cameras/opus/whep");
+    let events = play(
+        &url,
+        &[
+            "--kind",
+            "av",
+            "--frames",
+            "25",
+            "--audio-seconds",
+            "2",
+            "--audio-out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(40),
+    )
+    .await;
+    let done = event(&events, "done");
+    assert_eq!(
+        (&done["frames"], &done["audio_rate"]),
+        (&json!(25), &json!(48000)),
+        "{done}"
+    );
+    let channels = done["audio_channels"].as_u64().unwrap() as usize;
+    let samples: Vec<i16> = std::fs::read(&out)
+        .unwrap()
+        .chunks_exact(2 * channels)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let second = &samples[9_600..57_600];
+    let peak = peak_hz(second, 48_000);
+    assert!((peak - 440.0).abs() <= 10.0, "heard {peak} Hz");
+    assert!(loudness(second) > 1000.0);
+    let m = cw.metrics().await;
+    assert!(
+        m.contains("camwall_audio_transcoded_frames_total 0"),
+        "Opus goes as it came, no transcode"
+    );
+}

@@ -46,8 +46,9 @@ def main():
                     help="H.264 profile the encoder must use (default: x264's choice, Constrained Baseline at ultrafast)")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
-    ap.add_argument("--audio", choices=["aac", "pcmu"],
-                    help="an audio track beside the video: a sine in AAC (48 kHz) or G.711 mu-law (8 kHz)")
+    ap.add_argument("--audio", choices=["aac", "pcmu", "opus"],
+                    help="an audio track beside the video: a sine in AAC (48 kHz), G.711 mu-law "
+                         "(8 kHz) or Opus (48 kHz)")
     ap.add_argument("--audio-freq", type=int, default=440, help="the sine's frequency in Hz")
     args = ap.parse_args()
 
@@ -85,6 +86,7 @@ def main():
         enc = {
             "aac": ("48000", "avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97", 1024),
             "pcmu": ("8000", "mulawenc ! rtppcmupay name=pay1 pt=0", 160),
+            "opus": ("48000", "opusenc frame-size=20 ! rtpopuspay name=pay1 pt=111", 960),
         }[args.audio]
         audio = (
             f" audiotestsrc is-live=true wave=sine freq={args.audio_freq} "

@@ -17,7 +17,7 @@ use retina::client::{
     Transport,
 };
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::timing::Gaps;
 use super::worker::{NextEvent, SessionError, SourceEvent, TaskOpen, TaskSource, VideoStream};
@@ -210,6 +210,15 @@ impl RtspSource {
             let audio_i = streams
                 .iter()
                 .position(|s| s.media() == "audio" && s.parameters().is_some());
+            if audio_i.is_none() {
+                if let Some(s) = streams.iter().find(|s| s.media() == "audio") {
+                    info!(
+                        encoding = s.encoding_name(),
+                        "this camera's audio is not one retina reads: it plays without sound \
+                         (\"ingest\": \"ffmpeg\" keeps Opus)"
+                    );
+                }
+            }
             let audio = audio_i.and_then(|i| match streams[i].parameters() {
                 Some(ParametersRef::Audio(p)) => Some(AudioInfo {
                     codec: audio_codec(streams[i].encoding_name()),
