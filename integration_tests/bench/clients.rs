@@ -83,8 +83,11 @@ pub async fn ws_client(
             } else {
                 st.other_kind += 1;
             }
-            let ack = json!({"type": "ack", "camera": cam, "seq": h["seq"]});
-            let _ = ws.send(Message::text(ack.to_string())).await;
+            // Pictures are acknowledged, audio is not (docs/PROTOCOL.md).
+            if frame_kind(&h) != "audio" {
+                let ack = json!({"type": "ack", "camera": cam, "seq": h["seq"]});
+                let _ = ws.send(Message::text(ack.to_string())).await;
+            }
             if let Some(d) = slow {
                 tokio::time::sleep(d).await;
             }

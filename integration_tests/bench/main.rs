@@ -18,6 +18,7 @@ mod harness;
 #[allow(dead_code)]
 mod link;
 
+mod audio;
 mod clients;
 mod cluster;
 mod cluster_jpeg;
@@ -74,7 +75,7 @@ enum Cmd {
         /// Smaller scenarios and shorter windows (under 2 minutes in all).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (S1..S19; the floor always runs, the passthrough floor with S9), comma separated.
+        /// Run only these scenarios (S1..S23; the floor always runs, the passthrough floor with S9), comma separated.
         #[arg(long)]
         only: Option<String>,
     },
@@ -309,6 +310,16 @@ async fn main() {
     if want("S17") {
         eprintln!("S17: one client over four links, JPEG auto and video");
         results.push(links::s17_links(&ctx, if ctx.quick { 12 } else { 30 }).await);
+    }
+    if want("S20") {
+        // After S9, with its setup: the audio's cost is S20's CPU over S9's of this run.
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S20: {n} cameras 720p25 with AAC, 4 video clients, 2 listeners");
+        let s9 = results
+            .iter()
+            .find(|r| r["id"] == "S9")
+            .and_then(|r| r["cpu_percent"].as_f64());
+        results.push(audio::s20(&ctx, n, secs, s9).await);
     }
     if want("S18") {
         // After S9, with its setup: S18 CPU / S9 CPU compares like with like.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::media::clock::{Stamp, MAX_BACK};
+use crate::media::clock::Stamp;
 
 /// A camera's audio track, as the status and the probe show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -183,7 +183,7 @@ impl AudioFeed {
     }
 
     /// A frame arrived with timestamp `ts` (in the track's sample-rate ticks) while the
-    /// camera's clock stood at `clock_us`. Its place on the camera's clock follows its own
+    /// camera's clock stood at `clock_us` (the video's, moved on to the frame's arrival). Its place on the camera's clock follows its own
     /// timestamps from the session's first frame, which is placed by arrival (the video and
     /// audio of one camera arrive together on one connection); a frame without a timestamp,
     /// or one that jumps, is placed by arrival.
@@ -196,7 +196,7 @@ impl AudioFeed {
         st.received += 1;
         let pts = match ts.map(|t| t.saturating_mul(1_000_000) / rate) {
             Some(us) => match st.origin {
-                Some((first, at)) if (us - first + at - clock_us).abs() <= MAX_BACK_US => {
+                Some((first, at)) if (us - first + at - clock_us).abs() <= MAX_DRIFT_US => {
                     at + (us - first)
                 }
                 _ => {
@@ -224,9 +224,12 @@ impl AudioFeed {
     }
 }
 
-/// How far an audio frame's own timestamp may stray from the video clock before it is placed
-/// again by arrival (a restarted or lying audio clock).
-const MAX_BACK_US: i64 = MAX_BACK.as_micros() as i64 * 5;
+/// How far an audio frame's own timestamp may stray from where the video's clock stands
+/// before it is placed again by arrival: a restarted or lying audio clock, or a video clock
+/// that jumped (a new generation), would otherwise leave sound and picture apart for good.
+/// Audio arrives beside the video it was captured with, so arrival jitter and B-frame
+/// reordering stay well inside it.
+const MAX_DRIFT_US: i64 = 500_000;
 
 #[cfg(test)]
 mod tests {
@@ -256,7 +259,22 @@ mod tests {
         // A jump of a minute is placed by arrival.
         feed.frame(bytes::Bytes::from_static(b"c"), Some(8000 * 70), 1_040_000);
         assert_eq!(feed.frames()[2].stamp.pts_us, 1_040_000);
-        assert_eq!(feed.received(), 3);
+        // So is audio that drifted more than half a second from the video's clock (the
+        // video jumped): 20 ms on by its own clock, but the video stands 0.8 s further.
+        feed.frame(
+            bytes::Bytes::from_static(b"d"),
+            Some(8000 * 70 + 160),
+            1_860_000,
+        );
+        assert_eq!(feed.frames()[3].stamp.pts_us, 1_860_000);
+        // Within it, the audio's own clock rules.
+        feed.frame(
+            bytes::Bytes::from_static(b"e"),
+            Some(8000 * 70 + 320),
+            2_000_000,
+        );
+        assert_eq!(feed.frames()[4].stamp.pts_us, 1_880_000);
+        assert_eq!(feed.received(), 5);
         feed.stop();
         assert!(feed.info().is_none() && feed.frames().is_empty());
     }

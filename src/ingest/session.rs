@@ -156,7 +156,7 @@ impl<'a> Publisher<'a> {
             Ok(SourceEvent::Audio { data, ts }) => {
                 if current {
                     // The audio's own timestamps, placed where the video's clock stands now.
-                    let pts = self.clock.head().unwrap_or(0);
+                    let pts = self.clock.at(Instant::now()).unwrap_or(0);
                     cam.audio().frame(data, ts, pts);
                 }
             }

@@ -186,6 +186,14 @@ impl Timeline {
         self.head.map(|(h, _)| h)
     }
 
+    /// Where the clock stands at `at`: the head moved on by the time since it arrived (what
+    /// audio arriving beside the video is placed against, whatever the video's frame rate).
+    pub fn at(&self, at: Instant) -> Option<i64> {
+        self.head.map(|(h, arrived)| {
+            h.saturating_add(at.saturating_duration_since(arrived).as_micros() as i64)
+        })
+    }
+
     fn is_jump(&self, pts: i64, arrived: Instant) -> bool {
         let Some((head, at)) = self.head else {
             return false;

@@ -54,6 +54,20 @@ pub fn upgrade(
         .into_response()
 }
 
+/// How long audio frames wait to be written: those of every camera the client listens to go
+/// out together with the next picture, or on their own after this (one write instead of one
+/// per frame; the page plays sound 150 ms behind the newest frame anyway).
+const AUDIO_FLUSH: Duration = Duration::from_millis(20);
+
+/// Queues one message without writing it; `false` if the client is gone or stalled past
+/// [`SEND_TIMEOUT`].
+async fn feed_timed(tx: &mut SplitSink<WebSocket, Message>, msg: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.feed(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Sends one message; `None` if the client is gone or stalled past [`SEND_TIMEOUT`].
 async fn send_timed(tx: &mut SplitSink<WebSocket, Message>, msg: Message) -> Option<Duration> {
     let t0 = Instant::now();
@@ -114,6 +128,8 @@ async fn serve(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ping = Instant::now();
         let mut events_open = true;
+        // When audio queued by `feed_timed` must be written at the latest.
+        let mut audio_flush: Option<Instant> = None;
         'conn: loop {
             // Control answers first; they are small and bounded by the client's own messages.
             for o in session.take_output() {
@@ -136,6 +152,12 @@ async fn serve(
                     Some((at, Ok(text))) => session.on_text(&text, at).await,
                     Some((_, Err(e))) => session.refuse(e),
                 },
+                _ = tokio::time::sleep_until(audio_flush.unwrap_or(epoch)), if audio_flush.is_some() => {
+                    audio_flush = None;
+                    if !matches!(tokio::time::timeout(SEND_TIMEOUT, tx.flush()).await, Ok(Ok(()))) {
+                        break;
+                    }
+                }
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     session.on_tick(now);
@@ -179,11 +201,12 @@ async fn serve(
                     Incoming::Audio(id, Ok(frame)) => {
                         for o in session.admit_audio(&id, &frame) {
                             let audio = matches!(o, Out::Binary(_));
-                            if send_timed(&mut tx, message(o)).await.is_none() { break 'conn }
+                            if !feed_timed(&mut tx, message(o)).await { break 'conn }
                             if audio {
                                 metrics::audio_frames_sent(ClientKind::WebSocket.label(), 1);
                             }
                         }
+                        audio_flush.get_or_insert(Instant::now() + AUDIO_FLUSH);
                     }
                     // Missed audio is a gap the page's player fills; it goes on with the newest.
                     Incoming::Audio(_, Err(BroadcastStreamRecvError::Lagged(n))) => {
