@@ -359,12 +359,7 @@ async fn a_whep_player_hears_aac_as_opus_and_g711_as_it_is_beside_25_fps_video()
             "{id}: 25 fps at 90 kHz: {deltas:?}"
         );
         assert_eq!(done["audio_rate"], rate, "{id}: {done}");
-        let channels = done["audio_channels"].as_u64().unwrap() as usize;
-        let raw = std::fs::read(&out).unwrap();
-        let samples: Vec<i16> = raw
-            .chunks_exact(2 * channels)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        let samples = common::whep::heard(&out, done);
         assert!(
             samples.len() >= rate as usize * 3 / 2,
             "{id}: {} samples",
@@ -453,20 +448,7 @@ async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture
         (&json!(false), &Value::Null, &json!(0))
     );
     // The speaker button, clicked as a person would (a gesture: the page may start sound).
-    let at = b
-        .eval(
-            "(() => { const r = document.querySelector('[data-camera=aac] .sound')\
-             .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()",
-        )
-        .await;
-    let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
-    for kind in ["mousePressed", "mouseReleased"] {
-        b.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await;
-    }
+    b.click("[data-camera=aac] .sound").await;
     b.wait_for(
         "window.camwall.sound().decoded >= 150 && window.camwall.sound().skews.length >= 100",
         report,
@@ -510,13 +492,7 @@ async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture
     let p90 = skews[skews.len() * 9 / 10];
     assert!(p90 <= 100.0, "picture to sound p90 {p90} ms: {skews:?}");
     // The button again: sound off, and the server stops sending it.
-    for kind in ["mousePressed", "mouseReleased"] {
-        b.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await;
-    }
+    b.click("[data-camera=aac] .sound").await;
     b.wait_for(
         "window.camwall.sound().heard === null && !window.camwall.sound().on",
         report,
@@ -561,20 +537,7 @@ async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
         m.contains("camwall_audio_transcodes 0"),
         "muted: no transcode"
     );
-    let at = b
-        .eval(
-            "(() => { const r = document.querySelector('[data-camera=aac] .sound')\
-             .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()",
-        )
-        .await;
-    let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
-    for kind in ["mousePressed", "mouseReleased"] {
-        b.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await;
-    }
+    b.click("[data-camera=aac] .sound").await;
     // The tile's session opens again with audio; its video element plays it unmuted.
     b.wait_for(
         "window.camwall.sound().rtcAudio === 1 && window.camwall.paths().aac === 'webrtc' \
@@ -607,13 +570,7 @@ async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
         "not silence: {heard}"
     );
     // Off again: the session goes back to video only and the transcode stops.
-    for kind in ["mousePressed", "mouseReleased"] {
-        b.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await;
-    }
+    b.click("[data-camera=aac] .sound").await;
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cw.metrics().await.contains("camwall_audio_transcodes 0") {
         assert!(
@@ -745,12 +702,7 @@ async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode(
         (&json!(25), &json!(48000)),
         "{done}"
     );
-    let channels = done["audio_channels"].as_u64().unwrap() as usize;
-    let samples: Vec<i16> = std::fs::read(&out)
-        .unwrap()
-        .chunks_exact(2 * channels)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let samples = common::whep::heard(&out, done);
     let second = &samples[9_600..57_600];
     let peak = peak_hz(second, 48_000);
     assert!((peak - 440.0).abs() <= 10.0, "heard {peak} Hz");

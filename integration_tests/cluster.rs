@@ -899,12 +899,7 @@ async fn whep_on_the_node_that_does_not_own_the_camera_plays_it() {
     .await;
     let done = common::whep::event(&events, "done");
     assert_eq!(done["frames"], 30, "{events:?}");
-    let channels = done["audio_channels"].as_u64().unwrap_or(1).max(1) as usize;
-    let heard: Vec<i16> = std::fs::read(&pcm)
-        .unwrap()
-        .chunks_exact(2 * channels)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let heard = common::whep::heard(&pcm, done);
     assert!(heard.len() >= 72_000, "{} samples: {done}", heard.len());
     let second = &heard[9_600..57_600];
     let peak = peak_hz(second, 48_000);

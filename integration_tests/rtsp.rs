@@ -122,15 +122,18 @@ async fn audio_tracks_show_in_the_status_and_the_video_plays_on() {
         (&c["ingest"], &c["audio"]),
         (&json!("retina"), &json!(null))
     );
-    // FFmpeg's reader, asked for by the camera's config, reads the video only.
+    // FFmpeg's reader, asked for by the camera's config, keeps the AAC track too.
     let c = cw
         .wait_camera("old", Duration::from_secs(20), |c| {
-            c["state"] == "streaming"
+            c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(20)
         })
         .await;
     assert_eq!(
         (&c["ingest"], &c["audio"]),
-        (&json!("ffmpeg"), &json!(null))
+        (
+            &json!("ffmpeg"),
+            &json!({"codec": "aac", "sample_rate": 48000, "channels": 1})
+        )
     );
     assert_eq!(get_frame(&cw, "old", "").await.status(), 200);
 }

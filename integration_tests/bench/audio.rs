@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
-use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, RtcConfig};
@@ -21,6 +20,7 @@ use crate::harness::RtspServer;
 use crate::procfs::{pct, CpuWindow};
 use crate::scenarios::Ctx;
 use crate::sources::{rtsp_cams, start_camwall, status, wait_streaming};
+use crate::webrtc::whep_exchange;
 
 /// What the WHEP player received while measuring.
 #[derive(Default)]
@@ -88,24 +88,7 @@ async fn run_av(
     change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = change.apply().ok_or("no offer")?;
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{base}/api/ip-cameras/{camera}/whep"))
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if r.status().as_u16() != 201 {
-        return Err(format!("offer answered {}", r.status()));
-    }
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let answer = SdpAnswer::from_sdp_string(&r.text().await.map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let (location, answer) = whep_exchange(&http, base, camera, offer.to_sdp_string()).await?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| e.to_string())?;

@@ -73,25 +73,7 @@ async fn run_session(
     let (offer, pending) = change.apply().ok_or("no offer")?;
     let t0 = Instant::now();
     let http = reqwest::Client::new();
-    let url = format!("{base}/api/ip-cameras/{camera}/whep");
-    let r = http
-        .post(&url)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if r.status().as_u16() != 201 {
-        return Err(format!("offer answered {}", r.status()));
-    }
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let answer = r.text().await.map_err(|e| e.to_string())?;
-    let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?;
+    let (location, answer) = whep_exchange(&http, base, camera, offer.to_sdp_string()).await?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| e.to_string())?;
@@ -136,6 +118,34 @@ async fn run_session(
     }
     let _ = http.delete(format!("{base}{location}")).send().await;
     Ok(())
+}
+
+/// Posts `offer` to `camera`'s WHEP endpoint: the session's `Location` and the answer.
+pub async fn whep_exchange(
+    http: &reqwest::Client,
+    base: &str,
+    camera: &str,
+    offer: String,
+) -> Result<(String, SdpAnswer), String> {
+    let r = http
+        .post(format!("{base}/api/ip-cameras/{camera}/whep"))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status().as_u16() != 201 {
+        return Err(format!("offer answered {}", r.status()));
+    }
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let answer = r.text().await.map_err(|e| e.to_string())?;
+    let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?;
+    Ok((location, answer))
 }
 
 /// S18: S9's setup (n cameras 720p25, 4 clients watching all) over WebRTC: one WHEP session

@@ -140,6 +140,25 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Clicks the middle of the element `selector` names as a person would: a mouse press
+    /// and release (a user gesture, which lets a page start sound).
+    pub async fn click(&mut self, selector: &str) {
+        let at = self
+            .eval(&format!(
+                "(() => {{ const r = document.querySelector({selector:?}).getBoundingClientRect(); \
+                 return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+            ))
+            .await;
+        let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
     /// Evaluates `expr` until it is true, bounded by `timeout`; returns the last value of
     /// `report` for the failure message otherwise.
     pub async fn wait_for(&mut self, expr: &str, report: &str, timeout: Duration) {

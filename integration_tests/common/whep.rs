@@ -95,3 +95,14 @@ pub fn event<'a>(events: &'a [Value], event: &str) -> &'a Value {
         .find(|v| v["event"] == event)
         .unwrap_or_else(|| panic!("no {event:?} event in {events:?}"))
 }
+
+/// What the player heard (`--audio-out`), its first channel only, for a `done` event that
+/// says how many channels it had.
+pub fn heard(path: &std::path::Path, done: &Value) -> Vec<i16> {
+    let channels = done["audio_channels"].as_u64().unwrap_or(1).max(1) as usize;
+    std::fs::read(path)
+        .unwrap_or_default()
+        .chunks_exact(2 * channels)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}

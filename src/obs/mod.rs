@@ -4,4 +4,5 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod pollers;
 pub mod redact;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use super::{lock, pull, subject, Relay};
+use super::{lock, Relay};
 use crate::hub::{AudioFrame, AudioInfo, Camera};
 use crate::media::clock::Stamp;
 
@@ -121,20 +121,11 @@ impl Relay {
 
     /// Listener side: say we listen, and feed the frames to the local audio feed.
     async fn audio_inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
-        let _ended = token.clone().drop_guard();
-        let (data, want) = (subject(cam.id(), "audio"), subject(cam.id(), "awant"));
-        pull(
-            &self.client,
-            data,
-            want,
-            Bytes::new(),
-            token.cancelled(),
-            |p| {
-                if let Some((stamp, frame)) = parse_frame(&p) {
-                    cam.audio().relayed_frame(frame, stamp);
-                }
-            },
-        )
+        self.pull_until(&cam, ("audio", "awant"), token, |p| {
+            if let Some((stamp, frame)) = parse_frame(&p) {
+                cam.audio().relayed_frame(frame, stamp);
+            }
+        })
         .await;
     }
 }

@@ -391,20 +391,33 @@ impl Relay {
 
     /// Viewer side: say we want the units, and feed them to the local feed.
     async fn inbound(self: Arc<Self>, cam: Arc<Camera>, token: CancellationToken) {
+        self.pull_until(&cam, ("units", "want"), token, |payload| {
+            if let Some(stamp) = unit_stamp(&payload) {
+                cam.relayed_unit(payload.slice(UNIT_HEADER..), stamp);
+            }
+        })
+        .await;
+    }
+
+    /// Viewer side of one of a camera's relays (`kinds`: its data and want subjects): each
+    /// payload to `take` until `token` is cancelled (or the subscription ends, which cancels
+    /// it so the next reconcile may start another).
+    async fn pull_until(
+        &self,
+        cam: &Camera,
+        kinds: (&str, &str),
+        token: CancellationToken,
+        take: impl FnMut(Bytes),
+    ) {
         let _ended = token.clone().drop_guard();
-        let (data, want) = (subject(cam.id(), "units"), subject(cam.id(), "want"));
+        let (data, want) = (subject(cam.id(), kinds.0), subject(cam.id(), kinds.1));
         pull(
             &self.client,
             data,
             want,
             Bytes::new(),
             token.cancelled(),
-            |payload| {
-                let Some(stamp) = unit_stamp(&payload) else {
-                    return;
-                };
-                cam.relayed_unit(payload.slice(UNIT_HEADER..), stamp);
-            },
+            take,
         )
         .await;
     }
