@@ -52,7 +52,9 @@ export class AudioPlayer {
     this.offset = null;
     this.decoded = 0;
     this.restarts = 0;
-    this.keep = new Float32Array(0);
+    this.ring = new Float32Array(0);
+    this.ringAt = 0;
+    this.ringFilled = 0;
     this.keepRate = 0;
   }
 
@@ -116,14 +118,29 @@ export class AudioPlayer {
     }
   }
 
+  // The last KEEP_S of the first channel, in a ring written in place (no copy of the whole
+  // second per frame).
   remember(plane, rate) {
-    const max = Math.round(rate * KEEP_S);
-    if (this.keepRate !== rate) { this.keep = new Float32Array(0); this.keepRate = rate; }
-    const joined = new Float32Array(Math.min(max, this.keep.length + plane.length));
-    const fromOld = joined.length - plane.length;
-    if (fromOld > 0) joined.set(this.keep.subarray(this.keep.length - fromOld), 0);
-    joined.set(plane.subarray(Math.max(0, plane.length - joined.length)), Math.max(0, fromOld));
-    this.keep = joined;
+    const size = Math.round(rate * KEEP_S);
+    if (this.keepRate !== rate || this.ring.length !== size) {
+      this.ring = new Float32Array(size);
+      this.ringAt = 0;
+      this.ringFilled = 0;
+      this.keepRate = rate;
+    }
+    for (let i = 0; i < plane.length; i++) {
+      this.ring[this.ringAt] = plane[i];
+      this.ringAt = (this.ringAt + 1) % size;
+    }
+    this.ringFilled = Math.min(size, this.ringFilled + plane.length);
+  }
+
+  // The kept samples, oldest first.
+  kept() {
+    const n = this.ringFilled, size = this.ring.length;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.ring[(this.ringAt - n + i + size) % size];
+    return out;
   }
 
   // Milliseconds until camera time `pts` (µs) is heard, for the heard tile's video; null

@@ -882,7 +882,7 @@ window.camwall = {
       rtcAudio: h && h.rtc && h.rtc.stream ? h.rtc.stream.getAudioTracks().length : 0,
     };
   },
-  heardSamples: () => (player ? Array.from(player.keep) : []),
+  heardSamples: () => (player ? Array.from(player.kept()) : []),
 };
 
 // The views as the server has them now: the menu follows, and so does the view on screen if
