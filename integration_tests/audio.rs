@@ -713,3 +713,57 @@ async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode(
         "Opus goes as it came, no transcode"
     );
 }
+
+#[tokio::test]
+async fn sound_stays_on_across_a_tour_and_follows_the_page() {
+    let rtsp = RtspServer::start(&[
+        "--size", "160x120", "--fps", "10", "--mounts", "5", "--audio", "aac",
+    ]);
+    let cams: Vec<Value> = (0..5)
+        .map(|i| json!({"id": format!("c{i}"), "url": format!("rtsp://127.0.0.1:{}/cam{i}", rtsp.port)}))
+        .collect();
+    let cw = start_camwall(json!({"server": {}, "cameras": cams}));
+    for i in 0..5 {
+        cw.wait_camera(&format!("c{i}"), Duration::from_secs(20), |c| {
+            c["state"] == "streaming" && c["audio_frames_in"].as_u64() >= Some(5)
+        })
+        .await;
+    }
+    // Four tiles a page: c0..c3, then c4.
+    let mut b = Browser::open(&cw.url("/?tour=4")).await;
+    let report = "JSON.stringify({sound: window.camwall && window.camwall.sound(), \
+                  page: window.camwall && window.camwall.page(), shown: window.camwall && window.camwall.shown()})";
+    b.wait_for(
+        "!!window.camwall && window.camwall.page() === 0 && window.camwall.sound().speakers.length === 5",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    b.click("[data-camera=c1] .sound").await;
+    b.wait_for(
+        "window.camwall.sound().heard === 'c1' && window.camwall.sound().decoded > 10",
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    // The next page has no c1: its first camera with sound is heard, sound still on.
+    b.wait_for(
+        "window.camwall.page() === 1 && window.camwall.sound().on && window.camwall.sound().heard === 'c4'",
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Back on the first page, the camera asked for is heard again.
+    b.wait_for(
+        "window.camwall.page() === 0 && window.camwall.sound().heard === 'c1'",
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    // The sound came over the page's WebSocket.
+    let m = cw.metrics().await;
+    assert!(
+        m.contains("camwall_audio_frames_sent_total{kind=\"websocket\"}"),
+        "{m}"
+    );
+}
