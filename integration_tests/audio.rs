@@ -499,6 +499,36 @@ async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture
         Duration::from_secs(10),
     )
     .await;
+    // Chromium's own WHEP offer with audio and video, to the camera without audio: the answer
+    // is taken, its audio section is inactive, and the video decodes.
+    let r = b
+        .call(
+            "Runtime.evaluate",
+            json!({"returnByValue": true, "awaitPromise": true, "expression":
+                "(async () => { const pc = new RTCPeerConnection();\
+                 pc.addTransceiver('audio', {direction: 'recvonly'});\
+                 pc.addTransceiver('video', {direction: 'recvonly'});\
+                 await pc.setLocalDescription(await pc.createOffer());\
+                 const r = await fetch('/api/ip-cameras/mute/whep', {method: 'POST',\
+                   headers: {'Content-Type': 'application/sdp'}, body: pc.localDescription.sdp});\
+                 await pc.setRemoteDescription({type: 'answer', sdp: await r.text()});\
+                 let frames = 0;\
+                 for (let i = 0; i < 100 && frames < 5; i++) {\
+                   await new Promise((ok) => setTimeout(ok, 100));\
+                   (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded || 0; });\
+                 }\
+                 const audio = pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio').currentDirection;\
+                 pc.close();\
+                 return {status: r.status, audio, frames}; })()"}),
+        )
+        .await["result"]["value"]
+        .clone();
+    assert_eq!(
+        (&r["status"], &r["audio"]),
+        (&json!(201), &json!("inactive")),
+        "{r}"
+    );
+    assert!(r["frames"].as_u64() >= Some(5), "the video plays: {r}");
 }
 
 #[tokio::test]
