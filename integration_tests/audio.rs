@@ -142,6 +142,21 @@ fn decode_aac(adts: &[u8]) -> Vec<i16> {
         .collect()
 }
 
+/// A GStreamer RTSP camera, H.264 320x180 at 25 fps with a sine of `hz` in `codec` (`aac`,
+/// `pcmu`, `opus`).
+fn tone_camera(codec: &str, hz: &str) -> RtspServer {
+    RtspServer::start(&[
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--audio",
+        codec,
+        "--audio-freq",
+        hz,
+    ])
+}
+
 #[tokio::test]
 async fn a_listener_hears_each_camera_at_its_own_pitch_beside_its_video() {
     let aac = RtspServer::small(Some(("aac", 440)));
@@ -285,21 +300,9 @@ async fn watch(ws: &mut Ws, audio: Value, done: impl Fn(&Heard) -> bool) -> Hear
 #[tokio::test]
 async fn a_whep_player_hears_aac_as_opus_and_g711_as_it_is_beside_25_fps_video() {
     use common::whep::{event, play};
-    let camera = |codec: &str, hz: &str| {
-        RtspServer::start(&[
-            "--size",
-            "320x180",
-            "--fps",
-            "25",
-            "--audio",
-            codec,
-            "--audio-freq",
-            hz,
-        ])
-    };
     let (aac, pcmu, mute) = (
-        camera("aac", "440"),
-        camera("pcmu", "1000"),
+        tone_camera("aac", "440"),
+        tone_camera("pcmu", "1000"),
         RtspServer::small(None),
     );
     let cw = start_camwall(json!({"server": {}, "cameras": [
@@ -389,34 +392,18 @@ async fn a_whep_player_hears_aac_as_opus_and_g711_as_it_is_beside_25_fps_video()
         (&json!(20), &json!(0))
     );
     // The transcode ran for the AAC camera's listener only, and stopped when it left.
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = cw.metrics().await;
-        let made = transcoded(&m);
-        assert!(made >= 90.0, "two seconds of Opus were made: {made}");
-        if m.contains("camwall_audio_transcodes 0") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the transcode never stopped:\n{m}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let m = cw
+        .wait_metrics("the transcode stopped", Duration::from_secs(10), |m| {
+            m.contains("camwall_audio_transcodes 0")
+        })
+        .await;
+    let made = transcoded(&m);
+    assert!(made >= 90.0, "two seconds of Opus were made: {made}");
 }
 
 #[tokio::test]
 async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture() {
-    let aac = RtspServer::start(&[
-        "--size",
-        "320x180",
-        "--fps",
-        "25",
-        "--audio",
-        "aac",
-        "--audio-freq",
-        "440",
-    ]);
+    let aac = tone_camera("aac", "440");
     let mute = RtspServer::small(None);
     let cw = start_camwall(json!({"server": {}, "cameras": [
         {"id": "aac", "url": aac.url()},
@@ -533,16 +520,7 @@ async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture
 
 #[tokio::test]
 async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
-    let aac = RtspServer::start(&[
-        "--size",
-        "320x180",
-        "--fps",
-        "25",
-        "--audio",
-        "aac",
-        "--audio-freq",
-        "440",
-    ]);
+    let aac = tone_camera("aac", "440");
     let cw = start_camwall(json!({"server": {"allowed_hosts": ["camwall.test"]},
         "cameras": [{"id": "aac", "url": aac.url()}]}));
     cw.wait_camera("aac", Duration::from_secs(20), |c| {
@@ -601,14 +579,10 @@ async fn an_insecure_wall_hears_the_aac_camera_over_webrtc_when_asked() {
     );
     // Off again: the session goes back to video only and the transcode stops.
     b.click("[data-camera=aac] .sound").await;
-    let end = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cw.metrics().await.contains("camwall_audio_transcodes 0") {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the transcode never stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    cw.wait_metrics("the transcode stopped", Duration::from_secs(20), |m| {
+        m.contains("camwall_audio_transcodes 0")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -684,16 +658,7 @@ async fn a_file_cameras_aac_track_reaches_a_listener_as_it_is() {
 #[tokio::test]
 async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode() {
     use common::whep::{event, play};
-    let opus = RtspServer::start(&[
-        "--size",
-        "320x180",
-        "--fps",
-        "25",
-        "--audio",
-        "opus",
-        "--audio-freq",
-        "440",
-    ]);
+    let opus = tone_camera("opus", "440");
     // retina has no Opus depacketizer: FFmpeg's reader keeps the track.
     let cw = start_camwall(json!({"server": {}, "cameras": [
         {"id": "opus", "url": opus.url(), "ingest": "ffmpeg"}

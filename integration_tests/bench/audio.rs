@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 
 use crate::clients::ws_client;
 use crate::harness::RtspServer;
-use crate::procfs::{pct, CpuWindow};
+use crate::procfs::{pct, stat_ticks, CpuWindow};
 use crate::scenarios::Ctx;
 use crate::sources::{rtsp_cams, start_camwall, status, wait_streaming};
 use crate::webrtc::whep_exchange;
@@ -40,15 +40,7 @@ fn thread_ticks(pid: u32, name: &str) -> u64 {
     };
     dir.flatten()
         .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .map(|t| {
-            let s = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .map(|v| v.parse().unwrap_or(0))
-                .collect();
-            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
-        })
+        .map(|t| stat_ticks(&t.path().join("stat").to_string_lossy()))
         .sum()
 }
 

@@ -28,7 +28,8 @@ pub fn thread_cpu_ticks() -> u64 {
     stat_ticks("/proc/thread-self/stat")
 }
 
-fn stat_ticks(path: &str) -> u64 {
+/// CPU ticks (user + system) in a `/proc/.../stat` file: a process's or a thread's.
+pub fn stat_ticks(path: &str) -> u64 {
     let s = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = s.rsplit_once(')').map_or("", |(_, r)| r);

@@ -28,6 +28,24 @@ impl Camwall {
             .unwrap()
     }
 
+    /// Polls `/metrics` until `pred` holds (bounded by `timeout`); returns that text.
+    pub async fn wait_metrics(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let m = self.metrics().await;
+            if pred(&m) {
+                return m;
+            }
+            assert!(Instant::now() < end, "metrics never showed {what}:\n{m}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn camera(&self, id: &str) -> Value {
         let s = self.status().await;
         find_camera(&s, id).unwrap_or_else(|| panic!("no camera {id} in {s}"))

@@ -183,6 +183,20 @@ impl Want for Opus {
     }
 }
 
+impl AudioOutput {
+    /// The next frame of `audio`, or never when there is none (a viewer without sound, or
+    /// one whose camera's feed ended): a `select!` branch that stays quiet.
+    pub async fn next_or_never(
+        audio: &mut Option<AudioOutput>,
+    ) -> Option<Result<Arc<AudioFrame>, BroadcastStreamRecvError>> {
+        use futures_util::StreamExt;
+        match audio {
+            Some(a) => a.next().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl futures_util::Stream for AudioOutput {
     type Item = Result<Arc<AudioFrame>, BroadcastStreamRecvError>;
 

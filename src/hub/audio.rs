@@ -183,10 +183,10 @@ impl AudioFeed {
     }
 
     /// A frame arrived with timestamp `ts` (in the track's sample-rate ticks) while the
-    /// camera's clock stood at `clock_us` (the video's, moved on to the frame's arrival). Its place on the camera's clock follows its own
-    /// timestamps from the session's first frame, which is placed by arrival (the video and
-    /// audio of one camera arrive together on one connection); a frame without a timestamp,
-    /// or one that jumps, is placed by arrival.
+    /// camera's clock stood at `clock_us` (the video's, moved on to the frame's arrival). Its
+    /// place on the camera's clock follows its own timestamps from the session's first frame,
+    /// which is placed by arrival (the video and audio of one camera arrive together on one
+    /// connection); a frame without a timestamp, or one that strays, is placed by arrival.
     pub fn frame(&self, data: bytes::Bytes, ts: Option<i64>, clock_us: i64) {
         let mut st = self.state();
         let Some(info) = st.info.clone() else {

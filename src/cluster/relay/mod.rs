@@ -328,7 +328,7 @@ impl Relay {
                     }
                     continue;
                 }
-                f = next_frame(&mut sound) => {
+                f = crate::hub::AudioOutput::next_or_never(&mut sound) => {
                     match f {
                         Some(Ok(f)) if self.audio_listened(cam.id()) => {
                             let p = audio::frame_payload(&f);
@@ -420,18 +420,6 @@ impl Relay {
             take,
         )
         .await;
-    }
-}
-
-/// The next audio frame, or never once the feed has ended.
-async fn next_frame(
-    sound: &mut Option<crate::hub::AudioOutput>,
-) -> Option<
-    Result<Arc<crate::hub::AudioFrame>, tokio_stream::wrappers::errors::BroadcastStreamRecvError>,
-> {
-    match sound {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
     }
 }
 

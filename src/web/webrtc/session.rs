@@ -101,7 +101,7 @@ impl Run {
                     Some((proto, from, data)) => self.peer.receive(now(), proto, from, &data),
                     None => self.peer.end(End::Closed),
                 },
-                a = next_audio(&mut self.audio) => match a {
+                a = AudioOutput::next_or_never(&mut self.audio) => match a {
                     Some(Ok(frame)) => self.peer.send_audio(now(), &frame),
                     Some(Err(BroadcastStreamRecvError::Lagged(n))) => {
                         metrics::audio_frames_skipped(ClientKind::WebRtc.label(), n)
@@ -156,16 +156,6 @@ impl Run {
             debug!(camera = %camera, session = %self.id, "WebRTC offer abandoned");
         }
         drop(self.slot);
-    }
-}
-
-/// The next audio frame, or never when the viewer has no audio.
-async fn next_audio(
-    audio: &mut Option<AudioOutput>,
-) -> Option<Result<Arc<crate::hub::AudioFrame>, BroadcastStreamRecvError>> {
-    match audio {
-        Some(a) => a.next().await,
-        None => std::future::pending().await,
     }
 }
 
