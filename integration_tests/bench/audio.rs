@@ -4,23 +4,18 @@
 //! same run, the transcode thread's own CPU, and how far apart audio and video of the same
 //! camera instant arrive at the WHEP player (by the sender reports' clocks).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, RtcConfig};
-use tokio::net::UdpSocket;
 
 use crate::clients::ws_client;
 use crate::harness::RtspServer;
 use crate::procfs::{pct, stat_ticks, CpuWindow};
 use crate::scenarios::Ctx;
 use crate::sources::{rtsp_cams, start_camwall, status, wait_streaming};
-use crate::webrtc::whep_exchange;
+use crate::webrtc::WhepClient;
 
 /// What the WHEP player received while measuring.
 #[derive(Default)]
@@ -65,89 +60,49 @@ async fn run_av(
     measuring: &AtomicBool,
     st: &mut AvStats,
 ) -> Result<(), String> {
-    let socket = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let local: SocketAddr = socket.local_addr().map_err(|e| e.to_string())?;
-    let mut rtc = RtcConfig::new()
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
-    let mut change = rtc.sdp_api();
-    let audio_mid = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = change.apply().ok_or("no offer")?;
-    let http = reqwest::Client::new();
-    let (location, answer) = whep_exchange(&http, base, camera, offer.to_sdp_string()).await?;
-    rtc.sdp_api()
-        .accept_answer(pending, answer)
-        .map_err(|e| e.to_string())?;
+    let mut c = WhepClient::open(base, camera, true).await?;
+    let audio_mid = c.audio_mid;
     // Arrival instants as wall-clock times, to compare with the sender reports' NTP times.
     let (i0, s0) = (Instant::now(), SystemTime::now());
     let mut video_delays: std::collections::VecDeque<f64> = Default::default();
-    let mut buf = vec![0u8; 2048];
-    while !stop.load(Ordering::Relaxed) && rtc.is_alive() {
-        let timeout = match rtc.poll_output().map_err(|e| e.to_string())? {
-            Output::Transmit(t) => {
-                let _ = socket.send_to(&t.contents, t.destination).await;
-                continue;
+    while let Some(d) = c.next_media(stop, &mut |_| {}).await? {
+        let audio = Some(d.mid) == audio_mid;
+        // How long after its capture instant (on the sender's clock) it arrived.
+        let delay = d.last_sender_info.and_then(|sr| {
+            let since_sr =
+                d.time.as_seconds() - sr.rtp_time.rebase(d.time.frequency()).as_seconds();
+            let captured = sr
+                .ntp_time
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_secs_f64()
+                + since_sr;
+            let arrived = (s0 + d.network_time.saturating_duration_since(i0))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_secs_f64();
+            Some((arrived - captured) * 1000.0)
+        });
+        if !measuring.load(Ordering::Relaxed) {
+            continue;
+        }
+        if audio {
+            st.audio_frames += 1;
+            if let (Some(a), false) = (delay, video_delays.is_empty()) {
+                let mut v: Vec<f64> = video_delays.iter().copied().collect();
+                st.skews.push(a - pct(&mut v, 50.0));
             }
-            Output::Event(Event::MediaData(d)) => {
-                let audio = d.mid == audio_mid;
-                // How long after its capture instant (on the sender's clock) it arrived.
-                let delay = d.last_sender_info.and_then(|sr| {
-                    let since_sr =
-                        d.time.as_seconds() - sr.rtp_time.rebase(d.time.frequency()).as_seconds();
-                    let captured = sr
-                        .ntp_time
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .ok()?
-                        .as_secs_f64()
-                        + since_sr;
-                    let arrived = (s0 + d.network_time.saturating_duration_since(i0))
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .ok()?
-                        .as_secs_f64();
-                    Some((arrived - captured) * 1000.0)
-                });
-                if !measuring.load(Ordering::Relaxed) {
-                    continue;
+        } else {
+            st.video_frames += 1;
+            if let Some(v) = delay {
+                video_delays.push_back(v);
+                if video_delays.len() > 25 {
+                    video_delays.pop_front();
                 }
-                if audio {
-                    st.audio_frames += 1;
-                    if let (Some(a), false) = (delay, video_delays.is_empty()) {
-                        let mut v: Vec<f64> = video_delays.iter().copied().collect();
-                        st.skews.push(a - pct(&mut v, 50.0));
-                    }
-                } else {
-                    st.video_frames += 1;
-                    if let Some(v) = delay {
-                        video_delays.push_back(v);
-                        if video_delays.len() > 25 {
-                            video_delays.pop_front();
-                        }
-                    }
-                }
-                continue;
             }
-            Output::Event(_) => continue,
-            Output::Timeout(t) => t,
-        };
-        let wait = timeout
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(100));
-        let input = match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
-            Ok(Ok((n, from))) => match Receive::new(Protocol::Udp, from, local, &buf[..n]) {
-                Ok(r) => Input::Receive(Instant::now(), r),
-                Err(_) => continue,
-            },
-            _ => Input::Timeout(Instant::now()),
-        };
-        rtc.handle_input(input).map_err(|e| e.to_string())?;
+        }
     }
-    let _ = http.delete(format!("{base}{location}")).send().await;
+    c.close().await;
     Ok(())
 }
 

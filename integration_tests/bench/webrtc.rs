@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, RtcConfig};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 
 use crate::harness::{proc_status, repo_root};
@@ -59,65 +59,124 @@ async fn run_session(
     measuring: &AtomicBool,
     st: &mut RtcStats,
 ) -> Result<(), String> {
-    let socket = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let local: SocketAddr = socket.local_addr().map_err(|e| e.to_string())?;
-    let mut rtc = RtcConfig::new()
-        .clear_codecs()
-        .enable_h264(true)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = change.apply().ok_or("no offer")?;
-    let t0 = Instant::now();
-    let http = reqwest::Client::new();
-    let (location, answer) = whep_exchange(&http, base, camera, offer.to_sdp_string()).await?;
-    rtc.sdp_api()
-        .accept_answer(pending, answer)
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 2048];
-    while !stop.load(Ordering::Relaxed) && rtc.is_alive() {
-        let timeout = match rtc.poll_output().map_err(|e| e.to_string())? {
-            Output::Transmit(t) => {
-                let _ = socket.send_to(&t.contents, t.destination).await;
-                continue;
-            }
-            Output::Event(Event::MediaData(d)) => {
-                if st.first_frame_ms.is_none() {
-                    st.first_frame_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
-                }
-                if measuring.load(Ordering::Relaxed) {
-                    st.frames += 1;
-                    st.bytes += d.data.len() as u64;
-                }
-                continue;
-            }
-            Output::Event(_) => continue,
-            Output::Timeout(t) => t,
-        };
-        // Wake at least every 100 ms to see `stop`.
-        let wait = timeout
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(100));
-        let input = match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
-            Ok(Ok((n, from))) => {
-                if measuring.load(Ordering::Relaxed) {
-                    st.datagrams += 1;
-                    st.datagram_bytes += n as u64;
-                }
-                match Receive::new(Protocol::Udp, from, local, &buf[..n]) {
-                    Ok(r) => Input::Receive(Instant::now(), r),
-                    Err(_) => continue,
-                }
-            }
-            _ => Input::Timeout(Instant::now()),
-        };
-        rtc.handle_input(input).map_err(|e| e.to_string())?;
+    let mut c = WhepClient::open(base, camera, false).await?;
+    let mut datagram = |n: usize| {
+        if measuring.load(Ordering::Relaxed) {
+            st.datagrams += 1;
+            st.datagram_bytes += n as u64;
+        }
+    };
+    while let Some(d) = c.next_media(stop, &mut datagram).await? {
+        if measuring.load(Ordering::Relaxed) {
+            st.frames += 1;
+            st.bytes += d.data.len() as u64;
+        }
+        if st.first_frame_ms.is_none() {
+            st.first_frame_ms = Some(c.posted.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    let _ = http.delete(format!("{base}{location}")).send().await;
+    c.close().await;
     Ok(())
+}
+
+/// A WHEP player in the load generator: a str0m receiver on a UDP socket of its own.
+pub struct WhepClient {
+    socket: UdpSocket,
+    local: SocketAddr,
+    rtc: Rtc,
+    http: reqwest::Client,
+    base: String,
+    location: String,
+    /// The audio section's mid, when it asked for audio.
+    pub audio_mid: Option<Mid>,
+    /// When the offer went out.
+    pub posted: Instant,
+    buf: Vec<u8>,
+}
+
+impl WhepClient {
+    /// Offers `recvonly` video (and audio first, with `audio`) to `camera` and takes the
+    /// answer.
+    pub async fn open(base: &str, camera: &str, audio: bool) -> Result<Self, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let local: SocketAddr = socket.local_addr().map_err(|e| e.to_string())?;
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(audio, false)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
+        let mut change = rtc.sdp_api();
+        let audio_mid = audio
+            .then(|| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None));
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = change.apply().ok_or("no offer")?;
+        let posted = Instant::now();
+        let http = reqwest::Client::new();
+        let (location, answer) = whep_exchange(&http, base, camera, offer.to_sdp_string()).await?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            socket,
+            local,
+            rtc,
+            http,
+            base: base.to_string(),
+            location,
+            audio_mid,
+            posted,
+            buf: vec![0u8; 2048],
+        })
+    }
+
+    /// Runs the connection until its next media frame; `None` once `stop` is set or the
+    /// peer is gone. `datagram` hears the size of every datagram received.
+    pub async fn next_media(
+        &mut self,
+        stop: &AtomicBool,
+        datagram: &mut impl FnMut(usize),
+    ) -> Result<Option<MediaData>, String> {
+        while !stop.load(Ordering::Relaxed) && self.rtc.is_alive() {
+            let timeout = match self.rtc.poll_output().map_err(|e| e.to_string())? {
+                Output::Transmit(t) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    continue;
+                }
+                Output::Event(Event::MediaData(d)) => return Ok(Some(d)),
+                Output::Event(_) => continue,
+                Output::Timeout(t) => t,
+            };
+            // Wake at least every 100 ms to see `stop`.
+            let wait = timeout
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            let input = match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await
+            {
+                Ok(Ok((n, from))) => {
+                    datagram(n);
+                    match Receive::new(Protocol::Udp, from, self.local, &self.buf[..n]) {
+                        Ok(r) => Input::Receive(Instant::now(), r),
+                        Err(_) => continue,
+                    }
+                }
+                _ => Input::Timeout(Instant::now()),
+            };
+            self.rtc.handle_input(input).map_err(|e| e.to_string())?;
+        }
+        Ok(None)
+    }
+
+    /// Ends the session (`DELETE`).
+    pub async fn close(self) {
+        let _ = self
+            .http
+            .delete(format!("{}{}", self.base, self.location))
+            .send()
+            .await;
+    }
 }
 
 /// Posts `offer` to `camera`'s WHEP endpoint: the session's `Location` and the answer.
