@@ -10,6 +10,7 @@ which has the `gi` bindings.
   rtsp_test_server.py --port 0 --pattern smpte --switch-after 5   (still, then scrolling)
   rtsp_test_server.py --port 0 --pattern smpte --speed 4 --size 1280x720 --fps 25 --bitrate 4000
   rtsp_test_server.py --port 0 --audio aac --audio-freq 440   (H.264 plus a sine in AAC)
+  rtsp_test_server.py --port 0 --colors 8    (solid red, green, blue, 8 s each, in a loop)
 """
 import argparse
 import sys
@@ -46,6 +47,8 @@ def main():
                     help="H.264 profile the encoder must use (default: x264's choice, Constrained Baseline at ultrafast)")
     ap.add_argument("--user", help="require this user (with --password) over RTSP basic auth")
     ap.add_argument("--password")
+    ap.add_argument("--colors", type=float,
+                    help="a solid picture cycling red, green, blue, each this many seconds")
     ap.add_argument("--audio", choices=["aac", "pcmu", "opus"],
                     help="an audio track beside the video: a sine in AAC (48 kHz), G.711 mu-law "
                          "(8 kHz) or Opus (48 kHz)")
@@ -66,8 +69,9 @@ def main():
             f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
         )
     else:
+        pattern = "solid-color foreground-color=0xffff0000" if args.colors else args.pattern
         launch = (
-            f"( videotestsrc name=src is-live=true pattern={args.pattern} "
+            f"( videotestsrc name=src is-live=true pattern={pattern} "
             f"horizontal-speed={args.speed} ! "
             f"video/x-raw,width={w},height={h},framerate={args.fps}/1 ! "
             + (
@@ -120,6 +124,16 @@ def main():
                     return False
                 GLib.timeout_add(int(args.switch_after * 1000), switch)
         factory.connect("media-configure", configured)
+    if args.colors:
+        def cycle(_factory, media):
+            src = media.get_element().get_by_name("src")
+            if src is not None:
+                colors = iter([0xff00ff00, 0xff0000ff, 0xffff0000] * 1000000)
+                def step():
+                    src.set_property("foreground-color", next(colors))
+                    return True
+                GLib.timeout_add(int(args.colors * 1000), step)
+        factory.connect("media-configure", cycle)
     mounts = server.get_mount_points()
     if args.mounts == 1:
         mounts.add_factory(args.path, factory)

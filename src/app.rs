@@ -39,6 +39,7 @@ pub struct App {
     public_dir: PathBuf,
     cancel: CancellationToken,
     cluster: Option<Arc<Cluster>>,
+    replay: Option<Arc<crate::replay::Replay>>,
 }
 
 impl App {
@@ -73,7 +74,10 @@ impl App {
                 cancel.clone(),
             )
         });
+        let replay =
+            crate::replay::Replay::start(hub.clone(), &s.replay, &config_dir, cancel.clone());
         Self {
+            replay,
             hub,
             manager,
             auth,
@@ -131,6 +135,7 @@ impl App {
             open_access,
             cluster: self.cluster.clone(),
             webrtc,
+            replay: self.replay.clone(),
         };
         let cancel = self.cancel.clone();
         let stop = cancel.clone();

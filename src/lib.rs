@@ -21,6 +21,7 @@ pub(crate) mod ingest;
 pub(crate) mod link;
 pub mod media;
 pub mod obs;
+pub(crate) mod replay;
 pub(crate) mod web;
 
 /// Initializes FFmpeg once and keeps its own log quiet, since its lines may repeat a camera URL

@@ -49,6 +49,10 @@ pub struct CameraConfig {
     /// Default `auto`.
     #[serde(default, skip_serializing_if = "Ingest::is_auto")]
     pub ingest: Ingest,
+    /// Whether this camera's last minutes are kept on disk (`server.replay`). Default: kept
+    /// for cameras that send H.264/H.265; `false` leaves the camera out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<bool>,
 }
 
 /// A camera's `ingest` setting.

@@ -19,6 +19,8 @@ mod cluster;
 pub use cluster::{validate_cluster, ClusterConfig};
 mod webrtc;
 pub use webrtc::{parse_candidate, validate_webrtc, WebRtcConfig};
+mod replay;
+pub use replay::{validate_replay, ReplayConfig};
 
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -82,6 +84,10 @@ pub struct ServerConfig {
     /// WebRTC output (WHEP, the wall without WebCodecs). Default: on, UDP on the HTTP port.
     #[serde(default, skip_serializing_if = "WebRtcConfig::is_default")]
     pub webrtc: WebRtcConfig,
+    /// The last minutes of every camera on disk, for scrubbing back. Default: on, 10 minutes,
+    /// at most 4096 MB, in `replay/` beside the config file.
+    #[serde(default, skip_serializing_if = "ReplayConfig::is_default")]
+    pub replay: ReplayConfig,
 }
 
 /// `server.tls` section: either `cert` and `key`, or `self_signed`.
@@ -126,6 +132,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             cluster: None,
             webrtc: WebRtcConfig::default(),
+            replay: ReplayConfig::default(),
         }
     }
 }
@@ -390,6 +397,11 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
     }
     issues.extend(
         validate_webrtc(&s.webrtc)
+            .into_iter()
+            .map(|(f, m)| server(f, m)),
+    );
+    issues.extend(
+        validate_replay(&s.replay)
             .into_iter()
             .map(|(f, m)| server(f, m)),
     );

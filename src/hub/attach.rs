@@ -6,8 +6,8 @@
 //! Today's wants: [`Pictures`] (a live JPEG lane), [`Video`] (the camera's own access units
 //! from the current GOP on), [`Audio`] (the camera's own audio frames) and [`Still`] (one
 //! picture: a snapshot or a long-poll). The WebSocket session, WebRTC, MJPEG streams,
-//! snapshots, long-polls and the cluster relay all attach here; a new consumer (a replay
-//! writer) is one more want.
+//! snapshots, long-polls and the cluster relay all attach here; the replay ring's writer is
+//! `Video::Record` with `Audio`.
 //!
 //! Demand is counted from what is attached: a lane keeps its camera decoding at the lane's
 //! rate while it lives (`fanout`), a still marks the snapshot linger, and every output but a
@@ -109,6 +109,9 @@ pub enum Video {
     /// (their use is counted where it arrives): attached for as long as this node owns the
     /// camera, it must not keep a stream opened on demand connected by itself.
     Tap,
+    /// The replay ring's writer: attached for as long as the camera is recorded, it is
+    /// neither a use of the stream nor a viewer in the status.
+    Record,
 }
 
 /// The camera's video: its current GOP when attached, then every unit after it (no gap, no
@@ -119,17 +122,20 @@ pub struct VideoOutput {
     pub gop: Vec<Arc<VideoUnit>>,
     units: BroadcastStream<Arc<VideoUnit>>,
     _use: Option<StreamUse>,
+    _recorder: Option<super::video::Recorder>,
 }
 
 impl Want for Video {
     type Output = VideoOutput;
 
     fn attach(self, stream: &Stream) -> VideoOutput {
-        let start = stream.camera.video().subscribe();
+        let video = stream.camera.video();
+        let start = video.subscribe();
         VideoOutput {
             gop: start.gop,
             units: BroadcastStream::new(start.rx),
             _use: (self == Video::Watch).then(|| stream.camera.demand().use_stream()),
+            _recorder: (self == Video::Record).then(|| video.recorder()),
         }
     }
 }

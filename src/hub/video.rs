@@ -11,6 +11,7 @@
 //! feed's [`FeedDecoder`] so that a snapshot of a camera not decoding asks it for a picture
 //! (the hub never decodes).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -189,6 +190,8 @@ pub struct VideoStats {
 pub struct VideoFeed {
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<VideoUnit>>,
+    /// Receivers that record (the replay ring), not counted as viewers.
+    recorders: Arc<AtomicUsize>,
 }
 
 impl Default for VideoFeed {
@@ -196,7 +199,17 @@ impl Default for VideoFeed {
         Self {
             state: Mutex::new(State::default()),
             tx: broadcast::channel(BROADCAST_UNITS).0,
+            recorders: Arc::default(),
         }
+    }
+}
+
+/// Marks one receiver of the feed as a recorder while it lives (see [`VideoFeed::viewers`]).
+pub struct Recorder(Arc<AtomicUsize>);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -283,9 +296,18 @@ impl VideoFeed {
         let _ = self.push_unit(Bytes::copy_from_slice(data), Stamp::now(pts));
     }
 
-    /// Viewers (and cluster relays) receiving this camera's video units now.
+    /// Viewers (and cluster relays) receiving this camera's video units now; the replay
+    /// ring's writer is not one.
     pub fn viewers(&self) -> usize {
-        self.tx.receiver_count()
+        self.tx
+            .receiver_count()
+            .saturating_sub(self.recorders.load(Ordering::Relaxed))
+    }
+
+    /// Counts a receiver as a recorder until the guard is dropped.
+    pub fn recorder(&self) -> Recorder {
+        self.recorders.fetch_add(1, Ordering::Relaxed);
+        Recorder(self.recorders.clone())
     }
 
     /// One access unit from the source, with its place on the camera's clock (a unit relayed

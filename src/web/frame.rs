@@ -1,6 +1,6 @@
 //! `GET /api/ip-cameras/frame/{id}`: the newest JPEG through the TTL cache, ETag/304, and
 //! long-poll (`after=<etag>&wait_ms=N`, counted under the client caps while it waits) for
-//! scripts that follow a camera.
+//! scripts that follow a camera; `?at=<unix_ms>` answers from the replay ring (`replay`).
 
 use std::collections::HashMap;
 
@@ -27,6 +27,9 @@ pub async fn frame(
     // A camera outside the asker's scope does not exist for them.
     if !who.scope.allows(&id) {
         return ApiError::unknown_camera(&id).into_response();
+    }
+    if query.contains_key("at") {
+        return super::replay::frame_at(&id, &who, &query, &s).await;
     }
     let (stream, p, kind) = match resolve_request(&s.hub, &id, &query) {
         Ok(r) => r,

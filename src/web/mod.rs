@@ -10,6 +10,7 @@ mod frame;
 mod mjpeg;
 pub mod params;
 mod probe;
+mod replay;
 pub mod server;
 pub mod state;
 mod status;
@@ -257,6 +258,19 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(whep_options)
         .unify();
 
+    let replay_span = warp::path!("api" / "ip-cameras" / String / "replay")
+        .and(get())
+        .and(view())
+        .and(with_state.clone())
+        .map(replay::span);
+    let clip = warp::path!("api" / "ip-cameras" / String / "clip.mp4")
+        .and(get())
+        .and(view())
+        .and(query())
+        .and(with_state.clone())
+        .map(replay::clip);
+    let replay = replay_span.or(clip).unify();
+
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(viewer())
@@ -290,6 +304,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(ws)
         .unify()
         .or(whep)
+        .unify()
+        .or(replay)
         .unify()
         .or(manage)
         .unify()

@@ -32,4 +32,6 @@ pub struct WebState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// WebRTC sessions and their UDP socket (`None`: off, or the socket could not be bound).
     pub webrtc: Option<Arc<crate::web::webrtc::WebRtc>>,
+    /// The replay ring (`None`: off).
+    pub replay: Option<Arc<crate::replay::Replay>>,
 }

@@ -170,9 +170,26 @@ pub fn status_body(hub: &Hub) -> StatusBody {
 /// top names the answering node.
 pub fn status(s: &WebState) -> Response {
     let body = status_body(&s.hub);
-    match &s.cluster {
-        None => json_ok(&body),
-        Some(c) => json_ok(&clustered(&body, c)),
+    let mut v = match &s.cluster {
+        None => serde_json::to_value(&body).unwrap_or_default(),
+        Some(c) => clustered(&body, c),
+    };
+    if let Some(r) = &s.replay {
+        with_replay(&mut v, r);
+    }
+    json_ok(&v)
+}
+
+/// Each recorded camera's replay span, bytes and error (`replay`).
+fn with_replay(v: &mut serde_json::Value, r: &crate::replay::Replay) {
+    if let Some(cams) = v
+        .get_mut("cameras")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for cam in cams {
+            let id = cam["id"].as_str().unwrap_or_default().to_string();
+            cam["replay"] = serde_json::to_value(r.span(&id)).unwrap_or_default();
+        }
     }
 }
 

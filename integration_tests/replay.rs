@@ -1,0 +1,318 @@
+//! Replay end to end: a GStreamer RTSP camera cycling solid red, green and blue, camwall
+//! recording it into its ring on disk, and what comes back: the picture at an instant seen
+//! live (same colour), a clip that ffprobe and ffmpeg read as the span asked, the ring found
+//! again after a `kill -9`, the oldest minute dropped, and a camera whose directory cannot be
+//! written losing its replay but not its live picture.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// The colour a solid picture shows: 'r', 'g', 'b', or '?' for anything else (a transition).
+fn colour(jpeg: &[u8]) -> char {
+    let (w, h, px) = decode_rgb(jpeg);
+    let i = (h / 2 * w + w / 2) * 3;
+    match (px[i] > 180, px[i + 1] > 180, px[i + 2] > 180) {
+        (true, false, false) => 'r',
+        (false, true, false) => 'g',
+        (false, false, true) => 'b',
+        _ => '?',
+    }
+}
+
+/// A camera of solid colours, each `secs` long, 1 s GOPs.
+fn colour_camera(secs: u32) -> RtspServer {
+    let secs = secs.to_string();
+    RtspServer::start(&["--colors", &secs, "--size", "320x240", "--fps", "15"])
+}
+
+/// Live snapshots for `dur`: (capture time, colour) of each new picture.
+async fn watch_live(cw: &Camwall, id: &str, dur: Duration) -> Vec<(u64, char)> {
+    let mut seen = Vec::new();
+    let end = Instant::now() + dur;
+    let mut last = 0;
+    while Instant::now() < end {
+        let r = get_frame(cw, id, "").await;
+        if r.status() == 200 {
+            let t: u64 = r.headers()["x-capture-time"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body = r.bytes().await.unwrap();
+            if t != last {
+                seen.push((t, colour(&body)));
+                last = t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    seen
+}
+
+/// Instants well inside one colour: both neighbours seen live show it too.
+fn steady(seen: &[(u64, char)]) -> Vec<(u64, char)> {
+    seen.windows(3)
+        .filter(|w| w[0].1 == w[1].1 && w[1].1 == w[2].1 && w[1].1 != '?')
+        .map(|w| w[1])
+        .collect()
+}
+
+async fn at(cw: &Camwall, id: &str, t: u64) -> reqwest::Response {
+    get_frame(cw, id, &format!("?at={t}")).await
+}
+
+async fn replay_span(cw: &Camwall, id: &str) -> Value {
+    reqwest::get(cw.url(&format!("/api/ip-cameras/{id}/replay")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn error_of(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    (status, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instants_seen_live_come_back_with_their_colour_and_a_clip_is_the_span() {
+    let cam = colour_camera(8);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "c", "url": cam.url()}]}));
+    cw.wait_camera("c", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    let seen = watch_live(&cw, "c", Duration::from_secs(27)).await;
+    let colours: String = seen.iter().map(|s| s.1).collect();
+    for c in ['r', 'g', 'b'] {
+        assert!(colours.contains(c), "the camera showed {colours}");
+    }
+    // The last second may not be on disk yet: batches go once a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let span = replay_span(&cw, "c").await;
+    let (from, to) = (span["from"].as_u64().unwrap(), span["to"].as_u64().unwrap());
+    assert!(
+        from <= seen[0].0 + 1500,
+        "the ring starts with the camera: {span} {seen:?}"
+    );
+    assert!(to >= seen.last().unwrap().0, "{span}");
+    assert!(span["bytes"].as_u64().unwrap() > 10_000, "{span}");
+    let status = cw.camera("c").await;
+    assert_eq!(status["replay"]["from"], span["from"], "{status}");
+
+    let mut checked = 0;
+    for (t, c) in steady(&seen) {
+        let r = at(&cw, "c", t).await;
+        assert_eq!(r.status(), 200, "at {t}");
+        let shown: u64 = r.headers()["x-frame-time"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            shown <= t && t - shown < 1000,
+            "asked {t}, got the picture of {shown}"
+        );
+        assert_eq!(colour(&r.bytes().await.unwrap()), c, "at {t}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} steady instants");
+    let small = get_frame(
+        &cw,
+        "c",
+        &format!("?at={}&max_width=160", seen[seen.len() / 2].0),
+    )
+    .await;
+    assert_eq!(small.headers()["x-frame-width"], "160");
+    let (code, err) = error_of(at(&cw, "c", from - 3_600_000).await).await;
+    assert_eq!((code, err.as_str()), (404, "not_in_replay"));
+    let (code, err) = error_of(get_frame(&cw, "c", "?at=yesterday").await).await;
+    assert_eq!((code, err.as_str()), (400, "bad_parameter"));
+
+    // A 15 s clip from a second in.
+    let (cf, ct) = (from + 1000, from + 16_000);
+    let r = reqwest::get(cw.url(&format!("/api/ip-cameras/c/clip.mp4?from={cf}&to={ct}")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let mp4 = r.bytes().await.unwrap();
+    let file = cw.dir.path().join("clip.mp4");
+    std::fs::write(&file, &mp4).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames:format=duration",
+        ])
+        .args(["-of", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let p: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let st = &p["streams"][0];
+    assert_eq!(st["codec_name"], "h264", "{p}");
+    assert_eq!(
+        (st["width"].as_u64(), st["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    // From the keyframe at or before `from` (1 s GOPs): 15 to 16 s.
+    assert!((14.5..=16.5).contains(&dur), "clip lasts {dur} s: {p}");
+    let frames: f64 = st["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (frames - dur * 15.0).abs() <= 8.0,
+        "{frames} frames in {dur} s"
+    );
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+
+    let bad = |q: String| {
+        let url = cw.url(&format!("/api/ip-cameras/c/clip.mp4?{q}"));
+        async move { error_of(reqwest::get(url).await.unwrap()).await }
+    };
+    assert_eq!(
+        bad(format!("from={cf}&to={cf}")).await,
+        (400, "bad_parameter".into())
+    );
+    assert_eq!(
+        bad(format!("from={cf}&to={}", cf + 601_000)).await,
+        (400, "bad_parameter".into())
+    );
+    assert_eq!(
+        bad("from=1&to=2".into()).await,
+        (404, "not_in_replay".into())
+    );
+    let r = reqwest::get(cw.url("/api/ip-cameras/nope/replay"))
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (404, "unknown_camera".into()));
+}
+
+/// Bytes of the segment files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for cam in std::fs::read_dir(dir).unwrap().flatten() {
+        for f in std::fs::read_dir(cam.path()).unwrap().flatten() {
+            n += f.metadata().unwrap().len();
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ring_survives_kill_9_and_keeps_about_its_minute() {
+    let cam = colour_camera(8);
+    let store = tempfile::tempdir().unwrap();
+    let replay_dir = store.path().join("replay");
+    let config = json!({"server": {"replay": {"dir": path_str(&replay_dir), "minutes": 1}},
+        "cameras": [{"id": "c", "url": cam.url()}]});
+    let mut first = start_camwall(config.clone());
+    first
+        .wait_camera("c", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    let seen = watch_live(&first, "c", Duration::from_secs(5)).await;
+    let (t0, c0) = *steady(&seen).first().expect("a steady instant");
+    // Until the instant is on disk, then no chance to close anything.
+    let end = Instant::now() + Duration::from_secs(10);
+    while replay_span(&first, "c").await["to"].as_u64().unwrap_or(0) < t0 + 1000 {
+        assert!(Instant::now() < end, "never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(first.pid(), "KILL");
+    let _ = first.child.take().map(|mut c| c.wait());
+
+    let second = start_camwall(config);
+    let r = at(&second, "c", t0).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "an instant from before the kill: {}",
+        second.logs()
+    );
+    assert_eq!(colour(&r.bytes().await.unwrap()), c0);
+
+    // The ring keeps a minute: the instant goes once it is older than that.
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let span = replay_span(&second, "c").await;
+        if span["from"].as_u64().is_some_and(|f| f > t0 + 5000) {
+            let (from, to) = (span["from"].as_u64().unwrap(), span["to"].as_u64().unwrap());
+            assert!(
+                (55_000..=63_000).contains(&(to - from)),
+                "the ring spans {} ms",
+                to - from
+            );
+            let on_disk = dir_bytes(&replay_dir);
+            let listed = span["bytes"].as_u64().unwrap();
+            assert!(
+                on_disk.abs_diff(listed) < listed / 10 + 100_000,
+                "{on_disk} on disk, {listed} listed"
+            );
+            break;
+        }
+        assert!(Instant::now() < end, "nothing evicted: {span}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (code, err) = error_of(at(&second, "c", t0).await).await;
+    assert_eq!((code, err.as_str()), (404, "not_in_replay"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_cannot_be_written_stops_replay_and_not_the_camera() {
+    let cam = colour_camera(8);
+    let store = tempfile::tempdir().unwrap();
+    let replay_dir = store.path().join("replay");
+    std::fs::create_dir_all(&replay_dir).unwrap();
+    // A file where the camera's directory would go: no write can succeed, even as root.
+    std::fs::write(replay_dir.join("c"), b"in the way").unwrap();
+    let cw = start_camwall(json!({"server": {"replay": {"dir": path_str(&replay_dir)}},
+        "cameras": [{"id": "c", "url": cam.url()}, {"id": "off", "url": cam.url(), "replay": false}]}));
+    let c = cw
+        .wait_camera("c", Duration::from_secs(20), |c| {
+            c["replay"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot write"))
+        })
+        .await;
+    assert_eq!(c["state"], "streaming", "{c}");
+    cw.wait_log("replay stopped", Duration::from_secs(5)).await;
+    let seq = |r: &reqwest::Response| {
+        r.headers()["x-frame-seq"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let a = seq(&get_frame(&cw, "c", "").await);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get_frame(&cw, "c", "").await;
+        assert_eq!(r.status(), 200);
+        if seq(&r) > a + 5 {
+            break;
+        }
+        assert!(Instant::now() < end, "live pictures stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = reqwest::get(cw.url("/api/ip-cameras/off/replay"))
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (404, "replay_off".into()));
+    assert!(!cw.logs().contains("panicked"));
+}

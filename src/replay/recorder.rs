@@ -1,0 +1,214 @@
+//! One camera's recorder: attached to its main stream through the output seam
+//! (`Video::Record` and `Audio`), it cuts what the camera sends into segments (each from a
+//! keyframe, closed at the first keyframe a second or more later), turns units and audio
+//! frames into records, and hands them to the disk thread in batches, at most a second
+//! apart. It never holds a live viewer back: it is one more receiver of the broadcasts, and
+//! a recorder that falls behind (a slow disk) drops to the next keyframe and leaves a gap.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::disk::Op;
+use super::segment::{self, Kind};
+use crate::hub::audio::{AudioFrame, AudioInfo};
+use crate::hub::video::VideoUnit;
+use crate::hub::{Audio, AudioOutput, Stream, Video};
+
+/// A segment is closed at the first keyframe this long after its start.
+pub const SEGMENT_MS: u64 = 1000;
+/// Batches go to the disk thread at least this often: what a `kill -9` may lose.
+const FLUSH: Duration = Duration::from_millis(1000);
+/// Most bytes a recorder holds while the disk thread is behind; beyond it the recorder drops
+/// what it holds and starts again at the next keyframe.
+const MAX_HELD: usize = 32 << 20;
+
+/// Records `stream` until `cancel`.
+pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationToken) {
+    let id: Arc<str> = Arc::from(stream.camera.id());
+    let placement = stream.camera.placement_changes();
+    let mut video = stream.attach(Video::Record);
+    let mut audio = Some(stream.attach(Audio));
+    let mut rec = Recorder::new(id.clone());
+    for unit in std::mem::take(&mut video.gop) {
+        rec.unit(&unit);
+    }
+    let mut flush = tokio::time::interval(FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut tick = false;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            got = video.next() => match got {
+                // Another node ingests the camera: its owner keeps the ring.
+                Some(Ok(_)) if *placement.borrow() => rec.restart(),
+                Some(Ok(unit)) => rec.unit(&unit),
+                Some(Err(BroadcastStreamRecvError::Lagged(_))) => rec.restart(),
+                None => break,
+            },
+            got = AudioOutput::next_or_never(&mut audio) => match got {
+                Some(Ok(frame)) => rec.audio(&frame),
+                Some(Err(_)) => {}
+                None => audio = None,
+            },
+            _ = flush.tick() => tick = true,
+        }
+        rec.send(&tx, tick);
+    }
+    rec.send(&tx, true);
+    let _ = tx.try_send(Op::Close { id });
+}
+
+/// The records of the segment being written and the batches not yet taken by the disk
+/// thread.
+struct Recorder {
+    id: Arc<str>,
+    /// The open segment's start (Unix ms of its keyframe); `None` until a keyframe.
+    start_ms: Option<u64>,
+    /// Whether the batch being filled opens its segment.
+    new: bool,
+    batch: Vec<u8>,
+    end_ms: u64,
+    held: VecDeque<Op>,
+    held_bytes: usize,
+    params: Option<Arc<crate::hub::video::VideoConfig>>,
+    track: Option<Arc<AudioInfo>>,
+}
+
+impl Recorder {
+    fn new(id: Arc<str>) -> Self {
+        Self {
+            id,
+            start_ms: None,
+            new: false,
+            batch: Vec::new(),
+            end_ms: 0,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            params: None,
+            track: None,
+        }
+    }
+
+    fn unit(&mut self, unit: &VideoUnit) {
+        let ms = unit.stamp.captured_unix_ms;
+        let roll = match self.start_ms {
+            None => unit.key,
+            Some(start) => unit.key && ms >= start + SEGMENT_MS,
+        };
+        if roll {
+            self.cut();
+            self.start_ms = Some(ms);
+            self.new = true;
+            self.params = None;
+            self.track = None;
+        }
+        if self.start_ms.is_none() {
+            return;
+        }
+        if !self
+            .params
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, &unit.config))
+        {
+            segment::put_params(&mut self.batch, unit.stamp, &unit.config.params);
+            self.params = Some(unit.config.clone());
+        }
+        segment::put(
+            &mut self.batch,
+            Kind::Video,
+            unit.key,
+            unit.stamp,
+            &unit.data,
+        );
+        self.end_ms = self.end_ms.max(ms);
+    }
+
+    fn audio(&mut self, frame: &AudioFrame) {
+        if self.start_ms.is_none() {
+            return;
+        }
+        if !self
+            .track
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, &frame.info))
+        {
+            segment::put_audio_track(&mut self.batch, frame.stamp, &frame.info);
+            self.track = Some(frame.info.clone());
+        }
+        segment::put(
+            &mut self.batch,
+            Kind::Audio,
+            false,
+            frame.stamp,
+            &frame.data,
+        );
+    }
+
+    /// Units were missed (or the camera moved to another node): what is held goes out, and
+    /// recording starts again at the next keyframe.
+    fn restart(&mut self) {
+        self.cut();
+        self.start_ms = None;
+    }
+
+    /// Moves the batch being filled into the held ones.
+    fn cut(&mut self) {
+        let Some(start_ms) = self.start_ms else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let data = std::mem::take(&mut self.batch);
+        self.held_bytes += data.len();
+        self.held.push_back(Op::Write {
+            id: self.id.clone(),
+            start_ms,
+            new: std::mem::replace(&mut self.new, false),
+            end_ms: self.end_ms,
+            data,
+        });
+    }
+
+    /// Hands the held batches to the disk thread, as many as it takes now; the batch being
+    /// filled goes too on the flush tick or once it is large.
+    fn send(&mut self, tx: &mpsc::Sender<Op>, tick: bool) {
+        if tick || self.batch.len() >= 1 << 20 {
+            self.cut();
+        }
+        if self.held.is_empty() {
+            return;
+        }
+        while let Some(op) = self.held.pop_front() {
+            let bytes = match &op {
+                Op::Write { data, .. } => data.len(),
+                Op::Close { .. } => 0,
+            };
+            match tx.try_send(op) {
+                Ok(()) => self.held_bytes -= bytes,
+                Err(mpsc::error::TrySendError::Full(op)) => {
+                    self.held.push_front(op);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.held.clear();
+                    self.held_bytes = 0;
+                    return;
+                }
+            }
+        }
+        if self.held_bytes + self.batch.len() > MAX_HELD {
+            tracing::warn!(camera = %self.id, "replay disk behind: dropping to the next keyframe");
+            self.held.clear();
+            self.held_bytes = 0;
+            self.batch.clear();
+            self.start_ms = None;
+        }
+    }
+}
