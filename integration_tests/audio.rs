@@ -175,7 +175,7 @@ async fn a_listener_hears_each_camera_at_its_own_pitch_beside_its_video() {
     let hello = next_text(&mut ws, Duration::from_secs(5), |v| v["type"] == "hello")
         .await
         .expect("hello");
-    assert_eq!(hello["version"], 3);
+    assert_eq!(hello["version"], 4);
     ws_send(
         &mut ws,
         json!({"type": "subscribe", "cameras": ["aac", "pcmu", "mute"], "codecs": ["h264"],

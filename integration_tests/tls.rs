@@ -152,7 +152,7 @@ async fn self_signed_certificate_is_kept_reused_and_serves_https_and_wss() {
     let mut ws = wss_connect(&cw, &cert).await;
     let hello = next_text(&mut ws, Duration::from_secs(10), |t| t["type"] == "hello").await;
     let hello = hello.expect("hello over wss");
-    assert_eq!(hello["version"], 3);
+    assert_eq!(hello["version"], 4);
     drop(ws);
 
     // A second start reuses the pair: same files, same fingerprint, nothing regenerated.

@@ -59,7 +59,7 @@ async fn several_clients_get_increasing_valid_frames_at_the_source_rate() {
         assert!(
             texts
                 .iter()
-                .any(|t| t["type"] == "hello" && t["version"] == 3),
+                .any(|t| t["type"] == "hello" && t["version"] == 4),
             "{texts:?}"
         );
         assert!(texts

@@ -8,6 +8,7 @@
 
 pub mod clip;
 pub mod disk;
+pub mod play;
 pub mod read;
 pub mod recorder;
 pub mod ring;

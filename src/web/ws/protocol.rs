@@ -13,7 +13,7 @@ use crate::media::h26x::Codec;
 use crate::media::tier::{self, ParamError, Qualities, Tier};
 
 /// Protocol version announced in `hello`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Wire format version of binary frame messages.
 pub const FRAME_MESSAGE_VERSION: u8 = 1;
 /// Control messages above this size get an `oversized` error (the socket stays open).
@@ -71,6 +71,13 @@ pub enum ClientMsg {
         /// none (the default): no audio (version 3).
         #[serde(default)]
         audio: Vec<String>,
+        /// Replay from this instant (Unix ms) instead of live; absent or `null`: live
+        /// (version 4).
+        #[serde(default)]
+        at: Option<u64>,
+        /// Replay at 1, 2 or 4 times the camera's pace. Default 1.
+        #[serde(default)]
+        speed: Option<u8>,
     },
     Unsubscribe {
         cameras: Vec<String>,
@@ -129,6 +136,9 @@ pub enum ProtocolError {
     Binary,
     #[error("no camera with id {0:?}")]
     UnknownCamera(String),
+    /// A replay asked of an instant the camera's ring does not hold (or replay is off).
+    #[error("{1}")]
+    NotInReplay(String, String),
 }
 
 impl ProtocolError {
@@ -140,13 +150,14 @@ impl ProtocolError {
             Self::UnknownType(_) => "unknown_type",
             Self::BadMessage(_) | Self::Param(_) | Self::Binary => "bad_message",
             Self::UnknownCamera(_) => "unknown_camera",
+            Self::NotInReplay(..) => "not_in_replay",
         }
     }
 
     /// The `error` event for this error (the only place errors become events).
     pub fn event(&self) -> Value {
         let mut v = json!({"type": "error", "code": self.code(), "message": self.to_string()});
-        if let Self::UnknownCamera(id) = self {
+        if let Self::UnknownCamera(id) | Self::NotInReplay(id, _) = self {
             v["camera"] = json!(id);
         }
         v
@@ -165,6 +176,8 @@ pub struct SubscribeReq {
     pub stream: StreamReq,
     /// Audio codecs the client decodes (`aac`, `opus`, `pcmu`, `pcma`); empty: no audio.
     pub audio: Vec<&'static str>,
+    /// Replay from an instant (Unix ms) at a speed; `None`: live.
+    pub replay: Option<(u64, u8)>,
 }
 
 /// A client message, checked.
@@ -267,7 +280,18 @@ pub fn parse_client(text: &str) -> Result<Request, ProtocolError> {
             codecs,
             stream,
             audio,
+            at,
+            speed,
         } => Request::Subscribe(SubscribeReq {
+            replay: match (at, speed.unwrap_or(1)) {
+                (None, _) => None,
+                (Some(at), speed @ (1 | 2 | 4)) => Some((at, speed)),
+                (Some(_), speed) => {
+                    return Err(ProtocolError::BadMessage(format!(
+                        "speed must be 1, 2 or 4, not {speed}"
+                    )))
+                }
+            },
             cameras: capped(cameras),
             quality,
             max_width: max_width.map(tier::check_max_width).transpose()?,
@@ -452,135 +476,5 @@ pub fn framed(header: &[u8], payload: &[u8]) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::media::jpeg::Jpeg;
-
-    #[test]
-    fn ids_named_many_times_count_once() {
-        let many = vec!["cam1"; 1000].join("\",\"");
-        let text = format!(r#"{{"type":"subscribe","cameras":["{many}","cam2","cam1"]}}"#);
-        match parse_client(&text) {
-            Ok(Request::Subscribe(r)) => assert_eq!(r.cameras, ["cam1", "cam2"]),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn parses_and_refuses_client_messages() {
-        assert!(matches!(
-            parse_client(
-                r#"{"type":"subscribe","cameras":["a"],"quality":"auto","max_width":320}"#
-            ),
-            Ok(Request::Subscribe(SubscribeReq {
-                quality: QualityReq::Auto,
-                max_width: Some(320),
-                ..
-            }))
-        ));
-        assert!(matches!(
-            parse_client(r#"{"type":"subscribe","cameras":["*"],"quality":70}"#),
-            Ok(Request::Subscribe(SubscribeReq {
-                quality: QualityReq::Fixed(70),
-                ..
-            }))
-        ));
-        assert!(matches!(
-            parse_client(r#"{"type":"subscribe","cameras":["a"],"stream":"sub"}"#),
-            Ok(Request::Subscribe(SubscribeReq {
-                stream: StreamReq::Sub,
-                ..
-            }))
-        ));
-        match parse_client(
-            r#"{"type":"subscribe","cameras":["a"],"audio":["pcmu","mp3","aac","pcmu"]}"#,
-        ) {
-            Ok(Request::Subscribe(r)) => assert_eq!(r.audio, ["pcmu", "aac"]),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            parse_client(r#"{"type":"subscribe","cameras":["a"],"stream":"tiny"}"#)
-                .unwrap_err()
-                .code(),
-            "bad_message"
-        );
-        assert_eq!(
-            parse_client(r#"{"type":"ping","t0":1700000000123.5}"#),
-            Ok(Request::Ping {
-                t0: Some(1700000000123.5)
-            })
-        );
-        assert_eq!(
-            parse_client(r#"{"type":"ping"}"#),
-            Ok(Request::Ping { t0: None })
-        );
-        let code = |t: &str| parse_client(t).unwrap_err().code();
-        assert_eq!(code(r#"{"type":"ping","t0":"soon"}"#), "bad_message");
-        assert_eq!(code("nope"), "bad_json");
-        assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
-        assert_eq!(code(r#"[1,2]"#), "unknown_type");
-        assert_eq!(
-            code(r#"{"type":"subscribe","cameras":["a"],"quality":0}"#),
-            "bad_message"
-        );
-        assert_eq!(
-            code(r#"{"type":"subscribe","cameras":["a"],"extra":1}"#),
-            "bad_message"
-        );
-        // The same limits as over HTTP.
-        assert_eq!(
-            parse_client(r#"{"type":"subscribe","cameras":["a"],"max_width":0}"#).unwrap_err(),
-            ProtocolError::Param(ParamError::MaxWidth("0".into()))
-        );
-        assert!(matches!(
-            parse_client(r#"{"type":"subscribe","cameras":["a"],"max_fps":1000}"#),
-            Err(ProtocolError::Param(ParamError::MaxFps(_)))
-        ));
-        let big = format!(
-            r#"{{"type":"ack","camera":"{}","seq":1}}"#,
-            "x".repeat(9000)
-        );
-        assert_eq!(code(&big), "oversized");
-        let ev = ProtocolError::UnknownCamera("zz".into()).event();
-        assert_eq!(
-            (ev["code"].as_str(), ev["camera"].as_str()),
-            (Some("unknown_camera"), Some("zz"))
-        );
-    }
-
-    #[test]
-    fn frame_message_layout() {
-        let e = Encoded {
-            seq: 7,
-            stamp: crate::media::clock::Stamp {
-                pts_us: 80_000,
-                captured_unix_ms: 1234,
-            },
-            jpeg: Jpeg {
-                data: Bytes::from_static(&[0xFF, 0xD8, 1, 2, 0xFF, 0xD9]),
-                width: 640,
-                height: 360,
-                quality: 80,
-            },
-            encoded_at: tokio::time::Instant::now(),
-            etag: String::new(),
-        };
-        let m = frame_message(
-            "cam-1",
-            Tier {
-                quality: 80,
-                scale: 2,
-            },
-            &e,
-        );
-        assert_eq!(m[0], FRAME_MESSAGE_VERSION);
-        let n = u16::from_be_bytes([m[1], m[2]]) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&m[3..3 + n]).unwrap();
-        assert_eq!(header["camera"], "cam-1");
-        assert_eq!(header["seq"], 7);
-        assert_eq!(header["ts"], 1234);
-        assert_eq!(header["pts"], 80_000);
-        assert_eq!(header["scale"], 2);
-        assert_eq!(&m[3 + n..3 + n + 2], &[0xFF, 0xD8]);
-    }
-}
+#[path = "protocol_tests.rs"]
+mod tests;

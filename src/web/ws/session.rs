@@ -29,14 +29,14 @@ use super::activity::ActivityWatch;
 use super::adapt::WindowStats;
 use super::audio::AudioOut;
 use super::protocol::{self, ProtocolError, QualityReq, Request, SubscribeReq};
+use super::replay::Replays;
 use super::sub::Sub;
 use super::video::VideoOut;
 use crate::access::guard::Principal;
 use crate::hub::streams;
 use crate::hub::video::VideoUnit;
 use crate::hub::{
-    Audio, AudioFrame, AudioOutput, Camera, Hub, HubEvent, LaneOutput, Published, Still,
-    StreamKind, VideoOutput,
+    AudioFrame, AudioOutput, Camera, Hub, HubEvent, LaneOutput, Published, Still, VideoOutput,
 };
 use crate::link::share::Share;
 use crate::link::LinkEstimate;
@@ -80,6 +80,8 @@ pub enum Incoming {
     Jpeg(String, LaneItem),
     Video(String, Result<Arc<VideoUnit>, BroadcastStreamRecvError>),
     Audio(String, Result<Arc<AudioFrame>, BroadcastStreamRecvError>),
+    /// A unit of a camera replayed from the ring; `None`: its replay ended.
+    Replay(String, Option<Arc<VideoUnit>>),
 }
 
 /// The state of one connection.
@@ -110,6 +112,8 @@ pub struct Session {
     /// The cameras the client listens to (it listed audio codecs): their main stream's audio.
     audio_streams: StreamMap<String, AudioOutput>,
     listening: HashMap<String, (Arc<Camera>, AudioOut)>,
+    /// Cameras subscribed with `at`: played back from the replay ring instead of live.
+    replays: Replays,
     out: Vec<Out>,
     last_window: Instant,
     activity: ActivityWatch,
@@ -133,6 +137,7 @@ impl Session {
             video_streams: StreamMap::new(),
             audio_streams: StreamMap::new(),
             listening: HashMap::new(),
+            replays: Replays::default(),
             out: Vec::new(),
             last_window: now,
             activity: ActivityWatch::default(),
@@ -273,6 +278,7 @@ impl Session {
     }
 
     fn drop_sub(&mut self, id: &str) {
+        self.replays.stop(id);
         self.subs.remove(id);
         self.streams.remove(id);
         self.video_streams.remove(id);
@@ -304,7 +310,11 @@ impl Session {
 
     async fn subscribe(&mut self, req: SubscribeReq, now: Instant) {
         let ids = self.expand(&req.cameras);
+        if let Some((at, speed)) = req.replay {
+            return self.subscribe_replay(&ids, at, speed);
+        }
         for id in &ids {
+            self.replays.stop(id);
             let Some(choice) = streams::choose(&self.hub, id, req.stream, req.max_width) else {
                 continue;
             };
@@ -390,34 +400,6 @@ impl Session {
         }
     }
 
-    /// The camera's audio for a client that lists `codecs` (none: no audio), from its main
-    /// stream whichever stream serves the picture: the sound does not jump with a switch. A
-    /// subscribe again to the same camera with the same codecs (a tile resized) keeps the
-    /// sound as it goes.
-    fn listen(&mut self, id: &str, codecs: &[&'static str]) {
-        let main = self.hub.stream_of(id, StreamKind::Main);
-        let same = |(cam, out): &(Arc<Camera>, AudioOut)| {
-            out.codecs() == codecs && main.as_ref().is_some_and(|m| Arc::ptr_eq(cam, &m.camera))
-        };
-        if !codecs.is_empty()
-            && self.audio_streams.contains_key(id)
-            && self.listening.get(id).is_some_and(same)
-        {
-            return;
-        }
-        self.audio_streams.remove(id);
-        self.listening.remove(id);
-        let Some(main) = main.filter(|_| !codecs.is_empty()) else {
-            return;
-        };
-        self.audio_streams
-            .insert(id.to_string(), main.attach(Audio));
-        self.listening.insert(
-            id.to_string(),
-            (main.camera.clone(), AudioOut::new(codecs.to_vec())),
-        );
-    }
-
     /// What goes to this client for an audio frame of `id`.
     pub fn admit_audio(&mut self, id: &str, frame: &AudioFrame) -> Vec<Out> {
         let Some((config, frame)) = self
@@ -434,7 +416,10 @@ impl Session {
     /// The next frame from any watched lane, video or audio feed (pending forever while
     /// nothing is watched).
     pub async fn next_frame(&mut self) -> Option<Incoming> {
-        if self.streams.is_empty() && self.video_streams.is_empty() && self.audio_streams.is_empty()
+        if self.streams.is_empty()
+            && self.video_streams.is_empty()
+            && self.audio_streams.is_empty()
+            && self.replays.is_empty()
         {
             std::future::pending::<()>().await;
         }
@@ -447,6 +432,9 @@ impl Session {
             }
             Some((id, item)) = self.audio_streams.next(), if !self.audio_streams.is_empty() => {
                 Some(Incoming::Audio(id, item))
+            }
+            Some((id, unit)) = self.replays.next(), if !self.replays.is_empty() => {
+                Some(Incoming::Replay(id, unit))
             }
             else => None,
         }
@@ -585,6 +573,11 @@ mod target;
 #[cfg(test)]
 #[path = "session_audio_tests.rs"]
 mod audio_tests;
+#[path = "session_listen.rs"]
+mod listen;
+#[path = "session_replay.rs"]
+mod replay_subs;
+
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;

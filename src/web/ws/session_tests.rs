@@ -482,3 +482,28 @@ async fn a_queue_on_the_link_moves_the_connection_down_and_says_why() {
         "{tiers:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_without_a_ring_is_refused_and_the_live_subscription_is_left_as_asked() {
+    let hub = hub(&["a"]);
+    publish(&hub, "a");
+    let now = Instant::now();
+    let mut s = Session::new(hub.clone(), Principal::trusted(), now);
+    s.take_output();
+    s.on_text(r#"{"type":"subscribe","cameras":["a"]}"#, now)
+        .await;
+    s.take_output();
+    assert_eq!(s.watching(), 1);
+    s.on_text(
+        r#"{"type":"subscribe","cameras":["a"],"codecs":["h264"],"at":1700000000000}"#,
+        now,
+    )
+    .await;
+    let t = texts(&s.take_output());
+    assert_eq!(t[0]["code"], "not_in_replay", "{t:?}");
+    assert_eq!(t[0]["camera"], "a");
+    assert_eq!(s.watching(), 0, "a replay replaces the live subscription");
+    s.on_text(r#"{"type":"subscribe","cameras":["a"],"at":null}"#, now)
+        .await;
+    assert_eq!(s.watching(), 1, "null is live again");
+}

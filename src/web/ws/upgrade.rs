@@ -42,13 +42,14 @@ pub fn upgrade(
     shutdown: CancellationToken,
     slot: ClientSlot,
     who: Principal,
+    replay: Option<Arc<crate::replay::Replay>>,
 ) -> warp::reply::Response {
     use warp::Reply;
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             // The socket's descriptor is used only inside `serve`, which holds the socket.
-            serve(socket, fd.map(UnsentLimit::new), hub, shutdown, who).await;
+            serve(socket, fd.map(UnsentLimit::new), hub, shutdown, who, replay).await;
             drop(slot);
         })
         .into_response()
@@ -91,6 +92,7 @@ async fn serve(
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     who: Principal,
+    replay: Option<Arc<crate::replay::Replay>>,
 ) {
     let peer = who.peer.map(|p| p.to_string()).unwrap_or_default();
     let span = info_span!("ws", %peer);
@@ -124,6 +126,7 @@ async fn serve(
         });
 
         let mut session = Session::new(hub, who, Instant::now());
+        session.set_replay(replay);
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_ping = Instant::now();
@@ -208,6 +211,11 @@ async fn serve(
                         }
                         audio_flush.get_or_insert(Instant::now() + AUDIO_FLUSH);
                     }
+                    Incoming::Replay(id, unit) => {
+                        for o in session.admit_replay(&id, unit.as_deref()) {
+                            if send_timed(&mut tx, message(o)).await.is_none() { break 'conn }
+                        }
+                    }
                     // Missed audio is a gap the page's player fills; it goes on with the newest.
                     Incoming::Audio(_, Err(BroadcastStreamRecvError::Lagged(n))) => {
                         metrics::audio_frames_skipped(ClientKind::WebSocket.label(), n);
@@ -243,5 +251,5 @@ pub fn handle(
         Ok(slot) => slot,
         Err(refused) => return ApiError::from(refused).into_response(),
     };
-    upgrade(ws, fd, s.hub, s.shutdown, slot, who)
+    upgrade(ws, fd, s.hub, s.shutdown, slot, who, s.replay)
 }
