@@ -316,3 +316,121 @@ async fn a_directory_that_cannot_be_written_stops_replay_and_not_the_camera() {
     assert_eq!(error_of(r).await, (404, "replay_off".into()));
     assert!(!cw.logs().contains("panicked"));
 }
+
+/// The colour seen live around `ts`, when every picture within 700 ms of it showed the same.
+fn colour_at(seen: &[(u64, char)], ts: u64) -> Option<char> {
+    let near: Vec<char> = seen
+        .iter()
+        .filter(|(t, _)| t.abs_diff(ts) <= 700)
+        .map(|s| s.1)
+        .collect();
+    (near.len() >= 2 && near.iter().all(|c| *c == near[0] && *c != '?')).then(|| near[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
+    let cam = colour_camera(8);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "c", "url": cam.url()}]}));
+    cw.wait_camera("c", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    let seen = watch_live(&cw, "c", Duration::from_secs(20)).await;
+    let mut b = Browser::open(&cw.url("/")).await;
+    let report = "JSON.stringify({paths: window.camwall && window.camwall.paths(), \
+                  replay: window.camwall && window.camwall.replay()})";
+    b.wait_for(
+        "!!window.camwall && window.camwall.paths().c === 'webcodecs'",
+        report,
+        Duration::from_secs(30),
+    )
+    .await;
+    b.click("[data-camera=c]").await;
+    b.wait_for(
+        "!!window.camwall.replay() && !!window.camwall.replay().span \
+         && window.camwall.replay().span.from !== null",
+        report,
+        Duration::from_secs(15),
+    )
+    .await;
+    // Dragged back (the range input's change, as a drag ends) to an instant seen live.
+    let (t, _) = steady(&seen)[steady(&seen).len() / 4];
+    b.eval(&format!(
+        "(() => {{ const r = document.querySelector('[data-camera=c] .scrub'); \
+         r.value = {t}; r.dispatchEvent(new Event('change')); }})()"
+    ))
+    .await;
+    // The tile shows recorded pictures of that time, in the colour they had live.
+    let probe = "(() => { const cv = document.querySelector('[data-camera=c] canvas'); \
+                 const px = cv.getContext('2d').getImageData(cv.width / 2, cv.height / 2, 1, 1).data; \
+                 const r = window.camwall.replay(); \
+                 return {ts: r.shownTs, label: r.label, px: [px[0], px[1], px[2]], \
+                 replaying: document.querySelector('[data-camera=c]').classList.contains('replaying')}; })()";
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut matched = 0;
+    while matched < 3 {
+        assert!(
+            Instant::now() < end,
+            "no recorded picture matched: {}",
+            b.eval(probe).await
+        );
+        let p = b.eval(probe).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(ts) = p["ts"].as_u64() else { continue };
+        assert!(ts + 1500 >= t && ts < t + 20_000, "asked {t}, shows {ts}");
+        assert!(p["label"].as_str().unwrap().starts_with("REPLAY"), "{p}");
+        assert_eq!(p["replaying"], true, "{p}");
+        let Some(want) = colour_at(&seen, ts) else {
+            continue;
+        };
+        let px: Vec<u64> = p["px"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let shown = match (px[0] > 180, px[1] > 180, px[2] > 180) {
+            (true, false, false) => 'r',
+            (false, true, false) => 'g',
+            (false, false, true) => 'b',
+            _ => '?',
+        };
+        assert_eq!(shown, want, "at {ts}: {p}");
+        matched += 1;
+    }
+    // ← moves the replay 10 s back (to the ring's start at the most).
+    let shown = b
+        .eval("window.camwall.replay().shownTs")
+        .await
+        .as_u64()
+        .unwrap();
+    b.eval(
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft', bubbles: true}))",
+    )
+    .await;
+    b.wait_for(
+        &format!(
+            "window.camwall.replay().at < {} && window.camwall.replay().at >= {}",
+            shown - 1000,
+            shown - 10_000
+        ),
+        report,
+        Duration::from_secs(5),
+    )
+    .await;
+    // "live" comes back.
+    let drawn = |v: Value| v["c"].as_u64().unwrap_or(0);
+    b.click("[data-camera=c] .replay .live").await;
+    b.wait_for(
+        "window.camwall.replay().live && window.camwall.replay().label === 'LIVE' \
+         && !document.querySelector('[data-camera=c]').classList.contains('replaying')",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
+    let before = drawn(b.eval("window.camwall.drawn()").await);
+    b.wait_for(
+        &format!("window.camwall.drawn().c > {}", before + 10),
+        report,
+        Duration::from_secs(15),
+    )
+    .await;
+}

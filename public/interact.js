@@ -130,9 +130,10 @@ export function attachGestures(el, zoom, active, onSwipe) {
   el.addEventListener("pointercancel", up);
 }
 
-// Keyboard: arrows move between tiles (by the grid's columns), Enter focuses, Escape returns,
+// Keyboard: arrows move between tiles (by the grid's columns; ←/→ scrub a focused tile's
+// replay when `api.seek` takes them), Enter focuses, Escape returns,
 // `f` goes fullscreen, digits 1-9 jump to that tile. `api` is the wall:
-// {tiles() on screen in order, cols(), focused(), focus(t), unfocus(), fullscreen()}.
+// {tiles() on screen in order, cols(), focused(), focus(t), unfocus(), fullscreen(), seek(dir)}.
 export function installKeys(api) {
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -148,8 +149,8 @@ export function installKeys(api) {
     };
     const cur = at >= 0 ? at : focused ? list.indexOf(focused) : -1;
     switch (e.key) {
-      case "ArrowRight": move(cur + 1); break;
-      case "ArrowLeft": move(cur < 0 ? list.length - 1 : cur - 1); break;
+      case "ArrowRight": if (!(api.seek && api.seek(1))) move(cur + 1); break;
+      case "ArrowLeft": if (!(api.seek && api.seek(-1))) move(cur < 0 ? list.length - 1 : cur - 1); break;
       case "ArrowDown": move(cur < 0 ? 0 : focused ? cur + 1 : Math.min(list.length - 1, cur + api.cols())); break;
       case "ArrowUp": move(cur < 0 ? 0 : focused ? cur - 1 : Math.max(0, cur - api.cols())); break;
       case "Enter":

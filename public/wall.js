@@ -17,6 +17,7 @@ import { AudioPlayer, audioFamilies } from "./sound.js";
 import { applyLayout } from "./layout.js";
 import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
 import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
+import { ReplayBar } from "./replay.js";
 
 const wall = document.getElementById("wall");
 const connBadge = document.getElementById("conn");
@@ -136,12 +137,14 @@ function makeTile(cam) {
     rtcStartMs: null, rtcFirstMs: null, rttAt: 0, source: sources.get(cam.id) ?? null,
     // Sound: heard now, and whether its WebSocket subscription asks for audio.
     soundBtn: el.querySelector(".sound"), heard: false, audioSub: false,
+    // Replay (focused tiles): its bar, and the instant played over the WebSocket (null: live).
+    replayBar: null, replayAt: null, replaySpeed: 1,
   };
   t.videoEl.muted = true;
   t.zoom = new Zoom(el, el.querySelector(".pic"));
   setName(t, t.name);
   el.addEventListener("click", (e) => {
-    if (e.target.closest(".snap") || e.target.closest(".sound")) return;
+    if (e.target.closest(".snap") || e.target.closest(".sound") || e.target.closest(".replay")) return;
     // The end of a drag (panning a zoomed picture) is no click.
     if (el.dataset.dragged) { el.dataset.dragged = ""; if (focused === t) return; }
     toggleFocus(t);
@@ -323,6 +326,11 @@ function updateSubscription(t) {
     unsubscribe(t);
     return;
   }
+  // Played back from the replay ring: the subscription asked for it stands.
+  if (t.replayAt !== null) {
+    if (!t.subscribed) sendReplay(t);
+    return;
+  }
   if (wantsWebRtc(t)) {
     if (!t.rtc) startRtc(t);
     // Pictures come over WebRTC: nothing of this camera over the WebSocket. Until the first
@@ -351,6 +359,38 @@ function updateSubscription(t) {
   t.subscribed = true;
   t.audioSub = audio.length > 0;
   send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families, audio });
+}
+
+// The tile's camera from `t.replayAt` over the WebSocket, as video (only a page that decodes
+// it replays this way; replay.js shows recorded pictures otherwise).
+function sendReplay(t) {
+  stopRtc(t);
+  t.subscribed = true;
+  t.audioSub = false;
+  send({ type: "subscribe", cameras: [t.id], codecs: families, at: t.replayAt, speed: t.replaySpeed });
+}
+
+function replayHooks(t) {
+  return {
+    play: (at, speed) => {
+      if (!families.length || !supportedSource(t)) return false;
+      t.replayAt = at;
+      t.replaySpeed = speed;
+      sendReplay(t);
+      return true;
+    },
+    live: () => {
+      t.replayAt = null;
+      t.subscribed = false;
+      t.maxWidth = 0;
+      updateSubscription(t);
+    },
+  };
+}
+
+// Whether the camera sends video this page decodes (its codec as the status said).
+function supportedSource(t) {
+  return !t.source || families.includes(t.source);
 }
 
 function unsubscribe(t) {
@@ -533,6 +573,13 @@ function toggleFocus(t) {
   const was = focused;
   focused = focused === t ? null : t;
   if (was) was.zoom.reset();
+  if (was && was.replayBar) {
+    // Leaving a focused tile ends its replay: the grid is live.
+    was.replayBar.goLive();
+    was.replayBar.destroy();
+    was.replayBar = null;
+  }
+  if (focused) focused.replayBar = new ReplayBar(focused, token, replayHooks(focused));
   document.body.classList.toggle("focused", !!focused);
   for (const x of tiles.values()) x.el.classList.toggle("focus", x === focused);
   if (focused) focused.el.focus();
@@ -552,6 +599,8 @@ installKeys({
   focused: () => focused,
   focus: focusTile,
   unfocus: () => { if (focused) { const t = focused; toggleFocus(t); t.el.focus(); } },
+  // ←/→ on a focused tile move its replay 10 s.
+  seek: (dir) => { if (!focused || !focused.replayBar) return false; focused.replayBar.step(dir); return true; },
   fullscreen: () => toggleFullscreen(focused ? focused.el : document.documentElement),
 });
 document.addEventListener("visibilitychange", updateAll);
@@ -688,11 +737,16 @@ async function configureVideo(t, cfg) {
     t.video.onDrawn = (seq, ts) => {
       markFirstPaint(t.video && t.video.config ? t.video.config.family : "video");
       t.lastTs = ts;
+      t.drawn++;
+      if (t.replayAt !== null) {
+        // A recorded picture: its age is not the link's latency.
+        if (t.replayBar) t.replayBar.shown(ts);
+        return;
+      }
       const now = Date.now();
       const latency = Math.max(0, Math.round(serverNow() - ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
-      t.drawn++;
       t.size = `${t.canvas.width}×${t.canvas.height}`;
     };
   }
@@ -818,8 +872,17 @@ function onText(msg) {
       removeTile(msg.camera);
       arrange();
       break;
+    case "replay_ended": {
+      const t = tiles.get(msg.camera);
+      if (t && t.replayBar) t.replayBar.goLive();
+      break;
+    }
     case "error":
       console.warn("camwall:", msg.code, msg.message);
+      if (msg.code === "not_in_replay") {
+        const t = tiles.get(msg.camera);
+        if (t && t.replayBar) t.replayBar.goLive();
+      }
       break;
   }
 }
@@ -869,6 +932,8 @@ window.camwall = {
   activity: () => Object.fromEntries([...tiles.values()].map((t) => [t.id, t.activity])),
   active: () => [...tiles.values()].filter((t) => t.el.classList.contains("active")).map((t) => t.id),
   page: () => (tour ? tour.page : 0),
+  // The focused tile's replay: live or the instant shown, its label, the ring's span.
+  replay: () => (focused && focused.replayBar ? focused.replayBar.state() : null),
   // Sound: on or off, the tile heard, frames decoded and the clock's restarts, the context's
   // state, the last second heard (mono) at its rate, and the heard tile's picture-to-sound
   // offsets at paint (ms).

@@ -40,6 +40,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ("index.html", include_bytes!("../../public/index.html")),
     ("interact.js", include_bytes!("../../public/interact.js")),
     ("layout.js", include_bytes!("../../public/layout.js")),
+    ("replay.js", include_bytes!("../../public/replay.js")),
     ("settings.css", include_bytes!("../../public/settings.css")),
     (
         "settings.html",
