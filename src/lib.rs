@@ -3,6 +3,7 @@
 //! Data flows one way: `ingest` (camera workers) → `hub` (cameras: status, newest frame, tier
 //! cache, live lanes) → `web` (routes and clients). `media` holds the pure picture rules,
 //! `control` supervises workers and applies config changes, `access` decides who may come in,
+//! `replay` keeps every camera's last minutes on disk (an output of the hub beside `web`),
 //! `obs` observes. `app` wires them and owns shutdown. docs/ARCHITECTURE.md draws it.
 //!
 //! The public surface is what the binary and the benchmark use: `app`, `config`, `control`

@@ -28,6 +28,7 @@ mod links;
 mod ondemand;
 mod passthrough;
 mod procfs;
+mod replay;
 mod report;
 mod scenarios;
 mod soak;
@@ -429,6 +430,11 @@ async fn main() {
         let n = if ctx.quick { 8 } else { 16 };
         eprintln!("S12F: {n} cameras 720p25, nobody watching, FFmpeg's reader");
         results.push(ondemand::s12_idle(&ctx, n, secs, true).await);
+    }
+    if want("S21") {
+        let n = if ctx.quick { 8 } else { 16 };
+        eprintln!("S21: {n} cameras 720p25 recording, against replay off; then seeks");
+        results.push(replay::s21_replay(&ctx, n, secs).await);
     }
     if want("S13") {
         eprintln!("S13: cold snapshots");

@@ -53,17 +53,28 @@ pub fn rtsp_cams(port: u16, n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// Starts the camwall binary under test, logging warnings only.
+/// Starts the camwall binary under test, logging warnings only, with replay off (the
+/// scenarios measure viewing; S21 measures the replay ring with [`start_camwall_with`]).
 pub fn start_camwall(bin: &Path, cameras: Vec<Value>) -> Camwall {
+    start_camwall_with(bin, cameras, json!({"replay": {"minutes": 0}}))
+}
+
+/// [`start_camwall`] with `server` fields of the caller's (`replay`).
+pub fn start_camwall_with(bin: &Path, cameras: Vec<Value>, server: Value) -> Camwall {
     // Every load-generator client comes from 127.0.0.1: lift the per-address and total caps
     // (defaults 32, 64 connections, and 256) above what any scenario opens, so the caps never
     // shape a result.
     // `camwall.test` (mapped to 127.0.0.1 in Chromium) is S19's insecure-origin page.
-    let cfg = json!({"server": {
+    let mut cfg = json!({"server": {
         "allowed_hosts": ["camwall.test"],
         "limits": {"max_clients_per_ip": 4096, "max_ws_clients": 4096, "max_mjpeg_clients": 4096,
                    "max_connections_per_ip": 8192, "max_cameras": 1024}
     }, "cameras": cameras});
+    if let Some(extra) = server.as_object() {
+        for (k, v) in extra {
+            cfg["server"][k] = v.clone();
+        }
+    }
     let (dir, path) = write_config(cfg);
     drop_unknown_fields(bin, &path);
     spawn_camwall(bin, dir, path, "warn")
