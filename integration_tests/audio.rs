@@ -656,12 +656,13 @@ async fn a_file_cameras_aac_track_reaches_a_listener_as_it_is() {
 }
 
 #[tokio::test]
-async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode() {
+async fn an_opus_camera_is_read_by_ffmpeg_by_itself_and_heard_over_webrtc_without_a_transcode() {
     use common::whep::{event, play};
     let opus = tone_camera("opus", "440");
-    // retina has no Opus depacketizer: FFmpeg's reader keeps the track.
+    // retina has no Opus depacketizer: camwall reads the camera with FFmpeg, which keeps the
+    // track, without being told to.
     let cw = start_camwall(json!({"server": {}, "cameras": [
-        {"id": "opus", "url": opus.url(), "ingest": "ffmpeg"}
+        {"id": "opus", "url": opus.url()}
     ]}));
     let c = cw
         .wait_camera("opus", Duration::from_secs(20), |c| {
@@ -669,10 +670,16 @@ async fn an_opus_camera_read_by_ffmpeg_is_heard_over_webrtc_without_a_transcode(
         })
         .await;
     assert_eq!(
-        (&c["audio"]["codec"], &c["audio"]["sample_rate"]),
-        (&json!("opus"), &json!(48000)),
+        (
+            &c["audio"]["codec"],
+            &c["audio"]["sample_rate"],
+            &c["ingest"]
+        ),
+        (&json!("opus"), &json!(48000), &json!("ffmpeg")),
         "{c}"
     );
+    assert!(cw.logs().contains("read by FFmpeg"), "{}", cw.logs());
+    assert_eq!(c["reconnects"], 0, "no failed session on the way: {c}");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("opus.pcm");
     let url = cw.url("/api/ip-cameras/opus/whep");

@@ -434,3 +434,66 @@ async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
     )
     .await;
 }
+
+/// ffprobe's view of an MP4's video stream and its whole-file decode by ffmpeg (errors).
+fn probe_clip(file: &Path) -> (Value, String) {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,codec_tag_string,width,height:format=duration",
+        ])
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    (
+        serde_json::from_slice(&probe.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&decode.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h265_camera_comes_back_as_pictures_and_as_an_hvc1_clip() {
+    let cam = RtspServer::start(&["--codec", "h265", "--size", "320x240", "--fps", "15"]);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "h", "url": cam.url()}]}));
+    cw.wait_camera("h", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    let end = Instant::now() + Duration::from_secs(30);
+    let (from, to) = loop {
+        let s = replay_span(&cw, "h").await;
+        if let (Some(f), Some(t)) = (s["from"].as_u64(), s["to"].as_u64()) {
+            if t >= f + 4000 {
+                break (f, t);
+            }
+        }
+        assert!(Instant::now() < end, "nothing kept: {s}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let r = at(&cw, "h", from + 1500).await;
+    assert_eq!(r.status(), 200);
+    let (w, h, _) = decode_rgb(&r.bytes().await.unwrap());
+    assert_eq!((w, h), (320, 240));
+    let mp4 = reqwest::get(cw.url(&format!("/api/ip-cameras/h/clip.mp4?from={from}&to={to}")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let file = cw.dir.path().join("h.mp4");
+    std::fs::write(&file, &mp4).unwrap();
+    let (p, errors) = probe_clip(&file);
+    let st = &p["streams"][0];
+    assert_eq!(
+        (st["codec_name"].as_str(), st["codec_tag_string"].as_str()),
+        (Some("hevc"), Some("hvc1")),
+        "{p}"
+    );
+    assert!(errors.is_empty(), "{errors}");
+}

@@ -212,10 +212,16 @@ impl RtspSource {
                 .position(|s| s.media() == "audio" && s.parameters().is_some());
             if audio_i.is_none() {
                 if let Some(s) = streams.iter().find(|s| s.media() == "audio") {
+                    // FFmpeg's reader keeps Opus (retina has no depacketizer for it): a
+                    // camera is heard rather than read without a thread.
+                    if s.encoding_name() == "opus" {
+                        return Err(SessionError::FfmpegInstead(
+                            "its audio is Opus, which retina does not read".into(),
+                        ));
+                    }
                     info!(
                         encoding = s.encoding_name(),
-                        "this camera's audio is not one retina reads: it plays without sound \
-                         (\"ingest\": \"ffmpeg\" keeps Opus)"
+                        "this camera's audio is not one camwall reads: it plays without sound"
                     );
                 }
             }

@@ -168,6 +168,10 @@ pub enum SessionError {
     /// The RTSP reader cannot read this camera; FFmpeg's may.
     #[error("{0} (to read this camera with FFmpeg instead, set \"ingest\": \"ffmpeg\")")]
     Rtsp(String),
+    /// The RTSP reader reads this camera only in part (its Opus audio): the worker reads it
+    /// with FFmpeg at once, which keeps all of it.
+    #[error("{0}: read by FFmpeg instead")]
+    FfmpegInstead(String),
 }
 
 impl SessionError {

@@ -37,6 +37,9 @@ pub async fn run(
         let mut backoff = Backoff::new();
         // The camera's clock outlives its sessions: a reconnect goes on from where it was.
         let mut timeline = Timeline::new();
+        // Set when retina reads this camera only in part: FFmpeg reads it from then on.
+        let mut ffmpeg_instead = false;
+        cam.set_ffmpeg_instead(false);
         info!(url = %redact_url(&cam.config().url), "camera starting");
         loop {
             // A replaced worker leaves the camera to its successor.
@@ -47,7 +50,8 @@ pub async fn run(
             let started = Instant::now();
             let frames_before = cam.frames_in();
             let cfg = cam.config();
-            let res = match opener.open_task(&cfg) {
+            let task = (!ffmpeg_instead).then(|| opener.open_task(&cfg)).flatten();
+            let res = match task {
                 // Read on this task: no thread.
                 Some(open) => run_task(&cam, open, &cancel, generation, &mut timeline).await,
                 None => {
@@ -92,6 +96,12 @@ pub async fn run(
                     continue;
                 }
                 Ok(SessionEnd::Eof) => SessionError::EndedTooSoon,
+                Err(SessionError::FfmpegInstead(why)) if !ffmpeg_instead => {
+                    info!(%why, "this camera is read by FFmpeg");
+                    ffmpeg_instead = true;
+                    cam.set_ffmpeg_instead(true);
+                    continue;
+                }
                 Err(e) => e,
             };
             if cancel.is_cancelled() || !cam.is_current(generation) {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
@@ -18,12 +18,15 @@ use super::disk::Op;
 use super::segment::{self, Kind};
 use crate::hub::audio::{AudioFrame, AudioInfo};
 use crate::hub::video::VideoUnit;
-use crate::hub::{Audio, AudioOutput, Stream, Video};
+use crate::hub::{Audio, Stream, Video};
 
 /// A segment is closed at the first keyframe this long after its start.
 pub const SEGMENT_MS: u64 = 1000;
-/// Batches go to the disk thread at least this often: what a `kill -9` may lose.
-const FLUSH: Duration = Duration::from_millis(1000);
+/// How often the recorder takes what its camera sent meanwhile.
+const DRAIN: Duration = Duration::from_millis(250);
+/// Batches go to the disk thread every this many drains (a second): what a `kill -9` may
+/// lose.
+const FLUSH_EVERY: u32 = 4;
 /// Most bytes a recorder holds while the disk thread is behind; beyond it the recorder drops
 /// what it holds and starts again at the next keyframe.
 const MAX_HELD: usize = 32 << 20;
@@ -38,27 +41,34 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
     for unit in std::mem::take(&mut video.gop) {
         rec.unit(&unit);
     }
-    let mut flush = tokio::time::interval(FLUSH);
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let mut tick = false;
+    // Drained on a tick rather than woken by every unit and audio frame: a camera's 25 units
+    // and 47 audio frames a second become 4 wakes (the broadcasts hold seconds of them).
+    let mut drain = tokio::time::interval(DRAIN);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    'record: loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            got = video.next() => match got {
+            _ = drain.tick() => {}
+        }
+        while let Some(got) = video.next().now_or_never() {
+            match got {
                 // Another node ingests the camera: its owner keeps the ring.
                 Some(Ok(_)) if *placement.borrow() => rec.restart(),
                 Some(Ok(unit)) => rec.unit(&unit),
                 Some(Err(BroadcastStreamRecvError::Lagged(_))) => rec.restart(),
-                None => break,
-            },
-            got = AudioOutput::next_or_never(&mut audio) => match got {
+                None => break 'record,
+            }
+        }
+        while let Some(got) = audio.as_mut().and_then(|a| a.next().now_or_never()) {
+            match got {
                 Some(Ok(frame)) => rec.audio(&frame),
                 Some(Err(_)) => {}
                 None => audio = None,
-            },
-            _ = flush.tick() => tick = true,
+            }
         }
-        rec.send(&tx, tick);
+        ticks += 1;
+        rec.send(&tx, ticks % FLUSH_EVERY == 0);
     }
     rec.send(&tx, true);
     let _ = tx.try_send(Op::Close { id });

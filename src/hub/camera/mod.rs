@@ -95,6 +95,8 @@ struct Live {
     reconnects: u64,
     last_frame_at: Option<Instant>,
     next_retry_at: Option<Instant>,
+    /// Read by FFmpeg although the config names retina (its audio is one only FFmpeg keeps).
+    ffmpeg_instead: bool,
 }
 
 /// What the owner of a camera ingested elsewhere reports of it (cluster heartbeats).
@@ -198,6 +200,7 @@ impl Camera {
                 reconnects: 0,
                 last_frame_at: None,
                 next_retry_at: None,
+                ffmpeg_instead: false,
             }),
             seq: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),

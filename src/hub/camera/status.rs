@@ -71,6 +71,12 @@ pub struct TierStatus {
 }
 
 impl Camera {
+    /// The worker reads this camera with FFmpeg although its config names retina (`true`),
+    /// or as its config says: the status's `ingest` follows.
+    pub fn set_ffmpeg_instead(&self, on: bool) {
+        self.live().ffmpeg_instead = on;
+    }
+
     pub fn status(&self) -> CameraStatus {
         let l = self.live().clone();
         let config = self.config();
@@ -95,7 +101,10 @@ impl Camera {
             width: l.width,
             height: l.height,
             codec: l.codec,
-            ingest: config.reader().name(),
+            ingest: match l.ffmpeg_instead {
+                true => crate::config::Reader::Ffmpeg.name(),
+                false => config.reader().name(),
+            },
             audio: self.audio.info(),
             audio_frames_in: self.audio.received(),
             frames_in: self.frames_in.load(Ordering::Relaxed),
