@@ -497,3 +497,62 @@ async fn an_h265_camera_comes_back_as_pictures_and_as_an_hvc1_clip() {
     );
     assert!(errors.is_empty(), "{errors}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_cameras_keep_their_jpegs_and_raw_sources_only_when_asked() {
+    let mjpeg = MjpegServer::start("testsrc2=size=320x240:rate=10", 3);
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "m", "url": mjpeg.url()},
+        {"id": "asked", "url": "lavfi:testsrc2=size=160x120:rate=15", "replay": true},
+        lavfi("raw", "testsrc2=size=160x120:rate=15"),
+    ]}));
+    let end = Instant::now() + Duration::from_secs(30);
+    let (m, asked) = loop {
+        let (m, asked) = (replay_span(&cw, "m").await, replay_span(&cw, "asked").await);
+        let long = |s: &Value| matches!((s["from"].as_u64(), s["to"].as_u64()), (Some(f), Some(t)) if t >= f + 3000);
+        if long(&m) && long(&asked) {
+            break (m, asked);
+        }
+        assert!(Instant::now() < end, "kept: m {m}, asked {asked}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        replay_span(&cw, "raw").await["from"],
+        Value::Null,
+        "a raw source keeps nothing unasked"
+    );
+    // The MJPEG camera's own JPEGs (10 a second), passed back as they came.
+    let t = m["from"].as_u64().unwrap() + 1500;
+    let r = at(&cw, "m", t).await;
+    assert_eq!(r.status(), 200);
+    let shown: u64 = r.headers()["x-frame-time"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(shown <= t && t - shown < 500, "asked {t}, got {shown}");
+    assert_eq!(decode_rgb(&r.bytes().await.unwrap()).0, 320);
+    let half = get_frame(&cw, "m", &format!("?at={t}&max_width=160")).await;
+    assert_eq!(half.headers()["x-frame-width"], "160");
+    // The raw source asked for it: JPEGs, at most 5 a second.
+    let t = asked["from"].as_u64().unwrap() + 1500;
+    let r = at(&cw, "asked", t).await;
+    assert_eq!(r.status(), 200);
+    // Pictures of one second, asked every 50 ms: at most 5 different ones (and the one before).
+    let mut times = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let r = at(&cw, "asked", t + i * 50).await;
+        times.insert(r.headers()["x-frame-time"].to_str().unwrap().to_string());
+    }
+    assert!(
+        (4..=7).contains(&times.len()),
+        "{} pictures in a second of a 15 fps source",
+        times.len()
+    );
+    // No clip of JPEGs: a clear error, not an empty MP4.
+    let (f, to) = (m["from"].as_u64().unwrap(), m["to"].as_u64().unwrap());
+    let r = reqwest::get(cw.url(&format!("/api/ip-cameras/m/clip.mp4?from={f}&to={to}")))
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "not_video".into()));
+}

@@ -63,11 +63,17 @@ impl Stream {
 #[derive(Debug, Clone, Copy)]
 pub struct Pictures(pub Lane);
 
+/// A lane's pictures for the replay ring (a camera kept as JPEGs): like [`Pictures`], but
+/// neither a viewer in the status nor a use of the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPictures(pub Lane);
+
 /// A live JPEG lane: every frame its pump publishes, the newest only when the reader is late.
 pub struct LaneOutput {
     lane: Lane,
     frames: BroadcastStream<Arc<Published>>,
-    _use: StreamUse,
+    _use: Option<StreamUse>,
+    _recorder: Option<super::video::Recorder>,
 }
 
 impl LaneOutput {
@@ -86,7 +92,22 @@ impl Want for Pictures {
         LaneOutput {
             lane,
             frames: BroadcastStream::new(rx),
-            _use: stream.camera.demand().use_stream(),
+            _use: Some(stream.camera.demand().use_stream()),
+            _recorder: None,
+        }
+    }
+}
+
+impl Want for RecordPictures {
+    type Output = LaneOutput;
+
+    fn attach(self, stream: &Stream) -> LaneOutput {
+        let (lane, rx) = stream.fanout.subscribe(self.0);
+        LaneOutput {
+            lane,
+            frames: BroadcastStream::new(rx),
+            _use: None,
+            _recorder: Some(stream.fanout.recorder()),
         }
     }
 }

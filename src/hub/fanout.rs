@@ -71,6 +71,8 @@ struct LaneEntry {
 pub struct Fanout {
     cam: Arc<Camera>,
     lanes: Mutex<HashMap<Lane, LaneEntry>>,
+    /// Receivers that record (the replay ring's JPEGs), not counted as viewers.
+    recorders: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Fanout {
@@ -78,6 +80,7 @@ impl Fanout {
         Arc::new(Self {
             cam,
             lanes: Mutex::new(HashMap::new()),
+            recorders: Arc::default(),
         })
     }
 
@@ -87,7 +90,13 @@ impl Fanout {
 
     /// Live viewers of every lane of this camera.
     pub fn viewers(&self) -> usize {
-        self.lanes().values().map(|e| e.tx.receiver_count()).sum()
+        let all: usize = self.lanes().values().map(|e| e.tx.receiver_count()).sum();
+        all.saturating_sub(self.recorders.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Counts a lane's receiver as a recorder until the guard is dropped.
+    pub(super) fn recorder(&self) -> super::video::Recorder {
+        super::video::Recorder::new(self.recorders.clone())
     }
 
     /// Lanes with a pump right now.

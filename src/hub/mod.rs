@@ -25,7 +25,9 @@ use tokio::sync::broadcast;
 
 use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::media::tier::Qualities;
-pub use attach::{Audio, AudioOutput, LaneOutput, Pictures, Still, Video, VideoOutput};
+pub use attach::{
+    Audio, AudioOutput, LaneOutput, Pictures, RecordPictures, Still, Video, VideoOutput,
+};
 pub use audio::{AudioFrame, AudioInfo};
 pub use cache::{Encoded, FrameError};
 pub use camera::{

@@ -204,8 +204,16 @@ impl Default for VideoFeed {
     }
 }
 
-/// Marks one receiver of the feed as a recorder while it lives (see [`VideoFeed::viewers`]).
+/// Marks one receiver of a feed or lane as a recorder while it lives (see
+/// [`VideoFeed::viewers`]).
 pub struct Recorder(Arc<AtomicUsize>);
+
+impl Recorder {
+    pub(super) fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
 
 impl Drop for Recorder {
     fn drop(&mut self) {
@@ -306,8 +314,7 @@ impl VideoFeed {
 
     /// Counts a receiver as a recorder until the guard is dropped.
     pub fn recorder(&self) -> Recorder {
-        self.recorders.fetch_add(1, Ordering::Relaxed);
-        Recorder(self.recorders.clone())
+        Recorder::new(self.recorders.clone())
     }
 
     /// One access unit from the source, with its place on the camera's clock (a unit relayed

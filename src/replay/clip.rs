@@ -49,11 +49,13 @@ pub fn mux_span(
     let mut lead: Option<(VideoParams, Vec<Record>)> = None;
     let mut clip: Option<ClipWriter> = None;
     let mut out = Some(out);
+    let mut jpegs = false;
     'segments: for seg in segments {
         for r in records(&seg.path)? {
             let ms = r.stamp.captured_unix_ms;
             match r.kind {
                 Kind::VideoParams => params = segment::params_of(&r.data).or(params.take()),
+                Kind::Jpeg => jpegs = true,
                 Kind::Video if ms > to_ms => break 'segments,
                 Kind::Video => {
                     if let Some(c) = clip.as_mut() {
@@ -94,7 +96,11 @@ pub fn mux_span(
             clip = Some(c);
         }
     }
-    clip.ok_or(ReadError::NotInReplay)?.finish()
+    match clip {
+        Some(c) => c.finish(),
+        None if jpegs => Err(ReadError::NotVideo),
+        None => Err(ReadError::NotInReplay),
+    }
 }
 
 /// FFmpeg's mp4 muxer over the answer's channel, one unit held back so that each sample's

@@ -253,13 +253,13 @@ pub fn recover(dir: &Path, ring: &mut Ring) {
 }
 
 /// A `.part` left by a stop that did not close it: cut after its last whole record and
-/// renamed to its span; removed when it holds no video.
+/// renamed to its span; removed when it holds no picture.
 fn close_torn(path: &Path, start_ms: u64) -> Option<Segment> {
     let bytes = Bytes::from(fs::read(path).ok()?);
     let (records, len) = segment::read(&bytes).unwrap_or_default();
     let end_ms = records
         .iter()
-        .filter(|r| r.kind == Kind::Video)
+        .filter(|r| matches!(r.kind, Kind::Video | Kind::Jpeg))
         .map(|r| r.stamp.captured_unix_ms)
         .max();
     let Some(end_ms) = end_ms else {

@@ -3,8 +3,9 @@
 //! sends into segments of about a second (`segment`: the file format), one disk thread
 //! writes them in batches and keeps the ring within its bounds (`disk`, `ring`: the index),
 //! and readers take instants and spans back (`read`: a picture at an instant, `clip`: an MP4
-//! of a span). Off when `server.replay.minutes` is 0. Only the cameras' own H.264/H.265 is
-//! kept: raw sources (lavfi, raw V4L2) and MJPEG cameras keep nothing yet.
+//! of a span). Off when `server.replay.minutes` is 0. Cameras keep their own H.264/H.265;
+//! MJPEG cameras their JPEGs; raw sources (lavfi, raw V4L2) nothing unless they set
+//! `"replay": true`, then JPEGs at most 5 a second.
 
 pub mod clip;
 pub mod disk;
@@ -99,6 +100,9 @@ impl Replay {
         let seg = self.ring().at(id, at_ms).ok_or(ReadError::NotInReplay)?;
         tokio::task::spawn_blocking(move || {
             let records = read::records(&seg.path)?;
+            if let Some(jpeg) = read::jpeg_to(&records, at_ms) {
+                return read::jpeg_picture(jpeg, tier);
+            }
             let run = read::run_to(&records, at_ms).ok_or(ReadError::NotInReplay)?;
             read::picture(&run, tier)
         })
@@ -106,14 +110,15 @@ impl Replay {
         .map_err(|e| ReadError::Decode(e.to_string()))?
     }
 
-    /// An MP4 of `id` from `from_ms` to `to_ms`, as chunks while it is muxed. `None` when as
-    /// many clips as allowed are being made.
-    pub fn clip(
+    /// An MP4 of `id` from `from_ms` to `to_ms`: its first chunk (the header, written once
+    /// the span is found to hold video) and the rest as it is muxed. `None` when as many
+    /// clips as allowed are being made.
+    pub async fn clip(
         &self,
         id: &str,
         from_ms: u64,
         to_ms: u64,
-    ) -> Result<Option<mpsc::Receiver<Bytes>>, ReadError> {
+    ) -> Result<Option<(Bytes, mpsc::Receiver<Bytes>)>, ReadError> {
         let segments = self.ring().range(id, from_ms, to_ms);
         if segments.is_empty() {
             return Err(ReadError::NotInReplay);
@@ -121,18 +126,28 @@ impl Replay {
         let Ok(permit) = self.clips.clone().try_acquire_owned() else {
             return Ok(None);
         };
-        let (tx, rx) = mpsc::channel(CLIP_CHUNKS);
+        let (tx, mut rx) = mpsc::channel(CLIP_CHUNKS);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let id = id.to_string();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("clip".into())
             .spawn(move || {
                 let _permit = permit;
-                if let Err(e) = clip::mux_span(&segments, from_ms, to_ms, tx) {
-                    warn!(camera = %id, error = %e, "clip ended early");
+                let r = clip::mux_span(&segments, from_ms, to_ms, tx);
+                if let Err(e) = &r {
+                    tracing::debug!(camera = %id, error = %e, "no clip");
                 }
-            });
-        spawned.map_err(ReadError::Io)?;
-        Ok(Some(rx))
+                let _ = done_tx.send(r);
+            })
+            .map_err(ReadError::Io)?;
+        // Nothing comes before the muxer opened: a span without video ends with its error.
+        match rx.recv().await {
+            Some(first) => Ok(Some((first, rx))),
+            None => match done_rx.await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(ReadError::NotInReplay),
+            },
+        }
     }
 }
 

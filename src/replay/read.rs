@@ -1,6 +1,6 @@
 //! Reading the ring back (blocking: call off the async workers): the units of a segment from
 //! a keyframe, the picture at an instant (its segment's units decoded from the keyframe
-//! before it, the last one at or before the instant encoded as JPEG).
+//! before it, the last one at or before the instant encoded as JPEG; a kept JPEG as it is).
 
 use std::path::Path;
 
@@ -24,6 +24,8 @@ pub enum ReadError {
     Corrupt,
     #[error("cannot decode the recorded video: {0}")]
     Decode(String),
+    #[error("this camera's replay holds JPEGs (it sends no H.264/H.265): take its pictures with frame?at=")]
+    NotVideo,
 }
 
 /// A run of video units that decodes alone: the parameters, then units from a keyframe on.
@@ -67,6 +69,31 @@ pub fn run_to(records: &[Record], at_ms: u64) -> Option<Run> {
         }
     }
     run
+}
+
+/// Of `records`, the last JPEG at or before `at_ms` (a camera kept as JPEGs).
+pub fn jpeg_to(records: &[Record], at_ms: u64) -> Option<&Record> {
+    records
+        .iter()
+        .rfind(|r| r.kind == Kind::Jpeg && r.stamp.captured_unix_ms <= at_ms)
+}
+
+/// A kept JPEG at `tier`: as it was when that asks for as much, else re-encoded smaller.
+pub fn jpeg_picture(rec: &Record, tier: Tier) -> Result<(Jpeg, Stamp), ReadError> {
+    let src_q = jpeg::estimate_quality(&rec.data);
+    let out = if tier.scale <= 1 && src_q.is_none_or(|q| tier.quality + 2 >= q) {
+        let (width, height) = jpeg::jpeg_size(&rec.data).map_err(|_| ReadError::Corrupt)?;
+        Jpeg {
+            data: rec.data.clone(),
+            width,
+            height,
+            quality: src_q.unwrap_or(tier.quality),
+        }
+    } else {
+        jpeg::transcode_jpeg(&rec.data, tier.quality, tier.scale)
+            .map_err(|e| ReadError::Decode(e.to_string()))?
+    };
+    Ok((out, rec.stamp))
 }
 
 /// The last picture of `run`, decoded from its keyframe, as a JPEG at `tier`, with the

@@ -4,6 +4,11 @@
 //! frames into records, and hands them to the disk thread in batches, at most a second
 //! apart. It never holds a live viewer back: it is one more receiver of the broadcasts, and
 //! a recorder that falls behind (a slow disk) drops to the next keyframe and leaves a gap.
+//!
+//! A camera that sends no H.264/H.265 keeps JPEGs instead, each its own keyframe: an MJPEG
+//! camera every JPEG as it came (a lane at full quality passes them through, no encode; not a
+//! viewer in the status),
+//! a raw source (lavfi, raw V4L2) only when it sets `"replay": true`, at most 5 a second.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +23,9 @@ use super::disk::Op;
 use super::segment::{self, Kind};
 use crate::hub::audio::{AudioFrame, AudioInfo};
 use crate::hub::video::VideoUnit;
-use crate::hub::{Audio, Stream, Video};
+use crate::hub::{Audio, LaneOutput, RecordPictures, Stream, Video};
+use crate::media::clock::Stamp;
+use crate::media::tier::{LaneAsk, LaneQuality};
 
 /// A segment is closed at the first keyframe this long after its start.
 pub const SEGMENT_MS: u64 = 1000;
@@ -27,6 +34,8 @@ const DRAIN: Duration = Duration::from_millis(250);
 /// Batches go to the disk thread every this many drains (a second): what a `kill -9` may
 /// lose.
 const FLUSH_EVERY: u32 = 4;
+/// Most JPEGs a second kept of a raw source that sets `"replay": true`.
+const RAW_FPS: f64 = 5.0;
 /// Most bytes a recorder holds while the disk thread is behind; beyond it the recorder drops
 /// what it holds and starts again at the next keyframe.
 const MAX_HELD: usize = 32 << 20;
@@ -46,10 +55,24 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
     let mut drain = tokio::time::interval(DRAIN);
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u32;
+    let mut jpegs: Option<LaneOutput> = None;
     'record: loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = drain.tick() => {}
+            // JPEGs come at the camera's pace (an MJPEG camera sends few), each taken as it
+            // comes: a lane keeps only the newest.
+            got = next_jpeg(&mut jpegs) => {
+                match got {
+                    Some(Ok(p)) if !*placement.borrow() => rec.jpeg(&p.encoded.jpeg.data, p.encoded.stamp),
+                    Some(_) => {}
+                    None => jpegs = None,
+                }
+                continue;
+            }
+        }
+        if jpegs.is_none() {
+            jpegs = jpeg_lane(&stream);
         }
         while let Some(got) = video.next().now_or_never() {
             match got {
@@ -72,6 +95,35 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
     }
     rec.send(&tx, true);
     let _ = tx.try_send(Op::Close { id });
+}
+
+/// The JPEG lane a camera without H.264/H.265 is kept from, once its codec is known: every
+/// JPEG of an MJPEG camera, 5 a second of a raw source that asks for replay; none otherwise.
+fn jpeg_lane(stream: &Stream) -> Option<LaneOutput> {
+    let codec = stream.camera.codec()?;
+    let max_fps = match codec.as_str() {
+        "h264" | "hevc" | "h265" => return None,
+        "mjpeg" => None,
+        _ if stream.camera.config().replay == Some(true) => Some(RAW_FPS),
+        _ => return None,
+    };
+    let ask = LaneAsk {
+        // The server's best quality: an MJPEG camera's own JPEGs pass through unencoded.
+        quality: LaneQuality::Fixed(stream.camera.qualities().best()),
+        max_width: None,
+        max_fps,
+    };
+    let lane = stream.lane(&ask, tokio::time::Instant::now());
+    Some(stream.attach(RecordPictures(lane)))
+}
+
+async fn next_jpeg(
+    lane: &mut Option<LaneOutput>,
+) -> Option<Result<Arc<crate::hub::Published>, BroadcastStreamRecvError>> {
+    match lane {
+        Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The records of the segment being written and the batches not yet taken by the disk
@@ -136,6 +188,18 @@ impl Recorder {
             unit.stamp,
             &unit.data,
         );
+        self.end_ms = self.end_ms.max(ms);
+    }
+
+    /// A JPEG of a camera without video units: its own keyframe, a segment a second.
+    fn jpeg(&mut self, data: &[u8], stamp: Stamp) {
+        let ms = stamp.captured_unix_ms;
+        if self.start_ms.is_none_or(|start| ms >= start + SEGMENT_MS) {
+            self.cut();
+            self.start_ms = Some(ms);
+            self.new = true;
+        }
+        segment::put(&mut self.batch, Kind::Jpeg, true, stamp, data);
         self.end_ms = self.end_ms.max(ms);
     }
 

@@ -1,7 +1,8 @@
 //! The replay ring's file format. A segment is one camera's stretch of about a second (to its
 //! first keyframe after a second), starting at a keyframe so it decodes alone: a magic, then
 //! records, each the camera's pts and the wall-clock time beside a payload (the video's
-//! parameter sets, a video access unit as it came, the audio track, an audio frame).
+//! parameter sets, a video access unit as it came, the audio track, an audio frame, or a JPEG
+//! of a camera without H.264/H.265).
 //! Append-only; read back up to the last whole record, so a `kill -9` mid-write loses only
 //! the record it tore.
 
@@ -28,6 +29,8 @@ pub enum Kind {
     AudioTrack,
     /// One compressed audio frame, as it came.
     Audio,
+    /// A JPEG of a camera without H.264/H.265 (MJPEG, or a raw source asking for replay).
+    Jpeg,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
             Kind::Video => 2,
             Kind::AudioTrack => 3,
             Kind::Audio => 4,
+            Kind::Jpeg => 5,
         }
     }
 
@@ -46,6 +50,7 @@ impl Kind {
             2 => Kind::Video,
             3 => Kind::AudioTrack,
             4 => Kind::Audio,
+            5 => Kind::Jpeg,
             _ => return None,
         })
     }

@@ -268,7 +268,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(view())
         .and(query())
         .and(with_state.clone())
-        .map(replay::clip);
+        .then(replay::clip);
     let replay = replay_span.or(clip).unify();
 
     let metrics = warp::path!("metrics")

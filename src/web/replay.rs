@@ -45,6 +45,7 @@ fn not_in_replay() -> ApiError {
 fn read_error(e: ReadError) -> ApiError {
     match e {
         ReadError::NotInReplay => not_in_replay(),
+        ReadError::NotVideo => ApiError::new(StatusCode::BAD_REQUEST, "not_video", e.to_string()),
         e => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "replay_unreadable",
@@ -123,7 +124,7 @@ pub async fn frame_at(
 }
 
 /// `GET /api/ip-cameras/{id}/clip.mp4?from=&to=`.
-pub fn clip(id: String, who: Principal, q: HashMap<String, String>, s: WebState) -> Response {
+pub async fn clip(id: String, who: Principal, q: HashMap<String, String>, s: WebState) -> Response {
     let ring = match ring_of(&s, &who, &id) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -143,8 +144,8 @@ pub fn clip(id: String, who: Principal, q: HashMap<String, String>, s: WebState)
         ))
         .into_response();
     }
-    let chunks = match ring.clip(&id, from, to) {
-        Ok(Some(rx)) => rx,
+    let (first, chunks) = match ring.clip(&id, from, to).await {
+        Ok(Some(c)) => c,
         Ok(None) => {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -155,7 +156,8 @@ pub fn clip(id: String, who: Principal, q: HashMap<String, String>, s: WebState)
         }
         Err(e) => return read_error(e).into_response(),
     };
-    let body = tokio_stream::wrappers::ReceiverStream::new(chunks)
+    let body = futures_util::stream::once(async { first })
+        .chain(tokio_stream::wrappers::ReceiverStream::new(chunks))
         .map(Ok::<bytes::Bytes, std::convert::Infallible>);
     let mut res = warp::Reply::into_response(warp::reply::stream(body));
     let h = res.headers_mut();

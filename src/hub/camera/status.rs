@@ -77,6 +77,12 @@ impl Camera {
         self.live().ffmpeg_instead = on;
     }
 
+    /// The codec of the current session (FFmpeg's name: `h264`, `hevc`, `mjpeg`,
+    /// `rawvideo`...), once a source opened.
+    pub fn codec(&self) -> Option<String> {
+        self.live().codec.clone()
+    }
+
     pub fn status(&self) -> CameraStatus {
         let l = self.live().clone();
         let config = self.config();
