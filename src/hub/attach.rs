@@ -88,12 +88,19 @@ impl Want for Pictures {
     type Output = LaneOutput;
 
     fn attach(self, stream: &Stream) -> LaneOutput {
-        let (lane, rx) = stream.fanout.subscribe(self.0);
+        LaneOutput::of(stream, self.0, false)
+    }
+}
+
+impl LaneOutput {
+    /// A receiver of `lane`: a viewer's (a use of the stream) or the replay ring's.
+    fn of(stream: &Stream, lane: Lane, recording: bool) -> Self {
+        let (lane, rx) = stream.fanout.subscribe(lane);
         LaneOutput {
             lane,
             frames: BroadcastStream::new(rx),
-            _use: Some(stream.camera.demand().use_stream()),
-            _recorder: None,
+            _use: (!recording).then(|| stream.camera.demand().use_stream()),
+            _recorder: recording.then(|| stream.fanout.recorder()),
         }
     }
 }
@@ -102,13 +109,7 @@ impl Want for RecordPictures {
     type Output = LaneOutput;
 
     fn attach(self, stream: &Stream) -> LaneOutput {
-        let (lane, rx) = stream.fanout.subscribe(self.0);
-        LaneOutput {
-            lane,
-            frames: BroadcastStream::new(rx),
-            _use: None,
-            _recorder: Some(stream.fanout.recorder()),
-        }
+        LaneOutput::of(stream, self.0, true)
     }
 }
 

@@ -46,20 +46,34 @@ pub fn set_extradata(
     ctx: &mut ffmpeg::codec::context::Context,
     description: &[u8],
 ) -> Result<(), DecodeError> {
-    // SAFETY: the context is fresh and owned by the caller; extradata is allocated with
-    // av_mallocz and padded as FFmpeg requires, and freed with the context.
+    let buf = ffmpeg_copy(description);
+    if buf.is_null() {
+        return Err(DecodeError::Decoder("out of memory".into()));
+    }
+    // SAFETY: the context is fresh and owned by the caller; `buf` is FFmpeg's allocation,
+    // freed with the context.
     unsafe {
         let c = ctx.as_mut_ptr();
-        let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
-        let buf = ffmpeg::ffi::av_mallocz(description.len() + pad) as *mut u8;
-        if buf.is_null() {
-            return Err(DecodeError::Decoder("out of memory".into()));
-        }
-        std::ptr::copy_nonoverlapping(description.as_ptr(), buf, description.len());
         (*c).extradata = buf;
         (*c).extradata_size = description.len() as i32;
     }
     Ok(())
+}
+
+/// `data` copied into a buffer FFmpeg owns (av_mallocz, padded with zeros as FFmpeg
+/// requires of extradata), for an `extradata` field whose owner frees it; null when out of
+/// memory.
+pub fn ffmpeg_copy(data: &[u8]) -> *mut u8 {
+    let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+    // SAFETY: av_mallocz returns null or a zeroed buffer of the size asked, which the copy
+    // stays within.
+    unsafe {
+        let buf = ffmpeg::ffi::av_mallocz(data.len() + pad) as *mut u8;
+        if !buf.is_null() {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len());
+        }
+        buf
+    }
 }
 
 /// Converts pixel formats libjpeg-turbo cannot take (packed YUV from webcams, RGB from some

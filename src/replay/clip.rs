@@ -71,12 +71,9 @@ pub fn mux_span(
                     }
                     if ms >= from_ms {
                         if let (Some((p, units)), Some(o)) = (lead.take(), out.take()) {
-                            let mut c = ClipWriter::open(&p, o)?;
-                            for u in units {
-                                if !c.push(u) {
-                                    return Ok(());
-                                }
-                            }
+                            let Some(c) = begin(&p, units, o)? else {
+                                return Ok(());
+                            };
                             clip = Some(c);
                         }
                     }
@@ -87,12 +84,9 @@ pub fn mux_span(
     }
     if clip.is_none() {
         if let (Some((p, units)), Some(o)) = (lead.take(), out.take()) {
-            let mut c = ClipWriter::open(&p, o)?;
-            for u in units {
-                if !c.push(u) {
-                    return Ok(());
-                }
-            }
+            let Some(c) = begin(&p, units, o)? else {
+                return Ok(());
+            };
             clip = Some(c);
         }
     }
@@ -101,6 +95,21 @@ pub fn mux_span(
         None if jpegs => Err(ReadError::NotVideo),
         None => Err(ReadError::NotInReplay),
     }
+}
+
+/// Opens the clip with the units held before its start; `None`: the reader went away.
+fn begin(
+    params: &VideoParams,
+    units: Vec<Record>,
+    out: mpsc::Sender<Bytes>,
+) -> Result<Option<ClipWriter>, ReadError> {
+    let mut c = ClipWriter::open(params, out)?;
+    for u in units {
+        if !c.push(u) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(c))
 }
 
 /// FFmpeg's mp4 muxer over the answer's channel, one unit held back so that each sample's
@@ -123,8 +132,8 @@ impl ClipWriter {
             let mut st = octx.add_stream(None::<ffmpeg::Codec>).map_err(fail)?;
             st.set_time_base(ffmpeg::Rational(1, 1_000_000));
             // SAFETY: the stream was just made by this context and is not shared; its
-            // codecpar is FFmpeg's; extradata is allocated with av_mallocz (padded as FFmpeg
-            // requires) and freed with the context.
+            // codecpar is FFmpeg's; extradata is FFmpeg's allocation (`ffmpeg_copy`), freed
+            // with the context.
             unsafe {
                 let par = (*st.as_mut_ptr()).codecpar;
                 (*par).codec_type = ffmpeg::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
@@ -139,12 +148,10 @@ impl ClipWriter {
                 (*par).width = params.width as i32;
                 (*par).height = params.height as i32;
                 let desc = &params.description;
-                let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
-                let buf = ffmpeg::ffi::av_mallocz(desc.len() + pad) as *mut u8;
+                let buf = crate::media::decode::ffmpeg_copy(desc);
                 if buf.is_null() {
                     return Err(ReadError::Decode("out of memory".into()));
                 }
-                std::ptr::copy_nonoverlapping(desc.as_ptr(), buf, desc.len());
                 (*par).extradata = buf;
                 (*par).extradata_size = desc.len() as i32;
             }
