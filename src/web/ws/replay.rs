@@ -13,7 +13,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamMap;
 
 use super::protocol::{ProtocolError, VideoMode};
-use super::session::Out;
 use super::video::{VideoOut, VideoSub};
 use crate::hub::video::VideoUnit;
 use crate::replay::read::ReadError;
@@ -75,26 +74,24 @@ impl Replays {
         self.feeds.next().await
     }
 
-    /// What goes out for a replayed unit of `id`, or for its end.
-    pub fn admit(&mut self, id: &str, unit: Option<&VideoUnit>) -> Vec<Out> {
+    /// What goes out for a replayed unit of `id` (a `video_config` marked `replay`, the
+    /// unit), or for its end (`replay_ended`, as a text message).
+    pub fn admit(&mut self, id: &str, unit: Option<&VideoUnit>) -> Vec<VideoOut> {
         let Some(unit) = unit else {
             self.stop(id);
-            return vec![Out::Text(
-                json!({"type": "replay_ended", "camera": id}).to_string(),
+            return vec![VideoOut::Config(
+                json!({"type": "replay_ended", "camera": id}),
             )];
         };
         let Some(v) = self.viewers.get_mut(id) else {
             return Vec::new();
         };
-        v.admit(id, unit)
-            .into_iter()
-            .map(|o| match o {
-                VideoOut::Config(mut c) => {
-                    c["replay"] = json!(true);
-                    Out::Text(c.to_string())
-                }
-                VideoOut::Unit(b) => Out::Binary(b),
-            })
-            .collect()
+        let mut out = v.admit(id, unit);
+        for o in &mut out {
+            if let VideoOut::Config(c) = o {
+                c["replay"] = json!(true);
+            }
+        }
+        out
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::super::replay::Replays;
+use super::super::video::VideoOut;
 use super::{Out, Session};
 use crate::hub::video::VideoUnit;
 
@@ -25,6 +26,13 @@ impl Session {
 
     /// What goes to this client for a replayed unit of `id` (or the end of its replay).
     pub fn admit_replay(&mut self, id: &str, unit: Option<&VideoUnit>) -> Vec<Out> {
-        self.replays.admit(id, unit)
+        self.replays
+            .admit(id, unit)
+            .into_iter()
+            .map(|o| match o {
+                VideoOut::Config(c) => Out::Text(c.to_string()),
+                VideoOut::Unit(b) => Out::Binary(b),
+            })
+            .collect()
     }
 }
