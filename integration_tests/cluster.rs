@@ -916,3 +916,56 @@ async fn whep_on_the_node_that_does_not_own_the_camera_plays_it() {
     );
     assert_eq!(c["jpeg_encodes"], 0, "{c}");
 }
+
+#[tokio::test]
+async fn the_node_that_does_not_own_a_camera_answers_its_replay_from_the_owner() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let rtsp = RtspServer::start(&MAIN);
+    let cams = [json!({"id": "cam", "url": rtsp.url()})];
+    let a = start_camwall(node_config(&nats.url(), "a", &cams));
+    let b = start_camwall(node_config(&nats.url(), "b", &cams));
+    let all = [("a", &a), ("b", &b)];
+    let owners = wait_owners(&all, &["cam".to_string()], Duration::from_secs(30)).await;
+    let viewer = if owners["cam"] == "a" { &b } else { &a };
+    // The span, as the owner keeps it: asked through the relay.
+    let end = Instant::now() + Duration::from_secs(30);
+    let span = loop {
+        let r = reqwest::get(viewer.url("/api/ip-cameras/cam/replay"))
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        if let (Some(f), Some(t)) = (v["from"].as_u64(), v["to"].as_u64()) {
+            if t >= f + 3000 {
+                break v;
+            }
+        }
+        assert!(Instant::now() < end, "no span through the relay: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let t = span["from"].as_u64().unwrap() + 1500;
+    let r = reqwest::get(viewer.url(&format!("/api/ip-cameras/frame/cam?at={t}&max_width=160")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let shown: u64 = r.headers()["x-frame-time"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(shown <= t && t - shown < 1500, "asked {t}, got {shown}");
+    // 800 wide: the smallest of its sizes that covers 160 is a quarter.
+    assert_eq!(r.headers()["x-frame-width"], "200");
+    let r = reqwest::get(viewer.url("/api/ip-cameras/frame/cam?at=1000"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "not_in_replay");
+    // Nothing was recorded on the viewing node.
+    let c = viewer.camera("cam").await;
+    assert_eq!(c["replay"]["bytes"], 0, "{c}");
+}

@@ -64,6 +64,8 @@ impl App {
             s.limits.max_mjpeg_clients,
             s.limits.max_clients_per_ip,
         );
+        let replay =
+            crate::replay::Replay::start(hub.clone(), &s.replay, &config_dir, cancel.clone());
         let cluster = s.cluster.as_ref().map(|c| {
             Cluster::start(
                 c,
@@ -71,11 +73,10 @@ impl App {
                 hub.clone(),
                 manager.clone(),
                 limits.clone(),
+                replay.clone(),
                 cancel.clone(),
             )
         });
-        let replay =
-            crate::replay::Replay::start(hub.clone(), &s.replay, &config_dir, cancel.clone());
         Self {
             replay,
             hub,

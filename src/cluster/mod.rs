@@ -134,6 +134,7 @@ impl Cluster {
         hub: Arc<Hub>,
         manager: Arc<Manager>,
         limits: Arc<ClientLimits>,
+        replay: Option<Arc<crate::replay::Replay>>,
         cancel: CancellationToken,
     ) -> Arc<Self> {
         let c = Arc::new(Self {
@@ -174,8 +175,16 @@ impl Cluster {
                 me.hub.clone(),
                 cancel.clone(),
             ));
-            let relay = relay::Relay::new(client.clone(), me.hub.clone(), me.manager.clone());
+            let relay = relay::Relay::new(
+                client.clone(),
+                me.hub.clone(),
+                me.manager.clone(),
+                replay.clone(),
+            );
             me.hub.set_remote(relay.clone());
+            if let Some(r) = &replay {
+                r.set_remote(relay.clone());
+            }
             tokio::spawn(relay.run(cancel.clone()));
             me.run(client, cancel).await;
         });

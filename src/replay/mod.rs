@@ -20,6 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -39,10 +40,24 @@ const MAX_CLIPS: usize = 4;
 /// Chunks of a clip between the muxer and the answer (32 KB each).
 const CLIP_CHUNKS: usize = 8;
 
+/// The ring of a camera another cluster node ingests, asked of that node (set by the cluster
+/// with [`Replay::set_remote`]; replay never knows NATS).
+pub trait RemoteRing: Send + Sync {
+    fn span(&self, id: &str) -> BoxFuture<'static, Result<Span, ReadError>>;
+    fn picture_at(
+        &self,
+        id: &str,
+        at_ms: u64,
+        tier: Tier,
+    ) -> BoxFuture<'static, Result<(Jpeg, Stamp), ReadError>>;
+}
+
 /// The replay ring of this node.
 pub struct Replay {
+    hub: Arc<Hub>,
     ring: Arc<Mutex<Ring>>,
     clips: Arc<tokio::sync::Semaphore>,
+    remote: std::sync::OnceLock<Arc<dyn RemoteRing>>,
 }
 
 impl Replay {
@@ -74,11 +89,33 @@ impl Replay {
             warn!(error = %e, "replay off: cannot start its disk thread");
             return None;
         }
-        tokio::spawn(follow(hub, tx, cancel));
+        tokio::spawn(follow(hub.clone(), tx, cancel));
         Some(Arc::new(Self {
+            hub,
             ring,
             clips: Arc::new(tokio::sync::Semaphore::new(MAX_CLIPS)),
+            remote: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Where spans and pictures of cameras other nodes ingest are asked (once, by the cluster).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteRing>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// The owner's ring to ask for `id`, when another node ingests it.
+    fn remote_for(&self, id: &str) -> Option<&Arc<dyn RemoteRing>> {
+        let cam = self.hub.get(id)?;
+        let elsewhere = *cam.placement_changes().borrow();
+        self.remote.get().filter(|_| elsewhere)
+    }
+
+    /// What `id`'s ring holds, here or (a camera another node ingests) on its owner.
+    pub async fn span_of(&self, id: &str) -> Result<Span, ReadError> {
+        match self.remote_for(id) {
+            Some(r) => r.span(id).await,
+            None => Ok(self.span(id)),
+        }
     }
 
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -90,8 +127,22 @@ impl Replay {
         self.ring().span(id)
     }
 
-    /// The picture of `id` at or just before `at_ms`, as a JPEG at `tier`, with its stamp.
+    /// The picture of `id` at or just before `at_ms`, as a JPEG at `tier`, with its stamp:
+    /// from this node's ring, or from its owner's for a camera another node ingests.
     pub async fn picture_at(
+        &self,
+        id: &str,
+        at_ms: u64,
+        tier: Tier,
+    ) -> Result<(Jpeg, Stamp), ReadError> {
+        match self.remote_for(id) {
+            Some(r) => r.picture_at(id, at_ms, tier).await,
+            None => self.local_picture_at(id, at_ms, tier).await,
+        }
+    }
+
+    /// [`Replay::picture_at`] from this node's ring (what an owner answers other nodes).
+    pub async fn local_picture_at(
         &self,
         id: &str,
         at_ms: u64,

@@ -71,7 +71,11 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
                 continue;
             }
         }
-        if jpegs.is_none() {
+        // Another node ingests the camera: its owner keeps the ring (a lane here would pull
+        // the owner's pictures for nothing).
+        if *placement.borrow() {
+            jpegs = None;
+        } else if jpegs.is_none() {
             jpegs = jpeg_lane(&stream);
         }
         while let Some(got) = video.next().now_or_never() {

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Segments further apart than this leave a gap in the ring (a camera that was down, a
 /// writer that fell behind).
@@ -31,13 +31,13 @@ struct CameraRing {
 }
 
 /// What a camera's ring holds, as `GET /api/ip-cameras/{id}/replay` and the status show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub from: Option<u64>,
     pub to: Option<u64>,
     pub gaps: Vec<[u64; 2]>,
     pub bytes: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -262,7 +262,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(get())
         .and(view())
         .and(with_state.clone())
-        .map(replay::span);
+        .then(replay::span);
     let clip = warp::path!("api" / "ip-cameras" / String / "clip.mp4")
         .and(get())
         .and(view())

@@ -68,11 +68,15 @@ fn instant(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiEr
         .transpose()
 }
 
-/// `GET /api/ip-cameras/{id}/replay`.
-pub fn span(id: String, who: Principal, s: WebState) -> Response {
-    match ring_of(&s, &who, &id) {
-        Ok(r) => json_ok(&r.span(&id)),
-        Err(e) => e.into_response(),
+/// `GET /api/ip-cameras/{id}/replay` (asked of the camera's node in a cluster).
+pub async fn span(id: String, who: Principal, s: WebState) -> Response {
+    let ring = match ring_of(&s, &who, &id) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match ring.span_of(&id).await {
+        Ok(span) => json_ok(&span),
+        Err(e) => read_error(e).into_response(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The relay: a camera's video to viewers on other nodes, and snapshots by request.
+//! The relay: a camera's video to viewers on other nodes, and snapshots by request (and
+//! replay spans and pictures, `replay`).
 //!
 //! The owner of a camera publishes its decoder configuration every second and on change
 //! (`camwall.relay.<id>.cfg`, tiny, taken by every node so that a viewer there knows the camera
@@ -48,6 +49,7 @@ use crate::media::tier::Lane;
 
 mod audio;
 mod pictures;
+mod replay;
 
 /// How long a node's wish for a camera's units lasts without being repeated.
 pub const WANT_TTL: Duration = Duration::from_secs(3);
@@ -97,6 +99,8 @@ pub struct Relay {
     audio_wanted: Mutex<HashMap<String, Instant>>,
     /// Running inbound audio of remote cameras listened to here.
     audio_tasks: Mutex<HashMap<String, CancellationToken>>,
+    /// This node's replay ring, which answers for the cameras it ingests.
+    replay: Option<Arc<crate::replay::Replay>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,7 +108,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Relay {
-    pub fn new(client: async_nats::Client, hub: Arc<Hub>, manager: Arc<Manager>) -> Arc<Self> {
+    pub fn new(
+        client: async_nats::Client,
+        hub: Arc<Hub>,
+        manager: Arc<Manager>,
+        replay: Option<Arc<crate::replay::Replay>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
             hub,
@@ -118,6 +127,7 @@ impl Relay {
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERS)),
             audio_wanted: Mutex::new(HashMap::new()),
             audio_tasks: Mutex::new(HashMap::new()),
+            replay,
         })
     }
 
@@ -134,6 +144,10 @@ impl Relay {
             self.client.subscribe("camwall.relay.*.awant").await,
             self.client.subscribe("camwall.relay.*.acfg").await,
         );
+        let replay_subs = (
+            self.client.subscribe("camwall.relay.*.rspan").await,
+            self.client.subscribe("camwall.relay.*.rat").await,
+        );
         let (Ok(mut wants), Ok(mut cfgs), Ok(mut snaps), Ok(mut jwants), Ok(mut uses)) = subs
         else {
             debug!("cluster: relay subscriptions failed");
@@ -143,6 +157,11 @@ impl Relay {
             debug!("cluster: relay subscriptions failed");
             return;
         };
+        let (Ok(rspans), Ok(rats)) = replay_subs else {
+            debug!("cluster: relay subscriptions failed");
+            return;
+        };
+        let mut replays = futures_util::stream::select(rspans, rats);
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tokio::select! {
@@ -165,6 +184,17 @@ impl Relay {
                 Some(m) = cfgs.next() => {
                     if let Some(id) = stream_of(&m.subject) {
                         self.config_arrived(&id, m.payload);
+                    }
+                }
+                // Replay requests: as bounded as snapshots (a picture at an instant decodes up
+                // to a GOP on the owner).
+                Some(m) = replays.next() => {
+                    if let Ok(place) = self.answering.clone().try_acquire_owned() {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.answer_replay(m).await;
+                            drop(place);
+                        });
                     }
                 }
                 Some(m) = snaps.next() => {

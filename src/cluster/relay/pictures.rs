@@ -288,7 +288,7 @@ impl Remote for Relay {
     }
 }
 
-fn ok_payload(enc: &Encoded) -> Bytes {
+pub(super) fn ok_payload(enc: &Encoded) -> Bytes {
     let meta = serde_json::to_vec(&SnapMeta {
         seq: enc.seq,
         captured_unix_ms: enc.stamp.captured_unix_ms,
@@ -307,14 +307,14 @@ fn ok_payload(enc: &Encoded) -> Bytes {
     b.freeze()
 }
 
-fn error_payload(message: &str) -> Bytes {
+pub(super) fn error_payload(message: &str) -> Bytes {
     let mut b = BytesMut::with_capacity(1 + message.len());
     b.put_u8(1);
     b.put_slice(message.as_bytes());
     b.freeze()
 }
 
-fn parse_answer(p: Bytes) -> Result<Encoded, SnapshotError> {
+pub(super) fn parse_answer(p: Bytes) -> Result<Encoded, SnapshotError> {
     let bad = || SnapshotError::Owner("unreadable answer".into());
     match p.first() {
         Some(0) if p.len() >= 3 => {
