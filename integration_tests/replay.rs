@@ -396,6 +396,22 @@ async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
         assert_eq!(shown, want, "at {ts}: {p}");
         matched += 1;
     }
+    // "mark", then a little later "save clip" is the span from the mark to what is shown.
+    b.click("[data-camera=c] .replay .mark").await;
+    b.wait_for(
+        "window.camwall.replay().mark !== null && window.camwall.replay().shownTs > window.camwall.replay().mark + 1500",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
+    let r = b.eval("window.camwall.replay()").await;
+    let mark = r["mark"].as_u64().unwrap();
+    let href = r["clip"].as_str().unwrap().to_string();
+    assert!(href.contains(&format!("from={mark}&")), "{href}");
+    let clip = reqwest::get(&href).await.unwrap();
+    assert_eq!(clip.status(), 200, "{href}");
+    assert_eq!(clip.headers()["content-type"], "video/mp4");
+    assert!(clip.bytes().await.unwrap().len() > 1000);
     // ← moves the replay 10 s back (to the ring's start at the most).
     let shown = b
         .eval("window.camwall.replay().shownTs")

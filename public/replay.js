@@ -28,6 +28,7 @@ export class ReplayBar {
     this.started = 0; // performance.now() when it started
     this.shownTs = null; // the newest replayed picture painted
     this.stills = null;
+    this.markMs = null; // where a marked clip starts (ms), or null: the last 30 s
     const el = document.createElement("div");
     el.className = "replay";
     el.innerHTML = `<span class="rlabel">LIVE</span><input class="scrub" type="range" aria-label="Replay position">
@@ -35,7 +36,8 @@ export class ReplayBar {
       <button class="fwd" type="button" title="10 s on (→)">+10 s</button>
       <button class="speed" type="button" title="Replay speed">1×</button>
       <button class="live" type="button" title="Back to live">live</button>
-      <a class="clip" title="Save the last 30 s (of what is shown) as MP4">save clip</a>`;
+      <button class="mark" type="button" title="Mark where the clip starts (again: unmark)">mark</button>
+      <a class="clip" title="Save the marked span, else the last 30 s of what is shown, as MP4">save clip</a>`;
     this.el = el;
     this.label = el.querySelector(".rlabel");
     this.scrub = el.querySelector(".scrub");
@@ -51,6 +53,12 @@ export class ReplayBar {
     el.querySelector(".back").addEventListener("click", () => this.step(-1));
     el.querySelector(".fwd").addEventListener("click", () => this.step(1));
     el.querySelector(".live").addEventListener("click", () => this.goLive());
+    el.querySelector(".mark").addEventListener("click", (e) => {
+      this.markMs = this.markMs === null ? Math.round(this.position() ?? Date.now()) : null;
+      e.target.setAttribute("aria-pressed", String(this.markMs !== null));
+      e.target.textContent = this.markMs === null ? "mark" : `from ${clock(this.markMs)}`;
+      this.render();
+    });
     el.querySelector(".speed").addEventListener("click", (e) => {
       this.speed = SPEEDS[(SPEEDS.indexOf(this.speed) + 1) % SPEEDS.length];
       e.target.textContent = `${this.speed}×`;
@@ -155,15 +163,19 @@ export class ReplayBar {
     const stops = (s && s.gaps ? s.gaps : []).map(([a, b]) =>
       `#4a90d9 ${pct(a)}%, #222 ${pct(a)}%, #222 ${pct(b)}%, #4a90d9 ${pct(b)}%`);
     this.scrub.style.background = `linear-gradient(to right, ${["#4a90d9 0%", ...stops, "#4a90d9 100%"].join(", ")})`;
+    // The marked span up to what is shown (at most 10 minutes, the server's bound), else the
+    // 30 s up to it.
     const end = Math.round(pos ?? now);
+    const start = this.markMs !== null && this.markMs < end ? Math.max(this.markMs, end - 600000) : end - 30000;
     const clip = this.el.querySelector(".clip");
-    clip.href = this.url(`/api/ip-cameras/${encodeURIComponent(this.t.id)}/clip.mp4?from=${end - 30000}&to=${end}`);
-    clip.download = `${this.t.id}-${new Date(end - 30000).toISOString().replace(/[:.]/g, "-")}.mp4`;
+    clip.href = this.url(`/api/ip-cameras/${encodeURIComponent(this.t.id)}/clip.mp4?from=${start}&to=${end}`);
+    clip.download = `${this.t.id}-${new Date(start).toISOString().replace(/[:.]/g, "-")}.mp4`;
   }
 
   state() {
     return { id: this.t.id, live: this.at === null, at: this.at, shownTs: this.shownTs,
-      label: this.label.textContent, span: this.span, stills: !this.still.hidden };
+      label: this.label.textContent, span: this.span, stills: !this.still.hidden,
+      mark: this.markMs, clip: this.el.querySelector(".clip").href };
   }
 
   destroy() {
