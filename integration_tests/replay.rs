@@ -275,14 +275,16 @@ async fn the_ring_survives_kill_9_and_keeps_about_its_minute() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_that_cannot_be_written_stops_replay_and_not_the_camera() {
-    let cam = colour_camera(8);
+    // A server per camera: two sessions opened at the same instant on one GStreamer media
+    // are a test of GStreamer, not of camwall.
+    let (cam, other) = (colour_camera(8), colour_camera(8));
     let store = tempfile::tempdir().unwrap();
     let replay_dir = store.path().join("replay");
     std::fs::create_dir_all(&replay_dir).unwrap();
     // A file where the camera's directory would go: no write can succeed, even as root.
     std::fs::write(replay_dir.join("c"), b"in the way").unwrap();
     let cw = start_camwall(json!({"server": {"replay": {"dir": path_str(&replay_dir)}},
-        "cameras": [{"id": "c", "url": cam.url()}, {"id": "off", "url": cam.url(), "replay": false}]}));
+        "cameras": [{"id": "c", "url": cam.url()}, {"id": "off", "url": other.url(), "replay": false}]}));
     let c = cw
         .wait_camera("c", Duration::from_secs(20), |c| {
             c["replay"]["error"]

@@ -13,6 +13,7 @@ which has the `gi` bindings.
   rtsp_test_server.py --port 0 --colors 8    (solid red, green, blue, 8 s each, in a loop)
 """
 import argparse
+import faulthandler
 import sys
 
 import gi
@@ -23,6 +24,8 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
 def main():
+    # A crash in GStreamer's threads then leaves its stack on stderr, which the tests show.
+    faulthandler.enable()
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--path", default="/cam")

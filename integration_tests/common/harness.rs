@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The log filter the tests run camwall with: enough to `wait_log` on connection events.
-pub const TEST_LOG: &str = "debug,camwall::web::ws=trace,warp=info,hyper=info";
+pub const TEST_LOG: &str = "debug,camwall::web::ws=trace,warp=info,hyper=info,retina=info";
 
 /// A running camwall with its own config in a temporary directory.
 pub struct Camwall {
@@ -201,7 +201,10 @@ impl Drop for Camwall {
     }
 }
 
+/// Sends `sig` to one process this test started and has not reaped. Never PID 0: `kill 0`
+/// would signal the whole process group, the test runner and every test's servers with it.
 pub fn signal(pid: u32, sig: &str) {
+    assert!(pid > 0, "no process to send SIG{sig} to");
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
@@ -255,6 +258,8 @@ pub fn path_str(p: &Path) -> String {
 pub struct RtspServer {
     child: Option<Child>,
     pub port: u16,
+    /// What the server printed on stderr (the first 64 KiB), shown when it died on its own.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl RtspServer {
@@ -324,6 +329,7 @@ impl RtspServer {
         RtspServer {
             child: Some(child),
             port,
+            stderr: err,
         }
     }
 
@@ -341,6 +347,15 @@ impl RtspServer {
 
 impl Drop for RtspServer {
     fn drop(&mut self) {
+        // A server that died before the test let it go explains a camera that stopped: say so
+        // in the test's output rather than leave only the camera's "connection refused".
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+            let err = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+            eprintln!(
+                "RTSP test server on {} had exited by itself ({status}): {err}",
+                self.port
+            );
+        }
         self.kill();
     }
 }

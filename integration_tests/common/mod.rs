@@ -13,6 +13,7 @@ pub use harness::*;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -132,22 +133,27 @@ pub fn silent_listener() -> (TcpListener, u16) {
 /// An HTTP MJPEG camera: the ffmpeg CLI encoding a lavfi pattern and serving it as
 /// `multipart/x-mixed-replace` to one client at a time (restarted when that client leaves).
 pub struct MjpegServer {
-    child: Option<Child>,
     pub port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The ffmpeg serving now, `None` between two; `stopped` tells the serving thread to end.
+    /// The child is killed through its handle, under the lock, so that a PID already reaped
+    /// (and maybe reused by another test's process) is never signalled.
+    current: std::sync::Arc<Mutex<(Option<Child>, bool)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MjpegServer {
     /// `graph` is a lavfi filtergraph; `qscale` the MJPEG -q:v (2 = best).
     pub fn start(graph: &str, qscale: u32) -> Self {
         let port = free_port();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let pid = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (graph, s, p) = (graph.to_string(), stop.clone(), pid.clone());
+        let current = std::sync::Arc::new(Mutex::new((None::<Child>, false)));
+        let (graph, shared) = (graph.to_string(), current.clone());
         // ffmpeg's HTTP server takes one client and exits: serve again while the test runs.
-        std::thread::spawn(move || {
-            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+        let thread = std::thread::spawn(move || loop {
+            {
+                let mut cur = shared.lock().unwrap();
+                if cur.1 {
+                    return;
+                }
                 let child = Command::new("ffmpeg")
                     .args(["-loglevel", "error", "-re", "-f", "lavfi", "-i", &graph])
                     .args([
@@ -165,12 +171,25 @@ impl MjpegServer {
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn();
-                let Ok(mut child) = child else { return };
-                p.store(child.id(), std::sync::atomic::Ordering::SeqCst);
-                let _ = child.wait();
-                // Not a wait for anything: keeps an ffmpeg that fails at once from spinning.
-                std::thread::sleep(Duration::from_millis(50));
+                let Ok(child) = child else { return };
+                cur.0 = Some(child);
             }
+            // Polled rather than waited on, so that the lock is free for Drop to kill it.
+            loop {
+                {
+                    let mut cur = shared.lock().unwrap();
+                    match cur.0.as_mut().map(|c| c.try_wait()) {
+                        Some(Ok(None)) => {}
+                        _ => {
+                            cur.0 = None;
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Not a wait for anything: keeps an ffmpeg that fails at once from spinning.
+            std::thread::sleep(Duration::from_millis(50));
         });
         // Wait until it listens, without connecting: a probe would be ffmpeg's one client.
         let end = Instant::now() + Duration::from_secs(10);
@@ -178,10 +197,9 @@ impl MjpegServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         MjpegServer {
-            child: None,
             port,
-            stop,
-            pid,
+            current,
+            thread: Some(thread),
         }
     }
 
@@ -192,13 +210,15 @@ impl MjpegServer {
 
 impl Drop for MjpegServer {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
-        if pid != 0 {
-            signal(pid, "KILL");
+        if let Ok(mut cur) = self.current.lock() {
+            cur.1 = true;
+            if let Some(mut c) = cur.0.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
