@@ -204,6 +204,128 @@ async fn instants_seen_live_come_back_with_their_colour_and_a_clip_is_the_span()
     assert_eq!(error_of(r).await, (404, "unknown_camera".into()));
 }
 
+/// A binary message's JSON header (any kind: video units and JPEG frames).
+fn header_of(data: &[u8]) -> Value {
+    let n = u16::from_be_bytes([data[1], data[2]]) as usize;
+    serde_json::from_slice(&data[3..3 + n]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_replays_start_at_a_keyframe_run_at_their_speed_and_come_back_live() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let cam = colour_camera(8);
+    let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "c", "url": cam.url()}]}));
+    cw.wait_camera("c", Duration::from_secs(20), |c| c["state"] == "streaming")
+        .await;
+    let seen = watch_live(&cw, "c", Duration::from_secs(20)).await;
+    let steady = steady(&seen);
+    assert!(steady.len() > 8, "{seen:?}");
+
+    // The camera's video at 2x from an instant: a keyframe at or before it first (1 s GOPs),
+    // then units whose camera time runs twice as fast as the wall's.
+    let (t, _) = steady[steady.len() / 4];
+    let mut ws = ws_connect(&cw).await;
+    let asked = Instant::now();
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["c"], "codecs": ["h264"], "at": t, "speed": 2}),
+    )
+    .await;
+    let config = next_text(&mut ws, Duration::from_secs(10), |v| {
+        v["type"] == "video_config"
+    })
+    .await
+    .expect("a video_config");
+    assert_eq!(config["replay"], true, "{config}");
+    let mut units: Vec<(Value, Instant)> = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while units.len() < 150 {
+        let left = end.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next()).await;
+        let Ok(Some(Ok(msg))) = msg else {
+            panic!("{} units of the replay came", units.len());
+        };
+        if let Message::Binary(b) = msg {
+            units.push((header_of(&b), Instant::now()));
+        }
+    }
+    let first = &units[0].0;
+    assert_eq!(
+        (first["kind"].as_str(), first["key"].as_bool()),
+        (Some("video"), Some(true)),
+        "{first}"
+    );
+    let ts0 = first["ts"].as_u64().unwrap();
+    assert!(ts0 <= t && t - ts0 <= 1100, "asked {t}, started at {ts0}");
+    let (last, got_last) = units.last().unwrap();
+    let camera_ms = (last["pts"].as_i64().unwrap() - first["pts"].as_i64().unwrap()) / 1000;
+    assert!(
+        camera_ms > 9000,
+        "150 units span {camera_ms} ms of the camera"
+    );
+    // Paced: no unit comes before its time at 2x (a lower bound a busy machine cannot break),
+    // and far sooner than at 1x (2.5 s of slack for a busy one).
+    let wall_ms = got_last.duration_since(asked).as_millis() as i64;
+    assert!(
+        wall_ms + 50 >= camera_ms / 2,
+        "{camera_ms} ms of camera in {wall_ms} ms"
+    );
+    assert!(
+        wall_ms < camera_ms / 2 + 2500,
+        "{camera_ms} ms of camera in {wall_ms} ms"
+    );
+
+    // A client that takes JPEG only: the same instant as pictures of the colour seen live.
+    let mut jws = ws_connect(&cw).await;
+    let (t2, _) = steady[steady.len() / 2];
+    ws_send(
+        &mut jws,
+        json!({"type": "subscribe", "cameras": ["c"], "at": t2, "quality": 70}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    let mut matched = 0;
+    let mut frames = 0;
+    while matched < 5 {
+        let f = next_frame(&mut jws, &mut texts, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| {
+                panic!("{frames} replayed JPEGs, {matched} of a known colour; {texts:?}")
+            });
+        frames += 1;
+        let ts = f.header["ts"].as_u64().unwrap();
+        if frames == 1 {
+            assert!(ts <= t2 && t2 - ts <= 1100, "asked {t2}, started at {ts}");
+            assert_eq!(f.header["quality"], 70, "{}", f.header);
+        }
+        assert!(ts + 1100 >= t2 && ts < t2 + 20_000, "asked {t2}, got {ts}");
+        if let Some(want) = colour_at(&seen, ts) {
+            assert_eq!(colour(&f.jpeg), want, "at {ts}");
+            matched += 1;
+        }
+        assert!(frames < 300, "no replayed JPEG matched a steady colour");
+    }
+    // "at": null is live again.
+    ws_send(
+        &mut jws,
+        json!({"type": "subscribe", "cameras": ["c"], "at": null}),
+    )
+    .await;
+    let live_from = seen.last().unwrap().0;
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let f = next_frame(&mut jws, &mut texts, Duration::from_secs(10))
+            .await
+            .expect("live frames after the replay");
+        if f.header["ts"].as_u64().unwrap() > live_from {
+            break;
+        }
+        assert!(Instant::now() < end, "still replaying: {}", f.header);
+    }
+    assert!(!texts.iter().any(|t| t["type"] == "error"), "{texts:?}");
+}
+
 /// Bytes of the segment files under `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
     let mut n = 0;

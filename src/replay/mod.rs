@@ -9,6 +9,7 @@
 
 pub mod clip;
 pub mod disk;
+pub mod pictures;
 pub mod play;
 pub mod read;
 pub mod recorder;
@@ -57,6 +58,8 @@ pub struct Replay {
     hub: Arc<Hub>,
     ring: Arc<Mutex<Ring>>,
     clips: Arc<tokio::sync::Semaphore>,
+    /// Replays decoding for JPEG viewers (`pictures`).
+    pictures: Arc<tokio::sync::Semaphore>,
     remote: std::sync::OnceLock<Arc<dyn RemoteRing>>,
 }
 
@@ -94,6 +97,7 @@ impl Replay {
             hub,
             ring,
             clips: Arc::new(tokio::sync::Semaphore::new(MAX_CLIPS)),
+            pictures: Arc::new(tokio::sync::Semaphore::new(pictures::MAX_PLAYERS)),
             remote: std::sync::OnceLock::new(),
         }))
     }

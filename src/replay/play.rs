@@ -17,8 +17,7 @@ use crate::hub::video::{VideoConfig, VideoUnit};
 
 /// Units between the player and its viewer.
 const AHEAD: usize = 8;
-/// A step in pts longer than this (a gap in the ring, a camera's clock that jumped) is played
-/// as one frame's time.
+/// A step in pts longer than this is played as one frame's time (see [`due`]).
 const MAX_STEP: Duration = Duration::from_secs(1);
 
 impl Replay {
@@ -48,13 +47,46 @@ impl Replay {
                 seg = ring
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .range(&id, s.end_ms + 1, u64::MAX)
-                    .into_iter()
-                    .find(|n| n.start_ms > s.start_ms);
+                    .after(&id, &s);
             }
         });
         Ok(rx)
     }
+}
+
+/// Where the first segment of a replay from `at_ms` starts: the parameters in force at (the
+/// last `VideoParams` record before) its last keyframe (or kept JPEG) at or before the
+/// instant, and that keyframe. A segment may hold more than one keyframe, and holds its
+/// parameters once, at its start.
+pub(super) fn start_of(recs: &[segment::Record], at_ms: u64) -> (Option<usize>, usize) {
+    let Some(k) = recs.iter().rposition(|r| {
+        matches!(r.kind, Kind::Video | Kind::Jpeg) && r.key && r.stamp.captured_unix_ms <= at_ms
+    }) else {
+        return (None, 0);
+    };
+    (
+        recs[..k].iter().rposition(|r| r.kind == Kind::VideoParams),
+        k,
+    )
+}
+
+/// When the unit at `pts` is due, played at `speed`, after the last one (`clock`: when it
+/// was due, its pts; `None`: now). A step in pts longer than [`MAX_STEP`] (a gap in the
+/// ring, a camera's clock that jumped) is played as one frame's time.
+pub(super) fn due<I>(clock: Option<(I, i64)>, pts: i64, speed: u32, now: I) -> I
+where
+    I: std::ops::Add<Duration, Output = I>,
+{
+    let Some((t, last)) = clock else {
+        return now;
+    };
+    let step = Duration::from_micros(u64::try_from(pts - last).unwrap_or(0));
+    let step = if step > MAX_STEP {
+        Duration::from_millis(40)
+    } else {
+        step
+    };
+    t + step / speed.max(1)
 }
 
 struct Player {
@@ -79,36 +111,37 @@ impl Player {
         }
     }
 
+    /// New parameters (a `VideoParams` record's data) make a new config generation.
+    fn params(&mut self, data: &[u8]) {
+        if let Some(params) = segment::params_of(data) {
+            if self.config.as_ref().is_none_or(|c| *c.params != params) {
+                let generation = self.config.as_ref().map_or(1, |c| c.generation + 1);
+                self.config = Some(Arc::new(VideoConfig {
+                    params: Arc::new(params),
+                    generation,
+                }));
+            }
+        }
+    }
+
     /// Sends one segment's units; false when the viewer is gone.
     async fn play(
         &mut self,
         recs: Vec<segment::Record>,
         tx: &mpsc::Sender<Arc<VideoUnit>>,
     ) -> bool {
-        // The first segment starts at its last keyframe at or before the instant.
         let skip = if self.started {
             0
         } else {
-            recs.iter()
-                .rposition(|r| {
-                    r.kind == Kind::Video && r.key && r.stamp.captured_unix_ms <= self.at_ms
-                })
-                .and_then(|k| recs[..k].iter().rposition(|r| r.kind == Kind::VideoParams))
-                .unwrap_or(0)
+            let (params, key) = start_of(&recs, self.at_ms);
+            if let Some(p) = params {
+                self.params(&recs[p].data);
+            }
+            key
         };
         for r in recs.into_iter().skip(skip) {
             match r.kind {
-                Kind::VideoParams => {
-                    if let Some(params) = segment::params_of(&r.data) {
-                        if self.config.as_ref().is_none_or(|c| *c.params != params) {
-                            let generation = self.config.as_ref().map_or(1, |c| c.generation + 1);
-                            self.config = Some(Arc::new(VideoConfig {
-                                params: Arc::new(params),
-                                generation,
-                            }));
-                        }
-                    }
-                }
+                Kind::VideoParams => self.params(&r.data),
                 Kind::Video => {
                     let Some(config) = self.config.clone() else {
                         continue;
@@ -118,19 +151,7 @@ impl Player {
                     }
                     self.started = true;
                     let pts = r.stamp.pts_us;
-                    let due = match self.clock {
-                        None => Instant::now(),
-                        Some((t, last)) => {
-                            let step =
-                                Duration::from_micros(u64::try_from(pts - last).unwrap_or(0));
-                            let step = if step > MAX_STEP {
-                                Duration::from_millis(40)
-                            } else {
-                                step
-                            };
-                            t + step / self.speed
-                        }
-                    };
+                    let due = due(self.clock, pts, self.speed, Instant::now());
                     tokio::time::sleep_until(due).await;
                     self.clock = Some((due, pts));
                     self.seq += 1;
@@ -143,5 +164,48 @@ impl Player {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::clock::Stamp;
+
+    fn rec(kind: Kind, key: bool, ms: u64) -> segment::Record {
+        segment::Record {
+            kind,
+            key,
+            stamp: Stamp {
+                pts_us: ms as i64 * 1000,
+                captured_unix_ms: ms,
+            },
+            data: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_replay_starts_at_the_last_keyframe_before_the_instant_with_the_segments_parameters() {
+        // Parameters once, at the segment's start; two keyframes in it.
+        let recs = vec![
+            rec(Kind::VideoParams, false, 1000),
+            rec(Kind::Video, true, 1000),
+            rec(Kind::Video, false, 1500),
+            rec(Kind::Video, true, 1990),
+            rec(Kind::Video, false, 2500),
+        ];
+        assert_eq!(start_of(&recs, 2600), (Some(0), 3), "the second keyframe");
+        assert_eq!(start_of(&recs, 1990), (Some(0), 3));
+        assert_eq!(start_of(&recs, 1989), (Some(0), 1));
+        assert_eq!(
+            start_of(&recs, 999),
+            (None, 0),
+            "nothing before: from the start"
+        );
+        // A camera kept as JPEGs: each is its own keyframe, no parameters.
+        let jpegs = vec![rec(Kind::Jpeg, true, 1000), rec(Kind::Jpeg, true, 1200)];
+        assert_eq!(start_of(&jpegs, 1250), (None, 1));
     }
 }

@@ -24,6 +24,8 @@ pub enum ReadError {
     Corrupt,
     #[error("cannot decode the recorded video: {0}")]
     Decode(String),
+    #[error("too many replays are being decoded at once; try again later")]
+    Busy,
     #[error("this camera's replay holds JPEGs (it sends no H.264/H.265): take its pictures with frame?at=")]
     NotVideo,
 }

@@ -170,6 +170,13 @@ impl Ring {
         (at_ms <= seg.end_ms + GAP_MS).then(|| seg.clone())
     }
 
+    /// The segment of `id` after `seg` (which may have been written since `seg` was read).
+    pub fn after(&self, id: &str, seg: &Segment) -> Option<Segment> {
+        self.range(id, seg.end_ms + 1, u64::MAX)
+            .into_iter()
+            .find(|n| n.start_ms > seg.start_ms)
+    }
+
     /// The segments of `id` from the one holding `from_ms` (or the first after it) through
     /// the last one starting before `to_ms`.
     pub fn range(&self, id: &str, from_ms: u64, to_ms: u64) -> Vec<Segment> {

@@ -46,6 +46,7 @@ fn read_error(e: ReadError) -> ApiError {
     match e {
         ReadError::NotInReplay => not_in_replay(),
         ReadError::NotVideo => ApiError::new(StatusCode::BAD_REQUEST, "not_video", e.to_string()),
+        ReadError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         e => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "replay_unreadable",

@@ -139,6 +139,9 @@ pub enum ProtocolError {
     /// A replay asked of an instant the camera's ring does not hold (or replay is off).
     #[error("{1}")]
     NotInReplay(String, String),
+    /// A replay this node cannot take on now (as many decoding as it allows).
+    #[error("{1}")]
+    Busy(String, String),
 }
 
 impl ProtocolError {
@@ -151,13 +154,14 @@ impl ProtocolError {
             Self::BadMessage(_) | Self::Param(_) | Self::Binary => "bad_message",
             Self::UnknownCamera(_) => "unknown_camera",
             Self::NotInReplay(..) => "not_in_replay",
+            Self::Busy(..) => "busy",
         }
     }
 
     /// The `error` event for this error (the only place errors become events).
     pub fn event(&self) -> Value {
         let mut v = json!({"type": "error", "code": self.code(), "message": self.to_string()});
-        if let Self::UnknownCamera(id) | Self::NotInReplay(id, _) = self {
+        if let Self::UnknownCamera(id) | Self::NotInReplay(id, _) | Self::Busy(id, _) = self {
             v["camera"] = json!(id);
         }
         v

@@ -1,8 +1,10 @@
 //! A live-wall connection's replays: cameras subscribed with `at` get the camera's recorded
 //! units from the replay ring (`replay::Replay::play`) instead of its live stream, through
 //! the same per-viewer video rules (`video::VideoSub`: a `video_config` first, keyframe
-//! gating), then `replay_ended` when the player reaches the newest recording. Replays are
-//! not on the link's ladder: they are what the person asked to see, at the pace asked.
+//! gating), or, for a client that does not decode the camera's video (and a camera kept as
+//! JPEGs), JPEG frames at its tier (`replay::Replay::play_pictures`); then `replay_ended`
+//! when the player reaches the newest recording. Replays are not on the link's ladder: they
+//! are what the person asked to see, at the pace asked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,21 +14,35 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamMap;
 
-use super::protocol::{ProtocolError, VideoMode};
+use super::protocol::{frame_message, ProtocolError, VideoMode};
 use super::video::{VideoOut, VideoSub};
+use crate::hub::cache::Encoded;
 use crate::hub::video::VideoUnit;
+use crate::media::tier::Tier;
 use crate::replay::read::ReadError;
 use crate::replay::Replay;
 
-/// Each replaying camera's units, then `None` when its player ended.
-type Feed = BoxStream<'static, Option<Arc<VideoUnit>>>;
+/// What a replay plays: the camera's units, or pictures for a client that takes JPEG.
+pub enum Replayed {
+    Unit(Arc<VideoUnit>),
+    Picture(Arc<Encoded>),
+}
+
+/// Each replaying camera's units or pictures, then `None` when its player ended.
+type Feed = BoxStream<'static, Option<Replayed>>;
+
+/// How a replayed camera reaches the client.
+enum Viewer {
+    Video(VideoSub),
+    Jpeg(Tier),
+}
 
 /// The cameras a connection replays now.
 #[derive(Default)]
 pub struct Replays {
     ring: Option<Arc<Replay>>,
     feeds: StreamMap<String, Feed>,
-    viewers: HashMap<String, VideoSub>,
+    viewers: HashMap<String, Viewer>,
 }
 
 impl Replays {
@@ -41,25 +57,43 @@ impl Replays {
         self.feeds.is_empty()
     }
 
-    /// Replays `id` from `at_ms` at `speed` (a replay of it already running starts over).
-    pub fn start(&mut self, id: &str, at_ms: u64, speed: u8) -> Result<(), ProtocolError> {
+    /// Replays `id` from `at_ms` at `speed`, as video, or as JPEGs at `jpeg` (a replay of it
+    /// already running starts over).
+    pub fn start(
+        &mut self,
+        id: &str,
+        at_ms: u64,
+        speed: u8,
+        jpeg: Option<Tier>,
+    ) -> Result<(), ProtocolError> {
         self.stop(id);
         let not_in = |why: &str| ProtocolError::NotInReplay(id.to_string(), why.to_string());
         let ring = self
             .ring
             .as_ref()
             .ok_or_else(|| not_in("replay is off on this server"))?;
-        let rx = ring.play(id, at_ms, speed).map_err(|e| match e {
+        let refused = |e: ReadError| match e {
             ReadError::NotInReplay => not_in("nothing recorded at that instant"),
+            ReadError::Busy => ProtocolError::Busy(id.to_string(), e.to_string()),
             e => not_in(&e.to_string()),
-        })?;
-        let feed = ReceiverStream::new(rx)
-            .map(Some)
-            .chain(stream::once(async { None }))
-            .boxed();
+        };
+        let (feed, viewer) = match jpeg {
+            None => {
+                let rx = ring.play(id, at_ms, speed).map_err(refused)?;
+                let feed = ReceiverStream::new(rx).map(|u| Some(Replayed::Unit(u)));
+                (feed.boxed(), Viewer::Video(VideoSub::new(VideoMode::Full)))
+            }
+            Some(tier) => {
+                let rx = ring
+                    .play_pictures(id, at_ms, speed, tier)
+                    .map_err(refused)?;
+                let feed = ReceiverStream::new(rx).map(|p| Some(Replayed::Picture(p)));
+                (feed.boxed(), Viewer::Jpeg(tier))
+            }
+        };
+        let feed = feed.chain(stream::once(async { None })).boxed();
         self.feeds.insert(id.to_string(), feed);
-        self.viewers
-            .insert(id.to_string(), VideoSub::new(VideoMode::Full));
+        self.viewers.insert(id.to_string(), viewer);
         Ok(())
     }
 
@@ -69,22 +103,26 @@ impl Replays {
         self.feeds.remove(id).is_some()
     }
 
-    /// The next unit of any replay (`None` in the pair: that replay ended).
-    pub async fn next(&mut self) -> Option<(String, Option<Arc<VideoUnit>>)> {
+    /// The next unit or picture of any replay (`None` in the pair: that replay ended).
+    pub async fn next(&mut self) -> Option<(String, Option<Replayed>)> {
         self.feeds.next().await
     }
 
     /// What goes out for a replayed unit of `id` (a `video_config` marked `replay`, the
-    /// unit), or for its end (`replay_ended`, as a text message).
-    pub fn admit(&mut self, id: &str, unit: Option<&VideoUnit>) -> Vec<VideoOut> {
-        let Some(unit) = unit else {
+    /// unit) or picture (a frame message), or for its end (`replay_ended`, as a text message).
+    pub fn admit(&mut self, id: &str, item: Option<&Replayed>) -> Vec<VideoOut> {
+        let Some(item) = item else {
             self.stop(id);
             return vec![VideoOut::Config(
                 json!({"type": "replay_ended", "camera": id}),
             )];
         };
-        let Some(v) = self.viewers.get_mut(id) else {
-            return Vec::new();
+        let (v, unit) = match (self.viewers.get_mut(id), item) {
+            (Some(Viewer::Video(v)), Replayed::Unit(u)) => (v, u),
+            (Some(Viewer::Jpeg(tier)), Replayed::Picture(p)) => {
+                return vec![VideoOut::Unit(frame_message(id, *tier, p))];
+            }
+            _ => return Vec::new(),
         };
         let mut out = v.admit(id, unit);
         for o in &mut out {

@@ -80,8 +80,8 @@ pub enum Incoming {
     Jpeg(String, LaneItem),
     Video(String, Result<Arc<VideoUnit>, BroadcastStreamRecvError>),
     Audio(String, Result<Arc<AudioFrame>, BroadcastStreamRecvError>),
-    /// A unit of a camera replayed from the ring; `None`: its replay ended.
-    Replay(String, Option<Arc<VideoUnit>>),
+    /// A unit or picture of a camera replayed from the ring; `None`: its replay ended.
+    Replay(String, Option<super::replay::Replayed>),
 }
 
 /// The state of one connection.
@@ -311,7 +311,7 @@ impl Session {
     async fn subscribe(&mut self, req: SubscribeReq, now: Instant) {
         let ids = self.expand(&req.cameras);
         if let Some((at, speed)) = req.replay {
-            return self.subscribe_replay(&ids, at, speed);
+            return self.subscribe_replay(&ids, &req, at, speed);
         }
         for id in &ids {
             self.replays.stop(id);

@@ -123,7 +123,7 @@ pub(super) async fn pump(s: &mut Session) -> Vec<Out> {
             }
             Incoming::Audio(id, Ok(f)) => out.extend(s.admit_audio(&id, &f)),
             Incoming::Audio(_, Err(_)) => {}
-            Incoming::Replay(id, unit) => out.extend(s.admit_replay(&id, unit.as_deref())),
+            Incoming::Replay(id, unit) => out.extend(s.admit_replay(&id, unit.as_ref())),
             Incoming::Jpeg(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.skipped(&id, n),
             Incoming::Video(id, Err(BroadcastStreamRecvError::Lagged(n))) => s.video_lagged(&id, n),
         }

@@ -212,7 +212,7 @@ async fn serve(
                         audio_flush.get_or_insert(Instant::now() + AUDIO_FLUSH);
                     }
                     Incoming::Replay(id, unit) => {
-                        for o in session.admit_replay(&id, unit.as_deref()) {
+                        for o in session.admit_replay(&id, unit.as_ref()) {
                             if send_timed(&mut tx, message(o)).await.is_none() { break 'conn }
                         }
                     }
