@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::ring::{closed_name, open_name, parse_name, Ring, Segment};
-use super::segment::{self, Kind, MAGIC};
+use super::segment::{self, Batch, Kind, MAGIC};
 use crate::media::clock::unix_ms_now;
 
 /// How long a camera whose writes failed waits before it tries again (a full disk that was
@@ -32,7 +31,7 @@ pub enum Op {
         start_ms: u64,
         new: bool,
         end_ms: u64,
-        data: Vec<u8>,
+        data: Batch,
     },
     /// `id`'s recorder stopped: its open segment is closed.
     Close { id: Arc<str> },
@@ -127,7 +126,7 @@ impl Disk {
         id: &Arc<str>,
         start_ms: u64,
         end_ms: u64,
-        data: &[u8],
+        data: &Batch,
     ) -> std::io::Result<()> {
         let dir = self.dir.join(&**id);
         fs::create_dir_all(&dir)?;
@@ -137,15 +136,13 @@ impl Disk {
             .write(true)
             .truncate(true)
             .open(&path)?;
-        let mut first = MAGIC.to_vec();
-        first.extend_from_slice(data);
-        file.write_all(&first)?;
+        data.write_to(MAGIC, &mut file)?;
         self.ring().add(
             id,
             Segment {
                 start_ms,
                 end_ms,
-                bytes: first.len() as u64,
+                bytes: (MAGIC.len() + data.len()) as u64,
                 path: path.clone(),
                 open: true,
             },
@@ -167,14 +164,14 @@ impl Disk {
         id: &Arc<str>,
         start_ms: u64,
         end_ms: u64,
-        data: &[u8],
+        data: &Batch,
     ) -> std::io::Result<()> {
         // A batch of a segment that is no longer open (its start failed) is dropped: the
         // recorder opens a new one at its next keyframe.
         let Some(seg) = self.open.get_mut(id).filter(|s| s.start_ms == start_ms) else {
             return Ok(());
         };
-        seg.file.write_all(data)?;
+        data.write_to(&[], &mut seg.file)?;
         seg.end_ms = seg.end_ms.max(end_ms);
         self.ring().grow(id, end_ms, data.len() as u64);
         Ok(())

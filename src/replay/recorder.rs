@@ -30,10 +30,10 @@ use crate::media::tier::{LaneAsk, LaneQuality};
 /// A segment is closed at the first keyframe this long after its start.
 pub const SEGMENT_MS: u64 = 1000;
 /// How often the recorder takes what its camera sent meanwhile.
-const DRAIN: Duration = Duration::from_millis(250);
+const DRAIN: Duration = Duration::from_millis(500);
 /// Batches go to the disk thread every this many drains (a second): what a `kill -9` may
 /// lose.
-const FLUSH_EVERY: u32 = 4;
+const FLUSH_EVERY: u32 = 2;
 /// Most JPEGs a second kept of a raw source that sets `"replay": true`.
 const RAW_FPS: f64 = 5.0;
 /// Most bytes a recorder holds while the disk thread is behind; beyond it the recorder drops
@@ -51,7 +51,7 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
         rec.unit(&unit);
     }
     // Drained on a tick rather than woken by every unit and audio frame: a camera's 25 units
-    // and 47 audio frames a second become 4 wakes (the broadcasts hold seconds of them).
+    // and 47 audio frames a second become 2 wakes (the broadcasts hold seconds of them).
     let mut drain = tokio::time::interval(DRAIN);
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u32;
@@ -138,7 +138,7 @@ struct Recorder {
     start_ms: Option<u64>,
     /// Whether the batch being filled opens its segment.
     new: bool,
-    batch: Vec<u8>,
+    batch: segment::Batch,
     end_ms: u64,
     held: VecDeque<Op>,
     held_bytes: usize,
@@ -152,7 +152,7 @@ impl Recorder {
             id,
             start_ms: None,
             new: false,
-            batch: Vec::new(),
+            batch: segment::Batch::default(),
             end_ms: 0,
             held: VecDeque::new(),
             held_bytes: 0,
@@ -182,28 +182,25 @@ impl Recorder {
             .as_ref()
             .is_some_and(|p| Arc::ptr_eq(p, &unit.config))
         {
-            segment::put_params(&mut self.batch, unit.stamp, &unit.config.params);
+            let mut p = Vec::new();
+            segment::put_params(&mut p, unit.stamp, &unit.config.params);
+            self.batch.put_laid_out(p);
             self.params = Some(unit.config.clone());
         }
-        segment::put(
-            &mut self.batch,
-            Kind::Video,
-            unit.key,
-            unit.stamp,
-            &unit.data,
-        );
+        self.batch
+            .put(Kind::Video, unit.key, unit.stamp, &unit.data);
         self.end_ms = self.end_ms.max(ms);
     }
 
     /// A JPEG of a camera without video units: its own keyframe, a segment a second.
-    fn jpeg(&mut self, data: &[u8], stamp: Stamp) {
+    fn jpeg(&mut self, data: &bytes::Bytes, stamp: Stamp) {
         let ms = stamp.captured_unix_ms;
         if self.start_ms.is_none_or(|start| ms >= start + SEGMENT_MS) {
             self.cut();
             self.start_ms = Some(ms);
             self.new = true;
         }
-        segment::put(&mut self.batch, Kind::Jpeg, true, stamp, data);
+        self.batch.put(Kind::Jpeg, true, stamp, data);
         self.end_ms = self.end_ms.max(ms);
     }
 
@@ -216,16 +213,12 @@ impl Recorder {
             .as_ref()
             .is_some_and(|t| Arc::ptr_eq(t, &frame.info))
         {
-            segment::put_audio_track(&mut self.batch, frame.stamp, &frame.info);
+            let mut t = Vec::new();
+            segment::put_audio_track(&mut t, frame.stamp, &frame.info);
+            self.batch.put_laid_out(t);
             self.track = Some(frame.info.clone());
         }
-        segment::put(
-            &mut self.batch,
-            Kind::Audio,
-            false,
-            frame.stamp,
-            &frame.data,
-        );
+        self.batch.put(Kind::Audio, false, frame.stamp, &frame.data);
     }
 
     /// Units were missed (or the camera moved to another node): what is held goes out, and
@@ -285,7 +278,7 @@ impl Recorder {
             tracing::warn!(camera = %self.id, "replay disk behind: dropping to the next keyframe");
             self.held.clear();
             self.held_bytes = 0;
-            self.batch.clear();
+            self.batch = segment::Batch::default();
             self.start_ms = None;
         }
     }

@@ -6,7 +6,7 @@
 //! Append-only; read back up to the last whole record, so a `kill -9` mid-write loses only
 //! the record it tore.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::media::clock::Stamp;
 use crate::media::h26x::{Codec, VideoParams};
@@ -65,14 +65,81 @@ pub struct Record {
     pub data: Bytes,
 }
 
+/// Bytes of a record's header: kind, key, length, pts, capture time.
+const RECORD_HEADER: usize = 22;
+
+fn put_header(out: &mut impl BufMut, kind: Kind, key: bool, stamp: Stamp, len: usize) {
+    out.put_u8(kind.byte());
+    out.put_u8(u8::from(key));
+    out.put_u32_le(len as u32);
+    out.put_i64_le(stamp.pts_us);
+    out.put_u64_le(stamp.captured_unix_ms);
+}
+
 /// Appends a record to `out`.
 pub fn put(out: &mut Vec<u8>, kind: Kind, key: bool, stamp: Stamp, data: &[u8]) {
-    out.push(kind.byte());
-    out.push(u8::from(key));
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&stamp.pts_us.to_le_bytes());
-    out.extend_from_slice(&stamp.captured_unix_ms.to_le_bytes());
+    put_header(out, kind, key, stamp, data.len());
     out.extend_from_slice(data);
+}
+
+/// Records on their way to a segment file. Headers are written here; payloads stay the
+/// shared buffers they came in (a camera's unit, an audio frame, a JPEG) and reach the file in
+/// one vectored write: recording copies a camera's bytes once, into the page cache.
+#[derive(Debug, Default)]
+pub struct Batch {
+    parts: Vec<Bytes>,
+    heads: BytesMut,
+    len: usize,
+}
+
+impl Batch {
+    /// Appends a record whose payload is `data` (shared, not copied).
+    pub fn put(&mut self, kind: Kind, key: bool, stamp: Stamp, data: &Bytes) {
+        if self.heads.capacity() - self.heads.len() < RECORD_HEADER {
+            self.heads.reserve(64 * RECORD_HEADER);
+        }
+        put_header(&mut self.heads, kind, key, stamp, data.len());
+        self.parts.push(self.heads.split().freeze());
+        self.parts.push(data.clone());
+        self.len += RECORD_HEADER + data.len();
+    }
+
+    /// Appends whole records already laid out (`put_params`, `put_audio_track`).
+    pub fn put_laid_out(&mut self, records: Vec<u8>) {
+        self.len += records.len();
+        self.parts.push(Bytes::from(records));
+    }
+
+    /// Bytes in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes `prefix` (a new file's magic, or nothing) and the batch, in as few `writev`
+    /// calls as the kernel takes.
+    pub fn write_to(&self, prefix: &[u8], w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(prefix)
+            .chain(self.parts.iter().map(|p| &p[..]))
+            .filter(|p| !p.is_empty())
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            // At most IOV_MAX (1024) slices a call.
+            let n = rest.len().min(1024);
+            match w.write_vectored(&rest[..n]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(written) => std::io::IoSlice::advance_slices(&mut rest, written),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Appends the parameter sets of `params` (codec, then each set with its length).
@@ -178,6 +245,47 @@ mod tests {
             pts_us,
             captured_unix_ms: ms,
         }
+    }
+
+    /// A writer that takes at most 7 bytes a call, as a kernel may.
+    struct Dribble(Vec<u8>);
+
+    impl std::io::Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_the_same_bytes_as_records_laid_out_one_by_one() {
+        let params = VideoParams::from_parameter_sets(
+            Codec::H264,
+            [fx::H264_HIGH_320X240_SPS, fx::H264_HIGH_320X240_PPS],
+        )
+        .unwrap();
+        let mut want = MAGIC.to_vec();
+        put_params(&mut want, stamp(0, 1000), &params);
+        let mut batch = Batch::default();
+        let mut p = Vec::new();
+        put_params(&mut p, stamp(0, 1000), &params);
+        batch.put_laid_out(p);
+        for i in 0..100u8 {
+            let data = Bytes::from(vec![i; usize::from(i) * 3]);
+            let st = stamp(i64::from(i) * 40_000, 1000 + u64::from(i) * 40);
+            put(&mut want, Kind::Video, i % 25 == 0, st, &data);
+            batch.put(Kind::Video, i % 25 == 0, st, &data);
+        }
+        assert_eq!(batch.len() + MAGIC.len(), want.len());
+        let mut out = Dribble(Vec::new());
+        batch.write_to(MAGIC, &mut out).unwrap();
+        assert_eq!(out.0, want);
+        let (recs, used) = read(&Bytes::from(out.0)).unwrap();
+        assert_eq!((recs.len(), used), (101, want.len()));
     }
 
     #[test]
