@@ -36,7 +36,7 @@ impl Replay {
         speed: u8,
         tier: Tier,
     ) -> Result<mpsc::Receiver<Arc<Encoded>>, ReadError> {
-        let first = self.ring().at(id, at_ms).ok_or(ReadError::NotInReplay)?;
+        let mut walk = self.walk(id, at_ms)?;
         let permit = self
             .pictures
             .clone()
@@ -44,23 +44,16 @@ impl Replay {
             .map_err(|_| ReadError::Busy)?;
         // One picture between the player and the viewer: the next is encoded once it is taken.
         let (tx, rx) = mpsc::channel(1);
-        let ring = self.ring.clone();
-        let id = id.to_string();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut player = PicturePlayer::new(at_ms, u32::from(speed.max(1)), tier);
-            let mut seg = Some(first);
-            while let Some(s) = seg.take() {
-                let Ok(recs) = read::records(&s.path) else {
+            while let Some(path) = walk.next() {
+                let Ok(recs) = read::records(&path) else {
                     return;
                 };
                 if !player.play(recs, &tx) {
                     return;
                 }
-                seg = ring
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .after(&id, &s);
             }
         });
         Ok(rx)

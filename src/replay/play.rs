@@ -4,13 +4,15 @@
 //! reads. A reader that falls behind slows the player down (it never skips); one that goes
 //! away ends it. Segments recorded while it plays are played too; it ends at the newest.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::read::{records, ReadError};
+use super::ring::{Ring, Segment};
 use super::segment::{self, Kind};
 use super::Replay;
 use crate::hub::video::{VideoConfig, VideoUnit};
@@ -28,29 +30,57 @@ impl Replay {
         at_ms: u64,
         speed: u8,
     ) -> Result<mpsc::Receiver<Arc<VideoUnit>>, ReadError> {
-        let first = self.ring().at(id, at_ms).ok_or(ReadError::NotInReplay)?;
+        let mut walk = self.walk(id, at_ms)?;
         let (tx, rx) = mpsc::channel(AHEAD);
-        let ring = self.ring.clone();
-        let id = id.to_string();
         tokio::spawn(async move {
             let mut player = Player::new(at_ms, u32::from(speed.max(1)));
-            let mut seg = Some(first);
-            while let Some(s) = seg.take() {
-                let path = s.path.clone();
+            while let Some(path) = walk.next() {
                 let Ok(Ok(recs)) = tokio::task::spawn_blocking(move || records(&path)).await else {
                     return;
                 };
                 if !player.play(recs, &tx).await {
                     return;
                 }
-                // The next segment, which may have been written while this one played.
-                seg = ring
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .after(&id, &s);
             }
         });
         Ok(rx)
+    }
+
+    /// The segments a replay of `id` from `at_ms` plays, in order.
+    pub(super) fn walk(&self, id: &str, at_ms: u64) -> Result<Walk, ReadError> {
+        let first = self.ring().at(id, at_ms).ok_or(ReadError::NotInReplay)?;
+        Ok(Walk {
+            ring: self.ring.clone(),
+            id: id.to_string(),
+            first: Some(first),
+            last: None,
+        })
+    }
+}
+
+/// A camera's segments from the one a replay starts in: each next one is looked up once the
+/// one before has been played, as it may have been written meanwhile.
+pub(super) struct Walk {
+    ring: Arc<Mutex<Ring>>,
+    id: String,
+    first: Option<Segment>,
+    last: Option<Segment>,
+}
+
+impl Walk {
+    /// The next segment's file; `None` at the newest.
+    pub(super) fn next(&mut self) -> Option<PathBuf> {
+        let seg = match self.first.take() {
+            Some(first) => first,
+            None => self
+                .ring
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .after(&self.id, self.last.as_ref()?)?,
+        };
+        let path = seg.path.clone();
+        self.last = Some(seg);
+        Some(path)
     }
 }
 
