@@ -478,6 +478,61 @@ async fn the_wall_plays_the_sound_of_the_tile_asked_for_in_step_with_its_picture
     skews.sort_by(f64::total_cmp);
     let p90 = skews[skews.len() * 9 / 10];
     assert!(p90 <= 100.0, "picture to sound p90 {p90} ms: {skews:?}");
+    // Focused and dragged 4 s back: the recording plays with its sound, the same tone.
+    b.click("[data-camera=aac]").await;
+    b.wait_for(
+        "!!window.camwall.replay() && !!window.camwall.replay().span \
+         && window.camwall.replay().span.from !== null \
+         && window.camwall.replay().span.from < Date.now() - 4000",
+        report,
+        Duration::from_secs(15),
+    )
+    .await;
+    let before = b
+        .eval(
+            "(() => { const r = document.querySelector('[data-camera=aac] .scrub'); \
+             r.value = Date.now() - 4000; r.dispatchEvent(new Event('change')); \
+             return window.camwall.sound().decoded; })()",
+        )
+        .await
+        .as_u64()
+        .unwrap();
+    b.wait_for(
+        &format!(
+            "!window.camwall.replay().live && window.camwall.replay().shownTs !== null \
+             && window.camwall.sound().heard === 'aac' && window.camwall.sound().decoded > {}",
+            before + 100
+        ),
+        report,
+        Duration::from_secs(20),
+    )
+    .await;
+    let replayed: Vec<i16> = b
+        .eval("window.camwall.heardSamples()")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v.as_f64().unwrap() * 32767.0) as i16)
+        .collect();
+    let peak = peak_hz(&replayed, rate);
+    assert!((peak - 440.0).abs() <= 10.0, "the replay sounded {peak} Hz");
+    b.click("[data-camera=aac] .replay .live").await;
+    b.wait_for(
+        "window.camwall.replay().live",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Escape: back to the grid.
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))")
+        .await;
+    b.wait_for(
+        "window.camwall.replay() === null",
+        report,
+        Duration::from_secs(10),
+    )
+    .await;
     // The button again: sound off, and the server stops sending it.
     b.click("[data-camera=aac] .sound").await;
     b.wait_for(
@@ -769,4 +824,158 @@ async fn sound_stays_on_across_a_tour_and_follows_the_page() {
         m.contains("camwall_audio_frames_sent_total{kind=\"websocket\"}"),
         "{m}"
     );
+}
+
+/// The streams of an MP4 (type, codec, start) and its audio decoded to 8 kHz mono by ffmpeg,
+/// with what ffmpeg said while decoding the whole file.
+fn clip_streams_and_sound(file: &std::path::Path) -> (Vec<Value>, f64, Vec<i16>, String) {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .args([
+            "stream=codec_type,codec_name,start_time:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap_or_default();
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "8000", "pipe:1",
+        ])
+        .output()
+        .unwrap();
+    let whole = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let samples = decode
+        .stdout
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let duration = probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (
+        probe["streams"].as_array().cloned().unwrap_or_default(),
+        duration,
+        samples,
+        String::from_utf8_lossy(&whole.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_and_clips_keep_the_cameras_sound() {
+    let aac = tone_camera("aac", "440");
+    let pcmu = tone_camera("pcmu", "1000");
+    let cw = start_camwall(json!({"server": {}, "cameras": [
+        {"id": "aac", "url": aac.url()},
+        {"id": "pcmu", "url": pcmu.url()}
+    ]}));
+    let mut spans = std::collections::HashMap::new();
+    for id in ["aac", "pcmu"] {
+        cw.wait_camera(id, Duration::from_secs(20), |c| {
+            let (from, to) = (c["replay"]["from"].as_u64(), c["replay"]["to"].as_u64());
+            from.zip(to).is_some_and(|(f, t)| t >= f + 6000)
+        })
+        .await;
+        let c = cw.camera(id).await;
+        spans.insert(
+            id,
+            (
+                c["replay"]["from"].as_u64().unwrap(),
+                c["replay"]["to"].as_u64().unwrap(),
+            ),
+        );
+    }
+
+    // A clip holds the camera's sound beside its video, over the same span: AAC as it came,
+    // G.711 (which MP4 cannot hold) as Opus; both decode without an error, at their pitch.
+    for (id, codec, hz) in [("aac", "aac", 440.0), ("pcmu", "opus", 1000.0)] {
+        let (_, to) = spans[id];
+        let url = cw.url(&format!(
+            "/api/ip-cameras/{id}/clip.mp4?from={}&to={to}",
+            to - 4000
+        ));
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let file = cw.dir.path().join(format!("{id}.mp4"));
+        std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+        let (streams, duration, samples, errors) = clip_streams_and_sound(&file);
+        let kinds: Vec<(&str, &str)> = streams
+            .iter()
+            .map(|s| {
+                (
+                    s["codec_type"].as_str().unwrap(),
+                    s["codec_name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![("video", "h264"), ("audio", codec)],
+            "{id}: {streams:?}"
+        );
+        assert!(errors.is_empty(), "{id}: {errors}");
+        // The sound starts with the picture and lasts as long (a frame or two apart).
+        let start: f64 = streams[1]["start_time"].as_str().unwrap().parse().unwrap();
+        assert!(start.abs() < 0.1, "{id}: sound starts at {start} s");
+        let heard = samples.len() as f64 / 8000.0;
+        assert!(duration >= 3.5, "{id}: a {duration} s clip");
+        assert!(
+            (heard - duration).abs() < 0.3,
+            "{id}: {heard} s of sound in {duration} s"
+        );
+        let pitch = pitch(&samples[800..], 8000);
+        assert!((pitch - hz).abs() < hz * 0.03, "{id}: {pitch} Hz");
+        assert!(loudness(&samples[800..]) > 1000.0, "{id}: not silence");
+    }
+
+    // A WebSocket replay at 1x brings the recorded sound with the picture, at its pitch; at
+    // 2x, the picture only.
+    let (from, _) = spans["pcmu"];
+    let mut ws = ws_connect(&cw).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "cameras": ["pcmu"], "codecs": ["h264"], "audio": ["pcmu"],
+               "at": from + 1000}),
+    )
+    .await;
+    let heard = listen(&mut ws, &["pcmu"], Duration::from_secs(20), |h| {
+        h.frames.len() >= 100 && h.video_units >= 25
+    })
+    .await;
+    let p = &heard["pcmu"];
+    let c = p.config.as_ref().expect("an audio_config for the replay");
+    assert_eq!(c["family"], "pcmu");
+    assert!(p.frames.len() >= 100, "{} frames of sound", p.frames.len());
+    let samples: Vec<i16> = p
+        .frames
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(|b| ulaw(*b)))
+        .collect();
+    let hz = pitch(&samples, 8000);
+    assert!((hz - 1000.0).abs() < 30.0, "replayed pitch {hz} Hz");
+    drop(ws);
+    let mut fast = ws_connect(&cw).await;
+    ws_send(
+        &mut fast,
+        json!({"type": "subscribe", "cameras": ["pcmu"], "codecs": ["h264"], "audio": ["pcmu"],
+               "at": from + 1000, "speed": 2}),
+    )
+    .await;
+    let heard = listen(&mut fast, &["pcmu"], Duration::from_secs(20), |h| {
+        h.video_units >= 50
+    })
+    .await;
+    let p = &heard["pcmu"];
+    assert!(p.video_units >= 50, "{} units at 2x", p.video_units);
+    assert!(p.config.is_none() && p.frames.is_empty(), "no sound at 2x");
 }

@@ -453,16 +453,28 @@ fn colour_at(seen: &[(u64, char)], ts: u64) -> Option<char> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
+    scrub_back("/", "webcodecs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jpeg_tile_scrubs_back_over_its_websocket() {
+    scrub_back("/?codec=jpeg", "jpeg").await;
+}
+
+/// The wall at `page`, its tile on `path`: focused, dragged back, shows the recorded colours
+/// (over the WebSocket: the bar's stills stay hidden), marks and saves a clip, steps back
+/// with ←, and comes back live.
+async fn scrub_back(page: &str, path: &str) {
     let cam = colour_camera(8);
     let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "c", "url": cam.url()}]}));
     cw.wait_camera("c", Duration::from_secs(20), |c| c["state"] == "streaming")
         .await;
     let seen = watch_live(&cw, "c", Duration::from_secs(20)).await;
-    let mut b = Browser::open(&cw.url("/")).await;
+    let mut b = Browser::open(&cw.url(page)).await;
     let report = "JSON.stringify({paths: window.camwall && window.camwall.paths(), \
                   replay: window.camwall && window.camwall.replay()})";
     b.wait_for(
-        "!!window.camwall && window.camwall.paths().c === 'webcodecs'",
+        &format!("!!window.camwall && window.camwall.paths().c === '{path}'"),
         report,
         Duration::from_secs(30),
     )
@@ -486,7 +498,7 @@ async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
     let probe = "(() => { const cv = document.querySelector('[data-camera=c] canvas'); \
                  const px = cv.getContext('2d').getImageData(cv.width / 2, cv.height / 2, 1, 1).data; \
                  const r = window.camwall.replay(); \
-                 return {ts: r.shownTs, label: r.label, px: [px[0], px[1], px[2]], \
+                 return {ts: r.shownTs, label: r.label, px: [px[0], px[1], px[2]], stills: r.stills, \
                  replaying: document.querySelector('[data-camera=c]').classList.contains('replaying')}; })()";
     let end = Instant::now() + Duration::from_secs(20);
     let mut matched = 0;
@@ -502,6 +514,7 @@ async fn a_focused_tile_scrubs_back_says_it_is_not_live_and_comes_back() {
         assert!(ts + 1500 >= t && ts < t + 20_000, "asked {t}, shows {ts}");
         assert!(p["label"].as_str().unwrap().starts_with("REPLAY"), "{p}");
         assert_eq!(p["replaying"], true, "{p}");
+        assert_eq!(p["stills"], false, "{p}");
         let Some(want) = colour_at(&seen, ts) else {
             continue;
         };

@@ -1,13 +1,14 @@
 // camwall wall page: scrubbing back on a focused tile. A bar over the picture's foot shows the
 // camera's replay ring (GET /api/ip-cameras/{id}/replay: its span and its gaps) and moves the
-// tile to an instant: played over the WebSocket (subscribe with `at`) where the page decodes
-// the camera's video, else as the recorded pictures (`frame?at=`) stepped at the speed chosen.
+// tile to an instant: played over the WebSocket (subscribe with `at`: the camera's video where
+// the page decodes it, JPEG frames otherwise), or, while the socket is down, as recorded
+// pictures (`frame?at=`) stepped at the speed chosen.
 // While the tile is not live it says so in red, with the instant shown; "live" comes back.
 
 const STEP_MS = 10000;
 const REFRESH_MS = 5000;
 const SPEEDS = [1, 2, 4];
-// Recorded pictures (pages without video decoding) are fetched this often.
+// Recorded pictures (while the WebSocket is down) are fetched this often.
 const STILL_EVERY_MS = 500;
 
 function clock(ms) {
@@ -15,8 +16,8 @@ function clock(ms) {
 }
 
 export class ReplayBar {
-  // `hooks.play(at, speed)`: plays the tile from `at` over the WebSocket; false when the page
-  // cannot decode its video (then this bar shows recorded pictures). `hooks.live()`: back to
+  // `hooks.play(at, speed)`: plays the tile from `at` over the WebSocket; false when the socket
+  // is down (then this bar shows recorded pictures). `hooks.live()`: back to
   // the live stream.
   constructor(tile, token, hooks) {
     this.t = tile;
@@ -125,7 +126,7 @@ export class ReplayBar {
     this.render();
   }
 
-  // Recorded pictures one after another, for a page that does not decode the video.
+  // Recorded pictures one after another, while the WebSocket is down.
   startStills() {
     this.still.hidden = false;
     const next = () => {

@@ -326,8 +326,14 @@ function updateSubscription(t) {
     unsubscribe(t);
     return;
   }
-  // Played back from the replay ring: the subscription asked for it stands.
+  // Played back from the replay ring: the subscription asked for it stands, unless the sound
+  // moved to or from this tile (then it goes on from the picture shown, with or without it).
   if (t.replayAt !== null) {
+    if (t.subscribed && t.audioSub !== (t.heard && t.replaySpeed === 1 && audioFams.length > 0)) {
+      const shownAt = t.replayBar && t.replayBar.shownTs;
+      if (shownAt) t.replayAt = shownAt;
+      t.subscribed = false;
+    }
     if (!t.subscribed) sendReplay(t);
     return;
   }
@@ -361,19 +367,22 @@ function updateSubscription(t) {
   send({ type: "subscribe", cameras: [t.id], quality: "auto", max_width: maxWidth, codecs: families, audio });
 }
 
-// The tile's camera from `t.replayAt` over the WebSocket, as video (only a page that decodes
-// it replays this way; replay.js shows recorded pictures otherwise).
+// The tile's camera from `t.replayAt` over the WebSocket: its video for a page that decodes
+// it, JPEG frames made on the server otherwise (replay.js shows recorded stills only while
+// the socket is down), with its recorded sound
+// when the tile is heard and plays at 1x (the server sends none faster).
 function sendReplay(t) {
   stopRtc(t);
   t.subscribed = true;
-  t.audioSub = false;
-  send({ type: "subscribe", cameras: [t.id], codecs: families, at: t.replayAt, speed: t.replaySpeed });
+  const audio = t.heard && t.replaySpeed === 1 ? audioFams : [];
+  t.audioSub = audio.length > 0;
+  send({ type: "subscribe", cameras: [t.id], codecs: families, audio, at: t.replayAt, speed: t.replaySpeed });
 }
 
 function replayHooks(t) {
   return {
     play: (at, speed) => {
-      if (!families.length || !supportedSource(t)) return false;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return false;
       t.replayAt = at;
       t.replaySpeed = speed;
       sendReplay(t);
@@ -389,10 +398,6 @@ function replayHooks(t) {
 }
 
 // Whether the camera sends video this page decodes (its codec as the status said).
-function supportedSource(t) {
-  return !t.source || families.includes(t.source);
-}
-
 function unsubscribe(t) {
   if (t.subscribed) send({ type: "unsubscribe", cameras: [t.id] });
   t.subscribed = false;
@@ -662,12 +667,17 @@ async function draw(t) {
       bmp.close();
       markFirstPaint("jpeg");
       t.lastTs = header.ts;
+      t.drawn++;
+      if (t.replayAt !== null) {
+        // A recorded picture: its age is not the link's latency, its size not a live tier's.
+        if (t.replayBar) t.replayBar.shown(header.ts);
+        continue;
+      }
       const now = Date.now();
       // Capture to display on the server's clock (0 if the estimate is a little off).
       const latency = Math.max(0, Math.round(serverNow() - header.ts));
       t.latency = t.latency ? t.latency * 0.8 + latency * 0.2 : latency;
       t.frames.push(now);
-      t.drawn++;
       t.size = `${header.width}×${header.height}`;
       const src = header.width * header.scale;
       if (Math.abs(src - t.srcWidth) > header.scale) {

@@ -1,7 +1,8 @@
-//! AAC to Opus for WebRTC listeners of an AAC camera (browsers' WebRTC takes Opus, PCMU and
-//! PCMA, never AAC): FFmpeg's AAC decoder, swresample to 48 kHz 16-bit, and libopus in 20 ms
-//! packets, each stamped on the camera's clock. Blocking and synchronous: the hub runs it on
-//! a thread of its own, never on an async worker.
+//! A camera's audio as Opus: AAC for WebRTC listeners of an AAC camera (browsers' WebRTC
+//! takes Opus, PCMU and PCMA, never AAC), and G.711 for MP4 clips (which cannot hold it).
+//! FFmpeg's decoder, swresample to 48 kHz 16-bit, and libopus in 20 ms packets, each stamped
+//! on the camera's clock. Blocking and synchronous: run on a thread of its own (the hub's
+//! transcode thread, a clip's), never on an async worker.
 
 use ffmpeg_next as ffmpeg;
 
@@ -18,6 +19,19 @@ pub const FRAME_SAMPLES: usize = 960;
 const RESYNC_US: i64 = 100_000;
 /// Bits per second per channel: speech and room sound from a camera microphone.
 const BITRATE_PER_CHANNEL: usize = 32_000;
+
+/// An `OpusHead` (RFC 7845 5.1) for Opus of `channels` channels (1 or 2, mapping family 0) at
+/// 48 kHz: what an MP4's `dOps` box is made from.
+pub fn opus_head(channels: u8, pre_skip: u16) -> Vec<u8> {
+    let mut h = b"OpusHead".to_vec();
+    h.push(1);
+    h.push(channels.clamp(1, 2));
+    h.extend_from_slice(&pre_skip.to_le_bytes());
+    h.extend_from_slice(&OPUS_RATE.to_le_bytes());
+    h.extend_from_slice(&0i16.to_le_bytes());
+    h.push(0);
+    h
+}
 
 /// Why a transcoder could not start (FFmpeg without AAC or libopus) or a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +82,52 @@ impl Transcoder {
         let mut ctx = ffmpeg::codec::context::Context::new_with_codec(aac);
         super::decode::set_extradata(&mut ctx, config)
             .map_err(|_| TranscodeError::Missing("memory"))?;
+        Self::from_decoder(ctx, channels)
+    }
+
+    /// A transcoder for a camera's track of `codec` (`aac`, `pcmu`, `pcma`), for what takes
+    /// Opus and not the camera's own codec (an MP4 clip of a G.711 camera).
+    pub fn for_track(
+        codec: &str,
+        config: &[u8],
+        sample_rate: u32,
+        channels: u16,
+    ) -> Result<Self, TranscodeError> {
+        let id = match codec {
+            "aac" => return Self::new(config, channels),
+            "pcmu" => ffmpeg::codec::Id::PCM_MULAW,
+            "pcma" => ffmpeg::codec::Id::PCM_ALAW,
+            _ => return Err(TranscodeError::Missing("decoder for this codec")),
+        };
+        let pcm = ffmpeg::decoder::find(id).ok_or(TranscodeError::Missing("G.711 decoder"))?;
+        let mut ctx = ffmpeg::codec::context::Context::new_with_codec(pcm);
+        // SAFETY: the context is ours and not yet open; a PCM decoder takes its rate and
+        // channel count from these fields (the stream carries neither).
+        unsafe {
+            let c = ctx.as_mut_ptr();
+            (*c).sample_rate = sample_rate.max(1) as i32;
+            (*c).channels = i32::from(channels.max(1));
+        }
+        Self::from_decoder(ctx, channels)
+    }
+
+    /// The Opus header of the output (`OpusHead`, with libopus's pre-skip), for a container.
+    pub fn opus_head(&self) -> Vec<u8> {
+        // SAFETY: the encoder is open and owns its extradata; it is only read here.
+        unsafe {
+            let c = self.encoder.as_ptr();
+            let (data, n) = ((*c).extradata, (*c).extradata_size);
+            if data.is_null() || n <= 0 {
+                return opus_head(self.channels as u8, 0);
+            }
+            std::slice::from_raw_parts(data, n as usize).to_vec()
+        }
+    }
+
+    fn from_decoder(
+        ctx: ffmpeg::codec::context::Context,
+        channels: u16,
+    ) -> Result<Self, TranscodeError> {
         let decoder = ctx.decoder().audio()?;
         let channels = usize::from(channels.clamp(1, 2));
         let layout = ChannelLayout::default(channels as i32);
@@ -101,7 +161,7 @@ impl Transcoder {
         self.channels as u16
     }
 
-    /// One AAC access unit at camera time `pts_us`; the Opus packets it completes go to
+    /// One compressed frame (an AAC access unit, G.711 samples) at camera time `pts_us`; the Opus packets it completes go to
     /// `out`. A unit FFmpeg cannot decode is skipped (its time is filled by the next).
     pub fn push(
         &mut self,

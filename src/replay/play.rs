@@ -1,7 +1,7 @@
 //! Playing the ring back at the camera's pace: from the keyframe at or before an instant, the
 //! recorded units as the video feed would have sent them (each with its parameters, its
-//! original stamp), paced by their pts at 1, 2 or 4 times, into a small channel a viewer
-//! reads. A reader that falls behind slows the player down (it never skips); one that goes
+//! original stamp), and at 1 times its recorded audio frames between them, paced by their pts
+//! at 1, 2 or 4 times, into a small channel a viewer reads (sped up, no sound: as players do). A reader that falls behind slows the player down (it never skips); one that goes
 //! away ends it. Segments recorded while it plays are played too; it ends at the newest.
 
 use std::path::PathBuf;
@@ -15,10 +15,17 @@ use super::read::{records, ReadError};
 use super::ring::{Ring, Segment};
 use super::segment::{self, Kind};
 use super::Replay;
+use crate::hub::audio::{AudioFrame, AudioInfo};
 use crate::hub::video::{VideoConfig, VideoUnit};
 
-/// Units between the player and its viewer.
+/// Units and audio frames between the player and its viewer.
 const AHEAD: usize = 8;
+
+/// What a player sends: the camera's units, and its audio at 1 times.
+pub enum Played {
+    Unit(Arc<VideoUnit>),
+    Audio(Arc<AudioFrame>),
+}
 /// A step in pts longer than this is played as one frame's time (see [`due`]).
 const MAX_STEP: Duration = Duration::from_secs(1);
 
@@ -29,7 +36,7 @@ impl Replay {
         id: &str,
         at_ms: u64,
         speed: u8,
-    ) -> Result<mpsc::Receiver<Arc<VideoUnit>>, ReadError> {
+    ) -> Result<mpsc::Receiver<Played>, ReadError> {
         let mut walk = self.walk(id, at_ms)?;
         let (tx, rx) = mpsc::channel(AHEAD);
         tokio::spawn(async move {
@@ -125,7 +132,10 @@ struct Player {
     started: bool,
     seq: u64,
     config: Option<Arc<VideoConfig>>,
-    /// When the last unit went, and its pts.
+    /// The audio track in force (`None` too when played faster than recorded).
+    track: Option<Arc<AudioInfo>>,
+    audio_seq: u64,
+    /// When the record with the highest pts so far went, and its pts.
     clock: Option<(Instant, i64)>,
 }
 
@@ -137,8 +147,30 @@ impl Player {
             started: false,
             seq: 0,
             config: None,
+            track: None,
+            audio_seq: 0,
             clock: None,
         }
+    }
+
+    /// A recorded audio track (an `AudioTrack` record's data) is the one in force; none when
+    /// played faster than recorded.
+    fn track(&mut self, data: &[u8]) {
+        let info = segment::audio_track_of(data).filter(|_| self.speed == 1);
+        if info.as_ref() != self.track.as_deref() {
+            self.track = info.map(Arc::new);
+        }
+    }
+
+    /// Waits until a record at `pts` is due: one behind the clock (audio recorded just
+    /// after the unit it precedes) goes at once.
+    async fn pace(&mut self, pts: i64) {
+        if self.clock.is_some_and(|(_, last)| pts <= last) {
+            return;
+        }
+        let due = due(self.clock, pts, self.speed, Instant::now());
+        tokio::time::sleep_until(due).await;
+        self.clock = Some((due, pts));
     }
 
     /// New parameters (a `VideoParams` record's data) make a new config generation.
@@ -155,17 +187,17 @@ impl Player {
     }
 
     /// Sends one segment's units; false when the viewer is gone.
-    async fn play(
-        &mut self,
-        recs: Vec<segment::Record>,
-        tx: &mpsc::Sender<Arc<VideoUnit>>,
-    ) -> bool {
+    async fn play(&mut self, recs: Vec<segment::Record>, tx: &mpsc::Sender<Played>) -> bool {
         let skip = if self.started {
             0
         } else {
             let (params, key) = start_of(&recs, self.at_ms);
             if let Some(p) = params {
                 self.params(&recs[p].data);
+            }
+            // The audio track in force at the keyframe, when the segment named it before.
+            if let Some(t) = recs[..key].iter().rposition(|r| r.kind == Kind::AudioTrack) {
+                self.track(&recs[t].data);
             }
             key
         };
@@ -180,13 +212,22 @@ impl Player {
                         continue;
                     }
                     self.started = true;
-                    let pts = r.stamp.pts_us;
-                    let due = due(self.clock, pts, self.speed, Instant::now());
-                    tokio::time::sleep_until(due).await;
-                    self.clock = Some((due, pts));
+                    self.pace(r.stamp.pts_us).await;
                     self.seq += 1;
                     let unit = VideoUnit::new(self.seq, r.key, r.data, r.stamp, config);
-                    if tx.send(Arc::new(unit)).await.is_err() {
+                    if tx.send(Played::Unit(Arc::new(unit))).await.is_err() {
+                        return false;
+                    }
+                }
+                Kind::AudioTrack => self.track(&r.data),
+                Kind::Audio if self.started => {
+                    let Some(info) = self.track.clone() else {
+                        continue;
+                    };
+                    self.pace(r.stamp.pts_us).await;
+                    self.audio_seq += 1;
+                    let frame = AudioFrame::new(r.data, r.stamp, self.audio_seq, info);
+                    if tx.send(Played::Audio(Arc::new(frame))).await.is_err() {
                         return false;
                     }
                 }

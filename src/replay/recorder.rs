@@ -1,7 +1,8 @@
 //! One camera's recorder: attached to its main stream through the output seam
 //! (`Video::Record` and `Audio`), it cuts what the camera sends into segments (each from a
 //! keyframe, closed at the first keyframe a second or more later), turns units and audio
-//! frames into records, and hands them to the disk thread in batches, at most a second
+//! frames into records in presentation order (a frame of audio goes in before the first unit
+//! after it, in the segment that plays it), and hands them to the disk thread in batches, at most a second
 //! apart. It never holds a live viewer back: it is one more receiver of the broadcasts, and
 //! a recorder that falls behind (a slow disk) drops to the next keyframe and leaves a gap.
 //!
@@ -36,6 +37,9 @@ const DRAIN: Duration = Duration::from_millis(500);
 const FLUSH_EVERY: u32 = 2;
 /// Most JPEGs a second kept of a raw source that sets `"replay": true`.
 const RAW_FPS: f64 = 5.0;
+/// Audio frames a recorder holds back for the video after them (about 5 s of AAC at
+/// 48 kHz; a drain holds half a second).
+const AUDIO_WAIT: usize = 256;
 /// Most bytes a recorder holds while the disk thread is behind; beyond it the recorder drops
 /// what it holds and starts again at the next keyframe.
 const MAX_HELD: usize = 32 << 20;
@@ -78,6 +82,15 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
         } else if jpegs.is_none() {
             jpegs = jpeg_lane(&stream);
         }
+        // Audio first, into the recorder's wait: each unit then goes in after the audio
+        // before it, so that a segment holds its records in presentation order.
+        while let Some(got) = audio.as_mut().and_then(|a| a.next().now_or_never()) {
+            match got {
+                Some(Ok(frame)) => rec.audio(frame),
+                Some(Err(_)) => {}
+                None => audio = None,
+            }
+        }
         while let Some(got) = video.next().now_or_never() {
             match got {
                 // Another node ingests the camera: its owner keeps the ring.
@@ -85,13 +98,6 @@ pub async fn record(stream: Stream, tx: mpsc::Sender<Op>, cancel: CancellationTo
                 Some(Ok(unit)) => rec.unit(&unit),
                 Some(Err(BroadcastStreamRecvError::Lagged(_))) => rec.restart(),
                 None => break 'record,
-            }
-        }
-        while let Some(got) = audio.as_mut().and_then(|a| a.next().now_or_never()) {
-            match got {
-                Some(Ok(frame)) => rec.audio(&frame),
-                Some(Err(_)) => {}
-                None => audio = None,
             }
         }
         ticks += 1;
@@ -144,6 +150,8 @@ struct Recorder {
     held_bytes: usize,
     params: Option<Arc<crate::hub::video::VideoConfig>>,
     track: Option<Arc<AudioInfo>>,
+    /// Audio frames not yet in the batch: each waits for the first unit after it.
+    audio_wait: VecDeque<Arc<AudioFrame>>,
 }
 
 impl Recorder {
@@ -158,10 +166,20 @@ impl Recorder {
             held_bytes: 0,
             params: None,
             track: None,
+            audio_wait: VecDeque::new(),
         }
     }
 
     fn unit(&mut self, unit: &VideoUnit) {
+        while self
+            .audio_wait
+            .front()
+            .is_some_and(|a| a.stamp.pts_us < unit.stamp.pts_us)
+        {
+            if let Some(a) = self.audio_wait.pop_front() {
+                self.put_audio(&a);
+            }
+        }
         let ms = unit.stamp.captured_unix_ms;
         let roll = match self.start_ms {
             None => unit.key,
@@ -204,7 +222,21 @@ impl Recorder {
         self.end_ms = self.end_ms.max(ms);
     }
 
-    fn audio(&mut self, frame: &AudioFrame) {
+    /// An audio frame, held until the first unit after it (or until more than
+    /// [`AUDIO_WAIT`] wait: a camera whose video stalled, or whose audio runs ahead).
+    fn audio(&mut self, frame: Arc<AudioFrame>) {
+        if self.start_ms.is_none() {
+            return;
+        }
+        self.audio_wait.push_back(frame);
+        while self.audio_wait.len() > AUDIO_WAIT {
+            if let Some(a) = self.audio_wait.pop_front() {
+                self.put_audio(&a);
+            }
+        }
+    }
+
+    fn put_audio(&mut self, frame: &AudioFrame) {
         if self.start_ms.is_none() {
             return;
         }
@@ -226,6 +258,7 @@ impl Recorder {
     fn restart(&mut self) {
         self.cut();
         self.start_ms = None;
+        self.audio_wait.clear();
     }
 
     /// Moves the batch being filled into the held ones.
@@ -280,6 +313,94 @@ impl Recorder {
             self.held_bytes = 0;
             self.batch = segment::Batch::default();
             self.start_ms = None;
+            self.audio_wait.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::video::VideoConfig;
+    use crate::media::h26x::fixtures::*;
+    use crate::media::h26x::{Codec, VideoParams};
+
+    fn stamp(pts_ms: i64) -> Stamp {
+        Stamp {
+            pts_us: pts_ms * 1000,
+            captured_unix_ms: 10_000 + pts_ms as u64,
+        }
+    }
+
+    #[test]
+    fn audio_goes_in_before_the_first_unit_after_it_and_in_the_segment_that_plays_it() {
+        let config = Arc::new(VideoConfig {
+            params: Arc::new(
+                VideoParams::from_parameter_sets(Codec::H264, [H264_TINY_SPS, H264_TINY_PPS])
+                    .unwrap(),
+            ),
+            generation: 1,
+        });
+        let info = Arc::new(AudioInfo {
+            codec: "pcmu".into(),
+            sample_rate: 8000,
+            channels: 1,
+            description: Vec::new(),
+        });
+        let unit = |ms: i64, key| {
+            VideoUnit::new(
+                ms as u64,
+                key,
+                Bytes::from_static(b"v"),
+                stamp(ms),
+                config.clone(),
+            )
+        };
+        let frame = |ms: i64| {
+            Arc::new(AudioFrame::new(
+                Bytes::from_static(b"a"),
+                stamp(ms),
+                ms as u64,
+                info.clone(),
+            ))
+        };
+        let mut rec = Recorder::new(Arc::from("door"));
+        rec.unit(&unit(0, true));
+        // A drain: its audio first (up to 1030 ms), then its units (up to 1040 ms, a keyframe
+        // at 1000 ms that starts the next segment).
+        for ms in [10, 990, 1010, 1030] {
+            rec.audio(frame(ms));
+        }
+        for (ms, key) in [(500, false), (1000, true), (1040, false)] {
+            rec.unit(&unit(ms, key));
+        }
+        rec.cut();
+        let segments: Vec<Vec<(Kind, i64)>> = rec
+            .held
+            .iter()
+            .map(|op| {
+                let Op::Write { data, .. } = op else {
+                    panic!("a write");
+                };
+                let mut file = segment::MAGIC.to_vec();
+                data.write_to(&[], &mut file).unwrap();
+                let (recs, _) = segment::read(&Bytes::from(file)).unwrap();
+                recs.iter()
+                    .filter(|r| matches!(r.kind, Kind::Video | Kind::Audio))
+                    .map(|r| (r.kind, r.stamp.pts_us / 1000))
+                    .collect()
+            })
+            .collect();
+        use Kind::{Audio as A, Video as V};
+        assert_eq!(
+            segments,
+            vec![
+                vec![(V, 0), (A, 10), (V, 500), (A, 990)],
+                vec![(V, 1000), (A, 1010), (A, 1030), (V, 1040)],
+            ]
+        );
+        assert!(rec.audio_wait.is_empty());
     }
 }

@@ -184,9 +184,7 @@ pub fn put_audio_track(out: &mut Vec<u8>, stamp: Stamp, info: &crate::hub::audio
     put(out, Kind::AudioTrack, false, stamp, &p);
 }
 
-/// The track an [`Kind::AudioTrack`] record holds (read back by the tests; audio is not
-/// replayed yet).
-#[cfg(test)]
+/// The track an [`Kind::AudioTrack`] record holds.
 pub fn audio_track_of(data: &[u8]) -> Option<crate::hub::audio::AudioInfo> {
     let sample_rate = u32::from_le_bytes(data.get(..4)?.try_into().ok()?);
     let channels = u16::from_le_bytes(data.get(4..6)?.try_into().ok()?);

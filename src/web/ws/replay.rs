@@ -1,8 +1,9 @@
 //! A live-wall connection's replays: cameras subscribed with `at` get the camera's recorded
 //! units from the replay ring (`replay::Replay::play`) instead of its live stream, through
 //! the same per-viewer video rules (`video::VideoSub`: a `video_config` first, keyframe
-//! gating), or, for a client that does not decode the camera's video (and a camera kept as
-//! JPEGs), JPEG frames at its tier (`replay::Replay::play_pictures`); then `replay_ended`
+//! gating) and, at 1 times, its recorded audio to a client that listed its codec (as live:
+//! `ws::audio`), or, for a client that does not decode the camera's video (and a camera kept
+//! as JPEGs), JPEG frames at its tier (`replay::Replay::play_pictures`); then `replay_ended`
 //! when the player reaches the newest recording. Replays are not on the link's ladder: they
 //! are what the person asked to see, at the pace asked.
 
@@ -14,17 +15,22 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamMap;
 
+use super::audio::AudioOut;
 use super::protocol::{frame_message, ProtocolError, VideoMode};
 use super::video::{VideoOut, VideoSub};
+use crate::hub::audio::AudioFrame;
 use crate::hub::cache::Encoded;
 use crate::hub::video::VideoUnit;
 use crate::media::tier::Tier;
+use crate::replay::play::Played;
 use crate::replay::read::ReadError;
 use crate::replay::Replay;
 
-/// What a replay plays: the camera's units, or pictures for a client that takes JPEG.
+/// What a replay plays: the camera's units and audio, or pictures for a client that takes
+/// JPEG.
 pub enum Replayed {
     Unit(Arc<VideoUnit>),
+    Audio(Arc<AudioFrame>),
     Picture(Arc<Encoded>),
 }
 
@@ -33,7 +39,7 @@ type Feed = BoxStream<'static, Option<Replayed>>;
 
 /// How a replayed camera reaches the client.
 enum Viewer {
-    Video(VideoSub),
+    Video(VideoSub, AudioOut),
     Jpeg(Tier),
 }
 
@@ -57,14 +63,16 @@ impl Replays {
         self.feeds.is_empty()
     }
 
-    /// Replays `id` from `at_ms` at `speed`, as video, or as JPEGs at `jpeg` (a replay of it
-    /// already running starts over).
+    /// Replays `id` from `at_ms` at `speed`, as video (with its audio for a client that
+    /// decodes one of `audio`), or as JPEGs at `jpeg` (a replay of it already running starts
+    /// over).
     pub fn start(
         &mut self,
         id: &str,
         at_ms: u64,
         speed: u8,
         jpeg: Option<Tier>,
+        audio: &[&'static str],
     ) -> Result<(), ProtocolError> {
         self.stop(id);
         let not_in = |why: &str| ProtocolError::NotInReplay(id.to_string(), why.to_string());
@@ -80,8 +88,17 @@ impl Replays {
         let (feed, viewer) = match jpeg {
             None => {
                 let rx = ring.play(id, at_ms, speed).map_err(refused)?;
-                let feed = ReceiverStream::new(rx).map(|u| Some(Replayed::Unit(u)));
-                (feed.boxed(), Viewer::Video(VideoSub::new(VideoMode::Full)))
+                let feed = ReceiverStream::new(rx).map(|p| {
+                    Some(match p {
+                        Played::Unit(u) => Replayed::Unit(u),
+                        Played::Audio(a) => Replayed::Audio(a),
+                    })
+                });
+                let viewer = Viewer::Video(
+                    VideoSub::new(VideoMode::Full),
+                    AudioOut::new(audio.to_vec()),
+                );
+                (feed.boxed(), viewer)
             }
             Some(tier) => {
                 let rx = ring
@@ -118,7 +135,17 @@ impl Replays {
             )];
         };
         let (v, unit) = match (self.viewers.get_mut(id), item) {
-            (Some(Viewer::Video(v)), Replayed::Unit(u)) => (v, u),
+            (Some(Viewer::Video(v, _)), Replayed::Unit(u)) => (v, u),
+            (Some(Viewer::Video(_, a)), Replayed::Audio(f)) => {
+                let Some((config, frame)) = a.admit(id, f) else {
+                    return Vec::new();
+                };
+                return config
+                    .map(VideoOut::Config)
+                    .into_iter()
+                    .chain([VideoOut::Unit(frame)])
+                    .collect();
+            }
             (Some(Viewer::Jpeg(tier)), Replayed::Picture(p)) => {
                 return vec![VideoOut::Unit(frame_message(id, *tier, p))];
             }

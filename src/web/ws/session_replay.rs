@@ -15,7 +15,8 @@ impl Session {
     }
 
     /// `ids` played back from `at` (Unix ms) at `speed`, instead of live: the camera's video
-    /// to a client that decodes its codec, JPEGs at the asked quality and width otherwise.
+    /// (and at 1 times its audio, to a client that listed its codec) to a client that decodes
+    /// its codec, JPEGs at the asked quality and width otherwise.
     pub(super) fn subscribe_replay(
         &mut self,
         ids: &[String],
@@ -36,7 +37,7 @@ impl Session {
                 };
                 stream.tier(quality, req.max_width)
             });
-            if let Err(e) = self.replays.start(id, at, speed, jpeg) {
+            if let Err(e) = self.replays.start(id, at, speed, jpeg, &req.audio) {
                 self.refuse(e);
             }
         }
