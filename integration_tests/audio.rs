@@ -881,19 +881,8 @@ async fn replays_and_clips_keep_the_cameras_sound() {
     ]}));
     let mut spans = std::collections::HashMap::new();
     for id in ["aac", "pcmu"] {
-        cw.wait_camera(id, Duration::from_secs(20), |c| {
-            let (from, to) = (c["replay"]["from"].as_u64(), c["replay"]["to"].as_u64());
-            from.zip(to).is_some_and(|(f, t)| t >= f + 6000)
-        })
-        .await;
-        let c = cw.camera(id).await;
-        spans.insert(
-            id,
-            (
-                c["replay"]["from"].as_u64().unwrap(),
-                c["replay"]["to"].as_u64().unwrap(),
-            ),
-        );
+        let (from, to, _) = cw.wait_replay_span(id, 6000).await;
+        spans.insert(id, (from, to));
     }
 
     // A clip holds the camera's sound beside its video, over the same span: AAC as it came,

@@ -932,20 +932,8 @@ async fn the_node_that_does_not_own_a_camera_answers_its_replay_from_the_owner()
     let owners = wait_owners(&all, &["cam".to_string()], Duration::from_secs(30)).await;
     let viewer = if owners["cam"] == "a" { &b } else { &a };
     // The span, as the owner keeps it: asked through the relay.
-    let end = Instant::now() + Duration::from_secs(30);
-    let span = loop {
-        let r = reqwest::get(viewer.url("/api/ip-cameras/cam/replay"))
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap();
-        if let (Some(f), Some(t)) = (v["from"].as_u64(), v["to"].as_u64()) {
-            if t >= f + 3000 {
-                break v;
-            }
-        }
-        assert!(Instant::now() < end, "no span through the relay: {v}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    // Through the relay: the viewer node asks the owner.
+    let (_, _, span) = viewer.wait_replay_span("cam", 3000).await;
     let t = span["from"].as_u64().unwrap() + 1500;
     let r = reqwest::get(viewer.url(&format!("/api/ip-cameras/frame/cam?at={t}&max_width=160")))
         .await

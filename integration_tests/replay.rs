@@ -618,17 +618,7 @@ async fn an_h265_camera_comes_back_as_pictures_and_as_an_hvc1_clip() {
     let cw = start_camwall(json!({"server": {}, "cameras": [{"id": "h", "url": cam.url()}]}));
     cw.wait_camera("h", Duration::from_secs(20), |c| c["state"] == "streaming")
         .await;
-    let end = Instant::now() + Duration::from_secs(30);
-    let (from, to) = loop {
-        let s = replay_span(&cw, "h").await;
-        if let (Some(f), Some(t)) = (s["from"].as_u64(), s["to"].as_u64()) {
-            if t >= f + 4000 {
-                break (f, t);
-            }
-        }
-        assert!(Instant::now() < end, "nothing kept: {s}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (from, to, _) = cw.wait_replay_span("h", 4000).await;
     let r = at(&cw, "h", from + 1500).await;
     assert_eq!(r.status(), 200);
     let (w, h, _) = decode_rgb(&r.bytes().await.unwrap());
@@ -659,16 +649,8 @@ async fn mjpeg_cameras_keep_their_jpegs_and_raw_sources_only_when_asked() {
         {"id": "asked", "url": "lavfi:testsrc2=size=160x120:rate=15", "replay": true},
         lavfi("raw", "testsrc2=size=160x120:rate=15"),
     ]}));
-    let end = Instant::now() + Duration::from_secs(30);
-    let (m, asked) = loop {
-        let (m, asked) = (replay_span(&cw, "m").await, replay_span(&cw, "asked").await);
-        let long = |s: &Value| matches!((s["from"].as_u64(), s["to"].as_u64()), (Some(f), Some(t)) if t >= f + 3000);
-        if long(&m) && long(&asked) {
-            break (m, asked);
-        }
-        assert!(Instant::now() < end, "kept: m {m}, asked {asked}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (_, _, m) = cw.wait_replay_span("m", 3000).await;
+    let (_, _, asked) = cw.wait_replay_span("asked", 3000).await;
     assert_eq!(
         replay_span(&cw, "raw").await["from"],
         Value::Null,

@@ -77,6 +77,26 @@ impl Camwall {
         }
     }
 
+    /// Polls `GET /api/ip-cameras/{id}/replay` until the ring holds at least `ms` of camera
+    /// `id` (bounded by 30 s); its span, and the answer.
+    pub async fn wait_replay_span(&self, id: &str, ms: u64) -> (u64, u64, Value) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = reqwest::get(self.url(&format!("/api/ip-cameras/{id}/replay"))).await;
+            let v: Value = match r {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            if let (Some(f), Some(t)) = (v["from"].as_u64(), v["to"].as_u64()) {
+                if t >= f + ms {
+                    return (f, t, v);
+                }
+            }
+            assert!(Instant::now() < end, "{id} never kept {ms} ms: {v}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Waits (bounded) until camwall counts `n` WebSocket clients: connections open and close
     /// asynchronously to the client's side of them.
     pub async fn wait_ws_clients(&self, n: u64) {
