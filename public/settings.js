@@ -2,6 +2,9 @@
 // disable, remove) and views (pick cameras, order by drag, columns), all through the runtime
 // API with the admin token (`?token=`). Validation messages come from the server and are shown
 // next to the field they name. A viewer token sees the lists and is told it cannot change them.
+// Where users are configured, a person logs in first (session.js).
+
+import { ensureSession } from "./session.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -324,6 +327,7 @@ viewForm.addEventListener("submit", async (e) => {
   loadViews();
 });
 
+await ensureSession(token);
 await checkAccess();
 await loadCameras();
 await loadViews();

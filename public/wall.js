@@ -18,6 +18,7 @@ import { applyLayout } from "./layout.js";
 import { ALL, camerasOf, fillMenu, loadViews, Tour } from "./views.js";
 import { attachGestures, downloadSnapshot, installKeys, toggleFullscreen, Zoom } from "./interact.js";
 import { ReplayBar } from "./replay.js";
+import { ensureSession } from "./session.js";
 
 const wall = document.getElementById("wall");
 const connBadge = document.getElementById("conn");
@@ -982,6 +983,8 @@ async function refreshViews() {
 
 // The view (and tour) the address asks for, the menu, what this browser decodes; then connect.
 async function start() {
+  // Users configured and no session: to the login page (this never returns then).
+  await ensureSession(token);
   const codec = params.get("codec");
   // The views, what this browser decodes and (where it plays WebRTC) the cameras, at once.
   const viewsLoaded = loadViews(token);

@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::access::auth::Auth;
+use crate::access::guard::{Guard, ViewCameras};
 use crate::access::limits::ClientLimits;
+use crate::access::sessions::Sessions;
+use crate::access::users::Users;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ConfigStore, Manager};
@@ -19,6 +22,8 @@ use crate::hub::Hub;
 use crate::web::server::ServeOptions;
 use crate::web::{routes, WebState};
 
+/// `camwall hash-password`: a password as the argon2id string `server.auth.users` takes.
+pub use crate::access::users::hash_password;
 /// The cluster section's start checks (NATS addresses, credentials file), run by the binary
 /// before serving: a config error stops the start.
 pub use crate::cluster::check as check_cluster;
@@ -34,7 +39,7 @@ pub const CAMERA_STOP: Duration = Duration::from_millis(1000);
 pub struct App {
     hub: Arc<Hub>,
     manager: Arc<Manager>,
-    auth: Arc<Auth>,
+    guard: Arc<Guard>,
     limits: Arc<ClientLimits>,
     public_dir: PathBuf,
     cancel: CancellationToken,
@@ -64,6 +69,47 @@ impl App {
             s.limits.max_mjpeg_clients,
             s.limits.max_clients_per_ip,
         );
+        // A scope that names a view sees the view's cameras as they are when it asks.
+        let views: ViewCameras = {
+            let manager = manager.clone();
+            Arc::new(move |id: &str| {
+                manager
+                    .views()
+                    .into_iter()
+                    .find(|v| v.id == id)
+                    .map(|v| v.cameras)
+            })
+        };
+        let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
+        let guard = Guard::with_users(
+            auth,
+            Users::new(&s.auth.users),
+            Sessions::new(
+                minutes(s.auth.session_idle_minutes),
+                minutes(s.auth.session_max_days.saturating_mul(24 * 60)),
+            ),
+            views,
+            Arc::new(s.allowed_origins.clone()),
+            limits.clone(),
+        );
+        // Users edited in the file apply at a reload (SIGHUP): a changed password, role or
+        // scope, or a removed user, ends that user's sessions. Tokens and lifetimes wait for
+        // the next start, as the rest of `server`.
+        {
+            let guard = Arc::downgrade(&guard);
+            let before = std::sync::Mutex::new(s.auth.users.clone());
+            manager.on_auth_reload(Box::new(move |auth| {
+                let mut before = before.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *before == auth.users {
+                    return;
+                }
+                if let Some(g) = guard.upgrade() {
+                    g.set_users(Users::new(&auth.users));
+                    tracing::info!(target: "camwall::audit", users = auth.users.len(), "users reloaded from the config file");
+                }
+                *before = auth.users.clone();
+            }));
+        }
         let replay =
             crate::replay::Replay::start(hub.clone(), &s.replay, &config_dir, cancel.clone());
         let cluster = s.cluster.as_ref().map(|c| {
@@ -81,7 +127,7 @@ impl App {
             replay,
             hub,
             manager,
-            auth,
+            guard,
             limits,
             public_dir,
             cancel,
@@ -106,12 +152,12 @@ impl App {
     ) {
         let server_config = self.hub.server_config();
         let local = listener.local_addr().ok();
-        let open_access = open_access(self.auth.is_open(), local);
+        let open_access = open_access(self.guard.is_open(), local);
         if open_access {
             warn!(
                 listen = ?local,
-                "listening on a non-loopback address with no token configured: anyone who can \
-                 reach it may watch and change cameras; set server.auth tokens"
+                "listening on a non-loopback address with no token or user configured: anyone \
+                 who can reach it may watch and change cameras; set server.auth tokens or users"
             );
         }
         let webrtc = match local {
@@ -126,11 +172,7 @@ impl App {
             public_dir: self.public_dir.clone(),
             shutdown: self.cancel.clone(),
             manager: self.manager.clone(),
-            guard: crate::access::guard::Guard::new(
-                self.auth.clone(),
-                Arc::new(server_config.allowed_origins.clone()),
-                self.limits.clone(),
-            ),
+            guard: self.guard.clone(),
             limits: self.limits.clone(),
             allowed_hosts: Arc::new(server_config.allowed_hosts.clone()),
             open_access,

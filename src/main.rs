@@ -43,6 +43,34 @@ struct Cli {
 enum Command {
     /// Validate the config and print its cameras; exit 2 if it is invalid.
     CheckConfig,
+    /// Read a password on stdin (one line) and print its argon2id hash, for
+    /// `server.auth.users[].password_hash`.
+    HashPassword,
+}
+
+/// `camwall hash-password`: the first line of stdin, hashed. The password is never echoed.
+fn hash_password() -> ExitCode {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("camwall: could not read a password on stdin");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("camwall: the password is empty (give it on stdin, one line)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match camwall::app::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("camwall: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn load_config(path: &Path) -> Result<LoadedConfig, ExitCode> {
@@ -72,8 +100,10 @@ fn check_config(path: &Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig) = cli.command {
-        return check_config(&cli.config);
+    match cli.command {
+        Some(Command::CheckConfig) => return check_config(&cli.config),
+        Some(Command::HashPassword) => return hash_password(),
+        None => {}
     }
     logging::init(cli.log_format);
     // The one read of the file: the store keeps exactly what was validated here.

@@ -1,14 +1,17 @@
-//! The rules the access guard (`guard`) applies: viewer and admin tokens compared in constant
-//! time, WebSocket `Origin` checks, and the cross-site request checks on state-changing
-//! requests (CSRF). Admission (how many clients) lives in `limits`.
+//! The rules the access guard (`guard`) applies: viewer and admin tokens (plain, or scoped to
+//! some cameras) compared in constant time, WebSocket `Origin` checks, and the cross-site
+//! request checks on state-changing requests (CSRF). Users and their sessions live in `users`
+//! and `sessions`; admission (how many clients) in `limits`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 
 use warp::{Filter, Rejection};
 
+use crate::config::auth::{RoleName, TokenEntry};
+
 /// What a token may do. Admin includes everything a viewer may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Frames, streams, status, metrics, the camera list.
     Viewer,
@@ -16,10 +19,56 @@ pub enum Role {
     Admin,
 }
 
-/// The configured tokens. No token at all: everything is open (the loopback default).
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Self {
+        match r {
+            RoleName::Viewer => Role::Viewer,
+            RoleName::Admin => Role::Admin,
+        }
+    }
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Which cameras a token or user may see, as configured: camera ids and view ids (a view
+/// grants its cameras, looked up when a request comes, so that a view edited later counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ScopeSpec {
+    /// `None` with no views: every camera.
+    pub cameras: Option<Vec<String>>,
+    pub views: Vec<String>,
+}
+
+impl ScopeSpec {
+    pub fn new(cameras: Option<&Vec<String>>, views: Option<&Vec<String>>) -> Self {
+        let views = views.cloned().unwrap_or_default();
+        let cameras = match (cameras, views.is_empty()) {
+            (None, true) => None,
+            (c, _) => Some(c.cloned().unwrap_or_default()),
+        };
+        Self { cameras, views }
+    }
+}
+
+/// What a token or user may do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Grant {
+    pub role: Role,
+    pub scope: ScopeSpec,
+}
+
+/// The configured tokens. No token at all: open, unless users are configured (the loopback
+/// default has neither).
 #[derive(Default)]
 pub struct Auth {
-    tokens: Vec<(Vec<u8>, Role)>,
+    tokens: Vec<(Vec<u8>, Grant)>,
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -32,14 +81,33 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Auth {
-    pub fn new(viewer: &[String], admin: &[String], env_admin: Option<String>) -> Self {
-        let mut tokens: Vec<(Vec<u8>, Role)> = viewer
+    pub fn new(viewer: &[TokenEntry], admin: &[TokenEntry], env_admin: Option<String>) -> Self {
+        let entry = |t: &TokenEntry, list_role: Role| {
+            let grant = match t {
+                TokenEntry::Plain(_) => Grant {
+                    role: list_role,
+                    scope: ScopeSpec::default(),
+                },
+                TokenEntry::Scoped(s) => Grant {
+                    role: s.role.map_or(list_role, Role::from),
+                    scope: ScopeSpec::new(s.cameras.as_ref(), s.views.as_ref()),
+                },
+            };
+            (t.secret().as_bytes().to_vec(), grant)
+        };
+        let mut tokens: Vec<(Vec<u8>, Grant)> = viewer
             .iter()
-            .map(|t| (t.as_bytes().to_vec(), Role::Viewer))
-            .chain(admin.iter().map(|t| (t.as_bytes().to_vec(), Role::Admin)))
+            .map(|t| entry(t, Role::Viewer))
+            .chain(admin.iter().map(|t| entry(t, Role::Admin)))
             .collect();
         if let Some(t) = env_admin.filter(|t| !t.is_empty()) {
-            tokens.push((t.into_bytes(), Role::Admin));
+            tokens.push((
+                t.into_bytes(),
+                Grant {
+                    role: Role::Admin,
+                    scope: ScopeSpec::default(),
+                },
+            ));
         }
         Self { tokens }
     }
@@ -49,12 +117,13 @@ impl Auth {
         self.tokens.is_empty()
     }
 
-    /// The best role `presented` grants. Every configured token is compared, whatever matches.
-    pub fn role_of(&self, presented: &str) -> Option<Role> {
-        let mut best = None;
-        for (t, role) in &self.tokens {
-            if ct_eq(t, presented.as_bytes()) {
-                best = best.max(Some(*role));
+    /// What `presented` grants (the best role among the tokens it matches). Every configured
+    /// token is compared, whatever matches.
+    pub fn grant_of(&self, presented: &str) -> Option<&Grant> {
+        let mut best: Option<&Grant> = None;
+        for (t, grant) in &self.tokens {
+            if ct_eq(t, presented.as_bytes()) && best.is_none_or(|b| grant.role > b.role) {
+                best = Some(grant);
             }
         }
         best
@@ -163,12 +232,14 @@ mod tests {
     #[test]
     fn roles() {
         assert!(Auth::new(&[], &[], None).is_open());
-        let a = Auth::new(&["v".into()], &["a".into()], Some("env".into()));
+        let plain = |t: &str| TokenEntry::Plain(t.into());
+        let a = Auth::new(&[plain("v")], &[plain("a")], Some("env".into()));
         assert!(!a.is_open());
-        assert_eq!(a.role_of("x"), None);
-        assert_eq!(a.role_of("v"), Some(Role::Viewer));
-        assert_eq!(a.role_of("a"), Some(Role::Admin));
-        assert_eq!(a.role_of("env"), Some(Role::Admin));
+        let role_of = |t: &str| a.grant_of(t).map(|g| g.role);
+        assert_eq!(role_of("x"), None);
+        assert_eq!(role_of("v"), Some(Role::Viewer));
+        assert_eq!(role_of("a"), Some(Role::Admin));
+        assert_eq!(role_of("env"), Some(Role::Admin));
     }
 
     #[test]

@@ -1,20 +1,27 @@
 //! The one access guard: every route asks it who is asking and whether they may, and gets a
 //! [`Principal`] back (or a [`Refused`], which `web::error` turns into an answer). It checks
-//! the token and its role, where a browser request comes from (cross-site changes, sockets
-//! opened by other sites' pages), and admits streaming clients under the caps. Handlers
-//! receive the principal; the WebSocket session keeps it.
+//! the token or the session cookie, their role and scope (the cameras they may see), where a
+//! browser request comes from (cross-site changes, sockets opened by other sites' pages), and
+//! admits streaming clients under the caps. Handlers receive the principal; the WebSocket
+//! session keeps it. It also holds the users, their sessions and the login throttle, which the
+//! login routes use.
 //!
 //! Why one guard: routes chained their own token, origin and cap checks, so nothing knew who
 //! was asking. A user with a camera scope (or any new rule) is one change here.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use warp::http::Method;
 use warp::{Filter, Rejection};
 
-use super::auth::{cross_site_refused, origin_allowed, presented_token, Auth, Role};
+use super::auth::{cross_site_refused, origin_allowed, presented_token, Auth, Grant, Role};
 use super::limits::{ClientKind, ClientLimits, ClientSlot};
+use super::sessions::{Sessions, COOKIE};
+use super::throttle::Throttle;
+use super::users::{User, Users};
 
 /// The client's address, as the accept loop found it (behind trusted proxies: the client's).
 #[derive(Debug, Clone, Copy)]
@@ -34,28 +41,50 @@ pub enum Access {
 }
 
 /// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
-    /// No token is configured: camwall is open (the loopback default).
+    /// No token or user is configured: camwall is open (the loopback default).
     Anonymous,
     /// A configured token.
     Token,
+    /// A user, by their session cookie.
+    User(Arc<str>),
 }
 
-/// Which cameras a principal may see. Today every principal sees every camera; users with a
-/// camera list will narrow it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-}
-
-impl Scope {
-    pub fn allows(&self, _camera: &str) -> bool {
+impl Who {
+    /// For logs: the user's name, or what kind of asker it was (never a secret).
+    pub fn label(&self) -> &str {
         match self {
-            Self::All => true,
+            Who::Anonymous => "anonymous",
+            Who::Token => "token",
+            Who::User(name) => name,
         }
     }
 }
+
+/// Which cameras a principal may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// These camera ids only (a view's cameras included, as they were at the request).
+    Only(Arc<HashSet<String>>),
+}
+
+impl Scope {
+    pub fn allows(&self, camera: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(ids) => ids.contains(camera),
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, Self::All)
+    }
+}
+
+/// The camera ids of a view (`None`: no such view), for scopes that name views.
+pub type ViewCameras = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
 
 /// Who asks, with what role and scope, from where.
 #[derive(Clone)]
@@ -108,6 +137,8 @@ pub enum Refused {
     Unauthorized,
     /// A viewer token where an admin's is needed: 403.
     Forbidden,
+    /// A principal limited to some cameras where every camera would show (`/metrics`): 403.
+    Scoped,
     /// A change sent by another site's page: 403 `bad_origin`.
     CrossSite,
     /// A WebSocket opened by another site's page: 403 `bad_origin`.
@@ -123,30 +154,128 @@ impl warp::reject::Reject for Refused {}
 pub struct Asking<'a> {
     pub method: &'a Method,
     pub token: Option<&'a str>,
+    /// The session cookie's value.
+    pub session: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub host: Option<&'a str>,
     pub sec_fetch_site: Option<&'a str>,
     pub peer: Option<SocketAddr>,
 }
 
-/// The rules and what they need: tokens, allowed origins, client caps.
+/// The rules and what they need: tokens, users and their sessions, allowed origins, client
+/// caps.
 pub struct Guard {
     auth: Arc<Auth>,
+    users: RwLock<Arc<Users>>,
+    sessions: Sessions,
+    throttle: Throttle,
+    views: ViewCameras,
     allowed_origins: Arc<Vec<String>>,
     limits: Arc<ClientLimits>,
 }
 
 impl Guard {
+    /// A guard with tokens only (no users), for unit tests.
+    #[cfg(test)]
     pub fn new(
         auth: Arc<Auth>,
         allowed_origins: Arc<Vec<String>>,
         limits: Arc<ClientLimits>,
     ) -> Arc<Self> {
+        Self::with_users(
+            auth,
+            Users::default(),
+            Sessions::new(std::time::Duration::MAX, std::time::Duration::MAX),
+            Arc::new(|_: &str| None),
+            allowed_origins,
+            limits,
+        )
+    }
+
+    pub fn with_users(
+        auth: Arc<Auth>,
+        users: Users,
+        sessions: Sessions,
+        views: ViewCameras,
+        allowed_origins: Arc<Vec<String>>,
+        limits: Arc<ClientLimits>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             auth,
+            users: RwLock::new(Arc::new(users)),
+            sessions,
+            throttle: Throttle::default(),
+            views,
             allowed_origins,
             limits,
         })
+    }
+
+    /// The users now.
+    pub fn users(&self) -> Arc<Users> {
+        self.users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Users read again (a reload): sessions of users changed or gone end at their next use.
+    pub fn set_users(&self, users: Users) {
+        *self
+            .users
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(users);
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// Whether nothing is configured to tell askers apart (no token, no user): open.
+    pub fn is_open(&self) -> bool {
+        self.auth.is_open() && self.users().is_empty()
+    }
+
+    /// Whether a login from this browser request may proceed (not sent by another site's
+    /// page: a forced login would make the victim act as the attacker's user).
+    pub fn login_allowed(&self, asking: &Asking<'_>) -> Result<(), Refused> {
+        if cross_site_refused(
+            asking.method,
+            asking.origin,
+            asking.host,
+            asking.sec_fetch_site,
+            &self.allowed_origins,
+        ) {
+            return Err(Refused::CrossSite);
+        }
+        Ok(())
+    }
+
+    /// The cameras `grant` may see, its views looked up now.
+    fn scope_of(&self, grant: &Grant) -> Scope {
+        let Some(cameras) = &grant.scope.cameras else {
+            return Scope::All;
+        };
+        let mut ids: HashSet<String> = cameras.iter().cloned().collect();
+        for v in &grant.scope.views {
+            ids.extend((self.views)(v).into_iter().flatten());
+        }
+        Scope::Only(Arc::new(ids))
+    }
+
+    /// The principal of a user who just logged in (for the login's answer).
+    pub fn principal_of_user(&self, user: &User, peer: Option<SocketAddr>) -> Principal {
+        Principal {
+            who: Who::User(Arc::from(user.name.as_str())),
+            role: user.grant.role,
+            scope: self.scope_of(&user.grant),
+            peer,
+            limits: self.limits.clone(),
+        }
     }
 
     /// Whether `asking` may do `access`, and as whom. The order of the checks keeps the
@@ -178,22 +307,34 @@ impl Guard {
     }
 
     fn principal(&self, asking: &Asking<'_>, need: Role) -> Result<Principal, Refused> {
-        let (who, role) = if self.auth.is_open() {
-            (Who::Anonymous, Role::Admin)
-        } else {
-            match asking.token.and_then(|t| self.auth.role_of(t)) {
-                None => return Err(Refused::Unauthorized),
-                Some(r) if r < need => return Err(Refused::Forbidden),
-                Some(r) => (Who::Token, r),
-            }
-        };
-        Ok(Principal {
+        let p = self.who_asks(asking).ok_or(Refused::Unauthorized)?;
+        if p.role < need {
+            return Err(Refused::Forbidden);
+        }
+        Ok(p)
+    }
+
+    /// Who `asking` is: a token's holder (a token names a script, checked first), else a
+    /// session's user, else anyone when camwall is open; `None`: nobody camwall knows.
+    pub fn who_asks(&self, asking: &Asking<'_>) -> Option<Principal> {
+        let principal = |who, role, scope| Principal {
             who,
             role,
-            scope: Scope::All,
+            scope,
             peer: asking.peer,
             limits: self.limits.clone(),
-        })
+        };
+        if let Some(grant) = asking.token.and_then(|t| self.auth.grant_of(t)) {
+            return Some(principal(Who::Token, grant.role, self.scope_of(grant)));
+        }
+        let users = self.users();
+        if let Some(cookie) = asking.session {
+            if let Some(user) = self.sessions.user(cookie, &users, Instant::now()) {
+                return Some(self.principal_of_user(&user, asking.peer));
+            }
+        }
+        (self.auth.is_open() && users.is_empty())
+            .then(|| principal(Who::Anonymous, Role::Admin, Scope::All))
     }
 }
 
@@ -204,6 +345,7 @@ pub fn guard(
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
     warp::method()
         .and(presented_token())
+        .and(warp::cookie::optional::<String>(COOKIE))
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(warp::header::optional::<String>("sec-fetch-site"))
@@ -211,6 +353,7 @@ pub fn guard(
         .and_then(
             move |method: Method,
                   token: Option<String>,
+                  session: Option<String>,
                   origin: Option<String>,
                   host: Option<String>,
                   site: Option<String>,
@@ -218,6 +361,7 @@ pub fn guard(
                 let asking = Asking {
                     method: &method,
                     token: token.as_deref(),
+                    session: session.as_deref(),
                     origin: origin.as_deref(),
                     host: host.as_deref(),
                     sec_fetch_site: site.as_deref(),
@@ -235,7 +379,8 @@ mod tests {
 
     fn guard_with(tokens: bool, max_ws: usize) -> Arc<Guard> {
         let auth = if tokens {
-            Auth::new(&["view".into()], &["boss".into()], None)
+            let plain = |t: &str| crate::config::auth::TokenEntry::Plain(t.into());
+            Auth::new(&[plain("view")], &[plain("boss")], None)
         } else {
             Auth::default()
         };
@@ -250,6 +395,7 @@ mod tests {
         Asking {
             method,
             token,
+            session: None,
             origin: None,
             host: Some("cam.lan:8000"),
             sec_fetch_site: None,

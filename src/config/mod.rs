@@ -21,6 +21,8 @@ mod webrtc;
 pub use webrtc::{parse_candidate, validate_webrtc, WebRtcConfig};
 mod replay;
 pub use replay::{validate_replay, ReplayConfig};
+pub mod auth;
+pub use auth::AuthConfig;
 
 /// Listen address used when neither `--listen` nor `server.listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -104,16 +106,6 @@ pub struct TlsConfig {
     /// `camwall-tls/` beside the config file. Default false.
     #[serde(default)]
     pub self_signed: bool,
-}
-
-/// `server.auth` section. `CAMWALL_TOKEN` in the environment adds one admin token.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Tokens that may watch: frames, streams, status, metrics, the camera list.
-    pub viewer_tokens: Vec<String>,
-    /// Tokens that may also change things: initialize, add, change and remove cameras.
-    pub admin_tokens: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -356,15 +348,9 @@ fn validate(config: &Config) -> Vec<ConfigIssue> {
             "qualities must be listed best first, strictly decreasing".into(),
         ));
     }
-    for t in s.auth.viewer_tokens.iter().chain(&s.auth.admin_tokens) {
-        if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            issues.push(server(
-                "auth",
-                "tokens must be at least 16 characters with no spaces (the token is not shown)"
-                    .into(),
-            ));
-            break;
-        }
+    let view_ids: HashSet<&str> = config.views.iter().map(|v| v.id.as_str()).collect();
+    for (field, message) in auth::validate(&s.auth, &view_ids) {
+        issues.push(server(&field, message));
     }
     for o in &s.allowed_origins {
         if !(o.starts_with("http://") || o.starts_with("https://")) {

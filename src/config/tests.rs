@@ -200,3 +200,38 @@ fn allowed_hosts_are_host_names() {
         );
     }
 }
+
+#[test]
+fn users_take_argon2id_hashes_only_and_scopes_are_for_viewers() {
+    let hash = crate::access::users::hash_password("pw").unwrap();
+    let ok = format!(
+        r#"{{"server":{{"auth":{{"users":[{{"name":"staff","password_hash":"{hash}","role":"viewer","cameras":["a"]}}],
+           "viewer_tokens":["0123456789abcdef",{{"token":"fedcba9876543210","cameras":["a"]}}]}}}}}}"#
+    );
+    let c = parse(&ok).unwrap();
+    assert_eq!(c.server.auth.users[0].name, "staff");
+    assert_eq!(c.server.auth.session_idle_minutes, 720);
+    assert_eq!(c.server.auth.session_max_days, 30);
+    // Written back as read: plain tokens stay strings, defaults stay out.
+    let back = serde_json::to_value(&c.server.auth).unwrap();
+    assert_eq!(back["viewer_tokens"][0], "0123456789abcdef");
+    assert!(back.get("session_idle_minutes").is_none());
+    let field_of =
+        |text: &str| -> Vec<String> { issues(text).into_iter().map(|i| i.field).collect() };
+    let plain = r#"{"server":{"auth":{"users":[{"name":"staff","password_hash":"hunter2hunter2","role":"viewer"}]}}}"#;
+    assert_eq!(field_of(plain), vec!["server.auth.users[0].password_hash"]);
+    let msgs: Vec<String> = issues(plain).into_iter().map(|i| i.message).collect();
+    assert!(!msgs.iter().any(|m| m.contains("hunter2")), "{msgs:?}");
+    let admin_scoped = format!(
+        r#"{{"server":{{"auth":{{"users":[{{"name":"boss","password_hash":"{hash}","role":"admin","cameras":["a"]}}]}}}}}}"#
+    );
+    assert_eq!(field_of(&admin_scoped), vec!["server.auth.users[0].role"]);
+    let twice = format!(
+        r#"{{"server":{{"auth":{{"users":[{{"name":"a","password_hash":"{hash}","role":"viewer"}},
+           {{"name":"A","password_hash":"{hash}","role":"viewer","views":["nope"]}}]}}}}}}"#
+    );
+    assert_eq!(
+        field_of(&twice),
+        vec!["server.auth.users[1].name", "server.auth.users[1].views"]
+    );
+}

@@ -10,6 +10,7 @@ use warp::Reply;
 
 use super::error::ApiError;
 use super::state::WebState;
+use crate::access::guard::Principal;
 use crate::control::{CameraView, ChangeError};
 
 /// Largest accepted request body.
@@ -31,14 +32,23 @@ pub(super) fn respond<T: Serialize>(result: Result<T, ApiError>, status: StatusC
     }
 }
 
-pub async fn list(s: WebState) -> Response {
-    respond(Ok(json!({"cameras": s.manager.list()})), StatusCode::OK)
+/// The cameras the asker may see.
+pub async fn list(who: Principal, s: WebState) -> Response {
+    let cameras: Vec<CameraView> = s
+        .manager
+        .list()
+        .into_iter()
+        .filter(|c| who.scope.allows(&c.config.id))
+        .collect();
+    respond(Ok(json!({"cameras": cameras})), StatusCode::OK)
 }
 
-pub async fn get_one(id: String, s: WebState) -> Response {
+/// One camera; one outside the asker's scope does not exist for them.
+pub async fn get_one(id: String, who: Principal, s: WebState) -> Response {
     let found = s
         .manager
         .view(&id)
+        .filter(|_| who.scope.allows(&id))
         .ok_or_else(|| ChangeError::NotFound(id.chars().take(64).collect()).into());
     // Cluster mode: the revision, to send back as If-Match with a change.
     let etag = found.as_ref().ok().and_then(|v: &CameraView| v.revision);

@@ -289,12 +289,18 @@ impl From<Refused> for ApiError {
             Refused::Unauthorized => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "a valid token is required (Authorization: Bearer <token>, or ?token=)",
+                "a valid token (Authorization: Bearer <token>, or ?token=) or a login \
+                 (POST /api/login) is required",
             ),
             Refused::Forbidden => Self::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "this token may watch but not change anything",
+                "this token or user may watch but not change anything (an admin's is needed)",
+            ),
+            Refused::Scoped => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this shows every camera: it needs an admin, or a viewer of every camera",
             ),
             Refused::CrossSite => Self::new(
                 StatusCode::FORBIDDEN,

@@ -1,7 +1,7 @@
 //! The pages: built into the binary from `public/`, each overridden by a file of the same name
 //! in `server.public_dir` when there is one. `/` is index.html, `/advanced_test` the polling
-//! page, `/settings` the settings page, everything else by name. A request can never leave the
-//! directory: `..`, encoded dots, backslashes and NULs are refused, and the resolved path
+//! page, `/settings` the settings page, `/login` the login page, everything else by name. A
+//! request can never leave the directory: `..`, encoded dots, backslashes and NULs are refused, and the resolved path
 //! (symlinks followed) must still lie inside it.
 //!
 //! Why built in: a binary with its config anywhere (`/etc/camwall/cameras.json`) serves the
@@ -40,7 +40,10 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ("index.html", include_bytes!("../../public/index.html")),
     ("interact.js", include_bytes!("../../public/interact.js")),
     ("layout.js", include_bytes!("../../public/layout.js")),
+    ("login.html", include_bytes!("../../public/login.html")),
+    ("login.js", include_bytes!("../../public/login.js")),
     ("replay.js", include_bytes!("../../public/replay.js")),
+    ("session.js", include_bytes!("../../public/session.js")),
     ("settings.css", include_bytes!("../../public/settings.css")),
     (
         "settings.html",
@@ -61,12 +64,13 @@ fn built_in(request_path: &str) -> Option<(&'static str, &'static [u8])> {
     BUILT_IN.iter().find(|(n, _)| *n == name).copied()
 }
 
-/// The file a page path names: the short names of the three pages, else the path itself.
+/// The file a page path names: the short names of the four pages, else the path itself.
 fn page_name(decoded: &str) -> String {
     match decoded {
         "" => "index.html".to_string(),
         "advanced_test" => "advanced_test.html".to_string(),
         "settings" => "settings.html".to_string(),
+        "login" => "login.html".to_string(),
         other => other.to_string(),
     }
 }

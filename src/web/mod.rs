@@ -7,6 +7,7 @@ mod cameras;
 pub mod error;
 mod files;
 mod frame;
+mod login;
 mod mjpeg;
 pub mod params;
 mod probe;
@@ -25,7 +26,7 @@ use std::convert::Infallible;
 use warp::{Filter, Reply};
 
 use crate::access::auth;
-use crate::access::guard::{guard, Access, Principal};
+use crate::access::guard::{guard, Access, Principal, Refused};
 use error::ApiError;
 pub use state::WebState;
 
@@ -36,13 +37,30 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         warp::any().map(move || s.clone())
     };
     // Every route passes the one access guard: reading (`view`), changing (`change`: an
-    // admin, never from another site's page), the wall's socket. Those that act for the
-    // client (caps, later a camera scope) take the `Principal` it yields.
+    // admin, never from another site's page), the wall's socket. Handlers take the
+    // `Principal` it yields: its caps and its camera scope. What shows every camera at once
+    // (`unscoped`) needs a principal that may see every camera. Every change is audited.
     let view = || guard(state.guard.clone(), Access::View);
-    let viewer = || view().map(|_: Principal| ()).untuple_one();
+    let unscoped = || {
+        view()
+            .and_then(|p: Principal| async move {
+                if p.scope.is_all() {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(Refused::Scoped))
+                }
+            })
+            .untuple_one()
+    };
     let admin = || {
         guard(state.guard.clone(), Access::Change)
-            .map(|_: Principal| ())
+            .and(warp::method())
+            .and(warp::path::full())
+            .map(
+                |p: Principal, m: warp::http::Method, path: warp::path::FullPath| {
+                    crate::access::audit::change(&p, m.as_str(), path.as_str());
+                },
+            )
             .untuple_one()
     };
 
@@ -53,13 +71,13 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
 
     let status = warp::path!("api" / "ip-cameras" / "status")
         .and(warp::get())
-        .and(viewer())
+        .and(view())
         .and(with_state.clone())
-        .map(|s: WebState| status::status(&s));
+        .map(|who: Principal, s: WebState| status::status(&s, &who));
 
     let cluster = warp::path!("api" / "cluster")
         .and(warp::get())
-        .and(viewer())
+        .and(unscoped())
         .and(with_state.clone())
         .map(|s: WebState| status::cluster(&s));
 
@@ -117,7 +135,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     };
     let cams_list = warp::path!("api" / "ip-cameras")
         .and(warp::get())
-        .and(viewer())
+        .and(view())
         .and(with_state.clone())
         .then(cameras::list);
     let cams_add = warp::path!("api" / "ip-cameras")
@@ -128,7 +146,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(cameras::add);
     let cams_get = warp::path!("api" / "ip-cameras" / String)
         .and(warp::get())
-        .and(viewer())
+        .and(view())
         .and(with_state.clone())
         .then(cameras::get_one);
     let cams_put = warp::path!("api" / "ip-cameras" / String)
@@ -160,7 +178,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(probe::handle);
     let views_list = warp::path!("api" / "views")
         .and(warp::get())
-        .and(viewer())
+        .and(view())
         .and(with_state.clone())
         .then(views::list);
     let views_add = warp::path!("api" / "views")
@@ -271,9 +289,11 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(replay::clip);
     let replay = replay_span.or(clip).unify();
 
+    // Series carry a `camera` label: a principal limited to some cameras is refused rather
+    // than shown others' names.
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(viewer())
+        .and(unscoped())
         .and(with_state.clone())
         .map(|s: WebState| status::metrics(&s));
 
@@ -285,6 +305,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
     };
 
     let all = health
+        .or(login::routes(&state))
+        .unify()
         .or(metrics)
         .unify()
         .or(status)

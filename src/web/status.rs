@@ -7,6 +7,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::state::WebState;
+use crate::access::guard::Principal;
 use crate::access::limits::ClientKind;
 use crate::hub::{CameraState, CameraStatus, Hub, StreamKind};
 use crate::obs::metrics::{self, CameraSample, Scrape};
@@ -168,12 +169,19 @@ pub fn status_body(hub: &Hub) -> StatusBody {
 /// it; one ingested elsewhere shows the state the cluster gave the camera from that node's
 /// report, or `unavailable` when no node can be reached for it (`node` null). `node` at the
 /// top names the answering node.
-pub fn status(s: &WebState) -> Response {
+pub fn status(s: &WebState, who: &Principal) -> Response {
     let body = status_body(&s.hub);
     let mut v = match &s.cluster {
         None => serde_json::to_value(&body).unwrap_or_default(),
         Some(c) => clustered(&body, c),
     };
+    // Only the cameras the asker may see: the others' names must not leak.
+    if let Some(cams) = v
+        .get_mut("cameras")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        cams.retain(|c| who.scope.allows(c["id"].as_str().unwrap_or_default()));
+    }
     if let Some(r) = &s.replay {
         with_replay(&mut v, r);
     }

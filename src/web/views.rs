@@ -1,4 +1,5 @@
-//! `/api/views[/{id}]`: the wall's named sets of cameras. Anyone who may watch lists them;
+//! `/api/views[/{id}]`: the wall's named sets of cameras. Anyone who may watch lists them (with
+//! the cameras they may see);
 //! adding, replacing and removing them takes the admin token and goes through
 //! `control::Manager`, which writes the config file.
 
@@ -10,9 +11,20 @@ use warp::reply::Response;
 use super::cameras::{parse_body, respond};
 use super::error::ApiError;
 use super::state::WebState;
+use crate::access::guard::Principal;
 
-pub async fn list(s: WebState) -> Response {
-    respond(Ok(json!({"views": s.manager.views()})), StatusCode::OK)
+/// The views, each with the cameras the asker may see (a view with none of them is left out).
+pub async fn list(who: Principal, s: WebState) -> Response {
+    let views: Vec<_> = s
+        .manager
+        .views()
+        .into_iter()
+        .filter_map(|mut v| {
+            v.cameras.retain(|c| who.scope.allows(c));
+            (!v.cameras.is_empty()).then_some(v)
+        })
+        .collect();
+    respond(Ok(json!({"views": views})), StatusCode::OK)
 }
 
 pub async fn add(body: Bytes, s: WebState) -> Response {

@@ -153,7 +153,12 @@ pub struct Manager {
     /// Cluster mode: `Some` holds the cameras this node owns (ingests); only those get a
     /// worker. `None`: alone, every enabled camera gets one.
     owned: Option<Mutex<std::collections::HashSet<String>>>,
+    /// Told `server.auth` as a reload finds it (users and their sessions apply at once).
+    on_auth: std::sync::OnceLock<AuthHook>,
 }
+
+/// What a reload hands `server.auth` to.
+pub type AuthHook = Box<dyn Fn(&crate::config::AuthConfig) + Send + Sync>;
 
 /// A replacement body (`PUT .../{id}`) takes its id from the path: filled in when absent,
 /// refused when it names another one (ids cannot change).
@@ -227,6 +232,7 @@ impl Manager {
             cameras: RwLock::new(file.clone()),
             file,
             owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
+            on_auth: std::sync::OnceLock::new(),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);
@@ -512,10 +518,23 @@ impl Manager {
         }
         self.hub
             .reorder(new.cameras.iter().map(|c| c.id.clone()).collect());
-        if new.server != *self.hub.server_config() {
+        let old = self.hub.server_config();
+        if let Some(hook) = self.on_auth.get() {
+            hook(&new.server.auth);
+        }
+        let rest = crate::config::ServerConfig {
+            auth: old.auth.clone(),
+            ..new.server.clone()
+        };
+        if rest != *old {
             warn!("server settings changed in the file: they take effect at the next start");
         }
         Ok(new.cameras.len())
+    }
+
+    /// Where a reload's `server.auth` goes (once: the app's access guard).
+    pub fn on_auth_reload(&self, hook: AuthHook) {
+        let _ = self.on_auth.set(hook);
     }
 }
 
