@@ -357,7 +357,7 @@ async fn an_open_listen_address_is_warned_about_and_shown_by_health() {
     let log = std::fs::read_to_string(&open.log).unwrap();
     let warned = log
         .lines()
-        .any(|l| l.contains("WARN") && l.contains("no token configured"));
+        .any(|l| l.contains("WARN") && l.contains("no token or user configured"));
     assert!(warned, "{log}");
 
     // With a token on the same address: not open, no warning.
@@ -372,7 +372,7 @@ async fn an_open_listen_address_is_warned_about_and_shown_by_health() {
         .unwrap();
     assert_eq!(h["open_access"], false);
     let log = std::fs::read_to_string(&tokened.log).unwrap();
-    assert!(!log.contains("no token configured"), "{log}");
+    assert!(!log.contains("no token or user configured"), "{log}");
 
     // On the loopback: not open.
     let lo = start_camwall(json!({}));
@@ -383,7 +383,7 @@ async fn an_open_listen_address_is_warned_about_and_shown_by_health() {
         .await
         .unwrap();
     assert_eq!(h["open_access"], false);
-    assert!(!lo.logs().contains("no token configured"));
+    assert!(!lo.logs().contains("no token or user configured"));
 }
 
 #[tokio::test]

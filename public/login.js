@@ -30,3 +30,5 @@ form.addEventListener("submit", async (e) => {
   const b = await r.json().catch(() => ({}));
   error.textContent = b.message || `error ${r.status}`;
 });
+// For tests and tools: the form is taken over.
+window.camwallLoginReady = true;

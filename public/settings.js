@@ -1,10 +1,11 @@
 // camwall settings page: cameras (state, codec, size, fps, bitrate, errors; add, test, edit,
-// disable, remove) and views (pick cameras, order by drag, columns), all through the runtime
-// API with the admin token (`?token=`). Validation messages come from the server and are shown
+// disable, remove), views (pick cameras, order by drag, columns) and users (users.js), all
+// through the runtime API as an admin (a login, or the admin token: `?token=`). Validation messages come from the server and are shown
 // next to the field they name. A viewer token sees the lists and is told it cannot change them.
 // Where users are configured, a person logs in first (session.js).
 
 import { ensureSession } from "./session.js";
+import { initUsers } from "./users.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -331,5 +332,6 @@ await ensureSession(token);
 await checkAccess();
 await loadCameras();
 await loadViews();
+if (state.admin) await initUsers({ api, state, $, clearErrors, showError });
 state.ready = true;
 setInterval(loadCameras, 3000);

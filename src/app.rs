@@ -213,8 +213,8 @@ impl App {
     }
 }
 
-/// Whether anyone who can reach camwall may use it: no token configured and a listen address
-/// other than the loopback.
+/// Whether anyone who can reach camwall may use it: no token or user configured and a listen
+/// address other than the loopback.
 pub fn open_access(no_tokens: bool, local: Option<SocketAddr>) -> bool {
     no_tokens && !local.is_some_and(|a| a.ip().to_canonical().is_loopback())
 }

@@ -101,6 +101,7 @@ impl Users {
         let hash = user
             .as_ref()
             .map_or(self.decoy.as_str(), |u| u.hash.as_str());
+        crate::obs::metrics::password_checked();
         let ok = PasswordHash::new(hash).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)

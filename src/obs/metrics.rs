@@ -72,6 +72,10 @@ pub struct Metrics {
     pub bytes_sent: Family<KindLabels, Counter>,
     pub webrtc_sessions: Counter,
     pub webrtc_feedback: Family<KindLabels, Counter>,
+    /// Login attempts by outcome (`ok`, `failed`, `throttled`).
+    pub logins: Family<KindLabels, Counter>,
+    /// Passwords checked against a hash (a user's, or the decoy for an unknown name).
+    pub password_checks: Counter,
 }
 
 /// The process's instruments.
@@ -91,6 +95,8 @@ pub fn metrics() -> &'static Metrics {
         bytes_sent: Family::default(),
         webrtc_sessions: Counter::default(),
         webrtc_feedback: Family::default(),
+        logins: Family::default(),
+        password_checks: Counter::default(),
     })
 }
 
@@ -127,6 +133,19 @@ pub fn frames_sent(kind: &'static str, n: u64, bytes: u64) {
     let l = KindLabels { kind };
     metrics().frames_sent.get_or_create(&l).inc_by(n);
     metrics().bytes_sent.get_or_create(&l).inc_by(bytes);
+}
+
+/// Records a login attempt's outcome (`ok`, `failed`, `throttled`).
+pub fn login(outcome: &'static str) {
+    metrics()
+        .logins
+        .get_or_create(&KindLabels { kind: outcome })
+        .inc();
+}
+
+/// Records a password checked against a hash.
+pub fn password_checked() {
+    metrics().password_checks.inc();
 }
 
 /// Records a WebRTC session opened (an offer answered).
@@ -384,6 +403,16 @@ pub fn render(scrape: &Scrape) -> String {
         "webrtc_feedback",
         "WebRTC receiver feedback: NACKs and keyframe requests (PLI, FIR)",
         m.webrtc_feedback.clone(),
+    );
+    reg.register(
+        "logins",
+        "Login attempts by outcome (ok, failed, throttled)",
+        m.logins.clone(),
+    );
+    reg.register(
+        "password_checks",
+        "Passwords checked against an argon2id hash (an unknown name's against a decoy)",
+        m.password_checks.clone(),
     );
 
     let state = Family::<StateLabels, Gauge>::default();

@@ -249,6 +249,17 @@ impl From<ChangeError> for ApiError {
             ChangeError::UnknownView(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_view", e.to_string())
             }
+            ChangeError::InvalidUser { field, message } => ApiError {
+                message: format!("field `{field}`: {message}"),
+                field: Some(field),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_user", "")
+            },
+            ChangeError::DuplicateUser(_) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_user", e.to_string())
+            }
+            ChangeError::UnknownUser(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_user", e.to_string())
+            }
             ChangeError::Duplicate(_) => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string())
             }

@@ -51,6 +51,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ),
     ("settings.js", include_bytes!("../../public/settings.js")),
     ("sound.js", include_bytes!("../../public/sound.js")),
+    ("users.js", include_bytes!("../../public/users.js")),
     ("video.js", include_bytes!("../../public/video.js")),
     ("views.js", include_bytes!("../../public/views.js")),
     ("wall.css", include_bytes!("../../public/wall.css")),

@@ -21,7 +21,7 @@ use crate::access::guard::{Asking, PeerAddr, Principal, Scope, Who};
 use crate::access::sessions::COOKIE;
 
 /// Password checks running at once: each takes a core and 19 MiB for tens of milliseconds.
-static HASHING: Semaphore = Semaphore::const_new(2);
+pub(super) static HASHING: Semaphore = Semaphore::const_new(2);
 /// How long a login waits for a place to check its password before a 503.
 const HASHING_WAIT: Duration = Duration::from_secs(10);
 /// Largest login body.
@@ -155,6 +155,7 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
     if let Some(wait) = guard.throttle().wait(&req.user, addr, Instant::now()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         audit::login_throttled(&req.user, peer, secs);
+        crate::obs::metrics::login("throttled");
         let mut r = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -182,6 +183,7 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
     let Some(user) = found else {
         guard.throttle().fail(&req.user, addr, Instant::now());
         audit::login_failed(&req.user, peer);
+        crate::obs::metrics::login("failed");
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_login",
@@ -200,6 +202,7 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
         .into_response();
     };
     audit::login(&user.name, peer);
+    crate::obs::metrics::login("ok");
     let principal = guard.principal_of_user(&user, peer);
     let mut r = warp::reply::json(&described(&principal, true)).into_response();
     if let Some(c) = cookie(&value, sessions.max_age(), secure(&s)) {

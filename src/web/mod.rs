@@ -16,6 +16,7 @@ pub mod server;
 pub mod state;
 mod status;
 pub mod tls;
+mod users;
 mod views;
 pub mod webrtc;
 pub mod ws;
@@ -48,6 +49,18 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
                     Ok(())
                 } else {
                     Err(warp::reject::custom(Refused::Scoped))
+                }
+            })
+            .untuple_one()
+    };
+    // Reading what only admins may read: the role is checked, nothing is audited.
+    let admin_read = || {
+        view()
+            .and_then(|p: Principal| async move {
+                if p.role >= crate::access::auth::Role::Admin {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(Refused::Forbidden))
                 }
             })
             .untuple_one()
@@ -198,6 +211,36 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(admin())
         .and(with_state.clone())
         .then(views::remove);
+    // Users: every path an admin's, listing included (names are not for viewers).
+    let users_list = warp::path!("api" / "users")
+        .and(warp::get())
+        .and(admin_read())
+        .and(with_state.clone())
+        .then(users::list);
+    let users_add = warp::path!("api" / "users")
+        .and(warp::post())
+        .and(admin())
+        .and(body())
+        .and(with_state.clone())
+        .then(users::add);
+    let users_put = warp::path!("api" / "users" / String)
+        .and(warp::put())
+        .and(admin())
+        .and(body())
+        .and(with_state.clone())
+        .then(users::replace);
+    let users_delete = warp::path!("api" / "users" / String)
+        .and(warp::delete())
+        .and(admin())
+        .and(with_state.clone())
+        .then(users::remove);
+    let users = users_list
+        .or(users_add)
+        .unify()
+        .or(users_put)
+        .unify()
+        .or(users_delete)
+        .unify();
     let views = views_list
         .or(views_add)
         .unify()
@@ -207,6 +250,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = I
         .unify();
     let manage = probe
         .or(cams_list)
+        .unify()
+        .or(users)
         .unify()
         .or(views)
         .unify()

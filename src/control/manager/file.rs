@@ -51,6 +51,16 @@ impl FileList {
             .unwrap_or_default()
     }
 
+    /// The users as written in the file (`server.auth.users`).
+    pub async fn users(&self) -> Vec<crate::config::auth::UserConfig> {
+        let store = self.store.lock().await;
+        store
+            .doc()
+            .pointer("/server/auth/users")
+            .and_then(|u| serde_json::from_value(u.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// One change: `edit` changes a copy of the document, which is written only if it is a
     /// valid config and the file holds no hand edit; an error from `edit` writes nothing.
     pub async fn edit<T>(

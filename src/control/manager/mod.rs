@@ -29,6 +29,7 @@ use file::FileList;
 pub use list::{BoxFuture, CameraList};
 
 mod secrets;
+mod users;
 mod views;
 mod workers;
 pub use views::parse_view;
@@ -49,6 +50,13 @@ pub enum ChangeError {
     DuplicateView(String),
     #[error("no view with id {0:?}")]
     UnknownView(String),
+    /// A user body that is not a valid user (`/api/users`).
+    #[error("{message}")]
+    InvalidUser { field: String, message: String },
+    #[error("a user named {0:?} exists already")]
+    DuplicateUser(String),
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
     /// The file holds an edit made by hand since camwall last read or wrote it.
     #[error(
         "the config file {} was changed on disk since camwall last read or wrote it; nothing \
