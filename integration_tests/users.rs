@@ -300,6 +300,13 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
     // A new password written into the file by hand, then SIGHUP: the old session ends, the
     // new password logs in, the old one does not.
     let (cookie, _) = session(&cw, "staff", STAFF_PW).await;
+    let mut req = cw
+        .url("/ws")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let text = std::fs::read_to_string(&cw.config_path).unwrap();
     let mut config: Value = serde_json::from_str(&text).unwrap();
     config["server"]["auth"]["users"][0]["password_hash"] = hash("a-new-password-3").into();
@@ -314,6 +321,20 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
         assert!(Instant::now() < end, "the old session lives on");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The socket opened with that session is closed by the server (it checks every 10 s).
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(c)) => return c.map(|c| c.reason.to_string()),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket of an ended session is closed");
+    assert_eq!(closed.as_deref(), Some("session ended"));
     assert_eq!(
         login(&cw, "staff", "a-new-password-3", "10.1.1.2")
             .await

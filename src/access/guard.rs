@@ -94,6 +94,17 @@ pub struct Principal {
     pub scope: Scope,
     pub peer: Option<SocketAddr>,
     limits: Arc<ClientLimits>,
+    /// A user's session, for connections that outlive the request (a WebSocket): they end
+    /// with it.
+    session: Option<SessionCheck>,
+}
+
+/// Where a principal's session can be looked up again.
+#[derive(Clone)]
+struct SessionCheck {
+    key: [u8; 32],
+    sessions: Arc<Sessions>,
+    users: Arc<RwLock<Arc<Users>>>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -118,7 +129,24 @@ impl Principal {
             scope: Scope::All,
             peer: None,
             limits: ClientLimits::new(usize::MAX, usize::MAX, usize::MAX),
+            session: None,
         }
+    }
+
+    /// Whether the session this principal came with still stands (logout, idle time, age, a
+    /// changed or removed user end it); always, for tokens and open access. Counts as a use.
+    pub fn still_valid(&self) -> bool {
+        let Some(s) = &self.session else {
+            return true;
+        };
+        let users = s
+            .users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        s.sessions
+            .user_by_key(&s.key, &users, Instant::now())
+            .is_some()
     }
 
     /// A place under the caps for a client that stays (a stream, a socket, a long-poll),
@@ -166,8 +194,8 @@ pub struct Asking<'a> {
 /// caps.
 pub struct Guard {
     auth: Arc<Auth>,
-    users: RwLock<Arc<Users>>,
-    sessions: Sessions,
+    users: Arc<RwLock<Arc<Users>>>,
+    sessions: Arc<Sessions>,
     throttle: Throttle,
     views: ViewCameras,
     allowed_origins: Arc<Vec<String>>,
@@ -202,8 +230,8 @@ impl Guard {
     ) -> Arc<Self> {
         Arc::new(Self {
             auth,
-            users: RwLock::new(Arc::new(users)),
-            sessions,
+            users: Arc::new(RwLock::new(Arc::new(users))),
+            sessions: Arc::new(sessions),
             throttle: Throttle::default(),
             views,
             allowed_origins,
@@ -267,14 +295,25 @@ impl Guard {
         Scope::Only(Arc::new(ids))
     }
 
-    /// The principal of a user who just logged in (for the login's answer).
-    pub fn principal_of_user(&self, user: &User, peer: Option<SocketAddr>) -> Principal {
+    /// The principal of `user`, by the session `cookie` it came with (none: for the login's
+    /// answer).
+    pub fn principal_of_user(
+        &self,
+        user: &User,
+        cookie: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Principal {
         Principal {
             who: Who::User(Arc::from(user.name.as_str())),
             role: user.grant.role,
             scope: self.scope_of(&user.grant),
             peer,
             limits: self.limits.clone(),
+            session: cookie.map(|c| SessionCheck {
+                key: super::sessions::key_of(c),
+                sessions: self.sessions.clone(),
+                users: self.users.clone(),
+            }),
         }
     }
 
@@ -323,6 +362,7 @@ impl Guard {
             scope,
             peer: asking.peer,
             limits: self.limits.clone(),
+            session: None,
         };
         if let Some(grant) = asking.token.and_then(|t| self.auth.grant_of(t)) {
             return Some(principal(Who::Token, grant.role, self.scope_of(grant)));
@@ -330,7 +370,7 @@ impl Guard {
         let users = self.users();
         if let Some(cookie) = asking.session {
             if let Some(user) = self.sessions.user(cookie, &users, Instant::now()) {
-                return Some(self.principal_of_user(&user, asking.peer));
+                return Some(self.principal_of_user(&user, Some(cookie), asking.peer));
             }
         }
         (self.auth.is_open() && users.is_empty())

@@ -32,7 +32,8 @@ pub struct Sessions {
     max: Duration,
 }
 
-fn key_of(cookie: &str) -> Key {
+/// The table's key of a cookie value.
+pub fn key_of(cookie: &str) -> Key {
     let d = ring::digest::digest(&ring::digest::SHA256, cookie.as_bytes());
     let mut k = [0u8; 32];
     k.copy_from_slice(d.as_ref());
@@ -88,7 +89,12 @@ impl Sessions {
     /// The user of the session `cookie` at `now`, as `users` holds them now; marks it used.
     /// A session that ran out, or whose user changed or went, ends here.
     pub fn user(&self, cookie: &str, users: &Users, now: Instant) -> Option<Arc<User>> {
-        let key = key_of(cookie);
+        self.user_by_key(&key_of(cookie), users, now)
+    }
+
+    /// [`Sessions::user`] by the table's key.
+    pub fn user_by_key(&self, key: &Key, users: &Users, now: Instant) -> Option<Arc<User>> {
+        let key = *key;
         let mut t = self.table();
         let e = t.get_mut(&key)?;
         let current = users

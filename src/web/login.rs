@@ -203,7 +203,7 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
     };
     audit::login(&user.name, peer);
     crate::obs::metrics::login("ok");
-    let principal = guard.principal_of_user(&user, peer);
+    let principal = guard.principal_of_user(&user, None, peer);
     let mut r = warp::reply::json(&described(&principal, true)).into_response();
     if let Some(c) = cookie(&value, sessions.max_age(), secure(&s)) {
         r.headers_mut().insert(header::SET_COOKIE, c);

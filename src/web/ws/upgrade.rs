@@ -125,6 +125,8 @@ async fn serve(
             }
         });
 
+        // A user's socket ends with their session (logout, expiry, a changed or removed user).
+        let asker = who.clone();
         let mut session = Session::new(hub, who, Instant::now());
         session.set_replay(replay);
         let mut ticker = tokio::time::interval(TICK);
@@ -169,6 +171,11 @@ async fn serve(
                     }
                     if now.saturating_duration_since(last_ping) >= PING_EVERY {
                         last_ping = now;
+                        if !asker.still_valid() {
+                            debug!("session ended; closing");
+                            let _ = tx.send(Message::close_with(1008u16, "session ended")).await;
+                            break;
+                        }
                         let silent = epoch.elapsed().saturating_sub(Duration::from_millis(last_heard.load(Ordering::Relaxed)));
                         if silent > DEAD_AFTER {
                             debug!("no answer to pings; dropping");
