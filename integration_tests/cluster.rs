@@ -957,3 +957,194 @@ async fn the_node_that_does_not_own_a_camera_answers_its_replay_from_the_owner()
     let c = viewer.camera("cam").await;
     assert_eq!(c["replay"]["bytes"], 0, "{c}");
 }
+
+const ADMIN_TOKEN: &str = "cluster-admin-token-0123";
+
+/// A node's config with `users` (the file's, which seed an empty shared list) and an admin
+/// token (tokens are per node).
+fn node_with_users(nats: &str, node: &str, cams: &[Value], users: Value) -> Value {
+    json!({
+        "server": {
+            "cluster": {"nats": nats, "node": node},
+            "auth": {"users": users, "admin_tokens": [ADMIN_TOKEN]}
+        },
+        "cameras": cams,
+    })
+}
+
+async fn login_on(cw: &Camwall, user: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(cw.url("/api/login"))
+        .json(&json!({"user": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `camwall_session=...` pair a login set.
+async fn cookie_of(cw: &Camwall, user: &str, password: &str) -> String {
+    let r = login_on(cw, user, password).await;
+    assert_eq!(r.status(), 200, "login {user}");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn with_cookie(cw: &Camwall, cookie: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(cw.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn admin(cw: &Camwall, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
+    let mut r = reqwest::Client::new()
+        .request(method, cw.url(path))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+/// Waits (bounded) until `check` holds: a change another node made arrives by its watch.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Users seeded from one node's file log in on every node; a session begun on one node holds
+/// on another at once (with its scope), outlives a restart of that node, and ends everywhere
+/// at a logout; users added or removed on one node apply on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_sessions_hold_on_every_node() {
+    if !have_nats() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(free_port(), store.path());
+    let cams = [
+        lavfi("c1", "testsrc2=size=160x120:rate=5"),
+        lavfi("c2", "testsrc2=size=160x120:rate=5"),
+    ];
+    let staff_pw = "staff-password-in-the-cluster";
+    let users = json!([
+        {"name": "staff", "password_hash": hash_password(staff_pw), "role": "viewer", "cameras": ["c1"]}
+    ]);
+    let a = start_camwall(node_with_users(&nats.url(), "a", &cams, users));
+    // b's file names no user: the shared list gives it a's.
+    let b_config = node_with_users(&nats.url(), "b", &cams, json!([]));
+    let mut b = start_camwall(b_config.clone());
+    let knows = |cw: &Camwall, name: &'static str, yes: bool| {
+        let url = cw.url("/api/users");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let list: Value = r.json().await.unwrap_or_default();
+            let has = list["users"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["name"] == name));
+            has == yes
+        }
+    };
+    until("b knows staff", || knows(&b, "staff", true)).await;
+
+    // A login on a is a session on b at once, with its scope.
+    let cookie = cookie_of(&a, "staff", staff_pw).await;
+    let me: Value = with_cookie(&b, &cookie, "/api/session")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&me["user"], &me["cameras"]),
+        (&json!("staff"), &json!(["c1"])),
+        "{me}"
+    );
+    let status = with_cookie(&b, &cookie, "/api/ip-cameras/status").await;
+    assert_eq!(status.status(), 200);
+    let status: Value = status.json().await.unwrap();
+    let shown: Vec<&str> = status["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(shown, ["c1"], "b shows staff only c1");
+    let other = with_cookie(&b, &cookie, "/api/ip-cameras/frame/c2").await;
+    assert_eq!(other.status(), 404);
+    assert_eq!(
+        with_cookie(&b, "camwall_session=forged-value", "/api/ip-cameras/status")
+            .await
+            .status(),
+        401
+    );
+
+    // b restarts: the session holds there.
+    drop(b);
+    b = start_camwall(b_config);
+    until("restarted b knows the session", || {
+        let r = with_cookie(&b, &cookie, "/api/session");
+        async move { r.await.status() == 200 }
+    })
+    .await;
+
+    // A user added on b logs in on a; removed on a, they are refused on b and their
+    // session there ends.
+    let newbie_pw = "a-newbie-password-1";
+    assert_eq!(
+        admin(
+            &b,
+            reqwest::Method::POST,
+            "/api/users",
+            Some(json!({"name": "newbie", "password": newbie_pw, "role": "viewer"}))
+        )
+        .await,
+        201
+    );
+    until("a knows newbie", || knows(&a, "newbie", true)).await;
+    let newbie = cookie_of(&a, "newbie", newbie_pw).await;
+    assert_eq!(with_cookie(&b, &newbie, "/api/session").await.status(), 200);
+    assert_eq!(
+        admin(&a, reqwest::Method::DELETE, "/api/users/newbie", None).await,
+        200
+    );
+    until("b forgets newbie", || knows(&b, "newbie", false)).await;
+    assert_eq!(with_cookie(&b, &newbie, "/api/session").await.status(), 401);
+    assert_eq!(login_on(&b, "newbie", newbie_pw).await.status(), 401);
+
+    // A logout on b ends the session on a too.
+    let out = reqwest::Client::new()
+        .post(b.url("/api/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(with_cookie(&b, &cookie, "/api/session").await.status(), 401);
+    until("a ends the session", || {
+        let r = with_cookie(&a, &cookie, "/api/session");
+        async move { r.await.status() == 401 }
+    })
+    .await;
+
+    let value = cookie.split('=').nth(1).unwrap().to_string();
+    for (node, cw) in [("a", &a), ("b", &b)] {
+        let logs = cw.logs();
+        assert!(!logs.contains(staff_pw), "{node} logged a password");
+        assert!(!logs.contains(newbie_pw), "{node} logged a password");
+        assert!(!logs.contains(&value), "{node} logged a session cookie");
+    }
+}

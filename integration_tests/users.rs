@@ -20,23 +20,6 @@ const BOSS_PW: &str = "boss-password-22";
 const SCOPED_TOKEN: &str = "scoped-token-for-a-only";
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
-/// `camwall hash-password` of `password`.
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(camwall_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(h.starts_with("$argon2id$"), "{h}");
-    h
-}
-
 /// Two small lavfi cameras, a view of both, `staff` (a viewer of `a`), `boss` (an admin),
 /// a token scoped to `a` and a plain admin token.
 fn start() -> Camwall {
@@ -52,8 +35,8 @@ fn start_with(cameras: Value) -> Camwall {
         "server": {
             "auth": {
                 "users": [
-                    {"name": "staff", "password_hash": hash(STAFF_PW), "role": "viewer", "cameras": ["a"]},
-                    {"name": "boss", "password_hash": hash(BOSS_PW), "role": "admin"}
+                    {"name": "staff", "password_hash": hash_password(STAFF_PW), "role": "viewer", "cameras": ["a"]},
+                    {"name": "boss", "password_hash": hash_password(BOSS_PW), "role": "admin"}
                 ],
                 "viewer_tokens": [{"token": SCOPED_TOKEN, "cameras": ["a"]}],
                 "admin_tokens": [ADMIN_TOKEN]
@@ -307,9 +290,13 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
         .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut mjpeg = get(&cw, &cookie, "/api/ip-cameras/mjpeg/a").await;
+    assert_eq!(mjpeg.status(), 200);
+    assert!(mjpeg.chunk().await.unwrap().is_some_and(|c| !c.is_empty()));
     let text = std::fs::read_to_string(&cw.config_path).unwrap();
     let mut config: Value = serde_json::from_str(&text).unwrap();
-    config["server"]["auth"]["users"][0]["password_hash"] = hash("a-new-password-3").into();
+    config["server"]["auth"]["users"][0]["password_hash"] =
+        hash_password("a-new-password-3").into();
     std::fs::write(
         &cw.config_path,
         serde_json::to_string_pretty(&config).unwrap(),
@@ -335,6 +322,12 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
     .await
     .expect("the socket of an ended session is closed");
     assert_eq!(closed.as_deref(), Some("session ended"));
+    // So is the MJPEG stream (it checks as often).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = mjpeg.chunk().await {}
+    })
+    .await
+    .expect("the MJPEG stream of an ended session ends");
     assert_eq!(
         login(&cw, "staff", "a-new-password-3", "10.1.1.2")
             .await

@@ -24,6 +24,11 @@ use crate::web::{routes, WebState};
 
 /// `camwall hash-password`: a password as the argon2id string `server.auth.users` takes.
 pub use crate::access::users::hash_password;
+/// The shortest and longest password `hash_password` is given.
+pub const PASSWORD_LENGTH: (usize, usize) = (
+    crate::access::users::MIN_PASSWORD,
+    crate::access::users::MAX_PASSWORD,
+);
 /// The cluster section's start checks (NATS addresses, credentials file), run by the binary
 /// before serving: a config error stops the start.
 pub use crate::cluster::check as check_cluster;
@@ -92,9 +97,10 @@ impl App {
             Arc::new(s.allowed_origins.clone()),
             limits.clone(),
         );
-        // Users edited in the file apply at a reload (SIGHUP): a changed password, role or
-        // scope, or a removed user, ends that user's sessions. Tokens and lifetimes wait for
-        // the next start, as the rest of `server`.
+        // Users edited in the file apply at a reload (SIGHUP), and in a cluster as the shared
+        // list changes: a changed password, role or scope, or a removed user, ends that
+        // user's sessions. Tokens and lifetimes wait for the next start, as the rest of
+        // `server`.
         {
             let guard = Arc::downgrade(&guard);
             let before = std::sync::Mutex::new(s.auth.users.clone());
@@ -104,8 +110,8 @@ impl App {
                     return;
                 }
                 if let Some(g) = guard.upgrade() {
-                    g.set_users(Users::new(&auth.users));
-                    tracing::info!(target: "camwall::audit", users = auth.users.len(), "users reloaded from the config file");
+                    g.set_users(g.users().replaced_by(&auth.users));
+                    tracing::info!(target: "camwall::audit", users = auth.users.len(), "users changed");
                 }
                 *before = auth.users.clone();
             }));
@@ -118,7 +124,7 @@ impl App {
                 &config_dir,
                 hub.clone(),
                 manager.clone(),
-                limits.clone(),
+                &guard,
                 replay.clone(),
                 cancel.clone(),
             )

@@ -61,6 +61,13 @@ fn hash_password() -> ExitCode {
         eprintln!("camwall: the password is empty (give it on stdin, one line)");
         return ExitCode::from(EXIT_CONFIG);
     }
+    // The same rule as users added from the settings page.
+    let n = password.chars().count();
+    let (min, max) = camwall::app::PASSWORD_LENGTH;
+    if !(min..=max).contains(&n) {
+        eprintln!("camwall: a password must have {min} to {max} characters (this one has {n})");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     match camwall::app::hash_password(password) {
         Ok(h) => {
             println!("{h}");

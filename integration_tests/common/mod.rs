@@ -615,3 +615,20 @@ pub fn loudness(samples: &[i16]) -> f64 {
     let sum: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();
     (sum / samples.len().max(1) as f64).sqrt()
 }
+
+/// `camwall hash-password` of `password`: what `server.auth.users[].password_hash` takes.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(camwall_bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    let h = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(h.starts_with("$argon2id$"), "{h}");
+    h
+}

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::SystemTime;
 
 use warp::http::Method;
 use warp::{Filter, Rejection};
@@ -145,16 +145,26 @@ impl Principal {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         s.sessions
-            .user_by_key(&s.key, &users, Instant::now())
+            .user_by_key(&s.key, &users, SystemTime::now())
             .is_some()
     }
 
     /// A place under the caps for a client that stays (a stream, a socket, a long-poll),
     /// given back when the slot drops.
+    /// The slot carries the principal's session: a stream checks it as it goes
+    /// ([`ClientSlot::session_stands`]) and ends with it.
     pub fn admit(&self, kind: ClientKind) -> Result<ClientSlot, Refused> {
-        self.limits
+        let slot = self
+            .limits
             .acquire(kind, self.peer)
-            .ok_or(Refused::TooManyClients)
+            .ok_or(Refused::TooManyClients)?;
+        Ok(match &self.session {
+            Some(_) => {
+                let me = self.clone();
+                slot.with_session(Arc::new(move || me.still_valid()))
+            }
+            None => slot,
+        })
     }
 }
 
@@ -255,8 +265,12 @@ impl Guard {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(users);
     }
 
-    pub fn sessions(&self) -> &Sessions {
+    pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    pub fn limits(&self) -> &Arc<ClientLimits> {
+        &self.limits
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -369,7 +383,7 @@ impl Guard {
         }
         let users = self.users();
         if let Some(cookie) = asking.session {
-            if let Some(user) = self.sessions.user(cookie, &users, Instant::now()) {
+            if let Some(user) = self.sessions.user(cookie, &users, SystemTime::now()) {
                 return Some(self.principal_of_user(&user, Some(cookie), asking.peer));
             }
         }
@@ -398,17 +412,27 @@ pub fn guard(
                   host: Option<String>,
                   site: Option<String>,
                   peer: Option<PeerAddr>| {
-                let asking = Asking {
-                    method: &method,
-                    token: token.as_deref(),
-                    session: session.as_deref(),
-                    origin: origin.as_deref(),
-                    host: host.as_deref(),
-                    sec_fetch_site: site.as_deref(),
-                    peer: peer.map(|p| p.0),
-                };
-                let r = guard.check(access, &asking).map_err(warp::reject::custom);
-                async move { r }
+                let guard = guard.clone();
+                async move {
+                    let asking = Asking {
+                        method: &method,
+                        token: token.as_deref(),
+                        session: session.as_deref(),
+                        origin: origin.as_deref(),
+                        host: host.as_deref(),
+                        sec_fetch_site: site.as_deref(),
+                        peer: peer.map(|p| p.0),
+                    };
+                    let mut r = guard.check(access, &asking);
+                    // A cluster's session may have begun on another node: looked up there
+                    // once, then held here.
+                    if let (Err(Refused::Unauthorized), Some(cookie)) = (&r, &session) {
+                        if guard.sessions.fetch(cookie, SystemTime::now()).await {
+                            r = guard.check(access, &asking);
+                        }
+                    }
+                    r.map_err(warp::reject::custom)
+                }
             },
         )
 }

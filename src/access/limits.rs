@@ -56,6 +56,30 @@ pub struct ClientSlot {
     limits: Arc<ClientLimits>,
     kind: ClientKind,
     ip: Option<IpAddr>,
+    /// Whether the login session the client came with still stands (`None`: a token or open
+    /// access, which do not end).
+    session: Option<SessionStands>,
+}
+
+/// How often a stream that outlives its request (MJPEG, WebRTC, a WebSocket) checks that its
+/// login session still stands: a logout ends it within this.
+pub const SESSION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks whether a client's login session still stands.
+pub type SessionStands = Arc<dyn Fn() -> bool + Send + Sync>;
+
+impl ClientSlot {
+    /// This slot, ending with the session `stands` checks.
+    pub fn with_session(mut self, stands: SessionStands) -> Self {
+        self.session = Some(stands);
+        self
+    }
+
+    /// Whether the client's login session still stands (always, without one). Counts as a
+    /// use of the session: a person watching is not idle.
+    pub fn session_stands(&self) -> bool {
+        self.session.as_ref().is_none_or(|f| f())
+    }
 }
 
 impl ClientLimits {
@@ -114,6 +138,7 @@ impl ClientLimits {
             limits: self.clone(),
             kind,
             ip,
+            session: None,
         })
     }
 }

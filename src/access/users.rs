@@ -4,7 +4,6 @@
 //! made at start with the same parameters, so timing does not tell which names exist.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -12,6 +11,11 @@ use argon2::Argon2;
 
 use super::auth::{Grant, Role, ScopeSpec};
 use crate::config::auth::UserConfig;
+
+/// Shortest password camwall hashes (OWASP ASVS 2.1.1): the API and `camwall hash-password`.
+pub const MIN_PASSWORD: usize = 12;
+/// Longest password (argon2 takes any length; a bound keeps a request's cost bounded).
+pub const MAX_PASSWORD: usize = 256;
 
 /// One user.
 #[derive(Debug)]
@@ -56,27 +60,21 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
+/// Of the hash, role and scope as stored: the same on every node and every build, so that a
+/// session shared between cluster nodes is checked against the same user everywhere.
+fn fingerprint(u: &UserConfig) -> u64 {
+    let stored =
+        serde_json::to_vec(&(&u.password_hash, u.role, &u.cameras, &u.views)).unwrap_or_default();
+    let d = ring::digest::digest(&ring::digest::SHA256, &stored);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_le_bytes(first)
+}
+
 impl Users {
     /// The users of `config` (validated: every hash is argon2id).
     pub fn new(config: &[UserConfig]) -> Self {
-        let by_name = config
-            .iter()
-            .map(|u| {
-                let grant = Grant {
-                    role: Role::from(u.role),
-                    scope: ScopeSpec::new(u.cameras.as_ref(), u.views.as_ref()),
-                };
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                (&u.password_hash, &grant).hash(&mut h);
-                let user = User {
-                    name: u.name.clone(),
-                    grant,
-                    hash: u.password_hash.clone(),
-                    fingerprint: h.finish(),
-                };
-                (u.name.to_lowercase(), Arc::new(user))
-            })
-            .collect::<HashMap<_, _>>();
+        let by_name = Self::by_name(config);
         // Only when someone can log in: a hash costs tens of milliseconds.
         let decoy = if by_name.is_empty() {
             String::new()
@@ -84,6 +82,37 @@ impl Users {
             hash_password("a password no one has").unwrap_or_default()
         };
         Self { by_name, decoy }
+    }
+
+    /// The users of `config` in place of these: the decoy hash is kept (making one costs tens
+    /// of milliseconds, and a cluster applies every change it watches).
+    pub fn replaced_by(&self, config: &[UserConfig]) -> Self {
+        if self.decoy.is_empty() {
+            return Self::new(config);
+        }
+        Self {
+            by_name: Self::by_name(config),
+            decoy: self.decoy.clone(),
+        }
+    }
+
+    fn by_name(config: &[UserConfig]) -> HashMap<String, Arc<User>> {
+        config
+            .iter()
+            .map(|u| {
+                let grant = Grant {
+                    role: Role::from(u.role),
+                    scope: ScopeSpec::new(u.cameras.as_ref(), u.views.as_ref()),
+                };
+                let user = User {
+                    name: u.name.clone(),
+                    grant,
+                    hash: u.password_hash.clone(),
+                    fingerprint: fingerprint(u),
+                };
+                (u.name.to_lowercase(), Arc::new(user))
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

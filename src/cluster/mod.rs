@@ -12,6 +12,8 @@ pub mod leases;
 pub mod membership;
 pub mod owner;
 pub mod relay;
+pub mod sessions;
+pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -25,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::access::guard::Guard;
 use crate::access::limits::{ClientKind, ClientLimits};
 use crate::config::ClusterConfig;
 use crate::control::Manager;
@@ -133,7 +136,7 @@ impl Cluster {
         config_dir: &Path,
         hub: Arc<Hub>,
         manager: Arc<Manager>,
-        limits: Arc<ClientLimits>,
+        guard: &Guard,
         replay: Option<Arc<crate::replay::Replay>>,
         cancel: CancellationToken,
     ) -> Arc<Self> {
@@ -142,13 +145,19 @@ impl Cluster {
             weight: cfg.weight,
             hub,
             manager,
-            limits,
+            limits: guard.limits().clone(),
             view: Mutex::new(View::default()),
             catalog: Arc::new(catalog::Catalog::new(cfg.replicas)),
             replicas: cfg.replicas,
         });
-        // From now on the API changes the shared list, never the config file.
+        // From now on the API changes the shared lists, never the config file; sessions are
+        // shared too, so a login holds on every node.
         c.manager.set_catalog(c.catalog.clone());
+        let users = Arc::new(users::SharedUsers::new(cfg.replicas));
+        c.manager.set_user_list(users.clone());
+        let (shared_sessions, session_queue) = sessions::SharedSessions::new(cfg.replicas);
+        let session_table = guard.sessions().clone();
+        session_table.set_share(shared_sessions.clone());
         crate::obs::metrics::set_node_label(&cfg.node);
         let files = Files {
             creds: cfg.credentials.as_ref().map(|p| config_dir.join(p)),
@@ -169,6 +178,13 @@ impl Cluster {
                     return;
                 }
             };
+            tokio::spawn(users.run(client.clone(), me.manager.clone(), cancel.clone()));
+            tokio::spawn(shared_sessions.run(
+                client.clone(),
+                session_table,
+                session_queue,
+                cancel.clone(),
+            ));
             tokio::spawn(me.catalog.clone().run(
                 client.clone(),
                 me.manager.clone(),

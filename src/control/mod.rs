@@ -11,6 +11,7 @@ mod manager;
 mod store;
 
 pub use manager::{
-    parse_camera, parse_view, BoxFuture, CameraList, CameraView, ChangeError, Manager, ReloadError,
+    parse_camera, parse_view, short_name, BoxFuture, CameraList, CameraView, ChangeError, Manager,
+    ReloadError, UserList,
 };
 pub use store::{write_atomic, ConfigStore, StoreError};

@@ -266,7 +266,7 @@ impl From<ChangeError> for ApiError {
             ChangeError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_camera", e.to_string())
             }
-            ChangeError::Conflict(_) => {
+            ChangeError::Conflict(_) | ChangeError::UserConflict(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             ChangeError::Unavailable(_) => ApiError::new(

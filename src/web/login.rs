@@ -4,7 +4,7 @@
 //! The password check runs on the blocking pool, at most [`HASHING`] at once; the throttle
 //! and the session table are the guard's (`access`).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -94,14 +94,13 @@ pub fn routes(state: &WebState) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::post())
         .and(parts())
         .and(with_state.clone())
-        .map(logout);
+        .then(logout);
     let session = warp::path!("api" / "session")
         .and(warp::get())
         .and(parts())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and(crate::access::auth::presented_token())
         .and(with_state)
-        .map(session);
+        .then(session);
     login.or(logout).unify().or(session).unify()
 }
 
@@ -193,7 +192,7 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
     };
     guard.throttle().succeed(&req.user);
     let sessions = guard.sessions();
-    let Some(value) = sessions.begin(user.clone(), Instant::now()) else {
+    let Some(value) = sessions.begin(&user, SystemTime::now()) else {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -201,6 +200,8 @@ async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
         )
         .into_response();
     };
+    // Known to every node of a cluster before the browser holds the cookie.
+    sessions.store_shared(&value).await;
     audit::login(&user.name, peer);
     crate::obs::metrics::login("ok");
     let principal = guard.principal_of_user(&user, None, peer);
@@ -216,15 +217,15 @@ fn secure(s: &WebState) -> bool {
     s.hub.server_config().tls.is_some()
 }
 
-fn logout(parts: Parts, s: WebState) -> Response {
+async fn logout(parts: Parts, s: WebState) -> Response {
     let asking = parts.asking();
     if let Err(r) = s.guard.login_allowed(&asking) {
         return ApiError::from(r).into_response();
     }
-    let ended = parts
-        .cookie
-        .as_deref()
-        .and_then(|c| s.guard.sessions().end(c));
+    let ended = match parts.cookie.as_deref() {
+        Some(c) => s.guard.sessions().end(c).await,
+        None => None,
+    };
     if let Some(user) = &ended {
         audit::logout(user, asking.peer);
     }
@@ -235,23 +236,20 @@ fn logout(parts: Parts, s: WebState) -> Response {
     r
 }
 
-fn session(
-    parts: Parts,
-    authorization: Option<String>,
-    query: std::collections::HashMap<String, String>,
-    s: WebState,
-) -> Response {
-    let token = authorization
-        .as_deref()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or(query.get("token").map(String::as_str));
+async fn session(parts: Parts, token: Option<String>, s: WebState) -> Response {
     let asking = Asking {
-        token,
+        token: token.as_deref(),
         ..parts.asking()
     };
     let login = !s.guard.users().is_empty();
-    match s.guard.who_asks(&asking) {
+    let mut who = s.guard.who_asks(&asking);
+    // A cluster's session may have begun on another node.
+    if let (None, Some(cookie)) = (&who, &parts.cookie) {
+        if s.guard.sessions().fetch(cookie, SystemTime::now()).await {
+            who = s.guard.who_asks(&asking);
+        }
+    }
+    match who {
         Some(p) => warp::reply::json(&described(&p, login)).into_response(),
         None => {
             let mut r = ApiError::from(crate::access::guard::Refused::Unauthorized).into_response();

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::params::resolve_request;
 use super::state::WebState;
 use crate::access::guard::Principal;
-use crate::access::limits::{ClientKind, ClientSlot};
+use crate::access::limits::{ClientKind, ClientSlot, SESSION_CHECK_EVERY};
 use crate::hub::{Encoded, LaneOutput, Pictures, Still};
 use crate::media::tier::{LaneAsk, LaneQuality, Tier};
 
@@ -48,8 +48,11 @@ fn part(e: &Encoded) -> [Bytes; 3] {
 
 struct StreamState {
     removed: tokio_util::sync::CancellationToken,
-    /// This client's place under the caps, given back when the stream ends.
-    _slot: ClientSlot,
+    /// This client's place under the caps, given back when the stream ends; it carries the
+    /// login session the stream ends with.
+    slot: ClientSlot,
+    /// When the session was last checked.
+    checked: tokio::time::Instant,
     tier: Tier,
     frames: LaneOutput,
     last: Option<Encoded>,
@@ -93,7 +96,8 @@ pub async fn mjpeg(
     };
     let state = StreamState {
         removed: cam.removed().clone(),
-        _slot: slot,
+        slot,
+        checked: tokio::time::Instant::now(),
         tier,
         frames,
         last: Some(first),
@@ -121,6 +125,15 @@ async fn next_part(mut st: StreamState) -> Option<([Bytes; 3], StreamState)> {
         return Some((p, st));
     }
     loop {
+        // A logout, an expiry or a change of the user ends the stream (keepalives come at
+        // least every KEEPALIVE_AFTER_IDLE, so an idle camera is checked too).
+        if st.checked.elapsed() >= SESSION_CHECK_EVERY {
+            st.checked = tokio::time::Instant::now();
+            if !st.slot.session_stands() {
+                tracing::debug!("MJPEG stream: its session ended");
+                return None;
+            }
+        }
         let next = tokio::select! {
             _ = st.shutdown.cancelled() => return None,
             // The camera was removed: the stream ends.

@@ -17,10 +17,7 @@ use crate::config::auth::{RoleName, UserConfig};
 use crate::config::AuthConfig;
 use crate::control::ChangeError;
 
-/// Shortest password the API takes (OWASP ASVS 2.1.1).
-pub const MIN_PASSWORD: usize = 12;
-/// Longest password (argon2 takes any length; a bound keeps a request's cost bounded).
-pub const MAX_PASSWORD: usize = 256;
+use crate::access::users::{MAX_PASSWORD, MIN_PASSWORD};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

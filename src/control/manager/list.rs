@@ -1,4 +1,4 @@
-//! The camera list: where the manager stores camera changes. One trait for the config file
+//! The camera list (and, in a cluster, the user list): where the manager stores changes. One trait for the config file
 //! (alone, the default: `manager::file`) and the cluster's shared catalog
 //! (`cluster::catalog`), so that the manager's add, replace, patch, remove and list paths are
 //! the same in both modes and a third kind of storage needs no new branch in them.
@@ -15,6 +15,7 @@ use std::pin::Pin;
 use serde_json::Value;
 
 use super::{ChangeError, ReloadError};
+use crate::config::auth::UserConfig;
 use crate::config::{CameraConfig, LoadedConfig};
 
 /// A boxed future, so the trait stays object-safe (the manager holds `Arc<dyn CameraList>`)
@@ -53,4 +54,22 @@ pub trait CameraList: Send + Sync {
     /// holds (SIGHUP); the manager then applies its cameras. A list that is not read from the
     /// config file refuses (`ReloadError::Clustered`): its cameras change through the API.
     fn reload(&self) -> BoxFuture<'_, Result<LoadedConfig, ReloadError>>;
+}
+
+/// Where users are stored in a cluster (`cluster::users`, a NATS KV bucket); alone they are in
+/// the config file, edited by `manager::users`. Called with the manager's change lock held.
+/// After a change is taken, [`UserList::users`] holds it.
+pub trait UserList: Send + Sync {
+    /// Every stored user, hash included.
+    fn users(&self) -> Vec<UserConfig>;
+
+    /// Stores new user `user` (`DuplicateUser` when the name, in any case, is taken).
+    fn add(&self, user: UserConfig) -> BoxFuture<'_, Result<(), ChangeError>>;
+
+    /// Stores `user` as user `name` (`UnknownUser`, or `Conflict` when another node changed
+    /// it since this one saw it).
+    fn replace(&self, name: &str, user: UserConfig) -> BoxFuture<'_, Result<(), ChangeError>>;
+
+    /// Removes user `name`.
+    fn remove(&self, name: &str) -> BoxFuture<'_, Result<(), ChangeError>>;
 }

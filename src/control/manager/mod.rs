@@ -26,7 +26,8 @@ use crate::config::{self, CameraConfig, ConfigError};
 use crate::hub::{Camera, Hub};
 use crate::obs::redact::{redact_options, redact_url};
 use file::FileList;
-pub use list::{BoxFuture, CameraList};
+pub use list::{BoxFuture, CameraList, UserList};
+pub use users::short_name;
 
 mod secrets;
 mod users;
@@ -68,8 +69,11 @@ pub enum ChangeError {
     /// the change was based on.
     #[error("camera {0:?} changed since the revision this change is based on: read it, retry")]
     Conflict(String),
-    /// Cluster mode: the shared camera list cannot be reached.
-    #[error("the cluster's camera list cannot be reached now: {0}")]
+    /// The cluster's user list: the user changed on another node since this one read it.
+    #[error("user {0:?} was changed on another node meanwhile: read the users again, retry")]
+    UserConflict(String),
+    /// Cluster mode: the shared camera or user list cannot be reached.
+    #[error("the cluster's shared list cannot be reached now: {0}")]
     Unavailable(String),
     #[error("cannot {action} the config file {}: {source}", path.display())]
     Io {
@@ -163,6 +167,8 @@ pub struct Manager {
     owned: Option<Mutex<std::collections::HashSet<String>>>,
     /// Told `server.auth` as a reload finds it (users and their sessions apply at once).
     on_auth: std::sync::OnceLock<AuthHook>,
+    /// Cluster mode: where users are stored instead of the config file.
+    user_list: std::sync::OnceLock<Arc<dyn UserList>>,
 }
 
 /// What a reload hands `server.auth` to.
@@ -241,6 +247,7 @@ impl Manager {
             file,
             owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
             on_auth: std::sync::OnceLock::new(),
+            user_list: std::sync::OnceLock::new(),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);

@@ -2,13 +2,15 @@
 //! log in, each change an edit of the config file like a view change (`file.rs`: validated as a
 //! whole config, written atomically, never over a hand edit), then handed to the access guard
 //! at once (the hook a reload uses): a user changed or removed loses their sessions. The API
-//! never answers a hash; in a cluster each node's file holds its own users.
+//! never answers a hash. In a cluster the users live in the shared [`UserList`] instead (the
+//! file's users only seed an empty one), and every node applies a change as its watch brings
+//! it ([`Manager::apply_shared_users`]).
 
 use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
-use super::{ChangeError, Manager};
+use super::{ChangeError, Manager, UserList};
 use crate::config::auth::{RoleName, UserConfig};
 use crate::config::AuthConfig;
 
@@ -66,48 +68,83 @@ fn position(users: &[Value], name: &str) -> Option<usize> {
 }
 
 impl Manager {
-    /// The users in the file, without their hashes.
-    pub async fn users(&self) -> Vec<UserView> {
-        self.file.users().await.iter().map(UserView::from).collect()
+    /// Cluster mode: users are stored in `list` from now on.
+    pub fn set_user_list(&self, list: std::sync::Arc<dyn UserList>) {
+        let _ = self.user_list.set(list);
     }
 
-    /// What the file holds of `name` (any case), hash included: a replacement without a new
+    /// Every user as stored, hashes included.
+    async fn stored_users(&self) -> Vec<UserConfig> {
+        match self.user_list.get() {
+            Some(list) => list.users(),
+            None => self.file.users().await,
+        }
+    }
+
+    /// The users of the config file (to seed an empty cluster list).
+    pub async fn file_users(&self) -> Vec<UserConfig> {
+        self.file.users().await
+    }
+
+    /// The users, without their hashes.
+    pub async fn users(&self) -> Vec<UserView> {
+        self.stored_users()
+            .await
+            .iter()
+            .map(UserView::from)
+            .collect()
+    }
+
+    /// What is stored of `name` (any case), hash included: a replacement without a new
     /// password keeps it.
     pub async fn user(&self, name: &str) -> Option<UserConfig> {
-        self.file
-            .users()
+        self.stored_users()
             .await
             .into_iter()
             .find(|u| u.name.eq_ignore_ascii_case(name))
     }
 
-    /// Writes `edit` of the file's users, then applies the new list.
-    async fn edit_users<T>(
-        &self,
-        edit: impl FnOnce(&mut Vec<Value>) -> Result<T, ChangeError> + Send,
-    ) -> Result<T, ChangeError> {
-        let _serial = self.changes.lock().await;
-        let out = self.file.edit(|doc| edit(users_mut(doc)?)).await?;
+    /// Hands `users` to the access guard (a changed or removed user's sessions end).
+    pub fn apply_shared_users(&self, users: Vec<UserConfig>) {
         if let Some(hook) = self.on_auth.get() {
             hook(&AuthConfig {
-                users: self.file.users().await,
+                users,
                 ..AuthConfig::default()
             });
         }
-        Ok(out)
+    }
+
+    /// Stores one change: in the cluster's list, or as `edit` of the file's users; then
+    /// applies the new list.
+    async fn change_users(
+        &self,
+        shared: impl FnOnce(&dyn UserList) -> super::BoxFuture<'_, Result<(), ChangeError>>,
+        edit: impl FnOnce(&mut Vec<Value>) -> Result<(), ChangeError> + Send,
+    ) -> Result<(), ChangeError> {
+        let _serial = self.changes.lock().await;
+        match self.user_list.get() {
+            Some(list) => shared(list.as_ref()).await?,
+            None => self.file.edit(|doc| edit(users_mut(doc)?)).await?,
+        }
+        self.apply_shared_users(self.stored_users().await);
+        Ok(())
     }
 
     /// Adds `user` (`POST /api/users`; its password already hashed).
     pub async fn add_user(&self, user: UserConfig) -> Result<UserView, ChangeError> {
         let value = serde_json::to_value(&user).unwrap_or_default();
         let name = user.name.clone();
-        self.edit_users(|users| {
-            if position(users, &name).is_some() {
-                return Err(ChangeError::DuplicateUser(name.clone()));
-            }
-            users.push(value);
-            Ok(())
-        })
+        let stored = user.clone();
+        self.change_users(
+            |list| list.add(stored),
+            |users| {
+                if position(users, &name).is_some() {
+                    return Err(ChangeError::DuplicateUser(name.clone()));
+                }
+                users.push(value);
+                Ok(())
+            },
+        )
         .await?;
         info!(user = %user.name, "user added");
         Ok(UserView::from(&user))
@@ -120,11 +157,16 @@ impl Manager {
         user: UserConfig,
     ) -> Result<UserView, ChangeError> {
         let value = serde_json::to_value(&user).unwrap_or_default();
-        self.edit_users(|users| {
-            let pos = position(users, name).ok_or_else(|| ChangeError::UnknownUser(short(name)))?;
-            users[pos] = value;
-            Ok(())
-        })
+        let stored = user.clone();
+        self.change_users(
+            |list| list.replace(name, stored),
+            |users| {
+                let pos = position(users, name)
+                    .ok_or_else(|| ChangeError::UnknownUser(short_name(name)))?;
+                users[pos] = value;
+                Ok(())
+            },
+        )
         .await?;
         info!(user = %user.name, "user changed");
         Ok(UserView::from(&user))
@@ -132,17 +174,22 @@ impl Manager {
 
     /// Removes user `name` (`DELETE /api/users/{name}`).
     pub async fn remove_user(&self, name: &str) -> Result<(), ChangeError> {
-        self.edit_users(|users| {
-            let pos = position(users, name).ok_or_else(|| ChangeError::UnknownUser(short(name)))?;
-            users.remove(pos);
-            Ok(())
-        })
+        self.change_users(
+            |list| list.remove(name),
+            |users| {
+                let pos = position(users, name)
+                    .ok_or_else(|| ChangeError::UnknownUser(short_name(name)))?;
+                users.remove(pos);
+                Ok(())
+            },
+        )
         .await?;
-        info!(user = %short(name), "user removed");
+        info!(user = %short_name(name), "user removed");
         Ok(())
     }
 }
 
-fn short(name: &str) -> String {
+/// A user name as an error or log line shows it (at most 64 characters).
+pub fn short_name(name: &str) -> String {
     name.chars().take(64).collect()
 }

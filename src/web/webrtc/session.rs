@@ -13,7 +13,7 @@ use tracing::{debug, info};
 
 use super::peer::{End, Next, Peer};
 use super::WebRtc;
-use crate::access::limits::{ClientKind, ClientSlot};
+use crate::access::limits::{ClientKind, ClientSlot, SESSION_CHECK_EVERY};
 use crate::hub::attach::{AudioOutput, VideoOutput};
 use crate::hub::{Hub, HubEvent, Stream};
 use crate::obs::metrics;
@@ -62,6 +62,7 @@ impl Run {
         let mut decide = tokio::time::interval(super::adapt::DECIDE_EVERY);
         decide.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rung = super::adapt::Rung::Full;
+        let mut checked = Instant::now();
         let why = loop {
             // Everything the peer has to send, then its deadline.
             let deadline = loop {
@@ -122,6 +123,14 @@ impl Run {
                     _ => {}
                 },
                 _ = decide.tick() => {
+                    // A logout, an expiry or a change of the user ends the session.
+                    if checked.elapsed() >= SESSION_CHECK_EVERY {
+                        checked = Instant::now();
+                        if !self.slot.session_stands() {
+                            debug!(camera = %camera, session = %self.id, "its login session ended");
+                            self.peer.end(End::Closed);
+                        }
+                    }
                     self.peer.set_fps(self.stream.camera.fps_at(Instant::now()));
                     let now_rung = self.peer.adapt(now());
                     if now_rung != rung {
