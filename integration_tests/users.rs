@@ -357,6 +357,42 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
     assert!(!cw.logs().contains("a-new-password-3"));
 }
 
+/// A restart (SIGTERM, as a service manager stops it) keeps the sessions, in a file only the
+/// owner reads that holds no cookie; a logout before it stays a logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_outlive_a_restart_and_logouts_stay() {
+    let mut cw = start();
+    let (kept, _) = session(&cw, "staff", STAFF_PW).await;
+    let (ended, _) = session(&cw, "boss", BOSS_PW).await;
+    let out = reqwest::Client::new()
+        .post(cw.url("/api/logout"))
+        .header("cookie", ended.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    cw.restart();
+    assert!(cw
+        .logs()
+        .contains("login sessions kept from before the restart"));
+    let me: Value = get(&cw, &kept, "/api/session").await.json().await.unwrap();
+    assert_eq!(me["user"], "staff", "{me}");
+    assert_eq!(
+        get(&cw, &kept, "/api/ip-cameras/status").await.status(),
+        200
+    );
+    assert_eq!(get(&cw, &ended, "/api/session").await.status(), 401);
+    let file = cw.dir.path().join(".camwall-sessions.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    for cookie in [&kept, &ended] {
+        let value = cookie.split('=').nth(1).unwrap();
+        assert!(!text.contains(value), "the file holds a cookie");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by the owner only");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_meet_429_and_unknown_names_cost_the_same() {
     let cw = start();

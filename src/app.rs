@@ -48,6 +48,7 @@ pub struct App {
     limits: Arc<ClientLimits>,
     public_dir: PathBuf,
     cancel: CancellationToken,
+    session_file: Option<Arc<crate::access::kept::SessionFile>>,
     cluster: Option<Arc<Cluster>>,
     replay: Option<Arc<crate::replay::Replay>>,
 }
@@ -129,7 +130,17 @@ impl App {
                 cancel.clone(),
             )
         });
+        // Alone, sessions outlive a restart in a file beside the config; a cluster keeps
+        // them in NATS.
+        let session_file = cluster.is_none().then(|| {
+            crate::access::kept::SessionFile::open(
+                &config_dir.join(crate::access::kept::FILE_NAME),
+                guard.sessions().clone(),
+                cancel.clone(),
+            )
+        });
         Self {
+            session_file,
             replay,
             hub,
             manager,
@@ -215,6 +226,9 @@ impl App {
             .is_err()
         {
             warn!("some cameras did not stop within {CAMERA_STOP:?}; leaving them");
+        }
+        if let Some(f) = self.session_file {
+            let _ = tokio::task::spawn_blocking(move || f.flush()).await;
         }
     }
 }

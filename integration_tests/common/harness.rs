@@ -72,9 +72,25 @@ pub fn spawn_camwall(
     config_path: PathBuf,
     log_filter: &str,
 ) -> Camwall {
+    let (child, base, stderr) = spawn_process(bin, &config_path, log_filter);
+    Camwall {
+        child: Some(child),
+        base,
+        dir,
+        config_path,
+        stderr,
+    }
+}
+
+/// The process of [`spawn_camwall`]: the child, its address, its stderr so far.
+fn spawn_process(
+    bin: &Path,
+    config_path: &Path,
+    log_filter: &str,
+) -> (Child, String, Arc<Mutex<String>>) {
     let mut child = Command::new(bin)
         .arg("--config")
-        .arg(&config_path)
+        .arg(config_path)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .env("CAMWALL_LOG", log_filter)
@@ -113,16 +129,28 @@ pub fn spawn_camwall(
             panic!("camwall did not start; log:\n{}", log.lock().unwrap())
         }
     };
-    Camwall {
-        child: Some(child),
-        base,
-        dir,
-        config_path,
-        stderr: log,
-    }
+    (child, base, log)
 }
 
 impl Camwall {
+    /// Stops camwall as a service manager would (SIGTERM, waiting for its graceful exit),
+    /// then starts it again on the same config file and directory (on a new port).
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "TERM");
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                assert!(std::time::Instant::now() < deadline, "camwall did not stop");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let (child, base, stderr) =
+            spawn_process(Path::new(camwall_bin()), &self.config_path, TEST_LOG);
+        self.child = Some(child);
+        self.base = base;
+        self.stderr = stderr;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -166,6 +166,12 @@ impl Sessions {
         }
     }
 
+    /// Whether `s` has not run out at `now` (idle time and age).
+    pub fn is_live(&self, s: &Shared, now: SystemTime) -> bool {
+        let now = unix_ms(now);
+        now.saturating_sub(s.used) < ms(self.idle) && now.saturating_sub(s.began) < ms(self.max)
+    }
+
     fn live(&self, e: &Entry, now: u64) -> bool {
         now.saturating_sub(e.used) < ms(self.idle) && now.saturating_sub(e.began) < ms(self.max)
     }
