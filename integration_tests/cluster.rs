@@ -972,32 +972,6 @@ fn node_with_users(nats: &str, node: &str, cams: &[Value], users: Value) -> Valu
     })
 }
 
-async fn login_on(cw: &Camwall, user: &str, password: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(cw.url("/api/login"))
-        .json(&json!({"user": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The `camwall_session=...` pair a login set.
-async fn cookie_of(cw: &Camwall, user: &str, password: &str) -> String {
-    let r = login_on(cw, user, password).await;
-    assert_eq!(r.status(), 200, "login {user}");
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    set.split(';').next().unwrap().to_string()
-}
-
-async fn with_cookie(cw: &Camwall, cookie: &str, path: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(cw.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn admin(cw: &Camwall, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
     let mut r = reqwest::Client::new()
         .request(method, cw.url(path))
@@ -1062,8 +1036,8 @@ async fn users_and_sessions_hold_on_every_node() {
     until("b knows staff", || knows(&b, "staff", true)).await;
 
     // A login on a is a session on b at once, with its scope.
-    let cookie = cookie_of(&a, "staff", staff_pw).await;
-    let me: Value = with_cookie(&b, &cookie, "/api/session")
+    let cookie = session(&a, "staff", staff_pw).await.0;
+    let me: Value = get_with_cookie(&b, &cookie, "/api/session")
         .await
         .json()
         .await
@@ -1073,7 +1047,7 @@ async fn users_and_sessions_hold_on_every_node() {
         (&json!("staff"), &json!(["c1"])),
         "{me}"
     );
-    let status = with_cookie(&b, &cookie, "/api/ip-cameras/status").await;
+    let status = get_with_cookie(&b, &cookie, "/api/ip-cameras/status").await;
     assert_eq!(status.status(), 200);
     let status: Value = status.json().await.unwrap();
     let shown: Vec<&str> = status["cameras"]
@@ -1083,20 +1057,21 @@ async fn users_and_sessions_hold_on_every_node() {
         .filter_map(|c| c["id"].as_str())
         .collect();
     assert_eq!(shown, ["c1"], "b shows staff only c1");
-    let other = with_cookie(&b, &cookie, "/api/ip-cameras/frame/c2").await;
+    let other = get_with_cookie(&b, &cookie, "/api/ip-cameras/frame/c2").await;
     assert_eq!(other.status(), 404);
     assert_eq!(
-        with_cookie(&b, "camwall_session=forged-value", "/api/ip-cameras/status")
+        get_with_cookie(&b, "camwall_session=forged-value", "/api/ip-cameras/status")
             .await
             .status(),
         401
     );
 
     // b restarts: the session holds there.
+    let first_b_logs = b.logs();
     drop(b);
     b = start_camwall(b_config);
     until("restarted b knows the session", || {
-        let r = with_cookie(&b, &cookie, "/api/session");
+        let r = get_with_cookie(&b, &cookie, "/api/session");
         async move { r.await.status() == 200 }
     })
     .await;
@@ -1115,15 +1090,24 @@ async fn users_and_sessions_hold_on_every_node() {
         201
     );
     until("a knows newbie", || knows(&a, "newbie", true)).await;
-    let newbie = cookie_of(&a, "newbie", newbie_pw).await;
-    assert_eq!(with_cookie(&b, &newbie, "/api/session").await.status(), 200);
+    let newbie = session(&a, "newbie", newbie_pw).await.0;
+    assert_eq!(
+        get_with_cookie(&b, &newbie, "/api/session").await.status(),
+        200
+    );
     assert_eq!(
         admin(&a, reqwest::Method::DELETE, "/api/users/newbie", None).await,
         200
     );
     until("b forgets newbie", || knows(&b, "newbie", false)).await;
-    assert_eq!(with_cookie(&b, &newbie, "/api/session").await.status(), 401);
-    assert_eq!(login_on(&b, "newbie", newbie_pw).await.status(), 401);
+    assert_eq!(
+        get_with_cookie(&b, &newbie, "/api/session").await.status(),
+        401
+    );
+    assert_eq!(
+        login(&b, "newbie", newbie_pw, "10.9.9.9").await.status(),
+        401
+    );
 
     // A logout on b ends the session on a too.
     let out = reqwest::Client::new()
@@ -1133,16 +1117,18 @@ async fn users_and_sessions_hold_on_every_node() {
         .await
         .unwrap();
     assert_eq!(out.status(), 200);
-    assert_eq!(with_cookie(&b, &cookie, "/api/session").await.status(), 401);
+    assert_eq!(
+        get_with_cookie(&b, &cookie, "/api/session").await.status(),
+        401
+    );
     until("a ends the session", || {
-        let r = with_cookie(&a, &cookie, "/api/session");
+        let r = get_with_cookie(&a, &cookie, "/api/session");
         async move { r.await.status() == 401 }
     })
     .await;
 
     let value = cookie.split('=').nth(1).unwrap().to_string();
-    for (node, cw) in [("a", &a), ("b", &b)] {
-        let logs = cw.logs();
+    for (node, logs) in [("a", a.logs()), ("b", b.logs()), ("b before", first_b_logs)] {
         assert!(!logs.contains(staff_pw), "{node} logged a password");
         assert!(!logs.contains(newbie_pw), "{node} logged a password");
         assert!(!logs.contains(&value), "{node} logged a session cookie");

@@ -49,34 +49,6 @@ fn start_with(cameras: Value) -> Camwall {
     }))
 }
 
-async fn login(cw: &Camwall, user: &str, password: &str, from: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(cw.url("/api/login"))
-        .header("x-forwarded-for", from)
-        .json(&json!({"user": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Logs in; the session cookie (`camwall_session=...`) and the answer.
-async fn session(cw: &Camwall, user: &str, password: &str) -> (String, Value) {
-    let r = login(cw, user, password, "10.9.9.9").await;
-    assert_eq!(r.status(), 200, "login {user}");
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    let cookie = set.split(';').next().unwrap().to_string();
-    (cookie, r.json().await.unwrap())
-}
-
-async fn get(cw: &Camwall, cookie: &str, path: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(cw.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn code_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or_default();
@@ -116,28 +88,37 @@ async fn a_user_limited_to_a_sees_only_a_on_every_path() {
     );
 
     // The status, the camera list and the views name only `a`.
-    let status: Value = get(&cw, &staff, "/api/ip-cameras/status")
+    let status: Value = get_with_cookie(&cw, &staff, "/api/ip-cameras/status")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(ids(&status["cameras"]), vec!["a"]);
-    let list: Value = get(&cw, &staff, "/api/ip-cameras")
+    let list: Value = get_with_cookie(&cw, &staff, "/api/ip-cameras")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(ids(&list["cameras"]), vec!["a"]);
-    let views: Value = get(&cw, &staff, "/api/views").await.json().await.unwrap();
+    let views: Value = get_with_cookie(&cw, &staff, "/api/views")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(views["views"][0]["cameras"], json!(["a"]), "{views}");
-    assert_eq!(get(&cw, &staff, "/api/ip-cameras/a").await.status(), 200);
+    assert_eq!(
+        get_with_cookie(&cw, &staff, "/api/ip-cameras/a")
+            .await
+            .status(),
+        200
+    );
     let not_b = (404, "unknown_camera".to_string());
 
     // Snapshots, MJPEG, long-polls, replay and WHEP: `a`, and `b` as if it did not exist.
-    let snap = get(&cw, &staff, "/api/ip-cameras/frame/a").await;
+    let snap = get_with_cookie(&cw, &staff, "/api/ip-cameras/frame/a").await;
     assert_eq!(snap.status(), 200);
     assert_eq!(&snap.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
-    let mut mjpeg = get(&cw, &staff, "/api/ip-cameras/mjpeg/a").await;
+    let mut mjpeg = get_with_cookie(&cw, &staff, "/api/ip-cameras/mjpeg/a").await;
     assert_eq!(mjpeg.status(), 200);
     assert!(mjpeg.chunk().await.unwrap().is_some_and(|c| !c.is_empty()));
     drop(mjpeg);
@@ -149,7 +130,11 @@ async fn a_user_limited_to_a_sees_only_a_on_every_path() {
         "/api/ip-cameras/b/replay",
         "/api/ip-cameras/b",
     ] {
-        assert_eq!(code_of(get(&cw, &staff, path).await).await, not_b, "{path}");
+        assert_eq!(
+            code_of(get_with_cookie(&cw, &staff, path).await).await,
+            not_b,
+            "{path}"
+        );
     }
     let whep = |id: &str| {
         reqwest::Client::new()
@@ -166,10 +151,10 @@ async fn a_user_limited_to_a_sees_only_a_on_every_path() {
     );
 
     // Metrics carry every camera's name: refused, and said why; an admin reads them.
-    let (status, body) = code_of(get(&cw, &staff, "/metrics").await).await;
+    let (status, body) = code_of(get_with_cookie(&cw, &staff, "/metrics").await).await;
     assert_eq!((status, body.as_str()), (403, "forbidden"));
     let (boss, _) = session(&cw, "boss", BOSS_PW).await;
-    assert_eq!(get(&cw, &boss, "/metrics").await.status(), 200);
+    assert_eq!(get_with_cookie(&cw, &boss, "/metrics").await.status(), 200);
 
     // The WebSocket: `*` streams `a` only, and nothing names `b`.
     let mut req = cw
@@ -264,7 +249,9 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
     assert!(!body.contains(STAFF_PW));
     let cookie = set.split(';').next().unwrap().to_string();
     assert_eq!(
-        get(&cw, &cookie, "/api/ip-cameras/status").await.status(),
+        get_with_cookie(&cw, &cookie, "/api/ip-cameras/status")
+            .await
+            .status(),
         200
     );
     // Logout ends it on the server: the old cookie is refused.
@@ -276,7 +263,7 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
         .unwrap();
     assert_eq!(out.status(), 200);
     assert_eq!(
-        code_of(get(&cw, &cookie, "/api/ip-cameras/status").await).await,
+        code_of(get_with_cookie(&cw, &cookie, "/api/ip-cameras/status").await).await,
         (401, "unauthorized".into())
     );
 
@@ -290,7 +277,7 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
         .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut mjpeg = get(&cw, &cookie, "/api/ip-cameras/mjpeg/a").await;
+    let mut mjpeg = get_with_cookie(&cw, &cookie, "/api/ip-cameras/mjpeg/a").await;
     assert_eq!(mjpeg.status(), 200);
     assert!(mjpeg.chunk().await.unwrap().is_some_and(|c| !c.is_empty()));
     let text = std::fs::read_to_string(&cw.config_path).unwrap();
@@ -304,7 +291,11 @@ async fn logout_and_a_new_password_end_sessions_and_the_cookie_is_guarded() {
     .unwrap();
     signal(cw.pid(), "HUP");
     let end = Instant::now() + Duration::from_secs(15);
-    while get(&cw, &cookie, "/api/ip-cameras/status").await.status() != 401 {
+    while get_with_cookie(&cw, &cookie, "/api/ip-cameras/status")
+        .await
+        .status()
+        != 401
+    {
         assert!(Instant::now() < end, "the old session lives on");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -375,13 +366,22 @@ async fn sessions_outlive_a_restart_and_logouts_stay() {
     assert!(cw
         .logs()
         .contains("login sessions kept from before the restart"));
-    let me: Value = get(&cw, &kept, "/api/session").await.json().await.unwrap();
+    let me: Value = get_with_cookie(&cw, &kept, "/api/session")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["user"], "staff", "{me}");
     assert_eq!(
-        get(&cw, &kept, "/api/ip-cameras/status").await.status(),
+        get_with_cookie(&cw, &kept, "/api/ip-cameras/status")
+            .await
+            .status(),
         200
     );
-    assert_eq!(get(&cw, &ended, "/api/session").await.status(), 401);
+    assert_eq!(
+        get_with_cookie(&cw, &ended, "/api/session").await.status(),
+        401
+    );
     let file = cw.dir.path().join(".camwall-sessions.json");
     let text = std::fs::read_to_string(&file).unwrap();
     for cookie in [&kept, &ended] {
@@ -652,7 +652,12 @@ async fn an_admin_manages_users_over_the_api_and_changes_apply_at_once() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(get(&cw, &t, "/api/ip-cameras/status").await.status(), 401);
+    assert_eq!(
+        get_with_cookie(&cw, &t, "/api/ip-cameras/status")
+            .await
+            .status(),
+        401
+    );
     let (t, me) = session(&cw, "temp", "temporary-pass-1").await;
     assert_eq!(me["cameras"], json!(["a"]));
     // Removed: its session ends and it cannot log in.
@@ -661,7 +666,12 @@ async fn an_admin_manages_users_over_the_api_and_changes_apply_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(get(&cw, &t, "/api/ip-cameras/status").await.status(), 401);
+    assert_eq!(
+        get_with_cookie(&cw, &t, "/api/ip-cameras/status")
+            .await
+            .status(),
+        401
+    );
     assert_eq!(
         login(&cw, "temp", "temporary-pass-1", "10.2.2.2")
             .await
@@ -675,7 +685,9 @@ async fn an_admin_manages_users_over_the_api_and_changes_apply_at_once() {
     assert_eq!(code_of(r).await, (404, "unknown_user".into()));
     // Staff's session was never touched.
     assert_eq!(
-        get(&cw, &staff, "/api/ip-cameras/status").await.status(),
+        get_with_cookie(&cw, &staff, "/api/ip-cameras/status")
+            .await
+            .status(),
         200
     );
     assert!(!cw.logs().contains("temporary-pass-1"));

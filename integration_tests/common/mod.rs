@@ -632,3 +632,34 @@ pub fn hash_password(password: &str) -> String {
     assert!(h.starts_with("$argon2id$"), "{h}");
     h
 }
+
+/// `POST /api/login` as `user` (from `from`, sent as `X-Forwarded-For` when camwall trusts the
+/// loopback proxy).
+pub async fn login(cw: &Camwall, user: &str, password: &str, from: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(cw.url("/api/login"))
+        .header("x-forwarded-for", from)
+        .json(&serde_json::json!({"user": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs in; the session cookie (`camwall_session=...`) and the answer.
+pub async fn session(cw: &Camwall, user: &str, password: &str) -> (String, Value) {
+    let r = login(cw, user, password, "10.9.9.9").await;
+    assert_eq!(r.status(), 200, "login {user}");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    (cookie, r.json().await.unwrap())
+}
+
+/// `GET path` with the session `cookie`.
+pub async fn get_with_cookie(cw: &Camwall, cookie: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(cw.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}

@@ -1,7 +1,7 @@
 //! Sessions kept across restarts on a node alone: a file beside the config
 //! ([`FILE_NAME`], mode 0600) holding each live session's key (the SHA-256 of its cookie,
-//! never the cookie), user and times. Read at start; written (atomically) at most every
-//! [`WRITE_EVERY`] after a change and once more at shutdown. A cluster shares its sessions
+//! never the cookie), user and times. Read at start; written (atomically) at once after a
+//! logout, at most every [`WRITE_EVERY`] after other changes, and once more at shutdown. A cluster shares its sessions
 //! through NATS instead. A file that cannot be written costs only this: a restart logs
 //! everyone out, as it would without it.
 
@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::sessions::{Key, Sessions, Share, Shared, MAX_SESSIONS};
+use super::sessions::{key_from_hex, key_hex, Key, Sessions, Share, Shared, MAX_SESSIONS};
 use crate::control::BoxFuture;
 
 /// The file's name, in the config file's directory.
@@ -28,23 +29,12 @@ pub struct SessionFile {
     sessions: Arc<Sessions>,
     map: Mutex<HashMap<Key, Shared>>,
     dirty: AtomicBool,
+    /// Wakes the writer at once (a logout).
+    urgent: Notify,
+    /// One write at a time (the writer, the shutdown).
+    writing: Mutex<()>,
     /// Whether a failed write was said already (said once, not every 2 s).
     warned: AtomicBool,
-}
-
-fn hex(key: &Key) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Key> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut k = [0u8; 32];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(k)
 }
 
 impl SessionFile {
@@ -56,6 +46,8 @@ impl SessionFile {
             sessions: sessions.clone(),
             map: Mutex::new(HashMap::new()),
             dirty: AtomicBool::new(false),
+            urgent: Notify::new(),
+            writing: Mutex::new(()),
             warned: AtomicBool::new(false),
         });
         match std::fs::read(path) {
@@ -72,6 +64,7 @@ impl SessionFile {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tick.tick() => {}
+                    _ = writer.urgent.notified() => {}
                 }
                 if writer.dirty.swap(false, Ordering::Relaxed) {
                     let w = writer.clone();
@@ -94,7 +87,7 @@ impl SessionFile {
         let now = SystemTime::now();
         let mut map = self.map();
         for (k, s) in saved.into_iter().take(MAX_SESSIONS) {
-            if let Some(key) = unhex(&k) {
+            if let Some(key) = key_from_hex(&k) {
                 if self.sessions.import(key, &s, now) {
                     map.insert(key, s);
                 }
@@ -111,11 +104,12 @@ impl SessionFile {
     /// Writes the live sessions now (blocking: the writer runs it on the blocking pool, the
     /// shutdown after the server stopped).
     pub fn write_now(&self) {
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let now = SystemTime::now();
         let body = {
             let mut map = self.map();
             map.retain(|_, s| self.sessions.is_live(s, now));
-            let out: HashMap<String, &Shared> = map.iter().map(|(k, s)| (hex(k), s)).collect();
+            let out: HashMap<String, &Shared> = map.iter().map(|(k, s)| (key_hex(k), s)).collect();
             serde_json::to_vec(&out).unwrap_or_default()
         };
         match write_private(&self.path, &body) {
@@ -142,22 +136,21 @@ impl SessionFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically, readable by the owner only.
+/// Writes `bytes` to `path` atomically (a temporary file, made readable by the owner only
+/// before anything is in it, then renamed over it), keeping no copy of what it held.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    // A new file gets 0600 before anything is in it; `write_atomic` keeps those permissions.
-    if !path.exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => std::fs::File::open(path),
-                _ => Err(e),
-            })?;
-    }
-    crate::control::write_atomic(path, bytes)
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Share for SessionFile {
@@ -178,18 +171,19 @@ impl Share for SessionFile {
         Box::pin(std::future::ready(()))
     }
 
-    fn refresh(&self, key: Key, session: Shared) {
+    fn refresh(&self, key: Key, session: Shared) -> bool {
         if let Some(s) = self.map().get_mut(&key) {
             *s = session;
             self.changed();
         }
+        true
     }
 
-    fn remove(&self, key: Key) -> BoxFuture<'static, ()> {
+    fn remove(&self, key: Key) {
         if self.map().remove(&key).is_some() {
             self.changed();
+            self.urgent.notify_one();
         }
-        Box::pin(std::future::ready(()))
     }
 
     fn fetch(&self, _key: Key) -> BoxFuture<'static, Option<Shared>> {
@@ -229,7 +223,7 @@ mod tests {
         let ended = first.begin(&users.get("staff").unwrap(), now).unwrap();
         first.store_shared(&kept).await;
         first.store_shared(&ended).await;
-        first.end(&ended).await;
+        first.end(&ended);
         file.write_now();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&kept), "the file holds no cookie");

@@ -46,11 +46,12 @@ pub struct Shared {
 pub trait Share: Send + Sync {
     /// Stores `session` (a login): resolves once stored or given up.
     fn store(&self, key: Key, session: Shared) -> BoxFuture<'static, ()>;
-    /// Refreshes a session's last use; never waits (dropped when busy: the next use sends
-    /// it again).
-    fn refresh(&self, key: Key, session: Shared);
-    /// Removes a session (a logout): resolves once queued after every earlier refresh.
-    fn remove(&self, key: Key) -> BoxFuture<'static, ()>;
+    /// Refreshes a session's last use; never waits. False when it was not taken (busy: the
+    /// next use sends it again).
+    fn refresh(&self, key: Key, session: Shared) -> bool;
+    /// Removes a session (a logout, a changed user); never waits, never dropped: kept until
+    /// it is written.
+    fn remove(&self, key: Key);
     /// The stored session `key`, for a cookie this node does not hold.
     fn fetch(&self, key: Key) -> BoxFuture<'static, Option<Shared>>;
 }
@@ -80,6 +81,10 @@ impl Entry {
 /// The sessions this node knows.
 pub struct Sessions {
     table: Mutex<HashMap<Key, Entry>>,
+    /// Sessions ended here or told ended, until they would have run out anyway (key → Unix
+    /// ms): a copy still in the shared table, or a lookup that crossed the logout, cannot
+    /// bring one back.
+    ended: Mutex<HashMap<Key, u64>>,
     idle: Duration,
     max: Duration,
     share: OnceLock<Arc<dyn Share>>,
@@ -91,6 +96,23 @@ pub fn key_of(cookie: &str) -> Key {
     let mut k = [0u8; 32];
     k.copy_from_slice(d.as_ref());
     k
+}
+
+/// A key as 64 hex digits (how the sessions file and a cluster's bucket name it).
+pub fn key_hex(key: &Key) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key written as [`key_hex`] writes it.
+pub fn key_from_hex(s: &str) -> Option<Key> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut k = [0u8; 32];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(k)
 }
 
 /// `t` in Unix milliseconds.
@@ -107,6 +129,7 @@ impl Sessions {
     pub fn new(idle: Duration, max: Duration) -> Self {
         Self {
             table: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
             idle,
             max,
             share: OnceLock::new(),
@@ -127,15 +150,45 @@ impl Sessions {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts `entry` in the table, making room when it is full.
+    /// Puts `entry` in the table, making room when it is full (sessions that ran out first,
+    /// then the least recently used).
     fn insert(&self, t: &mut HashMap<Key, Entry>, key: Key, entry: Entry, now: u64) {
-        t.retain(|_, e| self.live(e, now));
         if t.len() >= MAX_SESSIONS && !t.contains_key(&key) {
-            if let Some(k) = t.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) {
-                t.remove(&k);
+            t.retain(|_, e| self.live(e, now));
+            if t.len() >= MAX_SESSIONS {
+                if let Some(k) = t.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) {
+                    t.remove(&k);
+                }
             }
         }
         t.insert(key, entry);
+    }
+
+    /// Marks `key` ended (see `ended`), bounded as the table is.
+    fn bury(&self, key: Key, now: u64) {
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        if ended.len() >= MAX_SESSIONS && !ended.contains_key(&key) {
+            ended.retain(|_, until| *until > now);
+            if ended.len() >= MAX_SESSIONS {
+                if let Some(k) = ended.iter().min_by_key(|(_, u)| **u).map(|(k, _)| *k) {
+                    ended.remove(&k);
+                }
+            }
+        }
+        ended.insert(key, now.saturating_add(ms(self.max)));
+    }
+
+    fn is_buried(&self, key: &Key, now: u64) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|until| *until > now)
+    }
+
+    /// Whether this node holds session `key` now.
+    pub fn holds(&self, key: &Key) -> bool {
+        self.table().contains_key(key)
     }
 
     /// A new session of `user` at `now`; its cookie value (`None`: no randomness).
@@ -194,13 +247,17 @@ impl Sessions {
             Some(u) if self.live(e, now) => {
                 e.used = e.used.max(now);
                 if let Some(share) = self.share.get() {
-                    if now.saturating_sub(e.shared) >= ms(SHARE_EVERY) {
+                    if now.saturating_sub(e.shared) >= ms(SHARE_EVERY)
+                        && share.refresh(*key, e.shared_form())
+                    {
                         e.shared = now;
-                        share.refresh(*key, e.shared_form());
                     }
                 }
                 Some(u)
             }
+            // Ran out, or its user changed or went. Only here: a node whose users lag behind
+            // a change (a cluster's watch) must not end a session begun under the new ones
+            // everywhere; every node finds this alone.
             _ => {
                 t.remove(key);
                 None
@@ -209,11 +266,12 @@ impl Sessions {
     }
 
     /// Ends the session `cookie` (on every node); its user's name, when this node held it.
-    pub async fn end(&self, cookie: &str) -> Option<String> {
+    pub fn end(&self, cookie: &str) -> Option<String> {
         let key = key_of(cookie);
+        self.bury(key, unix_ms(SystemTime::now()));
         let name = self.table().remove(&key).map(|e| e.user);
         if let Some(share) = self.share.get() {
-            share.remove(key).await;
+            share.remove(key);
         }
         name
     }
@@ -242,7 +300,7 @@ impl Sessions {
             used: s.used,
             shared: s.used,
         };
-        if !self.live(&entry, now) {
+        if !self.live(&entry, now) || self.is_buried(&key, now) {
             return false;
         }
         let mut t = self.table();
@@ -258,6 +316,7 @@ impl Sessions {
 
     /// A session another node ended.
     pub fn forget(&self, key: &Key) {
+        self.bury(*key, unix_ms(SystemTime::now()));
         self.table().remove(key);
     }
 
@@ -306,7 +365,7 @@ mod tests {
             "idle"
         );
         let c = s.begin(&u.get("staff").unwrap(), t0).unwrap();
-        assert_eq!(s.end(&c).await.as_deref(), Some("staff"));
+        assert_eq!(s.end(&c).as_deref(), Some("staff"));
         assert!(s.user(&c, &u, t0).is_none(), "logged out");
     }
 
@@ -333,17 +392,17 @@ mod tests {
             self.map.lock().unwrap().insert(key, session);
             Box::pin(std::future::ready(()))
         }
-        fn refresh(&self, key: Key, session: Shared) {
+        fn refresh(&self, key: Key, session: Shared) -> bool {
             self.published
                 .lock()
                 .unwrap()
                 .push((key, Some(session.clone())));
             self.map.lock().unwrap().insert(key, session);
+            true
         }
-        fn remove(&self, key: Key) -> BoxFuture<'static, ()> {
+        fn remove(&self, key: Key) {
             self.published.lock().unwrap().push((key, None));
             self.map.lock().unwrap().remove(&key);
-            Box::pin(std::future::ready(()))
         }
         fn fetch(&self, key: Key) -> BoxFuture<'static, Option<Shared>> {
             Box::pin(std::future::ready(
@@ -380,12 +439,23 @@ mod tests {
         assert!(b.import(refreshed.0, &store.map.lock().unwrap()[&refreshed.0], later));
         assert!(b.user(&c, &u, later + Duration::from_secs(599)).is_some());
         // Logout on a: removed from the store; b forgets it when told.
-        assert_eq!(a.end(&c).await.as_deref(), Some("staff"));
+        assert_eq!(a.end(&c).as_deref(), Some("staff"));
         let (key, gone) = store.published.lock().unwrap().last().cloned().unwrap();
         assert!(gone.is_none() && store.map.lock().unwrap().is_empty());
+        // A lookup that read the store before the logout cannot bring it back on b.
+        let stale = Shared {
+            user: "staff".into(),
+            fingerprint: u.get("staff").unwrap().fingerprint(),
+            began: unix_ms(t0),
+            used: unix_ms(later),
+        };
         b.forget(&key);
         assert!(b.user(&c, &u, later).is_none());
         assert!(!b.fetch(&c, later).await);
+        assert!(
+            !b.import(key, &stale, later),
+            "an ended session stays ended"
+        );
         // A stored session past its age is not taken in.
         let old = Shared {
             user: "staff".into(),
@@ -394,5 +464,16 @@ mod tests {
             used: unix_ms(t0),
         };
         assert!(!b.import([7; 32], &old, t0 + Duration::from_secs(3601)));
+    }
+
+    #[test]
+    fn keys_go_to_hex_and_back() {
+        let k = key_of("a cookie");
+        let hex = key_hex(&k);
+        assert_eq!(hex.len(), 64);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(key_from_hex(&hex), Some(k));
+        assert_eq!(key_from_hex("zz"), None);
+        assert_eq!(key_from_hex(&"g".repeat(64)), None);
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{parse_camera, BoxFuture, CameraList, ChangeError, Manager, ReloadError};
@@ -27,8 +27,6 @@ use crate::obs::redact::redact_url;
 pub const CAMERAS_BUCKET: &str = "camwall_cameras";
 /// Most entries read back (the config's own `max_cameras` is far lower by default).
 const MAX_ENTRIES: usize = 10_000;
-/// How often the watch checks that the connection is still there.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a write expects of the entry it replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,23 +86,22 @@ impl Catalog {
         hub: Arc<Hub>,
         cancel: CancellationToken,
     ) {
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(super::REQUEST_TIMEOUT);
-        loop {
-            if client.connection_state() == async_nats::connection::State::Connected {
-                if let Err(e) = self
-                    .sync_and_watch(&js, &client, &manager, &hub, &cancel)
+        let c = client.clone();
+        let stop = cancel.clone();
+        super::watch::keep_in_step(client, cancel, "camera list", |js| {
+            let (me, client, manager, hub, cancel) = (
+                self.clone(),
+                c.clone(),
+                manager.clone(),
+                hub.clone(),
+                stop.clone(),
+            );
+            async move {
+                me.sync_and_watch(&js, &client, &manager, &hub, &cancel)
                     .await
-                {
-                    debug!("cluster: camera list watch ended: {e}");
-                }
             }
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(CHECK_EVERY) => {}
-            }
-        }
+        })
+        .await
     }
 
     async fn sync_and_watch(
@@ -117,6 +114,7 @@ impl Catalog {
     ) -> Result<(), async_nats::Error> {
         let kv = super::bucket(js, CAMERAS_BUCKET, Duration::ZERO, self.replicas).await?;
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(kv.clone());
+        let mut from = super::watch::last_revision(js, CAMERAS_BUCKET).await?;
         let mut list = read_all(&kv).await?;
         if list.is_empty() && !self.is_synced() {
             let cams = manager.file_cameras().await;
@@ -138,9 +136,9 @@ impl Catalog {
                     Err(e) => return Err(e.into()),
                 }
             }
+            from = super::watch::last_revision(js, CAMERAS_BUCKET).await?;
             list = read_all(&kv).await?;
         }
-        let newest = list.values().map(|(r, _)| *r).max().unwrap_or(0);
         for cam in hub.cameras() {
             if !list.contains_key(cam.id()) {
                 self.apply(manager, cam.id(), None).await;
@@ -150,15 +148,15 @@ impl Catalog {
             self.apply(manager, &id, Some((revision, value))).await;
         }
         self.synced.store(true, Ordering::Relaxed);
-        let mut watch = kv.watch_all_from_revision(newest + 1).await?;
-        let mut check = tokio::time::interval(CHECK_EVERY);
+        let mut watch = kv.watch_all_from_revision(from + 1).await?;
+        let mut check = tokio::time::interval(super::watch::CHECK_EVERY);
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
                 _ = check.tick() => {
-                    if client.connection_state() != async_nats::connection::State::Connected {
-                        return Err("NATS connection lost".into());
+                    if !super::watch::connected(client) {
+                        return Err(super::watch::lost());
                     }
                 }
                 entry = watch.next() => match entry {

@@ -14,6 +14,7 @@ pub mod owner;
 pub mod relay;
 pub mod sessions;
 pub mod users;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -155,9 +156,8 @@ impl Cluster {
         c.manager.set_catalog(c.catalog.clone());
         let users = Arc::new(users::SharedUsers::new(cfg.replicas));
         c.manager.set_user_list(users.clone());
-        let (shared_sessions, session_queue) = sessions::SharedSessions::new(cfg.replicas);
-        let session_table = guard.sessions().clone();
-        session_table.set_share(shared_sessions.clone());
+        let shared_sessions = sessions::SharedSessions::new(cfg.replicas, guard.sessions());
+        guard.sessions().set_share(shared_sessions.clone());
         crate::obs::metrics::set_node_label(&cfg.node);
         let files = Files {
             creds: cfg.credentials.as_ref().map(|p| config_dir.join(p)),
@@ -179,12 +179,7 @@ impl Cluster {
                 }
             };
             tokio::spawn(users.run(client.clone(), me.manager.clone(), cancel.clone()));
-            tokio::spawn(shared_sessions.run(
-                client.clone(),
-                session_table,
-                session_queue,
-                cancel.clone(),
-            ));
+            tokio::spawn(shared_sessions.run(client.clone(), cancel.clone()));
             tokio::spawn(me.catalog.clone().run(
                 client.clone(),
                 me.manager.clone(),

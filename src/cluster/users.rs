@@ -2,12 +2,12 @@
 //! as `server.auth.users` holds them, argon2id hash included) that every node watches and
 //! hands to its access guard through `control::Manager`, so a user logs in on any node.
 //!
-//! An empty bucket is seeded from the first node's config file, as the camera list is. After
-//! any break the node reads the whole list again. An entry that is not a valid user (a hand
+//! An empty bucket is seeded from the first node's config file, once in the cluster's life. Until
+//! a node has read the list it uses its own file's users. After any break the node reads the
+//! whole list again. An entry that is not a valid user (a hand
 //! write to the bucket) is left out with a warning that names it, never its hash.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::auth::{is_argon2id, UserConfig, MAX_USERS};
 use crate::control::{BoxFuture, ChangeError, Manager, UserList};
@@ -23,14 +23,13 @@ use crate::obs::redact::redact_url;
 
 /// The users' bucket.
 pub const USERS_BUCKET: &str = "camwall_users";
-/// How often the watch checks that the connection is still there.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The key that says the bucket was seeded (not a user's: those start with `u.`).
+const SEEDED: &str = "seeded";
 
 /// The users as this node last read them: key → (revision, user).
 pub struct SharedUsers {
     store: Mutex<Option<kv::Store>>,
     users: Mutex<BTreeMap<String, (u64, UserConfig)>>,
-    synced: AtomicBool,
     replicas: usize,
 }
 
@@ -74,7 +73,6 @@ impl SharedUsers {
         Self {
             store: Mutex::new(None),
             users: Mutex::new(BTreeMap::new()),
-            synced: AtomicBool::new(false),
             replicas,
         }
     }
@@ -98,20 +96,14 @@ impl SharedUsers {
         manager: Arc<Manager>,
         cancel: CancellationToken,
     ) {
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(super::REQUEST_TIMEOUT);
-        loop {
-            if client.connection_state() == async_nats::connection::State::Connected {
-                if let Err(e) = self.sync_and_watch(&js, &client, &manager, &cancel).await {
-                    debug!("cluster: user list watch ended: {e}");
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(CHECK_EVERY) => {}
-            }
-        }
+        let c = client.clone();
+        let stop = cancel.clone();
+        super::watch::keep_in_step(client, cancel, "user list", |js| {
+            let (me, client, manager, cancel) =
+                (self.clone(), c.clone(), manager.clone(), stop.clone());
+            async move { me.sync_and_watch(&js, &client, &manager, &cancel).await }
+        })
+        .await
     }
 
     async fn sync_and_watch(
@@ -123,8 +115,16 @@ impl SharedUsers {
     ) -> Result<(), async_nats::Error> {
         let kv = super::bucket(js, USERS_BUCKET, Duration::ZERO, self.replicas).await?;
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(kv.clone());
+        let mut from = super::watch::last_revision(js, USERS_BUCKET).await?;
         let mut list = read_all(&kv).await?;
-        if list.is_empty() && !self.synced.load(Ordering::Relaxed) {
+        // The list is seeded once in the cluster's life (the marker says it was): a list
+        // emptied by its admins stays empty when a node restarts with users in its file.
+        let first = match kv.create(SEEDED, Bytes::from_static(b"1")).await {
+            Ok(_) => true,
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e.into()),
+        };
+        if list.is_empty() && first {
             let users = manager.file_users().await;
             if !users.is_empty() {
                 info!(
@@ -141,33 +141,37 @@ impl SharedUsers {
                     Err(e) => return Err(e.into()),
                 }
             }
+            from = super::watch::last_revision(js, USERS_BUCKET).await?;
             list = read_all(&kv).await?;
         }
-        let newest = list.values().map(|(r, _)| *r).max().unwrap_or(0);
         *self.map() = list;
-        self.synced.store(true, Ordering::Relaxed);
-        manager.apply_shared_users(self.users());
-        let mut watch = kv.watch_all_from_revision(newest + 1).await?;
-        let mut check = tokio::time::interval(CHECK_EVERY);
+        manager.apply_user_list();
+        let mut watch = kv.watch_all_from_revision(from + 1).await?;
+        let mut check = tokio::time::interval(super::watch::CHECK_EVERY);
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
                 _ = check.tick() => {
-                    if client.connection_state() != async_nats::connection::State::Connected {
-                        return Err("NATS connection lost".into());
+                    if !super::watch::connected(client) {
+                        return Err(super::watch::lost());
                     }
                 }
                 entry = watch.next() => match entry {
                     None => return Ok(()),
                     Some(Err(e)) => return Err(e.into()),
                     Some(Ok(e)) => {
+                        if e.key == SEEDED {
+                            continue;
+                        }
                         let user = (e.operation == kv::Operation::Put)
                             .then(|| parse(&e.key, &e.value))
                             .flatten();
                         {
                             let mut map = self.map();
                             match user {
+                                // Not over a newer revision this node wrote meanwhile.
+                                Some(_) if map.get(&e.key).is_some_and(|(r, _)| *r > e.revision) => {}
                                 Some(u) if map.len() < MAX_USERS || map.contains_key(&e.key) => {
                                     map.insert(e.key.clone(), (e.revision, u));
                                 }
@@ -177,7 +181,7 @@ impl SharedUsers {
                                 }
                             }
                         }
-                        manager.apply_shared_users(self.users());
+                        manager.apply_user_list();
                     }
                 }
             }
@@ -199,7 +203,7 @@ async fn read_all(
         }
     }
     let mut out = BTreeMap::new();
-    for key in names {
+    for key in names.into_iter().filter(|k| k != SEEDED) {
         if let Some(e) = kv.entry(key.as_str()).await? {
             if e.operation == kv::Operation::Put {
                 if let Some(u) = parse(&key, &e.value) {
@@ -234,7 +238,11 @@ impl SharedUsers {
                 }
             })?,
         };
-        self.map().insert(key, (revision, user));
+        let mut map = self.map();
+        // The watch may have brought a newer revision already.
+        if map.get(&key).is_none_or(|(r, _)| *r < revision) {
+            map.insert(key, (revision, user));
+        }
         Ok(())
     }
 

@@ -223,7 +223,7 @@ async fn logout(parts: Parts, s: WebState) -> Response {
         return ApiError::from(r).into_response();
     }
     let ended = match parts.cookie.as_deref() {
-        Some(c) => s.guard.sessions().end(c).await,
+        Some(c) => s.guard.sessions().end(c),
         None => None,
     };
     if let Some(user) = &ended {

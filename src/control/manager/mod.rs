@@ -169,6 +169,8 @@ pub struct Manager {
     on_auth: std::sync::OnceLock<AuthHook>,
     /// Cluster mode: where users are stored instead of the config file.
     user_list: std::sync::OnceLock<Arc<dyn UserList>>,
+    /// Held while the user list is read and handed to the guard.
+    user_apply: Mutex<()>,
 }
 
 /// What a reload hands `server.auth` to.
@@ -248,6 +250,7 @@ impl Manager {
             owned: clustered.then(|| Mutex::new(std::collections::HashSet::new())),
             on_auth: std::sync::OnceLock::new(),
             user_list: std::sync::OnceLock::new(),
+            user_apply: Mutex::new(()),
         });
         for cam in hub.cameras() {
             m.start_worker(&cam);

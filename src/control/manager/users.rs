@@ -4,7 +4,7 @@
 //! at once (the hook a reload uses): a user changed or removed loses their sessions. The API
 //! never answers a hash. In a cluster the users live in the shared [`UserList`] instead (the
 //! file's users only seed an empty one), and every node applies a change as its watch brings
-//! it ([`Manager::apply_shared_users`]).
+//! it ([`Manager::apply_user_list`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -105,12 +105,25 @@ impl Manager {
     }
 
     /// Hands `users` to the access guard (a changed or removed user's sessions end).
-    pub fn apply_shared_users(&self, users: Vec<UserConfig>) {
+    fn apply_users(&self, users: Vec<UserConfig>) {
         if let Some(hook) = self.on_auth.get() {
             hook(&AuthConfig {
                 users,
                 ..AuthConfig::default()
             });
+        }
+    }
+
+    /// Hands the cluster's user list, as it is now, to the access guard: its watch after each
+    /// change it brings, the API after each change it makes. Read and handed over under one
+    /// lock, so an older list never replaces a newer one.
+    pub fn apply_user_list(&self) {
+        if let Some(list) = self.user_list.get() {
+            let _one = self
+                .user_apply
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.apply_users(list.users());
         }
     }
 
@@ -123,10 +136,15 @@ impl Manager {
     ) -> Result<(), ChangeError> {
         let _serial = self.changes.lock().await;
         match self.user_list.get() {
-            Some(list) => shared(list.as_ref()).await?,
-            None => self.file.edit(|doc| edit(users_mut(doc)?)).await?,
+            Some(list) => {
+                shared(list.as_ref()).await?;
+                self.apply_user_list();
+            }
+            None => {
+                self.file.edit(|doc| edit(users_mut(doc)?)).await?;
+                self.apply_users(self.file.users().await);
+            }
         }
-        self.apply_shared_users(self.stored_users().await);
         Ok(())
     }
 
