@@ -268,8 +268,11 @@ impl Sessions {
     /// Ends the session `cookie` (on every node); its user's name, when this node held it.
     pub fn end(&self, cookie: &str) -> Option<String> {
         let key = key_of(cookie);
-        self.bury(key, unix_ms(SystemTime::now()));
-        let name = self.table().remove(&key).map(|e| e.user);
+        let name = {
+            let mut t = self.table();
+            self.bury(key, unix_ms(SystemTime::now()));
+            t.remove(&key).map(|e| e.user)
+        };
         if let Some(share) = self.share.get() {
             share.remove(key);
         }
@@ -300,10 +303,12 @@ impl Sessions {
             used: s.used,
             shared: s.used,
         };
+        // The table's lock first, then the ended list's, here as in `end` and `forget`: an
+        // end cannot fall between the check and the insert.
+        let mut t = self.table();
         if !self.live(&entry, now) || self.is_buried(&key, now) {
             return false;
         }
-        let mut t = self.table();
         match t.get_mut(&key) {
             Some(e) => {
                 e.used = e.used.max(s.used);
@@ -316,8 +321,9 @@ impl Sessions {
 
     /// A session another node ended.
     pub fn forget(&self, key: &Key) {
+        let mut t = self.table();
         self.bury(*key, unix_ms(SystemTime::now()));
-        self.table().remove(key);
+        t.remove(key);
     }
 
     #[cfg(test)]

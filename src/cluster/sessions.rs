@@ -121,9 +121,28 @@ impl SharedSessions {
                 break;
             }
         }
+        let complete = names.len() < MAX_SESSIONS;
+        let mut present = std::collections::HashSet::new();
         for name in names {
+            if let Some(key) = key_from_hex(&name) {
+                present.insert(key);
+            }
             if let Some(e) = kv.entry(name.as_str()).await? {
                 self.take_in(&sessions, &e);
+            }
+        }
+        // Sessions ended elsewhere during a break are no longer in the bucket, and their
+        // purge is older than the watch's start: each one this node saw there ends here too.
+        if complete {
+            let gone: Vec<Key> = self
+                .revisions()
+                .keys()
+                .filter(|k| !present.contains(*k))
+                .copied()
+                .collect();
+            for key in gone {
+                self.saw(key, None);
+                sessions.forget(&key);
             }
         }
         self.connected.store(true, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! as `server.auth.users` holds them, argon2id hash included) that every node watches and
 //! hands to its access guard through `control::Manager`, so a user logs in on any node.
 //!
-//! An empty bucket is seeded from the first node's config file, once in the cluster's life. Until
+//! The bucket is seeded from the first node's config file, once in the cluster's life. Until
 //! a node has read the list it uses its own file's users. After any break the node reads the
 //! whole list again. An entry that is not a valid user (a hand
 //! write to the bucket) is left out with a warning that names it, never its hash.
@@ -117,19 +117,15 @@ impl SharedUsers {
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(kv.clone());
         let mut from = super::watch::last_revision(js, USERS_BUCKET).await?;
         let mut list = read_all(&kv).await?;
-        // The list is seeded once in the cluster's life (the marker says it was): a list
-        // emptied by its admins stays empty when a node restarts with users in its file.
-        let first = match kv.create(SEEDED, Bytes::from_static(b"1")).await {
-            Ok(_) => true,
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e.into()),
-        };
-        if list.is_empty() && first {
+        // The list is seeded once in the cluster's life: the marker, written once every user
+        // of the seed is, says it was. A list its admins emptied then stays empty when a node
+        // restarts with users in its file; a seed cut short is completed (creates only).
+        if kv.entry(SEEDED).await?.is_none() {
             let users = manager.file_users().await;
             if !users.is_empty() {
                 info!(
                     users = users.len(),
-                    "cluster: seeding the empty user list from the config file"
+                    "cluster: seeding the user list from the config file"
                 );
             }
             for u in users {
@@ -140,6 +136,11 @@ impl SharedUsers {
                     Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+            match kv.create(SEEDED, Bytes::from_static(b"1")).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
             }
             from = super::watch::last_revision(js, USERS_BUCKET).await?;
             list = read_all(&kv).await?;
@@ -196,14 +197,18 @@ async fn read_all(
     let mut keys = kv.keys().await?;
     let mut names = Vec::new();
     while let Some(k) = keys.next().await {
-        names.push(k?);
+        let k = k?;
+        if k == SEEDED {
+            continue;
+        }
+        names.push(k);
         if names.len() >= MAX_USERS {
             warn!("cluster: the user list holds more than {MAX_USERS} users; the rest are ignored");
             break;
         }
     }
     let mut out = BTreeMap::new();
-    for key in names.into_iter().filter(|k| k != SEEDED) {
+    for key in names {
         if let Some(e) = kv.entry(key.as_str()).await? {
             if e.operation == kv::Operation::Put {
                 if let Some(u) = parse(&key, &e.value) {
