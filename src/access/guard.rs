@@ -282,9 +282,9 @@ impl Guard {
         self.auth.is_open() && self.users().is_empty()
     }
 
-    /// Whether a login from this browser request may proceed (not sent by another site's
-    /// page: a forced login would make the victim act as the attacker's user).
-    pub fn login_allowed(&self, asking: &Asking<'_>) -> Result<(), Refused> {
+    /// Whether a change (a login too) from this browser request may proceed: not sent by
+    /// another site's page (a forced login would make the victim act as the attacker's user).
+    pub fn same_site(&self, asking: &Asking<'_>) -> Result<(), Refused> {
         if cross_site_refused(
             asking.method,
             asking.origin,
@@ -338,15 +338,7 @@ impl Guard {
         match access {
             Access::View => self.principal(asking, Role::Viewer),
             Access::Change => {
-                if cross_site_refused(
-                    asking.method,
-                    asking.origin,
-                    asking.host,
-                    asking.sec_fetch_site,
-                    &self.allowed_origins,
-                ) {
-                    return Err(Refused::CrossSite);
-                }
+                self.same_site(asking)?;
                 self.principal(asking, Role::Admin)
             }
             Access::Socket => {

@@ -135,7 +135,7 @@ fn described(p: &Principal, login: bool) -> serde_json::Value {
 async fn login(parts: Parts, body: Bytes, s: WebState) -> Response {
     let guard = &s.guard;
     let asking = parts.asking();
-    if let Err(r) = guard.login_allowed(&asking) {
+    if let Err(r) = guard.same_site(&asking) {
         return ApiError::from(r).into_response();
     }
     let req: LoginReq = match serde_json::from_slice(&body) {
@@ -219,7 +219,7 @@ fn secure(s: &WebState) -> bool {
 
 async fn logout(parts: Parts, s: WebState) -> Response {
     let asking = parts.asking();
-    if let Err(r) = s.guard.login_allowed(&asking) {
+    if let Err(r) = s.guard.same_site(&asking) {
         return ApiError::from(r).into_response();
     }
     let ended = match parts.cookie.as_deref() {
